@@ -1,0 +1,112 @@
+"""The architecture registry: a name maps to a (generator class, discriminator class) pair.
+
+Contract every registered pair keeps (the trainer, the model file and the tests rely on it):
+
+* ``G(num_classes=, channels=, image_size=, z_dim=, **arch_kwargs)``;
+  ``G.forward(z: (N, z_dim) float, labels: (N,) int64) -> (N, C, H, W) float in [-1, 1]``;
+  attributes ``num_classes, channels, image_size, z_dim`` and ``config``: the dict of every
+  constructor argument (JSON-serialisable), so ``type(G)(**G.config)`` rebuilds it.
+* ``D(num_classes=, channels=, image_size=, **arch_kwargs)``;
+  ``D.forward(x: (N, C, H, W) float, labels: (N,) int64) -> (N,) float logits``.
+* Each class has ``SUPPORTED_SIZES`` (tuple of ints) and ``DEFAULTS`` (dict of arch kwargs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from ganaug.errors import GanaugConfigError, did_you_mean
+
+_ARCHS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {}
+
+
+def register_arch(name: str) -> Callable[[Callable[[], tuple]], Callable[[], tuple]]:
+    """Register ``fn() -> (GeneratorClass, DiscriminatorClass)`` under ``name``.
+
+    Raises:
+        GanaugConfigError: ``name`` is already registered.
+    """
+
+    def decorator(fn):
+        if name in _ARCHS:
+            raise GanaugConfigError(f"Arch '{name}' is already registered; pick another name.")
+        _ARCHS[name] = fn()
+        return fn
+
+    return decorator
+
+
+def _ensure_builtin() -> None:
+    # Importing the family modules runs their @register_arch decorators.
+    import ganaug.models.dcgan  # noqa: F401
+    import ganaug.models.resnet  # noqa: F401
+
+
+def list_archs() -> list[str]:
+    """Names of every registered architecture, sorted."""
+    _ensure_builtin()
+    return sorted(_ARCHS)
+
+
+def _lookup(arch: str) -> tuple[type[nn.Module], type[nn.Module]]:
+    _ensure_builtin()
+    if arch not in _ARCHS:
+        raise GanaugConfigError(
+            f"Unknown arch '{arch}'. Available: {', '.join(sorted(_ARCHS))}."
+            + did_you_mean(arch, _ARCHS)
+        )
+    return _ARCHS[arch]
+
+
+def _check_size(cls: type[nn.Module], arch: str, image_size: int) -> None:
+    sizes = getattr(cls, "SUPPORTED_SIZES", ())
+    if image_size not in sizes:
+        raise GanaugConfigError(
+            f"Arch '{arch}' cannot make {image_size}x{image_size} images; it supports sizes "
+            f"{', '.join(map(str, sizes))}. Resize the data with --size (one of those)."
+        )
+
+
+def arch_defaults(arch: str) -> dict[str, Any]:
+    """The default extra constructor arguments (widths, ...) of ``arch``."""
+    gen_cls, _ = _lookup(arch)
+    return dict(getattr(gen_cls, "DEFAULTS", {}))
+
+
+def build_generator(
+    arch: str, *, num_classes: int, channels: int = 3, image_size: int = 32, z_dim: int = 128,
+    **arch_kwargs: Any,
+) -> nn.Module:
+    """Build the conditional generator of ``arch``.
+
+    Raises:
+        GanaugConfigError: unknown arch, unsupported image size, or bad channels/classes.
+    """
+    gen_cls, _ = _lookup(arch)
+    _check_common(arch, num_classes, channels)
+    _check_size(gen_cls, arch, image_size)
+    return gen_cls(
+        num_classes=num_classes, channels=channels, image_size=image_size, z_dim=z_dim,
+        **arch_kwargs,
+    )
+
+
+def build_discriminator(
+    arch: str, *, num_classes: int, channels: int = 3, image_size: int = 32, **arch_kwargs: Any
+) -> nn.Module:
+    """Build the conditional discriminator of ``arch`` (returns logits of shape ``(N,)``)."""
+    _, disc_cls = _lookup(arch)
+    _check_common(arch, num_classes, channels)
+    _check_size(disc_cls, arch, image_size)
+    return disc_cls(num_classes=num_classes, channels=channels, image_size=image_size, **arch_kwargs)
+
+
+def _check_common(arch: str, num_classes: int, channels: int) -> None:
+    if channels not in (1, 3):
+        raise GanaugConfigError(f"channels must be 1 or 3, got {channels} (arch '{arch}').")
+    if num_classes < 2:
+        raise GanaugConfigError(
+            f"A class-conditional GAN needs at least 2 classes, got num_classes={num_classes}."
+        )

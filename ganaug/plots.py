@@ -1,0 +1,118 @@
+"""Pictures people would rather look at than read: class grids, loss curves, result charts.
+
+matplotlib is imported inside the functions (Agg backend) so ``import ganaug`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ganaug._files import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def class_rows(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+               per_row: int) -> torch.Tensor:
+    """Arrange images into ``num_classes`` rows of ``per_row`` (blank where a class has fewer).
+
+    Args:
+        images: ``(N, C, H, W) uint8``.
+        labels: ``(N,)`` int64 in ``[0, num_classes)``.
+
+    Returns:
+        ``(num_classes * per_row, C, H, W) uint8``, row-major.
+    """
+    _, c, h, w = images.shape
+    out = torch.zeros(num_classes * per_row, c, h, w, dtype=torch.uint8)
+    for k in range(num_classes):
+        idx = (labels == k).nonzero().flatten()[:per_row]
+        out[k * per_row:k * per_row + len(idx)] = images[idx].cpu()
+    return out
+
+
+def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+                    path: str | Path, *, per_row: int = 8, title: str | None = None,
+                    row_classes: Sequence[int] | None = None) -> Path:
+    """Save a grid with one row per class and the class names as row labels.
+
+    Args:
+        images: ``(N, C, H, W) uint8`` (C is 1 or 3).
+        labels: ``(N,)`` int64 class indices into ``class_names``.
+        class_names: all class names of the dataset or generator.
+        path: the PNG to write (atomically).
+        per_row: images per class row.
+        title: optional figure title.
+        row_classes: which classes get a row (default: all), in order.
+
+    Returns:
+        The written path.
+    """
+    from torchvision.utils import make_grid
+
+    plt = _pyplot()
+    rows = list(range(len(class_names))) if row_classes is None else list(row_classes)
+    remap = torch.full((len(class_names),), -1, dtype=torch.int64)
+    remap[torch.tensor(rows, dtype=torch.int64)] = torch.arange(len(rows))
+    labels = labels.cpu().long()
+    keep = remap[labels] >= 0
+    grid_imgs = class_rows(images[keep.to(images.device)].cpu(), remap[labels[keep]], len(rows),
+                           per_row)
+    pad = 2
+    grid = make_grid(grid_imgs, nrow=per_row, padding=pad, pad_value=255)
+    _, h, w = grid_imgs.shape[1:]
+    arr = grid.permute(1, 2, 0).numpy()
+    scale = max(1.0, 48 / h)  # keep tiny images readable
+    fig_w = (arr.shape[1] * scale) / 100 + 1.6
+    fig_h = (arr.shape[0] * scale) / 100 + (0.4 if title else 0.1)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=100)
+    ax.imshow(arr.squeeze(-1) if arr.shape[-1] == 1 else arr,
+              cmap="gray" if arr.shape[-1] == 1 else None, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(len(rows))])
+    ax.set_yticklabels([class_names[k] for k in rows], fontsize=9)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def save_loss_plot(records: Sequence[dict], path: str | Path,
+                   keys: Sequence[str] = ("loss_d", "loss_g"), *, x: str = "step",
+                   title: str | None = None) -> Path:
+    """Plot the ``keys`` of metric records (dicts, e.g. read from ``metrics.jsonl``) against ``x``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for key in keys:
+        pts = [(r[x], r[key]) for r in records if key in r and x in r]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, label=key, linewidth=1.2)
+    ax.set_xlabel(x)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
