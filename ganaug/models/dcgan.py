@@ -1,0 +1,153 @@
+"""The classic conditional DCGAN (Radford et al. 2016, https://arxiv.org/abs/1511.06434).
+
+Generator: ``[z, embed(y)]`` -> transposed convs with BatchNorm + ReLU, halving the channels at
+each doubling, tanh output. Discriminator: strided convs with LeakyReLU(0.2) (no norm on the
+first layer), spectral norm on every layer by default (Miyato et al. 2018) or BatchNorm without
+it, and a projection head (Miyato & Koyama 2018). Weights start from N(0, 0.02) as in DCGAN.
+``width`` is the channel count next to the image (DCGAN's ngf/ndf = 64); the layer nearest the
+4x4 (7x7 for 28) bottleneck has ``width * 2**(n-1)`` channels, n = number of doublings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganaug.models.layers import (
+    check_common,
+    check_image_size,
+    check_no_extra_kwargs,
+    check_positive_int,
+    init_weights,
+    maybe_sn,
+    projection_logits,
+    resolution_plan,
+    SUPPORTED_SIZES,
+)
+from ganaug.models.registry import register_arch
+
+ARCH = "dcgan"
+
+
+def _init_dcgan(module: nn.Module) -> None:
+    # DCGAN: conv/linear ~ N(0, 0.02), BatchNorm gain ~ N(1, 0.02), biases 0.
+    init_weights(module, "normal")
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """Conditional DCGAN generator.
+
+    Args:
+        num_classes: number of classes (>= 2).
+        channels: 1 or 3 image channels.
+        image_size: one of ``SUPPORTED_SIZES``.
+        z_dim: noise size.
+        width: channels of the last hidden layer (DCGAN's ngf); default 64.
+        embed_dim: size of the class embedding concatenated to ``z``; default 64.
+    """
+
+    SUPPORTED_SIZES = SUPPORTED_SIZES
+    DEFAULTS: dict[str, Any] = {"width": 64, "embed_dim": 64}
+
+    def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
+                 z_dim: int = 128, width: int = 64, embed_dim: int = 64, **extra: Any) -> None:
+        super().__init__()
+        check_no_extra_kwargs(ARCH, "generator", extra, self.DEFAULTS)
+        check_common(ARCH, num_classes, channels)
+        check_image_size(ARCH, image_size)
+        check_positive_int(ARCH, "z_dim", z_dim)
+        check_positive_int(ARCH, "width", width)
+        check_positive_int(ARCH, "embed_dim", embed_dim)
+        self.num_classes, self.channels, self.image_size, self.z_dim = (
+            num_classes, channels, image_size, z_dim)
+        self.config = {"num_classes": num_classes, "channels": channels,
+                       "image_size": image_size, "z_dim": z_dim, "width": width,
+                       "embed_dim": embed_dim}
+
+        start, n_up = resolution_plan(image_size)
+        ch = width * 2 ** (n_up - 1)
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        # A start x start transposed conv on a 1x1 input is DCGAN's "project and reshape".
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim + embed_dim, ch, start, 1, 0, bias=False),
+            nn.BatchNorm2d(ch), nn.ReLU(inplace=True),
+        ]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2 or 1, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch // 2 or 1), nn.ReLU(inplace=True)]
+            ch = ch // 2 or 1
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        _init_dcgan(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``z`` (N, z_dim) float, ``labels`` (N,) int64 -> (N, C, H, W) float in [-1, 1]."""
+        h = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
+        return self.net(h[:, :, None, None])
+
+
+class DCGANDiscriminator(nn.Module):
+    """Conditional DCGAN discriminator with a projection head.
+
+    Args:
+        num_classes: number of classes (>= 2).
+        channels: 1 or 3 image channels.
+        image_size: one of ``SUPPORTED_SIZES``.
+        width: channels of the first conv (DCGAN's ndf); default 64.
+        spectral_norm: spectral norm on every layer (default True); when False the hidden
+            convs use BatchNorm instead, as in the original DCGAN.
+    """
+
+    SUPPORTED_SIZES = SUPPORTED_SIZES
+    DEFAULTS: dict[str, Any] = {"width": 64, "spectral_norm": True}
+
+    def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
+                 width: int = 64, spectral_norm: bool = True, **extra: Any) -> None:
+        super().__init__()
+        check_no_extra_kwargs(ARCH, "discriminator", extra, self.DEFAULTS)
+        check_common(ARCH, num_classes, channels)
+        check_image_size(ARCH, image_size)
+        check_positive_int(ARCH, "width", width)
+        self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
+        self.config = {"num_classes": num_classes, "channels": channels,
+                       "image_size": image_size, "width": width,
+                       "spectral_norm": bool(spectral_norm)}
+
+        start, n_down = resolution_plan(image_size)
+        sn = bool(spectral_norm)
+        convs = [nn.Conv2d(channels, width, 4, 2, 1)]
+        chs = [width]
+        for _ in range(n_down - 1):
+            convs.append(nn.Conv2d(chs[-1], chs[-1] * 2, 4, 2, 1, bias=sn))
+            chs.append(chs[-1] * 2)
+        features = chs[-1] * start * start
+        linear = nn.Linear(features, 1)
+        embed = nn.Embedding(num_classes, features)
+        _init_dcgan(nn.ModuleList([*convs, linear, embed]))
+
+        layers: list[nn.Module] = []
+        for i, (conv, ch) in enumerate(zip(convs, chs)):
+            layers.append(maybe_sn(conv, sn))
+            if i > 0 and not sn:
+                layers.append(nn.BatchNorm2d(ch))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.linear = maybe_sn(linear, sn)
+        self.embed = maybe_sn(embed, sn)
+        _init_dcgan(nn.ModuleList(m for m in self.net if isinstance(m, nn.BatchNorm2d)))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, C, H, W) float in [-1, 1], ``labels`` (N,) int64 -> (N,) logits."""
+        return projection_logits(self.net(x), labels, self.linear, self.embed)
+
+
+@register_arch(ARCH)
+def dcgan() -> tuple[type[nn.Module], type[nn.Module]]:
+    """The conditional DCGAN pair."""
+    return DCGANGenerator, DCGANDiscriminator

@@ -1,0 +1,179 @@
+"""Building blocks shared by the architecture families: checks, init, spectral norm, conditional BN.
+
+The conditional BatchNorm follows BigGAN's "shared embedding" (Brock et al. 2019,
+https://arxiv.org/abs/1809.11096): one class embedding feeds per-layer linear projections to a
+gain (centred on 1) and a bias.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganaug.errors import GanaugConfigError
+
+#: Image sizes every built-in family supports; 28 (MNIST) starts from 7x7, the rest from 4x4.
+SUPPORTED_SIZES = (16, 28, 32, 64)
+
+#: Weight init schemes: DCGAN's N(0, 0.02) (Radford et al. 2016) and BigGAN's orthogonal.
+INIT_SCHEMES = ("normal", "orthogonal")
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of ``module`` (shared parameters counted once).
+
+    Args:
+        module: any ``nn.Module``.
+        trainable_only: count only parameters with ``requires_grad``.
+
+    Returns:
+        The total number of elements.
+    """
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def check_positive_int(arch: str, name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` as int, or raise if it is not an integer ``>= minimum``.
+
+    Raises:
+        GanaugConfigError: ``value`` is not an int (bools refused) or is below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GanaugConfigError(
+            f"Arch '{arch}': {name} must be an integer >= {minimum}, got {value!r}. "
+            f"Pass {name}={max(minimum, 8)} or larger (e.g. width=64)."
+        )
+    return int(value)
+
+
+def check_choice(arch: str, name: str, value: Any, choices: tuple) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise a GanaugConfigError naming them."""
+    from ganaug.errors import did_you_mean
+
+    if value not in choices:
+        raise GanaugConfigError(
+            f"Arch '{arch}': {name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+            + did_you_mean(value, choices)
+        )
+    return value
+
+
+def check_image_size(arch: str, image_size: Any) -> int:
+    """Validate ``image_size`` against :data:`SUPPORTED_SIZES` (for direct class construction).
+
+    Raises:
+        GanaugConfigError: the size is not supported.
+    """
+    if image_size not in SUPPORTED_SIZES:
+        raise GanaugConfigError(
+            f"Arch '{arch}' cannot make {image_size}x{image_size} images; it supports sizes "
+            f"{', '.join(map(str, SUPPORTED_SIZES))}. Resize the data with --size (one of those)."
+        )
+    return int(image_size)
+
+
+def check_common(arch: str, num_classes: Any, channels: Any) -> None:
+    """Validate ``num_classes >= 2`` and ``channels in (1, 3)``."""
+    check_positive_int(arch, "num_classes", num_classes, minimum=2)
+    if channels not in (1, 3):
+        raise GanaugConfigError(
+            f"Arch '{arch}': channels must be 1 (grey) or 3 (RGB), got {channels!r}."
+        )
+
+
+def resolution_plan(image_size: int) -> tuple[int, int]:
+    """``(start_resolution, n_doublings)`` so that ``start * 2**n == image_size``.
+
+    28 starts from 7x7 (two doublings); 16, 32 and 64 start from 4x4.
+    """
+    start = 7 if image_size % 7 == 0 else 4
+    return start, int(round(math.log2(image_size // start)))
+
+
+def init_weights(module: nn.Module, scheme: str) -> None:
+    """Initialise conv/linear/embedding weights in place and zero their biases.
+
+    Args:
+        module: a module tree; only ``nn.Conv2d``, ``nn.ConvTranspose2d``, ``nn.Linear`` and
+            ``nn.Embedding`` leaves are touched (BatchNorm keeps its own 1/0 init).
+        scheme: ``"normal"`` = N(0, 0.02) as in DCGAN; ``"orthogonal"`` as in BigGAN.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            if scheme == "orthogonal":
+                nn.init.orthogonal_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
+def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
+    """Wrap ``module`` in spectral norm (Miyato et al. 2018) when ``enabled``.
+
+    Call after :func:`init_weights`: the parametrization keeps the initialised weight as its
+    ``original`` and normalises it on every forward in train mode.
+    """
+    if not enabled:
+        return module
+    return nn.utils.parametrizations.spectral_norm(module)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm whose per-channel gain and bias are linear functions of a class embedding.
+
+    ``out = BN(x) * (1 + W_g e) + W_b e`` with ``e`` the shared class embedding; the gain is
+    centred on 1 so a fresh layer behaves like plain BatchNorm.
+
+    Args:
+        num_features: channels C of the input.
+        embed_dim: size of the shared embedding ``e``.
+    """
+
+    def __init__(self, num_features: int, embed_dim: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.gain = nn.Linear(embed_dim, num_features, bias=False)
+        self.bias = nn.Linear(embed_dim, num_features, bias=False)
+
+    def forward(self, x: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, C, H, W), ``embed`` (N, embed_dim) -> (N, C, H, W)."""
+        gain = 1.0 + self.gain(embed)
+        bias = self.bias(embed)
+        return self.bn(x) * gain[:, :, None, None] + bias[:, :, None, None]
+
+
+def projection_logits(
+    h: torch.Tensor, labels: torch.Tensor, linear: nn.Module, embed: nn.Module
+) -> torch.Tensor:
+    """Projection discriminator head (Miyato & Koyama 2018, https://arxiv.org/abs/1802.05637).
+
+    Args:
+        h: (N, F) pooled features.
+        labels: (N,) int64 class indices.
+        linear: ``F -> 1`` layer (psi).
+        embed: ``num_classes -> F`` embedding.
+
+    Returns:
+        (N,) logits ``psi(h) + <embed(y), h>``.
+    """
+    return linear(h).squeeze(1) + (embed(labels) * h).sum(dim=1)
+
+
+def check_no_extra_kwargs(arch: str, role: str, extra: dict, defaults: dict) -> None:
+    """Raise if ``extra`` holds keyword arguments the class does not know.
+
+    Raises:
+        GanaugConfigError: names the unknown keys and lists the accepted ones.
+    """
+    if extra:
+        from ganaug.errors import did_you_mean
+
+        name = sorted(extra)[0]
+        raise GanaugConfigError(
+            f"Arch '{arch}' {role} got unknown argument(s) {', '.join(sorted(extra))}; it accepts "
+            f"{', '.join(sorted(defaults))}." + did_you_mean(name, defaults)
+        )
