@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ganaug.models.layers import (
+    SUPPORTED_SIZES,
     check_common,
     check_image_size,
     check_no_extra_kwargs,
@@ -24,7 +25,6 @@ from ganaug.models.layers import (
     maybe_sn,
     projection_logits,
     resolution_plan,
-    SUPPORTED_SIZES,
 )
 from ganaug.models.registry import register_arch
 
