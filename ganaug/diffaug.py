@@ -11,8 +11,8 @@ dtype and device, so ``torch.manual_seed`` (or restored RNG states) makes it rep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -8,7 +8,7 @@ tiny :class:`LeCamEMA` helper. Formulas: hinge (Lim & Ye 2017), non-saturating (
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

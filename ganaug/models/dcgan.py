@@ -10,7 +10,7 @@ it, and a projection head (Miyato & Koyama 2018). Weights start from N(0, 0.02) 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -53,7 +53,7 @@ class DCGANGenerator(nn.Module):
     """
 
     SUPPORTED_SIZES = SUPPORTED_SIZES
-    DEFAULTS: dict[str, Any] = {"width": 64, "embed_dim": 64}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 64, "embed_dim": 64}
 
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  z_dim: int = 128, width: int = 64, embed_dim: int = 64, **extra: Any) -> None:
@@ -105,7 +105,7 @@ class DCGANDiscriminator(nn.Module):
     """
 
     SUPPORTED_SIZES = SUPPORTED_SIZES
-    DEFAULTS: dict[str, Any] = {"width": 64, "spectral_norm": True}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 64, "spectral_norm": True}
 
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  width: int = 64, spectral_norm: bool = True, **extra: Any) -> None:

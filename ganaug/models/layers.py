@@ -7,7 +7,6 @@ gain (centred on 1) and a bias.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -90,7 +89,7 @@ def resolution_plan(image_size: int) -> tuple[int, int]:
     28 starts from 7x7 (two doublings); 16, 32 and 64 start from 4x4.
     """
     start = 7 if image_size % 7 == 0 else 4
-    return start, int(round(math.log2(image_size // start)))
+    return start, (image_size // start).bit_length() - 1
 
 
 def init_weights(module: nn.Module, scheme: str) -> None:
@@ -172,7 +171,7 @@ def check_no_extra_kwargs(arch: str, role: str, extra: dict, defaults: dict) -> 
     if extra:
         from ganaug.errors import did_you_mean
 
-        name = sorted(extra)[0]
+        name = min(extra)
         raise GanaugConfigError(
             f"Arch '{arch}' {role} got unknown argument(s) {', '.join(sorted(extra))}; it accepts "
             f"{', '.join(sorted(defaults))}." + did_you_mean(name, defaults)

@@ -13,7 +13,7 @@ for G and ``width=128`` for D, ``embed_dim=128``. Weights are initialised orthog
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +108,7 @@ class ResNetGenerator(nn.Module):
     """
 
     SUPPORTED_SIZES = SUPPORTED_SIZES
-    DEFAULTS: dict[str, Any] = {"width": 256, "embed_dim": 128}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 256, "embed_dim": 128}
 
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  z_dim: int = 128, width: int = 256, embed_dim: int = 128, **extra: Any) -> None:
@@ -154,7 +154,7 @@ class ResNetDiscriminator(nn.Module):
     """
 
     SUPPORTED_SIZES = SUPPORTED_SIZES
-    DEFAULTS: dict[str, Any] = {"width": 128}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 128}
 
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  width: int = 128, **extra: Any) -> None:
