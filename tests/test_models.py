@@ -1,0 +1,146 @@
+"""Tests of the registered GAN architectures (every arch x size x channel count)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from ganaug.errors import GanaugConfigError
+from ganaug.models import arch_defaults, build_discriminator, build_generator, list_archs
+from ganaug.models.layers import ConditionalBatchNorm2d, count_parameters
+
+SIZES = (16, 28, 32, 64)
+Z_DIM = 8
+
+
+def _pair(arch: str, size: int, channels: int) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    g = build_generator(arch, num_classes=3, channels=channels, image_size=size, z_dim=Z_DIM,
+                        width=8)
+    d = build_discriminator(arch, num_classes=3, channels=channels, image_size=size, width=8)
+    return g, d
+
+
+def _inputs(n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(n, Z_DIM, generator=gen), torch.tensor([0, 2, 1, 0][:n])
+
+
+def test_builtin_archs_registered():
+    assert {"dcgan", "resnet"} <= set(list_archs())
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("arch", list_archs())
+def test_shapes_range_and_gradients(arch, size, channels):
+    g, d = _pair(arch, size, channels)
+    z, labels = _inputs()
+    fake = g(z, labels)
+    assert fake.shape == (2, channels, size, size)
+    assert fake.dtype == torch.float32
+    assert fake.min() >= -1.0 and fake.max() <= 1.0
+    logits = d(fake, labels)
+    assert logits.shape == (2,)
+    logits.sum().backward()
+    for name, param in [*g.named_parameters(), *d.named_parameters()]:
+        assert param.grad is not None, name
+    assert any(p.grad.abs().sum() > 0 for p in g.parameters())
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("arch", list_archs())
+def test_rebuild_from_config_gives_identical_outputs(arch, size):
+    g, d = _pair(arch, size, 3)
+    z, labels = _inputs()
+    with torch.no_grad():
+        g(z, labels)  # a train-mode step moves BN running stats away from their init
+    json.dumps(g.config), json.dumps(d.config)  # JSON-serialisable
+    g2, d2 = type(g)(**g.config), type(d)(**d.config)
+    g2.load_state_dict(g.state_dict())
+    d2.load_state_dict(d.state_dict())
+    for m in (g, d, g2, d2):
+        m.eval()
+    with torch.no_grad():
+        fake = g(z, labels)
+        torch.testing.assert_close(g2(z, labels), fake, rtol=0, atol=0)
+        torch.testing.assert_close(d2(fake, labels), d(fake, labels), rtol=0, atol=0)
+        # Eval mode is deterministic.
+        torch.testing.assert_close(g(z, labels), fake, rtol=0, atol=0)
+    assert (g.num_classes, g.channels, g.image_size, g.z_dim) == (3, 3, size, Z_DIM)
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_class_conditioning_changes_outputs(arch):
+    g, d = _pair(arch, 16, 3)
+    g.eval(), d.eval()
+    z = _inputs(1)[0].repeat(2, 1)
+    labels = torch.tensor([0, 1])
+    with torch.no_grad():
+        fake = g(z, labels)
+        assert not torch.allclose(fake[0], fake[1])
+        logits = d(fake[:1].repeat(2, 1, 1, 1), labels)
+    assert not torch.allclose(logits[0], logits[1])
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_classes_expose_contract_attributes(arch):
+    g, d = _pair(arch, 16, 1)
+    for cls in (type(g), type(d)):
+        assert cls.SUPPORTED_SIZES == SIZES
+        assert isinstance(cls.DEFAULTS, dict) and "width" in cls.DEFAULTS
+    assert arch_defaults(arch) == type(g).DEFAULTS
+    assert g.config == {"num_classes": 3, "channels": 1, "image_size": 16, "z_dim": Z_DIM,
+                        **type(g).DEFAULTS, "width": 8}
+
+
+def test_resnet_defaults_match_sngan_cifar_scale():
+    # SNGAN's CIFAR-10 ResNet: G about 4.3M parameters (256 ch), D about 1.0M (128 ch).
+    g = build_generator("resnet", num_classes=10, channels=3, image_size=32)
+    d = build_discriminator("resnet", num_classes=10, channels=3, image_size=32)
+    assert g.config["width"] == 256 and d.config["width"] == 128
+    assert 4.0e6 < count_parameters(g) < 5.0e6
+    assert 0.9e6 < count_parameters(d) < 1.2e6
+
+
+def test_unsupported_size_raises():
+    with pytest.raises(GanaugConfigError, match=r"cannot make 48x48 images; it supports sizes 16"):
+        build_generator("dcgan", num_classes=3, image_size=48)
+    g_cls = type(build_generator("resnet", num_classes=3, image_size=16, width=8, z_dim=4))
+    with pytest.raises(GanaugConfigError, match=r"cannot make 20x20"):
+        g_cls(num_classes=3, image_size=20)
+
+
+def test_unknown_arch_suggests_closest():
+    with pytest.raises(GanaugConfigError, match=r"Unknown arch 'dcgann'.*Did you mean 'dcgan'\?"):
+        build_generator("dcgann", num_classes=3)
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_invalid_arch_kwargs_raise(arch):
+    with pytest.raises(GanaugConfigError, match=r"width must be an integer >= 1, got 0"):
+        build_generator(arch, num_classes=3, image_size=16, width=0)
+    with pytest.raises(GanaugConfigError, match=r"width must be an integer >= 1, got 2.5"):
+        build_discriminator(arch, num_classes=3, image_size=16, width=2.5)
+    with pytest.raises(GanaugConfigError, match=r"unknown argument\(s\) widht.*Did you mean 'width'"):
+        build_generator(arch, num_classes=3, image_size=16, widht=8)
+    with pytest.raises(GanaugConfigError, match=r"channels must be 1 or 3, got 2"):
+        build_discriminator(arch, num_classes=3, channels=2, image_size=16)
+
+
+def test_count_parameters_counts_shared_once():
+    lin = nn.Linear(3, 2)
+    assert count_parameters(lin) == 8
+    assert count_parameters(nn.Sequential(lin, lin)) == 8
+    lin.bias.requires_grad_(False)
+    assert count_parameters(lin, trainable_only=True) == 6
+
+
+def test_conditional_batchnorm_starts_as_plain_batchnorm():
+    cbn = ConditionalBatchNorm2d(4, embed_dim=5)
+    nn.init.zeros_(cbn.gain.weight), nn.init.zeros_(cbn.bias.weight)
+    x = torch.randn(6, 4, 3, 3)
+    torch.testing.assert_close(cbn(x, torch.randn(6, 5)), nn.BatchNorm2d(4, affine=False)(x))
