@@ -9,7 +9,10 @@ images for the same seed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import operator
 from typing import Any
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -27,6 +30,48 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 def to_unit_float(x: torch.Tensor) -> torch.Tensor:
     """Map generator output in ``[-1, 1]`` to ``float32 in [0, 1]`` (clamped)."""
     return ((x.float() + 1.0) * 0.5).clamp_(0.0, 1.0)
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise GanaugConfigError(
+            f"Unknown output '{output}'. Use one of: {', '.join(OUTPUTS)}."
+            + did_you_mean(output, OUTPUTS)
+        )
+
+
+def check_truncation(truncation: float) -> float:
+    """Return ``truncation`` as a float if it lies in (0, 1], else raise ``GanaugConfigError``."""
+    try:
+        t = float(truncation)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if isinstance(truncation, bool) or not 0.0 < t <= 1.0:
+        raise GanaugConfigError(
+            f"truncation must be a number in (0, 1], got {truncation!r}. Use 1.0 for no "
+            "truncation, or e.g. 0.7 for fewer, more typical images."
+        )
+    return t
+
+
+def truncated_normal(n: int, z_dim: int, gen: torch.Generator,
+                     truncation: float = 1.0) -> torch.Tensor:
+    """``(n, z_dim)`` float32 standard normal noise drawn from ``gen`` (a CPU generator).
+
+    With ``truncation`` t < 1, every component with ``|z| > t`` is replaced by a draw from the
+    normal distribution restricted to ``[-t, t]`` (inverse CDF: exactly what resampling until
+    ``|z| <= t`` gives, in one pass, so tiny t never loops). Components already inside keep
+    their value, so a truncated image stays close to its untruncated twin.
+    """
+    t = check_truncation(truncation)
+    z = torch.randn(n, z_dim, generator=gen)
+    if t < 1.0:
+        bad = z.abs() > t
+        u = torch.rand(int(bad.sum()), generator=gen, dtype=torch.float64)
+        lo = torch.special.ndtr(torch.tensor(-t, dtype=torch.float64))
+        redraw = torch.special.ndtri(lo + u * (1.0 - 2.0 * lo))
+        z[bad] = redraw.clamp_(-t, t).to(z.dtype)
+    return z
 
 
 class Generator(nn.Module):
@@ -87,7 +132,13 @@ class Generator(nn.Module):
                 f"Unknown class '{label}'. This generator has: {', '.join(self.classes)}."
                 + did_you_mean(label, self.classes)
             )
-        index = int(label)
+        if isinstance(label, bool) or not hasattr(label, "__index__"):
+            raise GanaugConfigError(
+                f"A label must be an int or a class name, got {label!r} "
+                f"({type(label).__name__}). Use 0..{self.num_classes - 1} or one of: "
+                f"{', '.join(self.classes)}."
+            )
+        index = operator.index(label)
         if not 0 <= index < self.num_classes:
             raise GanaugConfigError(
                 f"Label {index} is out of range: this generator has {self.num_classes} classes "
@@ -105,6 +156,8 @@ class Generator(nn.Module):
             if n_per_class is None:
                 raise GanaugConfigError("Pass labels=... or n_per_class=... to sample().")
             idx = list(range(self.num_classes))
+        elif isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+            idx = [self.class_index(v) for v in labels.reshape(-1).tolist()]
         elif isinstance(labels, torch.Tensor):
             if labels.ndim > 1 or labels.is_floating_point():
                 raise GanaugConfigError(
@@ -118,8 +171,10 @@ class Generator(nn.Module):
             idx = [self.class_index(v) for v in labels]
         out = torch.tensor(idx, dtype=torch.int64)
         if n_per_class is not None:
-            if int(n_per_class) < 1:
-                raise GanaugConfigError(f"n_per_class must be >= 1, got {n_per_class}.")
+            if (isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer))
+                    or n_per_class < 1):
+                raise GanaugConfigError(
+                    f"n_per_class must be an int >= 1, got {n_per_class!r}; e.g. n_per_class=8.")
             out = out.repeat_interleave(int(n_per_class))
         return out
 
@@ -130,18 +185,11 @@ class Generator(nn.Module):
         ``truncation`` t < 1 resamples every component with ``|z| > t`` (the truncation
         trick: fewer, more typical images); t = 1 (the default) leaves z standard normal.
         """
-        if not truncation > 0:
-            raise GanaugConfigError(f"truncation must be > 0, got {truncation}.")
+        check_truncation(truncation)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(n, self.z_dim, generator=gen)
-        if truncation < 1.0:
-            bad = z.abs() > truncation
-            while bad.any():
-                z[bad] = torch.randn(int(bad.sum()), generator=gen)
-                bad = z.abs() > truncation
-        return z
+        return truncated_normal(n, self.z_dim, gen, truncation)
 
     def sample(self, labels=None, *, n_per_class: int | None = None, truncation: float = 1.0,
                seed: int | None = None, batch_size: int = 256, output: str = "uint8",
@@ -166,15 +214,34 @@ class Generator(nn.Module):
         Returns:
             The images, or ``(images, labels)`` with ``return_labels=True``.
         """
-        if output not in OUTPUTS:
-            raise GanaugConfigError(
-                f"Unknown output '{output}'. Use one of: {', '.join(OUTPUTS)}."
-                + did_you_mean(output, OUTPUTS)
-            )
-        if batch_size < 1:
-            raise GanaugConfigError(f"batch_size must be >= 1, got {batch_size}.")
+        _check_output(output)
         label_idx = self.resolve_labels(labels, n_per_class)
         z = self.noise(len(label_idx), seed=seed, truncation=truncation)
+        return self.generate(z, label_idx, batch_size=batch_size, output=output, device=device,
+                             return_labels=return_labels)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
+                 output: str = "uint8", device: str | torch.device | None = None,
+                 return_labels: bool = False):
+        """Run the network on given noise and labels, batched, under ``torch.inference_mode``.
+
+        Args:
+            z: ``(N, z_dim)`` float noise (any device; moved in batches).
+            labels: ``(N,)`` int64 label indices, already checked (see :meth:`resolve_labels`).
+            batch_size, output, device, return_labels: as in :meth:`sample`.
+
+        Returns:
+            As :meth:`sample`. Each image depends only on its own ``z`` row and label (the
+            network runs in eval mode), so batching never changes the result.
+        """
+        _check_output(output)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise GanaugConfigError(
+                f"batch_size must be an int >= 1, got {batch_size!r}; e.g. batch_size=256.")
+        if z.ndim != 2 or z.shape[1] != self.z_dim or z.shape[0] != len(labels):
+            raise GanaugConfigError(
+                f"z must be (N, {self.z_dim}) with N = len(labels) = {len(labels)}, "
+                f"got {tuple(z.shape)}.")
         run_device = torch.device(device) if device is not None else self.device
         if run_device != self.device:
             self.to(run_device)
@@ -183,9 +250,9 @@ class Generator(nn.Module):
         was_training = self.training
         self.eval()
         with torch.inference_mode():
-            for start in range(0, len(label_idx), batch_size):
+            for start in range(0, len(labels), batch_size):
                 zb = z[start:start + batch_size].to(run_device, dtype, non_blocking=True)
-                yb = label_idx[start:start + batch_size].to(run_device, non_blocking=True)
+                yb = labels[start:start + batch_size].to(run_device, non_blocking=True)
                 out = self.net(zb, yb)
                 chunks.append(to_uint8(out) if output in ("uint8", "pil") else to_unit_float(out))
         self.train(was_training)
@@ -197,7 +264,7 @@ class Generator(nn.Module):
 
             images = [to_pil_image(img) for img in images.cpu()]
         if return_labels:
-            return images, label_idx.to(run_device) if output != "pil" else label_idx
+            return images, labels.to(run_device) if output != "pil" else labels.cpu()
         return images
 
     def extra_repr(self) -> str:

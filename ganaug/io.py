@@ -1,0 +1,449 @@
+"""The model file: one safetensors file holding the generator's weights and a JSON document.
+
+Tensors are the generator network's ``state_dict()``; the safetensors ``__metadata__`` holds
+``{"ganaug": json.dumps(doc)}``, where ``doc`` names the architecture and its constructor
+arguments, the class names, the image geometry, the pixel normalisation and a training summary.
+:func:`load` rebuilds the network through the registry from the file alone and never unpickles.
+Every field is listed in ``docs/model-format.md``; safetensors: https://github.com/huggingface/safetensors
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganaug.errors import GanaugConfigError, GanaugModelError
+from ganaug.generator import Generator
+
+FORMAT_VERSION = 1
+METADATA_KEY = "ganaug"
+NORMALIZATION = {"range": [-1, 1], "to_uint8": "round((x + 1) * 127.5)",
+                 "to_float": "(x + 1) / 2"}
+
+# Fields the loader reads; ``metadata=`` may add others (``training`` is the usual one).
+CORE_FIELDS = ("format", "ganaug_version", "arch", "arch_config", "num_classes", "class_names",
+               "image_size", "channels", "z_dim", "normalization", "training")
+_SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+    torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+# -- the metadata document ------------------------------------------------------------------
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(v: Any) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _class_names(v: Any) -> bool:
+    return (isinstance(v, list) and all(isinstance(c, str) and c for c in v)
+            and len(set(v)) == len(v))
+
+
+# field -> (check, what is accepted). Checked in this order by ``validate_document``.
+SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "format": (_positive_int, "an int >= 1"),
+    "ganaug_version": (lambda v: isinstance(v, str), "a version string"),
+    "arch": (lambda v: isinstance(v, str) and bool(v), "a non-empty arch name"),
+    "arch_config": (lambda v: isinstance(v, dict), "an object of constructor arguments"),
+    "num_classes": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
+    "class_names": (_class_names, "a list of distinct, non-empty strings"),
+    "image_size": (_positive_int, "an int >= 1"),
+    "channels": (lambda v: v in (1, 3) and _is_int(v), "1 or 3"),
+    "z_dim": (_positive_int, "an int >= 1"),
+    "normalization": (lambda v: isinstance(v, dict) and v.get("range") == [-1, 1],
+                      'an object with "range": [-1, 1]'),
+    "training": (lambda v: isinstance(v, dict), "an object (may be empty)"),
+}
+
+
+def validate_document(doc: Any, path: str | os.PathLike = "<document>") -> dict[str, Any]:
+    """Check a metadata document field by field and return it.
+
+    Raises:
+        GanaugModelError: not an object, a ``format`` newer than :data:`FORMAT_VERSION`, a
+            missing field, a field of the wrong type, or fields that disagree with each other.
+    """
+    where = f"Model file {path}"
+    if not isinstance(doc, dict):
+        raise GanaugModelError(
+            f"{where}: the '{METADATA_KEY}' metadata must be a JSON object, got "
+            f"{type(doc).__name__}. The file is damaged; re-save the generator with ganaug.save.")
+    fmt = doc.get("format")
+    if _positive_int(fmt) and fmt > FORMAT_VERSION:
+        from ganaug import __version__
+
+        raise GanaugModelError(
+            f"{where} uses model format {fmt} (written by ganaug "
+            f"{doc.get('ganaug_version', '?')}), but this ganaug {__version__} reads format "
+            f"{FORMAT_VERSION} at most. Upgrade ganaug (pip install -U ganaug) to load it.")
+    missing = [k for k in SCHEMA if k not in doc]
+    if missing:
+        raise GanaugModelError(
+            f"{where}: the metadata lacks {', '.join(missing)}. Every ganaug model file has "
+            f"{', '.join(SCHEMA)}; the file is damaged or was not written by ganaug.save.")
+    for key, (check, accepted) in SCHEMA.items():
+        if not check(doc[key]):
+            raise GanaugModelError(
+                f"{where}: metadata field '{key}' must be {accepted}, got {doc[key]!r:.200}. "
+                "The file is damaged; re-save the generator with ganaug.save.")
+    if len(doc["class_names"]) != doc["num_classes"]:
+        raise GanaugModelError(
+            f"{where}: num_classes is {doc['num_classes']} but class_names has "
+            f"{len(doc['class_names'])} names; they must agree. The file is damaged.")
+    clash = [k for k in ("num_classes", "channels", "image_size", "z_dim")
+             if k in doc["arch_config"] and doc["arch_config"][k] != doc[k]]
+    if clash:
+        raise GanaugModelError(
+            f"{where}: arch_config disagrees with the top-level fields on {', '.join(clash)} "
+            f"(arch_config {[doc['arch_config'][k] for k in clash]} vs "
+            f"{[doc[k] for k in clash]}). The file is damaged.")
+    return doc
+
+
+def _arch_of(generator: Generator) -> str:
+    """The registered name of ``generator.net``'s architecture."""
+    if generator.arch:
+        return str(generator.arch)
+    from ganaug.models import registry
+
+    registry.list_archs()  # registers the built-in families
+    for name, (gen_cls, _) in registry._ARCHS.items():
+        if type(generator.net) is gen_cls:
+            return name
+    raise GanaugModelError(
+        f"Cannot tell which registered arch built a {type(generator.net).__name__}; "
+        "build it with ganaug.build_generator or pass Generator(net, arch=NAME).")
+
+
+def build_document(generator: Generator, metadata: Mapping[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """The metadata document :func:`save` writes for ``generator``.
+
+    Extra keys of ``generator.metadata`` (e.g. a loaded file's ``training``) are kept, then
+    ``metadata`` is merged on top; the core fields always come from the network itself.
+
+    Raises:
+        GanaugConfigError: ``metadata`` sets a core field other than ``training``, or holds
+            values JSON cannot encode.
+    """
+    from ganaug import __version__
+
+    metadata = dict(metadata or {})
+    reserved = sorted(k for k in metadata if k in CORE_FIELDS and k != "training")
+    if reserved:
+        raise GanaugConfigError(
+            f"metadata= may not set {', '.join(reserved)}: ganaug.save takes them from the "
+            "generator itself. Put your own information under other keys or in 'training'.")
+    net = generator.net
+    config = dict(getattr(net, "config", None) or {})
+    if not config:
+        raise GanaugModelError(
+            f"{type(net).__name__} has no 'config' dict of constructor arguments, so a loader "
+            "could not rebuild it. Build generators with ganaug.build_generator.")
+    doc: dict[str, Any] = {k: v for k, v in generator.metadata.items() if k not in CORE_FIELDS}
+    doc["training"] = dict(generator.metadata.get("training") or {})
+    doc.update(metadata)
+    doc.update({
+        "format": FORMAT_VERSION, "ganaug_version": __version__, "arch": _arch_of(generator),
+        "arch_config": config, "num_classes": generator.num_classes,
+        "class_names": list(generator.classes), "image_size": generator.image_size,
+        "channels": generator.channels, "z_dim": generator.z_dim,
+        "normalization": dict(NORMALIZATION),
+    })
+    if not isinstance(doc["training"], dict):
+        raise GanaugConfigError(
+            f"metadata['training'] must be a dict, got {type(doc['training']).__name__}.")
+    try:
+        json.dumps(doc, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise GanaugConfigError(
+            f"The model metadata must be JSON-serialisable (str, int, finite float, bool, None, "
+            f"lists, dicts): {err}. Convert the offending value (e.g. a Path or tensor) first."
+        ) from err
+    return doc
+
+
+# -- save -------------------------------------------------------------------------------------
+def cpu_state_dict(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The network's ``state_dict()`` as contiguous CPU tensors that share no memory."""
+    # clone(): safetensors refuses tensors that share storage (tied weights, views).
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
+
+
+def save(generator: Generator, path: str | os.PathLike, *,
+         metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``generator`` to ``path`` as a safetensors model file, atomically.
+
+    Args:
+        generator: a :class:`ganaug.Generator` (or a bare registered generator network).
+        path: the file to write, conventionally ``*.safetensors``; parent folders are made.
+        metadata: merged into the metadata document; ``training`` (a dict: data spec, data
+            fingerprint, steps, seed, wall_time_s, final metrics) is what the trainer passes.
+
+    Returns:
+        The written path.
+
+    Raises:
+        GanaugConfigError: ``metadata`` sets a core field or is not JSON-serialisable.
+        GanaugModelError: the network cannot be described by the registry.
+    """
+    from safetensors.torch import save_file
+
+    from ganaug._files import atomic_path
+
+    if not isinstance(generator, Generator):
+        generator = Generator(generator)
+    doc = build_document(generator, metadata)
+    validate_document(doc)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(cpu_state_dict(generator.net), str(tmp),
+                  metadata={METADATA_KEY: json.dumps(doc, allow_nan=False)})
+    return path
+
+
+# -- read -------------------------------------------------------------------------------------
+def _sniff(path: Path) -> str:
+    """A hint about what a non-safetensors file is, from its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x89PNG"):
+        return " It looks like a PNG image."
+    if head.startswith(b"\xff\xd8"):
+        return " It looks like a JPEG image."
+    if head.startswith(b"PK"):
+        return (" It looks like a zip archive, such as a torch.save checkpoint; ganaug never "
+                "unpickles, so convert the weights with ganaug.save.")
+    if head.startswith(b"\x80"):
+        return " It looks like a pickle; ganaug never unpickles, so re-save with ganaug.save."
+    return ""
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise GanaugModelError(
+            f"No model file at {path}. Check the path; model files are written by "
+            "'ganaug train' (runs/NAME/generator.safetensors) or ganaug.save.")
+    if path.is_dir():
+        hint = sorted(p.name for p in path.glob("*.safetensors"))[:3]
+        raise GanaugModelError(
+            f"{path} is a directory, not a model file. Pass the .safetensors file inside it"
+            + (f" (found: {', '.join(hint)})." if hint else "."))
+    return path
+
+
+def _read_header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[str, tuple]]]:
+    """The ``__metadata__`` dict (None when absent) and ``{name: (dtype, shape)}``."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata()
+            tensors = {}
+            for name in f.keys():
+                sl = f.get_slice(name)
+                tensors[name] = (str(sl.get_dtype()), tuple(sl.get_shape()))
+    except (SafetensorError, OSError, ValueError, OverflowError) as err:
+        raise GanaugModelError(
+            f"{path} is not a readable safetensors file ({err}).{_sniff(path)} It may be "
+            "truncated or corrupt; re-export it with ganaug.save or 'ganaug train'.") from err
+    return meta, tensors
+
+
+def _parse_document(path: Path, meta: dict[str, str] | None,
+                    tensors: Mapping[str, tuple[str, tuple]]) -> dict[str, Any]:
+    if not meta or METADATA_KEY not in meta:
+        names = ", ".join(list(tensors)[:3])
+        raise GanaugModelError(
+            f"{path} is a safetensors file but not a ganaug model: its metadata has no "
+            f"'{METADATA_KEY}' entry (it holds {len(tensors)} tensors, e.g. {names}). If these "
+            "are generator weights, load them into ganaug.build_generator(...) with "
+            "load_state_dict and write a model file with ganaug.save.")
+    try:
+        doc = json.loads(meta[METADATA_KEY])
+    except (ValueError, RecursionError) as err:
+        raise GanaugModelError(
+            f"{path}: the '{METADATA_KEY}' metadata is not valid JSON ({err}). The file is "
+            "damaged; re-save the generator with ganaug.save.") from err
+    return validate_document(doc, path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated metadata document of a model file, read from its header only.
+
+    Raises:
+        GanaugModelError: the file is missing, not safetensors, not a ganaug model, or its
+            metadata is malformed or of a newer format.
+    """
+    path = _check_path(path)
+    meta, tensors = _read_header(path)
+    return _parse_document(path, meta, tensors)
+
+
+def _build_net(path: Path, doc: Mapping[str, Any], *, meta_device: bool) -> nn.Module:
+    """Rebuild the network named by ``doc`` (on the meta device: shapes only, no memory)."""
+    from ganaug.models import build_generator, list_archs
+
+    if doc["arch"] not in list_archs():
+        raise GanaugModelError(
+            f"{path} needs arch '{doc['arch']}', which this ganaug does not know (it has "
+            f"{', '.join(list_archs())}). Upgrade ganaug, or import the module that registers "
+            f"'{doc['arch']}' before loading.")
+    kwargs = {k: v for k, v in doc["arch_config"].items()
+              if k not in ("num_classes", "channels", "image_size", "z_dim")}
+    try:
+        # The meta build lets a damaged arch_config (say width 10**9) fail on shapes, not RAM;
+        # fork_rng keeps the caller's global RNG untouched by the weight init.
+        with torch.random.fork_rng(devices=[]):
+            with torch.device("meta" if meta_device else "cpu"):
+                return build_generator(doc["arch"], num_classes=doc["num_classes"],
+                                       channels=doc["channels"], image_size=doc["image_size"],
+                                       z_dim=doc["z_dim"], **kwargs)
+    except (GanaugConfigError, TypeError, ValueError, RuntimeError) as err:
+        raise GanaugModelError(
+            f"{path}: arch '{doc['arch']}' cannot be built from the file's arch_config "
+            f"{doc['arch_config']!r:.300} ({err}). The file is damaged or was written by a "
+            "different ganaug version.") from err
+
+
+def _dtype_kind(name: str) -> str:
+    return "float" if name.startswith(("F", "BF")) else name
+
+
+def _check_tensors(path: Path, net: nn.Module, tensors: Mapping[str, tuple[str, tuple]]) -> None:
+    """Compare the file's tensor names, shapes and dtypes with the rebuilt network's."""
+    expected = {k: (_SAFETENSORS_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape))
+                for k, v in net.state_dict().items()}
+    problems = [f"missing {k}" for k in expected if k not in tensors]
+    problems += [f"unexpected {k}" for k in tensors if k not in expected]
+    for k in expected.keys() & tensors.keys():
+        (want_dtype, want_shape), (got_dtype, got_shape) = expected[k], tensors[k]
+        if want_shape != got_shape:
+            problems.append(f"{k} has shape {list(got_shape)}, expected {list(want_shape)}")
+        elif _dtype_kind(want_dtype) != _dtype_kind(got_dtype):
+            problems.append(f"{k} has dtype {got_dtype}, expected {want_dtype}")
+    if problems:
+        more = f" and {len(problems) - 4} more" if len(problems) > 4 else ""
+        raise GanaugModelError(
+            f"{path}: the tensors do not match the architecture in its metadata: "
+            f"{'; '.join(sorted(problems)[:4])}{more}. The file is damaged, or its weights "
+            "come from a different architecture than its metadata says.")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CPU; ``"auto"`` -> CUDA, else MPS, else CPU; anything else as torch reads it.
+
+    Raises:
+        GanaugConfigError: an unknown device string.
+    """
+    if device is None:
+        return torch.device("cpu")
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise GanaugConfigError(
+            f"Unknown device {device!r} ({err}). Use cpu, cuda, cuda:N, mps or auto.") from err
+
+
+def load(path: str | os.PathLike, device: str | torch.device | None = None) -> Generator:
+    """Load a model file written by :func:`save` (never unpickles).
+
+    Args:
+        path: the ``.safetensors`` model file.
+        device: where to put the generator: ``None`` (CPU), ``"auto"`` (CUDA, else MPS, else
+            CPU), or any torch device.
+
+    Returns:
+        A :class:`ganaug.Generator` in eval mode with ``classes``, ``num_classes``,
+        ``image_size``, ``channels``, ``z_dim`` and ``metadata`` (the file's document).
+
+    Raises:
+        GanaugModelError: missing path, a directory, a truncated or foreign file, missing or
+            malformed metadata, an unknown arch, a newer format, or tensors whose names,
+            shapes or dtypes do not match the architecture.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    target = resolve_device(device)
+    path = _check_path(path)
+    meta, tensors = _read_header(path)
+    doc = _parse_document(path, meta, tensors)
+    _check_tensors(path, _build_net(path, doc, meta_device=True), tensors)
+    net = _build_net(path, doc, meta_device=False)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            state = {name: f.get_tensor(name) for name in f.keys()}
+        net.load_state_dict(state, strict=True)
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise GanaugModelError(
+            f"{path}: the weights cannot be loaded into arch '{doc['arch']}' ({err}). The file "
+            "is damaged; re-save the generator with ganaug.save.") from err
+    return Generator(net, classes=doc["class_names"], metadata=doc, arch=doc["arch"]).to(target)
+
+
+# -- describe ---------------------------------------------------------------------------------
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_fmt_value(v) for v in value)
+    return str(value)
+
+
+def _fmt_classes(names: list[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{len(names)}: {shown}" + (f", ... (+{len(names) - limit})" if len(names) > limit else "")
+
+
+def describe_model_file(path: str | os.PathLike) -> str:
+    """A readable two-column table of a model file's metadata and parameter count.
+
+    Reads the header only; the parameter count comes from the architecture built on the meta
+    device, so nothing is loaded into memory.
+
+    Raises:
+        GanaugModelError: as :func:`read_metadata`, plus an unknown arch.
+    """
+    path = _check_path(path)
+    meta, tensors = _read_header(path)
+    doc = _parse_document(path, meta, tensors)
+    net = _build_net(path, doc, meta_device=True)
+    n_params = sum(p.numel() for p in net.parameters())
+    rows: list[tuple[str, str]] = [
+        ("file", f"{path} ({path.stat().st_size / 1e6:.2f} MB)"),
+        ("format", f"{doc['format']} (ganaug {doc['ganaug_version']})"),
+        ("arch", doc["arch"]),
+        ("arch_config", _fmt_value(doc["arch_config"])),
+        ("classes", _fmt_classes(doc["class_names"])),
+        ("image", f"{doc['channels']} x {doc['image_size']} x {doc['image_size']} (C x H x W)"),
+        ("z_dim", str(doc["z_dim"])),
+        ("normalization", _fmt_value(doc["normalization"])),
+        ("parameters", f"{n_params:,} ({len(tensors)} tensors)"),
+    ]
+    for key, value in doc["training"].items():
+        rows.append((f"training.{key}", _fmt_value(value)))
+    for key, value in doc.items():
+        if key not in CORE_FIELDS:
+            rows.append((key, _fmt_value(value)))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
