@@ -71,8 +71,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from ganaug.io import load
     from ganaug.plots import save_class_grid
 
-    gen = load(args.file, device=args.device)
-    classes = args.classes.split(",") if args.classes else None
+    gen = load(args.file, device=args.device or "auto")
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     images, labels = gen.sample(classes, n_per_class=args.n_per_class, truncation=args.truncation,
                                 seed=args.seed, output="uint8", return_labels=True)
     rows = sorted(set(labels.tolist()), key=labels.tolist().index)
@@ -88,8 +88,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ganaug.export import export_image_folder
     from ganaug.io import load
 
-    gen = load(args.file, device=args.device)
-    classes = args.classes.split(",") if args.classes else None
+    gen = load(args.file, device=args.device or "auto")
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     out = export_image_folder(gen, args.out, n_per_class=args.n_per_class, seed=args.seed,
                               fmt=args.format, classes=classes, truncation=args.truncation,
                               batch_size=args.batch)
@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default=None, help="comma-separated class names (default all)")
     p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None,
+                   help="cpu | cuda | cuda:N | mps (default: cuda if available, else cpu)")
     p.add_argument("--out", required=True, metavar="PNG")
     p.set_defaults(func=_cmd_sample)
 
@@ -205,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default=None, help="comma-separated class names (default all)")
     p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--device", default=None)
+    p.add_argument("--batch", type=int, default=256, help="images per forward pass")
+    p.add_argument("--device", default=None,
+                   help="cpu | cuda | cuda:N | mps (default: cuda if available, else cpu)")
     p.set_defaults(func=_cmd_export)
 
     # evaluate

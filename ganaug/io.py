@@ -257,9 +257,12 @@ def _read_header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[str
                 sl = f.get_slice(name)
                 tensors[name] = (str(sl.get_dtype()), tuple(sl.get_shape()))
     except (SafetensorError, OSError, ValueError, OverflowError) as err:
+        hint = _sniff(path)
+        advice = (" Pass the .safetensors file written by ganaug.save or 'ganaug train'." if hint
+                  else " It is truncated or corrupt; write it again with ganaug.save or "
+                       "'ganaug train'.")
         raise GanaugModelError(
-            f"{path} is not a readable safetensors file ({err}).{_sniff(path)} It may be "
-            "truncated or corrupt; re-export it with ganaug.save or 'ganaug train'.") from err
+            f"{path} is not a readable safetensors file ({err}).{hint}{advice}") from err
     return meta, tensors
 
 
