@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,12 +184,10 @@ class SampleBank:
         self.path: str | None = None
         self._generator: Generator | None = None
         if isinstance(generator_or_path, (str, os.PathLike)):
+            from ganaug import io
+
             self.path = str(generator_or_path)
-            if not Path(self.path).is_file():
-                raise GanaugConfigError(
-                    f"Model file '{self.path}' does not exist. Pass the path of a generator "
-                    "saved by `ganaug train` or ganaug.save()."
-                )
+            io.read_metadata(self.path)  # fail now on a bad file; reads the header only
         else:
             gen = resolve_generator(generator_or_path)
             if gen.device != self.device:
