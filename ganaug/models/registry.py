@@ -70,9 +70,19 @@ def _check_size(cls: type[nn.Module], arch: str, image_size: int) -> None:
 
 
 def arch_defaults(arch: str) -> dict[str, Any]:
-    """The default extra constructor arguments (widths, ...) of ``arch``."""
+    """The default extra constructor arguments (widths, ...) of the generator of ``arch``."""
     gen_cls, _ = _lookup(arch)
     return dict(getattr(gen_cls, "DEFAULTS", {}))
+
+
+def disc_defaults(arch: str) -> dict[str, Any]:
+    """The default extra constructor arguments of the discriminator of ``arch``.
+
+    Generator and discriminator take different extra arguments (e.g. ``embed_dim`` is G's
+    only), so configs keep the two apart.
+    """
+    _, disc_cls = _lookup(arch)
+    return dict(getattr(disc_cls, "DEFAULTS", {}))
 
 
 def build_generator(
