@@ -1,0 +1,187 @@
+"""Generator.sample: determinism, batching, truncation, outputs, label handling and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.errors import GanaugConfigError
+from ganaug.generator import Generator, to_uint8, truncated_normal
+
+
+@pytest.fixture
+def busy_generator(tiny_generator) -> Generator:
+    """``tiny_generator`` with BN statistics that make its images vary visibly with z."""
+    with torch.no_grad():
+        for m in tiny_generator.net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.fill_(1e-3)  # amplify: untrained DCGAN outputs are near grey
+    return tiny_generator
+
+
+def test_same_seed_same_bytes_any_batch_size(tiny_generator):
+    a = tiny_generator.sample(n_per_class=5, seed=7)
+    b = tiny_generator.sample(n_per_class=5, seed=7, batch_size=1)
+    c = tiny_generator.sample(n_per_class=5, seed=7, batch_size=4)
+    assert a.shape == (15, 3, 16, 16) and a.dtype == torch.uint8
+    assert a.numpy().tobytes() == b.numpy().tobytes() == c.numpy().tobytes()
+
+
+def test_different_seeds_differ(busy_generator):
+    a = busy_generator.sample(n_per_class=4, seed=0)
+    b = busy_generator.sample(n_per_class=4, seed=1)
+    assert not torch.equal(a, b)
+
+
+def test_seed_none_uses_global_rng(busy_generator):
+    torch.manual_seed(5)
+    a = busy_generator.sample(n_per_class=2)
+    torch.manual_seed(5)
+    b = busy_generator.sample(n_per_class=2)
+    c = busy_generator.sample(n_per_class=2)
+    assert torch.equal(a, b)
+    assert not torch.equal(b, c)
+
+
+def test_labels_ints_names_tensor_numpy_agree(tiny_generator):
+    ref, labels = tiny_generator.sample([2, 0, 1, 1], seed=3, return_labels=True)
+    assert labels.tolist() == [2, 0, 1, 1] and labels.dtype == torch.int64
+    for form in (["c", "a", "b", "b"], torch.tensor([2, 0, 1, 1]), np.array([2, 0, 1, 1]),
+                 ["c", 0, "b", 1]):
+        assert torch.equal(tiny_generator.sample(form, seed=3), ref)
+    single = tiny_generator.sample("b", seed=9)
+    assert single.shape == (1, 3, 16, 16)
+
+
+def test_n_per_class_is_class_major(tiny_generator):
+    _, labels = tiny_generator.sample(n_per_class=3, seed=0, return_labels=True)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    _, labels = tiny_generator.sample(["c", "a"], n_per_class=2, seed=0, return_labels=True)
+    assert labels.tolist() == [2, 2, 0, 0]
+
+
+def test_outputs_float_and_pil_match_uint8(tiny_generator):
+    u8 = tiny_generator.sample([0, 1], seed=2)
+    fl = tiny_generator.sample([0, 1], seed=2, output="float")
+    assert fl.dtype == torch.float32 and fl.min() >= 0 and fl.max() <= 1
+    assert torch.equal((fl * 255).round().to(torch.uint8), u8)
+    pil, labels = tiny_generator.sample([0, 1], seed=2, output="pil", return_labels=True)
+    assert [im.size for im in pil] == [(16, 16), (16, 16)] and pil[0].mode == "RGB"
+    assert np.array_equal(np.asarray(pil[1]), u8[1].permute(1, 2, 0).numpy())
+    assert labels.tolist() == [0, 1]
+
+
+def test_to_uint8_formula():
+    x = torch.tensor([-1.0, -0.5, 0.0, 0.999, 1.0, 1.5, -3.0])
+    assert to_uint8(x).tolist() == [0, 64, 128, 255, 255, 255, 0]
+
+
+def test_empty_request(tiny_generator):
+    out = tiny_generator.sample([], seed=0)
+    assert out.shape == (0, 3, 16, 16) and out.dtype == torch.uint8
+
+
+def test_training_mode_restored(tiny_generator):
+    tiny_generator.train()
+    tiny_generator.sample([0], seed=0)
+    assert tiny_generator.training and tiny_generator.net.training
+
+
+def test_truncation_changes_images_and_reduces_variance(busy_generator):
+    full = busy_generator.sample(n_per_class=32, seed=0, output="float")
+    trunc = busy_generator.sample(n_per_class=32, seed=0, truncation=0.3, output="float")
+    assert not torch.equal(full, trunc)
+    # variance across samples of the same class, averaged over pixels and classes
+    var_full = full.view(3, 32, -1).var(dim=1).mean()
+    var_trunc = trunc.view(3, 32, -1).var(dim=1).mean()
+    assert var_trunc < 0.8 * var_full
+    again = busy_generator.sample(n_per_class=32, seed=0, truncation=0.3, output="float")
+    assert torch.equal(trunc, again)
+
+
+def test_truncated_noise_distribution():
+    gen = torch.Generator().manual_seed(0)
+    z = truncated_normal(4000, 16, gen, truncation=0.5)
+    assert z.abs().max() <= 0.5
+    # variance of N(0, 1) truncated to [-t, t]: 1 - 2 t phi(t) / (2 Phi(t) - 1)
+    t = torch.tensor(0.5, dtype=torch.float64)
+    phi = torch.exp(-t**2 / 2) / np.sqrt(2 * np.pi)
+    expected = 1 - 2 * t * phi / (2 * torch.special.ndtr(t) - 1)
+    assert z.double().var().item() == pytest.approx(expected.item(), rel=0.03)
+    # components already inside [-t, t] keep their value
+    plain = torch.randn(4000, 16, generator=torch.Generator().manual_seed(0))
+    inside = plain.abs() <= 0.5
+    assert torch.equal(z[inside], plain[inside])
+
+
+def test_tiny_truncation_does_not_hang():
+    z = truncated_normal(256, 128, torch.Generator().manual_seed(0), truncation=1e-6)
+    assert z.abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("t", [0, -0.5, 1.5, float("nan"), "x", True])
+def test_bad_truncation(tiny_generator, t):
+    with pytest.raises(GanaugConfigError, match=r"truncation must be a number in \(0, 1\]"):
+        tiny_generator.sample([0], seed=0, truncation=t)
+
+
+def test_unknown_class_name_did_you_mean(tiny_generator):
+    gen = Generator(tiny_generator.net, classes=["cat", "dog", "horse"])
+    with pytest.raises(GanaugConfigError, match=r"Unknown class 'hrose'.*cat, dog, horse\. "
+                                                r"Did you mean 'horse'\?"):
+        gen.sample(["cat", "hrose"], seed=0)
+
+
+@pytest.mark.parametrize("label", [3, -1])
+def test_label_out_of_range(tiny_generator, label):
+    with pytest.raises(GanaugConfigError, match=rf"Label {label} is out of range.*labels 0\.\.2"):
+        tiny_generator.sample([0, label], seed=0)
+    with pytest.raises(GanaugConfigError, match="out of range"):
+        tiny_generator.sample(torch.tensor([label]), seed=0)
+
+
+def test_float_labels_refused(tiny_generator):
+    with pytest.raises(GanaugConfigError, match=r"1-D integer tensor, got \(2,\) torch.float32"):
+        tiny_generator.sample(torch.tensor([0.0, 1.0]), seed=0)
+    with pytest.raises(GanaugConfigError, match=r"1-D integer tensor, got \(1, 2\)"):
+        tiny_generator.sample(torch.tensor([[0, 1]]), seed=0)
+    with pytest.raises(GanaugConfigError, match=r"must be an int or a class name, got 1\.0"):
+        tiny_generator.sample([1.0], seed=0)
+    with pytest.raises(GanaugConfigError, match="must be an int or a class name, got True"):
+        tiny_generator.sample([True], seed=0)
+
+
+def test_other_argument_errors(tiny_generator):
+    with pytest.raises(GanaugConfigError, match="Pass labels=... or n_per_class=..."):
+        tiny_generator.sample(seed=0)
+    with pytest.raises(GanaugConfigError, match="n_per_class must be an int >= 1, got 0"):
+        tiny_generator.sample(n_per_class=0)
+    with pytest.raises(GanaugConfigError, match=r"Unknown output 'unit8'.*Did you mean 'uint8'"):
+        tiny_generator.sample([0], output="unit8")
+    with pytest.raises(GanaugConfigError, match="batch_size must be an int >= 1, got 0"):
+        tiny_generator.sample([0], batch_size=0)
+    with pytest.raises(GanaugConfigError, match=r"z must be \(N, 16\)"):
+        tiny_generator.generate(torch.zeros(2, 8), torch.tensor([0, 1]))
+
+
+def test_class_count_mismatch(tiny_net):
+    with pytest.raises(GanaugConfigError, match="2 class names given for a generator of 3"):
+        Generator(tiny_net, classes=["a", "b"])
+
+
+def test_generate_matches_sample(tiny_generator):
+    z = tiny_generator.noise(6, seed=4, truncation=0.8)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    assert torch.equal(tiny_generator.generate(z, labels, batch_size=4),
+                       tiny_generator.sample(labels, seed=4, truncation=0.8))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_sampling_deterministic(tiny_generator):
+    a = tiny_generator.sample(n_per_class=4, seed=0, device="cuda")
+    b = tiny_generator.sample(n_per_class=4, seed=0, device="cuda", batch_size=3)
+    assert a.device.type == "cuda" and torch.equal(a, b)
+    cpu = tiny_generator.sample(n_per_class=4, seed=0, device="cpu")
+    assert (a.cpu().int() - cpu.int()).abs().max() <= 1
