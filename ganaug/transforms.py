@@ -494,6 +494,11 @@ class BatchMixer:
             cls = torch.multinomial(self.weights, k, replacement=True, generator=self._rng)
         else:
             cls = (y[idx.to(y.device)].argmax(1) if soft else y[idx.to(y.device)]).long().cpu()
+            if soft and int(cls.max()) >= self.generator.num_classes:
+                raise GanaugDataError(
+                    f"A soft target's top class is {int(cls.max())} but the generator has "
+                    f"{self.generator.num_classes} classes; it cannot draw that class. Use "
+                    "balance= to draw only the generator's classes.")
         seed = int(torch.randint(0, 2**62, (), generator=self._rng).item())
         fake = self.generate(cls, like=x, seed=seed)
         x_out, y_out = x.clone(), y.clone()
