@@ -1,0 +1,127 @@
+"""ganaug.albumentations.GANAugment: types, seeding, workers, serialisation, errors."""
+
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+
+import ganaug.albumentations as GA
+from ganaug import io
+from ganaug.errors import GanaugConfigError, GanaugDataError
+
+
+@pytest.fixture
+def model_path(tiny_generator, tmp_path):
+    path = tmp_path / "g.safetensors"
+    io.save(tiny_generator, path)
+    return str(path)
+
+
+def _pipe(path, seed, p=1.0, **kw):
+    return A.Compose([GA.GANAugment(path, p=p, **kw), A.HorizontalFlip(p=0.5)], seed=seed)
+
+
+@pytest.mark.parametrize("image", [
+    np.zeros((20, 24, 3), np.uint8),
+    np.zeros((16, 16), np.uint8),
+    np.zeros((16, 16, 1), np.uint8),
+    np.zeros((8, 8, 3), np.float32),
+], ids=["uint8-rgb-resized", "grey-2d", "grey-hw1", "float32"])
+def test_types_and_shapes_preserved(model_path, image):
+    out = _pipe(model_path, seed=0)(image=image, label=1)
+    assert out["label"] == 1
+    assert out["image"].shape == image.shape and out["image"].dtype == image.dtype
+    assert out["image"].std() > 0
+    if image.dtype == np.float32:
+        assert 0.0 <= out["image"].min() and out["image"].max() <= 1.0
+
+
+def test_compose_seed_reproduces(model_path):
+    x = np.zeros((16, 16, 3), np.uint8)
+    runs = []
+    for seed in (3, 3, 4):
+        pipe = _pipe(model_path, seed=seed, p=0.5)
+        runs.append([pipe(image=x, label=i % 3)["image"] for i in range(6)])
+    a, b, c = runs
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+
+
+def test_p_zero_leaves_image(model_path):
+    x = np.full((16, 16, 3), 5, np.uint8)
+    out = _pipe(model_path, seed=0, p=0.0)(image=x, label=0)["image"]
+    assert np.array_equal(out, x) or np.array_equal(out, x[:, ::-1])
+
+
+def test_rate_within_binomial_bounds(model_path):
+    aug = A.Compose([GA.GANAugment(model_path, p=0.3)], seed=0)
+    x = np.zeros((16, 16, 3), np.uint8)
+    n = 600
+    hits = sum(int(aug(image=x, label=i % 3)["image"].any()) for i in range(n))
+    assert abs(hits - 0.3 * n) <= 4 * np.sqrt(n * 0.3 * 0.7)
+
+
+def test_serialisation_round_trip(model_path, tmp_path):
+    aug = _pipe(model_path, seed=0, p=0.7, label_key="y", bank_size=8, truncation=0.8)
+    d = A.to_dict(aug)
+    saved = d["transform"]["transforms"][0]
+    assert saved["__class_fullname__"] == "ganaug.albumentations.GANAugment"
+    assert saved["generator_path"] == model_path and saved["label_key"] == "y"
+    assert (saved["p"], saved["bank_size"], saved["truncation"]) == (0.7, 8, 0.8)
+    A.save(aug, str(tmp_path / "aug.json"))
+    for back in (A.from_dict(d), A.load(str(tmp_path / "aug.json"))):
+        t = back.transforms[0]
+        assert isinstance(t, GA.GANAugment)
+        assert (t.generator_path, t.p, t.label_key, t.bank_size, t.truncation) == (
+            model_path, 0.7, "y", 8, 0.8)
+        back.set_random_seed(9)
+        aug.set_random_seed(9)
+        x = np.zeros((16, 16, 3), np.uint8)
+        for i in range(4):
+            assert np.array_equal(back(image=x, y=i % 3)["image"], aug(image=x, y=i % 3)["image"])
+
+
+class _AlbuDataset(torch.utils.data.Dataset):
+    def __init__(self, aug):
+        self.aug = aug
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        out = self.aug(image=np.zeros((16, 16, 3), np.uint8), label=0)
+        return torch.from_numpy(out["image"])
+
+
+def _epoch(path, loader_seed):
+    ds = _AlbuDataset(A.Compose([GA.GANAugment(path, p=1.0)], seed=1))
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2,
+                                         generator=torch.Generator().manual_seed(loader_seed))
+    return list(loader)
+
+
+def test_workers_reseeded(model_path):
+    first = _epoch(model_path, 0)
+    # worker 0 made batch 0, worker 1 batch 1; without reseeding they would be identical.
+    assert not torch.equal(first[0], first[1])
+    again = _epoch(model_path, 0)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_error_missing_label(model_path):
+    with pytest.raises(GanaugDataError, match=r"needs the label.*aug\(image=img, label=y\)"):
+        _pipe(model_path, seed=0)(image=np.zeros((8, 8, 3), np.uint8))
+
+
+def test_error_label_out_of_range(model_path):
+    with pytest.raises(GanaugDataError, match=r"Label 9 is out of range"):
+        _pipe(model_path, seed=0)(image=np.zeros((8, 8, 3), np.uint8), label=9)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"p": 1.5}, r"p must be a probability"),
+                                          ({"bank_size": 0}, r"bank_size must be an integer >= 1")])
+def test_config_errors(model_path, kwargs, match):
+    with pytest.raises(GanaugConfigError, match=match):
+        GA.GANAugment(model_path, **kwargs)
