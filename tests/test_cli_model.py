@@ -1,0 +1,128 @@
+"""`ganaug info/sample/export` on a saved tiny model, and bad model files at the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from ganaug.cli import main
+from ganaug.io import build_document, cpu_state_dict, save
+
+
+@pytest.fixture
+def model_file(tiny_generator, tmp_path) -> Path:
+    gen = tiny_generator
+    with torch.no_grad():  # make images vary with z, so grids and exports are not flat grey
+        for m in gen.net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.fill_(1e-3)
+    return save(gen, tmp_path / "g.safetensors", metadata={"training": {"steps": 7, "seed": 1}})
+
+
+def test_info(model_file, tiny_net, capsys):
+    assert main(["info", str(model_file)]) == 0
+    out = capsys.readouterr().out
+    assert "dcgan" in out and "3: a, b, c" in out and "training.steps" in out
+    assert f"{sum(p.numel() for p in tiny_net.parameters()):,}" in out
+
+
+def test_sample_grid(model_file, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    args = ["sample", str(model_file), "--n-per-class", "4", "--classes", "c, a",
+            "--truncation", "0.7", "--seed", "0", "--out", str(out)]
+    assert main(args) == 0
+    assert "8 images, 2 classes" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1] > 0
+    first = out.read_bytes()
+    assert main(args) == 0
+    assert out.read_bytes() == first  # same seed, same grid
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_export(model_file, tmp_path, capsys):
+    out = tmp_path / "synth"
+    args = ["export", str(model_file), "--n-per-class", "3", "--out", str(out), "--batch", "2"]
+    assert main(args) == 0
+    assert "9 images in 3 classes (9 written, 0 already there)" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", "export.json",
+                                                    "manifest.csv"]
+    assert main(args) == 0
+    assert "(0 written, 9 already there)" in capsys.readouterr().out
+    assert main(["export", str(model_file), "--n-per-class", "4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "n_per_class: 3 there, 4 now" in err and "Traceback" not in err
+
+
+def test_export_jpg_subset(model_file, tmp_path):
+    out = tmp_path / "synth"
+    assert main(["export", str(model_file), "--n-per-class", "2", "--out", str(out),
+                 "--format", "jpg", "--classes", "b", "--seed", "4"]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == [
+        "b/000000.jpg", "b/000001.jpg"]
+    arr = np.asarray(Image.open(out / "b" / "000000.jpg"))
+    assert arr.shape == (16, 16, 3)
+
+
+def _bad_files(tmp_path: Path, tiny_generator) -> dict[str, tuple[Path, str]]:
+    """name -> (path, a phrase its error message must contain)."""
+    good = save(tiny_generator, tmp_path / "good.safetensors")
+    data = good.read_bytes()
+    cases: dict[str, tuple[Path, str]] = {}
+    (tmp_path / "cut.safetensors").write_bytes(data[:-10])
+    cases["truncated"] = (tmp_path / "cut.safetensors", "truncated or corrupt")
+    Image.new("RGB", (2, 2)).save(tmp_path / "pic.png")
+    cases["png"] = (tmp_path / "pic.png", "looks like a PNG")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "ckpt.pt")
+    cases["torch.save"] = (tmp_path / "ckpt.pt", "zip archive")
+    save_file(cpu_state_dict(tiny_generator.net), str(tmp_path / "plain.safetensors"))
+    cases["plain"] = (tmp_path / "plain.safetensors", "not a ganaug model")
+    doc = build_document(tiny_generator)
+    doc["format"] = 99
+    save_file(cpu_state_dict(tiny_generator.net), str(tmp_path / "new.safetensors"),
+              metadata={"ganaug": json.dumps(doc)})
+    cases["newer"] = (tmp_path / "new.safetensors", "Upgrade ganaug")
+    doc = build_document(tiny_generator)
+    doc["arch"] = "nope"
+    save_file(cpu_state_dict(tiny_generator.net), str(tmp_path / "arch.safetensors"),
+              metadata={"ganaug": json.dumps(doc)})
+    cases["arch"] = (tmp_path / "arch.safetensors", "needs arch 'nope'")
+    cases["missing"] = (tmp_path / "missing.safetensors", "No model file")
+    cases["directory"] = (tmp_path, "is a directory")
+    return cases
+
+
+@pytest.mark.parametrize("command", ["info", "sample", "export"])
+def test_bad_files_exit_2_with_one_paragraph(command, tiny_generator, tmp_path, capsys):
+    for name, (path, phrase) in _bad_files(tmp_path, tiny_generator).items():
+        extra = {"info": [], "sample": ["--out", str(tmp_path / "g.png")],
+                 "export": ["--n-per-class", "1", "--out", str(tmp_path / "x")]}[command]
+        assert main([command, str(path), *extra]) == 2, name
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert err.startswith("ganaug: error: ") and phrase in err, (name, err)
+        assert "\n" not in err and "Traceback" not in err, (name, err)
+        assert captured.out == ""
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "x").exists()
+
+
+def test_subprocess_bad_file_no_traceback(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 3)
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ganaug", "info", str(bad)], capture_output=True,
+                          text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("ganaug: error: ") and "bad.safetensors" in proc.stderr
+    assert "header too small" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
