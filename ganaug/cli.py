@@ -41,7 +41,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     if args.grid:
         from ganaug.data import save_data_grid
 
-        print(f"grid: {save_data_grid(data, args.grid, per_row=args.per_row)}")
+        print(f"grid: {save_data_grid(data, args.grid, per_row=args.per_row, seed=args.seed)}")
     return 0
 
 
@@ -53,9 +53,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items()
                  if k not in ("command", "func", "config") and v is not None}
     cfg = train_config_from_sources(args.config, overrides)
-    result = Trainer(cfg).fit()
-    if result is not None:
-        print(result)
+    try:
+        result = Trainer(cfg).fit()
+    except KeyboardInterrupt as err:
+        # The trainer wrote a checkpoint and printed how to resume; exit like Ctrl-C does.
+        print(f"ganaug: {err or 'interrupted'}", file=sys.stderr)
+        return 130
+    final = result.get("final") or {}
+    losses = ", ".join(f"{k} {final[k]:.3f}" for k in ("loss_d", "loss_g") if final.get(k) is not None)
+    print(f"trained {result['steps']} steps in {result['wall_time_s']:.0f} s"
+          + (f" ({losses})" if losses else "")
+          + f"\nrun folder: {result['out']}\nmodel file: {result['generator']}")
     return 0
 
 

@@ -1,0 +1,74 @@
+"""Tests of ``ganaug data info``: the report, the grid, and errors without a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganaug.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_data_info_digits_reports_counts_and_shape(capsys):
+    assert main(["data", "info", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "images:   1,797" in out and "classes:  10" in out and "1x8x8 (grey)" in out
+    assert "range:    0..255" in out
+
+
+def test_data_info_options_and_grid(tmp_path, capsys):
+    grid = tmp_path / "grid.png"
+    argv = ["data", "info", "digits", "--split", "train", "--per-class", "3", "--size", "12",
+            "--channels", "3", "--seed", "5", "--grid", str(grid), "--per-row", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "spec:     digits?split=train&per_class=3&seed=5&size=12&channels=3" in out
+    assert "images:   30" in out and "3x12x12 (RGB)" in out
+    assert f"grid: {grid}" in out
+    assert Image.open(grid).format == "PNG"
+
+
+def test_data_info_imbalance(capsys):
+    assert main(["data", "info", "digits", "--imbalance", "10", "--per-class", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "(min 10, max 100 per class)" in out
+
+
+def test_data_info_folder(tmp_path, capsys):
+    for k, c in enumerate(("a", "b")):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((6, 6, 3), 50 * k + i, np.uint8)).save(tmp_path / c / f"{i}.png")
+    assert main(["data", "info", f"folder:{tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "images:   6" in out and "3x6x6 (RGB)" in out and "range:    0..52" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["data", "info", "mnist"], "Did you mean 'mnist5k'"),
+    (["data", "info", "digits", "--per-class", "500"], "which has only"),
+    (["data", "info", "folder:/no/such/dir"], "does not exist"),
+])
+def test_data_info_errors_exit_2_with_one_paragraph(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganaug: error: ") and message in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_subprocess_bad_spec_has_no_traceback():
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    ok = subprocess.run([sys.executable, "-m", "ganaug", "data", "info", "digits"], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "images:   1,797" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "ganaug", "data", "info", "digitz"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr and "Did you mean 'digits'" in bad.stderr
