@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 import torch
 from torch.utils.data import Dataset
 
@@ -414,14 +415,18 @@ class SyntheticDataset(Dataset):
         return self.cache_dir / self.classes[cls] / f"{j:06d}.png"
 
     def _read_chunk(self, cls: int, k: int) -> torch.Tensor | None:
-        from torchvision.io import ImageReadMode, decode_image
+        from torchvision.transforms.v2.functional import pil_to_tensor
 
         start = k * self.chunk_size
         files = [self._file(cls, start + i) for i in range(self._chunk_len(cls, k))]
         if not all(f.is_file() for f in files):
             return None
-        mode = ImageReadMode.GRAY if self.generator.channels == 1 else ImageReadMode.RGB
-        return torch.stack([decode_image(str(f), mode=mode) for f in files])
+        mode = "L" if self.generator.channels == 1 else "RGB"
+        images = []
+        for f in files:
+            with PIL.Image.open(f) as img:
+                images.append(pil_to_tensor(img.convert(mode)))
+        return torch.stack(images)
 
     def _write_chunk(self, cls: int, k: int, images: torch.Tensor) -> None:
         from torchvision.transforms.v2.functional import to_pil_image
