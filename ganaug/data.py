@@ -31,6 +31,8 @@ __all__ = [
     "save_data_grid",
     "subset_per_class",
     "long_tail_subset",
+    "long_tail_counts",
+    "ImagesDataset",
     "split_indices",
     "parse_spec",
     "SPEC_FORMS",
@@ -418,7 +420,7 @@ def _tv_part(cls, name: str, root: Path, train: bool, download: bool):
         data = data[:, None]
     elif data.shape[-1] == 3:
         data = data.transpose(0, 3, 1, 2)
-    targets = np.asarray(getattr(ds, "targets", None) if hasattr(ds, "targets") else ds.labels)
+    targets = np.asarray(ds.targets if hasattr(ds, "targets") else ds.labels)  # SVHN/STL10: labels
     classes = list(getattr(ds, "classes", None) or [str(k) for k in range(int(targets.max()) + 1)])
     return torch.from_numpy(np.ascontiguousarray(data)), torch.from_numpy(targets.astype(np.int64)), classes
 
