@@ -343,3 +343,16 @@ def test_mixer_soft_target_class_beyond_generator(const_generator):
     y = torch.nn.functional.one_hot(torch.tensor([4, 4]), 5).float()
     with pytest.raises(GanaugDataError, match=r"top class is 4 but the generator has 3"):
         BatchMixer(const_generator, 1.0, num_classes=5)(torch.zeros(2, 3, 8, 8), y)
+
+
+def test_bank_reuse_serves_each_image_exactly_reuse_times(tiny_generator, monkeypatch):
+    calls = []
+    original = tiny_generator.sample
+    monkeypatch.setattr(tiny_generator, "sample", lambda *a, **k: calls.append(1) or original(*a, **k))
+    bank = SampleBank(tiny_generator, bank_size=4, seed=0, reuse=3)
+    served = [bank.draw(0).numpy().tobytes() for _ in range(12)]
+    assert len(calls) == 1 and len(set(served)) == 4
+    assert sorted(served.count(img) for img in set(served)) == [3, 3, 3, 3]
+    assert served[:4] != served[4:8] or served[4:8] != served[8:]  # shuffled per pass
+    bank.draw(0)
+    assert len(calls) == 2
