@@ -8,12 +8,11 @@ images for the same seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import operator
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 import torch
 from torch import nn
 

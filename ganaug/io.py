@@ -253,7 +253,7 @@ def _read_header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[str
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata()
             tensors = {}
-            for name in f.keys():
+            for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 sl = f.get_slice(name)
                 tensors[name] = (str(sl.get_dtype()), tuple(sl.get_shape()))
     except (SafetensorError, OSError, ValueError, OverflowError) as err:
@@ -310,11 +310,10 @@ def _build_net(path: Path, doc: Mapping[str, Any], *, meta_device: bool) -> nn.M
     try:
         # The meta build lets a damaged arch_config (say width 10**9) fail on shapes, not RAM;
         # fork_rng keeps the caller's global RNG untouched by the weight init.
-        with torch.random.fork_rng(devices=[]):
-            with torch.device("meta" if meta_device else "cpu"):
-                return build_generator(doc["arch"], num_classes=doc["num_classes"],
-                                       channels=doc["channels"], image_size=doc["image_size"],
-                                       z_dim=doc["z_dim"], **kwargs)
+        with torch.random.fork_rng(devices=[]), torch.device("meta" if meta_device else "cpu"):
+            return build_generator(doc["arch"], num_classes=doc["num_classes"],
+                                   channels=doc["channels"], image_size=doc["image_size"],
+                                   z_dim=doc["z_dim"], **kwargs)
     except (GanaugConfigError, TypeError, ValueError, RuntimeError) as err:
         raise GanaugModelError(
             f"{path}: arch '{doc['arch']}' cannot be built from the file's arch_config "
@@ -393,7 +392,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> G
     net = _build_net(path, doc, meta_device=False)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            state = {name: f.get_tensor(name) for name in f.keys()}
+            state = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
         net.load_state_dict(state, strict=True)
     except (SafetensorError, OSError, RuntimeError) as err:
         raise GanaugModelError(

@@ -119,8 +119,9 @@ def test_subprocess_bad_file_no_traceback(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 3)
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "ganaug", "info", str(bad)], capture_output=True,
-                          text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "ganaug", "info", str(bad)], check=False,
+                          capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.startswith("ganaug: error: ") and "bad.safetensors" in proc.stderr
