@@ -288,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganaug: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `ganaug ... | head` closed the pipe: not an error of ours, and no traceback.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
