@@ -1,0 +1,170 @@
+"""Tests of ganaug.config: precedence, validation, YAML round trip, presets, resume checks."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from ganaug.config import (FIXED_DEFAULTS, SMALL_DATA_IMAGES, TrainConfig, arch_differences,
+                           data_name, merge_saved, resolve_config, train_config_from_sources)
+from ganaug.errors import GanaugConfigError
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_precedence_defaults_then_yaml_then_overrides(tmp_path):
+    yaml_file = write(tmp_path / "c.yaml", "steps: 300\nlr_g: 1e-4\nbatch_size: 32\n"
+                                           "arch_kwargs: {width: 16}\n")
+    cfg = train_config_from_sources(yaml_file, {"data": "digits", "steps": 50, "lr_d": None})
+    assert cfg.steps == 50  # flag beats YAML
+    assert cfg.lr_g == pytest.approx(1e-4)  # YAML (PyYAML reads 1e-4 as a string) beats default
+    assert cfg.batch_size == 32 and cfg.arch_kwargs == {"width": 16}
+    assert cfg.lr_d is None  # a flag left out (None) does not override
+    resolved, _ = resolve_config(cfg, num_images=100, channels=1, image_size=16,
+                                 device_type="cpu")
+    assert resolved.lr_d == pytest.approx(2e-4)  # default via preset
+    assert resolved.seed == FIXED_DEFAULTS["seed"] and resolved.sample_every == 250
+
+
+def test_no_yaml_gives_defaults():
+    cfg = train_config_from_sources(None, {"data": "mnist5k"})
+    assert cfg == TrainConfig(data="mnist5k")
+
+
+def test_unknown_yaml_key_suggests_the_field(tmp_path):
+    yaml_file = write(tmp_path / "c.yaml", "stpes: 10\n")
+    with pytest.raises(GanaugConfigError, match=r"Unknown key 'stpes'.*Did you mean 'steps'"):
+        train_config_from_sources(yaml_file, {})
+
+
+def test_yaml_must_be_a_mapping_and_exist(tmp_path):
+    with pytest.raises(GanaugConfigError, match=r"must hold a mapping.*list"):
+        train_config_from_sources(write(tmp_path / "c.yaml", "- 1\n- 2\n"), {})
+    with pytest.raises(GanaugConfigError, match=r"does not exist; check the --config"):
+        train_config_from_sources(tmp_path / "missing.yaml", {})
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("steps", 0, r"Invalid steps=0; accepted: an integer >= 1"),
+    ("steps", 2.5, r"Invalid steps=2.5"),
+    ("batch_size", "many", r"Invalid batch_size='many'"),
+    ("channels", 2, r"Invalid channels=2; accepted: 1 \(grey\) or 3 \(RGB\)"),
+    ("lr_g", -1.0, r"Invalid lr_g=-1.0; accepted: a float > 0"),
+    ("lr_d", "fast", r"Invalid lr_d='fast'"),
+    ("ema_decay", 1.0, r"Invalid ema_decay=1.0; accepted: a float in \[0, 1\)"),
+    ("ada_target", 0.0, r"Invalid ada_target=0.0"),
+    ("r1_gamma", -0.1, r"Invalid r1_gamma=-0.1"),
+    ("loss", "hinje", r"Invalid loss='hinje'; accepted: hinge, ns, wgan-gp.*Did you mean 'hinge'"),
+    ("arch", "dcgann", r"Invalid arch='dcgann'.*Did you mean 'dcgan'"),
+    ("betas", [0.5], r"Invalid betas=\[0.5\]; accepted: two floats"),
+    ("betas", [0.5, 1.5], r"Invalid betas"),
+    ("device", "gpu", r"Invalid device='gpu'; accepted: cpu, cuda, cuda:N or mps"),
+    ("amp", "yes", r"Invalid amp='yes'; accepted: true or false"),
+    ("arch_kwargs", [1], r"Invalid arch_kwargs=\[1\]"),
+    ("diffaug", "colour", r"Unknown DiffAugment policy 'colour'.*Did you mean 'color'"),
+    ("data", "", r"Invalid data=''"),
+    ("seed", -1, r"Invalid seed=-1; accepted: an integer >= 0"),
+])
+def test_invalid_values_name_field_value_and_accepted(field, value, match):
+    with pytest.raises(GanaugConfigError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_ada_needs_a_policy():
+    with pytest.raises(GanaugConfigError, match=r"ada=true .* diffaug is 'none'.*--diffaug"):
+        TrainConfig(ada=True, diffaug="none")
+
+
+def test_values_are_normalised():
+    cfg = TrainConfig(steps="40", lr_g="2e-4", betas=[0, 0.9], diffaug=" Translation, cutout ")
+    assert cfg.steps == 40 and isinstance(cfg.steps, int)
+    assert cfg.lr_g == pytest.approx(2e-4) and cfg.betas == (0.0, 0.9)
+    assert cfg.diffaug == "translation,cutout"
+    assert TrainConfig(diffaug="off").diffaug == "none"
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = TrainConfig(data="digits", steps=12, betas=(0.0, 0.99), arch_kwargs={"width": 8},
+                      diffaug="cutout", ada=True, lr_g=3e-4)
+    cfg.to_yaml(tmp_path / "config.yaml")
+    assert TrainConfig.from_yaml(tmp_path / "config.yaml") == cfg
+
+
+def test_cli_train_dests_are_config_fields():
+    from ganaug.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data", "digits", "--batch", "8", "--size", "16",
+                              "--lr-g", "1e-3", "--no-amp", "--workers", "1"])
+    names = {f.name for f in fields(TrainConfig)}
+    given = {k for k in vars(args) if k not in ("command", "func", "config")}
+    assert given <= names
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in ("command", "func", "config") and v is not None}
+    cfg = train_config_from_sources(None, overrides)
+    assert (cfg.batch_size, cfg.image_size, cfg.lr_g, cfg.amp, cfg.num_workers) == (
+        8, 16, 1e-3, False, 1)
+
+
+# -- presets ----------------------------------------------------------------------------------
+def test_small_grey_cpu_preset():
+    cfg, desc = resolve_config(TrainConfig(data="mnist5k"), num_images=5000, channels=1,
+                               image_size=28, device_type="cpu")
+    assert (cfg.arch, cfg.loss, cfg.d_steps, cfg.betas) == ("dcgan", "hinge", 1, (0.5, 0.999))
+    assert cfg.arch_kwargs == {"width": 32} and cfg.ema_decay == 0.999
+    assert cfg.diffaug == "translation,cutout" and cfg.amp is False
+    assert cfg.out.endswith("mnist5k") and cfg.image_size == 28 and cfg.channels == 1
+    assert desc.startswith("preset: small-data 28x28 grey") and "translation,cutout" in desc
+    unset = [f.name for f in fields(TrainConfig) if getattr(cfg, f.name) is None]
+    assert unset == ["per_class", "imbalance", "device"]  # None is their meaning: all / auto
+
+
+def test_cuda_rgb_preset_is_biggan_like():
+    cfg, desc = resolve_config(TrainConfig(data="folder:/x/pets/"), num_images=SMALL_DATA_IMAGES,
+                               channels=3, image_size=32, device_type="cuda")
+    assert (cfg.arch, cfg.d_steps, cfg.betas, cfg.lr_g, cfg.lr_d) == (
+        "resnet", 4, (0.0, 0.999), 2e-4, 2e-4)
+    assert cfg.ema_decay == 0.9999 and cfg.amp and cfg.channels_last
+    assert cfg.diffaug == "none" and cfg.arch_kwargs == {}  # large data: no augmentation
+    assert "standard" in desc and cfg.out.endswith("pets")
+
+
+def test_small_rgb_gets_color_and_wgan_gp_gets_its_optimiser():
+    cfg, _ = resolve_config(TrainConfig(loss="wgan-gp"), num_images=500, channels=3,
+                            image_size=32, device_type="cpu")
+    assert cfg.diffaug == "color,translation,cutout"
+    assert (cfg.lr_g, cfg.betas, cfg.d_steps) == (1e-4, (0.0, 0.9), 5)
+
+
+def test_explicit_values_beat_the_preset_and_steps_change_nothing_else():
+    user = TrainConfig(arch="resnet", lr_g=1e-3, diffaug="none", ema_decay=0.5, amp=False)
+    cfg, _ = resolve_config(user, num_images=10, channels=3, image_size=32, device_type="cuda")
+    assert (cfg.arch, cfg.lr_g, cfg.diffaug, cfg.ema_decay, cfg.amp) == (
+        "resnet", 1e-3, "none", 0.5, False)
+    short, _ = resolve_config(TrainConfig(steps=6), num_images=10, channels=1, image_size=16,
+                              device_type="cpu")
+    long, _ = resolve_config(TrainConfig(steps=6000), num_images=10, channels=1, image_size=16,
+                             device_type="cpu")
+    assert {k: v for k, v in short.to_dict().items() if k != "steps"} == \
+        {k: v for k, v in long.to_dict().items() if k != "steps"}
+
+
+def test_arch_differences_and_merge_saved():
+    saved, _ = resolve_config(TrainConfig(data="digits", seed=4), num_images=10, channels=1,
+                              image_size=16, device_type="cpu")
+    now = merge_saved(TrainConfig(data="digits", steps=99, z_dim=64), saved.to_dict())
+    assert now.seed == 4 and now.steps == 99 and now.arch == "dcgan"
+    assert arch_differences(saved.to_dict(), now) == [
+        "z_dim: 128 (checkpoint) -> 64 (now)"]
+
+
+@pytest.mark.parametrize("spec, name", [
+    ("mnist5k", "mnist5k"), ("folder:./pets/", "pets"), ("npz:/a/b/tiny.npz", "tiny"),
+    ("digits?size=16", "digits"), ("torchvision:cifar10", "cifar10"),
+])
+def test_data_name(spec, name):
+    assert data_name(spec) == name

@@ -1,0 +1,338 @@
+"""Tests of ganaug.train: run files, exact resume, interrupts, divergence guard, user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.config import TrainConfig
+from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
+from ganaug.train import BatchOrder, Trainer, ema_decay_at, ema_update, split_arch_kwargs
+
+N_IMAGES, N_CLASSES, SIZE = 48, 3, 16
+
+
+@pytest.fixture(scope="module")
+def npz_data(tmp_path_factory) -> str:
+    """48 seeded 16x16 RGB images of 3 classes (a brightness ramp per class) as npz:PATH."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(N_IMAGES) % N_CLASSES
+    base = (labels[:, None, None, None] * 80 + 20).astype(np.float64)
+    x = np.clip(base + rng.normal(0, 25, (N_IMAGES, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x=x, y=labels.astype(np.int64), classes=np.array(["dark", "mid", "light"]))
+    return f"npz:{path}"
+
+
+def make_cfg(data: str, out: Path, **kw) -> TrainConfig:
+    """A tiny CPU run: dcgan width 8, z 16, batch 8, 2 D steps, DiffAugment on."""
+    base = dict(data=data, arch="dcgan", arch_kwargs={"width": 8, "embed_dim": 8}, z_dim=16,
+                batch_size=8, d_steps=2, steps=3, device="cpu", out=str(out),
+                diffaug="color,translation,cutout", sample_every=100, ckpt_every=100,
+                log_every=1, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def st_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def assert_same_tensors(a: Path, b: Path) -> None:
+    ta, tb = st_tensors(a), st_tensors(b)
+    assert sorted(ta) == sorted(tb)
+    for key in ta:
+        assert torch.equal(ta[key], tb[key]), key
+
+
+@pytest.fixture(scope="module")
+def reference_run(npz_data, tmp_path_factory) -> Path:
+    """One uninterrupted 6-step run (crosses a data epoch: 6 batches of 8 per epoch, 12 used)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    Trainer(make_cfg(npz_data, out, steps=6)).fit()
+    return out
+
+
+# -- pieces -----------------------------------------------------------------------------------
+def test_batch_order_covers_each_image_once_per_epoch_and_reshuffles():
+    order = BatchOrder(n=20, batch_size=4, seed=5)
+    epoch0 = torch.cat([order.indices(i) for i in range(5)])
+    epoch1 = torch.cat([order.indices(i) for i in range(5, 10)])
+    assert sorted(epoch0.tolist()) == list(range(20))
+    assert sorted(epoch1.tolist()) == list(range(20))
+    assert not torch.equal(epoch0, epoch1)
+    # a pure function of the batch counter: asking again (out of order) gives the same batch
+    assert torch.equal(BatchOrder(20, 4, 5).indices(7), order.indices(7))
+
+
+def test_batch_order_shards_are_disjoint_across_ranks():
+    shards = [torch.cat([BatchOrder(21, 5, 0, rank=r, world=2).indices(i) for i in range(2)])
+              for r in range(2)]
+    assert set(shards[0].tolist()).isdisjoint(shards[1].tolist())
+    assert len(shards[0]) == len(shards[1]) == 10
+
+
+def test_ema_decay_warms_up_and_caps():
+    assert ema_decay_at(3, 0.999, start=5) == 0.0
+    assert ema_decay_at(6, 0.999, start=5) == pytest.approx(2 / 11)
+    assert ema_decay_at(10**6, 0.999, start=0) == pytest.approx(0.999)
+
+
+def test_ema_update_averages_parameters_and_copies_buffers():
+    model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        ema.weight.fill_(1.0)
+        model.running_mean.fill_(5.0)
+    ema_update(ema, model, decay=0.75)
+    torch.testing.assert_close(ema.weight, torch.full((3,), 1.25))
+    torch.testing.assert_close(ema.running_mean, torch.full((3,), 5.0))
+
+
+def test_split_arch_kwargs_routes_and_rejects_unknown():
+    g_kw, d_kw = split_arch_kwargs("dcgan", {"width": 8, "embed_dim": 4, "spectral_norm": False})
+    assert g_kw == {"width": 8, "embed_dim": 4}
+    assert d_kw == {"width": 8, "spectral_norm": False}
+    with pytest.raises(GanaugConfigError, match=r"\['widht'\].*Did you mean 'width'"):
+        split_arch_kwargs("dcgan", {"widht": 8})
+
+
+# -- a run ------------------------------------------------------------------------------------
+def test_three_step_run_writes_every_file(npz_data, tmp_path):
+    from ganaug.io import load
+
+    out = tmp_path / "run"
+    trainer = Trainer(make_cfg(npz_data, out, steps=3, sample_every=2, ckpt_every=2))
+    summary = trainer.fit()
+    assert summary["steps"] == 3 and Path(summary["generator"]) == out / "generator.safetensors"
+    for name in ("config.yaml", "checkpoints/last.pt", "samples/step_000002.png",
+                 "samples/step_000003.png", "metrics.jsonl", "loss.png", "generator.safetensors"):
+        assert (out / name).is_file(), name
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for key in ("loss_d", "loss_g", "d_real", "d_fake", "ada_p", "step_time", "images_per_s"):
+        assert key in records[-1]
+    assert np.isfinite(records[-1]["loss_d"]) and records[-1]["images_per_s"] > 0
+    # the resolved config is saved and reads back equal
+    assert TrainConfig.from_yaml(out / "config.yaml") == trainer.cfg
+    assert trainer.cfg.image_size == SIZE and trainer.cfg.channels == 3
+    # the model file holds the EMA generator: same images as the in-memory sampler
+    gen = load(out / "generator.safetensors")
+    assert gen.classes == ["dark", "mid", "light"] and gen.image_size == SIZE
+    torch.testing.assert_close(gen.sample(n_per_class=2, seed=1),
+                               trainer.generator.sample(n_per_class=2, seed=1), rtol=0, atol=0)
+    training = gen.metadata["training"]
+    assert training["steps"] == 3 and training["seed"] == 3
+    assert training["data_fingerprint"] == trainer.data.fingerprint()
+    ema_state = trainer.G_ema.state_dict()
+    for key, value in st_tensors(out / "generator.safetensors").items():
+        assert torch.equal(value, ema_state[key]), key
+
+
+def test_checkpoint_loads_with_weights_only(reference_run):
+    ckpt = torch.load(reference_run / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 6 and ckpt["real_batches"] == 12
+    assert len(ckpt["rng"]) == 1 and ckpt["rng"][0]["torch"].dtype == torch.uint8
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d", "ada", "lecam"):
+        assert key in ckpt
+    assert ckpt["num_classes"] == N_CLASSES
+
+
+def test_every_torch_load_in_the_trainer_is_weights_only():
+    root = Path(__file__).resolve().parents[1] / "ganaug"
+    calls = []
+    for name in ("train.py", "checkpoint.py", "_distributed.py", "config.py"):
+        calls += re.findall(r"torch\.load\(([^)]*)\)", (root / name).read_text())
+    assert calls and all("weights_only=True" in c for c in calls)
+
+
+# -- resume -----------------------------------------------------------------------------------
+def test_resume_is_bit_exact(npz_data, tmp_path, reference_run):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=3)).fit()
+    assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 3
+    summary = Trainer(make_cfg(npz_data, out, steps=6, resume=True)).fit()
+    assert summary["steps"] == 6
+    assert_same_tensors(out / "generator.safetensors", reference_run / "generator.safetensors")
+    a = torch.load(out / "checkpoints/last.pt", weights_only=True)
+    b = torch.load(reference_run / "checkpoints/last.pt", weights_only=True)
+    for key in a["D"]:
+        assert torch.equal(a["D"][key], b["D"][key]), key
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_inherits_the_saved_config(npz_data, tmp_path):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=1, seed=9)).fit()
+    trainer = Trainer(TrainConfig(data=npz_data, out=str(out), steps=2, resume=True))
+    trainer.fit()
+    assert trainer.cfg.seed == 9 and trainer.cfg.arch_kwargs == {"width": 8, "embed_dim": 8}
+
+
+def test_resume_past_the_total_does_nothing(npz_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=1)).fit()
+    before = (out / "checkpoints/last.pt").read_bytes()
+    assert Trainer(make_cfg(npz_data, out, steps=1, resume=True)).fit()["steps"] == 1
+    assert (out / "checkpoints/last.pt").read_bytes() == before
+    assert "raise --steps" in capsys.readouterr().out
+
+
+def test_changed_architecture_resume_is_refused_listing_each_difference(npz_data, tmp_path):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=1)).fit()
+    cfg = make_cfg(npz_data, out, steps=2, resume=True, arch_kwargs={"width": 16}, z_dim=8,
+                   channels=1)
+    with pytest.raises(GanaugTrainingError, match=r"architecture changed") as err:
+        Trainer(cfg).fit()
+    text = str(err.value)
+    assert re.search(r"arch_kwargs: .*'width': 8.*-> \{'width': 16\}", text)
+    assert "z_dim: 16 (checkpoint) -> 8 (now)" in text
+    assert "channels: 3 (checkpoint) -> 1 (now)" in text
+    assert "image_size" not in text
+
+
+def test_resume_with_other_class_count_is_refused(npz_data, tmp_path):
+    from ganaug.data import load_data
+
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=1)).fit()
+    data = load_data(npz_data)
+    keep = data.labels < 2
+    two = type(data)(data.images[keep], data.labels[keep], data.classes[:2], "two", "")
+    with pytest.raises(GanaugTrainingError, match=r"num_classes: 3 \(checkpoint\) -> 2"):
+        Trainer(make_cfg(npz_data, out, steps=2, resume=True), data=two).fit()
+
+
+def test_resume_without_checkpoint_and_overwrite_are_refused(npz_data, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(GanaugTrainingError, match=r"No checkpoint at .*drop --resume"):
+        Trainer(make_cfg(npz_data, out, resume=True)).fit()
+    Trainer(make_cfg(npz_data, out, steps=1)).fit()
+    with pytest.raises(GanaugTrainingError, match=r"already holds a run.*--resume"):
+        Trainer(make_cfg(npz_data, out, steps=1)).fit()
+
+
+# -- interrupts -------------------------------------------------------------------------------
+def test_keyboard_interrupt_writes_a_checkpoint_and_resume_finishes_exactly(
+        npz_data, tmp_path, reference_run):
+    out = tmp_path / "run"
+
+    def stop_at_4(trainer, step):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match=r"step 4 of 6.*--resume"):
+        Trainer(make_cfg(npz_data, out, steps=6), hooks=[stop_at_4]).fit()
+    assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 4
+    Trainer(make_cfg(npz_data, out, steps=6, resume=True)).fit()
+    assert_same_tensors(out / "generator.safetensors", reference_run / "generator.safetensors")
+
+
+def test_sigterm_inside_a_step_finishes_the_step_then_stops(npz_data, tmp_path, reference_run):
+    out = tmp_path / "run"
+    trainer = Trainer(make_cfg(npz_data, out, steps=6))
+    real_g_loss = None
+
+    def g_loss(logits_fake):
+        if trainer.step == 1:  # inside generator step 2
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_g_loss(logits_fake)
+
+    original_build = trainer._build
+
+    def build():
+        nonlocal real_g_loss
+        original_build()
+        real_g_loss = trainer.g_loss_fn
+        trainer.g_loss_fn = g_loss
+
+    trainer._build = build
+    with pytest.raises(KeyboardInterrupt, match=r"step 2 of 6"):
+        trainer.fit()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 2
+    Trainer(make_cfg(npz_data, out, steps=6, resume=True)).fit()
+    assert_same_tensors(out / "generator.safetensors", reference_run / "generator.safetensors")
+
+
+def test_cli_exits_130_with_resume_message(monkeypatch, capsys):
+    from ganaug import cli
+    from ganaug.train import Trainer as T
+
+    def fit(self):
+        raise KeyboardInterrupt("Interrupted at step 4; resume with --resume")
+
+    monkeypatch.setattr(T, "fit", fit)
+    assert cli.main(["train", "--data", "digits", "--steps", "5"]) == 130
+    assert "resume with --resume" in capsys.readouterr().err
+
+
+# -- divergence and user errors ---------------------------------------------------------------
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(npz_data, tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(make_cfg(npz_data, out, steps=6, ckpt_every=2))
+    saved = {}
+
+    def remember(tr, step):
+        if step == 3:  # the step-2 checkpoint exists now
+            saved["ckpt"] = (out / "checkpoints/last.pt").read_bytes()
+            saved["gen"] = (out / "generator.safetensors").read_bytes()
+            real = tr.g_loss_fn
+            tr.g_loss_fn = lambda logits: real(logits) * float("nan")
+
+    trainer.hooks.append(remember)
+    with pytest.raises(GanaugTrainingError,
+                       match=r"generator loss became NaN/Inf at generator step 4.*last good "
+                             r"checkpoint.*lower learning rate.*R1"):
+        trainer.fit()
+    assert (out / "checkpoints/last.pt").read_bytes() == saved["ckpt"]
+    assert (out / "generator.safetensors").read_bytes() == saved["gen"]
+    ckpt = torch.load(out / "checkpoints/last.pt", weights_only=True)
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+
+
+def test_dataset_smaller_than_a_batch(npz_data, tmp_path):
+    with pytest.raises(GanaugDataError, match=r"48 images.*fewer than one batch of 64.*--batch 24"):
+        Trainer(make_cfg(npz_data, tmp_path / "run", batch_size=64)).fit()
+
+
+def test_out_of_range_label(npz_data, tmp_path):
+    from ganaug.data import load_data
+
+    data = load_data(npz_data)
+    data.labels = data.labels.clone()
+    data.labels[0] = 7
+    with pytest.raises(GanaugDataError, match=r"Labels range over \[0, 7\].*3 classes"):
+        Trainer(make_cfg(npz_data, tmp_path / "run"), data=data).fit()
+
+
+def test_image_size_the_arch_cannot_make(npz_data, tmp_path):
+    with pytest.raises(GanaugConfigError, match=r"cannot make 20x20"):
+        Trainer(make_cfg(npz_data, tmp_path / "run", image_size=20)).fit()
+
+
+@pytest.mark.parametrize("extra", [
+    {"loss": "ns", "r1_gamma": 1.0},
+    {"loss": "wgan-gp", "d_steps": 1},
+    {"loss": "hinge", "lecam_weight": 0.3, "ada": True},
+])
+def test_losses_and_regularisers_train_finite(npz_data, tmp_path, extra):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=2, **extra)).fit()
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["loss_d"]) and np.isfinite(record["loss_g"])
+    if extra.get("ada"):
+        assert 0.0 <= record["ada_p"] <= 1.0
+        assert torch.load(out / "checkpoints/last.pt", weights_only=True)["ada"]["last_rt"] is not None
