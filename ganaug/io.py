@@ -154,7 +154,7 @@ def build_document(generator: Generator, metadata: Mapping[str, Any] | None = No
             "could not rebuild it. Build generators with ganaug.build_generator.")
     doc: dict[str, Any] = {k: v for k, v in generator.metadata.items() if k not in CORE_FIELDS}
     doc["training"] = dict(generator.metadata.get("training") or {})
-    doc.update(metadata)
+    doc.update(_finite_json(metadata))
     doc.update({
         "format": FORMAT_VERSION, "ganaug_version": __version__, "arch": _arch_of(generator),
         "arch_config": config, "num_classes": generator.num_classes,
@@ -169,10 +169,24 @@ def build_document(generator: Generator, metadata: Mapping[str, Any] | None = No
         json.dumps(doc, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise GanaugConfigError(
-            f"The model metadata must be JSON-serialisable (str, int, finite float, bool, None, "
-            f"lists, dicts): {err}. Convert the offending value (e.g. a Path or tensor) first."
+            f"The model metadata must be JSON-serialisable (str, int, float, bool, None, lists, "
+            f"dicts with str keys): {err}. Convert the offending value (e.g. a Path or tensor) first."
         ) from err
     return doc
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with NaN/inf floats as the strings "nan"/"inf"/"-inf" (strict JSON has none).
+
+    A diverged run's last losses are NaN; saving its generator must not fail on that.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 # -- save -------------------------------------------------------------------------------------
@@ -191,6 +205,7 @@ def save(generator: Generator, path: str | os.PathLike, *,
         path: the file to write, conventionally ``*.safetensors``; parent folders are made.
         metadata: merged into the metadata document; ``training`` (a dict: data spec, data
             fingerprint, steps, seed, wall_time_s, final metrics) is what the trainer passes.
+            Non-finite floats are stored as the strings "nan", "inf", "-inf".
 
     Returns:
         The written path.
