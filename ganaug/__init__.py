@@ -31,6 +31,8 @@ _LAZY = {
     "save": "ganaug.io",
     "load": "ganaug.io",
     "read_metadata": "ganaug.io",
+    "describe_model_file": "ganaug.io",
+    "export_image_folder": "ganaug.export",
     "TrainConfig": "ganaug.config",
     "Trainer": "ganaug.train",
     "SampleBank": "ganaug.transforms",
@@ -44,7 +46,7 @@ _LAZY = {
     "list_archs": "ganaug.models",
 }
 _SUBMODULES = {"albumentations", "data", "models", "losses", "diffaug", "metrics", "experiment",
-               "plots", "bench", "io", "transforms", "datasets", "train", "config", "generator"}
+               "plots", "bench", "io", "export", "classifier", "transforms", "datasets", "train", "config", "generator"}
 
 __all__ = [
     "__version__",
