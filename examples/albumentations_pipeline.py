@@ -16,11 +16,11 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import torch
+from _tiny_model import model_path
 from albumentations.pytorch import ToTensorV2
 
 import ganaug
 import ganaug.albumentations as GA  # import before A.load: it registers the class
-from _tiny_model import model_path
 
 
 class AlbuDataset(torch.utils.data.Dataset):

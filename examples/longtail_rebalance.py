@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _tiny_model import model_path
 from torchvision.transforms import v2
 
 import ganaug
-from _tiny_model import model_path
 
 
 def main() -> None:
@@ -29,10 +29,10 @@ def main() -> None:
     print("real           ", dict(zip(data.classes, data.class_counts())))
 
     variants = {
-        "match_max": dict(balance="match_max"),             # every class up to the head count
-        "uniform 0.3": dict(balance="uniform", ratio=0.3),  # 30% extra, rarest classes first
-        "append 0.5": dict(ratio=0.5),                      # 50% extra, same class mix
-        "dict": dict(balance={"8": 60, "9": 60}),           # explicit totals for two classes
+        "match_max": {"balance": "match_max"},                # every class up to the head count
+        "uniform 0.3": {"balance": "uniform", "ratio": 0.3},  # 30% extra, rarest classes first
+        "append 0.5": {"ratio": 0.5},                         # 50% extra, same class mix
+        "dict": {"balance": {"8": 60, "9": 60}},              # explicit totals for two classes
     }
     for name, kwargs in variants.items():
         mixed = ganaug.MixedDataset(real, gen, seed=0, **kwargs)

@@ -14,11 +14,11 @@ import argparse
 
 import timm
 import torch
+from _tiny_model import model_path
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 
 import ganaug
-from _tiny_model import model_path
 
 
 def main() -> None:

@@ -12,11 +12,11 @@ import argparse
 import time
 
 import torch
+from _tiny_model import CIFAR_MINI, model_path
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 import ganaug
-from _tiny_model import CIFAR_MINI, model_path
 
 
 def main() -> None:

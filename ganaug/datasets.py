@@ -37,8 +37,13 @@ from ganaug.transforms import (
     worker_key,
 )
 
-__all__ = ["with_labels", "LabeledTransformDataset", "SyntheticDataset", "MixedDataset",
-           "balance_counts"]
+__all__ = [
+    "LabeledTransformDataset",
+    "MixedDataset",
+    "SyntheticDataset",
+    "balance_counts",
+    "with_labels",
+]
 
 CACHE_META = "ganaug-synthetic.json"
 LRU_CHUNKS = 8  # chunks kept per process with cache=None
@@ -118,7 +123,7 @@ def with_labels(dataset: Dataset, transform: Callable | None) -> LabeledTransfor
 
 # -- helpers ---------------------------------------------------------------------------------
 def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
+    return math.floor(x + 0.5)
 
 
 def _class_indices(classes: Sequence[str], key: Any, *, what: str) -> int:
@@ -499,7 +504,7 @@ def proportional_counts(real_counts: Sequence[int], total: int) -> list[int]:
     if n == 0:
         return [0] * len(real_counts)
     exact = [total * c / n for c in real_counts]
-    out = [int(math.floor(e)) for e in exact]
+    out = [math.floor(e) for e in exact]
     order = sorted(range(len(exact)), key=lambda c: (-(exact[c] - out[c]), c))
     for c in order[: total - sum(out)]:
         out[c] += 1

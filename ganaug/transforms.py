@@ -23,11 +23,17 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
 
-__all__ = ["SampleBank", "GANAugment", "BatchMixer", "default_labels_getter", "match_image",
-           "loader_throughput"]
+__all__ = [
+    "BatchMixer",
+    "GANAugment",
+    "SampleBank",
+    "default_labels_getter",
+    "loader_throughput",
+    "match_image",
+]
 
 LABEL_KEYS = ("label", "labels", "target", "targets")
 
@@ -228,7 +234,7 @@ class SampleBank:
         key = worker_key()
         if self._owner == key:
             return
-        _, worker_id, worker_seed = key
+        worker_seed = key[2]
         if worker_seed is not None:
             stream = worker_seed if self.seed is None else derive_seed(self.seed, worker_seed)
         elif self.seed is not None:
@@ -497,7 +503,7 @@ class BatchMixer:
         """
         soft = self._check(x, y)
         batch = x.shape[0]
-        k = int(math.floor(self.fraction * batch + 0.5))
+        k = math.floor(self.fraction * batch + 0.5)
         if not self.enabled or k == 0:
             self.last_indices = torch.empty(0, dtype=torch.int64)
             self.last_labels = torch.empty(0, dtype=torch.int64)

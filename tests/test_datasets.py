@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from typing import ClassVar
 
 import numpy as np
 import PIL.Image
@@ -22,7 +23,7 @@ REAL_TARGETS = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]  # long tail: 6, 3, 1
 class RealSet(torch.utils.data.Dataset):
     """32x32 RGB PIL images (pixel value = 10 * index) with long-tail labels."""
 
-    classes = ["a", "b", "c"]
+    classes: ClassVar[list[str]] = ["a", "b", "c"]
 
     def __init__(self, with_targets=True, transform=None):
         if with_targets:
@@ -105,7 +106,8 @@ def test_synthetic_cache_dir_round_trip(tiny_generator, tmp_path, monkeypatch):
     cache = tmp_path / "synth"
     first = SyntheticDataset(tiny_generator, n_per_class=3, chunk_size=2, cache=cache).generate()
     assert sorted(p.name for p in (cache / "b").iterdir()) == ["000000.png", "000001.png", "000002.png"]
-    rows = list(csv.DictReader(open(cache / "manifest.csv")))
+    with open(cache / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 9 and rows[4] == {"path": "b/000001.png", "label": "1", "class": "b", "index": "1"}
     monkeypatch.setattr(tiny_generator, "sample", lambda *a, **k: pytest.fail("regenerated"))
     again = SyntheticDataset(tiny_generator, n_per_class=3, chunk_size=2, cache=cache)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from typing import ClassVar
 
 import numpy as np
 import PIL.Image
@@ -27,8 +28,8 @@ class ClassConstNet(nn.Module):
         super().__init__()
         self.num_classes, self.channels, self.image_size, self.z_dim = (
             num_classes, channels, image_size, z_dim)
-        self.config = dict(num_classes=num_classes, channels=channels, image_size=image_size,
-                           z_dim=z_dim)
+        self.config = {"num_classes": num_classes, "channels": channels,
+                       "image_size": image_size, "z_dim": z_dim}
         self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, z, labels):
@@ -156,8 +157,8 @@ def test_same_torch_seed_gives_same_draws(tiny_generator):
 
 # -- GANAugment: DataLoader workers ----------------------------------------------------------
 class _Zeros(torch.utils.data.Dataset):
-    classes = ["a", "b", "c"]
-    targets = [0, 1, 2, 0, 1, 2, 0, 1]
+    classes: ClassVar[list[str]] = ["a", "b", "c"]
+    targets: ClassVar[list[int]] = [0, 1, 2, 0, 1, 2, 0, 1]
 
     def __len__(self):
         return 8
