@@ -357,3 +357,24 @@ def test_bank_reuse_serves_each_image_exactly_reuse_times(tiny_generator, monkey
     assert served[:4] != served[4:8] or served[4:8] != served[8:]  # shuffled per pass
     bank.draw(0)
     assert len(calls) == 2
+
+
+def test_path_transform_pickles_small_and_works(model_path, tiny_generator):
+    t = GANAugment(model_path, p=1.0, seed=2, classes=["a", "b"])  # classes= loads it here
+    blob = pickle.dumps(t)
+    weights = sum(v.numel() * 4 for v in tiny_generator.state_dict().values())
+    assert len(blob) < weights / 4
+    out, _ = pickle.loads(blob)(torch.zeros(3, 16, 16, dtype=torch.uint8), 1)
+    torch.testing.assert_close(out, SampleBank(tiny_generator, seed=2).draw(1))
+
+
+@pytest.mark.slow
+def test_loader_throughput_runs(cifar_mini):
+    from ganaug.transforms import loader_throughput
+
+    out = loader_throughput(f"folder:{cifar_mini / 'train'}", batch=32, batches=3, warmup=1,
+                            mixer_repeats=2)
+    assert out["baseline_images_per_s"] > 0 and out["ganaugment_images_per_s"] > 0
+    assert out["slowdown"] == pytest.approx(
+        1 - out["ganaugment_images_per_s"] / out["baseline_images_per_s"])
+    assert out["mixer_ms_per_batch"] > 0
