@@ -568,10 +568,11 @@ class Trainer:
                     raise KeyboardInterrupt(self._stop_reason)
                 if self.step % cfg.ckpt_every == 0 and not last:
                     self.save_checkpoint()
-                if (self.step % cfg.sample_every == 0 or last) and self.dist.is_main:
-                    self._check_finite()
-                    self.save_samples()
-                    self._save_loss_plot()
+                if self.step % cfg.sample_every == 0 or last:
+                    self._check_finite()  # a collective: every rank calls it
+                    if self.dist.is_main:
+                        self.save_samples()
+                        self._save_loss_plot()
         except KeyboardInterrupt as err:
             bar.close()
             raise self._interrupted(err) from None

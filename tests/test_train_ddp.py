@@ -1,0 +1,61 @@
+"""Two CPU processes with gloo through torchrun: the run trains, rank 0 writes, the file loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture
+def tiny_npz(tmp_path) -> str:
+    rng = np.random.default_rng(1)
+    labels = np.arange(64) % 2
+    x = rng.integers(0, 256, (64, 16, 16), dtype=np.uint8)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x=x, y=labels.astype(np.int64))
+    return f"npz:{path}"
+
+
+def test_two_process_gloo_run(tiny_npz, tmp_path):
+    from ganaug.io import load
+
+    out = tmp_path / "run"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("arch_kwargs: {width: 8, embed_dim: 8}\nz_dim: 16\nlog_every: 1\n"
+                   "diffaug: translation,cutout\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "ganaug", "train", "--data", tiny_npz, "--config", str(cfg), "--arch", "dcgan",
+           "--steps", "3", "--batch", "8", "--device", "cpu", "--out", str(out),
+           "--sample-every", "100", "--ckpt-every", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1",
+           "MPLBACKEND": "Agg"}
+    # Own session: on a timeout the whole group (torchrun and its workers) is killed.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail("torchrun did not finish in 120 s:\n" + stdout[-2000:] + stderr[-4000:])
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    # rank 0 alone prints the preset and writes the files
+    assert stdout.count("preset: small-data 16x16 grey") == 1
+    gen = load(out / "generator.safetensors")
+    assert gen.num_classes == 2 and gen.image_size == 16 and gen.channels == 1
+    images = gen.sample(n_per_class=2, seed=0)
+    assert images.shape == (4, 1, 16, 16) and images.dtype == torch.uint8
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
+    # each rank draws its own noise: the two saved CPU RNG states differ
+    assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert (out / "samples" / "step_000003.png").is_file() and (out / "loss.png").is_file()
