@@ -174,10 +174,12 @@ class SyntheticDataset(Dataset):
     """A deterministic, index-addressable dataset of generated ``(PIL image, int label)``.
 
     Items are class-major: ``counts[0]`` images of class 0, then class 1, ... Item ``i`` maps
-    to (class ``c``, index ``j`` in the class) and to chunk ``j // chunk_size`` of class ``c``,
-    whose noise is seeded from ``(seed, c, chunk)``: item ``i`` is the same image whatever the
-    access order, process or worker. Chunks are generated on first access (or all at once by
-    :meth:`generate`), in one ``Generator.sample`` call each.
+    to (class ``c``, index ``j`` in the class), whose noise is seeded from ``(seed, c, j)``
+    exactly as in ``ganaug export`` (:func:`ganaug.export.generate_items`): item ``i`` is the
+    same image whatever the access order, process or worker, and equals image ``j`` of class
+    ``c`` of an export with the same seed. Items are generated in chunks of ``chunk_size``
+    per class (one forward pass each) on first access, or all at once by :meth:`generate`.
+    With ``filter`` the candidates of chunk ``k`` are seeded from ``(seed, c, k, round)``.
 
     Args:
         generator: a :class:`ganaug.Generator` or a model file path (loaded lazily per process).
@@ -187,8 +189,9 @@ class SyntheticDataset(Dataset):
         transform, target_transform: applied to the PIL image / int label (settable).
         cache: ``None`` keeps the last few chunks per process (fine for sequential reads);
             ``"memory"`` keeps every generated chunk (use it, or :meth:`generate`, when
-            shuffling); a directory keeps PNGs in ImageFolder layout ``DIR/<class>/<j>.png``
-            plus ``manifest.csv``, reused by later runs with the same settings.
+            shuffling); a directory keeps PNGs in ``ganaug export``'s ImageFolder layout
+            ``DIR/<class>/<j:06d>.png`` + ``manifest.csv`` + ``export.json``, reused by later
+            runs (and exports) with the same model, seed and truncation.
         chunk_size: images generated per call and class.
         truncation: see :meth:`ganaug.Generator.noise`.
         progress: show a tqdm bar in :meth:`generate`.
@@ -224,6 +227,8 @@ class SyntheticDataset(Dataset):
                                  what="n_per_class" if counts is None else "counts")
         self.offsets = np.cumsum([0] + self.counts).tolist()
         self.targets = [c for c, n in enumerate(self.counts) for _ in range(n)]
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise GanaugConfigError(f"seed must be an int >= 0, got {seed!r}.")
         self.seed, self.truncation = int(seed), float(truncation)
         self.chunk_size = check_positive("chunk_size", chunk_size)
         self.transform, self.target_transform = transform, target_transform
@@ -342,8 +347,11 @@ class SyntheticDataset(Dataset):
         m = self._chunk_len(cls, k)
         gen, device = self.generator, self._device()
         if self.filter is None:
-            return gen.sample([cls] * m, seed=derive_seed(self.seed, cls, k),
-                              truncation=self.truncation, batch_size=m, device=device).cpu()
+            from ganaug.export import generate_items
+
+            first = k * self.chunk_size
+            return generate_items(gen, [cls] * m, list(range(first, first + m)), seed=self.seed,
+                                  truncation=self.truncation, batch_size=m, device=device).cpu()
         max_tries = self.max_tries or 20 * m
         kept, tried, accepted, rnd = [], 0, 0, 0
         while accepted < m:
@@ -386,38 +394,59 @@ class SyntheticDataset(Dataset):
             "min_confidence, raise max_tries, or train the generator longer.")
 
     # -- cache folder -----------------------------------------------------------------------
-    def _settings(self) -> dict[str, Any]:
-        return {"seed": self.seed, "truncation": self.truncation, "chunk_size": self.chunk_size,
-                "counts": self.counts, "classes": self.classes, "filtered": self.filter is not None,
-                "min_confidence": self.min_confidence if self.filter is not None else None,
-                "model": self._fingerprint()}
+    # Unfiltered items are ganaug export images (same noise, layout and export.json), so a
+    # folder written by `ganaug export` with the same model, seed and truncation is reused
+    # and vice versa. Filtered items are not, so they get their own settings file.
+    def _export_spec(self) -> dict[str, Any]:
+        from ganaug import __version__
+        from ganaug.export import EXPORT_FORMAT, model_fingerprint
 
-    def _fingerprint(self) -> str:
-        import hashlib
-
-        h = hashlib.sha256()
-        for name, tensor in sorted(self.generator.net.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        return {"format": EXPORT_FORMAT, "ganaug_version": __version__,
+                "model_sha256": model_fingerprint(self.generator),
+                "n_per_class": max(self.counts), "seed": self.seed, "fmt": "png",
+                "jpeg_quality": None, "classes": list(self.classes),
+                "labels": list(range(len(self.classes))), "truncation": self.truncation,
+                "noise": "image_seed(seed, label, index)"}
 
     def _check_cache_dir(self) -> None:
         from ganaug._files import atomic_write_text
 
-        meta = self.cache_dir / CACHE_META
-        settings = self._settings()
+        if self.filter is None:
+            meta, settings = self.cache_dir / "export.json", self._export_spec()
+            keys = ("model_sha256", "seed", "fmt", "truncation")
+        else:
+            from ganaug.export import model_fingerprint
+
+            meta = self.cache_dir / CACHE_META
+            settings = {"seed": self.seed, "truncation": self.truncation,
+                        "chunk_size": self.chunk_size, "counts": self.counts,
+                        "classes": self.classes, "min_confidence": self.min_confidence,
+                        "model_sha256": model_fingerprint(self.generator)}
+            keys = tuple(settings)
         if meta.is_file():
             old = json.loads(meta.read_text())
-            if old != settings:
-                diff = sorted(k for k in settings if old.get(k) != settings[k])
+            diff = [k for k in keys if old.get(k) != settings[k]]
+            if diff:
                 raise GanaugConfigError(
                     f"Cache folder '{self.cache_dir}' holds images made with other settings "
                     f"({', '.join(diff)} differ). Use a new folder, or delete this one.")
+            self._digits = max(6, len(str(int(old.get("n_per_class", 1)) - 1)))
+        elif self.cache_dir.exists() and any(self.cache_dir.iterdir()):
+            raise GanaugConfigError(
+                f"Cache folder '{self.cache_dir}' is not empty and holds no {meta.name}; "
+                "pick a new or empty folder so no other files get mixed in.")
         else:
-            atomic_write_text(meta, json.dumps(settings, indent=2))
+            atomic_write_text(meta, json.dumps(settings, indent=2) + "\n")
+        if not hasattr(self, "_digits"):
+            self._digits = max(6, len(str(max(self.counts, default=1) - 1)))
+
+    def _relpath(self, cls: int, j: int) -> str:
+        from ganaug.export import _folder_name
+
+        return f"{_folder_name(self.classes[cls], cls)}/{j:0{self._digits}d}.png"
 
     def _file(self, cls: int, j: int) -> Path:
-        return self.cache_dir / self.classes[cls] / f"{j:06d}.png"
+        return self.cache_dir / self._relpath(cls, j)
 
     def _read_chunk(self, cls: int, k: int) -> torch.Tensor | None:
         from torchvision.transforms.v2.functional import pil_to_tensor
@@ -444,13 +473,21 @@ class SyntheticDataset(Dataset):
                 to_pil_image(img).save(tmp, format="PNG")
 
     def _write_manifest(self) -> None:
-        from ganaug._files import atomic_write_text
+        """Write ``manifest.csv`` (the export's columns) unless an export already wrote one."""
+        import csv
 
-        rows = ["path,label,class,index"]
-        for cls, n in enumerate(self.counts):
-            rows += [f"{self.classes[cls]}/{j:06d}.png,{cls},{self.classes[cls]},{j}"
-                     for j in range(n)]
-        atomic_write_text(self.cache_dir / "manifest.csv", "\n".join(rows) + "\n")
+        from ganaug._files import atomic_path
+        from ganaug.export import MANIFEST_FIELDS
+
+        manifest = self.cache_dir / "manifest.csv"
+        if manifest.is_file() and self.filter is None:
+            return
+        with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(MANIFEST_FIELDS)
+            for cls, n in enumerate(self.counts):
+                for j in range(n):
+                    writer.writerow([self._relpath(cls, j), self.classes[cls], cls, self.seed, j])
 
 
 # -- balancing -------------------------------------------------------------------------------

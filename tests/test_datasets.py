@@ -85,8 +85,9 @@ def test_synthetic_items_do_not_depend_on_access_order(tiny_generator):
 
 def test_synthetic_one_call_per_chunk_and_generate(tiny_generator, monkeypatch):
     calls = []
-    original = tiny_generator.sample
-    monkeypatch.setattr(tiny_generator, "sample", lambda *a, **k: calls.append(len(a[0])) or original(*a, **k))
+    original = tiny_generator.generate
+    monkeypatch.setattr(tiny_generator, "generate",
+                        lambda z, y, **k: calls.append(len(y)) or original(z, y, **k))
     ds = SyntheticDataset(tiny_generator, n_per_class=5, chunk_size=4)
     ds.generate()
     assert sorted(calls) == [1, 1, 1, 4, 4, 4] and ds.cache == "memory"
@@ -108,8 +109,9 @@ def test_synthetic_cache_dir_round_trip(tiny_generator, tmp_path, monkeypatch):
     assert sorted(p.name for p in (cache / "b").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     with open(cache / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 9 and rows[4] == {"path": "b/000001.png", "label": "1", "class": "b", "index": "1"}
-    monkeypatch.setattr(tiny_generator, "sample", lambda *a, **k: pytest.fail("regenerated"))
+    assert len(rows) == 9
+    assert rows[4] == {"path": "b/000001.png", "class": "b", "label": "1", "seed": "0", "index": "1"}
+    monkeypatch.setattr(tiny_generator, "generate", lambda *a, **k: pytest.fail("regenerated"))
     again = SyntheticDataset(tiny_generator, n_per_class=3, chunk_size=2, cache=cache)
     for i in range(9):
         torch.testing.assert_close(again.image(i), first.image(i))
@@ -117,6 +119,25 @@ def test_synthetic_cache_dir_round_trip(tiny_generator, tmp_path, monkeypatch):
 
     folder = ImageFolder(str(cache))
     assert folder.classes == ["a", "b", "c"] and len(folder) == 9
+
+
+def test_synthetic_reads_and_matches_ganaug_export(tiny_generator, tmp_path, monkeypatch):
+    from ganaug.export import export_image_folder
+
+    export_image_folder(tiny_generator, tmp_path / "exp", n_per_class=4, seed=3, progress=False)
+    fresh = SyntheticDataset(tiny_generator, n_per_class=4, seed=3, chunk_size=3)
+    expected = [fresh.image(i).clone() for i in range(12)]
+    monkeypatch.setattr(tiny_generator, "generate", lambda *a, **k: pytest.fail("regenerated"))
+    cached = SyntheticDataset(tiny_generator, counts=[4, 2, 1], seed=3, cache=tmp_path / "exp")
+    for c, j in [(0, 0), (0, 3), (1, 1), (2, 0)]:
+        torch.testing.assert_close(cached.image(cached.index_of(c, j)), expected[4 * c + j])
+
+
+def test_synthetic_cache_dir_refuses_foreign_folder(tiny_generator, tmp_path):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(GanaugConfigError, match=r"not empty and holds no export\.json"):
+        SyntheticDataset(tiny_generator, n_per_class=2, cache=tmp_path / "other")
 
 
 def test_synthetic_cache_dir_other_settings(tiny_generator, tmp_path):
@@ -132,6 +153,7 @@ def test_synthetic_cache_dir_other_settings(tiny_generator, tmp_path):
     ({"counts": [1, 2]}, r"2 entries for 3 classes"),
     ({"n_per_class": -1}, r"integers >= 0, got -1"),
     ({"n_per_class": 1, "min_confidence": 2}, r"min_confidence must be a probability"),
+    ({"n_per_class": 1, "seed": -1}, r"seed must be an int >= 0, got -1"),
 ])
 def test_synthetic_config_errors(tiny_generator, kwargs, match):
     with pytest.raises(GanaugConfigError, match=match):
