@@ -265,11 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     # bench
     p = sub.add_parser("bench", help="throughput benchmarks")
     p.add_argument("what", choices=("train", "sample", "loader"))
-    p.add_argument("file", nargs="?", default=None, help="model file (bench sample)")
-    p.add_argument("--arch", default="dcgan")
+    p.add_argument("file", nargs="?", default=None,
+                   help="model file (sample, loader; default: an untrained dcgan)")
+    p.add_argument("--arch", default="dcgan", help="train, sample without FILE: dcgan | resnet")
     p.add_argument("--size", type=int, default=32, dest="image_size")
-    p.add_argument("--batch", type=int, default=64, dest="batch_size")
-    p.add_argument("--device", default=None)
+    p.add_argument("--batch", type=int, default=None, dest="batch_size",
+                   help="train: 64, loader: 128")
+    p.add_argument("--device", default=None, help="train, sample (loader runs on the CPU)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 on a shared machine)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", default=None, metavar="FILE")
     p.set_defaults(func=_cmd_bench)

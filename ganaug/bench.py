@@ -1,0 +1,450 @@
+"""Throughput benchmarks: ``ganaug bench train|sample|loader``.
+
+``bench train`` runs the :class:`~ganaug.train.Trainer`'s own step against
+:class:`ReferenceLoop`, a minimal hand-written PyTorch loop of the same generator, discriminator,
+hinge loss and Adam, alternating the two in one process after a warm-up, so the ratio measures
+framework overhead (and the waste ganaug removes), not the machine or its load. ``bench sample``
+times :meth:`ganaug.Generator.generate`; ``bench loader`` times a torchvision DataLoader with and
+without :class:`ganaug.GANAugment` and :class:`ganaug.BatchMixer` per batch. Figures are printed
+(and optionally written as JSON), never asserted. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganaug._files import atomic_write_text
+
+#: Spec of the loader benchmark's data, and its fallback when the folder is absent (e.g. CI).
+LOADER_DATA = "folder:/work/shared/data/cifar10-mini/train"
+LOADER_FALLBACK = "digits?size=32&channels=3"
+NUM_CLASSES = 10  # synthetic data of bench train/sample: CIFAR-10's class count
+
+
+# -- timing and memory -------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_mb() -> float | None:
+    """Current resident set size of this process in MiB (Linux), else None."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    """Peak CUDA memory allocated on ``device``, or the process's peak RSS on the CPU (MiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    except ImportError:  # pragma: no cover - not on Linux
+        return None
+
+
+def time_calls(fn: Callable[[], Any], *, repeats: int, device: torch.device) -> list[float]:
+    """Seconds per call of ``fn`` over ``repeats`` calls (synchronising CUDA around each)."""
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def alternate(sides: dict[str, Callable[[], Any]], *, steps: int, rounds: int, warmup: int,
+              device: torch.device) -> dict[str, Any]:
+    """Time each side's ``steps`` calls per round, alternating sides, after ``warmup`` rounds.
+
+    The order of the sides flips every round, so a drift in machine load (a shared CPU) hits
+    both sides alike. On CUDA each side's peak memory is taken over its own rounds.
+
+    Returns:
+        ``{"seconds": {side: [s per round]}, "peak_memory_mb": {side: MiB or None}}``.
+    """
+    names = list(sides)
+    for _ in range(warmup):
+        for name in names:
+            for _ in range(steps):
+                sides[name]()
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    peaks: dict[str, float | None] = {n: None for n in names}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                sides[name]()
+            _sync(device)
+            seconds[name].append(time.perf_counter() - t0)
+            if device.type == "cuda":
+                peaks[name] = max(peaks[name] or 0.0, _peak_memory_mb(device))
+    if device.type != "cuda":  # one process: the peak RSS is shared by both sides
+        peaks = {n: _peak_memory_mb(device) for n in names}
+    return {"seconds": seconds, "peak_memory_mb": peaks}
+
+
+# -- bench train ---------------------------------------------------------------------------------
+def synthetic_data(*, num_classes: int = NUM_CLASSES, channels: int = 3, image_size: int = 32,
+                   num_images: int = 512, seed: int = 0):
+    """Random uint8 :class:`~ganaug.data.LabeledImages` (speed does not depend on content)."""
+    from ganaug.data import LabeledImages
+
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (num_images, channels, image_size, image_size),
+                           dtype=torch.uint8, generator=gen)
+    labels = torch.arange(num_images) % num_classes
+    return LabeledImages(images, labels, [f"class{k}" for k in range(num_classes)],
+                         source="bench: random uint8", spec="")
+
+
+def make_trainer(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 64,
+                 device: str | None = None, width: int | None = None, out: str | Path,
+                 channels_last: bool = False, amp: bool = False, compile: bool = False,
+                 num_images: int | None = None):
+    """A :class:`~ganaug.train.Trainer` set up for benchmarking its real step.
+
+    The config asks for the same work as :class:`ReferenceLoop`: hinge loss, no DiffAugment,
+    no ADA/R1/LeCam; EMA stays on (the Trainer always keeps one, and so does the reference).
+    ``_prepare`` writes ``config.yaml`` into ``out`` (a temp dir); nothing else is written.
+    """
+    from ganaug import _distributed as D_
+    from ganaug.config import TrainConfig
+    from ganaug.train import Trainer
+
+    n = num_images or max(4 * batch_size, 64)
+    data = synthetic_data(image_size=image_size, num_images=n)
+    cfg = TrainConfig(data="bench", arch=arch, batch_size=batch_size, loss="hinge",
+                      diffaug="none", ada=False, r1_gamma=0.0, lecam_weight=0.0, seed=0,
+                      device=device, out=str(out), amp=amp, channels_last=channels_last,
+                      compile=compile, arch_kwargs={"width": width} if width else None)
+    trainer = Trainer(cfg, data=data)
+    # What fit() does before _prepare, without joining a process group.
+    trainer.dist, trainer.device = D_.DistInfo(), D_.select_device(device)
+    with contextlib.redirect_stdout(io.StringIO()):  # the preset and parameter lines
+        trainer._prepare()
+    trainer.G.train()
+    trainer.D.train()
+    return trainer
+
+
+class ReferenceLoop:
+    """The minimal hand-written PyTorch loop that does the Trainer's work and nothing more.
+
+    Per generator step: ``d_steps`` times (slice a real uint8 batch, scale to [-1, 1], fakes
+    under ``no_grad``, one D forward on real and fake, hinge loss, ``zero_grad()``, backward,
+    Adam step), then a G step (fresh noise, hinge loss through D, backward, Adam step), then
+    the EMA update of G's copy. Adam is PyTorch's default implementation (no ``foreach`` /
+    ``fused`` argument); D's weight gradients are computed in the G step, as in most plain loops.
+
+    Args:
+        trainer: a prepared Trainer whose config, data and initial weights are copied.
+    """
+
+    def __init__(self, trainer) -> None:
+        from ganaug.losses import get_loss
+        from ganaug.train import ema_decay_at
+
+        cfg = trainer.cfg
+        self.device = trainer.device
+        self.G = copy.deepcopy(trainer.G)
+        self.D = copy.deepcopy(trainer.D)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False).eval()
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.d_loss, self.g_loss = get_loss("hinge")
+        self.images, self.labels = trainer.images, trainer.labels
+        self.batch_size, self.d_steps, self.z_dim = cfg.batch_size, cfg.d_steps, cfg.z_dim
+        self.num_classes = trainer.data.num_classes
+        self.ema_decay, self.ema_start, self._decay_at = cfg.ema_decay, cfg.ema_start, ema_decay_at
+        self.step_count = 0
+        self._perm, self._pos = torch.randperm(len(self.labels)), 0
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._pos + self.batch_size > len(self._perm):
+            self._perm, self._pos = torch.randperm(len(self.labels)), 0
+        idx = self._perm[self._pos:self._pos + self.batch_size].to(self.images.device)
+        self._pos += self.batch_size
+        real = self.images[idx].to(self.device).float() / 127.5 - 1.0
+        return real, self.labels[idx].to(self.device)
+
+    def step(self) -> None:
+        """One generator step (after ``d_steps`` discriminator steps) and the EMA update."""
+        n, dev = self.batch_size, self.device
+        for _ in range(self.d_steps):
+            real, labels = self._real_batch()
+            z = torch.randn(n, self.z_dim, device=dev)
+            fake_labels = torch.randint(0, self.num_classes, (n,), device=dev)
+            with torch.no_grad():
+                fake = self.G(z, fake_labels)
+            logits = self.D(torch.cat([real, fake]), torch.cat([labels, fake_labels]))
+            loss_d = self.d_loss(logits[:n], logits[n:])
+            self.opt_d.zero_grad()
+            loss_d.backward()
+            self.opt_d.step()
+        z = torch.randn(n, self.z_dim, device=dev)
+        fake_labels = torch.randint(0, self.num_classes, (n,), device=dev)
+        loss_g = self.g_loss(self.D(self.G(z, fake_labels), fake_labels))
+        self.opt_g.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        self.step_count += 1
+        decay = self._decay_at(self.step_count, self.ema_decay, self.ema_start)
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.lerp_(p, 1.0 - decay)
+            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                b_ema.copy_(b)
+
+
+def _train_settings(quick: bool) -> dict[str, int]:
+    # quick: seconds on a CPU; else 5 timed rounds of 5 steps per side after one warm-up round.
+    return {"steps": 2, "rounds": 3, "warmup": 1} if quick else {"steps": 5, "rounds": 5,
+                                                                  "warmup": 1}
+
+
+def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 64,
+                device: str | None = None, width: int | None = None, quick: bool = False,
+                sides: tuple[str, ...] = ("ganaug", "reference"),
+                steps: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+    """Trainer steps vs :class:`ReferenceLoop` steps, alternated in one process.
+
+    Args:
+        arch, image_size, batch_size, width: the networks and batch (width None: the preset's,
+            32 for dcgan on the CPU, the arch default elsewhere).
+        device: ``cpu`` | ``cuda`` | ... (None: best available).
+        quick: few steps (seconds on a CPU).
+        sides: ``"ganaug"`` and/or ``"reference"`` (one side alone: no ratio).
+        steps, rounds: override the steps per round and the timed rounds.
+
+    Returns:
+        A dict with ``images_per_s`` and ``ms_per_step`` per side, ``ratio`` (ganaug /
+        reference images/s, median of the per-round ratios), ``peak_memory_mb`` per side and
+        the settings. Images are real images seen by D: ``batch_size * d_steps`` per step.
+    """
+    settings = _train_settings(quick)
+    settings["steps"] = steps or settings["steps"]
+    settings["rounds"] = rounds or settings["rounds"]
+    rss_before = _rss_mb()
+    with tempfile.TemporaryDirectory(prefix="ganaug-bench-") as tmp:
+        trainer = make_trainer(arch=arch, image_size=image_size, batch_size=batch_size,
+                               device=device, width=width, out=tmp)
+        dev, cfg = trainer.device, trainer.cfg
+        fns: dict[str, Callable[[], Any]] = {}
+        if "ganaug" in sides:
+            fns["ganaug"] = trainer._train_step
+        if "reference" in sides:
+            fns["reference"] = ReferenceLoop(trainer).step
+        timing = alternate(fns, device=dev, **settings)
+    images = cfg.batch_size * cfg.d_steps * settings["steps"]
+    rows = []
+    for name, secs in timing["seconds"].items():
+        med = statistics.median(secs)
+        rows.append({"side": name, "images_per_s": images / med,
+                     "ms_per_step": med / settings["steps"] * 1e3,
+                     "peak_memory_mb": timing["peak_memory_mb"][name]})
+    ratio = None
+    if len(fns) == 2:
+        ratio = statistics.median(ref / ours for ref, ours in zip(timing["seconds"]["reference"],
+                                                                  timing["seconds"]["ganaug"]))
+    return {"bench": "train", "device": str(dev), "arch": cfg.arch, "image_size": image_size,
+            "batch_size": cfg.batch_size, "d_steps": cfg.d_steps,
+            "width": cfg.arch_kwargs.get("width", "default"), "ema": True, "diffaug": "none",
+            "amp": cfg.amp, "channels_last": cfg.channels_last, **settings,
+            "torch_threads": torch.get_num_threads(), "rows": rows, "ratio": ratio,
+            "rss_before_mb": rss_before, "seconds_per_round": timing["seconds"]}
+
+
+def print_train_result(result: dict[str, Any]) -> None:
+    """The table of :func:`bench_train` and the line ``ratio ganaug/reference: X.XX``."""
+    print(f"train {result['arch']} (width {result['width']}) {result['image_size']}px, batch "
+          f"{result['batch_size']} x {result['d_steps']} D step(s), hinge, Adam, EMA on both, "
+          f"DiffAugment off, on {result['device']} ({result['torch_threads']} threads); "
+          f"{result['rounds']} alternated rounds of {result['steps']} steps after "
+          f"{result['warmup']} warm-up round(s)")
+    mem = "peak RSS MiB" if result["device"] == "cpu" else "peak MiB"
+    print(format_table(result["rows"], [("side", "side", ""), ("images_per_s", "images/s", ".1f"),
+                                        ("ms_per_step", "ms/step", ".2f"),
+                                        ("peak_memory_mb", mem, ".0f")]))
+    if result["ratio"] is not None:
+        print(f"ratio ganaug/reference: {result['ratio']:.2f}")
+
+
+# -- bench sample -------------------------------------------------------------------------------
+def default_generator(*, arch: str = "dcgan", image_size: int = 32, num_classes: int = NUM_CLASSES,
+                      channels: int = 3, seed: int = 0):
+    """An untrained generator at the arch's default width (sampling speed ignores training)."""
+    from ganaug.generator import Generator
+    from ganaug.models import build_generator
+
+    torch.manual_seed(seed)
+    net = build_generator(arch, num_classes=num_classes, channels=channels, image_size=image_size)
+    return Generator(net, classes=[f"class{k}" for k in range(num_classes)], arch=arch)
+
+
+def bench_sample(generator, *, batch_sizes=(1, 16, 256, 1024), min_images: int = 2048,
+                 device: str | torch.device | None = None, quick: bool = False) -> dict:
+    """Generated images/s (uint8 output) at each batch size and the batch-1 latency.
+
+    Args:
+        generator: a :class:`ganaug.Generator`.
+        batch_sizes: forward-pass batch sizes to measure.
+        min_images: images generated per measurement (at least one call).
+        device: where to run (default: the generator's device).
+        quick: fewer images (seconds in total on a CPU).
+
+    Returns:
+        ``{"rows": [{"batch": b, "images_per_s": x, "ms_per_call": y}], "latency_ms_batch1": z,
+        "peak_memory_mb": m, ...}``; the time per call is the median over the calls.
+    """
+    device = torch.device(device) if device is not None else generator.device
+    generator.to(device)
+    if quick:
+        min_images = min(min_images, 256)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rows = []
+    for batch in batch_sizes:
+        labels = torch.arange(batch) % generator.num_classes
+        z = generator.noise(batch, seed=0)
+
+        def call(z=z, labels=labels, batch=batch):
+            generator.generate(z, labels, batch_size=batch, output="uint8", device=device)
+
+        call()  # warm-up
+        calls = max(1, min_images // batch)
+        times = time_calls(call, repeats=calls, device=device)
+        per_call = statistics.median(times)
+        rows.append({"batch": batch, "images_per_s": batch / per_call,
+                     "ms_per_call": per_call * 1e3})
+    latency = next((r["ms_per_call"] for r in rows if r["batch"] == 1), None)
+    return {"bench": "sample", "device": str(device), "arch": generator.arch,
+            "image_size": generator.image_size, "rows": rows, "latency_ms_batch1": latency,
+            "peak_memory_mb": _peak_memory_mb(device), "torch_threads": torch.get_num_threads()}
+
+
+def print_sample_result(result: dict[str, Any], name: str) -> None:
+    """The table of :func:`bench_sample` and the batch-1 latency."""
+    print(f"sampling {name} on {result['device']} ({result['torch_threads']} threads), "
+          "uint8 output, median time per call")
+    print(format_table(result["rows"], [("batch", "batch", "d"),
+                                        ("images_per_s", "images/s", ".1f"),
+                                        ("ms_per_call", "ms/call", ".2f")]))
+    if result["latency_ms_batch1"] is not None:
+        print(f"latency at batch 1: {result['latency_ms_batch1']:.2f} ms")
+    if result["peak_memory_mb"] is not None:
+        kind = "peak RSS" if result["device"] == "cpu" else "peak CUDA memory"
+        print(f"{kind}: {result['peak_memory_mb']:.0f} MiB")
+
+
+# -- bench loader -------------------------------------------------------------------------------
+def bench_loader(*, model=None, data: str | None = None, batch_size: int = 128, workers: int = 2,
+                 p: float = 0.5, quick: bool = False) -> dict[str, Any]:
+    """DataLoader images/s with and without ``GANAugment(p)``, and ``BatchMixer`` ms per batch.
+
+    Delegates to :func:`ganaug.transforms.loader_throughput`. ``data`` defaults to the shared
+    cifar10-mini folder, or ``digits`` resized to 32 px RGB where that folder is absent.
+    ``model`` is a Generator or model file; None: an untrained default-width 32 px dcgan.
+    """
+    from ganaug.transforms import loader_throughput
+
+    if data is None:
+        data = LOADER_DATA if Path(LOADER_DATA[len("folder:"):]).is_dir() else LOADER_FALLBACK
+    batches, warmup, repeats = (5, 2, 5) if quick else (20, 2, 10)
+    result = loader_throughput(data, model, p=p, workers=workers, batch=batch_size,
+                               batches=batches, warmup=warmup, mixer_repeats=repeats)
+    return {"bench": "loader", **result}
+
+
+def print_loader_result(result: dict[str, Any]) -> None:
+    """The loader table and the BatchMixer line."""
+    print(f"DataLoader on {result['data']} ({result['num_images']} images), batch "
+          f"{result['batch']}, {result['workers']} workers, {result['batches']} timed batches; "
+          "RandomCrop(pad 4), flip, ToImage, ToDtype, Normalize")
+    rows = [{"pipeline": "baseline", "images_per_s": result["baseline_images_per_s"]},
+            {"pipeline": f"+GANAugment(p={result['p']:g})",
+             "images_per_s": result["ganaugment_images_per_s"]}]
+    print(format_table(rows, [("pipeline", "pipeline", ""), ("images_per_s", "images/s", ".1f")]))
+    print(f"GANAugment slowdown: {100 * result['slowdown']:.1f}%")
+    print(f"BatchMixer(fraction={result['mixer_fraction']:g}) on a ({result['batch']}, 3, "
+          f"{result['image_size']}, {result['image_size']}) batch, CPU: "
+          f"{result['mixer_ms_per_batch']:.2f} ms per call (a clone: "
+          f"{result['clone_ms_per_batch']:.2f} ms)")
+
+
+# -- output ---------------------------------------------------------------------------------------
+def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A plain-text table: ``columns`` are (key, header, format spec)."""
+    header = "  ".join(f"{h:>14}" for _, h, _ in columns)
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        cells = []
+        for key, _, spec in columns:
+            value = row.get(key)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            cells.append(f"{value:>14{spec}}" if number else f"{value!s:>14}")
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    if path:
+        atomic_write_text(path, json.dumps(result, indent=2))
+        print(f"wrote {path}")
+
+
+def bench_cli(args: argparse.Namespace) -> int:
+    """``ganaug bench train|sample|loader``: print the figures, optionally write JSON."""
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            from ganaug.errors import GanaugConfigError
+
+            raise GanaugConfigError(f"--threads must be >= 1, got {threads}; e.g. --threads 1.")
+        torch.set_num_threads(threads)
+    if args.what == "sample":
+        if args.file:
+            from ganaug.io import load
+
+            gen, name = load(args.file, device=args.device), Path(args.file).name
+        else:
+            gen = default_generator(arch=args.arch, image_size=args.image_size)
+            name = f"an untrained {args.arch} {args.image_size}px (no FILE given)"
+        result = bench_sample(gen, quick=args.quick, device=args.device)
+        print_sample_result(result, name)
+    elif args.what == "train":
+        result = bench_train(arch=args.arch, image_size=args.image_size,
+                             batch_size=args.batch_size or 64, device=args.device,
+                             quick=args.quick)
+        print_train_result(result)
+    else:
+        result = bench_loader(model=args.file, batch_size=args.batch_size or 128,
+                              quick=args.quick)
+        print_loader_result(result)
+    _write_json(args.json, result)
+    return 0
