@@ -399,16 +399,16 @@ def print_loader_result(result: dict[str, Any]) -> None:
 
 # -- output ---------------------------------------------------------------------------------------
 def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A plain-text table: ``columns`` are (key, header, format spec)."""
-    header = "  ".join(f"{h:>14}" for _, h, _ in columns)
+    """A plain-text table: ``columns`` are (key, header, format spec); right-aligned."""
+    def cell(value: Any, spec: str) -> str:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return format(value, spec) if number else str(value)
+
+    body = [[cell(row.get(key), spec) for key, _, spec in columns] for row in rows]
+    widths = [max([12, len(h)] + [len(r[i]) for r in body]) for i, (_, h, _) in enumerate(columns)]
+    header = "  ".join(f"{h:>{w}}" for (_, h, _), w in zip(columns, widths))
     lines = [header, "-" * len(header)]
-    for row in rows:
-        cells = []
-        for key, _, spec in columns:
-            value = row.get(key)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            cells.append(f"{value:>14{spec}}" if number else f"{value!s:>14}")
-        lines.append("  ".join(cells))
+    lines += ["  ".join(f"{c:>{w}}" for c, w in zip(r, widths)) for r in body]
     return "\n".join(lines)
 
 

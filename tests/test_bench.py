@@ -1,0 +1,141 @@
+"""Tests of ganaug.bench: the three bench commands print parseable figures and write JSON.
+
+Settings are tiny (16 px, batch 8, one thread); figures are checked for form and sign, never for
+speed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from ganaug import bench
+from ganaug.cli import main
+
+FLOAT = r"(\d+(?:\.\d+)?)"
+
+
+def _table_numbers(text: str, first_cell: str) -> list[float]:
+    """The numbers of the table row that starts with ``first_cell``."""
+    for line in text.splitlines():
+        cells = line.split()
+        if cells and cells[0] == first_cell:
+            return [float(c) for c in cells[1:]]
+    raise AssertionError(f"no row {first_cell!r} in:\n{text}")
+
+
+def test_bench_train_cli_prints_ratio_table_and_json(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    rc = main(["bench", "train", "--quick", "--size", "16", "--batch", "8", "--threads", "1",
+               "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    match = re.search(r"^ratio ganaug/reference: (\d+\.\d\d)$", text, re.MULTILINE)
+    assert match and float(match.group(1)) > 0
+    for side in ("ganaug", "reference"):
+        images_per_s, ms_per_step, peak_mb = _table_numbers(text, side)
+        assert images_per_s > 0 and ms_per_step > 0 and peak_mb > 0
+        # images/s and ms/step describe the same median: batch 8 x 1 D step per step.
+        assert images_per_s == pytest.approx(8 * 1000 / ms_per_step, rel=0.01)
+    result = json.loads(out.read_text())
+    assert {"ratio", "rows", "device", "batch_size", "d_steps", "image_size"} <= set(result)
+    assert (result["batch_size"], result["image_size"], result["device"]) == (8, 16, "cpu")
+    assert [r["side"] for r in result["rows"]] == ["ganaug", "reference"]
+    assert result["ratio"] == pytest.approx(float(match.group(1)), abs=0.005)
+    assert len(result["seconds_per_round"]["ganaug"]) == result["rounds"] == 3
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_bench_train_python_api_one_side_and_archs(arch):
+    result = bench.bench_train(arch=arch, image_size=16, batch_size=4, width=8, device="cpu",
+                               sides=("ganaug",), steps=1, rounds=1)
+    assert result["ratio"] is None
+    assert [r["side"] for r in result["rows"]] == ["ganaug"]
+    assert result["rows"][0]["images_per_s"] > 0
+    assert result["d_steps"] == (4 if arch == "resnet" else 1)  # the preset's, on both sides
+
+
+def test_reference_loop_starts_from_the_trainers_weights_and_trains(tmp_path):
+    trainer = bench.make_trainer(image_size=16, batch_size=4, width=8, device="cpu", out=tmp_path)
+    ref = bench.ReferenceLoop(trainer)
+    for p_ref, p in zip(ref.G.parameters(), trainer.G.parameters()):
+        torch.testing.assert_close(p_ref, p)
+    before = [p.detach().clone() for p in ref.G.parameters()]
+    ref.step()
+    assert ref.step_count == 1
+    assert any(not torch.equal(b, p) for b, p in zip(before, ref.G.parameters()))
+    # The EMA follows the Trainer's schedule: ema = lerp(initial, G, 1 - decay at step 1).
+    from ganaug.train import ema_decay_at
+
+    decay = ema_decay_at(1, trainer.cfg.ema_decay, trainer.cfg.ema_start)
+    assert 0 < decay < 1
+    for p_ema, b, p in zip(ref.G_ema.parameters(), before, ref.G.parameters()):
+        torch.testing.assert_close(p_ema, b.lerp(p.detach(), 1 - decay))
+    assert [f.name for f in tmp_path.iterdir()] == ["config.yaml"]
+
+
+def test_alternate_calls_each_side_warmup_plus_rounds_times_steps():
+    calls = {"a": 0, "b": 0}
+    sides = {k: (lambda k=k: calls.__setitem__(k, calls[k] + 1)) for k in calls}
+    timing = bench.alternate(sides, steps=3, rounds=4, warmup=1, device=torch.device("cpu"))
+    assert calls == {"a": 15, "b": 15}
+    assert [len(v) for v in timing["seconds"].values()] == [4, 4]
+    assert all(s >= 0 for v in timing["seconds"].values() for s in v)
+
+
+def test_bench_sample_cli_with_a_model_file(tmp_path, capsys, tiny_generator):
+    from ganaug.io import save
+
+    model = save(tiny_generator, tmp_path / "g.safetensors")
+    out = tmp_path / "sample.json"
+    rc = main(["bench", "sample", str(model), "--quick", "--threads", "1", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for batch in (1, 16, 256, 1024):
+        images_per_s, ms_per_call = _table_numbers(text, str(batch))
+        assert images_per_s > 0 and ms_per_call > 0
+    latency = re.search(rf"latency at batch 1: {FLOAT} ms", text)
+    assert latency and float(latency.group(1)) > 0
+    result = json.loads(out.read_text())
+    assert [r["batch"] for r in result["rows"]] == [1, 16, 256, 1024]
+    assert result["latency_ms_batch1"] == result["rows"][0]["ms_per_call"]
+
+
+def test_bench_sample_without_file_uses_an_untrained_generator(capsys):
+    rc = main(["bench", "sample", "--quick", "--size", "16", "--threads", "1"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "untrained dcgan 16px" in text
+    assert _table_numbers(text, "1")[0] > 0
+
+
+def test_bench_loader_cli_prints_both_pipelines_and_the_mixer(tmp_path, capsys):
+    out = tmp_path / "loader.json"
+    rc = main(["bench", "loader", "--quick", "--batch", "16", "--threads", "1", "--json",
+               str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert _table_numbers(text, "baseline")[0] > 0
+    assert _table_numbers(text, "+GANAugment(p=0.5)")[0] > 0
+    mixer = re.search(rf"{FLOAT} ms per call", text)
+    assert mixer and float(mixer.group(1)) > 0
+    result = json.loads(out.read_text())
+    assert {"baseline_images_per_s", "ganaugment_images_per_s", "mixer_ms_per_batch",
+            "slowdown"} <= set(result)
+    assert result["batch"] == 16 and result["workers"] == 2
+
+
+def test_bench_rejects_zero_threads(capsys):
+    assert main(["bench", "sample", "--threads", "0"]) == 2
+    assert "--threads must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_format_table_right_aligns_and_widens_columns():
+    text = bench.format_table([{"name": "a-very-long-name", "x": 1.5}, {"name": "b", "x": 20.0}],
+                              [("name", "name", ""), ("x", "x", ".1f")])
+    lines = text.splitlines()
+    assert lines[2].split() == ["a-very-long-name", "1.5"]
+    assert lines[3].split() == ["b", "20.0"]
+    assert len({len(line) for line in lines}) == 1
