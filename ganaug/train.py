@@ -58,6 +58,20 @@ class BatchOrder:
         return self._shard[pos * self.batch_size:(pos + 1) * self.batch_size]
 
 
+class _RealBatches(torch.utils.data.Dataset):
+    """Item ``i`` is real batch ``i`` (uint8 images, labels): DataLoader workers slice ahead."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, order: BatchOrder):
+        self.images, self.labels, self.order = images, labels, order
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.order.indices(int(i))
+        return self.images[idx], self.labels[idx]
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers (BN stats) copied."""
@@ -450,11 +464,29 @@ class Trainer:
         return diff_augment(x, self.policy, p=p)
 
     def _real_batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.order.indices(i).to(self.images.device)
-        real = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        if self.cfg.num_workers > 0 and self.images.device.type == "cpu":
+            if getattr(self, "_batch_iter", None) is None or self._next_batch != i:
+                self._batch_iter = self._worker_batches(i)
+            images, labels = next(self._batch_iter)
+            self._next_batch = i + 1
+        else:
+            idx = self.order.indices(i).to(self.images.device)
+            images, labels = self.images[idx], self.labels[idx]
+        real = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         if self.cfg.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        return real, self.labels[idx].to(self.device, non_blocking=True)
+        return real, labels.to(self.device, non_blocking=True)
+
+    def _worker_batches(self, start: int):
+        """Batches ``start, start + 1, ...`` sliced by ``num_workers`` DataLoader workers (the
+        same batches, in the same order, as without workers)."""
+        loader = torch.utils.data.DataLoader(
+            _RealBatches(self.images, self.labels, self.order), batch_size=None,
+            sampler=range(start, 2**62), num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            # its own generator: the workers' base seed must not consume the global RNG
+            generator=torch.Generator().manual_seed(self.cfg.seed))
+        return iter(loader)
 
     def _noise(self, n: int, labels: torch.Tensor | None = None):
         z = torch.randn(n, self.cfg.z_dim, device=self.device)

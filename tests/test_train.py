@@ -336,3 +336,9 @@ def test_losses_and_regularisers_train_finite(npz_data, tmp_path, extra):
     if extra.get("ada"):
         assert 0.0 <= record["ada_p"] <= 1.0
         assert torch.load(out / "checkpoints/last.pt", weights_only=True)["ada"]["last_rt"] is not None
+
+
+def test_dataloader_workers_give_the_same_run(npz_data, tmp_path, reference_run):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=6, num_workers=1)).fit()
+    assert_same_tensors(out / "generator.safetensors", reference_run / "generator.safetensors")
