@@ -632,8 +632,7 @@ class Trainer:
             msg = (f"Interrupted at step {self.step} of {self.cfg.steps}; checkpoint written to "
                    f"{str(self.ckpt_path)!r}. Resume with the same command plus --resume "
                    f"(--out {self.out}).")
-        self._log(msg)
-        return KeyboardInterrupt(msg)
+        return KeyboardInterrupt(msg)  # the CLI prints it; exit status 130
 
     def _progress_bar(self):
         from tqdm.auto import tqdm

@@ -31,6 +31,23 @@ def npz_data(tmp_path_factory) -> str:
     return f"npz:{path}"
 
 
+def _skip_pictures(monkeypatch) -> None:
+    # matplotlib grids cost about a second per run; only the run-files test draws them.
+    monkeypatch.setattr(Trainer, "save_samples", lambda self: None)
+    monkeypatch.setattr(Trainer, "_save_loss_plot", lambda self: None)
+
+
+@pytest.fixture
+def with_pictures():
+    """Request it to keep the sample grids and loss plot (skipped elsewhere)."""
+
+
+@pytest.fixture(autouse=True)
+def no_pictures(request, monkeypatch):
+    if "with_pictures" not in request.fixturenames:
+        _skip_pictures(monkeypatch)
+
+
 def make_cfg(data: str, out: Path, **kw) -> TrainConfig:
     """A tiny CPU run: dcgan width 8, z 16, batch 8, 2 D steps, DiffAugment on."""
     base = dict(data=data, arch="dcgan", arch_kwargs={"width": 8, "embed_dim": 8}, z_dim=16,
@@ -58,7 +75,9 @@ def assert_same_tensors(a: Path, b: Path) -> None:
 def reference_run(npz_data, tmp_path_factory) -> Path:
     """One uninterrupted 6-step run (crosses a data epoch: 6 batches of 8 per epoch, 12 used)."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    Trainer(make_cfg(npz_data, out, steps=6)).fit()
+    with pytest.MonkeyPatch.context() as mp:
+        _skip_pictures(mp)
+        Trainer(make_cfg(npz_data, out, steps=6)).fit()
     return out
 
 
@@ -107,7 +126,7 @@ def test_split_arch_kwargs_routes_and_rejects_unknown():
 
 
 # -- a run ------------------------------------------------------------------------------------
-def test_three_step_run_writes_every_file(npz_data, tmp_path):
+def test_three_step_run_writes_every_file(npz_data, tmp_path, with_pictures):
     from ganaug.io import load
 
     out = tmp_path / "run"
