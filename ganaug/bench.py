@@ -250,6 +250,11 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
     settings = _train_settings(quick)
     settings["steps"] = steps or settings["steps"]
     settings["rounds"] = rounds or settings["rounds"]
+    import ganaug.diffaug
+    import ganaug.losses
+    import ganaug.models
+    import ganaug.train  # noqa: F401  (imported before the RSS baseline: it excludes code)
+
     rss_before = _rss_mb()
     with tempfile.TemporaryDirectory(prefix="ganaug-bench-") as tmp:
         trainer = make_trainer(arch=arch, image_size=image_size, batch_size=batch_size,

@@ -1,0 +1,115 @@
+"""What each speed knob of the Trainer's step does here, measured by alternating A and B.
+
+Each knob builds two prepared Trainers (or one Trainer and a patched copy) and times their real
+``_train_step`` alternately in one process (``ganaug.bench.alternate``), so machine load hits
+both alike. Prints one row per knob: images/s of both and the ratio B/A (> 1: B is faster).
+
+    .venv/bin/python benchmarks/knobs.py --threads 1 [--arch dcgan --size 32 --batch 64]
+
+Figures in docs/performance.md came from this script on a shared 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+
+import torch
+
+from ganaug import bench
+from ganaug.train import ema_decay_at
+
+
+def _foreach_ema(trainer) -> None:
+    """The EMA update as two foreach calls instead of a Python loop over tensors."""
+    decay = ema_decay_at(trainer.step, trainer.cfg.ema_decay, trainer.cfg.ema_start)
+    with torch.no_grad():
+        torch._foreach_lerp_(list(trainer.G_ema.parameters()),
+                             [p.detach() for p in trainer.G.parameters()], 1.0 - decay)
+        torch._foreach_copy_(list(trainer.G_ema.buffers()), list(trainer.G.buffers()))
+
+
+def _step_with_foreach_ema(trainer):
+    import ganaug.train as train_module
+
+    def step():
+        # Swap the module's ema_update for this call only: the same step, another EMA.
+        saved = train_module.ema_update
+        train_module.ema_update = lambda ema, model, decay: _foreach_ema(trainer)
+        try:
+            trainer._train_step()
+        finally:
+            train_module.ema_update = saved
+    return step
+
+
+def _loop_adam(trainer) -> None:
+    """Replace the Trainer's foreach Adam by PyTorch's default (per-tensor loop on the CPU)."""
+    cfg = trainer.cfg
+    trainer.opt_g = torch.optim.Adam(trainer.G.parameters(), lr=cfg.lr_g, betas=cfg.betas,
+                                     foreach=False)
+    trainer.opt_d = torch.optim.Adam(trainer.D.parameters(), lr=cfg.lr_d, betas=cfg.betas,
+                                     foreach=False)
+
+
+def _keep_d_grads(trainer) -> None:
+    """Undo the G step's ``D.requires_grad_(False)`` (D's weight grads computed, then dropped)."""
+    trainer.D.requires_grad_ = lambda requires_grad=True: trainer.D
+
+
+def knobs(args: argparse.Namespace) -> list[dict]:
+    """One row per knob: A (the Trainer as it is) vs B (the knob flipped)."""
+    common = {"arch": args.arch, "image_size": args.size, "batch_size": args.batch,
+              "device": args.device, "width": args.width}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        def trainer(name: str, **kw):
+            return bench.make_trainer(out=f"{tmp}/{name}", **common, **kw)
+
+        cases = {}
+        a, b = trainer("a"), trainer("cl", channels_last=True)
+        cases["channels_last on (B) vs off (A)"] = (a._train_step, b._train_step, a)
+        a, b = trainer("a2"), trainer("loop")
+        _loop_adam(b)
+        cases["Adam per-tensor loop (B) vs foreach (A)"] = (a._train_step, b._train_step, a)
+        a, b = trainer("a3"), trainer("dgrad")
+        _keep_d_grads(b)
+        cases["D grads kept in G step (B) vs skipped (A)"] = (a._train_step, b._train_step, a)
+        a, b = trainer("a4"), trainer("ema")
+        cases["EMA by _foreach_lerp_ (B) vs Python loop (A)"] = (a._train_step,
+                                                                 _step_with_foreach_ema(b), a)
+        for name, (fa, fb, ta) in cases.items():
+            timing = bench.alternate({"A": fa, "B": fb}, steps=args.steps, rounds=args.rounds,
+                                     warmup=1, device=ta.device)
+            sa, sb = timing["seconds"]["A"], timing["seconds"]["B"]
+            images = ta.cfg.batch_size * ta.cfg.d_steps * args.steps
+            rows.append({"knob": name, "A_images_per_s": images / statistics.median(sa),
+                         "B_images_per_s": images / statistics.median(sb),
+                         "B_over_A": statistics.median(x / y for x, y in zip(sa, sb))})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="dcgan")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = knobs(args)
+    print(f"{args.arch} {args.size}px batch {args.batch} on {args.device}, "
+          f"{torch.get_num_threads()} thread(s), {args.rounds} rounds x {args.steps} steps")
+    print(bench.format_table(rows, [("knob", "knob", ""), ("A_images_per_s", "A images/s", ".1f"),
+                                    ("B_images_per_s", "B images/s", ".1f"),
+                                    ("B_over_A", "B/A", ".2f")]))
+
+
+if __name__ == "__main__":
+    main()
