@@ -25,15 +25,15 @@ from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError, 
 __all__ = [
     "STEMS",
     "create_classifier",
-    "train_classifier",
     "evaluate_classifier",
-    "predict_logits",
     "extract_features",
-    "random_crop_flip",
     "flip_suits",
-    "save_classifier",
     "load_classifier",
+    "predict_logits",
+    "random_crop_flip",
     "resolve_device",
+    "save_classifier",
+    "train_classifier",
 ]
 
 # "cifar-3x3": 3x3 stride-1 conv, no max-pool (the CIFAR ResNet recipe, best accuracy);
@@ -129,8 +129,9 @@ def create_classifier(name: str = "resnet18", *, num_classes: int, in_chans: int
             if chosen == "cifar-3x3":
                 model.maxpool = nn.Identity()
     model.ganaug_stem = chosen
-    model.ganaug_config = dict(name=name, num_classes=num_classes, in_chans=in_chans,
-                               image_size=image_size, stem=chosen, model_kwargs=model_kwargs)
+    model.ganaug_config = {"name": name, "num_classes": num_classes, "in_chans": in_chans,
+                           "image_size": image_size, "stem": chosen,
+                           "model_kwargs": model_kwargs}
     return model
 
 
@@ -495,7 +496,7 @@ def evaluate_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Te
         "balanced_accuracy": float(balanced_accuracy_score(true, pred)),
         "per_class_accuracy": per_class,
         "confusion": conf.tolist(),
-        "n": int(len(true)),
+        "n": len(true),
     }
 
 

@@ -28,8 +28,17 @@ import torch
 from ganaug._files import atomic_write_text
 from ganaug.errors import GanaugConfigError, GanaugDataError
 
-__all__ = ["ARMS", "DEFAULT_ARMS", "run_experiment", "t_interval", "paired_comparison",
-           "summarize", "check_no_leakage", "experiment_cli", "demo"]
+__all__ = [
+    "ARMS",
+    "DEFAULT_ARMS",
+    "check_no_leakage",
+    "demo",
+    "experiment_cli",
+    "paired_comparison",
+    "run_experiment",
+    "summarize",
+    "t_interval",
+]
 
 ARMS = ("real", "real+aug", "real+gan", "real+aug+gan", "gan", "real+weighted", "real+oversample")
 DEFAULT_ARMS = ("real", "real+aug", "real+gan", "real+aug+gan", "gan")
@@ -215,7 +224,7 @@ def _filter_fn(model):
 def _synthetic_counts(real_counts: list[int], ratio: float, balanced_mode: bool) -> list[int]:
     from ganaug.datasets import balance_counts, proportional_counts
 
-    budget = int(round(ratio * sum(real_counts)))
+    budget = round(ratio * sum(real_counts))
     if balanced_mode:
         return balance_counts(real_counts, "uniform", budget=budget)
     return proportional_counts(real_counts, budget)
@@ -230,7 +239,7 @@ def _arm_data(arm: str, subset, generator, *, s: dict[str, Any], seed: int, real
     real = (subset.images, subset.labels)
     if arm in ("real", "real+aug", "real+weighted", "real+oversample"):
         return real, None, f"{len(subset)} real"
-    flt = dict(filter=_filter_fn(real_model), min_confidence=s["min_confidence"]) \
+    flt = {"filter": _filter_fn(real_model), "min_confidence": s["min_confidence"]} \
         if s["min_confidence"] is not None and real_model is not None else {}
     k = subset.num_classes
     if arm == "gan":
@@ -250,8 +259,12 @@ def _arm_data(arm: str, subset, generator, *, s: dict[str, Any], seed: int, real
 
 
 def _run_cell(arm: str, subset, test, generator, *, s: dict[str, Any], seed: int, real_model):
-    from ganaug.classifier import (create_classifier, evaluate_classifier, flip_suits,
-                                   train_classifier)
+    from ganaug.classifier import (
+        create_classifier,
+        evaluate_classifier,
+        flip_suits,
+        train_classifier,
+    )
 
     start = time.perf_counter()
     train_data, mixer, note = _arm_data(arm, subset, generator, s=s, seed=seed,
@@ -345,13 +358,14 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         given = load(generator, device=dev)
         image_size = image_size or given.image_size
         channels = given.channels
-    s = dict(data=data, test=test, imbalance=imbalance, backbone=backbone, stem=stem,
-             classifier_steps=classifier_steps or DEFAULT_CLASSIFIER_STEPS,
-             batch_size=batch_size, gan_steps=gan_steps,
-             generator=str(generator) if generator else None, image_size=image_size,
-             synthetic_ratio=synthetic_ratio or 1.0, replace_p=replace_p,
-             min_confidence=min_confidence, model_kwargs=dict(model_kwargs or {}), device=dev,
-             progress=progress)
+    s = {"data": data, "test": test, "imbalance": imbalance, "backbone": backbone, "stem": stem,
+             "classifier_steps": classifier_steps or DEFAULT_CLASSIFIER_STEPS,
+             "batch_size": batch_size, "gan_steps": gan_steps,
+             "generator": str(generator) if generator else None, "image_size": image_size,
+             "synthetic_ratio": synthetic_ratio or 1.0, "replace_p": replace_p,
+             "min_confidence": min_confidence, "model_kwargs": dict(model_kwargs or {}),
+             "device": dev,
+             "progress": progress}
     from ganaug.data import load_data
 
     test_data = load_data(test or data, split=None if test else "test", size=image_size,
@@ -473,8 +487,8 @@ def _fmt_ci(stat: dict[str, Any]) -> str:
 def format_table(doc: dict[str, Any]) -> str:
     """The summary as a markdown table (also printed by the CLI)."""
     base = doc["settings"]["baseline"]
-    lines = ["| regime | arm | accuracy mean ± std [95% CI] | balanced acc. | "
-             f"diff vs {base} [95% CI] | p |", "|---|---|---|---|---|---|"]
+    lines = [("| regime | arm | accuracy mean ± std [95% CI] | balanced acc. | "
+             f"diff vs {base} [95% CI] | p |"), "|---|---|---|---|---|---|"]
     for row in doc["summary"]:
         vs = row.get("vs_baseline")
         diff = _fmt_ci(vs) if vs else "—"
@@ -491,7 +505,8 @@ def _report(doc: dict[str, Any], samples: dict[str, Path | None]) -> str:
     out.write("# ganaug experiment\n\n")
     tail = "" if st["imbalance"] is None else f", long tail ratio {st['imbalance']}"
     out.write(f"Data `{st['data']}`, test `{st['test_spec']}` ({st['n_test']} images); regimes "
-              f"{', '.join(st['regimes'])} images per class{tail}; {st['seeds']} seeds; classifier `{st['backbone']}` (stem {st['stem']}), "
+              f"{', '.join(st['regimes'])} images per class{tail}; {st['seeds']} seeds; "
+              f"classifier `{st['backbone']}` (stem {st['stem']}), "
               f"{st['classifier_steps']} steps x {st['batch_size']} images for every arm; GAN "
               f"steps {st['gan_steps'] or 'preset'}"
               f"{'; generator ' + st['generator'] if st['generator'] else ''}.\n\n")

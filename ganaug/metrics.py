@@ -19,9 +19,10 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,19 +31,19 @@ from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError
 
 __all__ = [
     "DEFAULT_BACKBONE",
-    "DEFAULT_STEM",
     "DEFAULT_CLASSIFIER_STEPS",
+    "DEFAULT_STEM",
     "FeatureExtractor",
+    "classification_accuracy_score",
+    "density_coverage",
+    "evaluate_cli",
+    "evaluate_generator",
+    "format_metrics",
     "frechet_distance",
     "frechet_distance_per_class",
     "precision_recall",
-    "density_coverage",
-    "train_real_classifier",
     "timm_feature_extractor",
-    "classification_accuracy_score",
-    "evaluate_generator",
-    "format_metrics",
-    "evaluate_cli",
+    "train_real_classifier",
 ]
 
 # A 1-block-per-stage ResNet with a 3x3 stride-1 stem that keeps the max-pool: >97% on mnist5k
@@ -264,8 +265,13 @@ def train_real_classifier(train_data, *, backbone: str = DEFAULT_BACKBONE,
     Returns:
         ``(model, cache_path or None, cached: bool)``.
     """
-    from ganaug.classifier import (create_classifier, flip_suits, load_classifier,
-                                   save_classifier, train_classifier)
+    from ganaug.classifier import (
+        create_classifier,
+        flip_suits,
+        load_classifier,
+        save_classifier,
+        train_classifier,
+    )
 
     kwargs = _model_kwargs(backbone, model_kwargs)
     path = None
@@ -399,8 +405,12 @@ def classification_accuracy_score(generator, test_data, *, n_per_class: int,
     Returns:
         ``{"cas", "cas_balanced", "cas_ratio" (None without real_accuracy), "cas_per_class"}``.
     """
-    from ganaug.classifier import (create_classifier, evaluate_classifier, flip_suits,
-                                   train_classifier)
+    from ganaug.classifier import (
+        create_classifier,
+        evaluate_classifier,
+        flip_suits,
+        train_classifier,
+    )
 
     images, labels = samples if samples is not None else _sample(generator, n_per_class, seed,
                                                                  device)
@@ -524,7 +534,7 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
             "feature_extractor": extractor.name,
             "note": extractor.note,
             "reference": "real test split (unseen by the generator and the feature classifier)",
-            "n_fake": int(len(fake_images)),
+            "n_fake": len(fake_images),
             "n_per_class": int(n),
             "n_real_test": len(test_data),
             "n_real_train": len(train_data),
@@ -575,7 +585,8 @@ def format_metrics(result: dict[str, Any]) -> str:
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
     for key, label in _ROWS:
         value = result.get(key)
-        text = "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+        text = ("n/a" if value is None else f"{value:.4g}" if isinstance(value, float)
+                else str(value))
         lines.append(f"{label:<{width}}  {text}")
     how = result.get("how", {})
     if how:

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from ganaug.classifier import (
-    _TensorBatches,
     _class_weight_tensor,
+    _TensorBatches,
     create_classifier,
     evaluate_classifier,
     extract_features,
@@ -175,7 +175,8 @@ def test_training_is_deterministic(digits16):
                          progress=False)
     b = train_classifier(tiny(), train, steps=3, batch_size=32, augment="standard",
                          progress=False)
-    torch.testing.assert_close(predict_logits(a, test.images[:8]), predict_logits(b, test.images[:8]))
+    torch.testing.assert_close(predict_logits(a, test.images[:8]),
+                               predict_logits(b, test.images[:8]))
 
 
 def test_mixer_sees_uint8_batches_every_step(digits16):

@@ -19,10 +19,11 @@ from ganaug.experiment import (
     t_interval,
 )
 
-TINY = dict(per_class="10", arms="real,real+aug,real+gan,gan", backbone="resnet10t",
-            stem="cifar-3x3-pool", seeds=2, gan_steps=2, classifier_steps=3, image_size=16,
-            batch_size=32, model_kwargs={"channels": (8, 16, 32, 64), "stem_width": 8},
-            progress=False)
+TINY = {"per_class": "10", "arms": "real,real+aug,real+gan,gan", "backbone": "resnet10t",
+            "stem": "cifar-3x3-pool", "seeds": 2, "gan_steps": 2, "classifier_steps": 3,
+            "image_size": 16,
+            "batch_size": 32, "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8},
+            "progress": False}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,7 +41,7 @@ def tiny_run(tmp_path_factory):
     return out, run_experiment("digits", out=out, **TINY)
 
 
-# -- statistics against scipy on known numbers ----------------------------------------------------
+# -- statistics against scipy on known numbers -----------------------------------------------------
 def test_t_interval_known_numbers():
     from scipy import stats
 
@@ -73,20 +74,21 @@ def test_paired_comparison_needs_matching_lengths():
     assert paired_comparison([0.5, 0.6], [0.5, 0.6])["p"] is None
 
 
-# -- settings ---------------------------------------------------------------------------------------
+# -- settings --------------------------------------------------------------------------------------
 def test_parse_regimes_and_arms():
     assert parse_regimes("10, 50,all") == ["10", "50", "all"]
     assert parse_arms("real,gan", None) == ["real", "gan"]
     assert parse_arms("real", 10.0) == ["real", "real+weighted", "real+oversample"]
     with pytest.raises(GanaugConfigError, match=r"--per-class takes positive integers or 'all'"):
         parse_regimes("10,half")
-    with pytest.raises(GanaugConfigError, match=r"Unknown arm 'real\+gann'.*Did you mean 'real\+gan'"):
+    with pytest.raises(GanaugConfigError,
+                       match=r"Unknown arm 'real\+gann'.*Did you mean 'real\+gan'"):
         parse_arms("real,real+gann", None)
 
 
-# -- the run ----------------------------------------------------------------------------------------
+# -- the run ---------------------------------------------------------------------------------------
 def test_report_files_hold_real_numbers(tiny_run):
-    out, doc = tiny_run
+    out, _doc = tiny_run
     for name in ("results.json", "results.csv", "report.md", "accuracy.png", "samples-10.png"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "results.json").read_text())
@@ -135,7 +137,7 @@ def test_changed_settings_retrain_cells(tiny_run, monkeypatch):
     assert calls == [1]
 
 
-# -- leakage ----------------------------------------------------------------------------------------
+# -- leakage ---------------------------------------------------------------------------------------
 def _saved_generator(tmp_path, training):
     from ganaug.generator import Generator
     from ganaug.io import load, save
@@ -189,3 +191,28 @@ def test_bad_options_are_refused(tmp_path):
         run_experiment("digits", out=tmp_path, **{**TINY, "replace_p": 1.5})
     with pytest.raises(GanaugConfigError, match=r"seeds must be a positive integer; got 0"):
         run_experiment("digits", out=tmp_path, **{**TINY, "seeds": 0})
+
+
+# -- CLI and demo ---------------------------------------------------------------------------------
+def test_experiment_cli_prints_the_table_and_paths(tmp_path, capsys):
+    from ganaug.cli import main
+
+    code = main(["experiment", "--data", "digits", "--per-class", "10", "--arms", "real",
+                 "--backbone", "resnet10t", "--seeds", "1", "--classifier-steps", "2",
+                 "--size", "16", "--out", str(tmp_path)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| 10 | real |" in printed and str(tmp_path / "report.md") in printed
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["arms"] == ["real"]
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_every_output(tmp_path, monkeypatch):
+    from ganaug.experiment import demo
+
+    monkeypatch.setenv("GANAUG_CACHE_DIR", str(tmp_path / "cache"))
+    result = demo(out=str(tmp_path / "demo"), quick=True)
+    for name in ("gan/generator.safetensors", "samples.png", "metrics.json",
+                 "experiment/report.md", "experiment/accuracy.png"):
+        assert (tmp_path / "demo" / name).is_file(), name
+    assert 0.0 <= result["metrics"]["cas"] <= 1.0

@@ -23,8 +23,8 @@ from ganaug.metrics import (
     train_real_classifier,
 )
 
-TINY = dict(backbone="resnet10t", stem="cifar-3x3-pool", batch_size=64,
-            model_kwargs={"channels": (8, 16, 32, 64), "stem_width": 8})
+TINY = {"backbone": "resnet10t", "stem": "cifar-3x3-pool", "batch_size": 64,
+            "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8}}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -66,7 +66,8 @@ class RealImagesGenerator:
             images = torch.randint(0, 256, (len(labels), self.channels, self.image_size,
                                             self.image_size), generator=gen, dtype=torch.uint8)
         else:
-            picks = [torch.nonzero(self.data.labels == k).flatten() for k in range(self.num_classes)]
+            picks = [torch.nonzero(self.data.labels == k).flatten()
+                     for k in range(self.num_classes)]
             idx = torch.cat([p[torch.randint(len(p), (n_per_class,), generator=gen)]
                              for p in picks])
             images = self.data.images[idx]
@@ -114,7 +115,8 @@ def test_fd_with_singular_covariance_is_finite():
 def test_fd_errors():
     with pytest.raises(GanaugDataError, match=r"Feature sizes differ: 3 vs 4"):
         frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
-    with pytest.raises(GanaugDataError, match=r"feats_a needs at least 2 feature vectors for a covariance; got 1"):
+    with pytest.raises(GanaugDataError,
+                       match=r"feats_a needs at least 2 feature vectors for a covariance; got 1"):
         frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
     with pytest.raises(GanaugDataError, match=r"must be a 2-D \(N, D\) array"):
         frechet_distance(np.zeros(5), np.zeros((5, 3)))
