@@ -1,4 +1,5 @@
-"""Multi-process training through PyTorch's own engine (``torchrun`` + DDP).
+"""Multi-process training through PyTorch's own engine (``torchrun`` + DDP), and the sharded,
+resumable order of real batches.
 
 ``torchrun --nproc_per_node=N -m ganaug train ...`` sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`setup` reads them through
@@ -128,3 +129,42 @@ def wrap_ddp(module: torch.nn.Module, info: DistInfo, device: torch.device) -> t
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
+
+
+# -- data order ----------------------------------------------------------------------------------
+class BatchOrder:
+    """Which images form real batch ``i`` of this rank (a pure function of ``i``).
+
+    Epoch ``e`` is ``torch.randperm(n, generator=Generator().manual_seed(seed + e))``; rank ``r``
+    of ``w`` takes every ``w``-th index from ``r`` (DistributedSampler's sharding, remainder
+    dropped); batches are consecutive ``batch_size`` slices, the last partial one dropped.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.per_rank = n // world
+        self.batches_per_epoch = self.per_rank // batch_size
+        self._epoch, self._shard = -1, torch.empty(0, dtype=torch.int64)
+
+    def indices(self, i: int) -> torch.Tensor:
+        """``(batch_size,)`` int64 indices of real batch ``i`` (``i >= 0``)."""
+        epoch, pos = divmod(i, self.batches_per_epoch)
+        if epoch != self._epoch:
+            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+            self._shard = perm[self.rank:self.per_rank * self.world:self.world]
+            self._epoch = epoch
+        return self._shard[pos * self.batch_size:(pos + 1) * self.batch_size]
+
+
+class RealBatches(torch.utils.data.Dataset):
+    """Item ``i`` is real batch ``i`` (uint8 images, labels): DataLoader workers slice ahead."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, order: BatchOrder):
+        self.images, self.labels, self.order = images, labels, order
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.order.indices(int(i))
+        return self.images[idx], self.labels[idx]

@@ -1,4 +1,5 @@
-"""Resume checkpoints of a training run: ``runs/NAME/checkpoints/last.pt``.
+"""The files of a run folder: the resume checkpoint ``checkpoints/last.pt``, ``metrics.jsonl``,
+``loss.png`` and the sample grids.
 
 Everything is stored as tensors and plain Python types so the file loads with
 ``torch.load(..., weights_only=True)`` (no arbitrary unpickling): the networks, the EMA copy,
@@ -8,6 +9,7 @@ every rank, the data-order position, the adaptive-augment and LeCam states.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganaug._files import atomic_path
+from ganaug._files import atomic_path, atomic_write_text
 from ganaug.errors import GanaugTrainingError
 
 CHECKPOINT_FORMAT = 1
@@ -75,3 +77,45 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         raise GanaugTrainingError(
             f"{str(path)!r} is not a ganaug checkpoint of format {CHECKPOINT_FORMAT}.")
     return state
+
+
+# -- metrics, plots, samples ----------------------------------------------------------------------
+def append_metrics(out: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``out/metrics.jsonl``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(out: Path) -> list[dict[str, Any]]:
+    """The records of ``out/metrics.jsonl`` (empty when there is none)."""
+    path = out / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def trim_metrics(out: Path, step: int) -> None:
+    """Drop records after ``step`` (written after the checkpoint, before a crash)."""
+    if (out / "metrics.jsonl").is_file():
+        keep = [r for r in read_metrics(out) if r.get("step", 0) <= step]
+        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def write_loss_plot(out: Path) -> None:
+    """``out/loss.png``: loss_d and loss_g against the step."""
+    from ganaug.plots import save_loss_plot
+
+    records = read_metrics(out)
+    if records:
+        save_loss_plot(records, out / "loss.png", title=out.name)
+
+
+def write_samples(generator, out: Path, step: int, seed: int, per_class: int) -> Path:
+    """``out/samples/step_XXXXXX.png``: ``per_class`` images per class row, noise from ``seed``."""
+    from ganaug.plots import save_class_grid
+
+    images, labels = generator.sample(n_per_class=per_class, seed=seed, return_labels=True)
+    return save_class_grid(images.cpu(), labels.cpu(), generator.classes,
+                           out / "samples" / f"step_{step:06d}.png", per_row=per_class,
+                           title=f"step {step} (EMA)")

@@ -386,6 +386,16 @@ def merge_saved(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-__all__ = ["TrainConfig", "train_config_from_sources", "resolve_config", "arch_differences",
-           "merge_saved", "normalize_policy", "read_yaml", "data_name", "LOSSES", "ARCH_FIELDS",
-           "SMALL_DATA_IMAGES"]
+__all__ = [
+    "ARCH_FIELDS",
+    "LOSSES",
+    "SMALL_DATA_IMAGES",
+    "TrainConfig",
+    "arch_differences",
+    "data_name",
+    "merge_saved",
+    "normalize_policy",
+    "read_yaml",
+    "resolve_config",
+    "train_config_from_sources",
+]

@@ -11,21 +11,37 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from ganaug import _distributed as D_
-from ganaug.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from ganaug.config import (TrainConfig, arch_differences, data_name, merge_saved, read_yaml,
-                           resolve_config)
+from ganaug._distributed import BatchOrder, RealBatches
+from ganaug.checkpoint import (
+    append_metrics,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    trim_metrics,
+    write_loss_plot,
+    write_samples,
+)
+from ganaug.config import (
+    TrainConfig,
+    arch_differences,
+    data_name,
+    merge_saved,
+    read_yaml,
+    resolve_config,
+)
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
 
 GP_WEIGHT = 10.0  # WGAN-GP's lambda (Gulrajani et al. 2017)
@@ -34,44 +50,6 @@ _NO_STEP = 2**62  # "no non-finite loss seen yet" in the first-bad-step trackers
 
 
 # -- small pieces ---------------------------------------------------------------------------------
-class BatchOrder:
-    """Which images form real batch ``i`` of this rank (a pure function of ``i``).
-
-    Epoch ``e`` is ``torch.randperm(n, generator=Generator().manual_seed(seed + e))``; rank ``r``
-    of ``w`` takes every ``w``-th index from ``r`` (DistributedSampler's sharding, remainder
-    dropped); batches are consecutive ``batch_size`` slices, the last partial one dropped.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
-        self.per_rank = n // world
-        self.batches_per_epoch = self.per_rank // batch_size
-        self._epoch, self._shard = -1, torch.empty(0, dtype=torch.int64)
-
-    def indices(self, i: int) -> torch.Tensor:
-        """``(batch_size,)`` int64 indices of real batch ``i`` (``i >= 0``)."""
-        epoch, pos = divmod(i, self.batches_per_epoch)
-        if epoch != self._epoch:
-            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
-            self._shard = perm[self.rank:self.per_rank * self.world:self.world]
-            self._epoch = epoch
-        return self._shard[pos * self.batch_size:(pos + 1) * self.batch_size]
-
-
-class _RealBatches(torch.utils.data.Dataset):
-    """Item ``i`` is real batch ``i`` (uint8 images, labels): DataLoader workers slice ahead."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, order: BatchOrder):
-        self.images, self.labels, self.order = images, labels, order
-
-    def __len__(self) -> int:
-        return 2**62
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.order.indices(int(i))
-        return self.images[idx], self.labels[idx]
-
-
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers (BN stats) copied."""
@@ -335,17 +313,11 @@ class Trainer:
         return self._fp
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
-        dev = self.device
         self.G.load_state_dict(ckpt["G"])
         self.D.load_state_dict(ckpt["D"])
         self.G_ema.load_state_dict(ckpt["G_ema"])
         self.opt_g.load_state_dict(ckpt["opt_g"])
-        self.opt_d.load_state_dict(ckpt["opt_d"])
-        for opt in (self.opt_g, self.opt_d):  # Adam state follows the params' device
-            for st in opt.state.values():
-                for k, v in st.items():
-                    if torch.is_tensor(v) and k != "step":
-                        st[k] = v.to(dev)
+        self.opt_d.load_state_dict(ckpt["opt_d"])  # moves the state to the params' device
         self.scaler_g.load_state_dict(ckpt["scaler_g"])
         self.scaler_d.load_state_dict(ckpt["scaler_d"])
         if self.ada and ckpt.get("ada"):
@@ -367,15 +339,8 @@ class Trainer:
         self._log(f"resumed {str(self.out)!r} at step {self.step} of {self.cfg.steps}")
 
     def _trim_metrics(self) -> None:
-        """Drop metric records written after the checkpoint (a crash between the two)."""
-        path = self.out / "metrics.jsonl"
-        if not (self.dist.is_main and path.is_file()):
-            return
-        keep = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.step]
-        from ganaug._files import atomic_write_text
-
-        atomic_write_text(path, "".join(line + "\n" for line in keep))
+        if self.dist.is_main:
+            trim_metrics(self.out, self.step)
 
     def _check_finite(self) -> None:
         """Raise if any loss was NaN/Inf since the start (one host sync)."""
@@ -415,21 +380,10 @@ class Trainer:
 
     def save_samples(self) -> Path:
         """``samples/step_XXXXXX.png``: one row per class, fixed noise (seed = cfg.seed)."""
-        from ganaug.plots import save_class_grid
-
-        images, labels = self.generator.sample(n_per_class=SAMPLE_PER_CLASS, seed=self.cfg.seed,
-                                               return_labels=True)
-        return save_class_grid(images.cpu(), labels.cpu(), self.data.classes,
-                               self.out / "samples" / f"step_{self.step:06d}.png",
-                               per_row=SAMPLE_PER_CLASS, title=f"step {self.step} (EMA)")
+        return write_samples(self.generator, self.out, self.step, self.cfg.seed, SAMPLE_PER_CLASS)
 
     def _save_loss_plot(self) -> None:
-        from ganaug.plots import save_loss_plot
-
-        path = self.out / "metrics.jsonl"
-        if path.is_file():
-            records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            save_loss_plot(records, self.out / "loss.png", title=str(self.out.name))
+        write_loss_plot(self.out)
 
     # -- signals ----------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict | None:
@@ -481,7 +435,7 @@ class Trainer:
         """Batches ``start, start + 1, ...`` sliced by ``num_workers`` DataLoader workers (the
         same batches, in the same order, as without workers)."""
         loader = torch.utils.data.DataLoader(
-            _RealBatches(self.images, self.labels, self.order), batch_size=None,
+            RealBatches(self.images, self.labels, self.order), batch_size=None,
             sampler=range(start, 2**62), num_workers=self.cfg.num_workers,
             pin_memory=self.device.type == "cuda",
             # its own generator: the workers' base seed must not consume the global RNG
@@ -652,9 +606,7 @@ class Trainer:
         bar.set_postfix(loss_d=f"{numbers['loss_d']:.3f}", loss_g=f"{numbers['loss_g']:.3f}",
                         img_s=f"{record['images_per_s'] or 0:.0f}", refresh=False)
         if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_metrics(self.out, record)
 
     def _summary(self) -> dict[str, Any]:
         return {"out": str(self.out), "generator": str(self.out / "generator.safetensors"),
@@ -674,4 +626,4 @@ def train(cfg: TrainConfig, **kwargs: Any) -> dict[str, Any]:
     return Trainer(cfg, **kwargs).fit()
 
 
-__all__ = ["Trainer", "train", "BatchOrder", "ema_update", "ema_decay_at", "split_arch_kwargs"]
+__all__ = ["BatchOrder", "Trainer", "ema_decay_at", "ema_update", "split_arch_kwargs", "train"]

@@ -6,8 +6,16 @@ from dataclasses import fields
 
 import pytest
 
-from ganaug.config import (FIXED_DEFAULTS, SMALL_DATA_IMAGES, TrainConfig, arch_differences,
-                           data_name, merge_saved, resolve_config, train_config_from_sources)
+from ganaug.config import (
+    FIXED_DEFAULTS,
+    SMALL_DATA_IMAGES,
+    TrainConfig,
+    arch_differences,
+    data_name,
+    merge_saved,
+    resolve_config,
+    train_config_from_sources,
+)
 from ganaug.errors import GanaugConfigError
 
 

@@ -50,10 +50,10 @@ def no_pictures(request, monkeypatch):
 
 def make_cfg(data: str, out: Path, **kw) -> TrainConfig:
     """A tiny CPU run: dcgan width 8, z 16, batch 8, 2 D steps, DiffAugment on."""
-    base = dict(data=data, arch="dcgan", arch_kwargs={"width": 8, "embed_dim": 8}, z_dim=16,
-                batch_size=8, d_steps=2, steps=3, device="cpu", out=str(out),
-                diffaug="color,translation,cutout", sample_every=100, ckpt_every=100,
-                log_every=1, seed=3)
+    base = {"data": data, "arch": "dcgan", "arch_kwargs": {"width": 8, "embed_dim": 8},
+            "z_dim": 16, "batch_size": 8, "d_steps": 2, "steps": 3, "device": "cpu",
+            "out": str(out), "diffaug": "color,translation,cutout", "sample_every": 100,
+            "ckpt_every": 100, "log_every": 1, "seed": 3}
     base.update(kw)
     return TrainConfig(**base)
 
