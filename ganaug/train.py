@@ -223,7 +223,7 @@ class Trainer:
             self._log("warning: the data differ from the checkpoint's (fingerprint changed); "
                       "resuming on the new data.")
         changed = [k for k, v in self.cfg.to_dict().items()
-                   if k not in ("steps", "resume", "device") and saved.get(k) != v]
+                   if k not in ("steps", "resume", "device", "out") and saved.get(k) != v]
         if changed:
             self._log(f"note: resuming with changed settings: {', '.join(changed)}")
 
