@@ -14,7 +14,8 @@ import torch  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR_MINI = SHARED_DATA / "cifar10-mini"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: tiny test models gain nothing from more, and CI has 2 cores in all.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
