@@ -236,7 +236,8 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
 
     Args:
         arch, image_size, batch_size, width: the networks and batch (width None: the preset's,
-            32 for dcgan on the CPU, the arch default elsewhere).
+            32 for dcgan on the CPU, the arch default elsewhere; 32 for resnet with ``quick``
+            on the CPU).
         device: ``cpu`` | ``cuda`` | ... (None: best available).
         quick: few steps (seconds on a CPU).
         sides: ``"ganaug"`` and/or ``"reference"`` (one side alone: no ratio).
@@ -247,6 +248,10 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
         reference images/s, median of the per-round ratios), ``peak_memory_mb`` per side and
         the settings. Images are real images seen by D: ``batch_size * d_steps`` per step.
     """
+    from ganaug._distributed import select_device
+
+    if quick and width is None and arch == "resnet" and select_device(device).type == "cpu":
+        width = 32  # the default width (256/128) takes minutes per round on a CPU
     settings = _train_settings(quick)
     settings["steps"] = steps or settings["steps"]
     settings["rounds"] = rounds or settings["rounds"]
@@ -445,7 +450,7 @@ def bench_cli(args: argparse.Namespace) -> int:
     elif args.what == "train":
         result = bench_train(arch=args.arch, image_size=args.image_size,
                              batch_size=args.batch_size or 64, device=args.device,
-                             quick=args.quick)
+                             width=getattr(args, "width", None), quick=args.quick)
         print_train_result(result)
     else:
         result = bench_loader(model=args.file, batch_size=args.batch_size or 128,

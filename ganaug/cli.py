@@ -271,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32, dest="image_size")
     p.add_argument("--batch", type=int, default=None, dest="batch_size",
                    help="train: 64, loader: 128")
+    p.add_argument("--width", type=int, default=None,
+                   help="train: network width (default: the preset's; 32 for resnet --quick on CPU)")
     p.add_argument("--device", default=None, help="train, sample (loader runs on the CPU)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 on a shared machine)")
