@@ -75,10 +75,9 @@ def split_arch_kwargs(arch: str, arch_kwargs: dict[str, Any]) -> tuple[dict, dic
     Raises:
         GanaugConfigError: a key neither network accepts.
     """
-    from ganaug.models.registry import _lookup
+    from ganaug.models import arch_defaults, disc_defaults
 
-    g_cls, d_cls = _lookup(arch)
-    g_keys, d_keys = set(getattr(g_cls, "DEFAULTS", {})), set(getattr(d_cls, "DEFAULTS", {}))
+    g_keys, d_keys = set(arch_defaults(arch)), set(disc_defaults(arch))
     unknown = sorted(set(arch_kwargs) - g_keys - d_keys)
     if unknown:
         from ganaug.errors import did_you_mean
