@@ -79,11 +79,22 @@ def knobs(args: argparse.Namespace) -> list[dict]:
         a, b = trainer("a4"), trainer("ema")
         cases["EMA by _foreach_lerp_ (B) vs Python loop (A)"] = (a._train_step,
                                                                  _step_with_foreach_ema(b), a)
+        gen_a = bench.default_generator(arch=args.arch, image_size=args.size)
+        gen_b = bench.default_generator(arch=args.arch, image_size=args.size)
+        gen_a.to(args.device)
+        gen_b.to(args.device).net.to(memory_format=torch.channels_last)
+        z, labels = gen_a.noise(args.batch, seed=0), torch.arange(args.batch) % 10
+
+        def sampler(gen):
+            return lambda: [gen.generate(z, labels, batch_size=args.batch) for _ in range(4)]
+        # Sampling: 4 calls per "step"; images per step = 4 batches (not batch x d_steps).
+        cases["sampling: channels_last G (B) vs not (A)"] = (sampler(gen_a), sampler(gen_b), None)
         for name, (fa, fb, ta) in cases.items():
             timing = bench.alternate({"A": fa, "B": fb}, steps=args.steps, rounds=args.rounds,
-                                     warmup=1, device=ta.device)
+                                     warmup=1, device=torch.device(args.device))
             sa, sb = timing["seconds"]["A"], timing["seconds"]["B"]
-            images = ta.cfg.batch_size * ta.cfg.d_steps * args.steps
+            per_step = 4 * args.batch if ta is None else ta.cfg.batch_size * ta.cfg.d_steps
+            images = per_step * args.steps
             rows.append({"knob": name, "A_images_per_s": images / statistics.median(sa),
                          "B_images_per_s": images / statistics.median(sb),
                          "B_over_A": statistics.median(x / y for x, y in zip(sa, sb))})
