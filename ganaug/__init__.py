@@ -15,7 +15,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
 
-from ganaug.errors import (  # noqa: E402
+from ganaug.errors import (
     GanaugConfigError,
     GanaugDataError,
     GanaugError,
@@ -45,10 +45,11 @@ _LAZY = {
     "build_discriminator": "ganaug.models",
     "list_archs": "ganaug.models",
 }
-_SUBMODULES = {"albumentations", "data", "models", "losses", "diffaug", "metrics", "experiment",
-               "plots", "bench", "io", "export", "classifier", "transforms", "datasets", "train", "config", "generator"}
+_SUBMODULES = {"albumentations", "bench", "classifier", "config", "data", "datasets", "diffaug",
+               "experiment", "export", "generator", "io", "losses", "metrics", "models", "plots",
+               "train", "transforms"}
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 (the lazy names are strings too)
     "__version__",
     "GanaugError",
     "GanaugDataError",

@@ -131,9 +131,8 @@ def make_trainer(*, arch: str = "dcgan", image_size: int = 32, batch_size: int =
 
     The config asks for the same work as :class:`ReferenceLoop`: hinge loss, no DiffAugment,
     no ADA/R1/LeCam; EMA stays on (the Trainer always keeps one, and so does the reference).
-    ``_prepare`` writes ``config.yaml`` into ``out`` (a temp dir); nothing else is written.
+    ``setup`` writes ``config.yaml`` into ``out`` (a temp dir); nothing else is written.
     """
-    from ganaug import _distributed as D_
     from ganaug.config import TrainConfig
     from ganaug.train import Trainer
 
@@ -144,12 +143,8 @@ def make_trainer(*, arch: str = "dcgan", image_size: int = 32, batch_size: int =
                       device=device, out=str(out), amp=amp, channels_last=channels_last,
                       compile=compile, arch_kwargs={"width": width} if width else None)
     trainer = Trainer(cfg, data=data)
-    # What fit() does before _prepare, without joining a process group.
-    trainer.dist, trainer.device = D_.DistInfo(), D_.select_device(device)
     with contextlib.redirect_stdout(io.StringIO()):  # the preset and parameter lines
-        trainer._prepare()
-    trainer.G.train()
-    trainer.D.train()
+        trainer.setup()
     return trainer
 
 
@@ -267,7 +262,7 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
         dev, cfg = trainer.device, trainer.cfg
         fns: dict[str, Callable[[], Any]] = {}
         if "ganaug" in sides:
-            fns["ganaug"] = trainer._train_step
+            fns["ganaug"] = trainer.train_step
         if "reference" in sides:
             fns["reference"] = ReferenceLoop(trainer).step
         timing = alternate(fns, device=dev, **settings)

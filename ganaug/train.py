@@ -147,6 +147,24 @@ class Trainer:
             self._restore_signal_handlers(old_handlers)
             D_.teardown(self.dist)
 
+    def setup(self) -> None:
+        """Build everything :meth:`fit` would, in this process alone, without training.
+
+        For benchmarks and notebooks that drive :meth:`train_step` themselves; joins no
+        process group and writes only ``config.yaml``.
+        """
+        self.dist, self.device = D_.DistInfo(), D_.select_device(self.user_cfg.device)
+        self._prepare()
+        self.G.train()
+        self.D.train()
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One generator step (after ``d_steps`` D steps) and the EMA update.
+
+        Returns the step's losses as device tensors: no host sync, no logging.
+        """
+        return self._train_step()
+
     # -- setup -----------------------------------------------------------------------------
     def _log(self, text: str) -> None:
         if self.dist.is_main:

@@ -65,10 +65,10 @@ def test_data_info_errors_exit_2_with_one_paragraph(capsys, argv, message):
 
 def test_subprocess_bad_spec_has_no_traceback():
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-    ok = subprocess.run([sys.executable, "-m", "ganaug", "data", "info", "digits"], cwd=REPO,
+    ok = subprocess.run([sys.executable, "-m", "ganaug", "data", "info", "digits"], cwd=REPO, check=False,
                         env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "images:   1,797" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "ganaug", "data", "info", "digitz"], cwd=REPO,
+    bad = subprocess.run([sys.executable, "-m", "ganaug", "data", "info", "digitz"], cwd=REPO, check=False,
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and "Did you mean 'digits'" in bad.stderr

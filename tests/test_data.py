@@ -242,8 +242,8 @@ def test_torchvision_unknown_name():
 
 # -- spec parsing ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("spec, message", [
-    ("mnist", r"Unknown dataset spec 'mnist'.*mnist5k, digits, folder:PATH.*"
-              r"Did you mean 'mnist5k' \(offline\) or 'torchvision:MNIST'\?"),
+    ("mnist", (r"Unknown dataset spec 'mnist'.*mnist5k, digits, folder:PATH.*"
+              r"Did you mean 'mnist5k' \(offline\) or 'torchvision:MNIST'\?")),
     ("cifar10", r"Did you mean 'torchvision:CIFAR10'"),
     ("folder:", r"needs a PATH after 'folder:'"),
     ("", r"Empty dataset spec"),

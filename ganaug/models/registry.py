@@ -13,7 +13,8 @@ Contract every registered pair keeps (the trainer, the model file and the tests 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -40,7 +41,7 @@ def register_arch(name: str) -> Callable[[Callable[[], tuple]], Callable[[], tup
 
 def _ensure_builtin() -> None:
     # Importing the family modules runs their @register_arch decorators.
-    import ganaug.models.dcgan  # noqa: F401
+    import ganaug.models.dcgan
     import ganaug.models.resnet  # noqa: F401
 
 
