@@ -243,7 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imbalance", type=float, default=None)
     p.add_argument("--arms", default=None,
                    help="comma-separated: real,real+aug,real+gan,real+aug+gan,gan")
-    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--backbone", default="resnet18", help="any timm model name")
+    p.add_argument("--stem", default="auto",
+                   help="small-image stem of ResNet-like backbones: auto (3x3 stride 1, no "
+                        "max-pool, up to 64 px) | cifar-3x3-pool (cheaper) | timm (unchanged)")
+    p.add_argument("--model-kwargs", default=None, dest="model_kwargs", metavar="YAML",
+                   help="extra timm.create_model arguments, e.g. '{channels: [32, 64, 128, 256]}'")
+    p.add_argument("--batch", type=int, default=128, dest="batch_size",
+                   help="classifier batch size")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--gan-steps", type=int, default=None, dest="gan_steps")
     p.add_argument("--classifier-steps", type=int, default=None, dest="classifier_steps")

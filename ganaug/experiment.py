@@ -580,11 +580,32 @@ def _write_outputs(out: Path, doc: dict[str, Any], samples: dict[str, Path | Non
 
 
 # -- CLI ------------------------------------------------------------------------------------------
+def parse_model_kwargs(text: str | None) -> dict[str, Any] | None:
+    """``--model-kwargs`` (a YAML/JSON mapping) -> dict, with a clear error otherwise."""
+    if not text:
+        return None
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise GanaugConfigError(
+            f"--model-kwargs is not valid YAML/JSON: {text!r} ({err}). "
+            "Example: --model-kwargs '{channels: [32, 64, 128, 256]}'.") from None
+    if not isinstance(value, dict):
+        raise GanaugConfigError(
+            f"--model-kwargs must be a mapping of timm.create_model arguments, got {text!r}. "
+            "Example: --model-kwargs '{drop_rate: 0.1}'.")
+    return value
+
+
 def experiment_cli(args) -> int:
     """``ganaug experiment ...``: run, print the table and the paths."""
     doc = run_experiment(
         args.data, out=args.out, test=args.test, per_class=args.per_class,
         imbalance=args.imbalance, arms=args.arms, backbone=args.backbone, seeds=args.seeds,
+        stem=args.stem, batch_size=args.batch_size,
+        model_kwargs=parse_model_kwargs(args.model_kwargs),
         gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,
         generator=args.generator, image_size=args.image_size,
         synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,
@@ -596,44 +617,83 @@ def experiment_cli(args) -> int:
     return 0
 
 
-def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
-    """The whole pipeline on mnist5k: GAN, samples, evaluation, a small experiment.
+#: Budgets of ``ganaug demo``: the full one fits in 10 minutes on 2 CPU cores once installed;
+#: ``quick`` takes seconds (tests).
+DEMO_BUDGETS: dict[bool, dict[str, Any]] = {
+    False: {"data": "mnist5k", "size": None, "gan_steps": 3000, "eval_per_class": 300,
+            "eval_steps": 300, "classifier_steps": 250, "seeds": 2},
+    True: {"data": "digits", "size": 16, "gan_steps": 4, "eval_per_class": 20,
+           "eval_steps": 3, "classifier_steps": 3, "seeds": 2},
+}
+DEMO_ARMS = "real,real+aug,real+aug+gan,gan"
 
-    ``quick=True`` uses seconds-long budgets (for tests); the full demo takes minutes on a CPU.
+
+def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
+    """The whole pipeline on the built-in mnist5k: data, GAN, samples, evaluation, experiment.
+
+    Trains a conditional GAN on the train split (resuming or reusing a run already in
+    ``out/gan``), writes a sample grid, evaluates the generator (FID-style distances,
+    precision/recall, CAS) against the held-out test split, and runs a small experiment with
+    that generator (``per_class=all``: the generator saw exactly that split, so no leakage).
+    ``quick=True`` uses seconds-long budgets on ``digits`` (for tests).
+
+    Returns:
+        ``{"generator", "samples", "metrics", "experiment"}``.
     """
     from ganaug.config import TrainConfig
-    from ganaug.data import load_data
+    from ganaug.data import load_data, save_data_grid
     from ganaug.io import load
-    from ganaug.metrics import evaluate_generator, finite_json, format_metrics
+    from ganaug.metrics import (
+        DEFAULT_BACKBONE,
+        DEFAULT_MODEL_KWARGS,
+        DEFAULT_STEM,
+        evaluate_generator,
+        finite_json,
+        format_metrics,
+    )
     from ganaug.plots import save_class_grid
     from ganaug.train import Trainer
 
+    b = DEMO_BUDGETS[bool(quick)]
     out = Path(out)
-    gan_steps, clf_steps, per_class = (4, 3, "10") if quick else (1500, 300, "10,50")
-    data = "digits" if quick else "mnist5k"
-    size = 16 if quick else 32
-    train = load_data(data, split="train", size=size)
-    test = load_data(data, split="test", size=size)
+    train = load_data(b["data"], split="train", size=b["size"])
+    test = load_data(b["data"], split="test", size=b["size"])
+    print(f"[1/4] data: {train.source}: {len(train):,} training and {len(test):,} held-out test "
+          f"images, {train.num_classes} classes, {train.channels}x{train.image_size}"
+          f"x{train.image_size}")
+    data_grid = save_data_grid(train, out / "data.png")
+
+    print(f"[2/4] training a class-conditional GAN ({b['gan_steps']} steps)")
     gan_dir = out / "gan"
-    if not (gan_dir / "generator.safetensors").is_file():
-        Trainer(TrainConfig(data=train.spec, steps=gan_steps, seed=0, out=str(gan_dir),
+    model_file = gan_dir / "generator.safetensors"
+    finished = model_file.is_file() and (
+        load(model_file).metadata.get("training", {}).get("steps") == b["gan_steps"])
+    if not finished:
+        Trainer(TrainConfig(data=train.spec, steps=b["gan_steps"], seed=0, out=str(gan_dir),
                             resume=(gan_dir / "checkpoints" / "last.pt").is_file() or None),
                 data=train).fit()
-    gen = load(gan_dir / "generator.safetensors")
+    gen = load(model_file)
     images, labels = gen.sample(n_per_class=8, seed=0, return_labels=True)
-    grid = save_class_grid(images.cpu(), labels.cpu(), gen.classes, out / "samples.png",
-                           per_row=8, title=f"{data} generator")
-    metrics = evaluate_generator(gen, train, test, n_per_class=50 if quick else 400,
-                                 classifier_steps=clf_steps, progress=not quick)
+    samples = save_class_grid(images, labels, gen.classes, out / "samples.png", per_row=8,
+                              title=f"{b['data']} generator, {b['gan_steps']} steps (seed 0)")
+
+    print("[3/4] evaluating the generator against the held-out test split")
+    metrics = evaluate_generator(gen, train, test, n_per_class=b["eval_per_class"],
+                                 classifier_steps=b["eval_steps"], progress=not quick)
     atomic_write_text(out / "metrics.json", json.dumps(finite_json(metrics), indent=1) + "\n")
     print(format_metrics(metrics))
-    doc = run_experiment(data, out=out / "experiment", per_class=per_class,
-                         arms="real,real+aug,real+aug+gan", backbone="resnet10t",
-                         stem="cifar-3x3-pool", seeds=2, gan_steps=gan_steps,
-                         classifier_steps=clf_steps, image_size=size, progress=not quick)
+
+    print("[4/4] does it help a timm classifier? (same step budget per arm, "
+          f"{b['seeds']} seeds)")
+    doc = run_experiment(b["data"], out=out / "experiment", per_class="all", arms=DEMO_ARMS,
+                         backbone=DEFAULT_BACKBONE, stem=DEFAULT_STEM,
+                         model_kwargs=dict(DEFAULT_MODEL_KWARGS), seeds=b["seeds"],
+                         classifier_steps=b["classifier_steps"], generator=str(model_file),
+                         image_size=b["size"], progress=not quick)
     print(format_table(doc))
-    print(f"\ngenerator: {gan_dir / 'generator.safetensors'}\nsamples: {grid}\nmetrics: "
-          f"{out / 'metrics.json'}\nreport: {out / 'experiment' / 'report.md'}\nplot: "
-          f"{out / 'experiment' / 'accuracy.png'}")
-    return {"generator": str(gan_dir / "generator.safetensors"), "metrics": metrics,
+    exp = out / "experiment"
+    print(f"\ngenerator: {model_file}\ndata grid: {data_grid}\nsamples:   {samples}\n"
+          f"loss plot: {gan_dir / 'loss.png'}\nmetrics:   {out / 'metrics.json'}\n"
+          f"report:    {exp / 'report.md'}\nplot:      {exp / 'accuracy.png'}")
+    return {"generator": str(model_file), "samples": str(samples), "metrics": metrics,
             "experiment": doc}
