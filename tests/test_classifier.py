@@ -22,16 +22,6 @@ from ganaug.classifier import (
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # On a shared 2-core machine two OpenMP threads per process oversubscribe the cores and
-    # training slows down ~10x; one thread is fastest for these tiny models.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits16():
     from ganaug.data import load_data

@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.experiment import (
@@ -24,15 +23,6 @@ TINY = {"per_class": "10", "arms": "real,real+aug,real+gan,gan", "backbone": "re
             "image_size": 16,
             "batch_size": 32, "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8},
             "progress": False}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two OpenMP threads per process oversubscribe a shared 2-core machine (~10x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -27,15 +27,6 @@ TINY = {"backbone": "resnet10t", "stem": "cifar-3x3-pool", "batch_size": 64,
             "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two OpenMP threads per process oversubscribe a shared 2-core machine (~10x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("GANAUG_CACHE_DIR", str(tmp_path / "cache"))
