@@ -543,8 +543,7 @@ def _csv(doc: dict[str, Any]) -> str:
 
 def save_accuracy_plot(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     """Accuracy vs images per class, one line per arm, 95% t-interval error bars."""
-    from ganaug._files import atomic_path
-    from ganaug.plots import _pyplot
+    from ganaug.plots import _pyplot, save_figure
 
     plt = _pyplot()
     regimes = doc["settings"]["regimes"]
@@ -564,10 +563,7 @@ def save_accuracy_plot(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
 
 
 def _write_outputs(out: Path, doc: dict[str, Any], samples: dict[str, Path | None]) -> None:

@@ -22,6 +22,15 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, *, dpi: int | None = None) -> Path:
+    """Write a matplotlib figure as PNG atomically, close it, and return the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def class_rows(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                per_row: int) -> torch.Tensor:
     """Arrange images into ``num_classes`` rows of ``per_row`` (blank where a class has fewer).
@@ -87,11 +96,7 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_loss_plot(records: Sequence[dict], path: str | Path,
@@ -111,8 +116,4 @@ def save_loss_plot(records: Sequence[dict], path: str | Path,
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
