@@ -35,12 +35,13 @@ def test_bench_train_cli_prints_ratio_table_and_json(tmp_path, capsys):
     assert rc == 0
     match = re.search(r"^ratio ganaug/reference: (\d+\.\d\d)$", text, re.MULTILINE)
     assert match and float(match.group(1)) > 0
+    result = json.loads(out.read_text())
     for side in ("ganaug", "reference"):
         images_per_s, ms_per_step, peak_mb = _table_numbers(text, side)
         assert images_per_s > 0 and ms_per_step > 0 and peak_mb > 0
-        # images/s and ms/step describe the same median: batch 8 x 1 D step per step.
-        assert images_per_s == pytest.approx(8 * 1000 / ms_per_step, rel=0.01)
-    result = json.loads(out.read_text())
+        # images/s and ms/step describe the same median: batch 8 x d_steps real images a step.
+        expected = 8 * result["d_steps"] * 1000 / ms_per_step
+        assert images_per_s == pytest.approx(expected, rel=0.01)
     assert {"ratio", "rows", "device", "batch_size", "d_steps", "image_size"} <= set(result)
     assert (result["batch_size"], result["image_size"], result["device"]) == (8, 16, "cpu")
     assert [r["side"] for r in result["rows"]] == ["ganaug", "reference"]
@@ -55,7 +56,7 @@ def test_bench_train_python_api_one_side_and_archs(arch):
     assert result["ratio"] is None
     assert [r["side"] for r in result["rows"]] == ["ganaug"]
     assert result["rows"][0]["images_per_s"] > 0
-    assert result["d_steps"] == (4 if arch == "resnet" else 1)  # the preset's, on both sides
+    assert result["d_steps"] == (4 if arch == "resnet" else 2)  # the preset's, on both sides
 
 
 def test_reference_loop_starts_from_the_trainers_weights_and_trains(tmp_path):

@@ -122,7 +122,7 @@ def test_cli_train_dests_are_config_fields():
 def test_small_grey_cpu_preset():
     cfg, desc = resolve_config(TrainConfig(data="mnist5k"), num_images=5000, channels=1,
                                image_size=28, device_type="cpu")
-    assert (cfg.arch, cfg.loss, cfg.d_steps, cfg.betas) == ("dcgan", "hinge", 1, (0.5, 0.999))
+    assert (cfg.arch, cfg.loss, cfg.d_steps, cfg.betas) == ("dcgan", "hinge", 2, (0.5, 0.999))
     assert cfg.arch_kwargs == {"width": 32} and cfg.ema_decay == 0.999
     assert cfg.diffaug == "translation,cutout" and cfg.amp is False
     assert cfg.out.endswith("mnist5k") and cfg.image_size == 28 and cfg.channels == 1
