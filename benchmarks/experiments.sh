@@ -38,4 +38,4 @@ ganaug experiment --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per
     --seeds 2 --generator runs/results/cifar20/generator.safetensors --classifier-steps 300 \
     "${CLF[@]}" --out runs/results/exp_cifar_all
 ganaug experiment --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per-class 50 \
-    --seeds 2 --gan-steps 3000 --classifier-steps 300 "${CLF[@]}" --out runs/results/exp_cifar_50
+    --seeds 2 --gan-steps 2000 --classifier-steps 300 "${CLF[@]}" --out runs/results/exp_cifar_50
