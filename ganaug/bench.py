@@ -380,9 +380,10 @@ def bench_loader(*, model=None, data: str | None = None, batch_size: int = 128, 
 
     if data is None:
         data = LOADER_DATA if Path(LOADER_DATA[len("folder:"):]).is_dir() else LOADER_FALLBACK
-    batches, warmup, repeats = (5, 2, 5) if quick else (20, 2, 10)
+    batches, warmup, repeats, rounds = (5, 2, 5, 1) if quick else (20, 2, 10, 3)
     result = loader_throughput(data, model, p=p, workers=workers, batch=batch_size,
-                               batches=batches, warmup=warmup, mixer_repeats=repeats)
+                               batches=batches, warmup=warmup, mixer_repeats=repeats,
+                               rounds=rounds)
     return {"bench": "loader", **result}
 
 

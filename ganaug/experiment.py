@@ -616,7 +616,7 @@ def experiment_cli(args) -> int:
 #: Budgets of ``ganaug demo``: the full one fits in 10 minutes on 2 CPU cores once installed;
 #: ``quick`` takes seconds (tests).
 DEMO_BUDGETS: dict[bool, dict[str, Any]] = {
-    False: {"data": "mnist5k", "size": None, "gan_steps": 3000, "eval_per_class": 300,
+    False: {"data": "mnist5k", "size": None, "gan_steps": 5000, "eval_per_class": 300,
             "eval_steps": 300, "classifier_steps": 250, "seeds": 2},
     True: {"data": "digits", "size": 16, "gan_steps": 4, "eval_per_class": 20,
            "eval_steps": 3, "classifier_steps": 3, "seeds": 2},

@@ -593,13 +593,15 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 def loader_throughput(data_spec: str, model_or_path: Generator | str | os.PathLike | None = None,
                       *, p: float = 0.5, workers: int = 2, batch: int = 128, batches: int = 20,
                       warmup: int = 2, image_size: int = 32, seed: int = 0, reuse: int = 1,
-                      mixer_fraction: float = 0.25, mixer_repeats: int = 10) -> dict[str, Any]:
+                      mixer_fraction: float = 0.25, mixer_repeats: int = 10,
+                      rounds: int = 3) -> dict[str, Any]:
     """Measure what GANAugment costs a CIFAR-style DataLoader, and BatchMixer per batch.
 
     Both arms run ``with_labels(dataset, v2.Compose([...]))`` with RandomCrop(size, padding=4),
     RandomHorizontalFlip, ToImage, ToDtype(float32, scale=True) and Normalize; the GAN arm
     puts ``GANAugment(model, p)`` first. Images/s are timed over ``batches`` batches after
-    ``warmup`` batches (worker start-up excluded). The mixer is timed on the CPU on a
+    ``warmup`` batches (worker start-up excluded), ``rounds`` times per arm in alternation;
+    each arm reports its best round. The mixer is timed on the CPU on a
     ``(batch, 3, size, size)`` float batch (median of ``mixer_repeats`` calls).
 
     Args:
@@ -652,8 +654,15 @@ def loader_throughput(data_spec: str, model_or_path: Generator | str | os.PathLi
         start = start if start is not None else time.perf_counter()
         return batches * batch / (time.perf_counter() - start)
 
-    base = images_per_s(tail)
-    gan = images_per_s([GANAugment(model_or_path, p=p, seed=seed, reuse=reuse), *tail])
+    # Alternate the arms and keep each one's best round (timeit's rule): load drift on a
+    # shared machine then slows both arms alike instead of whichever ran second.
+    gan_tf = [GANAugment(model_or_path, p=p, seed=seed, reuse=reuse), *tail]
+    base_runs, gan_runs = [], []
+    for r in range(rounds):
+        order = [(base_runs, tail), (gan_runs, gan_tf)]
+        for runs, transform in order if r % 2 == 0 else order[::-1]:
+            runs.append(images_per_s(transform))
+    base, gan = max(base_runs), max(gan_runs)
     x = torch.rand(batch, 3, image_size, image_size)
     y = torch.randint(0, len(dataset.classes), (batch,))
     mixer = BatchMixer(model_or_path, mixer_fraction, seed=seed, device="cpu")
@@ -669,7 +678,8 @@ def loader_throughput(data_spec: str, model_or_path: Generator | str | os.PathLi
 
     return {"data": data_spec, "num_images": len(dataset), "p": p, "workers": workers,
             "batch": batch, "batches": batches, "image_size": image_size, "reuse": reuse,
-            "baseline_images_per_s": base, "ganaugment_images_per_s": gan,
+            "rounds": rounds, "baseline_images_per_s": base, "ganaugment_images_per_s": gan,
+            "baseline_rounds": base_runs, "ganaugment_rounds": gan_runs,
             "slowdown": 1.0 - gan / base, "mixer_fraction": mixer_fraction,
             "mixer_ms_per_batch": median_ms(lambda: mixer(x, y)),
             "clone_ms_per_batch": median_ms(lambda: x.clone()),
