@@ -17,13 +17,10 @@ from torch import nn
 
 from ganaug.models.layers import (
     SUPPORTED_SIZES,
-    check_common,
-    check_image_size,
-    check_no_extra_kwargs,
-    check_positive_int,
     init_weights,
     maybe_sn,
     projection_logits,
+    record_config,
     resolution_plan,
 )
 from ganaug.models.registry import register_arch
@@ -58,17 +55,9 @@ class DCGANGenerator(nn.Module):
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  z_dim: int = 128, width: int = 64, embed_dim: int = 64, **extra: Any) -> None:
         super().__init__()
-        check_no_extra_kwargs(ARCH, "generator", extra, self.DEFAULTS)
-        check_common(ARCH, num_classes, channels)
-        check_image_size(ARCH, image_size)
-        check_positive_int(ARCH, "z_dim", z_dim)
-        check_positive_int(ARCH, "width", width)
-        check_positive_int(ARCH, "embed_dim", embed_dim)
-        self.num_classes, self.channels, self.image_size, self.z_dim = (
-            num_classes, channels, image_size, z_dim)
-        self.config = {"num_classes": num_classes, "channels": channels,
-                       "image_size": image_size, "z_dim": z_dim, "width": width,
-                       "embed_dim": embed_dim}
+        record_config(self, ARCH, "generator", extra, num_classes=num_classes,
+                      channels=channels, image_size=image_size, z_dim=z_dim, width=width,
+                      embed_dim=embed_dim)
 
         start, n_up = resolution_plan(image_size)
         ch = width * 2 ** (n_up - 1)
@@ -110,14 +99,9 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  width: int = 64, spectral_norm: bool = True, **extra: Any) -> None:
         super().__init__()
-        check_no_extra_kwargs(ARCH, "discriminator", extra, self.DEFAULTS)
-        check_common(ARCH, num_classes, channels)
-        check_image_size(ARCH, image_size)
-        check_positive_int(ARCH, "width", width)
-        self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
-        self.config = {"num_classes": num_classes, "channels": channels,
-                       "image_size": image_size, "width": width,
-                       "spectral_norm": bool(spectral_norm)}
+        record_config(self, ARCH, "discriminator", extra, num_classes=num_classes,
+                      channels=channels, image_size=image_size, width=width,
+                      spectral_norm=bool(spectral_norm))
 
         start, n_down = resolution_plan(image_size)
         sn = bool(spectral_norm)

@@ -83,6 +83,33 @@ def check_common(arch: str, num_classes: Any, channels: Any) -> None:
         )
 
 
+def record_config(module: nn.Module, arch: str, role: str, extra: dict[str, Any], *,
+                  num_classes: int, channels: int, image_size: int, **arch_args: Any) -> None:
+    """Check a network's constructor arguments and record them on ``module``.
+
+    Sets ``num_classes``, ``channels``, ``image_size`` (and ``z_dim`` when given) as attributes
+    and ``module.config``: every constructor argument, so ``type(module)(**module.config)``
+    rebuilds it. Integer ``arch_args`` must be >= 1; booleans are stored as bools.
+
+    Raises:
+        GanaugConfigError: an unknown keyword, bad classes/channels/size, or a bad integer.
+    """
+    check_no_extra_kwargs(arch, role, extra, type(module).DEFAULTS)
+    check_common(arch, num_classes, channels)
+    check_image_size(arch, image_size)
+    module.num_classes, module.channels, module.image_size = num_classes, channels, image_size
+    config: dict[str, Any] = {"num_classes": num_classes, "channels": channels,
+                              "image_size": image_size}
+    for name, value in arch_args.items():
+        if isinstance(value, bool):
+            config[name] = value
+        else:
+            config[name] = check_positive_int(arch, name, value)
+    if "z_dim" in config:
+        module.z_dim = config["z_dim"]
+    module.config = config
+
+
 def resolution_plan(image_size: int) -> tuple[int, int]:
     """``(start_resolution, n_doublings)`` so that ``start * 2**n == image_size``.
 

@@ -22,13 +22,10 @@ from torch import nn
 from ganaug.models.layers import (
     SUPPORTED_SIZES,
     ConditionalBatchNorm2d,
-    check_common,
-    check_image_size,
-    check_no_extra_kwargs,
-    check_positive_int,
     init_weights,
     maybe_sn,
     projection_logits,
+    record_config,
     resolution_plan,
 )
 from ganaug.models.registry import register_arch
@@ -113,17 +110,9 @@ class ResNetGenerator(nn.Module):
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  z_dim: int = 128, width: int = 256, embed_dim: int = 128, **extra: Any) -> None:
         super().__init__()
-        check_no_extra_kwargs(ARCH, "generator", extra, self.DEFAULTS)
-        check_common(ARCH, num_classes, channels)
-        check_image_size(ARCH, image_size)
-        check_positive_int(ARCH, "z_dim", z_dim)
-        check_positive_int(ARCH, "width", width)
-        check_positive_int(ARCH, "embed_dim", embed_dim)
-        self.num_classes, self.channels, self.image_size, self.z_dim = (
-            num_classes, channels, image_size, z_dim)
-        self.config = {"num_classes": num_classes, "channels": channels,
-                       "image_size": image_size, "z_dim": z_dim, "width": width,
-                       "embed_dim": embed_dim}
+        record_config(self, ARCH, "generator", extra, num_classes=num_classes,
+                      channels=channels, image_size=image_size, z_dim=z_dim, width=width,
+                      embed_dim=embed_dim)
 
         self.start, n_up = resolution_plan(image_size)
         self.width = width
@@ -159,13 +148,8 @@ class ResNetDiscriminator(nn.Module):
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  width: int = 128, **extra: Any) -> None:
         super().__init__()
-        check_no_extra_kwargs(ARCH, "discriminator", extra, self.DEFAULTS)
-        check_common(ARCH, num_classes, channels)
-        check_image_size(ARCH, image_size)
-        check_positive_int(ARCH, "width", width)
-        self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
-        self.config = {"num_classes": num_classes, "channels": channels,
-                       "image_size": image_size, "width": width}
+        record_config(self, ARCH, "discriminator", extra, num_classes=num_classes,
+                      channels=channels, image_size=image_size, width=width)
 
         blocks = [DBlock(channels, width, down=True, first=True)]
         res = image_size // 2
