@@ -206,3 +206,24 @@ def test_quick_demo_writes_every_output(tmp_path, monkeypatch):
                  "experiment/report.md", "experiment/accuracy.png"):
         assert (tmp_path / "demo" / name).is_file(), name
     assert 0.0 <= result["metrics"]["cas"] <= 1.0
+
+
+# -- --model-kwargs ---------------------------------------------------------------------------
+def test_model_kwargs_parse_yaml_and_json():
+    from ganaug.experiment import parse_model_kwargs
+
+    assert parse_model_kwargs(None) is None
+    assert parse_model_kwargs("{channels: [32, 64, 128, 256], stem_width: 16}") == {
+        "channels": [32, 64, 128, 256], "stem_width": 16}
+    assert parse_model_kwargs('{"drop_rate": 0.1}') == {"drop_rate": 0.1}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{channels: [32", r"--model-kwargs is not valid YAML/JSON.*Example"),
+    ("[1, 2]", r"--model-kwargs must be a mapping.*got '\[1, 2\]'"),
+])
+def test_model_kwargs_errors(text, message):
+    from ganaug.experiment import parse_model_kwargs
+
+    with pytest.raises(GanaugConfigError, match=message):
+        parse_model_kwargs(text)
