@@ -585,8 +585,9 @@ def parse_model_kwargs(text: str | None) -> dict[str, Any] | None:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or "cannot be parsed"
         raise GanaugConfigError(
-            f"--model-kwargs is not valid YAML/JSON: {text!r} ({err}). "
+            f"--model-kwargs is not valid YAML/JSON: {text!r} ({problem}). "
             "Example: --model-kwargs '{channels: [32, 64, 128, 256]}'.") from None
     if not isinstance(value, dict):
         raise GanaugConfigError(
