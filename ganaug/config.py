@@ -257,7 +257,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise GanaugConfigError(f"Config file {str(path)!r} is not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "cannot be parsed"
+        raise GanaugConfigError(
+            f"Config file {str(path)!r} is not valid YAML{where}: {problem}. Fix that line; "
+            "the file holds TrainConfig fields such as 'steps: 2000'.") from None
     if not isinstance(doc, dict):
         raise GanaugConfigError(
             f"Config file {str(path)!r} must hold a mapping of TrainConfig fields, got "

@@ -56,6 +56,14 @@ def test_yaml_must_be_a_mapping_and_exist(tmp_path):
         train_config_from_sources(tmp_path / "missing.yaml", {})
 
 
+def test_broken_yaml_names_the_line_in_one_line(tmp_path):
+    broken = write(tmp_path / "c.yaml", "steps: 10\nbatch_size: [1\n")
+    with pytest.raises(GanaugConfigError, match=r"not valid YAML at line 3, column 1: expected "
+                                                r"',' or '\]'.*Fix that line") as err:
+        train_config_from_sources(broken, {})
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("field, value, match", [
     ("steps", 0, r"Invalid steps=0; accepted: an integer >= 1"),
     ("steps", 2.5, r"Invalid steps=2.5"),

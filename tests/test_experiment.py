@@ -219,8 +219,8 @@ def test_model_kwargs_parse_yaml_and_json():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{channels: [32", r"--model-kwargs is not valid YAML/JSON: '\{channels: \[32' \(expected "
-                       r"',' or '\]', but got '<stream end>'\)\. Example"),
+    ("{channels: [32", (r"--model-kwargs is not valid YAML/JSON: '\{channels: \[32' \(expected "
+                       r"',' or '\]', but got '<stream end>'\)\. Example")),
     ("[1, 2]", r"--model-kwargs must be a mapping.*got '\[1, 2\]'"),
 ])
 def test_model_kwargs_errors(text, message):
