@@ -257,9 +257,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "cannot be parsed"
+        where, problem = yaml_problem(err)
         raise GanaugConfigError(
             f"Config file {str(path)!r} is not valid YAML{where}: {problem}. Fix that line; "
             "the file holds TrainConfig fields such as 'steps: 2000'.") from None
@@ -278,6 +276,16 @@ def _check_keys(doc: dict[str, Any], where: str) -> None:
             raise GanaugConfigError(
                 f"Unknown key {key!r} in {where}. Known keys: {', '.join(names)}."
                 + did_you_mean(key, names))
+
+
+def yaml_problem(err: Exception) -> tuple[str, str]:
+    """PyYAML's multi-line error as ``(" at line L, column C" or "", "the problem")``.
+
+    Our errors are one paragraph; PyYAML's message quotes the source over several lines.
+    """
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return where, getattr(err, "problem", None) or "cannot be parsed"
 
 
 def train_config_from_sources(yaml_path: str | Path | None,

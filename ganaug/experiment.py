@@ -582,10 +582,12 @@ def parse_model_kwargs(text: str | None) -> dict[str, Any] | None:
         return None
     import yaml
 
+    from ganaug.config import yaml_problem
+
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        problem = getattr(err, "problem", None) or "cannot be parsed"
+        _, problem = yaml_problem(err)
         raise GanaugConfigError(
             f"--model-kwargs is not valid YAML/JSON: {text!r} ({problem}). "
             "Example: --model-kwargs '{channels: [32, 64, 128, 256]}'.") from None
@@ -639,7 +641,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
     """
     from ganaug.config import TrainConfig
     from ganaug.data import load_data, save_data_grid
-    from ganaug.io import load
+    from ganaug.io import load, read_metadata
     from ganaug.metrics import (
         DEFAULT_BACKBONE,
         DEFAULT_MODEL_KWARGS,
@@ -664,7 +666,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
     gan_dir = out / "gan"
     model_file = gan_dir / "generator.safetensors"
     finished = model_file.is_file() and (
-        load(model_file).metadata.get("training", {}).get("steps") == b["gan_steps"])
+        read_metadata(model_file).get("training", {}).get("steps") == b["gan_steps"])
     if not finished:
         Trainer(TrainConfig(data=train.spec, steps=b["gan_steps"], seed=0, out=str(gan_dir),
                             resume=(gan_dir / "checkpoints" / "last.pt").is_file() or None),
