@@ -1,0 +1,78 @@
+"""Argument checks shared by every module: one rule, one message per kind of argument.
+
+Each check returns the value in its canonical Python type or raises the given
+:class:`~ganaug.errors.GanaugError` subclass (``GanaugConfigError`` by default) naming the
+argument, the value received and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import GanaugConfigError, GanaugError
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None,
+              hint: str = "", error: type[GanaugError] = GanaugConfigError) -> int:
+    """``value`` as an ``int`` in ``[minimum, maximum]`` (bools refused; NumPy ints accepted)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    if ok and minimum is not None:
+        ok = value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        if minimum is not None and maximum is not None:
+            want = f"an integer from {minimum} to {maximum}"
+        elif minimum is not None:
+            want = f"an integer >= {minimum}"
+        elif maximum is not None:
+            want = f"an integer <= {maximum}"
+        else:
+            want = "an integer"
+        raise error(f"{name} must be {want}, got {value!r}." + (f" {hint}" if hint else ""))
+    return int(value)
+
+
+def check_float(name: str, value: Any, *, minimum: float | None = None,
+                maximum: float | None = None, open_min: bool = False, hint: str = "",
+                error: type[GanaugError] = GanaugConfigError) -> float:
+    """``value`` as a finite ``float`` in ``[minimum, maximum]`` (``(minimum, ...`` if ``open_min``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    ok = not isinstance(value, bool) and math.isfinite(v)
+    if ok and minimum is not None:
+        ok = v > minimum if open_min else v >= minimum
+    if ok and maximum is not None:
+        ok = v <= maximum
+    if not ok:
+        lo = "" if minimum is None else ("(" if open_min else "[") + f"{minimum:g}, "
+        hi = "" if maximum is None else f"{maximum:g}]"
+        rng = f" in {lo or '(-inf, '}{hi or 'inf)'}" if (lo or hi) else ""
+        raise error(f"{name} must be a finite number{rng}, got {value!r}."
+                    + (f" {hint}" if hint else ""))
+    return v
+
+
+def check_probability(name: str, value: Any) -> float:
+    """``value`` as a float probability in [0, 1]."""
+    return check_float(name, value, minimum=0.0, maximum=1.0)
+
+
+def check_truncation(value: Any) -> float:
+    """The truncation of the noise: a float in (0, 1]; 1.0 means no truncation."""
+    return check_float("truncation", value, minimum=0.0, maximum=1.0, open_min=True,
+                       hint="Use 1.0 for no truncation, or e.g. 0.7 for fewer, more typical "
+                            "images.")
+
+
+def check_seed(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    """A seed: an integer in ``[0, 2**63)`` (``None`` too where ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    return check_int(name, value, minimum=0, maximum=2**63 - 1,
+                     hint="Seeds are integers >= 0, e.g. 0.")
