@@ -117,3 +117,28 @@ def save_loss_plot(records: Sequence[dict], path: str | Path,
         ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def save_generator_grid(generator, path: str | Path, *, per_class: int = 8, seed: int = 0,
+                        classes: Sequence[str] | None = None, truncation: float = 1.0,
+                        title: str | None = None) -> Path:
+    """Save a grid of ``generator``'s samples: one row of ``per_class`` images per class.
+
+    Args:
+        generator: a :class:`ganaug.Generator`.
+        path: the PNG to write (atomically).
+        per_class: images per row.
+        seed: the noise seed (the same seed gives the same grid).
+        classes: class names or indices to show, in this order (default: every class).
+        truncation: in (0, 1]; 1.0 means none.
+        title: the figure title.
+
+    Returns:
+        ``path`` as a :class:`Path`.
+    """
+    images, labels = generator.sample(classes, n_per_class=per_class, seed=seed,
+                                      truncation=truncation, output="uint8", return_labels=True)
+    order = labels.tolist()
+    rows = sorted(set(order), key=order.index)
+    return save_class_grid(images.cpu(), labels.cpu(), generator.classes, path,
+                           per_row=per_class, row_classes=rows, title=title)
