@@ -3,7 +3,8 @@
 Every function takes tensors and returns a scalar tensor; nothing here holds state except the
 tiny :class:`LeCamEMA` helper. Formulas: hinge (Lim & Ye 2017), non-saturating (Goodfellow et al.
 2014), WGAN-GP (Gulrajani et al. 2017, https://arxiv.org/abs/1704.00028), R1 (Mescheder et al.
-2018, https://arxiv.org/abs/1801.04406), LeCam (Tseng et al. 2021, https://arxiv.org/abs/2104.03310).
+2018, https://arxiv.org/abs/1801.04406), LeCam (Tseng et al. 2021, https://arxiv.org/abs/2104.03310), balanced consistency regularisation
+(bCR; Zhao et al. 2021, https://arxiv.org/abs/2002.04724).
 """
 
 from __future__ import annotations
@@ -119,6 +120,28 @@ def lecam_reg(
     """
     return (F.relu(logits_real - ema_fake).pow(2).mean()
             + F.relu(ema_real - logits_fake).pow(2).mean())
+
+
+def consistency_reg(logits: torch.Tensor, logits_augmented: torch.Tensor) -> torch.Tensor:
+    """Consistency term of bCR: ``E[(D(x) - D(T(x)))^2]`` for one side (real or fake).
+
+    Balanced consistency regularisation adds ``lambda_real * consistency_reg(D(x), D(T(x)))
+    + lambda_fake * consistency_reg(D(G(z)), D(T(G(z))))`` to the discriminator loss, where
+    ``T`` is a random, semantics-preserving augmentation drawn independently of the one D
+    already sees. The generator loss is unchanged. Zhao et al. use lambda = 10 for both sides.
+
+    Args:
+        logits: (N,) discriminator logits on the images.
+        logits_augmented: (N,) logits on augmented copies of the same images, row for row.
+
+    Returns:
+        Scalar, >= 0; 0 when D gives each image and its augmented copy the same logit.
+    """
+    if logits.shape != logits_augmented.shape:
+        raise GanaugConfigError(
+            f"consistency_reg needs logits of the same shape, got {tuple(logits.shape)} and "
+            f"{tuple(logits_augmented.shape)}: augment each image once, in the same order.")
+    return (logits.float() - logits_augmented.float()).pow(2).mean()
 
 
 class LeCamEMA:

@@ -121,3 +121,23 @@ def test_get_loss_names_and_errors():
     with pytest.raises(GanaugConfigError,
                        match=r"Unknown loss 'hing'\. Available: hinge, ns, wgan-gp\. Did you mean 'hinge'"):
         losses.get_loss("hing")
+
+
+def test_consistency_reg_is_the_mean_squared_logit_gap():
+    from ganaug.losses import consistency_reg
+
+    a = torch.tensor([1.0, -2.0, 0.5])
+    b = torch.tensor([0.0, -2.0, 2.5])
+    assert consistency_reg(a, b).item() == pytest.approx((1.0 + 0.0 + 4.0) / 3)
+    assert consistency_reg(a, a).item() == 0.0
+    a.requires_grad_(True)
+    consistency_reg(a, b).backward()
+    torch.testing.assert_close(a.grad, 2 * (a.detach() - b) / 3)
+
+
+def test_consistency_reg_refuses_mismatched_rows():
+    from ganaug import GanaugConfigError
+    from ganaug.losses import consistency_reg
+
+    with pytest.raises(GanaugConfigError, match="same shape"):
+        consistency_reg(torch.zeros(4), torch.zeros(3))
