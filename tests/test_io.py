@@ -355,3 +355,46 @@ def test_errors_are_value_errors_too(tmp_path):
 
 def test_public_names():
     assert ganaug.save is save and ganaug.load is load and ganaug.read_metadata is read_metadata
+
+
+# -- devices ------------------------------------------------------------------------------------
+def test_load_defaults_to_cpu(model_file, monkeypatch):
+    import inspect
+
+    from ganaug import _devices
+
+    assert inspect.signature(load).parameters["device"].default == "cpu"
+    # Even where a better device exists, the default stays on the CPU.
+    monkeypatch.setattr(_devices, "best_device", lambda local_rank=0: torch.device("meta"))
+    assert load(model_file).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("device", ["auto", None])
+def test_load_auto_and_none_take_the_best_device(model_file, monkeypatch, device):
+    from ganaug import _devices
+
+    assert load(model_file, device=device).device == _devices.best_device()
+    monkeypatch.setattr(_devices, "best_device", lambda local_rank=0: torch.device("meta"))
+    gen = load(model_file, device=device)
+    assert gen.device == torch.device("meta") and next(gen.net.buffers()).is_meta
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_on_a_missing_device_is_a_config_error(model_file):
+    with pytest.raises(GanaugConfigError, match=r"device 'cuda' asked for CUDA.*Use cpu, or auto"):
+        load(model_file, device="cuda")
+
+
+def test_arch_is_found_through_the_public_registry(tiny_net, tmp_path):
+    path = save(Generator(tiny_net), tmp_path / "bare.safetensors")  # no arch= given
+    assert read_metadata(path)["arch"] == "dcgan"
+    with pytest.raises(GanaugModelError, match=r"Cannot tell which registered arch built a _NotRegistered"):
+        build_document(Generator(_NotRegistered()))
+
+
+class _NotRegistered(torch.nn.Linear):
+    num_classes, channels, image_size, z_dim = 2, 1, 16, 4
+    config = {"num_classes": 2}
+
+    def __init__(self):
+        super().__init__(4, 4)
