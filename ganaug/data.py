@@ -25,6 +25,7 @@ from ganaug._checks import check_int
 from ganaug._imaging import fit_images
 from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, TV_NAMES
 from ganaug.errors import GanaugDataError, did_you_mean
+from ganaug.plots import save_class_grid
 
 __all__ = [
     "DEFAULT_TV_ROOT",
@@ -433,8 +434,6 @@ def describe(data: LabeledImages) -> str:
 def save_data_grid(data: LabeledImages, path: str | os.PathLike, *, per_row: int = 8,
                    seed: int = 0) -> Path:
     """Write a PNG with one row of ``per_row`` seeded random images per class; returns the path."""
-    from ganaug.plots import save_class_grid
-
     counts = data.class_counts()
     pick = _pick(data.labels, [min(per_row, n) for n in counts], seed)
     return save_class_grid(data.images[pick], data.labels[pick], data.classes, path,
