@@ -109,7 +109,7 @@ def _scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
                               f"class.") from None
     samples = make_dataset(path, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
     counts = np.bincount([k for _, k in samples], minlength=len(classes))
-    empty = [c for c, n in zip(classes, counts) if n == 0]
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if empty:
         raise GanaugDataError(f"Class folder(s) with no images in {str(path)!r}: "
                               f"{', '.join(empty)}. Accepted extensions: {', '.join(IMG_EXTENSIONS)}; "
@@ -122,7 +122,7 @@ def _decode_folder(samples: list[tuple[str, int]], size: int | None,
     # A plain loop: measured on cifar10-mini (5,000 32x32 JPEGs, 2 cores) it took 0.33 s against
     # 0.7 s for a thread pool; such small files decode faster than threads can hand them over.
     decoded = [_read_image(p) for p, _ in samples]
-    bad = [p for (p, _), (arr, _, _) in zip(samples, decoded) if arr is None]
+    bad = [p for (p, _), (arr, _, _) in zip(samples, decoded, strict=True) if arr is None]
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise GanaugDataError(f"{len(bad)} image file(s) in {str(where)!r} cannot be read "
@@ -158,11 +158,11 @@ def read_folder(arg: str, *, split: str | None = None, size: int | None = None,
     parts = [splits[split]] if (splits and split) else list(splits.values()) if splits else [path]
     scanned = [_scan_folder(p) for p in parts]
     classes = scanned[0][1]
-    for p, (_, other) in zip(parts[1:], scanned[1:]):
+    for p, (_, other) in zip(parts[1:], scanned[1:], strict=True):
         if other != classes:
             raise GanaugDataError(f"{str(parts[0])!r} and {str(p)!r} have different class folders "
                                   f"({classes} vs {other}); give both the same classes.")
-    decoded = [_decode_folder(s, size, p) for p, (s, _) in zip(parts, scanned)]
+    decoded = [_decode_folder(s, size, p) for p, (s, _) in zip(parts, scanned, strict=True)]
     shapes = {tuple(x.shape[1:]) for x, _ in decoded}
     if len(shapes) > 1:  # e.g. train RGB, test grey: bring both to the richer form
         c = max(s[0] for s in shapes)

@@ -412,7 +412,8 @@ def describe(data: LabeledImages) -> str:
     n, c, h, w = data.images.shape
     counts = data.class_counts()
     width = max([len(name) for name in data.classes] + [5])
-    rows = "\n".join(f"  {name:<{width}}  {cnt:>7,}" for name, cnt in zip(data.classes, counts))
+    rows = "\n".join(f"  {name:<{width}}  {cnt:>7,}" for name, cnt
+                     in zip(data.classes, counts, strict=True))
     means = data.images.float().mean(dim=(0, 2, 3)).tolist() if n else [float("nan")] * c
     lo, hi = (int(data.images.min()), int(data.images.max())) if n else (0, 0)
     kind = "RGB" if c == 3 else "grey"

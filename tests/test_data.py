@@ -392,7 +392,7 @@ def test_describe_reports_counts_shape_range_and_mean(digits):
     text = describe(digits)
     assert "images:   1,797" in text and "1x8x8 (grey)" in text and "range:    0..255" in text
     assert f"{digits.images.float().mean():.1f}" in text
-    for name, n in zip(digits.classes, digits.class_counts()):
+    for name, n in zip(digits.classes, digits.class_counts(), strict=True):
         assert any(line.split() == [name, str(n)] for line in text.splitlines())
 
 
@@ -453,7 +453,7 @@ def test_npz_reader_through_the_table(tmp_path):
 class _FakeCIFAR10:
     """Stands in for torchvision.datasets.CIFAR10: 2 train or 1 test 4x4 RGB images."""
 
-    classes = ["plane", "car"]
+    classes = ("plane", "car")
 
     def __init__(self, root, download, train):
         n = 2 if train else 1
@@ -468,7 +468,7 @@ def test_torchvision_reader_through_the_table(monkeypatch, tmp_path):
 
     monkeypatch.setattr(tvd, "CIFAR10", _FakeCIFAR10)
     src = SOURCES["torchvision"].read("cifar10", split=None, root=str(tmp_path), download=False)
-    assert src.own_split is True and src.classes == ["plane", "car"]
+    assert src.own_split is True and src.classes == ["plane", "car"]  # a list, like the others
     assert src.images.shape == (3, 3, 4, 4) and src.images[:, 0, 0, 0].tolist() == [7, 7, 9]
     assert src.labels.tolist() == [1, 0, 1] and src.description == "torchvision CIFAR10 (3 images)"
     data = load_data(f"torchvision:CIFAR10:{tmp_path}", split="train", size=2, channels=1)

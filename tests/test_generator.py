@@ -199,7 +199,7 @@ def test_sampling_on_another_device_leaves_the_generator_where_it_is(tiny_genera
     meta = tiny_generator.sample(n_per_class=2, seed=3, device="meta")
     assert meta.is_meta and meta.shape == on_cpu.shape and meta.dtype == torch.uint8
     after = _params(tiny_generator)
-    assert all(a[0] is b[0] and a[1:] == b[1:] for a, b in zip(before, after))
+    assert all(a[0] is b[0] and a[1:] == b[1:] for a, b in zip(before, after, strict=True))
     assert tiny_generator.device == torch.device("cpu")
     assert torch.equal(tiny_generator.sample(n_per_class=2, seed=3, device="cpu"), on_cpu)
     images, labels = tiny_generator.sample([0, 2], seed=1, device="meta", return_labels=True)

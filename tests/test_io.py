@@ -394,7 +394,7 @@ def test_arch_is_found_through_the_public_registry(tiny_net, tmp_path):
 
 class _NotRegistered(torch.nn.Linear):
     num_classes, channels, image_size, z_dim = 2, 1, 16, 4
-    config = {"num_classes": 2}
 
     def __init__(self):
         super().__init__(4, 4)
+        self.config = {"num_classes": 2}

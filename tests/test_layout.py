@@ -92,39 +92,21 @@ def _graph() -> dict[str, set[str]]:
             for m in MODULES}
 
 
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for w in graph[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
+    """The groups of modules that reach each other through imports (sorted)."""
+    reach = {v: _reachable(graph, v) for v in graph}
+    groups = {frozenset(w for w in reach[v] if v in reach[w]) for v in graph if v in reach[v]}
+    return sorted(sorted(g) for g in groups)
 
 
 # -- the checks ---------------------------------------------------------------------------------
@@ -164,11 +146,8 @@ def test_training_and_augment_never_import_each_other():
     assert crossing == []
 
 
-@pytest.mark.parametrize("module", list(MODULES))
-def test_no_private_names_cross_modules(module):
-    tree = ast.parse(MODULES[module].read_text())
+def _private_imports(module: str) -> list[str]:
     problems = []
-    bound: dict[str, str] = {}  # local name -> ganaug module it is bound to
     for target, name, line in _imports(module):
         package, _, leaf = target.rpartition(".")
         # A subpackage's private module serves that subpackage only; the top-level ones that
@@ -179,21 +158,28 @@ def test_no_private_names_cross_modules(module):
             problems.append(f"line {line}: imports private module {target}")
         if name is not None and _is_private(name) and target != module:
             problems.append(f"line {line}: imports {target}.{name}")
-    for node in _runtime_nodes(tree):
+    return problems
+
+
+def _private_attributes(module: str) -> list[str]:
+    """``mod._name`` where ``mod`` is bound by an import to another ganaug module."""
+    nodes = list(_runtime_nodes(ast.parse(MODULES[module].read_text())))
+    bound: dict[str, str] = {}  # local name -> the ganaug module it is bound to
+    for node in nodes:
         if isinstance(node, ast.Import):
-            for a in node.names:
-                if a.name.startswith("ganaug"):
-                    bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else "ganaug"
+            bound.update({a.asname: a.name for a in node.names
+                          if a.asname and a.name.startswith("ganaug")})
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ganaug"):
-            for a in node.names:
-                if f"{node.module}.{a.name}" in MODULES:
-                    bound[a.asname or a.name] = f"{node.module}.{a.name}"
-    for node in _runtime_nodes(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id in bound and _is_private(node.attr)
-                and bound[node.value.id] != module):
-            problems.append(f"line {node.lineno}: uses {bound[node.value.id]}.{node.attr}")
-    problems = list(dict.fromkeys(problems))
+            bound.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names
+                          if f"{node.module}.{a.name}" in MODULES})
+    return [f"line {node.lineno}: uses {bound[node.value.id]}.{node.attr}" for node in nodes
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and bound.get(node.value.id, module) != module and _is_private(node.attr)]
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_no_private_names_cross_modules(module):
+    problems = list(dict.fromkeys(_private_imports(module) + _private_attributes(module)))
     assert problems == [], f"{module} reaches into another module's private names: {problems}"
 
 

@@ -166,14 +166,14 @@ def test_arguments_are_checked_once_per_build(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"num_classes": 1}, r"Arch 'dcgan': num_classes must be an integer >= 2, got 1\. A "
-                         r"class-conditional GAN needs at least 2 classes\."),
+    ({"num_classes": 1}, (r"Arch 'dcgan': num_classes must be an integer >= 2, got 1\. A "
+                          r"class-conditional GAN needs at least 2 classes\.")),
     ({"num_classes": "3"}, r"num_classes must be an integer >= 2, got '3'"),
-    ({"num_classes": 3, "channels": 4}, r"Arch 'dcgan': channels must be 1 or 3, got 4\. Use 1 "
-                                        r"for grey or 3 for RGB"),
+    ({"num_classes": 3, "channels": 4}, (r"Arch 'dcgan': channels must be 1 or 3, got 4\. Use 1 "
+                                         r"for grey or 3 for RGB")),
     ({"num_classes": 3, "image_size": True}, r"cannot make Truex"),
-    ({"num_classes": 3, "width": 0}, r"Arch 'dcgan': width must be an integer >= 1, got 0\. "
-                                     r"Pass width=8 or larger"),
+    ({"num_classes": 3, "width": 0}, (r"Arch 'dcgan': width must be an integer >= 1, got 0\. "
+                                      r"Pass width=8 or larger")),
 ])
 def test_direct_construction_is_checked_like_a_build(kwargs, message):
     from ganaug.models.dcgan import DCGANGenerator
