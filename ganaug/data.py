@@ -327,12 +327,14 @@ def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,
 
 
 # -- pixels -------------------------------------------------------------------------------------
-def _check_pixels(size: Any, channels: Any) -> None:
+def _check_pixels(size: Any, channels: Any) -> tuple[int | None, int | None]:
+    """``(size, channels)`` as ints (or None), checked."""
     if size is not None:
-        check_int("size (pixels per side)", size, minimum=1, maximum=4096, error=GanaugDataError,
-                  hint="Use e.g. size=32 (CLI: --size 32).")
-    if channels is not None and channels not in (1, 3):
+        size = check_int("size (pixels per side)", size, minimum=1, maximum=4096,
+                         error=GanaugDataError, hint="Use e.g. size=32 (CLI: --size 32).")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise GanaugDataError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}.")
+    return size, None if channels is None else int(channels)
 
 
 # -- the entry point ----------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     seed = _option(opts, "seed", seed if seed != 0 else None, int, 0)
     holdout = _option(opts, "holdout", holdout if holdout != DEFAULT_HOLDOUT else None, float,
                       DEFAULT_HOLDOUT)
-    _check_pixels(size, channels)
+    size, channels = _check_pixels(size, channels)
     if split not in (None, "train", "test"):
         raise GanaugDataError(f"split must be None, 'train' or 'test'; got {split!r}.")
 

@@ -503,3 +503,11 @@ def test_images_dataset_is_a_class_image_dataset(digits):
 
     img, target = Ones()[0]
     assert img.mode == "RGB" and np.array(img).max() == 1 and target == 1
+
+
+def test_numpy_size_and_channels_are_accepted():
+    data = load_data("digits", per_class=1, size=np.int64(6), channels=np.int64(3))
+    assert data.images.shape == (10, 3, 6, 6)
+    assert data.spec == "digits?per_class=1&seed=0&size=6&channels=3"
+    with pytest.raises(GanaugDataError, match=r"channels must be 1 \(grey\) or 3 \(RGB\); got True"):
+        load_data("digits", channels=True)
