@@ -118,12 +118,14 @@ class LabeledImages:
 class ClassImageDataset(torch.utils.data.Dataset):
     """Base of ganaug's ImageFolder-like datasets: ``(PIL image, int label)`` items.
 
-    A subclass sets ``classes``, ``targets`` (one int label per item), ``transform`` and
-    ``target_transform``, and implements :meth:`image`; ``__getitem__`` turns the image into a
-    PIL image (mode ``L`` for grey, ``RGB``) and applies the transforms as ImageFolder does.
+    A subclass sets ``classes``, ``class_to_idx``, ``targets`` (one int label per item),
+    ``transform`` and ``target_transform`` (all plain, settable attributes, as on ImageFolder)
+    and implements :meth:`image`; ``__getitem__`` turns the image into a PIL image (mode ``L``
+    for grey, ``RGB``) and applies the transforms as ImageFolder does.
     """
 
     classes: list[str]
+    class_to_idx: dict[str, int]
     targets: list[int]
     transform: Any = None
     target_transform: Any = None
@@ -131,10 +133,6 @@ class ClassImageDataset(torch.utils.data.Dataset):
     def image(self, index: int) -> torch.Tensor:
         """Item ``index`` as ``(C, H, W) uint8`` (no transform)."""
         raise NotImplementedError
-
-    @property
-    def class_to_idx(self) -> dict[str, int]:
-        return {name: k for k, name in enumerate(self.classes)}
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -157,6 +155,7 @@ class ImagesDataset(ClassImageDataset):
     def __init__(self, data: LabeledImages, transform=None, target_transform=None):
         self.images = data.images
         self.classes = list(data.classes)
+        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
         self.targets = data.labels.tolist()
         self.transform = transform
         self.target_transform = target_transform

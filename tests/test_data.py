@@ -496,7 +496,8 @@ def test_images_dataset_is_a_class_image_dataset(digits):
     np.testing.assert_array_equal(np.array(img), digits.images[1, 0].numpy())
 
     class Ones(ClassImageDataset):
-        classes, targets = ["x", "y"], [1]
+        def __init__(self):
+            self.classes, self.class_to_idx, self.targets = ["x", "y"], {"x": 0, "y": 1}, [1]
 
         def image(self, index):
             return torch.ones(3, 2, 2, dtype=torch.uint8)
