@@ -84,7 +84,7 @@ def plot(points: list[dict], kind: str, path: Path, title: str) -> None:
         axes[0].plot(batches, [p["images_per_s"] for p in pts], marker="o", label=f"{size} px")
         axes[1].plot(batches, [p["memory_mb"] for p in pts], marker="o", label=f"{size} px")
     batches = sorted({p["batch"] for p in points})
-    for ax, ylabel in zip(axes, ("images/s (log)", "memory (MiB)")):
+    for ax, ylabel in zip(axes, ("images/s (log)", "memory (MiB)"), strict=True):
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.minorticks_off()
@@ -127,7 +127,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--steps", type=int, default=2, help="training steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    parser.add_argument("--out", default="docs/img",
+                        help="folder of the PNGs; a relative path is taken from the repository root")
     parser.add_argument("--plot-only", action="store_true", dest="plot_only",
                         help="redraw the PNGs from benchmarks/results/cost_curve_ARCH.json")
     parser.add_argument("--point", default=None, help=argparse.SUPPRESS)
@@ -153,7 +154,7 @@ def main() -> None:
                   for size in sizes for batch in batches]
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps({"settings": vars(args), "points": points}, indent=2))
-    out = Path(args.out)
+    out = ROOT / args.out  # an absolute --out stays as given
     where = f"{args.device}, {args.threads or 'default'} thread(s)"
     plot(points, "train", out / f"perf_train_{args.arch}.png",
          f"training, {args.arch} width {args.width}, Trainer step ({where})")

@@ -2,9 +2,13 @@
 # The figures of docs/results.md, one command each. Run from the repository root with the
 # venv active (or prefix with .venv/bin/). CPU budgets: each line notes its wall time on the
 # shared 2-core development machine (one torch thread per process, two processes side by side).
+#
+# Usage: benchmarks/experiments.sh [CIFAR10_MINI_DIR]
+#   CIFAR10_MINI_DIR holds train/ and test/ image folders; default
+#   $GANAUG_SHARED_DATA/cifar10-mini, with GANAUG_SHARED_DATA defaulting to ../shared/data.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-CIFAR=../shared/data/cifar10-mini
+CIFAR=${1:-${GANAUG_SHARED_DATA:-../shared/data}/cifar10-mini}
 # The CPU backbone of every experiment below: a narrow resnet10t with the cheap CIFAR stem
 # (the default resnet18 with a stride-1 stem costs ~10x more per step on a CPU).
 CLF=(--backbone resnet10t --stem cifar-3x3-pool --model-kwargs '{channels: [32, 64, 128, 256], stem_width: 16}')

@@ -97,7 +97,7 @@ def knobs(args: argparse.Namespace) -> list[dict]:
             images = per_step * args.steps
             rows.append({"knob": name, "A_images_per_s": images / statistics.median(sa),
                          "B_images_per_s": images / statistics.median(sb),
-                         "B_over_A": statistics.median(x / y for x, y in zip(sa, sb))})
+                         "B_over_A": statistics.median(x / y for x, y in zip(sa, sb, strict=True))})
     return rows
 
 

@@ -4,7 +4,7 @@ Usage: python benchmarks/train_speed.py [--archs dcgan,resnet] [--size 32] [--ba
        [--steps 6] [--device cpu] [--d-steps 1] [--diffaug none]
 
 Times complete generator steps (``d_steps`` D steps + one G step + the EMA update) of
-``ganaug.train.Trainer`` on random data with the archs' default widths, after 2 warm-up steps.
+``ganaug.Trainer`` on random data with the archs' default widths, after 2 warm-up steps.
 images/s = batch * d_steps / seconds per generator step (the real images D sees).
 """
 
@@ -16,9 +16,9 @@ import time
 
 import torch
 
+from ganaug import Trainer
 from ganaug.config import TrainConfig
 from ganaug.data import LabeledImages
-from ganaug.train import Trainer
 
 WARMUP = 2
 

@@ -26,7 +26,7 @@ def main() -> None:
     real = data.to_dataset()  # (PIL L, int) with .targets and .classes
     path = model_path(args.model, data.classes, channels=1, size=16)
     gen = ganaug.load(path)
-    print("real           ", dict(zip(data.classes, data.class_counts())))
+    print("real           ", dict(zip(data.classes, data.class_counts(), strict=True)))
 
     variants = {
         "match_max": {"balance": "match_max"},                # every class up to the head count

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import TYPE_CHECKING
 
 # albumentations phones home on import unless this is set; ganaug never wants that.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -23,7 +24,10 @@ from ganaug.errors import (
     GanaugTrainingError,
 )
 
-# public name -> module that defines it (imported lazily by __getattr__)
+# The one table of the public API: name -> module that defines it. ``__getattr__`` imports the
+# module on first use, ``__all__`` lists the names, and the ``TYPE_CHECKING`` block below
+# spells the same imports out for type checkers and IDEs (tests/test_public_api.py keeps the
+# two equal).
 _LAZY = {
     "LabeledImages": "ganaug.data",
     "load_data": "ganaug.data",
@@ -45,9 +49,47 @@ _LAZY = {
     "build_discriminator": "ganaug.models",
     "list_archs": "ganaug.models",
 }
-_SUBMODULES = {"albumentations", "bench", "classifier", "config", "data", "datasets", "diffaug",
-               "experiment", "export", "generator", "io", "losses", "metrics", "models", "plots",
-               "train", "transforms"}
+# Submodules reachable as ``ganaug.<name>`` without an import statement.
+_SUBMODULES = {
+    "albumentations",
+    "bench",
+    "classifier",
+    "config",
+    "data",
+    "datasets",
+    "diffaug",
+    "experiment",
+    "export",
+    "generator",
+    "io",
+    "losses",
+    "metrics",
+    "models",
+    "plots",
+    "train",
+    "transforms",
+}
+
+if TYPE_CHECKING:  # ``X as X``: an explicit re-export (PEP 484), as timm writes its API
+    from ganaug.augment import BatchMixer as BatchMixer
+    from ganaug.augment import GANAugment as GANAugment
+    from ganaug.augment import MixedDataset as MixedDataset
+    from ganaug.augment import SampleBank as SampleBank
+    from ganaug.augment import SyntheticDataset as SyntheticDataset
+    from ganaug.augment import with_labels as with_labels
+    from ganaug.config import TrainConfig as TrainConfig
+    from ganaug.data import LabeledImages as LabeledImages
+    from ganaug.data import load_data as load_data
+    from ganaug.export import export_image_folder as export_image_folder
+    from ganaug.generator import Generator as Generator
+    from ganaug.io import describe_model_file as describe_model_file
+    from ganaug.io import load as load
+    from ganaug.io import read_metadata as read_metadata
+    from ganaug.io import save as save
+    from ganaug.models import build_discriminator as build_discriminator
+    from ganaug.models import build_generator as build_generator
+    from ganaug.models import list_archs as list_archs
+    from ganaug.training import Trainer as Trainer
 
 __all__ = [  # noqa: PLE0604 (the lazy names are strings too)
     "__version__",

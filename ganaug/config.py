@@ -15,9 +15,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ganaug import losses
+from ganaug._files import atomic_write_text
+from ganaug.diffaug import parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
+from ganaug.models import list_archs
 
-LOSSES = ("hinge", "ns", "wgan-gp")
+#: The loss names ``loss=`` accepts: the keys of :data:`ganaug.losses.LOSSES`.
+LOSSES = tuple(losses.LOSSES)
 #: Fields that define the network shapes; a resume must keep them (num_classes comes from data).
 ARCH_FIELDS = ("arch", "arch_kwargs", "image_size", "channels", "z_dim")
 #: Below this many training images the preset turns DiffAugment on. DiffAugment's largest gains
@@ -166,12 +171,8 @@ class TrainConfig:
     def _check_choices(self) -> None:
         if self.loss is not None and self.loss not in LOSSES:
             _bad("loss", self.loss, ", ".join(LOSSES), did_you_mean(self.loss, LOSSES))
-        if self.arch is not None:
-            from ganaug.models import list_archs
-
-            if self.arch not in list_archs():
-                _bad("arch", self.arch, ", ".join(list_archs()),
-                     did_you_mean(self.arch, list_archs()))
+        if self.arch is not None and self.arch not in list_archs():
+            _bad("arch", self.arch, ", ".join(list_archs()), did_you_mean(self.arch, list_archs()))
         if self.betas is not None:
             try:
                 betas = tuple(float(b) for b in self.betas)
@@ -205,8 +206,6 @@ class TrainConfig:
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            from ganaug._files import atomic_write_text
-
             atomic_write_text(path, text)
         return text
 
@@ -233,8 +232,6 @@ def normalize_policy(policy: Any) -> str:
     text = policy.strip().lower().replace(" ", "")
     if text in ("", "none", "off", "false"):
         return "none"
-    from ganaug.diffaug import parse_policy
-
     return ",".join(parse_policy(text))
 
 

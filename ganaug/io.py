@@ -19,8 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganaug import __version__
+from ganaug._devices import DeviceLike, resolve_device
+from ganaug._files import atomic_path
 from ganaug.errors import GanaugConfigError, GanaugModelError
 from ganaug.generator import Generator
+from ganaug.models import arch_of, build_generator, list_archs
 
 FORMAT_VERSION = 1
 METADATA_KEY = "ganaug"
@@ -82,8 +86,6 @@ def validate_document(doc: Any, path: str | os.PathLike = "<document>") -> dict[
             f"{type(doc).__name__}. The file is damaged; re-save the generator with ganaug.save.")
     fmt = doc.get("format")
     if _positive_int(fmt) and fmt > FORMAT_VERSION:
-        from ganaug import __version__
-
         raise GanaugModelError(
             f"{where} uses model format {fmt} (written by ganaug "
             f"{doc.get('ganaug_version', '?')}), but this ganaug {__version__} reads format "
@@ -112,16 +114,11 @@ def validate_document(doc: Any, path: str | os.PathLike = "<document>") -> dict[
     return doc
 
 
-def _arch_of(generator: Generator) -> str:
+def _arch_name(generator: Generator) -> str:
     """The registered name of ``generator.net``'s architecture."""
-    if generator.arch:
-        return str(generator.arch)
-    from ganaug.models import registry
-
-    registry.list_archs()  # registers the built-in families
-    for name, (gen_cls, _) in registry._ARCHS.items():
-        if type(generator.net) is gen_cls:
-            return name
+    name = generator.arch or arch_of(generator.net)
+    if name:
+        return str(name)
     raise GanaugModelError(
         f"Cannot tell which registered arch built a {type(generator.net).__name__}; "
         "build it with ganaug.build_generator or pass Generator(net, arch=NAME).")
@@ -138,8 +135,6 @@ def build_document(generator: Generator, metadata: Mapping[str, Any] | None = No
         GanaugConfigError: ``metadata`` sets a core field other than ``training``, or holds
             values JSON cannot encode.
     """
-    from ganaug import __version__
-
     metadata = dict(metadata or {})
     reserved = sorted(k for k in metadata if k in CORE_FIELDS and k != "training")
     if reserved:
@@ -154,9 +149,9 @@ def build_document(generator: Generator, metadata: Mapping[str, Any] | None = No
             "could not rebuild it. Build generators with ganaug.build_generator.")
     doc: dict[str, Any] = {k: v for k, v in generator.metadata.items() if k not in CORE_FIELDS}
     doc["training"] = dict(generator.metadata.get("training") or {})
-    doc.update(_finite_json(metadata))
+    doc.update(nonfinite_as_strings(metadata))
     doc.update({
-        "format": FORMAT_VERSION, "ganaug_version": __version__, "arch": _arch_of(generator),
+        "format": FORMAT_VERSION, "ganaug_version": __version__, "arch": _arch_name(generator),
         "arch_config": config, "num_classes": generator.num_classes,
         "class_names": list(generator.classes), "image_size": generator.image_size,
         "channels": generator.channels, "z_dim": generator.z_dim,
@@ -175,17 +170,20 @@ def build_document(generator: Generator, metadata: Mapping[str, Any] | None = No
     return doc
 
 
-def _finite_json(value: Any) -> Any:
+def nonfinite_as_strings(value: Any) -> Any:
     """``value`` with NaN/inf floats as the strings "nan"/"inf"/"-inf" (strict JSON has none).
 
-    A diverged run's last losses are NaN; saving its generator must not fail on that.
+    A diverged run's last losses are NaN; saving its generator must not fail on that. The model
+    file keeps the *string* on purpose (docs/model-format.md): ``ganaug info`` then shows that a
+    loss was NaN, where ``null`` would read as "not recorded". The JSON reports of the
+    evaluation write ``null`` instead (``finite_json`` there), as tables and plots expect.
     """
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, Mapping):
-        return {k: _finite_json(v) for k, v in value.items()}
+        return {k: nonfinite_as_strings(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_json(v) for v in value]
+        return [nonfinite_as_strings(v) for v in value]
     return value
 
 
@@ -215,8 +213,6 @@ def save(generator: Generator, path: str | os.PathLike, *,
         GanaugModelError: the network cannot be described by the registry.
     """
     from safetensors.torch import save_file
-
-    from ganaug._files import atomic_path
 
     if not isinstance(generator, Generator):
         generator = Generator(generator)
@@ -313,8 +309,6 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 def _build_net(path: Path, doc: Mapping[str, Any], *, meta_device: bool) -> nn.Module:
     """Rebuild the network named by ``doc`` (on the meta device: shapes only, no memory)."""
-    from ganaug.models import build_generator, list_archs
-
     if doc["arch"] not in list_archs():
         raise GanaugModelError(
             f"{path} needs arch '{doc['arch']}', which this ganaug does not know (it has "
@@ -360,39 +354,22 @@ def _check_tensors(path: Path, net: nn.Module, tensors: Mapping[str, tuple[str, 
             "come from a different architecture than its metadata says.")
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CPU; ``"auto"`` -> CUDA, else MPS, else CPU; anything else as torch reads it.
-
-    Raises:
-        GanaugConfigError: an unknown device string.
-    """
-    if device is None:
-        return torch.device("cpu")
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise GanaugConfigError(
-            f"Unknown device {device!r} ({err}). Use cpu, cuda, cuda:N, mps or auto.") from err
-
-
-def load(path: str | os.PathLike, device: str | torch.device | None = None) -> Generator:
+def load(path: str | os.PathLike, device: DeviceLike = "cpu") -> Generator:
     """Load a model file written by :func:`save` (never unpickles).
 
     Args:
         path: the ``.safetensors`` model file.
-        device: where to put the generator: ``None`` (CPU), ``"auto"`` (CUDA, else MPS, else
-            CPU), or any torch device.
+        device: where to put the generator: ``"cpu"`` (the default); ``"auto"`` for the best
+            device here (CUDA, else MPS, else CPU); ``None``, "no preference", means the same
+            as ``"auto"`` (ganaug's one meaning of ``device=None``: code that creates a module
+            takes the best device); or any torch device this machine has.
 
     Returns:
         A :class:`ganaug.Generator` in eval mode with ``classes``, ``num_classes``,
         ``image_size``, ``channels``, ``z_dim`` and ``metadata`` (the file's document).
 
     Raises:
+        GanaugConfigError: an unknown device, or one this machine does not have.
         GanaugModelError: missing path, a directory, a truncated or foreign file, missing or
             malformed metadata, an unknown arch, a newer format, or tensors whose names,
             shapes or dtypes do not match the architecture.

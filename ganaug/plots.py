@@ -108,7 +108,7 @@ def save_loss_plot(records: Sequence[dict], path: str | Path,
     for key in keys:
         pts = [(r[x], r[key]) for r in records if key in r and x in r]
         if pts:
-            xs, ys = zip(*pts)
+            xs, ys = zip(*pts, strict=True)
             ax.plot(xs, ys, label=key, linewidth=1.2)
     ax.set_xlabel(x)
     ax.grid(alpha=0.3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -11,8 +12,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The shared data folder: $GANAUG_SHARED_DATA, else ../shared/data next to the repository.
+SHARED_DATA = Path(os.environ.get("GANAUG_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 CIFAR_MINI = SHARED_DATA / "cifar10-mini"
+#: The training summary the shared model file carries.
+MODEL_TRAINING = {"data": "digits", "data_fingerprint": "abc123", "steps": 10, "seed": 0,
+                  "wall_time_s": 1.5, "metrics": {"fid": 12.25}}
 
 # One thread: tiny test models gain nothing from more, and CI has 2 cores in all.
 torch.set_num_threads(1)
@@ -33,6 +39,44 @@ def tiny_generator(tiny_net):
     from ganaug.generator import Generator
 
     return Generator(tiny_net, classes=["a", "b", "c"], arch="dcgan")
+
+
+@pytest.fixture
+def model_training() -> dict:
+    """A copy of :data:`MODEL_TRAINING`, the ``training`` metadata of ``model_file``."""
+    return copy.deepcopy(MODEL_TRAINING)
+
+
+@pytest.fixture
+def model_file(tiny_generator, tmp_path) -> Path:
+    """``tiny_generator`` saved as ``tmp_path/g.safetensors`` with ``model_training``.
+
+    Its BatchNorm running variances are shrunk first (on ``tiny_generator`` itself, so the two
+    stay equal), which makes the images vary with z: grids and exports are not flat grey.
+    """
+    from ganaug.io import save
+
+    with torch.no_grad():
+        for m in tiny_generator.net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.fill_(1e-3)
+    return save(tiny_generator, tmp_path / "g.safetensors",
+                metadata={"training": copy.deepcopy(MODEL_TRAINING)})
+
+
+@pytest.fixture
+def model_path(model_file) -> str:
+    """``model_file`` as a str, the form the transforms store and serialise."""
+    return str(model_file)
+
+
+@pytest.fixture(scope="module")
+def digits16():
+    """The digits train and test splits at 16x16 (grey): ``(train, test)``."""
+    from ganaug.data import load_data
+
+    return (load_data("digits", split="train", size=16),
+            load_data("digits", split="test", size=16))
 
 
 @pytest.fixture

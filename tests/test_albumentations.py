@@ -8,15 +8,7 @@ import pytest
 import torch
 
 import ganaug.albumentations as GA
-from ganaug import io
 from ganaug.errors import GanaugConfigError, GanaugDataError
-
-
-@pytest.fixture
-def model_path(tiny_generator, tmp_path):
-    path = tmp_path / "g.safetensors"
-    io.save(tiny_generator, path)
-    return str(path)
 
 
 def _pipe(path, seed, p=1.0, **kw):

@@ -22,14 +22,6 @@ from ganaug.classifier import (
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError
 
 
-@pytest.fixture(scope="module")
-def digits16():
-    from ganaug.data import load_data
-
-    return (load_data("digits", split="train", size=16),
-            load_data("digits", split="test", size=16))
-
-
 def tiny(num_classes=10, in_chans=1, image_size=16, **kw):
     # Narrow resnet10t: a few thousand parameters, trains in seconds on a CPU.
     return create_classifier("resnet10t", num_classes=num_classes, in_chans=in_chans,

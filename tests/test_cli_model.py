@@ -18,16 +18,6 @@ from ganaug.cli import main
 from ganaug.io import build_document, cpu_state_dict, save
 
 
-@pytest.fixture
-def model_file(tiny_generator, tmp_path) -> Path:
-    gen = tiny_generator
-    with torch.no_grad():  # make images vary with z, so grids and exports are not flat grey
-        for m in gen.net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.fill_(1e-3)
-    return save(gen, tmp_path / "g.safetensors", metadata={"training": {"steps": 7, "seed": 1}})
-
-
 def test_info(model_file, tiny_net, capsys):
     assert main(["info", str(model_file)]) == 0
     out = capsys.readouterr().out

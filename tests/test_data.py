@@ -280,12 +280,12 @@ def test_size_and_channels(mnist):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"size": 0}, r"size must be an integer from 1 to 4096 \(pixels per side\); got 0.*--size"),
+    ({"size": 0}, r"size \(pixels per side\) must be an integer from 1 to 4096, got 0.*--size"),
     ({"size": 2.5}, r"got 2\.5"),
     ({"channels": 2}, r"channels must be 1 \(grey\) or 3 \(RGB\); got 2"),
     ({"split": "val"}, r"split must be None, 'train' or 'test'; got 'val'"),
     ({"split": "test", "holdout": 1.5}, r"holdout must be a fraction in \(0, 1\); got 1\.5"),
-    ({"per_class": 0}, r"per_class must be a positive integer; got 0"),
+    ({"per_class": 0}, r"per_class must be an integer >= 1, got 0.*--per-class"),
     ({"per_class": 200}, r"per_class=200 needs 200 images of class '0', which has only 178"),
     ({"imbalance": 0.5}, r"imbalance must be a ratio >= 1.*got 0\.5"),
 ])
@@ -392,7 +392,7 @@ def test_describe_reports_counts_shape_range_and_mean(digits):
     text = describe(digits)
     assert "images:   1,797" in text and "1x8x8 (grey)" in text and "range:    0..255" in text
     assert f"{digits.images.float().mean():.1f}" in text
-    for name, n in zip(digits.classes, digits.class_counts()):
+    for name, n in zip(digits.classes, digits.class_counts(), strict=True):
         assert any(line.split() == [name, str(n)] for line in text.splitlines())
 
 
@@ -400,3 +400,115 @@ def test_save_data_grid_writes_png(tmp_path, digits):
     path = save_data_grid(digits, tmp_path / "g.png", per_row=4)
     img = Image.open(path)
     assert img.format == "PNG" and img.size[0] > 50 and img.size[1] > 100
+
+
+# -- the source table -----------------------------------------------------------------------------
+def test_spec_forms_come_from_the_source_table():
+    from ganaug._sources import SOURCES
+    from ganaug.data import SPEC_FORMS
+
+    assert list(SOURCES) == ["mnist5k", "digits", "folder", "npz", "torchvision"]
+    assert SPEC_FORMS == ("mnist5k", "digits", "folder:PATH", "npz:PATH", "torchvision:NAME[:ROOT]")
+    with pytest.raises(GanaugDataError, match=r"needs a NAME after 'torchvision:'"):
+        parse_spec("torchvision:")
+
+
+def test_bundled_reader_through_the_table(digits):
+    from ganaug._sources import SOURCES, Source
+
+    src = SOURCES["digits"].read("", split="train", size=None, root=None, download=False)
+    assert isinstance(src, Source) and src.own_split is False  # the split is drawn by load_data
+    assert src.description == "scikit-learn digits (1,797 images, 8x8)"
+    assert torch.equal(src.images, digits.images) and torch.equal(src.labels, digits.labels)
+    src.images[0] = 0  # callers get a copy: the cached arrays stay untouched
+    assert torch.equal(SOURCES["digits"].read("").images, digits.images)
+
+
+def test_folder_reader_through_the_table(tmp_path):
+    from ganaug._sources import SOURCES
+
+    root = tmp_path / "split"
+    _write_folder(root / "train", per_class=2, grey_one=False)
+    _write_folder(root / "test", per_class=1, grey_one=False)
+    src = SOURCES["folder"].read(str(root), split="test", size=None, root=None, download=False)
+    assert src.own_split is True and src.classes == ["cat", "dog", "eel"]
+    assert src.images.shape == (3, 3, 8, 8) and src.labels.tolist() == [0, 1, 2]
+    assert src.description.endswith("(3 RGB images, its own test split)")
+    both = SOURCES["folder"].read(str(root))
+    assert both.labels.tolist() == [0, 0, 1, 1, 2, 2, 0, 1, 2]  # train, then test
+
+
+def test_npz_reader_through_the_table(tmp_path):
+    from ganaug._sources import SOURCES
+
+    path = tmp_path / "d.npz"
+    x = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    np.savez(path, x=x, y=np.array([1, 0]), classes=np.array(["a", "b"]))
+    src = SOURCES["npz"].read(str(path))
+    assert (src.classes, src.labels.tolist(), src.own_split) == (["a", "b"], [1, 0], False)
+    assert torch.equal(src.images, torch.from_numpy(x)[:, None])
+    assert src.description == f"npz file {path} (2 images)"
+
+
+class _FakeCIFAR10:
+    """Stands in for torchvision.datasets.CIFAR10: 2 train or 1 test 4x4 RGB images."""
+
+    classes = ("plane", "car")
+
+    def __init__(self, root, download, train):
+        n = 2 if train else 1
+        self.data = np.full((n, 4, 4, 3), 7 if train else 9, np.uint8)  # NHWC like CIFAR10
+        self.targets = [1, 0][:n]
+
+
+def test_torchvision_reader_through_the_table(monkeypatch, tmp_path):
+    import torchvision.datasets as tvd
+
+    from ganaug._sources import SOURCES
+
+    monkeypatch.setattr(tvd, "CIFAR10", _FakeCIFAR10)
+    src = SOURCES["torchvision"].read("cifar10", split=None, root=str(tmp_path), download=False)
+    assert src.own_split is True and src.classes == ["plane", "car"]  # a list, like the others
+    assert src.images.shape == (3, 3, 4, 4) and src.images[:, 0, 0, 0].tolist() == [7, 7, 9]
+    assert src.labels.tolist() == [1, 0, 1] and src.description == "torchvision CIFAR10 (3 images)"
+    data = load_data(f"torchvision:CIFAR10:{tmp_path}", split="train", size=2, channels=1)
+    assert data.images.shape == (2, 1, 2, 2) and data.labels.tolist() == [1, 0]
+    assert data.spec == f"torchvision:CIFAR10:{tmp_path}?split=train&size=2&channels=1"
+
+
+def test_size_then_channels_order_is_kept(tmp_path):
+    from torchvision.transforms.v2.functional import resize, rgb_to_grayscale
+
+    root = _write_folder(tmp_path / "imgs", grey_one=False)
+    rgb = load_data(f"folder:{root}")
+    grey = load_data(f"folder:{root}", size=5, channels=1)
+    assert torch.equal(grey.images, rgb_to_grayscale(resize(rgb.images, [5, 5], antialias=True)))
+
+
+def test_images_dataset_is_a_class_image_dataset(digits):
+    from ganaug.data import ClassImageDataset
+
+    ds = digits.subset([0, 1, 2]).to_dataset(target_transform=lambda y: y + 10)
+    assert isinstance(ds, ClassImageDataset) and len(ds) == 3
+    assert ds.class_to_idx["3"] == 3 and ds.targets == digits.labels[:3].tolist()
+    img, target = ds[1]
+    assert img.mode == "L" and target == digits.labels[1].item() + 10
+    np.testing.assert_array_equal(np.array(img), digits.images[1, 0].numpy())
+
+    class Ones(ClassImageDataset):
+        def __init__(self):
+            self.classes, self.class_to_idx, self.targets = ["x", "y"], {"x": 0, "y": 1}, [1]
+
+        def image(self, index):
+            return torch.ones(3, 2, 2, dtype=torch.uint8)
+
+    img, target = Ones()[0]
+    assert img.mode == "RGB" and np.array(img).max() == 1 and target == 1
+
+
+def test_numpy_size_and_channels_are_accepted():
+    data = load_data("digits", per_class=1, size=np.int64(6), channels=np.int64(3))
+    assert data.images.shape == (10, 3, 6, 6)
+    assert data.spec == "digits?per_class=1&seed=0&size=6&channels=3"
+    with pytest.raises(GanaugDataError, match=r"channels must be 1 \(grey\) or 3 \(RGB\); got True"):
+        load_data("digits", channels=True)

@@ -55,7 +55,7 @@ def test_translation_moves_pixels_with_zero_padding():
     torch.manual_seed(0)
     y = diff_augment(x, "translation")
     assert y.min() >= -1 and y.max() <= 1
-    for xi, yi in zip(x, y):
+    for xi, yi in zip(x, y, strict=True):
         # Every output value is a zero from the border or a pixel of the same image.
         values = set(xi.flatten().tolist()) | {0.0}
         assert set(yi.flatten().tolist()) <= values

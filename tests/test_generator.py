@@ -122,7 +122,7 @@ def test_tiny_truncation_does_not_hang():
 
 @pytest.mark.parametrize("t", [0, -0.5, 1.5, float("nan"), "x", True])
 def test_bad_truncation(tiny_generator, t):
-    with pytest.raises(GanaugConfigError, match=r"truncation must be a number in \(0, 1\]"):
+    with pytest.raises(GanaugConfigError, match=r"truncation must be a finite number in \(0, 1\]"):
         tiny_generator.sample([0], seed=0, truncation=t)
 
 
@@ -155,11 +155,11 @@ def test_float_labels_refused(tiny_generator):
 def test_other_argument_errors(tiny_generator):
     with pytest.raises(GanaugConfigError, match="Pass labels=... or n_per_class=..."):
         tiny_generator.sample(seed=0)
-    with pytest.raises(GanaugConfigError, match="n_per_class must be an int >= 1, got 0"):
+    with pytest.raises(GanaugConfigError, match="n_per_class must be an integer >= 1, got 0"):
         tiny_generator.sample(n_per_class=0)
     with pytest.raises(GanaugConfigError, match=r"Unknown output 'unit8'.*Did you mean 'uint8'"):
         tiny_generator.sample([0], output="unit8")
-    with pytest.raises(GanaugConfigError, match="batch_size must be an int >= 1, got 0"):
+    with pytest.raises(GanaugConfigError, match="batch_size must be an integer >= 1, got 0"):
         tiny_generator.sample([0], batch_size=0)
     with pytest.raises(GanaugConfigError, match=r"z must be \(N, 16\)"):
         tiny_generator.generate(torch.zeros(2, 8), torch.tensor([0, 1]))
@@ -185,3 +185,67 @@ def test_cuda_sampling_deterministic(tiny_generator):
     assert a.device.type == "cuda" and torch.equal(a, b)
     cpu = tiny_generator.sample(n_per_class=4, seed=0, device="cpu")
     assert (a.cpu().int() - cpu.int()).abs().max() <= 1
+    assert tiny_generator.device.type == "cpu"  # it ran a copy; the generator did not move
+
+
+# -- sampling on another device never moves the generator -------------------------------------
+def _params(gen):
+    return [(p, p.data_ptr(), p.device) for p in gen.parameters()]
+
+
+def test_sampling_on_another_device_leaves_the_generator_where_it_is(tiny_generator):
+    before = _params(tiny_generator)
+    on_cpu = tiny_generator.sample(n_per_class=2, seed=3)
+    meta = tiny_generator.sample(n_per_class=2, seed=3, device="meta")
+    assert meta.is_meta and meta.shape == on_cpu.shape and meta.dtype == torch.uint8
+    after = _params(tiny_generator)
+    assert all(a[0] is b[0] and a[1:] == b[1:] for a, b in zip(before, after, strict=True))
+    assert tiny_generator.device == torch.device("cpu")
+    assert torch.equal(tiny_generator.sample(n_per_class=2, seed=3, device="cpu"), on_cpu)
+    images, labels = tiny_generator.sample([0, 2], seed=1, device="meta", return_labels=True)
+    assert images.is_meta and labels.is_meta
+
+
+def test_the_device_copy_is_reused_until_the_weights_change(tiny_generator):
+    def copy_used():
+        return tiny_generator._device_copy[2]
+
+    tiny_generator.sample([0], seed=0, device="meta")
+    first = copy_used()
+    assert first is not tiny_generator.net and next(first.parameters()).is_meta
+    tiny_generator.sample([1], seed=0, device="meta")
+    assert copy_used() is first  # the second call reuses the copy
+    with torch.no_grad():  # an EMA or optimiser step changes the weights in place
+        next(tiny_generator.parameters()).add_(1.0)
+    tiny_generator.sample([0], seed=0, device="meta")
+    assert copy_used() is not first
+    second = copy_used()
+    tiny_generator.sample([0], seed=0)  # on its own device: the network itself runs
+    assert copy_used() is second
+    tiny_generator.to("cpu")
+    assert tiny_generator._device_copy is None
+
+
+def test_device_copy_is_not_pickled(tiny_generator):
+    import pickle
+
+    tiny_generator.sample([0], seed=0, device="meta")
+    assert tiny_generator._device_copy is not None
+    clone = pickle.loads(pickle.dumps(tiny_generator))
+    assert clone._device_copy is None
+    assert torch.equal(clone.sample([0, 1], seed=5), tiny_generator.sample([0, 1], seed=5))
+
+
+def test_sampling_device_auto_and_bad_devices(tiny_generator):
+    from ganaug._devices import best_device
+
+    auto = tiny_generator.sample([0], seed=0, device="auto")
+    assert auto.device == best_device()
+    with pytest.raises(GanaugConfigError, match="Unknown device 'gpu0'"):
+        tiny_generator.sample([0], seed=0, device="gpu0")
+
+
+def test_check_truncation_is_the_shared_rule():
+    from ganaug import _checks, generator
+
+    assert generator.check_truncation is _checks.check_truncation

@@ -24,14 +24,6 @@ from ganaug.io import (
     save,
 )
 
-TRAINING = {"data": "digits", "data_fingerprint": "abc123", "steps": 10, "seed": 0,
-            "wall_time_s": 1.5, "metrics": {"fid": 12.25}}
-
-
-@pytest.fixture
-def model_file(tiny_generator, tmp_path) -> Path:
-    return save(tiny_generator, tmp_path / "g.safetensors", metadata={"training": TRAINING})
-
 
 def _write(path: Path, tensors: dict, doc=None, raw_meta: dict | None = None) -> Path:
     """A safetensors file with ``doc`` as the ganaug document (or ``raw_meta`` verbatim)."""
@@ -65,7 +57,7 @@ def test_round_trip_state_dict_and_attributes(tiny_generator, model_file):
     assert loaded.device == torch.device("cpu")
 
 
-def test_metadata_round_trip(tiny_generator, model_file):
+def test_metadata_round_trip(tiny_generator, model_file, model_training):
     doc = read_metadata(model_file)
     assert doc == load(model_file).metadata
     assert doc["format"] == FORMAT_VERSION
@@ -75,7 +67,7 @@ def test_metadata_round_trip(tiny_generator, model_file):
     assert doc["class_names"] == ["a", "b", "c"]
     assert (doc["num_classes"], doc["image_size"], doc["channels"], doc["z_dim"]) == (3, 16, 3, 16)
     assert doc["normalization"]["range"] == [-1, 1]
-    assert doc["training"] == TRAINING
+    assert doc["training"] == model_training
     assert set(SCHEMA) <= set(doc)
 
 
@@ -89,11 +81,11 @@ def test_header_is_one_json_string_and_tensors_are_the_state_dict(tiny_generator
     assert any(k.endswith("running_mean") for k in keys)  # BN buffers travel too
 
 
-def test_resave_keeps_training_and_extra_keys(tmp_path, model_file):
+def test_resave_keeps_training_and_extra_keys(tmp_path, model_file, model_training):
     loaded = load(model_file)
     again = save(loaded, tmp_path / "again.safetensors", metadata={"note": "fine-tuned"})
     doc = read_metadata(again)
-    assert doc["training"] == TRAINING
+    assert doc["training"] == model_training
     assert doc["note"] == "fine-tuned"
     assert torch.equal(load(again).sample(n_per_class=2, seed=1),
                        loaded.sample(n_per_class=2, seed=1))
@@ -355,3 +347,46 @@ def test_errors_are_value_errors_too(tmp_path):
 
 def test_public_names():
     assert ganaug.save is save and ganaug.load is load and ganaug.read_metadata is read_metadata
+
+
+# -- devices ------------------------------------------------------------------------------------
+def test_load_defaults_to_cpu(model_file, monkeypatch):
+    import inspect
+
+    from ganaug import _devices
+
+    assert inspect.signature(load).parameters["device"].default == "cpu"
+    # Even where a better device exists, the default stays on the CPU.
+    monkeypatch.setattr(_devices, "best_device", lambda local_rank=0: torch.device("meta"))
+    assert load(model_file).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("device", ["auto", None])
+def test_load_auto_and_none_take_the_best_device(model_file, monkeypatch, device):
+    from ganaug import _devices
+
+    assert load(model_file, device=device).device == _devices.best_device()
+    monkeypatch.setattr(_devices, "best_device", lambda local_rank=0: torch.device("meta"))
+    gen = load(model_file, device=device)
+    assert gen.device == torch.device("meta") and next(gen.net.buffers()).is_meta
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_on_a_missing_device_is_a_config_error(model_file):
+    with pytest.raises(GanaugConfigError, match=r"device 'cuda' asked for CUDA.*Use cpu, or auto"):
+        load(model_file, device="cuda")
+
+
+def test_arch_is_found_through_the_public_registry(tiny_net, tmp_path):
+    path = save(Generator(tiny_net), tmp_path / "bare.safetensors")  # no arch= given
+    assert read_metadata(path)["arch"] == "dcgan"
+    with pytest.raises(GanaugModelError, match=r"Cannot tell which registered arch built a _NotRegistered"):
+        build_document(Generator(_NotRegistered()))
+
+
+class _NotRegistered(torch.nn.Linear):
+    num_classes, channels, image_size, z_dim = 2, 1, 16, 4
+
+    def __init__(self):
+        super().__init__(4, 4)
+        self.config = {"num_classes": 2}

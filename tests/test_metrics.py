@@ -32,14 +32,6 @@ def cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("GANAUG_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.fixture(scope="module")
-def digits16():
-    from ganaug.data import load_data
-
-    return (load_data("digits", split="train", size=16),
-            load_data("digits", split="test", size=16))
-
-
 class RealImagesGenerator:
     """A stand-in with the Generator.sample() contract that returns real training images."""
 

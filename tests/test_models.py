@@ -144,3 +144,50 @@ def test_conditional_batchnorm_starts_as_plain_batchnorm():
     nn.init.zeros_(cbn.gain.weight), nn.init.zeros_(cbn.bias.weight)
     x = torch.randn(6, 4, 3, 3)
     torch.testing.assert_close(cbn(x, torch.randn(6, 5)), nn.BatchNorm2d(4, affine=False)(x))
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_arch_of_names_the_registered_arch(arch):
+    from ganaug.models import arch_of
+
+    g, d = _pair(arch, 16, 3)
+    assert arch_of(g) == arch and arch_of(d) == arch
+    assert arch_of(nn.Linear(2, 2)) is None
+
+
+def test_arguments_are_checked_once_per_build(monkeypatch):
+    from ganaug.models import layers
+
+    calls = []
+    real = layers.check_common
+    monkeypatch.setattr(layers, "check_common", lambda *a: calls.append(a) or real(*a))
+    build_generator("dcgan", num_classes=3, image_size=16, width=8)
+    assert calls == [("dcgan", 3, 3)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_classes": 1}, (r"Arch 'dcgan': num_classes must be an integer >= 2, got 1\. A "
+                          r"class-conditional GAN needs at least 2 classes\.")),
+    ({"num_classes": "3"}, r"num_classes must be an integer >= 2, got '3'"),
+    ({"num_classes": 3, "channels": 4}, (r"Arch 'dcgan': channels must be 1 or 3, got 4\. Use 1 "
+                                         r"for grey or 3 for RGB")),
+    ({"num_classes": 3, "image_size": True}, r"cannot make Truex"),
+    ({"num_classes": 3, "width": 0}, (r"Arch 'dcgan': width must be an integer >= 1, got 0\. "
+                                      r"Pass width=8 or larger")),
+])
+def test_direct_construction_is_checked_like_a_build(kwargs, message):
+    from ganaug.models.dcgan import DCGANGenerator
+
+    with pytest.raises(GanaugConfigError, match=message):
+        DCGANGenerator(**kwargs)
+    with pytest.raises(GanaugConfigError, match=message):
+        build_generator("dcgan", **kwargs)
+
+
+def test_numpy_ints_are_accepted_and_stored_as_int():
+    import numpy as np
+
+    g = build_generator("dcgan", num_classes=np.int64(3), channels=np.int64(1), image_size=16,
+                        width=np.int32(8), z_dim=4)
+    assert json.loads(json.dumps(g.config))["width"] == 8
+    assert all(type(v) is int for v in g.config.values())

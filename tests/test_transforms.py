@@ -14,7 +14,6 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ganaug import io
 from ganaug.datasets import with_labels
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator, to_uint8
@@ -41,13 +40,6 @@ class ClassConstNet(nn.Module):
 @pytest.fixture
 def const_generator():
     return Generator(ClassConstNet(), classes=["a", "b", "c"])
-
-
-@pytest.fixture
-def model_path(tiny_generator, tmp_path):
-    path = tmp_path / "g.safetensors"
-    io.save(tiny_generator, path)
-    return path
 
 
 # -- SampleBank ------------------------------------------------------------------------------

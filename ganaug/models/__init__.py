@@ -3,6 +3,7 @@
 from ganaug.models.layers import count_parameters
 from ganaug.models.registry import (
     arch_defaults,
+    arch_of,
     build_discriminator,
     build_generator,
     disc_defaults,
@@ -12,6 +13,7 @@ from ganaug.models.registry import (
 
 __all__ = [
     "arch_defaults",
+    "arch_of",
     "build_discriminator",
     "build_generator",
     "count_parameters",

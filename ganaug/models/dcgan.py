@@ -116,7 +116,7 @@ class DCGANDiscriminator(nn.Module):
         _init_dcgan(nn.ModuleList([*convs, linear, embed]))
 
         layers: list[nn.Module] = []
-        for i, (conv, ch) in enumerate(zip(convs, chs)):
+        for i, (conv, ch) in enumerate(zip(convs, chs, strict=True)):
             layers.append(maybe_sn(conv, sn))
             if i > 0 and not sn:
                 layers.append(nn.BatchNorm2d(ch))

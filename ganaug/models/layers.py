@@ -12,13 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganaug.errors import GanaugConfigError
+from ganaug._checks import check_int
+from ganaug.errors import GanaugConfigError, did_you_mean
 
 #: Image sizes every built-in family supports; 28 (MNIST) starts from 7x7, the rest from 4x4.
 SUPPORTED_SIZES = (16, 28, 32, 64)
-
-#: Weight init schemes: DCGAN's N(0, 0.02) (Radford et al. 2016) and BigGAN's orthogonal.
-INIT_SCHEMES = ("normal", "orthogonal")
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -40,46 +38,36 @@ def check_positive_int(arch: str, name: str, value: Any, *, minimum: int = 1) ->
     Raises:
         GanaugConfigError: ``value`` is not an int (bools refused) or is below ``minimum``.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise GanaugConfigError(
-            f"Arch '{arch}': {name} must be an integer >= {minimum}, got {value!r}. "
-            f"Pass {name}={max(minimum, 8)} or larger (e.g. width=64)."
-        )
-    return int(value)
+    return check_int(f"Arch '{arch}': {name}", value, minimum=minimum,
+                     hint=f"Pass {name}={max(minimum, 8)} or larger (e.g. width=64).")
 
 
-def check_choice(arch: str, name: str, value: Any, choices: tuple) -> Any:
-    """Return ``value`` if it is one of ``choices``, else raise a GanaugConfigError naming them."""
-    from ganaug.errors import did_you_mean
-
-    if value not in choices:
-        raise GanaugConfigError(
-            f"Arch '{arch}': {name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
-            + did_you_mean(value, choices)
-        )
-    return value
-
-
-def check_image_size(arch: str, image_size: Any) -> int:
-    """Validate ``image_size`` against :data:`SUPPORTED_SIZES` (for direct class construction).
+def check_image_size(arch: str, image_size: Any, sizes: tuple[int, ...] = SUPPORTED_SIZES) -> int:
+    """Validate ``image_size`` against ``sizes`` (the class's ``SUPPORTED_SIZES``).
 
     Raises:
         GanaugConfigError: the size is not supported.
     """
-    if image_size not in SUPPORTED_SIZES:
+    if isinstance(image_size, bool) or image_size not in sizes:
         raise GanaugConfigError(
             f"Arch '{arch}' cannot make {image_size}x{image_size} images; it supports sizes "
-            f"{', '.join(map(str, SUPPORTED_SIZES))}. Resize the data with --size (one of those)."
+            f"{', '.join(map(str, sizes))}. Resize the data with --size (one of those)."
         )
     return int(image_size)
 
 
 def check_common(arch: str, num_classes: Any, channels: Any) -> None:
-    """Validate ``num_classes >= 2`` and ``channels in (1, 3)``."""
-    check_positive_int(arch, "num_classes", num_classes, minimum=2)
-    if channels not in (1, 3):
+    """Validate ``num_classes >= 2`` and ``channels in (1, 3)``.
+
+    Raises:
+        GanaugConfigError: fewer than 2 classes, or channels other than 1 and 3.
+    """
+    check_int(f"Arch '{arch}': num_classes", num_classes, minimum=2,
+              hint="A class-conditional GAN needs at least 2 classes.")
+    if isinstance(channels, bool) or channels not in (1, 3):
         raise GanaugConfigError(
-            f"Arch '{arch}': channels must be 1 (grey) or 3 (RGB), got {channels!r}."
+            f"Arch '{arch}': channels must be 1 or 3, got {channels!r}. Use 1 for grey or 3 for "
+            "RGB images."
         )
 
 
@@ -91,12 +79,16 @@ def record_config(module: nn.Module, arch: str, role: str, extra: dict[str, Any]
     and ``module.config``: every constructor argument, so ``type(module)(**module.config)``
     rebuilds it. Integer ``arch_args`` must be >= 1; booleans are stored as bools.
 
+    This is the one place a network's arguments are checked: every constructor calls it, so a
+    network built through the registry and one built from its class directly are checked alike.
+
     Raises:
         GanaugConfigError: an unknown keyword, bad classes/channels/size, or a bad integer.
     """
     check_no_extra_kwargs(arch, role, extra, type(module).DEFAULTS)
     check_common(arch, num_classes, channels)
-    check_image_size(arch, image_size)
+    check_image_size(arch, image_size, type(module).SUPPORTED_SIZES)
+    num_classes, channels, image_size = int(num_classes), int(channels), int(image_size)
     module.num_classes, module.channels, module.image_size = num_classes, channels, image_size
     config: dict[str, Any] = {"num_classes": num_classes, "channels": channels,
                               "image_size": image_size}
@@ -196,8 +188,6 @@ def check_no_extra_kwargs(arch: str, role: str, extra: dict, defaults: dict) -> 
         GanaugConfigError: names the unknown keys and lists the accepted ones.
     """
     if extra:
-        from ganaug.errors import did_you_mean
-
         name = min(extra)
         raise GanaugConfigError(
             f"Arch '{arch}' {role} got unknown argument(s) {', '.join(sorted(extra))}; it accepts "

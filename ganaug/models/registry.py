@@ -9,6 +9,8 @@ Contract every registered pair keeps (the trainer, the model file and the tests 
 * ``D(num_classes=, channels=, image_size=, **arch_kwargs)``;
   ``D.forward(x: (N, C, H, W) float, labels: (N,) int64) -> (N,) float logits``.
 * Each class has ``SUPPORTED_SIZES`` (tuple of ints) and ``DEFAULTS`` (dict of arch kwargs).
+* Each constructor checks its own arguments (the built-in families call
+  :func:`ganaug.models.layers.record_config`), so the registry does not check them again.
 """
 
 from __future__ import annotations
@@ -61,13 +63,17 @@ def _lookup(arch: str) -> tuple[type[nn.Module], type[nn.Module]]:
     return _ARCHS[arch]
 
 
-def _check_size(cls: type[nn.Module], arch: str, image_size: int) -> None:
-    sizes = getattr(cls, "SUPPORTED_SIZES", ())
-    if image_size not in sizes:
-        raise GanaugConfigError(
-            f"Arch '{arch}' cannot make {image_size}x{image_size} images; it supports sizes "
-            f"{', '.join(map(str, sizes))}. Resize the data with --size (one of those)."
-        )
+def arch_of(net: nn.Module) -> str | None:
+    """The registered name of the arch whose generator or discriminator class built ``net``.
+
+    Returns:
+        The arch name, or ``None`` when no registered arch has ``type(net)`` as its class.
+    """
+    _ensure_builtin()
+    for name, classes in _ARCHS.items():
+        if type(net) in classes:
+            return name
+    return None
 
 
 def arch_defaults(arch: str) -> dict[str, Any]:
@@ -96,8 +102,6 @@ def build_generator(
         GanaugConfigError: unknown arch, unsupported image size, or bad channels/classes.
     """
     gen_cls, _ = _lookup(arch)
-    _check_common(arch, num_classes, channels)
-    _check_size(gen_cls, arch, image_size)
     return gen_cls(
         num_classes=num_classes, channels=channels, image_size=image_size, z_dim=z_dim,
         **arch_kwargs,
@@ -107,17 +111,11 @@ def build_generator(
 def build_discriminator(
     arch: str, *, num_classes: int, channels: int = 3, image_size: int = 32, **arch_kwargs: Any
 ) -> nn.Module:
-    """Build the conditional discriminator of ``arch`` (returns logits of shape ``(N,)``)."""
+    """Build the conditional discriminator of ``arch`` (returns logits of shape ``(N,)``).
+
+    Raises:
+        GanaugConfigError: unknown arch, unsupported image size, or bad channels/classes.
+    """
     _, disc_cls = _lookup(arch)
-    _check_common(arch, num_classes, channels)
-    _check_size(disc_cls, arch, image_size)
     return disc_cls(num_classes=num_classes, channels=channels, image_size=image_size, **arch_kwargs)
 
-
-def _check_common(arch: str, num_classes: int, channels: int) -> None:
-    if channels not in (1, 3):
-        raise GanaugConfigError(f"channels must be 1 or 3, got {channels} (arch '{arch}').")
-    if num_classes < 2:
-        raise GanaugConfigError(
-            f"A class-conditional GAN needs at least 2 classes, got num_classes={num_classes}."
-        )
