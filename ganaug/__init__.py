@@ -35,19 +35,19 @@ _LAZY = {
     "export_image_folder": "ganaug.export",
     "TrainConfig": "ganaug.config",
     "Trainer": "ganaug.train",
-    "SampleBank": "ganaug.transforms",
-    "GANAugment": "ganaug.transforms",
-    "BatchMixer": "ganaug.transforms",
-    "with_labels": "ganaug.datasets",
-    "SyntheticDataset": "ganaug.datasets",
-    "MixedDataset": "ganaug.datasets",
+    "SampleBank": "ganaug.augment",
+    "GANAugment": "ganaug.augment",
+    "BatchMixer": "ganaug.augment",
+    "with_labels": "ganaug.augment",
+    "SyntheticDataset": "ganaug.augment",
+    "MixedDataset": "ganaug.augment",
     "build_generator": "ganaug.models",
     "build_discriminator": "ganaug.models",
     "list_archs": "ganaug.models",
 }
-_SUBMODULES = {"albumentations", "bench", "classifier", "config", "data", "datasets", "diffaug",
+_SUBMODULES = {"albumentations", "augment", "bench", "classifier", "config", "data", "diffaug",
                "experiment", "export", "generator", "io", "losses", "metrics", "models", "plots",
-               "train", "transforms"}
+               "train"}
 
 __all__ = [  # noqa: PLE0604 (the lazy names are strings too)
     "__version__",
