@@ -29,6 +29,7 @@ from ganaug._files import atomic_path, atomic_write_bytes, atomic_write_text, gu
 from ganaug._seeding import image_seed
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator, truncated_normal
+from ganaug.io import cpu_state_dict
 
 __all__ = ["ExportResult", "ImageFolderLayout", "export_image_folder", "export_spec",
            "folder_name", "generate_items", "image_seed", "item_noise", "model_fingerprint"]
@@ -114,8 +115,6 @@ class ExportResult:
 def model_fingerprint(generator: Generator) -> str:
     """sha256 of the network's tensors in safetensors form (device- and process-independent)."""
     from safetensors.torch import save as st_save
-
-    from ganaug.io import cpu_state_dict
 
     return hashlib.sha256(st_save(cpu_state_dict(generator.net))).hexdigest()
 
