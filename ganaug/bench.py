@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.transforms import v2
 
 from ganaug._files import atomic_write_text
 from ganaug.augment import BatchMixer, GANAugment, with_labels
+from ganaug.data import load_data
 
 #: Spec of the loader benchmark's data, and its fallback when the folder is absent (e.g. CI).
 LOADER_DATA = "folder:/work/shared/data/cifar10-mini/train"
@@ -413,15 +415,11 @@ def loader_throughput(data_spec: str, model_or_path=None, *, p: float = 0.5, wor
         ``{"baseline_images_per_s", "ganaugment_images_per_s", "slowdown" (fraction, 0.1 =
         10% slower), "mixer_ms_per_batch", "clone_ms_per_batch", ...settings}``.
     """
-    from torchvision.transforms import v2
-
     if data_spec.startswith("folder:"):
         from torchvision.datasets import ImageFolder
 
         dataset = ImageFolder(data_spec[len("folder:"):])
     else:
-        from ganaug.data import load_data
-
         dataset = load_data(data_spec).to_dataset()
     if model_or_path is None:
         model_or_path = default_generator(image_size=image_size, seed=seed,
