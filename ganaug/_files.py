@@ -1,15 +1,21 @@
-"""Atomic file writes: a temp file in the destination folder, then ``os.replace``.
+"""Atomic file writes (a temp file in the destination folder, then ``os.replace``) and folder guards.
 
 A crash or Ctrl-C while writing leaves either the old file or the new one, never half of one.
+:func:`guard_folder` claims an output folder for one set of settings and refuses to mix in
+files made with others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+from ganaug.errors import GanaugConfigError
 
 
 def _umask() -> int:
@@ -52,3 +58,54 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def guard_folder(folder: str | os.PathLike, settings: Mapping[str, Any],
+                 keys: Iterable[str] | None = None, *, name: str = "settings.json",
+                 what: str = "ganaug output",
+                 fix: str = "Use a new folder, or delete this one.",
+                 write: bool = True) -> dict[str, Any] | None:
+    """Claim ``folder`` for files made with ``settings``; refuse one made with other settings.
+
+    The settings of whatever was written first live in ``folder / name`` (JSON). A later run
+    with the same values of ``keys`` may add to the folder (resume, reuse a cache); a run with
+    other values, or a folder that holds other files and no settings file, is refused.
+
+    Args:
+        folder: the output folder (need not exist).
+        settings: JSON-serialisable settings of this run.
+        keys: the settings that must match (default: all of them).
+        name: the settings file's name inside ``folder``.
+        what: what the folder holds, for the messages (e.g. ``"a ganaug export"``).
+        fix: the advice closing the mismatch message.
+        write: write ``settings`` to ``folder / name`` when the folder is claimed fresh.
+
+    Returns:
+        The settings found in the folder, or ``None`` when it was new or empty.
+
+    Raises:
+        GanaugConfigError: the settings file is unreadable or differs on ``keys``, or the
+            folder holds other files.
+    """
+    folder = Path(folder)
+    path = folder / name
+    keys = list(settings) if keys is None else list(keys)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (ValueError, OSError) as err:
+            raise GanaugConfigError(
+                f"{path} is unreadable ({err}); delete {folder} or use another folder.") from err
+        diffs = [f"{k}: {old.get(k)!r} there, {settings[k]!r} now" for k in keys
+                 if old.get(k) != settings[k]]
+        if diffs:
+            raise GanaugConfigError(f"{folder} already holds {what} made with other arguments ("
+                                    + "; ".join(diffs) + f"). {fix}")
+        return old
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise GanaugConfigError(
+            f"{folder} exists and is not an empty folder or {what} (no {name}). Pick a new or "
+            "empty folder so no other files get mixed in.")
+    if write:
+        atomic_write_text(path, json.dumps(dict(settings), indent=2) + "\n")
+    return None

@@ -50,3 +50,44 @@ def stream_seed(seed: int | None, *salt: int) -> int:
     if worker_seed is not None:
         return derive_seed(worker_seed, *salt)
     return derive_seed(int(torch.randint(0, 2**62, (1,)).item()), *salt)
+
+
+def worker_stream_seed(seed: int | None) -> int:
+    """The seed of an augmentation stream in this process: distinct per worker and per epoch.
+
+    In a DataLoader worker, ``seed`` is mixed with the worker's seed, which the DataLoader draws
+    afresh for every epoch from its ``generator=``: workers and epochs draw different images,
+    and a seeded DataLoader reproduces them (``seed=None``: the worker seed alone). In the main
+    process: a function of ``seed``, or a draw from torch's global RNG when ``seed`` is None.
+    """
+    _, _, worker_seed = worker_key()
+    if worker_seed is not None:
+        return derive_seed(worker_seed) if seed is None else derive_seed(seed, worker_seed)
+    if seed is not None:
+        return derive_seed(seed)
+    return int(torch.randint(0, 2**62, ()).item())
+
+
+class WorkerStream:
+    """Says when a per-process random stream must be (re)seeded: once in every process.
+
+    A transform is pickled (or forked) into each DataLoader worker with the state its stream had
+    in the main process. :meth:`due` is true until the stream is :meth:`claim`-ed in the current
+    process or worker (and again after :meth:`reset`), so the owner reseeds exactly once there,
+    typically from :func:`worker_stream_seed`.
+    """
+
+    def __init__(self) -> None:
+        self._owner: tuple | None = None
+
+    def due(self) -> bool:
+        """True when the stream has not been seeded in this process yet."""
+        return self._owner != worker_key()
+
+    def claim(self) -> None:
+        """Mark the stream as seeded in this process."""
+        self._owner = worker_key()
+
+    def reset(self) -> None:
+        """Make :meth:`due` true again, e.g. after the base seed changed."""
+        self._owner = None

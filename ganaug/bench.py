@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.transforms import v2
 
 from ganaug._files import atomic_write_text
+from ganaug.augment import BatchMixer, GANAugment, with_labels
+from ganaug.data import load_data
 
 #: Spec of the loader benchmark's data, and its fallback when the folder is absent (e.g. CI).
 LOADER_DATA = "folder:/work/shared/data/cifar10-mini/train"
@@ -372,12 +375,10 @@ def bench_loader(*, model=None, data: str | None = None, batch_size: int = 128, 
                  p: float = 0.5, quick: bool = False) -> dict[str, Any]:
     """DataLoader images/s with and without ``GANAugment(p)``, and ``BatchMixer`` ms per batch.
 
-    Delegates to :func:`ganaug.transforms.loader_throughput`. ``data`` defaults to the shared
+    Delegates to :func:`loader_throughput`. ``data`` defaults to the shared
     cifar10-mini folder, or ``digits`` resized to 32 px RGB where that folder is absent.
     ``model`` is a Generator or model file; None: an untrained default-width 32 px dcgan.
     """
-    from ganaug.transforms import loader_throughput
-
     if data is None:
         data = LOADER_DATA if Path(LOADER_DATA[len("folder:"):]).is_dir() else LOADER_FALLBACK
     batches, warmup, repeats, rounds = (5, 2, 5, 1) if quick else (20, 2, 10, 3)
@@ -385,6 +386,91 @@ def bench_loader(*, model=None, data: str | None = None, batch_size: int = 128, 
                                batches=batches, warmup=warmup, mixer_repeats=repeats,
                                rounds=rounds)
     return {"bench": "loader", **result}
+
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def loader_throughput(data_spec: str, model_or_path=None, *, p: float = 0.5, workers: int = 2,
+                      batch: int = 128, batches: int = 20, warmup: int = 2, image_size: int = 32,
+                      seed: int = 0, reuse: int = 1, mixer_fraction: float = 0.25,
+                      mixer_repeats: int = 10, rounds: int = 3) -> dict[str, Any]:
+    """Measure what GANAugment costs a CIFAR-style DataLoader, and BatchMixer per batch.
+
+    Both arms run ``with_labels(dataset, v2.Compose([...]))`` with RandomCrop(size, padding=4),
+    RandomHorizontalFlip, ToImage, ToDtype(float32, scale=True) and Normalize; the GAN arm
+    puts ``GANAugment(model, p)`` first. Images/s are timed over ``batches`` batches after
+    ``warmup`` batches (worker start-up excluded), ``rounds`` times per arm in alternation;
+    each arm reports its best round. The mixer is timed on the CPU on a
+    ``(batch, 3, size, size)`` float batch (median of ``mixer_repeats`` calls).
+
+    Args:
+        data_spec: ``folder:PATH`` (read from disk by torchvision's ImageFolder, as users do)
+            or any :func:`ganaug.data.load_data` spec.
+        model_or_path: a Generator or model file; ``None`` builds an untrained default-width
+            dcgan for the dataset's classes (:func:`default_generator`; the speed is the same
+            as a trained one).
+
+    Returns:
+        ``{"baseline_images_per_s", "ganaugment_images_per_s", "slowdown" (fraction, 0.1 =
+        10% slower), "mixer_ms_per_batch", "clone_ms_per_batch", ...settings}``.
+    """
+    if data_spec.startswith("folder:"):
+        from torchvision.datasets import ImageFolder
+
+        dataset = ImageFolder(data_spec[len("folder:"):])
+    else:
+        dataset = load_data(data_spec).to_dataset()
+    if model_or_path is None:
+        model_or_path = default_generator(image_size=image_size, seed=seed,
+                                          num_classes=len(dataset.classes))
+    tail = [v2.RandomCrop(image_size, padding=4), v2.RandomHorizontalFlip(), v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN, CIFAR_STD)]
+
+    def images_per_s(transform) -> float:
+        loader = torch.utils.data.DataLoader(
+            with_labels(dataset, v2.Compose(transform)), batch_size=batch, shuffle=True,
+            num_workers=workers, drop_last=True, persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(seed))
+        done, start, it = 0, None, iter(loader)
+        while done < warmup + batches:
+            try:
+                next(it)
+            except StopIteration:
+                it = iter(loader)
+                continue
+            done += 1
+            if done == warmup:
+                start = time.perf_counter()
+        start = start if start is not None else time.perf_counter()
+        return batches * batch / (time.perf_counter() - start)
+
+    # Alternate the arms and keep each one's best round (timeit's rule): load drift on a
+    # shared machine then slows both arms alike instead of whichever ran second.
+    gan_tf = [GANAugment(model_or_path, p=p, seed=seed, reuse=reuse), *tail]
+    base_runs, gan_runs = [], []
+    for r in range(rounds):
+        order = [(base_runs, tail), (gan_runs, gan_tf)]
+        for runs, transform in order if r % 2 == 0 else order[::-1]:
+            runs.append(images_per_s(transform))
+    base, gan = max(base_runs), max(gan_runs)
+    x = torch.rand(batch, 3, image_size, image_size)
+    y = torch.randint(0, len(dataset.classes), (batch,))
+    mixer = BatchMixer(model_or_path, mixer_fraction, seed=seed, device="cpu")
+
+    def median_ms(fn) -> float:
+        fn()
+        return 1e3 * statistics.median(time_calls(fn, repeats=mixer_repeats,
+                                                  device=torch.device("cpu")))
+
+    return {"data": data_spec, "num_images": len(dataset), "p": p, "workers": workers,
+            "batch": batch, "batches": batches, "image_size": image_size, "reuse": reuse,
+            "rounds": rounds, "baseline_images_per_s": base, "ganaugment_images_per_s": gan,
+            "baseline_rounds": base_runs, "ganaugment_rounds": gan_runs,
+            "slowdown": 1.0 - gan / base, "mixer_fraction": mixer_fraction,
+            "mixer_ms_per_batch": median_ms(lambda: mixer(x, y)),
+            "clone_ms_per_batch": median_ms(lambda: x.clone()),
+            "torch_threads": torch.get_num_threads()}
 
 
 def print_loader_result(result: dict[str, Any]) -> None:

@@ -222,7 +222,7 @@ def _filter_fn(model):
 
 
 def _synthetic_counts(real_counts: list[int], ratio: float, balanced_mode: bool) -> list[int]:
-    from ganaug.datasets import balance_counts, proportional_counts
+    from ganaug.augment import balance_counts, proportional_counts
 
     budget = round(ratio * sum(real_counts))
     if balanced_mode:
@@ -233,8 +233,7 @@ def _synthetic_counts(real_counts: list[int], ratio: float, balanced_mode: bool)
 # -- one cell -------------------------------------------------------------------------------------
 def _arm_data(arm: str, subset, generator, *, s: dict[str, Any], seed: int, real_model):
     """``(train_data, mixer, note)`` of an arm."""
-    from ganaug.datasets import MixedDataset, SyntheticDataset
-    from ganaug.transforms import BatchMixer
+    from ganaug.augment import BatchMixer, MixedDataset, SyntheticDataset
 
     real = (subset.images, subset.labels)
     if arm in ("real", "real+aug", "real+weighted", "real+oversample"):

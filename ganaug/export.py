@@ -5,7 +5,8 @@ Image ``index`` of class ``label`` is drawn from its own noise seed,
 model: re-running reproduces the same files, changing ``batch_size`` changes nothing, and an
 interrupted export resumes without rewriting finished images. ``export.json`` records the
 arguments, and a rerun into the same folder with different ones is refused.
-``SyntheticDataset(cache=DIR)`` reads the same layout through :func:`generate_items`.
+:class:`ImageFolderLayout` holds the layout (folder names, zero padding, ``export.json``,
+``manifest.csv``), which ``SyntheticDataset(cache=DIR)`` shares through :func:`generate_items`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,23 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ganaug._files import atomic_path, atomic_write_bytes, atomic_write_text
+from ganaug import __version__
+from ganaug._checks import check_int, check_seed, check_truncation
+from ganaug._files import atomic_path, atomic_write_bytes, atomic_write_text, guard_folder
+from ganaug._seeding import image_seed
 from ganaug.errors import GanaugConfigError
-from ganaug.generator import Generator, check_truncation, truncated_normal
+from ganaug.generator import Generator, truncated_normal
+from ganaug.io import cpu_state_dict
+
+__all__ = ["ExportResult", "ImageFolderLayout", "export_image_folder", "export_spec",
+           "folder_name", "generate_items", "image_seed", "item_noise", "model_fingerprint"]
 
 FORMATS = ("png", "jpg")
 JPEG_QUALITY = 95
@@ -33,17 +40,7 @@ EXPORT_FORMAT = 1
 MANIFEST_FIELDS = ("path", "class", "label", "seed", "index")
 
 
-# -- deterministic per-image noise ------------------------------------------------------------
-def image_seed(seed: int, label: int, index: int) -> int:
-    """The noise seed of image ``index`` of class ``label`` in an export seeded ``seed``.
-
-    A 64-bit hash (numpy ``SeedSequence``) of the three ints, so neighbouring images get
-    unrelated noise streams. All three must be ints >= 0.
-    """
-    entropy = [int(seed), int(label), int(index)]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
-
-
+# -- deterministic per-image noise (image_seed lives in ganaug._seeding) -----------------------
 def item_noise(z_dim: int, labels: Sequence[int], indices: Sequence[int], *, seed: int,
                truncation: float = 1.0) -> torch.Tensor:
     """``(N, z_dim)`` float32 CPU noise: row ``i`` from ``image_seed(seed, labels[i], indices[i])``."""
@@ -75,21 +72,15 @@ def generate_items(generator: Generator, labels: Sequence[int], indices: Sequenc
         ``(N, C, H, W) uint8`` images on ``device``.
     """
     label_idx = [generator.class_index(y) for y in labels]
-    indices = [_check_nonneg_int("index", i) for i in indices]
+    indices = [check_int("index", i, minimum=0) for i in indices]
     if len(indices) != len(label_idx):
         raise GanaugConfigError(
             f"labels and indices must have the same length, got {len(label_idx)} and "
             f"{len(indices)}.")
-    seed = _check_nonneg_int("seed", seed)
+    seed = check_seed("seed", seed)
     z = item_noise(generator.z_dim, label_idx, indices, seed=seed, truncation=truncation)
     return generator.generate(z, torch.tensor(label_idx, dtype=torch.int64),
                               batch_size=batch_size, output="uint8", device=device)
-
-
-def _check_nonneg_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise GanaugConfigError(f"{name} must be an int >= 0, got {value!r}.")
-    return int(value)
 
 
 # -- the export -------------------------------------------------------------------------------
@@ -125,27 +116,98 @@ def model_fingerprint(generator: Generator) -> str:
     """sha256 of the network's tensors in safetensors form (device- and process-independent)."""
     from safetensors.torch import save as st_save
 
-    from ganaug.io import cpu_state_dict
-
     return hashlib.sha256(st_save(cpu_state_dict(generator.net))).hexdigest()
 
 
-def _folder_name(name: str, label: int) -> str:
+def export_spec(generator: Generator, *, n_per_class: int, seed: int, fmt: str,
+                labels: Sequence[int], truncation: float) -> dict[str, Any]:
+    """The ``export.json`` document of an export: its arguments and the model's sha256."""
+    return {"format": EXPORT_FORMAT, "ganaug_version": __version__,
+            "model_sha256": model_fingerprint(generator), "n_per_class": int(n_per_class),
+            "seed": int(seed), "fmt": fmt, "jpeg_quality": JPEG_QUALITY if fmt == "jpg" else None,
+            "classes": [generator.classes[y] for y in labels], "labels": list(labels),
+            "truncation": float(truncation), "noise": "image_seed(seed, label, index)"}
+
+
+def folder_name(name: str, label: int) -> str:
     """A class name made safe as one folder name (no separators, not '.' or '..')."""
     safe = "".join("_" if c in '/\\\0' else c for c in name).strip()
     return safe if safe not in ("", ".", "..") else f"class_{label}"
 
 
+class ImageFolderLayout:
+    """Where an export keeps image ``index`` of class ``label``, and its two bookkeeping files.
+
+    ``root/<class folder>/<index>.<fmt>`` with the index zero-padded to 6 or more digits,
+    ``root/manifest.csv`` (:data:`MANIFEST_FIELDS`) and ``root/export.json``
+    (:func:`export_spec`). Used by :func:`export_image_folder` and by
+    ``SyntheticDataset(cache=DIR)``, so each reads the other's folders.
+
+    Args:
+        root: the folder.
+        classes: the generator's class names (label ``y`` is ``classes[y]``).
+        n_per_class: the most images of one class; sets the zero padding.
+        fmt: ``"png"`` or ``"jpg"``.
+        labels: the classes laid out (default all).
+
+    Raises:
+        GanaugConfigError: two class names map to the same folder name.
+    """
+
+    SPEC = "export.json"
+    MANIFEST = "manifest.csv"
+
+    def __init__(self, root: str | os.PathLike, classes: Sequence[str], *, n_per_class: int,
+                 fmt: str = "png", labels: Sequence[int] | None = None) -> None:
+        self.root = Path(root)
+        self.classes = list(classes)
+        self.fmt = fmt
+        self.digits = max(6, len(str(int(n_per_class) - 1)))
+        labels = range(len(self.classes)) if labels is None else labels
+        self.folders = {y: folder_name(self.classes[y], y) for y in labels}
+        if len(set(self.folders.values())) != len(self.folders):
+            raise GanaugConfigError(
+                f"Class names {[self.classes[y] for y in labels]} map to clashing folder names "
+                f"{sorted(self.folders.values())}; rename the classes (Generator.classes) first.")
+
+    def relpath(self, label: int, index: int) -> str:
+        """``<class folder>/<index>.<fmt>``, relative to the root, with ``/`` separators."""
+        return f"{self.folders[label]}/{index:0{self.digits}d}.{self.fmt}"
+
+    def path(self, label: int, index: int) -> Path:
+        return self.root / self.relpath(label, index)
+
+    def guard(self, spec: dict[str, Any], keys: Iterable[str] | None = None, *,
+              write: bool = True, fix: str = "Rerun with the same arguments to resume it, or "
+                                             "export to a new --out folder (or delete this "
+                                             "one).") -> dict[str, Any] | None:
+        """Refuse a root holding other files or an export whose ``keys`` differ from ``spec``.
+
+        ``keys`` defaults to every key but ``ganaug_version``. Returns the ``export.json``
+        found there (None for a new or empty folder, where ``spec`` is written unless
+        ``write=False``); see :func:`ganaug._files.guard_folder`.
+        """
+        keys = [k for k in spec if k != "ganaug_version"] if keys is None else keys
+        return guard_folder(self.root, spec, keys, name=self.SPEC, what="a ganaug export",
+                            fix=fix, write=write)
+
+    def write_manifest(self, items: Iterable[tuple[int, int]], seed: int) -> Path:
+        """Write ``manifest.csv`` atomically: one row per ``(label, index)`` in ``items``."""
+        manifest = self.root / self.MANIFEST
+        with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(MANIFEST_FIELDS)
+            for y, i in items:
+                writer.writerow([self.relpath(y, i), self.classes[y], y, seed, i])
+        return manifest
+
+
 def _check_args(generator: Generator, n_per_class: Any, seed: Any, fmt: str,
                 classes: Sequence[int | str] | None, truncation: float,
                 batch_size: Any) -> list[int]:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise GanaugConfigError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) \
-            or n_per_class < 1:
-        raise GanaugConfigError(f"n_per_class must be an int >= 1, got {n_per_class!r}.")
-    _check_nonneg_int("seed", seed)
+    check_int("batch_size", batch_size)
+    check_int("n_per_class", n_per_class)
+    check_seed("seed", seed)
     if fmt not in FORMATS:
         raise GanaugConfigError(
             f"Unknown image format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
@@ -156,28 +218,6 @@ def _check_args(generator: Generator, n_per_class: Any, seed: Any, fmt: str,
         raise GanaugConfigError(
             f"classes must name each class at most once and at least one class, got {classes!r}.")
     return labels
-
-
-def _check_existing(root: Path, spec: dict[str, Any]) -> None:
-    """Refuse a folder holding something else, or an export made with other arguments."""
-    spec_path = root / "export.json"
-    if spec_path.is_file():
-        try:
-            old = json.loads(spec_path.read_text())
-        except (ValueError, OSError) as err:
-            raise GanaugConfigError(
-                f"{spec_path} is unreadable ({err}); delete {root} or export elsewhere.") from err
-        diffs = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in spec.items()
-                 if k != "ganaug_version" and old.get(k) != v]
-        if diffs:
-            raise GanaugConfigError(
-                f"{root} already holds an export made with other arguments ("
-                + "; ".join(diffs) + "). Rerun with the same arguments to resume it, or export "
-                "to a new --out folder (or delete this one).")
-    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise GanaugConfigError(
-            f"{root} exists and is not an empty folder or a ganaug export (no export.json). "
-            "Pick a new --out folder so no other files get mixed into the ImageFolder.")
 
 
 def _encode(image: torch.Tensor, fmt: str) -> bytes:
@@ -230,31 +270,21 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
     """
     from tqdm.auto import tqdm
 
-    from ganaug import __version__
-
     labels = _check_args(generator, n_per_class, seed, fmt, classes, truncation,
                          batch_size)
     n_per_class, seed = int(n_per_class), int(seed)
     root = Path(out)
-    folders = {y: _folder_name(generator.classes[y], y) for y in labels}
-    if len(set(folders.values())) != len(folders):
-        raise GanaugConfigError(
-            f"Class names {[generator.classes[y] for y in labels]} map to clashing folder names "
-            f"{sorted(folders.values())}; rename the classes (Generator.classes) first.")
-    spec = {"format": EXPORT_FORMAT, "ganaug_version": __version__,
-            "model_sha256": model_fingerprint(generator), "n_per_class": n_per_class,
-            "seed": seed, "fmt": fmt, "jpeg_quality": JPEG_QUALITY if fmt == "jpg" else None,
-            "classes": [generator.classes[y] for y in labels], "labels": labels,
-            "truncation": float(truncation), "noise": "image_seed(seed, label, index)"}
-    _check_existing(root, spec)
-    atomic_write_text(root / "export.json", json.dumps(spec, indent=2) + "\n")
+    layout = ImageFolderLayout(root, generator.classes, n_per_class=n_per_class, fmt=fmt,
+                               labels=labels)
+    spec = export_spec(generator, n_per_class=n_per_class, seed=seed, fmt=fmt, labels=labels,
+                       truncation=truncation)
+    layout.guard(spec, write=False)
+    atomic_write_text(root / layout.SPEC, json.dumps(spec, indent=2) + "\n")
 
-    digits = max(6, len(str(n_per_class - 1)))
-    items = [(y, i, Path(folders[y]) / f"{i:0{digits}d}.{fmt}")
-             for y in labels for i in range(n_per_class)]
+    items = [(y, i, layout.relpath(y, i)) for y in labels for i in range(n_per_class)]
     for y in labels:
-        (root / folders[y]).mkdir(parents=True, exist_ok=True)
-        for stale in (root / folders[y]).glob(".*.tmp"):  # left by a killed run
+        (root / layout.folders[y]).mkdir(parents=True, exist_ok=True)
+        for stale in (root / layout.folders[y]).glob(".*.tmp"):  # left by a killed run
             stale.unlink()
     todo = [item for item in items if not (root / item[2]).is_file()]
     with tqdm(total=len(items), initial=len(items) - len(todo), unit="img",
@@ -268,12 +298,7 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
                 _save_image(root / rel, image, fmt)
             bar.update(len(chunk))
 
-    manifest = root / "manifest.csv"
-    with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(MANIFEST_FIELDS)
-        for y, i, rel in items:
-            writer.writerow([rel.as_posix(), generator.classes[y], y, seed, i])
+    manifest = layout.write_manifest([(y, i) for y, i, _ in items], seed)
     return ExportResult(root=root, manifest=manifest, written=len(todo),
                         skipped=len(items) - len(todo),
                         counts={generator.classes[y]: n_per_class for y in labels})

@@ -85,3 +85,38 @@ def cifar_mini() -> Path:
     if not CIFAR_MINI.is_dir():
         pytest.skip(f"{CIFAR_MINI} is not present")
     return CIFAR_MINI
+
+
+class ClassConstNet(torch.nn.Module):
+    """A stand-in generator: every pixel of class k is ``2k/(K-1) - 1`` (noise is ignored)."""
+
+    def __init__(self, num_classes=3, channels=3, image_size=16, z_dim=4):
+        super().__init__()
+        self.num_classes, self.channels, self.image_size, self.z_dim = (
+            num_classes, channels, image_size, z_dim)
+        self.config = {"num_classes": num_classes, "channels": channels,
+                       "image_size": image_size, "z_dim": z_dim}
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, z, labels):
+        value = labels.float() * 2 / (self.num_classes - 1) - 1
+        out = value.view(-1, 1, 1, 1) * self.scale
+        return out.expand(len(labels), self.channels, self.image_size, self.image_size)
+
+
+@pytest.fixture
+def const_generator():
+    """A Generator whose class-k images are constant (``ClassConstNet``), classes a, b, c."""
+    from ganaug.generator import Generator
+
+    return Generator(ClassConstNet(), classes=["a", "b", "c"])
+
+
+@pytest.fixture
+def tiny_model_path(tiny_generator, tmp_path) -> Path:
+    """``tiny_generator`` saved as ``tmp_path / "g.safetensors"``."""
+    from ganaug import io
+
+    path = tmp_path / "g.safetensors"
+    io.save(tiny_generator, path)
+    return path

@@ -112,8 +112,11 @@ def test_error_label_out_of_range(model_path):
         _pipe(model_path, seed=0)(image=np.zeros((8, 8, 3), np.uint8), label=9)
 
 
-@pytest.mark.parametrize("kwargs,match", [({"p": 1.5}, r"p must be a probability"),
-                                          ({"bank_size": 0}, r"bank_size must be an integer >= 1")])
+@pytest.mark.parametrize("kwargs,match", [
+    ({"p": 1.5}, r"p must be a finite number in \[0, 1\]"),
+    ({"bank_size": 0}, r"bank_size must be an integer >= 1"),
+    ({"truncation": 1.5}, r"truncation must be a finite number in \(0, 1\], got 1\.5"),
+])
 def test_config_errors(model_path, kwargs, match):
     with pytest.raises(GanaugConfigError, match=match):
         GA.GANAugment(model_path, **kwargs)

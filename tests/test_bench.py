@@ -140,3 +140,13 @@ def test_format_table_right_aligns_and_widens_columns():
     assert lines[2].split() == ["a-very-long-name", "1.5"]
     assert lines[3].split() == ["b", "20.0"]
     assert len({len(line) for line in lines}) == 1
+
+
+@pytest.mark.slow
+def test_loader_throughput_runs(cifar_mini):
+    out = bench.loader_throughput(f"folder:{cifar_mini / 'train'}", batch=32, batches=3,
+                                  warmup=1, mixer_repeats=2)
+    assert out["baseline_images_per_s"] > 0 and out["ganaugment_images_per_s"] > 0
+    assert out["slowdown"] == pytest.approx(
+        1 - out["ganaugment_images_per_s"] / out["baseline_images_per_s"])
+    assert out["mixer_ms_per_batch"] > 0

@@ -142,7 +142,7 @@ def test_stale_temp_files_are_removed(gen, tmp_path):
 def test_mismatched_rerun_is_refused(gen, tmp_path):
     root = tmp_path / "out"
     export_image_folder(gen, root, n_per_class=2, seed=0, progress=False)
-    with pytest.raises(GanaugConfigError, match=r"already holds an export made with other "
+    with pytest.raises(GanaugConfigError, match=r"already holds a ganaug export made with other "
                                                 r"arguments \(n_per_class: 2 there, 3 now; "
                                                 r"seed: 0 there, 1 now\)"):
         export_image_folder(gen, root, n_per_class=3, seed=1, progress=False)
@@ -192,13 +192,13 @@ def test_imagefolder_reads_the_export(gen, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"n_per_class": 0}, r"n_per_class must be an int(eger)? >= 1, got 0"),
-    ({"n_per_class": 2, "seed": -1}, "seed must be an int >= 0, got -1"),
+    ({"n_per_class": 0}, "n_per_class must be an integer >= 1, got 0"),
+    ({"n_per_class": 2, "seed": -1}, r"seed must be an integer from 0 to .*, got -1"),
     ({"n_per_class": 2, "fmt": "gif"}, "Unknown image format 'gif'. Use one of: png, jpg"),
     ({"n_per_class": 2, "classes": ["a", "a"]}, "at most once"),
     ({"n_per_class": 2, "classes": ["dgo"]}, "Unknown class 'dgo'"),
-    ({"n_per_class": 2, "batch_size": 0}, r"batch_size must be an int(eger)? >= 1, got 0"),
-    ({"n_per_class": 2, "truncation": 2.0}, r"truncation must be a (finite )?number in \(0, 1\]"),
+    ({"n_per_class": 2, "batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"n_per_class": 2, "truncation": 2.0}, r"truncation must be a finite number in \(0, 1\]"),
 ])
 def test_argument_errors(gen, tmp_path, kwargs, match):
     with pytest.raises(GanaugConfigError, match=match):
@@ -209,5 +209,5 @@ def test_argument_errors(gen, tmp_path, kwargs, match):
 def test_generate_items_errors(gen):
     with pytest.raises(GanaugConfigError, match="same length, got 2 and 1"):
         generate_items(gen, [0, 1], [0], seed=0)
-    with pytest.raises(GanaugConfigError, match="index must be an int >= 0, got -3"):
+    with pytest.raises(GanaugConfigError, match="index must be an integer >= 0, got -3"):
         generate_items(gen, [0], [-3], seed=0)

@@ -33,3 +33,37 @@ def test_written_file_gets_umask_permissions_not_0600(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_guard_folder_claims_a_new_folder_and_accepts_the_same_settings(tmp_path):
+    import json
+
+    from ganaug._files import guard_folder
+
+    folder = tmp_path / "out"
+    assert guard_folder(folder, {"seed": 1, "n": 2}, name="s.json") is None
+    assert json.loads((folder / "s.json").read_text()) == {"seed": 1, "n": 2}
+    assert guard_folder(folder, {"seed": 1, "n": 3}, ["seed"], name="s.json") == {"seed": 1, "n": 2}
+    (tmp_path / "empty").mkdir()
+    assert guard_folder(tmp_path / "empty", {"a": 1}, write=False) is None
+    assert not (tmp_path / "empty" / "settings.json").exists()
+
+
+def test_guard_folder_refuses_other_settings_foreign_files_and_bad_json(tmp_path):
+    from ganaug._files import guard_folder
+    from ganaug.errors import GanaugConfigError
+
+    guard_folder(tmp_path / "out", {"seed": 1, "n": 2})
+    with pytest.raises(GanaugConfigError, match=r"out already holds ganaug output made with other "
+                                                r"arguments \(seed: 1 there, 2 now\)\. Use a new "
+                                                r"folder, or delete this one\.$"):
+        guard_folder(tmp_path / "out", {"seed": 2, "n": 2})
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "me.jpg").write_bytes(b"x")
+    with pytest.raises(GanaugConfigError, match=r"photos exists and is not an empty folder or a "
+                                                r"cache \(no c\.json\)"):
+        guard_folder(tmp_path / "photos", {"a": 1}, name="c.json", what="a cache")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "settings.json").write_text("{oops")
+    with pytest.raises(GanaugConfigError, match=r"settings\.json is unreadable"):
+        guard_folder(tmp_path / "bad", {"a": 1})

@@ -1,62 +1,17 @@
-"""with_labels, SyntheticDataset (determinism, cache, filter) and MixedDataset."""
+"""SyntheticDataset: determinism, the export-layout cache folder, the classifier filter."""
 
 from __future__ import annotations
 
 import csv
-import math
-from typing import ClassVar
 
-import numpy as np
 import PIL.Image
 import pytest
 import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from ganaug.datasets import MixedDataset, SyntheticDataset, balance_counts, with_labels
+from ganaug.augment import SyntheticDataset
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.transforms import GANAugment
-
-REAL_TARGETS = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]  # long tail: 6, 3, 1
-
-
-class RealSet(torch.utils.data.Dataset):
-    """32x32 RGB PIL images (pixel value = 10 * index) with long-tail labels."""
-
-    classes: ClassVar[list[str]] = ["a", "b", "c"]
-
-    def __init__(self, with_targets=True, transform=None):
-        if with_targets:
-            self.targets = list(REAL_TARGETS)
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-        self.transform = transform
-
-    def __len__(self):
-        return len(REAL_TARGETS)
-
-    def __getitem__(self, i):
-        img = PIL.Image.new("RGB", (32, 32), (10 * i,) * 3)
-        return (self.transform(img) if self.transform else img), REAL_TARGETS[i]
-
-
-# -- with_labels -----------------------------------------------------------------------------
-def test_with_labels_passes_label_and_attributes(tiny_generator):
-    ds = with_labels(RealSet(), v2.Compose([GANAugment(tiny_generator, p=1.0, seed=0),
-                                            v2.PILToTensor()]))
-    assert len(ds) == 10 and ds.classes == ["a", "b", "c"] and ds.targets == REAL_TARGETS
-    assert ds.class_to_idx == {"a": 0, "b": 1, "c": 2}
-    img, label = ds[9]
-    assert label == 2 and img.shape == (3, 32, 32) and img.dtype == torch.uint8
-    assert not torch.all(img == 90)  # replaced by a generated image
-    ds.transform = v2.PILToTensor()  # settable, like timm's create_loader does
-    assert torch.all(ds[9][0] == 90)
-    ds.transform = lambda img: np.asarray(img)  # one-argument transforms get the image only
-    assert ds[3][0].shape == (32, 32, 3) and ds[3][1] == 0
-
-
-def test_with_labels_without_attributes():
-    ds = with_labels(RealSet(with_targets=False), None)
-    assert not hasattr(ds, "targets") and ds[1][1] == 0
 
 
 # -- SyntheticDataset ------------------------------------------------------------------------
@@ -136,13 +91,16 @@ def test_synthetic_reads_and_matches_ganaug_export(tiny_generator, tmp_path, mon
 def test_synthetic_cache_dir_refuses_foreign_folder(tiny_generator, tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("x")
-    with pytest.raises(GanaugConfigError, match=r"not empty and holds no export\.json"):
+    with pytest.raises(GanaugConfigError, match=r"exists and is not an empty folder or a ganaug "
+                                                r"export \(no export\.json\)"):
         SyntheticDataset(tiny_generator, n_per_class=2, cache=tmp_path / "other")
 
 
 def test_synthetic_cache_dir_other_settings(tiny_generator, tmp_path):
     SyntheticDataset(tiny_generator, n_per_class=2, cache=tmp_path / "s", seed=0)
-    with pytest.raises(GanaugConfigError, match=r"other settings \(seed differ\)"):
+    with pytest.raises(GanaugConfigError, match=r"already holds a ganaug export made with other "
+                                                r"arguments \(seed: 0 there, 1 now\)\. Use a new "
+                                                r"cache folder"):
         SyntheticDataset(tiny_generator, n_per_class=2, cache=tmp_path / "s", seed=1)
 
 
@@ -151,9 +109,12 @@ def test_synthetic_cache_dir_other_settings(tiny_generator, tmp_path):
     ({}, r"exactly one of n_per_class"),
     ({"counts": {"dog": 3}}, r"Unknown class 'dog' in counts"),
     ({"counts": [1, 2]}, r"2 entries for 3 classes"),
-    ({"n_per_class": -1}, r"integers >= 0, got -1"),
-    ({"n_per_class": 1, "min_confidence": 2}, r"min_confidence must be a probability"),
-    ({"n_per_class": 1, "seed": -1}, r"seed must be an int >= 0, got -1"),
+    ({"n_per_class": -1}, r"n_per_class must be an integer >= 0, got -1"),
+    ({"counts": [1, -1, 0]}, r"each entry of counts must be an integer >= 0, got -1"),
+    ({"n_per_class": 1, "min_confidence": 2}, r"min_confidence must be a finite number in \[0, 1\]"),
+    ({"n_per_class": 1, "seed": -1}, r"seed must be an integer from 0 to .*, got -1"),
+    ({"n_per_class": 1, "truncation": 1.5}, r"truncation must be a finite number in \(0, 1\]"),
+    ({"n_per_class": 1, "chunk_size": 0}, r"chunk_size must be an integer >= 1, got 0"),
 ])
 def test_synthetic_config_errors(tiny_generator, kwargs, match):
     with pytest.raises(GanaugConfigError, match=match):
@@ -196,89 +157,27 @@ def test_filter_unreachable_acceptance(tiny_generator):
         ds[0]
 
 
-# -- MixedDataset ----------------------------------------------------------------------------
-@pytest.mark.parametrize("ratio", [0.25, 0.5, 1.3, 0.0])
-def test_append_exact_ratio(tiny_generator, ratio):
-    ds = MixedDataset(RealSet(), tiny_generator, ratio=ratio)
-    n_synth = math.floor(ratio * 10 + 0.5)
-    assert len(ds) == 10 + n_synth and int(ds.synthetic_mask.sum()) == n_synth
-    assert sum(ds.class_counts("synthetic").values()) == n_synth
-    assert ds.class_counts("real") == {"a": 6, "b": 3, "c": 1}
+def test_synthetic_with_a_path_pickles_small_and_matches(tiny_model_path, tiny_generator):
+    import pickle
+
+    ds = SyntheticDataset(tiny_model_path, n_per_class=2, seed=1)
+    assert ds.classes == ["a", "b", "c"] and not ds.source.loaded  # header only
+    expected = SyntheticDataset(tiny_generator, n_per_class=2, seed=1).image(3)
+    torch.testing.assert_close(ds.image(3), expected)
+    weights = sum(v.numel() * 4 for v in tiny_generator.state_dict().values())
+    restored = pickle.loads(pickle.dumps(ds))
+    assert len(pickle.dumps(ds)) < weights / 4 and not restored.source.loaded
+    torch.testing.assert_close(restored.image(3), expected)
 
 
-def test_append_items_match_real_format_and_labels(tiny_generator):
-    ds = MixedDataset(RealSet(), tiny_generator, ratio=1.0, transform=v2.PILToTensor())
-    assert ds.targets[:10] == REAL_TARGETS
-    for i in range(len(ds)):
-        img, label = ds[i]
-        assert img.shape == (3, 32, 32) and label == ds.targets[i]
-        assert ds.is_synthetic(i) == (i >= 10)
-    assert torch.all(ds[4][0] == 40)
-    counts = np.bincount(ds.targets, minlength=3).tolist()
-    assert dict(zip("abc", counts)) == ds.class_counts()
-
-
-@pytest.mark.parametrize("balance,ratio,expected", [
-    ("match_max", None, {"a": 6, "b": 6, "c": 6}),
-    ("uniform", None, {"a": 6, "b": 6, "c": 6}),
-    ("uniform", 0.4, {"a": 6, "b": 4, "c": 4}),
-    ("uniform", 1.1, {"a": 7, "b": 7, "c": 7}),
-    ({"a": 2, "c": 5}, None, {"a": 6, "b": 3, "c": 5}),
-])
-def test_balance_counts(tiny_generator, balance, ratio, expected):
-    ds = MixedDataset(RealSet(with_targets=False), tiny_generator, balance=balance, ratio=ratio)
-    assert ds.class_counts() == expected
-    assert len(ds) == sum(expected.values())
-
-
-def test_balance_uniform_water_filling():
-    assert balance_counts([6, 3, 1], "uniform", budget=3) == [0, 1, 2]
-    assert balance_counts([5, 5], "uniform", budget=3) == [2, 1]
-
-
-def test_append_whole_synthetic_dataset(tiny_generator):
-    synth = SyntheticDataset(tiny_generator, counts=[1, 2, 3])
-    ds = MixedDataset(RealSet(), synth)
-    assert ds.class_counts() == {"a": 7, "b": 5, "c": 4}
-    torch.testing.assert_close(v2.functional.pil_to_tensor(ds[15][0]),
-                               v2.functional.resize(synth.image(5), [32, 32], antialias=True))
-
-
-def test_replace_mode_rate_and_seed(tiny_generator):
-    def pattern(seed, p):
-        ds = MixedDataset(RealSet(), tiny_generator, mode="replace", p=p, seed=seed)
-        out = []
-        for _ in range(40):
-            for i in range(10):
-                img, label = ds[i]
-                assert label == REAL_TARGETS[i] and img.size == (32, 32)
-                out.append(ds.is_synthetic(i))
-                assert out[-1] == (np.asarray(img).std() > 0)
-        return out
-
-    a = pattern(0, 0.3)
-    assert a == pattern(0, 0.3) and a != pattern(1, 0.3)
-    assert abs(sum(a) - 120) <= 4 * math.sqrt(400 * 0.3 * 0.7)
-    assert not any(pattern(0, 0.0))
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    ({"ratio": 0.5, "balance": "match_max"}, r"ratio= cannot be combined with balance='match_max'"),
-    ({"balance": "rebalance"}, r"Unknown balance 'rebalance'"),
-    ({"p": 0.5}, r"p= is for mode='replace'"),
-    ({"mode": "replace"}, r"needs p="),
-    ({"mode": "replace", "p": 0.5, "ratio": 1}, r"ratio= and balance= are for mode='append'"),
-    ({"mode": "mix"}, r"Unknown mode 'mix'"),
-    ({}, r"ratio=0\.5"),
-    ({"balance": {"zebra": 3}}, r"Unknown class 'zebra'"),
-])
-def test_mixed_config_errors(tiny_generator, kwargs, match):
-    with pytest.raises(GanaugConfigError, match=match):
-        MixedDataset(RealSet(), tiny_generator, **kwargs)
-
-
-def test_mixed_class_mismatch(tiny_generator):
-    real = RealSet()
-    real.classes = ["x", "y", "z"]
-    with pytest.raises(GanaugDataError, match=r"classes \(x, y, z\) differ from the generator's \(a, b, c\)"):
-        MixedDataset(real, tiny_generator, ratio=1.0)
+def test_synthetic_filtered_cache_refuses_other_settings(tiny_generator, tmp_path):
+    clf = EveryOther(cls=1)
+    first = SyntheticDataset(tiny_generator, counts={"b": 2}, filter=clf, cache=tmp_path / "f")
+    first.generate()
+    assert (tmp_path / "f" / "ganaug-synthetic.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "f" / "b").iterdir()) == ["000000.png", "000001.png"]
+    with pytest.raises(GanaugConfigError, match=r"already holds filtered synthetic images made "
+                                                r"with other arguments \(min_confidence: 0\.9 "
+                                                r"there, 0\.5 now\)"):
+        SyntheticDataset(tiny_generator, counts={"b": 2}, filter=clf, min_confidence=0.5,
+                         cache=tmp_path / "f")

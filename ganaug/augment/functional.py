@@ -1,0 +1,174 @@
+"""Pure kernels of the augmenters: match a synthetic image to a real one, look up classes.
+
+:func:`match_image` converts one generated ``(C, H, W) uint8`` image to the type, size, channels
+and value range of the image it replaces, through a ``{type: kernel}`` table like torchvision's
+``transforms.v2.functional`` (https://pytorch.org/vision/stable/transforms.html).
+:func:`label_to_index` is the one class lookup (names, ints, 0-d tensors) of every augmenter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
+
+from ganaug._checks import check_int
+from ganaug._imaging import fit_images, normalize
+from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugError, did_you_mean
+
+__all__ = ["UnsupportedImageError", "check_same_classes", "fit_images", "label_to_index",
+           "match_image", "normalize", "per_class_counts"]
+
+
+class UnsupportedImageError(GanaugDataError, TypeError):
+    """:func:`match_image` has no kernel for this type of image."""
+
+
+def _channels_of_mode(mode: str) -> int:
+    return 1 if mode in ("L", "1", "I", "F", "I;16", "LA") else 3
+
+
+def _not_an_image(shape, kind: str) -> GanaugDataError:
+    return GanaugDataError(
+        f"Expected one image as a {kind} with 1 or 3 channels, got shape {shape}. Per-sample "
+        "transforms take one image; for batches use ganaug.BatchMixer."
+    )
+
+
+def _match_pil(fake: torch.Tensor, like: PIL.Image.Image) -> PIL.Image.Image:
+    out = fit_images(fake, _channels_of_mode(like.mode), (like.height, like.width))
+    img = F.to_pil_image(out)
+    return img if img.mode == like.mode else img.convert(like.mode)
+
+
+def _match_ndarray(fake: torch.Tensor, like: np.ndarray) -> np.ndarray:
+    chw = like.ndim == 3
+    if like.ndim not in (2, 3) or (chw and like.shape[2] not in (1, 3)):
+        raise _not_an_image(like.shape, "NumPy (H, W, C) array")
+    out = fit_images(fake, like.shape[2] if chw else 1, like.shape[:2])
+    arr = out.permute(1, 2, 0).numpy() if chw else out[0].numpy()
+    if like.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    return (arr.astype(np.float32) / 255.0).astype(like.dtype)
+
+
+def _match_tensor(fake: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if like.ndim not in (2, 3) or (like.ndim == 3 and like.shape[0] not in (1, 3)):
+        raise _not_an_image(tuple(like.shape), "tensor (C, H, W)")
+    channels = like.shape[0] if like.ndim == 3 else 1
+    out = fit_images(fake, channels, like.shape[-2:])
+    out = F.to_dtype(out, like.dtype, scale=True) if like.dtype != torch.uint8 else out
+    out = out.to(like.device)
+    return out[0] if like.ndim == 2 else out
+
+
+def _match_tv_image(fake: torch.Tensor, like: tv_tensors.Image) -> tv_tensors.Image:
+    return tv_tensors.wrap(_match_tensor(fake, like.as_subclass(torch.Tensor)), like=like)
+
+
+#: input type -> kernel; the most specific type in the input's MRO wins.
+KERNELS: dict[type, Callable[[torch.Tensor, Any], Any]] = {
+    PIL.Image.Image: _match_pil,
+    np.ndarray: _match_ndarray,
+    tv_tensors.Image: _match_tv_image,
+    torch.Tensor: _match_tensor,
+}
+
+
+def match_image(fake: torch.Tensor, like: Any) -> Any:
+    """Convert a synthetic image to the type, size, channels and value range of ``like``.
+
+    Args:
+        fake: ``(C, H, W) uint8`` in [0, 255], C in {1, 3}.
+        like: a PIL image (any mode), a ``(C, H, W)`` or ``(H, W)`` tensor (uint8, or float in
+            [0, 1]), a ``tv_tensors.Image``, or a NumPy ``(H, W, C)``/``(H, W)`` array.
+
+    Returns:
+        ``fake`` as the same type as ``like``: PIL in the same mode, a tensor of the same dtype
+        and device (float in [0, 1]), a ``tv_tensors.Image``, or an array of the same dtype.
+
+    Raises:
+        UnsupportedImageError: no kernel for ``type(like)`` (a GanaugDataError and TypeError).
+        GanaugDataError: ``like`` is not a single image with 1 or 3 channels.
+    """
+    for cls in type(like).__mro__:
+        kernel = KERNELS.get(cls)
+        if kernel is not None:
+            return kernel(fake, like)
+    raise UnsupportedImageError(
+        f"Cannot replace an image of type {type(like).__name__}. Accepted: PIL images, "
+        "tensors (C, H, W), tv_tensors.Image and NumPy (H, W, C) arrays."
+    )
+
+
+def label_to_index(label: Any, classes: Sequence[str], *, what: str = "", fix: str = "",
+                   error: type[GanaugError] = GanaugConfigError) -> int:
+    """The class index of ``label``: a class name, an int, a NumPy int or a 1-element int tensor.
+
+    Args:
+        label: the label to look up.
+        classes: the class names; index ``i`` is class ``classes[i]``.
+        what: where the label comes from, for the messages (e.g. ``"counts"``).
+        fix: advice appended to the unknown and out-of-range messages.
+        error: the error raised for an unknown or out-of-range label, or a non-label.
+
+    Raises:
+        GanaugDataError: a float or multi-element tensor or array.
+        error: an unknown class name, a label out of ``0..len(classes)-1``, or not a label.
+    """
+    where, fix = (f" in {what}" if what else ""), (f" {fix}" if fix else "")
+    if isinstance(label, (torch.Tensor, np.ndarray)):
+        is_tensor = isinstance(label, torch.Tensor)
+        count = label.numel() if is_tensor else label.size
+        floating = label.is_floating_point() if is_tensor else label.dtype.kind not in "iu"
+        if count != 1 or floating:
+            raise GanaugDataError(
+                f"Expected one integer class label per sample{where}, got a "
+                f"{'tensor' if is_tensor else 'NumPy array'} of shape {tuple(label.shape)} and "
+                f"dtype {label.dtype}. Pass the class index (int).")
+        label = label.item()
+    names = ", ".join(map(str, classes))
+    if isinstance(label, str):
+        if label in classes:
+            return list(classes).index(label)
+        raise error(f"Unknown class '{label}'{where}. Classes: {names}."
+                    + did_you_mean(label, classes) + fix)
+    if isinstance(label, (bool, float)) or not isinstance(label, (int, np.integer)):
+        raise error(f"A label{where} must be an int or a class name, got {label!r} "
+                    f"({type(label).__name__}). Use 0..{len(classes) - 1} or one of: {names}.")
+    if not 0 <= label < len(classes):
+        raise error(f"Label {int(label)}{where} is out of range: there are {len(classes)} "
+                    f"classes (labels 0..{len(classes) - 1}).{fix}")
+    return int(label)
+
+
+def per_class_counts(value: Mapping | Sequence | int, classes: Sequence[str], *,
+                     what: str) -> list[int]:
+    """Per-class non-negative ints from an int, a sequence or a ``{class: count}`` mapping."""
+    if isinstance(value, Mapping):
+        out = [0] * len(classes)
+        for key, n in value.items():
+            out[label_to_index(key, classes, what=what)] = n
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        out = [value] * len(classes)
+    else:
+        out = list(value)
+        if len(out) != len(classes):
+            raise GanaugConfigError(f"{what} has {len(out)} entries for {len(classes)} classes; "
+                                    "give one count per class or a {class: count} dict.")
+    name = what if isinstance(value, (int, np.integer)) else f"each entry of {what}"
+    return [check_int(name, n, minimum=0) for n in out]
+
+
+def check_same_classes(what_a: str, classes_a: Sequence[str], what_b: str,
+                       classes_b: Sequence[str], *, fix: str = "") -> None:
+    """Raise :class:`GanaugDataError` naming both lists when two class lists differ."""
+    if list(map(str, classes_a)) != list(map(str, classes_b)):
+        raise GanaugDataError(
+            f"{what_a}'s classes ({', '.join(map(str, classes_a))}) differ from {what_b}'s "
+            f"({', '.join(map(str, classes_b))})." + (f" {fix}" if fix else ""))

@@ -1,0 +1,317 @@
+"""Real data plus synthetic data: appended (expansion, rebalancing) or replaced per access.
+
+:class:`MixedDataset` appends synthetic samples to a real dataset (an exact ratio, or long-tail
+rebalancing with :func:`balance_counts`), or, with ``mode="replace"``, swaps real samples for
+synthetic ones per access with probability ``p`` (:class:`Replacer`, DA-Fusion style,
+https://arxiv.org/abs/2302.07944).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ganaug._checks import check_float, check_probability, check_seed
+from ganaug._seeding import WorkerStream, worker_stream_seed
+from ganaug.augment.functional import (
+    check_same_classes,
+    label_to_index,
+    match_image,
+    per_class_counts,
+)
+from ganaug.augment.source import GeneratorSource, SampleBank
+from ganaug.augment.synthetic import SyntheticDataset
+from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
+
+__all__ = ["MixedDataset", "Replacer", "balance_counts", "dataset_labels", "proportional_counts"]
+
+BALANCE_MODES = ("uniform", "match_max")
+MODES = ("append", "replace")
+
+
+# -- counting --------------------------------------------------------------------------------
+def dataset_labels(dataset: Dataset) -> list[int]:
+    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it."""
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        return [int(dataset[i][1]) for i in range(len(dataset))]
+    if isinstance(targets, torch.Tensor):
+        return targets.tolist()
+    return [int(t) for t in targets]
+
+
+def balance_counts(real_counts: Sequence[int], balance: str | Mapping, *,
+                   budget: int | None = None, classes: Sequence[str] | None = None) -> list[int]:
+    """Synthetic images to add per class.
+
+    * ``"match_max"``: top every class up to the largest real class count.
+    * ``"uniform"``: spend ``budget`` synthetic images (default: exactly what ``match_max``
+      needs) filling the smallest classes first, so totals end as equal as possible; a
+      budget beyond equality is spread evenly (ties go to the lower class index).
+    * ``{class: total}``: top each listed class up to that total (never removes real images).
+    """
+    classes = list(classes) if classes is not None else [str(i) for i in range(len(real_counts))]
+    top = max(real_counts) if real_counts else 0
+    if isinstance(balance, Mapping):
+        if budget is not None:
+            raise GanaugConfigError("ratio= cannot be combined with a {class: total} balance; "
+                                    "the dict already fixes the totals.")
+        targets = per_class_counts(balance, classes, what="balance")
+        listed = {label_to_index(key, classes, what="balance") for key in balance}
+        return [max(0, targets[c] - n) if c in listed else 0 for c, n in enumerate(real_counts)]
+    if balance == "match_max":
+        if budget is not None:
+            raise GanaugConfigError("ratio= cannot be combined with balance='match_max'; use "
+                                    "balance='uniform' to spend a ratio on the rarest classes.")
+        return [top - n for n in real_counts]
+    if balance != "uniform":
+        raise GanaugConfigError(f"Unknown balance {balance!r}. Use 'uniform', 'match_max' or a "
+                                "{class: total} dict." + did_you_mean(str(balance), BALANCE_MODES))
+    if budget is None:
+        return [top - n for n in real_counts]
+    heap = [(n, c) for c, n in enumerate(real_counts)]
+    heapq.heapify(heap)
+    extra = [0] * len(real_counts)
+    for _ in range(budget):
+        n, c = heapq.heappop(heap)
+        extra[c] += 1
+        heapq.heappush(heap, (n + 1, c))
+    return extra
+
+
+def proportional_counts(real_counts: Sequence[int], total: int) -> list[int]:
+    """Split ``total`` in proportion to ``real_counts`` (largest remainder, exact sum)."""
+    n = sum(real_counts)
+    if n == 0:
+        return [0] * len(real_counts)
+    exact = [total * c / n for c in real_counts]
+    out = [math.floor(e) for e in exact]
+    order = sorted(range(len(exact)), key=lambda c: (-(exact[c] - out[c]), c))
+    for c in order[: total - sum(out)]:
+        out[c] += 1
+    return out
+
+
+# -- replace mode ----------------------------------------------------------------------------
+class Replacer:
+    """Swap a real image for a synthetic one of its class with probability ``p``, per access.
+
+    The coin flips come from a stream seeded once per process and DataLoader worker from
+    ``(seed, worker seed)`` (see :func:`ganaug._seeding.worker_stream_seed`). The synthetic image
+    is the next one of a :class:`SampleBank` or a random item of a :class:`SyntheticDataset`,
+    converted to the real image's type, size and channels.
+
+    Args:
+        p: replacement probability in [0, 1].
+        source: a :class:`SyntheticDataset`, or a generator / model file for a SampleBank.
+        seed: seeds the coin flips (and the bank).
+    """
+
+    def __init__(self, p: float, source: Any, *, seed: int = 0) -> None:
+        self.p = check_probability("p", p)
+        self.seed = check_seed("seed", seed)
+        self.synthetic = source if isinstance(source, SyntheticDataset) else None
+        self.bank = None if self.synthetic is not None else SampleBank(source, seed=self.seed)
+        self._stream = WorkerStream()
+
+    def __call__(self, img: Any, label: int) -> tuple[Any, bool]:
+        """``(image, replaced)``: ``img`` itself, or a synthetic image of class ``label``."""
+        if self._stream.due():
+            self._rng = torch.Generator().manual_seed(worker_stream_seed(self.seed))
+            self._stream.claim()
+        if not bool(torch.rand((), generator=self._rng) < self.p):
+            return img, False
+        if self.bank is not None:
+            fake = self.bank.draw(label)
+        else:
+            j = int(torch.randint(0, self.synthetic.counts[label], (), generator=self._rng))
+            fake = self.synthetic.image(self.synthetic.index_of(label, j))
+        return match_image(fake, img), True
+
+
+# -- MixedDataset ----------------------------------------------------------------------------
+class MixedDataset(Dataset):
+    """Real data plus synthetic data: appended (expansion, rebalancing) or replaced per access.
+
+    ``mode="append"``: items ``0..len(real)-1`` are the real ones, then the synthetic ones.
+    The synthetic part is ``round(ratio * len(real))`` images split like the real classes
+    (``ratio=``), or tops classes up (``balance=``, see :func:`balance_counts`: ``"match_max"``,
+    ``"uniform"`` optionally with a ``ratio`` budget, or ``{class: total}``), or is the whole
+    given :class:`SyntheticDataset` (neither).
+    ``mode="replace"``: same length as ``real``; each access of item ``i`` returns a synthetic
+    image of its class instead with probability ``p`` (seeded per process and DataLoader
+    worker, like :class:`ganaug.SampleBank`; see :class:`Replacer`).
+
+    Synthetic images are converted to the type, mode and size of the real images (the first
+    real image in append mode, the replaced one in replace mode), so give ``real`` no tensor
+    transform; put the pipeline in ``transform`` (settable, applied to real and synthetic).
+
+    Args:
+        real: a map-style dataset of ``(image, int label)``; ``.targets`` is used when present,
+            otherwise the labels are read once.
+        synthetic_or_generator: a :class:`SyntheticDataset`, a :class:`ganaug.Generator` or a
+            model file path (then a SyntheticDataset / SampleBank is made with ``seed``).
+        mode: ``"append"`` or ``"replace"``.
+        ratio: synthetic size relative to ``len(real)`` (append).
+        p: replacement probability (replace).
+        balance: see above (append).
+        seed: seeds the synthetic images and the replacement draws.
+        transform, target_transform: applied to every image / label.
+    """
+
+    def __init__(self, real: Dataset, synthetic_or_generator: Any, *, mode: str = "append",
+                 ratio: float | None = None, p: float | None = None,
+                 balance: str | Mapping | None = None, seed: int = 0,
+                 transform: Callable | None = None,
+                 target_transform: Callable | None = None) -> None:
+        if mode not in MODES:
+            raise GanaugConfigError(f"Unknown mode '{mode}'. Use 'append' or 'replace'."
+                                    + did_you_mean(str(mode), MODES))
+        self.real, self.mode, self.seed = real, mode, check_seed("seed", seed)
+        self.transform, self.target_transform = transform, target_transform
+        given = synthetic_or_generator if isinstance(
+            synthetic_or_generator, SyntheticDataset) else None
+        source = None if given is not None else GeneratorSource(synthetic_or_generator)
+        gen_classes = given.classes if given is not None else source.classes
+        self.real_targets = dataset_labels(real)
+        self.classes = list(getattr(real, "classes", None) or gen_classes)
+        self._check_classes(gen_classes)
+        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        self.real_counts = np.bincount(np.asarray(self.real_targets, dtype=np.int64),
+                                       minlength=len(self.classes)).tolist()
+        self.synthetic, self.replacer = given, None
+        self.synthetic_counts, self._synth_index = [0] * len(self.classes), []
+        self._like = None
+        self._last_replaced: dict[int, bool] = {}
+        if mode == "append":
+            self._append(source, ratio, p, balance)
+        else:
+            if ratio is not None or balance is not None:
+                raise GanaugConfigError("ratio= and balance= are for mode='append'; "
+                                        "mode='replace' takes p= only.")
+            if p is None:
+                raise GanaugConfigError("mode='replace' needs p=, the replacement probability.")
+            if given is not None:
+                empty = [self.classes[c] for c, n in enumerate(self.real_counts)
+                         if n and not given.counts[c]]
+                if empty:
+                    raise GanaugConfigError(f"The SyntheticDataset has no images of class(es) "
+                                            f"{', '.join(empty)}, which the real data has.")
+            self.replacer = Replacer(p, given if given is not None else source, seed=self.seed)
+
+    @property
+    def p(self) -> float | None:
+        """The replacement probability (replace mode; None in append mode)."""
+        return None if self.replacer is None else self.replacer.p
+
+    @property
+    def bank(self) -> SampleBank | None:
+        """The SampleBank of replace mode with a generator (None otherwise)."""
+        return None if self.replacer is None else self.replacer.bank
+
+    def _check_classes(self, gen_classes: list[str]) -> None:
+        real_classes = getattr(self.real, "classes", None)
+        if real_classes is not None:
+            check_same_classes("The real dataset", real_classes, "the generator", gen_classes,
+                               fix="Use a generator trained on this dataset, with the same "
+                                   "classes in the same order.")
+        top = max(self.real_targets, default=-1)
+        if top >= len(gen_classes) or min(self.real_targets, default=0) < 0:
+            raise GanaugDataError(
+                f"Real labels go up to {top} but the generator has {len(gen_classes)} classes "
+                f"(labels 0..{len(gen_classes) - 1}). Use a generator trained on this dataset.")
+
+    def _append(self, source: GeneratorSource | None, ratio, p, balance) -> None:
+        """Decide how many synthetic images of each class to append, and index them."""
+        if p is not None:
+            raise GanaugConfigError("p= is for mode='replace'; in mode='append' use ratio= or "
+                                    "balance=.")
+        budget = None
+        if ratio is not None:
+            ratio = check_float("ratio", ratio, minimum=0.0)
+            budget = math.floor(ratio * len(self.real_targets) + 0.5)
+        if balance is not None:
+            needed = balance_counts(self.real_counts, balance, budget=budget, classes=self.classes)
+        elif budget is not None:
+            needed = proportional_counts(self.real_counts, budget)
+        elif self.synthetic is not None:
+            needed = list(self.synthetic.counts)
+        else:
+            raise GanaugConfigError("With a generator, say how many synthetic images to add: "
+                                    "ratio=0.5 (half as many as the real ones) or "
+                                    "balance='match_max'/'uniform'/{class: total}.")
+        if self.synthetic is None:
+            self.synthetic = SyntheticDataset(source, counts=needed, seed=self.seed,
+                                              cache="memory")
+        short = [(self.classes[c], self.synthetic.counts[c], n)
+                 for c, n in enumerate(needed) if self.synthetic.counts[c] < n]
+        if short:
+            name, have, want = short[0]
+            raise GanaugConfigError(
+                f"The SyntheticDataset has {have} images of class '{name}' but {want} are "
+                "needed; build it with counts= at least that large, or pass the generator.")
+        self.synthetic_counts = needed
+        self._synth_index = [self.synthetic.index_of(c, j)
+                             for c, n in enumerate(needed) for j in range(n)]
+        self._like = self.real[0][0] if len(self.real) else None
+
+    # -- access -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.real_targets) + len(self._synth_index)
+
+    @property
+    def targets(self) -> list[int]:
+        synth = [self.synthetic.targets[i] for i in self._synth_index]
+        return self.real_targets + synth
+
+    def class_counts(self, part: str = "all") -> dict[str, int]:
+        """Images per class name: ``"all"``, ``"real"`` or ``"synthetic"`` (append mode)."""
+        if part not in ("all", "real", "synthetic"):
+            raise GanaugConfigError(f"part must be 'all', 'real' or 'synthetic', got {part!r}.")
+        counts = {"real": self.real_counts, "synthetic": self.synthetic_counts}.get(part)
+        if counts is None:
+            counts = [a + b for a, b in zip(self.real_counts, self.synthetic_counts)]
+        return dict(zip(self.classes, counts))
+
+    @property
+    def synthetic_mask(self) -> torch.Tensor:
+        """``(len,) bool``: True for appended synthetic items (all False in replace mode)."""
+        mask = torch.zeros(len(self), dtype=torch.bool)
+        mask[len(self.real_targets):] = True
+        return mask
+
+    def is_synthetic(self, index: int) -> bool:
+        """Append: whether item ``index`` is synthetic. Replace: whether its last access in
+        this process was replaced."""
+        if self.replacer is not None:
+            return self._last_replaced.get(index, False)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} items")
+        return index % len(self) >= len(self.real_targets)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        n_real = len(self.real_targets)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} items")
+        if index < n_real:
+            img, label = self.real[index][:2]
+            if self.replacer is not None:
+                img, self._last_replaced[index] = self.replacer(img, int(label))
+        else:
+            k = self._synth_index[index - n_real]
+            label = self.synthetic.targets[k]
+            img = self.synthetic.image(k)
+            img = match_image(img, self._like) if self._like is not None else img
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return img, label

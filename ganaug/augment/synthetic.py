@@ -1,0 +1,296 @@
+"""A deterministic, index-addressable dataset of generated images.
+
+Item ``j`` of class ``c`` is image ``j`` of class ``c`` of a ``ganaug export`` with the same seed,
+whatever the access order, process or worker; a cache folder uses the export's layout
+(:class:`ganaug.export.ImageFolderLayout`). Optionally only samples a classifier recognises
+confidently are kept, as in https://arxiv.org/abs/2304.08466.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
+
+from ganaug._checks import check_int, check_probability, check_seed, check_truncation
+from ganaug._files import atomic_path, guard_folder
+from ganaug._seeding import derive_seed
+from ganaug.augment.functional import per_class_counts
+from ganaug.augment.source import GeneratorSource
+from ganaug.errors import GanaugConfigError, GanaugDataError
+from ganaug.export import ImageFolderLayout, export_spec, generate_items, model_fingerprint
+from ganaug.generator import Generator
+
+__all__ = ["SyntheticDataset"]
+
+CACHE_META = "ganaug-synthetic.json"
+LRU_CHUNKS = 8  # chunks kept per process with cache=None
+
+
+class SyntheticDataset(Dataset):
+    """A deterministic, index-addressable dataset of generated ``(PIL image, int label)``.
+
+    Items are class-major: ``counts[0]`` images of class 0, then class 1, ... Item ``i`` maps
+    to (class ``c``, index ``j`` in the class), whose noise is seeded from ``(seed, c, j)``
+    exactly as in ``ganaug export`` (:func:`ganaug.export.generate_items`): item ``i`` is the
+    same image whatever the access order, process or worker, and equals image ``j`` of class
+    ``c`` of an export with the same seed. Items are generated in chunks of ``chunk_size``
+    per class (one forward pass each) on first access, or all at once by :meth:`generate`.
+    With ``filter`` the candidates of chunk ``k`` are seeded from ``(seed, c, k, round)``.
+
+    Args:
+        generator: a :class:`ganaug.Generator` or a model file path (loaded lazily per process).
+        n_per_class: images per class (exclusive with ``counts``).
+        counts: ``{class name or index: count}`` or one count per class.
+        seed: base seed of every chunk.
+        transform, target_transform: applied to the PIL image / int label (settable).
+        cache: ``None`` keeps the last few chunks per process (fine for sequential reads);
+            ``"memory"`` keeps every generated chunk (use it, or :meth:`generate`, when
+            shuffling); a directory keeps PNGs in ``ganaug export``'s ImageFolder layout
+            ``DIR/<class>/<j:06d>.png`` + ``manifest.csv`` + ``export.json``, reused by later
+            runs (and exports) with the same model, seed and truncation.
+        chunk_size: images generated per call and class.
+        truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
+        progress: show a tqdm bar in :meth:`generate`.
+        filter: a classifier ``(N, C, H, W) float in [0, 1] -> (N, K) logits`` (class ``k``
+            of the classifier = class ``k`` of the generator); only samples whose softmax
+            probability of their intended class is ``>= min_confidence`` are kept.
+        min_confidence: acceptance threshold in [0, 1].
+        max_tries: most candidates drawn to fill one chunk (default 20 x the chunk length).
+        device: where to generate (default: the generator's device; the CPU inside
+            DataLoader workers).
+
+    Raises:
+        GanaugConfigError: bad counts, unknown class names, bad settings, a cache folder made
+            with other settings.
+        GanaugDataError: (when generating) a class whose filter acceptance is too low.
+    """
+
+    def __init__(self, generator: Generator | str | os.PathLike | GeneratorSource,
+                 n_per_class: int | None = None, counts: Mapping | Sequence[int] | None = None,
+                 *, seed: int = 0, transform: Callable | None = None,
+                 target_transform: Callable | None = None,
+                 cache: str | os.PathLike | None = None, chunk_size: int = 256,
+                 truncation: float = 1.0, progress: bool = False, filter: Callable | None = None,
+                 min_confidence: float = 0.9, max_tries: int | None = None,
+                 device: str | torch.device | None = None) -> None:
+        self.source = GeneratorSource(generator)
+        self.classes = self.source.classes
+        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        if (n_per_class is None) == (counts is None):
+            raise GanaugConfigError("Pass exactly one of n_per_class= (images per class) or "
+                                    "counts= ({class: count} or one count per class).")
+        self.counts = per_class_counts(n_per_class if counts is None else counts, self.classes,
+                                       what="n_per_class" if counts is None else "counts")
+        self.offsets = np.cumsum([0] + self.counts).tolist()
+        self.targets = [c for c, n in enumerate(self.counts) for _ in range(n)]
+        self.seed = check_seed("seed", seed)
+        self.truncation = check_truncation(truncation)
+        self.chunk_size = check_int("chunk_size", chunk_size)
+        self.transform, self.target_transform = transform, target_transform
+        self.progress, self.filter = progress, filter
+        self.min_confidence = check_probability("min_confidence", min_confidence)
+        self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)
+        self.device = None if device is None else torch.device(device)
+        self.cache_dir: Path | None = None
+        self.layout: ImageFolderLayout | None = None
+        if cache not in (None, "memory"):
+            self.cache_dir = Path(cache)
+            self.layout = self._claim_cache_dir()
+        self.cache = cache
+        self._chunks: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self._tried = [0] * len(self.classes)
+        self._accepted = [0] * len(self.classes)
+
+    @property
+    def generator(self) -> Generator:
+        """The generator, loaded on first use in this process when given as a path."""
+        return self.source.generator
+
+    @property
+    def path(self) -> str | None:
+        return self.source.path
+
+    # -- indexing ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """``index -> (class, index within the class)``."""
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} is out of range for {n} synthetic images")
+        cls = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return cls, index - self.offsets[cls]
+
+    def index_of(self, cls: int, j: int) -> int:
+        """The dataset index of image ``j`` of class ``cls``."""
+        if not 0 <= j < self.counts[cls]:
+            raise IndexError(f"class {cls} has {self.counts[cls]} images, asked for {j}")
+        return self.offsets[cls] + j
+
+    def image(self, index: int) -> torch.Tensor:
+        """Item ``index`` as ``(C, H, W) uint8`` (no transform)."""
+        cls, j = self.locate(index)
+        return self._chunk(cls, j // self.chunk_size)[j % self.chunk_size]
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        img = to_pil_image(self.image(index))
+        label = self.targets[index]
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return img, label
+
+    def generate(self) -> SyntheticDataset:
+        """Generate (or read from the cache folder) every chunk now; returns ``self``.
+
+        With ``cache=None`` this switches the cache to ``"memory"`` so the work is kept.
+        """
+        if self.cache is None:
+            self.cache = "memory"
+        jobs = [(c, k) for c, n in enumerate(self.counts) for k in range(-(-n // self.chunk_size))]
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            jobs = tqdm(jobs, desc="synthetic chunks", unit="chunk")
+        for cls, k in jobs:
+            self._chunk(cls, k)
+        if self.layout is not None:
+            manifest = self.cache_dir / ImageFolderLayout.MANIFEST
+            if not manifest.is_file() or self.filter is not None:  # keep an export's own
+                self.layout.write_manifest(
+                    [(c, j) for c, n in enumerate(self.counts) for j in range(n)], self.seed)
+        return self
+
+    # -- acceptance -------------------------------------------------------------------------
+    @property
+    def acceptance(self) -> dict[str, float]:
+        """Filter acceptance rate per class name (classes drawn so far in this process)."""
+        return {self.classes[c]: self._accepted[c] / self._tried[c]
+                for c in range(len(self.classes)) if self._tried[c]}
+
+    # -- chunks -----------------------------------------------------------------------------
+    def _chunk_len(self, cls: int, k: int) -> int:
+        return min(self.chunk_size, self.counts[cls] - k * self.chunk_size)
+
+    def _chunk(self, cls: int, k: int) -> torch.Tensor:
+        key = (cls, k)
+        if key in self._chunks:
+            self._chunks.move_to_end(key)
+            return self._chunks[key]
+        images = self._read_chunk(cls, k) if self.layout is not None else None
+        if images is None:
+            images = self._make_chunk(cls, k)
+            if self.layout is not None:
+                self._write_chunk(cls, k, images)
+        self._chunks[key] = images
+        if self.cache is None and len(self._chunks) > LRU_CHUNKS:
+            self._chunks.popitem(last=False)
+        return images
+
+    def _device(self) -> torch.device | None:
+        if torch.utils.data.get_worker_info() is not None:
+            return torch.device("cpu")  # CUDA cannot run in forked workers
+        return self.device
+
+    def _make_chunk(self, cls: int, k: int) -> torch.Tensor:
+        m = self._chunk_len(cls, k)
+        gen, device = self.generator, self._device()
+        if self.filter is None:
+            first = k * self.chunk_size
+            return generate_items(gen, [cls] * m, list(range(first, first + m)), seed=self.seed,
+                                  truncation=self.truncation, batch_size=m, device=device).cpu()
+        max_tries = self.max_tries or 20 * m
+        kept, tried, accepted, rnd = [], 0, 0, 0
+        while accepted < m:
+            if tried >= max_tries:
+                self._refuse(cls, tried, accepted, m, max_tries)
+            n = min(m, max_tries - tried)
+            cand = gen.sample([cls] * n, seed=derive_seed(self.seed, cls, k, rnd),
+                              truncation=self.truncation, batch_size=n, device=device).cpu()
+            ok = self._accept(cand, cls)
+            kept.append(cand[ok])
+            tried, accepted, rnd = tried + n, accepted + int(ok.sum()), rnd + 1
+            self._tried[cls] += n
+            self._accepted[cls] += int(ok.sum())
+        return torch.cat(kept)[:m]
+
+    def _accept(self, images: torch.Tensor, cls: int) -> torch.Tensor:
+        """Boolean mask of the candidates the filter assigns to ``cls`` confidently enough."""
+        model = self.filter
+        params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+        device = params[0].device if params else torch.device("cpu")
+        if isinstance(model, torch.nn.Module):
+            model.eval()  # deterministic (no dropout / batch statistics) so items are stable
+        with torch.no_grad():
+            logits = model(images.to(device).float() / 255.0)
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != len(images):
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise GanaugConfigError(f"filter must map (N, C, H, W) images to (N, K) logits; for "
+                                    f"N={len(images)} it returned {got}.")
+        if logits.shape[1] <= cls:
+            raise GanaugConfigError(f"filter returns {logits.shape[1]} logits but class {cls} "
+                                    f"('{self.classes[cls]}') needs at least {cls + 1}.")
+        probs = logits.float().softmax(dim=1)[:, cls].cpu()
+        return probs >= self.min_confidence
+
+    def _refuse(self, cls: int, tried: int, accepted: int, m: int, max_tries: int) -> None:
+        raise GanaugDataError(
+            f"Class '{self.classes[cls]}': only {accepted} of {tried} generated samples "
+            f"({accepted / max(tried, 1):.1%}) reach min_confidence={self.min_confidence} under "
+            f"the filter, so {m} images cannot be found within max_tries={max_tries}. Lower "
+            "min_confidence, raise max_tries, or train the generator longer.")
+
+    # -- cache folder -----------------------------------------------------------------------
+    # Unfiltered items are ganaug export images (same noise, layout and export.json), so a
+    # folder written by `ganaug export` with the same model, seed and truncation is reused
+    # and vice versa. Filtered items are not, so they get their own settings file.
+    def _claim_cache_dir(self) -> ImageFolderLayout:
+        """The cache folder's layout, after refusing a folder made with other settings."""
+        n_per_class = max(self.counts, default=1)
+        fix = "Use a new cache folder, or delete this one."
+        if self.filter is None:
+            spec = export_spec(self.generator, n_per_class=n_per_class, seed=self.seed,
+                               fmt="png", labels=range(len(self.classes)),
+                               truncation=self.truncation)
+            old = ImageFolderLayout(self.cache_dir, self.classes, n_per_class=n_per_class).guard(
+                spec, ("model_sha256", "seed", "fmt", "truncation"), fix=fix)
+            if old is not None:  # the export (or cache) that made the folder set the padding
+                n_per_class = int(old.get("n_per_class", 1))
+        else:
+            settings = {"seed": self.seed, "truncation": self.truncation,
+                        "chunk_size": self.chunk_size, "counts": self.counts,
+                        "classes": self.classes, "min_confidence": self.min_confidence,
+                        "model_sha256": model_fingerprint(self.generator)}
+            guard_folder(self.cache_dir, settings, name=CACHE_META,
+                         what="filtered synthetic images", fix=fix)
+        return ImageFolderLayout(self.cache_dir, self.classes, n_per_class=n_per_class)
+
+    def _read_chunk(self, cls: int, k: int) -> torch.Tensor | None:
+        start = k * self.chunk_size
+        files = [self.layout.path(cls, start + i) for i in range(self._chunk_len(cls, k))]
+        if not all(f.is_file() for f in files):
+            return None
+        mode = "L" if self.generator.channels == 1 else "RGB"
+        images = []
+        for f in files:
+            with PIL.Image.open(f) as img:
+                images.append(pil_to_tensor(img.convert(mode)))
+        return torch.stack(images)
+
+    def _write_chunk(self, cls: int, k: int, images: torch.Tensor) -> None:
+        for i, img in enumerate(images):
+            with atomic_path(self.layout.path(cls, k * self.chunk_size + i)) as tmp:
+                to_pil_image(img).save(tmp, format="PNG")

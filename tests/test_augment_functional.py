@@ -1,0 +1,113 @@
+"""Pure kernels: match_image's per-type dispatch, label_to_index, per-class counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from torchvision import tv_tensors
+
+from ganaug.augment.functional import (
+    KERNELS,
+    UnsupportedImageError,
+    check_same_classes,
+    label_to_index,
+    match_image,
+    per_class_counts,
+)
+from ganaug.errors import GanaugConfigError, GanaugDataError
+
+FAKE = torch.stack([torch.full((4, 4), v, dtype=torch.uint8) for v in (255, 0, 51)])  # RGB
+
+
+def test_every_supported_type_has_a_kernel():
+    assert set(KERNELS) == {PIL.Image.Image, np.ndarray, tv_tensors.Image, torch.Tensor}
+
+
+def test_match_pil_keeps_mode_and_size():
+    out = match_image(FAKE, PIL.Image.new("RGB", (8, 2)))
+    assert out.mode == "RGB" and out.size == (8, 2)
+    assert np.asarray(out)[0, 0].tolist() == [255, 0, 51]
+    grey = match_image(FAKE, PIL.Image.new("L", (4, 4)))
+    expected = round(0.2989 * 255 + 0.114 * 51)  # luma of (255, 0, 51)
+    assert grey.mode == "L" and abs(int(np.asarray(grey)[0, 0]) - expected) <= 1
+
+
+def test_match_ndarray_keeps_dtype_and_layout():
+    u8 = match_image(FAKE, np.zeros((4, 4, 3), np.uint8))
+    assert u8.dtype == np.uint8 and u8.shape == (4, 4, 3) and u8[1, 1].tolist() == [255, 0, 51]
+    f32 = match_image(FAKE, np.zeros((4, 4, 3), np.float32))
+    np.testing.assert_allclose(f32[0, 0], [1.0, 0.0, 0.2], rtol=1e-6)
+    assert match_image(FAKE, np.zeros((4, 4), np.uint8)).shape == (4, 4)
+
+
+def test_match_tensor_and_tv_image():
+    half = match_image(FAKE, torch.zeros(3, 2, 2, dtype=torch.float16))
+    assert half.dtype == torch.float16 and half.shape == (3, 2, 2)
+    torch.testing.assert_close(half[:, 0, 0], torch.tensor([1.0, 0.0, 0.2], dtype=torch.float16))
+    hw = match_image(FAKE, torch.zeros(4, 4, dtype=torch.uint8))
+    assert hw.shape == (4, 4) and hw.dtype == torch.uint8
+    tv = match_image(FAKE, tv_tensors.Image(torch.zeros(1, 4, 4, dtype=torch.uint8)))
+    assert type(tv) is tv_tensors.Image and tv.shape == (1, 4, 4)
+
+
+def test_match_dispatch_error_lists_the_supported_types():
+    with pytest.raises(UnsupportedImageError, match=r"type list\. Accepted: PIL images, tensors "
+                                                    r"\(C, H, W\), tv_tensors\.Image and NumPy"):
+        match_image(FAKE, [[0, 1], [2, 3]])
+    with pytest.raises(TypeError):  # also a TypeError, like torchvision's
+        match_image(FAKE, "image.png")
+    with pytest.raises(GanaugDataError):  # and a GanaugDataError, as before
+        match_image(FAKE, 3.0)
+
+
+def test_match_refuses_batches_and_odd_channels():
+    with pytest.raises(GanaugDataError, match=r"shape \(2, 3, 4, 4\).*use ganaug.BatchMixer"):
+        match_image(FAKE, torch.zeros(2, 3, 4, 4))
+    with pytest.raises(GanaugDataError, match=r"NumPy \(H, W, C\) array.*\(4, 4, 4\)"):
+        match_image(FAKE, np.zeros((4, 4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("label,expected", [
+    (1, 1), ("c", 2), (np.int64(0), 0), (torch.tensor(2), 2), (torch.tensor([1]), 1),
+    (np.array(2), 2),
+])
+def test_label_to_index_accepts(label, expected):
+    assert label_to_index(label, ["a", "b", "c"]) == expected
+
+
+@pytest.mark.parametrize("label,error,match", [
+    ("bb", GanaugConfigError, r"Unknown class 'bb' in counts\. Classes: a, b, c\. Did you mean 'b'"),
+    (3, GanaugConfigError, r"Label 3 in counts is out of range: there are 3 classes \(labels 0\.\.2\)"),
+    (-1, GanaugConfigError, r"Label -1 in counts is out of range"),
+    (1.0, GanaugConfigError, r"must be an int or a class name, got 1\.0 \(float\)"),
+    (True, GanaugConfigError, r"got True \(bool\)"),
+    (torch.tensor([0, 1]), GanaugDataError, r"one integer class label.*shape \(2,\)"),
+    (torch.tensor(0.5), GanaugDataError, r"dtype torch\.float32"),
+])
+def test_label_to_index_errors(label, error, match):
+    with pytest.raises(error, match=match):
+        label_to_index(label, ["a", "b", "c"], what="counts")
+
+
+def test_label_to_index_error_type_and_fix():
+    with pytest.raises(GanaugDataError, match=r"Label 7 is out of range.*\)\. Retrain\.$"):
+        label_to_index(7, ["a", "b"], error=GanaugDataError, fix="Retrain.")
+
+
+def test_per_class_counts():
+    classes = ["a", "b", "c"]
+    assert per_class_counts(2, classes, what="n") == [2, 2, 2]
+    assert per_class_counts([1, 0, 3], classes, what="counts") == [1, 0, 3]
+    assert per_class_counts({"c": 4, 0: 1}, classes, what="counts") == [1, 0, 4]
+    with pytest.raises(GanaugConfigError, match=r"each entry of counts must be an integer >= 0, "
+                                                r"got -2"):
+        per_class_counts([1, -2, 0], classes, what="counts")
+
+
+def test_check_same_classes():
+    check_same_classes("A", ["x", "y"], "B", ["x", "y"])
+    with pytest.raises(GanaugDataError, match=r"^A's classes \(x, y\) differ from B's \(y, x\)\. "
+                                              r"Fix it\.$"):
+        check_same_classes("A", ["x", "y"], "B", ["y", "x"], fix="Fix it.")

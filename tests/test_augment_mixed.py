@@ -1,0 +1,154 @@
+"""MixedDataset (append: exact ratio, long-tail balance; replace: per-access p) and balance helpers."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from ganaug.augment import MixedDataset, SyntheticDataset, balance_counts, proportional_counts
+from ganaug.errors import GanaugConfigError, GanaugDataError
+
+REAL_TARGETS = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]  # long tail: 6, 3, 1
+
+
+class RealSet(torch.utils.data.Dataset):
+    """32x32 RGB PIL images (pixel value = 10 * index) with long-tail labels."""
+
+    classes: ClassVar[list[str]] = ["a", "b", "c"]
+
+    def __init__(self, with_targets=True, transform=None):
+        if with_targets:
+            self.targets = list(REAL_TARGETS)
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        self.transform = transform
+
+    def __len__(self):
+        return len(REAL_TARGETS)
+
+    def __getitem__(self, i):
+        img = PIL.Image.new("RGB", (32, 32), (10 * i,) * 3)
+        return (self.transform(img) if self.transform else img), REAL_TARGETS[i]
+
+
+
+# -- MixedDataset ----------------------------------------------------------------------------
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 1.3, 0.0])
+def test_append_exact_ratio(tiny_generator, ratio):
+    ds = MixedDataset(RealSet(), tiny_generator, ratio=ratio)
+    n_synth = math.floor(ratio * 10 + 0.5)
+    assert len(ds) == 10 + n_synth and int(ds.synthetic_mask.sum()) == n_synth
+    assert sum(ds.class_counts("synthetic").values()) == n_synth
+    assert ds.class_counts("real") == {"a": 6, "b": 3, "c": 1}
+
+
+def test_append_items_match_real_format_and_labels(tiny_generator):
+    ds = MixedDataset(RealSet(), tiny_generator, ratio=1.0, transform=v2.PILToTensor())
+    assert ds.targets[:10] == REAL_TARGETS
+    for i in range(len(ds)):
+        img, label = ds[i]
+        assert img.shape == (3, 32, 32) and label == ds.targets[i]
+        assert ds.is_synthetic(i) == (i >= 10)
+    assert torch.all(ds[4][0] == 40)
+    counts = np.bincount(ds.targets, minlength=3).tolist()
+    assert dict(zip("abc", counts)) == ds.class_counts()
+
+
+@pytest.mark.parametrize("balance,ratio,expected", [
+    ("match_max", None, {"a": 6, "b": 6, "c": 6}),
+    ("uniform", None, {"a": 6, "b": 6, "c": 6}),
+    ("uniform", 0.4, {"a": 6, "b": 4, "c": 4}),
+    ("uniform", 1.1, {"a": 7, "b": 7, "c": 7}),
+    ({"a": 2, "c": 5}, None, {"a": 6, "b": 3, "c": 5}),
+])
+def test_balance_counts(tiny_generator, balance, ratio, expected):
+    ds = MixedDataset(RealSet(with_targets=False), tiny_generator, balance=balance, ratio=ratio)
+    assert ds.class_counts() == expected
+    assert len(ds) == sum(expected.values())
+
+
+def test_balance_uniform_water_filling():
+    assert balance_counts([6, 3, 1], "uniform", budget=3) == [0, 1, 2]
+    assert balance_counts([5, 5], "uniform", budget=3) == [2, 1]
+
+
+def test_append_whole_synthetic_dataset(tiny_generator):
+    synth = SyntheticDataset(tiny_generator, counts=[1, 2, 3])
+    ds = MixedDataset(RealSet(), synth)
+    assert ds.class_counts() == {"a": 7, "b": 5, "c": 4}
+    torch.testing.assert_close(v2.functional.pil_to_tensor(ds[15][0]),
+                               v2.functional.resize(synth.image(5), [32, 32], antialias=True))
+
+
+def test_replace_mode_rate_and_seed(tiny_generator):
+    def pattern(seed, p):
+        ds = MixedDataset(RealSet(), tiny_generator, mode="replace", p=p, seed=seed)
+        out = []
+        for _ in range(40):
+            for i in range(10):
+                img, label = ds[i]
+                assert label == REAL_TARGETS[i] and img.size == (32, 32)
+                out.append(ds.is_synthetic(i))
+                assert out[-1] == (np.asarray(img).std() > 0)
+        return out
+
+    a = pattern(0, 0.3)
+    assert a == pattern(0, 0.3) and a != pattern(1, 0.3)
+    assert abs(sum(a) - 120) <= 4 * math.sqrt(400 * 0.3 * 0.7)
+    assert not any(pattern(0, 0.0))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"ratio": 0.5, "balance": "match_max"}, r"ratio= cannot be combined with balance='match_max'"),
+    ({"balance": "rebalance"}, r"Unknown balance 'rebalance'"),
+    ({"p": 0.5}, r"p= is for mode='replace'"),
+    ({"mode": "replace"}, r"needs p="),
+    ({"mode": "replace", "p": 0.5, "ratio": 1}, r"ratio= and balance= are for mode='append'"),
+    ({"mode": "mix"}, r"Unknown mode 'mix'"),
+    ({"ratio": -0.5}, r"ratio must be a finite number in \[0, inf\), got -0\.5"),
+    ({"mode": "replace", "p": 1.5}, r"p must be a finite number in \[0, 1\]"),
+    ({}, r"ratio=0\.5"),
+    ({"balance": {"zebra": 3}}, r"Unknown class 'zebra'"),
+])
+def test_mixed_config_errors(tiny_generator, kwargs, match):
+    with pytest.raises(GanaugConfigError, match=match):
+        MixedDataset(RealSet(), tiny_generator, **kwargs)
+
+
+def test_mixed_class_mismatch(tiny_generator):
+    real = RealSet()
+    real.classes = ["x", "y", "z"]
+    with pytest.raises(GanaugDataError, match=r"classes \(x, y, z\) differ from the generator's \(a, b, c\)"):
+        MixedDataset(real, tiny_generator, ratio=1.0)
+
+
+def test_proportional_counts_exact_sum():
+    assert proportional_counts([6, 3, 1], 5) == [3, 2, 0]  # ties go to the lower class
+    assert proportional_counts([6, 3, 1], 4) == [2, 1, 1]
+    assert proportional_counts([1, 1], 3) == [2, 1] and proportional_counts([0, 0], 4) == [0, 0]
+
+
+def test_replace_mode_with_a_synthetic_dataset(tiny_generator):
+    synth = SyntheticDataset(tiny_generator, n_per_class=2)
+    ds = MixedDataset(RealSet(), synth, mode="replace", p=1.0)
+    assert ds.p == 1.0 and ds.bank is None and len(ds) == 10
+    img, label = ds[9]
+    assert label == 2 and ds.is_synthetic(9) and img.size == (32, 32)
+    candidates = [v2.functional.resize(synth.image(synth.index_of(2, j)), [32, 32], antialias=True)
+                  for j in range(2)]
+    got = v2.functional.pil_to_tensor(img)
+    assert any(torch.equal(got, c) for c in candidates)
+
+
+def test_replace_mode_with_a_path_pickles_small(tiny_model_path, tiny_generator):
+    import pickle
+
+    ds = MixedDataset(RealSet(), tiny_model_path, mode="replace", p=0.5)
+    assert not ds.bank.source.loaded
+    weights = sum(v.numel() * 4 for v in tiny_generator.state_dict().values())
+    assert len(pickle.dumps(ds)) < weights / 4
