@@ -45,9 +45,9 @@ _LAZY = {
     "build_discriminator": "ganaug.models",
     "list_archs": "ganaug.models",
 }
-_SUBMODULES = {"albumentations", "bench", "classifier", "config", "data", "datasets", "diffaug",
-               "experiment", "export", "generator", "io", "losses", "metrics", "models", "plots",
-               "train", "transforms"}
+_SUBMODULES = {"albumentations", "bench", "config", "data", "datasets", "demo", "diffaug",
+               "evaluation", "export", "generator", "io", "losses", "models", "plots", "train",
+               "transforms"}
 
 __all__ = [  # noqa: PLE0604 (the lazy names are strings too)
     "__version__",

@@ -1,148 +1,36 @@
-"""timm image classifiers for small images: build, train on a fixed step budget, evaluate, embed.
+"""Train a classifier on a fixed step budget, and the one recipe every ganaug classifier follows.
 
-Used by :mod:`ganaug.metrics` (feature extractor, CAS) and :mod:`ganaug.experiment` (the arms).
-Every arm of an experiment gets the same number of optimiser steps, so a difference in accuracy is
-a difference in data, not in compute. Small inputs get a CIFAR-style ResNet stem (a 3x3 stride-1
-conv instead of the 7x7/2 conv + max-pool, He et al. 2016, https://arxiv.org/abs/1512.03385 §4.2),
-because timm's ImageNet stem shrinks a 32x32 image to 1x1 before the last stage.
+Every arm of an experiment, the feature classifier and the CAS classifier get the same number of
+optimiser steps, so a difference in accuracy is a difference in data, not in compute.
+:class:`ClassifierRecipe` holds that recipe (backbone, stem, width, budget, augmentation) once.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganaug._files import atomic_path
-from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError, did_you_mean
+from ganaug._checks import check_int
+from ganaug._devices import DeviceLike, resolve_device
+from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
+from ganaug.evaluation.classifier import config_of, create_classifier, to_input
 
 __all__ = [
-    "STEMS",
-    "create_classifier",
-    "evaluate_classifier",
-    "extract_features",
+    "ClassifierRecipe",
+    "collate_images",
     "flip_suits",
-    "load_classifier",
-    "predict_logits",
     "random_crop_flip",
-    "resolve_device",
-    "save_classifier",
     "train_classifier",
 ]
 
-# "cifar-3x3": 3x3 stride-1 conv, no max-pool (the CIFAR ResNet recipe, best accuracy);
-# "cifar-3x3-pool": 3x3 stride-1 conv, max-pool kept (4x fewer FLOPs, for CPUs);
-# "timm": the model as timm builds it.
-STEMS = ("auto", "cifar-3x3", "cifar-3x3-pool", "timm")
 # Datasets whose classes change meaning under a mirror (digits, text): no horizontal flip.
 _NO_FLIP_NAMES = ("mnist", "digits", "svhn", "emnist", "usps")
-_METADATA_KEY = "ganaug_classifier"
-
-
-# -- building -----------------------------------------------------------------------------------
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a :class:`torch.device`; ``None`` picks cuda, then mps, then cpu."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _is_resnet_like(model: nn.Module) -> bool:
-    return all(hasattr(model, a) for a in ("conv1", "bn1", "maxpool"))
-
-
-def _check_name(name: str) -> None:
-    import timm
-
-    if not timm.is_model(name):
-        raise GanaugConfigError(
-            f"Unknown timm model '{name}'. Use any name from timm.list_models(), e.g. resnet18, "
-            "resnet10t, resnet34, efficientnet_b0, vit_tiny_patch16_224."
-            + did_you_mean(name, timm.list_models())
-        )
-
-
-def create_classifier(name: str = "resnet18", *, num_classes: int, in_chans: int,
-                      image_size: int, stem: str = "auto", seed: int | None = None,
-                      **model_kwargs: Any) -> nn.Module:
-    """Build an untrained timm classifier suited to ``image_size`` inputs (no download).
-
-    Args:
-        name: any timm model name.
-        num_classes: outputs of the head.
-        in_chans: input channels, 1 or 3.
-        image_size: side of the square inputs, in pixels.
-        stem: ``"auto"`` (``"cifar-3x3"`` for ResNet-family models when ``image_size <= 64``,
-            else ``"timm"``), ``"cifar-3x3"``, ``"cifar-3x3-pool"`` or ``"timm"``.
-        seed: seed of the weight initialisation (the global RNG is left untouched).
-        **model_kwargs: passed on to ``timm.create_model`` (e.g. ``channels=`` of a ResNet).
-
-    Returns:
-        The model. ``model.ganaug_stem`` records the stem used and ``model.ganaug_config`` every
-        argument, so :func:`load_classifier` can rebuild it.
-
-    Raises:
-        GanaugConfigError: unknown model name or stem, a stem swap on a non-ResNet model, or
-            invalid sizes.
-    """
-    import timm
-
-    _check_name(name)
-    if stem not in STEMS:
-        raise GanaugConfigError(f"Unknown stem '{stem}'. Use one of: {', '.join(STEMS)}."
-                                + did_you_mean(stem, STEMS))
-    for what, value in (("num_classes", num_classes), ("image_size", image_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GanaugConfigError(f"{what} must be a positive integer; got {value!r}.")
-    if in_chans not in (1, 3):
-        raise GanaugConfigError(f"in_chans must be 1 or 3; got {in_chans!r}.")
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        kwargs = dict(pretrained=False, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
-        try:
-            # ViTs and other fixed-size models need to know the input size.
-            model = timm.create_model(name, img_size=image_size, **kwargs)
-        except TypeError:
-            model = timm.create_model(name, **kwargs)
-        resnet = _is_resnet_like(model)
-        chosen = stem
-        if stem == "auto":
-            chosen = "cifar-3x3" if resnet and image_size <= 64 else "timm"
-        if chosen != "timm":
-            if not resnet:
-                raise GanaugConfigError(
-                    f"stem='{chosen}' replaces a ResNet stem, but '{name}' has none (no conv1/"
-                    "bn1/maxpool). Use stem='timm' or 'auto' for this model."
-                )
-            model.conv1 = nn.Conv2d(in_chans, model.bn1.num_features, 3, 1, 1, bias=False)
-            if chosen == "cifar-3x3":
-                model.maxpool = nn.Identity()
-    model.ganaug_stem = chosen
-    model.ganaug_config = {"name": name, "num_classes": num_classes, "in_chans": in_chans,
-                           "image_size": image_size, "stem": chosen,
-                           "model_kwargs": model_kwargs}
-    return model
-
-
-def _config_of(model: nn.Module) -> dict[str, Any]:
-    cfg = getattr(model, "ganaug_config", None)
-    if cfg is None:
-        raise GanaugConfigError(
-            f"{type(model).__name__} was not built by ganaug.classifier.create_classifier, so its "
-            "input size and channels are unknown. Build it with create_classifier(...)."
-        )
-    return cfg
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -190,28 +78,6 @@ def _standard_pad(image_size: int) -> int:
     return max(1, round(image_size * 4 / 32))
 
 
-def _to_input(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[0, 255]`` or float ``[0, 1]`` images -> the model's float input in ``[-1, 1]``."""
-    cfg = _config_of(model)
-    if images.ndim != 4:
-        raise GanaugDataError(f"images must be (N, C, H, W); got shape {tuple(images.shape)}.")
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    c = x.shape[1]
-    if c != cfg["in_chans"]:
-        if c == 1 and cfg["in_chans"] == 3:
-            x = x.expand(-1, 3, -1, -1)
-        elif c == 3 and cfg["in_chans"] == 1:
-            x = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        else:
-            raise GanaugDataError(f"images have {c} channels; the classifier takes "
-                                  f"{cfg['in_chans']}. Pass 1- or 3-channel images.")
-    size = cfg["image_size"]
-    if tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
-    return x.sub(0.5).div(0.5)
-
-
 # -- batches --------------------------------------------------------------------------------------
 def _as_tensors(train_data) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(images uint8, labels int64)`` for LabeledImages or a tuple; None for a Dataset."""
@@ -256,7 +122,9 @@ class _TensorBatches:
         return self.images[idx], self.labels[idx]
 
 
-def _collate(batch):
+def collate_images(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """A DataLoader ``collate_fn``: ``(PIL or tensor, label)`` items -> uint8 ``(N, C, H, W)``
+    images (float tensors in [0, 1] are scaled) and their labels."""
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     images, labels = [], []
@@ -288,7 +156,8 @@ class _LoaderBatches:
         else:
             chooser = RandomSampler(dataset, generator=generator)
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=chooser,
-                                 num_workers=num_workers, collate_fn=_collate, drop_last=False)
+                                 num_workers=num_workers, collate_fn=collate_images,
+                                 drop_last=False)
         self.it = iter(self.loader)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,12 +197,10 @@ def _schedule(step: int, steps: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
-def _check_train_args(steps, batch_size, optimizer, sampler, augment, label_smoothing) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise GanaugConfigError(f"steps must be a positive integer; got {steps!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise GanaugConfigError(f"batch_size must be an integer >= 2 (batch norm needs two "
-                                f"images); got {batch_size!r}.")
+def _check_train_args(steps, batch_size, optimizer="sgd", sampler="uniform", augment=None,
+                      label_smoothing=0.0) -> None:
+    check_int("steps", steps)
+    check_int("batch_size", batch_size, minimum=2, hint="Batch norm needs two images per batch.")
     if optimizer not in ("sgd", "adamw"):
         raise GanaugConfigError(f"optimizer must be 'sgd' or 'adamw'; got {optimizer!r}.")
     if sampler not in ("uniform", "balanced"):
@@ -351,7 +218,7 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
                      optimizer: str = "sgd", augment: str | None = None, flip: bool = True,
                      mixer: Callable | None = None, class_weights=None,
                      sampler: str = "uniform", label_smoothing: float = 0.0, seed: int = 0,
-                     device: str | torch.device | None = None, amp: bool | None = None,
+                     device: DeviceLike = None, amp: bool | None = None,
                      num_workers: int = 0, progress: bool = True,
                      desc: str = "classifier") -> nn.Module:
     """Train ``model`` for exactly ``steps`` optimiser steps (same budget whatever the data size).
@@ -379,7 +246,7 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         sampler: ``"uniform"`` (shuffled epochs) or ``"balanced"`` (class-balanced oversampling).
         label_smoothing: passed to the cross-entropy.
         seed: seeds the batches and the augmentation.
-        device: default cuda, mps, then cpu.
+        device: where to train; ``None`` or ``"auto"``: the best available (cuda, mps, cpu).
         amp: bfloat16 autocast (default: on for CUDA).
         num_workers: DataLoader workers (Dataset input only).
         progress: show a tqdm bar.
@@ -395,7 +262,7 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
     from tqdm.auto import tqdm
 
     _check_train_args(steps, batch_size, optimizer, sampler, augment, label_smoothing)
-    cfg = _config_of(model)
+    cfg = config_of(model)
     dev = resolve_device(device)
     amp = dev.type == "cuda" if amp is None else amp
     gen = torch.Generator().manual_seed(int(seed))
@@ -433,12 +300,10 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         if augment == "standard":
             images = random_crop_flip(images, pad=pad, flip=flip, generator=gen)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(_to_input(model, images))
+            logits = model(to_input(model, images))
         loss = F.cross_entropy(logits.float(), labels, weight=weights,
                                label_smoothing=label_smoothing)
         if not torch.isfinite(loss):
-            from ganaug.errors import GanaugTrainingError
-
             raise GanaugTrainingError(f"Classifier loss became {loss.item()} at step {step}; "
                                       f"lower lr (now {opt.param_groups[0]['lr']:.3g}).")
         opt.zero_grad(set_to_none=True)
@@ -451,132 +316,59 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
     return model
 
 
-# -- inference ------------------------------------------------------------------------------------
-def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512,
-                   device: str | torch.device | None = None) -> torch.Tensor:
-    """``(N, K)`` float32 logits on the CPU for ``(N, C, H, W)`` uint8 (or [0, 1] float) images."""
-    dev = resolve_device(device) if device is not None else next(model.parameters()).device
-    model.to(dev).eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(dev)
-            out.append(model(_to_input(model, x)).float().cpu())
-    k = _config_of(model)["num_classes"]
-    return torch.cat(out) if out else torch.empty(0, k)
+# -- the recipe -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """How ganaug builds and trains a classifier: one place for what every copy must share.
 
+    The feature classifier, the CAS classifier and every arm of an experiment are
+    ``recipe.train(data, like=..., seed=...)``: the same backbone, stem, width and step budget,
+    so a difference in accuracy is a difference in data.
 
-def evaluate_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                        batch_size: int = 512,
-                        device: str | torch.device | None = None) -> dict[str, Any]:
-    """Accuracy figures of ``model`` on a labelled image set.
-
-    Args:
-        images: ``(N, C, H, W) uint8``.
-        labels: ``(N,) int64`` in ``[0, K)``.
-
-    Returns:
-        ``{"accuracy", "balanced_accuracy" (mean per-class recall), "per_class_accuracy"
-        (list of K floats, NaN for a class absent from labels), "confusion" (K x K list,
-        rows true, columns predicted), "n"}``.
+    Attributes:
+        backbone: any timm model name.
+        stem: see :func:`ganaug.evaluation.create_classifier`.
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. ``channels=`` of a ResNet).
+        steps: optimiser steps, whatever the data size.
+        batch_size: images per step (>= 2).
+        augment: None, or ``"standard"`` (random crop + a flip where :func:`flip_suits`).
     """
-    from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
-    if len(images) != len(labels) or len(labels) == 0:
-        raise GanaugDataError(f"evaluate_classifier needs as many labels as images (> 0); got "
-                              f"{len(images)} images and {len(labels)} labels.")
-    k = _config_of(model)["num_classes"]
-    pred = predict_logits(model, images, batch_size=batch_size, device=device).argmax(1).numpy()
-    true = labels.cpu().numpy()
-    conf = confusion_matrix(true, pred, labels=list(range(k)))
-    support = conf.sum(1)
-    per_class = [float(conf[i, i] / support[i]) if support[i] else float("nan") for i in range(k)]
-    return {
-        "accuracy": float((pred == true).mean()),
-        "balanced_accuracy": float(balanced_accuracy_score(true, pred)),
-        "per_class_accuracy": per_class,
-        "confusion": conf.tolist(),
-        "n": len(true),
-    }
+    backbone: str = "resnet18"
+    stem: str = "auto"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    steps: int = 300
+    batch_size: int = 128
+    augment: str | None = "standard"
 
+    def __post_init__(self) -> None:
+        _check_train_args(self.steps, self.batch_size, augment=self.augment)
 
-def extract_features(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512,
-                     device: str | torch.device | None = None) -> torch.Tensor:
-    """``(N, D)`` float32 CPU features: the globally pooled pre-logits of a timm model.
+    def build(self, like, *, seed: int) -> nn.Module:
+        """An untrained classifier for images like ``like`` (its classes, channels and size)."""
+        return create_classifier(self.backbone, num_classes=like.num_classes,
+                                 in_chans=like.channels, image_size=like.image_size,
+                                 stem=self.stem, seed=seed, **self.model_kwargs)
 
-    Uses ``model.forward_head(model.forward_features(x), pre_logits=True)``.
-    """
-    dev = resolve_device(device) if device is not None else next(model.parameters()).device
-    model.to(dev).eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            x = _to_input(model, images[start:start + batch_size].to(dev))
-            feats = model.forward_head(model.forward_features(x), pre_logits=True)
-            out.append(feats.flatten(1).float().cpu())
-    return torch.cat(out) if out else torch.empty(0, getattr(model, "num_features", 0))
+    def train(self, data, *, seed: int, like=None, mixer: Callable | None = None,
+              class_weights=None, sampler: str = "uniform", device: DeviceLike = None,
+              progress: bool = True, desc: str = "classifier") -> nn.Module:
+        """Build a classifier and train it on ``data`` with this recipe.
 
+        Args:
+            data: what :func:`train_classifier` takes.
+            seed: seeds the weights, the batches and the augmentation.
+            like: a ``LabeledImages`` whose classes, channels, size and spec (for the flip) the
+                classifier follows; default ``data`` itself.
+            mixer, class_weights, sampler, device, progress, desc: as in
+                :func:`train_classifier`.
 
-# -- files ----------------------------------------------------------------------------------------
-def save_classifier(model: nn.Module, path: str | Path,
-                    metadata: dict[str, Any] | None = None) -> Path:
-    """Save a :func:`create_classifier` model as safetensors (weights + JSON config, no pickle)."""
-    from safetensors.torch import save_model
-
-    doc = {"config": _config_of(model), "metadata": metadata or {}}
-    with atomic_path(path) as tmp:
-        save_model(model.cpu(), str(tmp), metadata={_METADATA_KEY: json.dumps(doc)})
-    return Path(path)
-
-
-def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a classifier saved by :func:`save_classifier`; returns ``(model, metadata)``.
-
-    Raises:
-        GanaugModelError: the file is missing, corrupt, or not a ganaug classifier.
-    """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_model
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as exc:
-        raise GanaugModelError(f"Cannot read classifier file {path}: {exc}. Delete it to "
-                               "retrain.") from exc
-    if _METADATA_KEY not in meta:
-        raise GanaugModelError(f"{path} is a safetensors file but not a ganaug classifier (no "
-                               f"'{_METADATA_KEY}' metadata). Delete it to retrain.")
-    doc = json.loads(meta[_METADATA_KEY])
-    cfg = dict(doc["config"])
-    model = create_classifier(cfg.pop("name"), **cfg.pop("model_kwargs"), **cfg)
-    load_model(model, str(path))
-    model.eval()
-    return model, doc.get("metadata", {})
-
-
-def _summary(model: nn.Module) -> dict[str, Any]:
-    """The JSON-able config of a classifier, for reports."""
-    cfg = dict(_config_of(model))
-    cfg["parameters"] = sum(p.numel() for p in model.parameters())
-    return cfg
-
-
-def describe_budget(steps: int, batch_size: int) -> str:
-    """``"300 steps x 128 images"``: how reports state a training budget."""
-    return f"{steps} steps x {batch_size} images"
-
-
-def check_same_classes(what_a: str, classes_a: Sequence[str], what_b: str,
-                       classes_b: Sequence[str]) -> None:
-    """Raise when two class lists differ (count first, then names), naming both sides."""
-    if len(classes_a) != len(classes_b):
-        raise GanaugDataError(
-            f"Class-count mismatch: {what_a} has {len(classes_a)} classes, {what_b} has "
-            f"{len(classes_b)}. Use data with the classes the model was trained on.")
-    if list(map(str, classes_a)) != list(map(str, classes_b)):
-        diff = [(a, b) for a, b in zip(classes_a, classes_b) if str(a) != str(b)][:3]
-        raise GanaugDataError(
-            f"Class names differ between {what_a} and {what_b} (first differences: "
-            f"{', '.join(f'{a!r} vs {b!r}' for a, b in diff)}). Labels would not line up; use "
-            "the same dataset (same class folders, same order).")
+        Returns:
+            The trained model, in eval mode, on the training device.
+        """
+        like = data if like is None else like
+        model = self.build(like, seed=seed)
+        return train_classifier(model, data, steps=self.steps, batch_size=self.batch_size,
+                                augment=self.augment, flip=flip_suits(like.spec), mixer=mixer,
+                                class_weights=class_weights, sampler=sampler, seed=seed,
+                                device=device, progress=progress, desc=desc)
