@@ -41,3 +41,12 @@ def cifar_mini() -> Path:
     if not CIFAR_MINI.is_dir():
         pytest.skip(f"{CIFAR_MINI} is not present")
     return CIFAR_MINI
+
+
+@pytest.fixture(scope="session")
+def digits16():
+    """The bundled digits at 16x16: ``(train split, test split)`` LabeledImages, 10 classes."""
+    from ganaug.data import load_data
+
+    return (load_data("digits", split="train", size=16),
+            load_data("digits", split="test", size=16))
