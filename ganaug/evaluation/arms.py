@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ganaug.data import LabeledImages
 from ganaug.datasets import MixedDataset, SyntheticDataset, balance_counts, proportional_counts
@@ -83,8 +84,6 @@ def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str
 # -- the training data of each kind of arm --------------------------------------------------------
 def _materialize(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """All items of a ``(PIL or tensor, int)`` dataset as uint8 ``(N, C, H, W)`` + int64."""
-    from torch.utils.data import DataLoader
-
     images, labels = [], []
     for x, y in DataLoader(dataset, batch_size=256, shuffle=False, collate_fn=collate_images):
         images.append(x)

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 
+from ganaug import __version__
 from ganaug._checks import check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug._files import atomic_write_text
@@ -141,9 +143,6 @@ class ExperimentSettings:
 
 def _environment(device: torch.device) -> dict[str, Any]:
     import timm
-    import torchvision
-
-    from ganaug import __version__
 
     return {"ganaug": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "timm": timm.__version__,

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ganaug._checks import check_int
 from ganaug._devices import DeviceLike, resolve_device
@@ -125,8 +127,6 @@ class _TensorBatches:
 def collate_images(batch) -> tuple[torch.Tensor, torch.Tensor]:
     """A DataLoader ``collate_fn``: ``(PIL or tensor, label)`` items -> uint8 ``(N, C, H, W)``
     images (float tensors in [0, 1] are scaled) and their labels."""
-    from torchvision.transforms.v2.functional import pil_to_tensor
-
     images, labels = [], []
     for img, label in batch:
         if not isinstance(img, torch.Tensor):
@@ -142,8 +142,6 @@ class _LoaderBatches:
     """Batches from a Dataset of ``(PIL or tensor, label)`` through an endless DataLoader."""
 
     def __init__(self, dataset, batch_size, sampler, generator, num_workers):
-        from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
-
         if sampler == "balanced":
             targets = getattr(dataset, "targets", None)
             if targets is None:
