@@ -85,3 +85,14 @@ def test_model_kwargs_parse_yaml_and_json():
 def test_model_kwargs_errors(text, message):
     with pytest.raises(GanaugConfigError, match=message):
         parse_model_kwargs(text)
+
+
+# -- ganaug demo ----------------------------------------------------------------------------------
+def test_demo_command_passes_its_flags(monkeypatch, tmp_path):
+    import ganaug.demo
+
+    calls = []
+    monkeypatch.setattr(ganaug.demo, "demo", lambda **kw: calls.append(kw))
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
+    assert main(["demo"]) == 0
+    assert calls == [{"out": str(tmp_path), "quick": True}, {"out": "runs/demo", "quick": False}]
