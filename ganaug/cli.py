@@ -77,18 +77,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from ganaug.io import load
-    from ganaug.plots import save_class_grid
+    from ganaug.plots import save_generator_grid
 
     gen = load(args.file, device=args.device or "auto")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    images, labels = gen.sample(classes, n_per_class=args.n_per_class, truncation=args.truncation,
-                                seed=args.seed, output="uint8", return_labels=True)
-    rows = sorted(set(labels.tolist()), key=labels.tolist().index)
-    path = save_class_grid(images.cpu(), labels.cpu(), gen.classes, args.out,
-                           per_row=args.n_per_class, row_classes=rows,
-                           title=f"{Path(args.file).name}  seed={args.seed}  "
-                                 f"truncation={args.truncation}")
-    print(f"wrote {path} ({len(images)} images, {len(rows)} classes)")
+    labels = gen.resolve_labels(classes, args.n_per_class)
+    path = save_generator_grid(gen, args.out, per_class=args.n_per_class, seed=args.seed,
+                               classes=classes, truncation=args.truncation,
+                               title=f"{Path(args.file).name}  seed={args.seed}  "
+                                     f"truncation={args.truncation}")
+    print(f"wrote {path} ({len(labels)} images, {len(set(labels.tolist()))} classes)")
     return 0
 
 
@@ -107,19 +105,81 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 # -- ganaug evaluate / experiment / demo / bench -------------------------------------------------
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from ganaug.metrics import evaluate_cli
+    """``ganaug evaluate FILE --data SPEC [--test SPEC] [--n-per-class N] [--out JSON]``."""
+    import json
 
-    return evaluate_cli(args)
+    from ganaug._files import atomic_write_text
+    from ganaug.data import load_data
+    from ganaug.evaluation import evaluate_generator, finite_json, format_metrics
+    from ganaug.io import load
+
+    generator = load(args.file, device=args.device)
+    size, channels = generator.image_size, generator.channels
+    if args.test:
+        train = load_data(args.data, size=size, channels=channels)
+        test = load_data(args.test, size=size, channels=channels)
+    else:
+        train = load_data(args.data, split="train", size=size, channels=channels)
+        test = load_data(args.data, split="test", size=size, channels=channels)
+    print(f"generator: {args.file} ({generator.num_classes} classes, {channels}x{size}x{size})")
+    print(f"real train: {train.spec} ({len(train)} images); real test: {test.spec} "
+          f"({len(test)} images)")
+    result = evaluate_generator(generator, train, test, n_per_class=args.n_per_class,
+                                features=args.features, classifier_steps=args.classifier_steps,
+                                seed=args.seed, device=args.device)
+    result["how"]["generator_file"] = str(args.file)
+    print(format_metrics(result))
+    if args.out:
+        path = atomic_write_text(args.out, json.dumps(finite_json(result), indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
+def parse_model_kwargs(text: str | None) -> dict | None:
+    """``--model-kwargs`` (a YAML/JSON mapping) -> dict, with a clear error otherwise."""
+    if not text:
+        return None
+    import yaml
+
+    from ganaug.config import yaml_problem
+    from ganaug.errors import GanaugConfigError
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        _, problem = yaml_problem(err)
+        raise GanaugConfigError(
+            f"--model-kwargs is not valid YAML/JSON: {text!r} ({problem}). "
+            "Example: --model-kwargs '{channels: [32, 64, 128, 256]}'.") from None
+    if not isinstance(value, dict):
+        raise GanaugConfigError(
+            f"--model-kwargs must be a mapping of timm.create_model arguments, got {text!r}. "
+            "Example: --model-kwargs '{drop_rate: 0.1}'.")
+    return value
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from ganaug.experiment import experiment_cli
+    """``ganaug experiment ...``: run, print the table and the paths."""
+    from ganaug.evaluation import format_table, run_experiment
 
-    return experiment_cli(args)
+    doc = run_experiment(
+        args.data, out=args.out, test=args.test, per_class=args.per_class,
+        imbalance=args.imbalance, arms=args.arms, backbone=args.backbone, seeds=args.seeds,
+        stem=args.stem, batch_size=args.batch_size,
+        model_kwargs=parse_model_kwargs(args.model_kwargs),
+        gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,
+        generator=args.generator, image_size=args.image_size,
+        synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,
+        min_confidence=args.min_confidence, device=args.device)
+    print(format_table(doc))
+    out = Path(args.out)
+    print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}, "
+          f"{out / 'results.csv'}\nplot: {out / 'accuracy.png'}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ganaug.experiment import demo
+    from ganaug.demo import demo
 
     demo(out=args.out, quick=args.quick)
     return 0

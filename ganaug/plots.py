@@ -13,7 +13,8 @@ import torch
 from ganaug._files import atomic_path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -27,7 +28,7 @@ def save_figure(fig, path: str | Path, *, dpi: int | None = None) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -69,7 +70,7 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
     """
     from torchvision.utils import make_grid
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = list(range(len(class_names))) if row_classes is None else list(row_classes)
     remap = torch.full((len(class_names),), -1, dtype=torch.int64)
     remap[torch.tensor(rows, dtype=torch.int64)] = torch.arange(len(rows))
@@ -103,7 +104,7 @@ def save_loss_plot(records: Sequence[dict], path: str | Path,
                    keys: Sequence[str] = ("loss_d", "loss_g"), *, x: str = "step",
                    title: str | None = None) -> Path:
     """Plot the ``keys`` of metric records (dicts, e.g. read from ``metrics.jsonl``) against ``x``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key in keys:
         pts = [(r[x], r[key]) for r in records if key in r and x in r]

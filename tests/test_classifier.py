@@ -1,4 +1,4 @@
-"""ganaug.classifier: timm models for small images, fixed-budget training, evaluation, features."""
+"""ganaug.evaluation.classifier: timm models for small images, inference, features, files."""
 
 from __future__ import annotations
 
@@ -6,18 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from ganaug.classifier import (
-    _class_weight_tensor,
-    _TensorBatches,
+from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError
+from ganaug.evaluation.classifier import (
+    check_same_classes,
     create_classifier,
     evaluate_classifier,
     extract_features,
-    flip_suits,
     load_classifier,
     predict_logits,
-    random_crop_flip,
     save_classifier,
-    train_classifier,
+    to_input,
 )
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError
 
@@ -82,123 +80,48 @@ def test_bad_stem_and_sizes_are_refused():
         create_classifier("resnet10t", num_classes=3, in_chans=3, image_size=16, stem="cifar")
     with pytest.raises(GanaugConfigError, match=r"in_chans must be 1 or 3; got 2"):
         create_classifier("resnet10t", num_classes=3, in_chans=2, image_size=16)
-    with pytest.raises(GanaugConfigError, match=r"num_classes must be a positive integer; got 0"):
+    with pytest.raises(GanaugConfigError, match=r"num_classes must be an integer >= 1, got 0"):
         create_classifier("resnet10t", num_classes=0, in_chans=3, image_size=16)
 
 
-# -- augmentation --------------------------------------------------------------------------------
-def test_crop_without_pad_or_flip_is_identity():
-    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
-    torch.testing.assert_close(random_crop_flip(x, pad=0, flip=False), x)
+# -- inputs -------------------------------------------------------------------------------------
+def test_to_input_scales_uint8_and_unit_floats_to_minus_one_one():
+    model = tiny(image_size=2)
+    x = torch.tensor([0, 51, 204, 255], dtype=torch.uint8).reshape(1, 1, 2, 2)
+    expected = torch.tensor([-1.0, -0.6, 0.6, 1.0]).reshape(1, 1, 2, 2)
+    torch.testing.assert_close(to_input(model, x), expected)
+    torch.testing.assert_close(to_input(model, x.float() / 255), expected)
 
 
-def test_crop_returns_shifted_windows_of_the_padded_image():
-    x = torch.arange(1, 2 * 1 * 6 * 6 + 1, dtype=torch.float32).reshape(2, 1, 6, 6)
-    out = random_crop_flip(x, pad=2, flip=False, generator=torch.Generator().manual_seed(3))
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for i in range(2):
-        windows = [padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)]
-        assert any(torch.equal(out[i], w) for w in windows)
-    assert out.dtype == x.dtype and out.shape == x.shape
+def test_to_input_converts_channels_and_size():
+    grey = tiny(image_size=4)
+    rgb = torch.zeros(1, 3, 4, 4)
+    rgb[:, 0] = 1.0  # pure red: luma 0.2989
+    torch.testing.assert_close(to_input(grey, rgb), torch.full((1, 1, 4, 4), 0.2989 * 2 - 1),
+                               atol=1e-4, rtol=0)
+    colour = tiny(in_chans=3, image_size=2)
+    out = to_input(colour, torch.full((1, 1, 4, 4), 255, dtype=torch.uint8))
+    torch.testing.assert_close(out, torch.ones(1, 3, 2, 2))
+    # the resize is the antialiased bilinear one of F.interpolate
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    want = torch.nn.functional.interpolate(x, size=(4, 4), mode="bilinear", antialias=True,
+                                           align_corners=False)
+    torch.testing.assert_close(to_input(tiny(image_size=4), x), want.sub(0.5).div(0.5))
 
 
-def test_flip_mirrors_some_images_and_keeps_the_rest():
-    x = torch.randint(0, 256, (64, 1, 5, 5), dtype=torch.uint8)
-    out = random_crop_flip(x, pad=0, flip=True, generator=torch.Generator().manual_seed(0))
-    flipped = [torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x)]
-    kept = [torch.equal(o, xi) for o, xi in zip(out, x)]
-    assert all(f or k for f, k in zip(flipped, kept))
-    assert 10 < sum(flipped) < 54
+def test_to_input_errors():
+    with pytest.raises(GanaugDataError, match=r"images must be \(N, C, H, W\); got shape \(1, 4, 4\)"):
+        to_input(tiny(), torch.zeros(1, 4, 4))
+    with pytest.raises(GanaugDataError, match=r"images have 2 channels; the classifier takes 1"):
+        to_input(tiny(), torch.zeros(1, 2, 4, 4))
 
 
-def test_flip_suits_digits_not():
-    assert not flip_suits("mnist5k?split=train")
-    assert not flip_suits("digits")
-    assert flip_suits("folder:/data/cifar10-mini")
-
-
-# -- batches and weights -------------------------------------------------------------------------
-def test_balanced_sampler_draws_classes_equally():
-    labels = torch.tensor([0] * 90 + [1] * 10)
-    images = torch.zeros(100, 1, 2, 2, dtype=torch.uint8)
-    batches = _TensorBatches(images, labels, 500, "balanced", torch.Generator().manual_seed(0))
-    _, y = batches.next()
-    assert 0.4 < y.float().mean().item() < 0.6
-
-
-def test_uniform_sampler_visits_every_image_once_per_epoch():
-    labels = torch.arange(10)
-    images = torch.arange(10, dtype=torch.uint8).reshape(10, 1, 1, 1)
-    batches = _TensorBatches(images, labels, 5, "uniform", torch.Generator().manual_seed(0))
-    seen = torch.cat([batches.next()[1], batches.next()[1]])
-    assert sorted(seen.tolist()) == list(range(10))
-
-
-def test_balanced_class_weights_formula():
-    labels = torch.tensor([0, 0, 0, 1])
-    weights = _class_weight_tensor("balanced", labels, 2)
-    torch.testing.assert_close(weights, torch.tensor([4 / (2 * 3), 4 / (2 * 1)]))
-    with pytest.raises(GanaugConfigError, match=r"class_weights needs 2 values"):
-        _class_weight_tensor([1.0, 2.0, 3.0], labels, 2)
-
-
-# -- training ------------------------------------------------------------------------------------
-def test_training_learns_digits(digits16):
-    train, test = digits16
-    model = train_classifier(tiny(), train, steps=40, batch_size=64, lr=0.1, augment="standard",
-                             flip=False, progress=False)
-    result = evaluate_classifier(model, test.images, test.labels)
-    assert result["accuracy"] > 0.5  # chance is 0.1
-
-
-def test_training_is_deterministic(digits16):
-    train, test = digits16
-    a = train_classifier(tiny(), train, steps=3, batch_size=32, augment="standard",
-                         progress=False)
-    b = train_classifier(tiny(), train, steps=3, batch_size=32, augment="standard",
-                         progress=False)
-    torch.testing.assert_close(predict_logits(a, test.images[:8]),
-                               predict_logits(b, test.images[:8]))
-
-
-def test_mixer_sees_uint8_batches_every_step(digits16):
-    train, _ = digits16
-    calls = []
-
-    def mixer(x, y):
-        calls.append((x.dtype, tuple(x.shape), y.dtype))
-        soft = torch.nn.functional.one_hot(y, 10).float()  # soft labels must be accepted
-        return x, soft
-
-    train_classifier(tiny(), train, steps=3, batch_size=16, mixer=mixer, progress=False)
-    assert calls == [(torch.uint8, (16, 1, 16, 16), torch.int64)] * 3
-
-
-def test_dataset_input_and_tensor_tuple_input(digits16):
-    train, _ = digits16
-    small = train.subset(range(40))
-    model = train_classifier(tiny(), small.to_dataset(), steps=2, batch_size=8, progress=False)
-    assert not model.training
-    train_classifier(tiny(), (small.images, small.labels), steps=2, batch_size=8,
-                     class_weights="balanced", sampler="balanced", progress=False)
-
-
-def test_training_argument_errors(digits16):
-    train, _ = digits16
-    with pytest.raises(GanaugConfigError, match=r"steps must be a positive integer; got 0"):
-        train_classifier(tiny(), train, steps=0)
-    with pytest.raises(GanaugConfigError, match=r"sampler must be 'uniform' or 'balanced'"):
-        train_classifier(tiny(), train, steps=1, sampler="over")
-    with pytest.raises(GanaugConfigError, match=r"augment must be None or 'standard'"):
-        train_classifier(tiny(), train, steps=1, augment="strong")
-    with pytest.raises(GanaugConfigError, match=r"batch_size must be an integer >= 2"):
-        train_classifier(tiny(), train, steps=1, batch_size=1)
-    with pytest.raises(GanaugDataError, match=r"train_data must be a LabeledImages"):
-        train_classifier(tiny(), [1, 2, 3], steps=1)
-    with pytest.raises(GanaugDataError, match=r"has label 9 but the classifier has 3 classes"):
-        train_classifier(tiny(num_classes=3), train, steps=1)
-    with pytest.raises(GanaugConfigError, match=r"was not built by ganaug.classifier"):
-        train_classifier(nn.Linear(2, 2), train, steps=1)
+def test_check_same_classes_names_the_differences():
+    check_same_classes("a", ["x", "y"], "b", ["x", "y"])  # no error
+    with pytest.raises(GanaugDataError, match=r"Class-count mismatch: a has 2 classes, b has 3"):
+        check_same_classes("a", ["x", "y"], "b", ["x", "y", "z"])
+    with pytest.raises(GanaugDataError, match=r"Class names differ between a and b.*'y' vs 'q'"):
+        check_same_classes("a", ["x", "y"], "b", ["x", "q"])
 
 
 # -- evaluation and features ---------------------------------------------------------------------
@@ -220,6 +143,8 @@ def test_features_are_pooled_pre_logits(digits16):
     model = tiny()
     feats = extract_features(model, test.images[:5])
     assert feats.shape == (5, model.num_features) and feats.dtype == torch.float32
+    assert extract_features(model, test.images[:0]).shape == (0, model.num_features)
+    assert predict_logits(model, test.images[:0]).shape == (0, 10)
     logits = model.get_classifier()(feats)
     torch.testing.assert_close(logits, predict_logits(model, test.images[:5]), atol=1e-4, rtol=1e-4)
 

@@ -1,28 +1,26 @@
-"""ganaug.experiment: regimes x seeds x arms, cached cells, leakage refusal, statistics."""
+"""ganaug.evaluation.experiment: settings, regimes x seeds x arms, cached cells, leakage refusal."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
+from pathlib import Path
 
 import pytest
+import torch
 
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.experiment import (
+from ganaug.evaluation.experiment import (
+    ExperimentSettings,
     check_no_leakage,
-    paired_comparison,
-    parse_arms,
     parse_regimes,
     run_experiment,
-    t_interval,
 )
 
 TINY = {"per_class": "10", "arms": "real,real+aug,real+gan,gan", "backbone": "resnet10t",
-            "stem": "cifar-3x3-pool", "seeds": 2, "gan_steps": 2, "classifier_steps": 3,
-            "image_size": 16,
-            "batch_size": 32, "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8},
-            "progress": False}
+        "stem": "cifar-3x3-pool", "seeds": 2, "gan_steps": 2, "classifier_steps": 3,
+        "image_size": 16, "batch_size": 32,
+        "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8}, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -31,49 +29,51 @@ def tiny_run(tmp_path_factory):
     return out, run_experiment("digits", out=out, **TINY)
 
 
-# -- statistics against scipy on known numbers -----------------------------------------------------
-def test_t_interval_known_numbers():
-    from scipy import stats
-
-    got = t_interval([1.0, 2.0, 3.0, 4.0])
-    std = math.sqrt(5 / 3)
-    half = stats.t.ppf(0.975, 3) * std / 2  # 3.1824 * 1.2910 / sqrt(4)
-    assert got["mean"] == pytest.approx(2.5) and got["std"] == pytest.approx(std)
-    assert got["low"] == pytest.approx(2.5 - half) and got["high"] == pytest.approx(2.5 + half)
-    assert got["low"] == pytest.approx(0.4457, abs=1e-4)
-
-
-def test_t_interval_of_one_value_has_no_interval():
-    assert t_interval([0.7]) == {"mean": 0.7, "std": None, "low": None, "high": None, "n": 1}
-
-
-def test_paired_comparison_known_numbers():
-    from scipy import stats
-
-    got = paired_comparison([0.90, 0.80, 0.85], [0.80, 0.75, 0.80])
-    # differences 0.10, 0.05, 0.05: mean 1/15, sd 0.02887, t = 4.0 with 2 degrees of freedom
-    assert got["mean"] == pytest.approx(1 / 15)
-    assert got["p"] == pytest.approx(2 * stats.t.sf(4.0, 2), rel=1e-6)
-    assert got["p"] == pytest.approx(0.0572, abs=1e-4)
-    assert got["low"] < got["mean"] < got["high"]
-
-
-def test_paired_comparison_needs_matching_lengths():
-    with pytest.raises(GanaugDataError, match=r"one value per seed on both sides; got 2 and 3"):
-        paired_comparison([1, 2], [1, 2, 3])
-    assert paired_comparison([0.5, 0.6], [0.5, 0.6])["p"] is None
-
-
 # -- settings --------------------------------------------------------------------------------------
-def test_parse_regimes_and_arms():
+def test_parse_regimes():
     assert parse_regimes("10, 50,all") == ["10", "50", "all"]
-    assert parse_arms("real,gan", None) == ["real", "gan"]
-    assert parse_arms("real", 10.0) == ["real", "real+weighted", "real+oversample"]
+    assert parse_regimes([10, "all"]) == ["10", "all"]
     with pytest.raises(GanaugConfigError, match=r"--per-class takes positive integers or 'all'"):
         parse_regimes("10,half")
-    with pytest.raises(GanaugConfigError,
-                       match=r"Unknown arm 'real\+gann'.*Did you mean 'real\+gan'"):
-        parse_arms("real,real+gann", None)
+    with pytest.raises(GanaugConfigError, match=r"--per-class is empty"):
+        parse_regimes(" , ")
+
+
+def test_settings_are_normalised_with_their_defaults():
+    s = ExperimentSettings(data="digits", regimes="10,all", generator=None, device="cpu")
+    assert s.regimes == ["10", "all"]
+    assert s.arms == ["real", "real+aug", "real+gan", "real+aug+gan", "gan"]
+    assert (s.classifier_steps, s.synthetic_ratio, s.model_kwargs) == (500, 1.0, {})
+    assert s.device == torch.device("cpu") and s.baseline == "real+aug"
+    tail = ExperimentSettings(data="digits", arms="gan,real", imbalance=10.0, seeds=2,
+                              classifier_steps=7, batch_size=16, model_kwargs={"a": 1},
+                              generator=Path("g.safetensors"))
+    assert tail.arms == ["gan", "real", "real+weighted", "real+oversample"]
+    assert tail.baseline == "gan" and tail.generator == "g.safetensors"
+    recipe = tail.recipe("standard")
+    assert (recipe.steps, recipe.batch_size, recipe.augment, recipe.model_kwargs) == (
+        7, 16, "standard", {"a": 1})
+    assert list(tail.cell_key()) == ["data", "test", "imbalance", "backbone", "stem",
+                                     "classifier_steps", "batch_size", "gan_steps", "generator",
+                                     "image_size", "synthetic_ratio", "replace_p",
+                                     "min_confidence", "model_kwargs"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("seeds", 0, r"seeds must be an integer >= 1, got 0"),
+    ("seeds", True, r"seeds must be an integer >= 1, got True"),
+    ("replace_p", 1.5, r"replace_p must be a finite number in \(0, 1\], got 1.5.*--replace-p"),
+    ("replace_p", 0.0, r"replace_p must be a finite number in \(0, 1\], got 0.0"),
+    ("synthetic_ratio", -1.0, r"synthetic_ratio must be a finite number in \(0, inf\), got -1"),
+    ("min_confidence", 2.0, r"min_confidence must be a finite number in \[0, 1\], got 2.0"),
+    ("batch_size", 1, r"batch_size must be an integer >= 2, got 1"),
+    ("arms", "real,gann", r"Unknown arm 'gann'.*Did you mean 'gan'"),
+    ("regimes", "0", r"--per-class takes positive integers or 'all'"),
+    ("device", "cuda:99", r"device 'cuda:99'"),
+])
+def test_settings_refuse_bad_values(field, value, message):
+    with pytest.raises(GanaugConfigError, match=message):
+        ExperimentSettings(data="digits", **{field: value})
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def test_report_files_hold_real_numbers(tiny_run):
 
 
 def test_rerun_uses_cached_cells(tiny_run, monkeypatch):
-    import ganaug.classifier
+    import ganaug.evaluation.recipe
     import ganaug.train
 
     out, doc = tiny_run
@@ -109,18 +109,18 @@ def test_rerun_uses_cached_cells(tiny_run, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("retrained a cached cell")
 
-    monkeypatch.setattr(ganaug.classifier, "train_classifier", boom)
+    monkeypatch.setattr(ganaug.evaluation.recipe, "train_classifier", boom)
     monkeypatch.setattr(ganaug.train.Trainer, "fit", boom)
     again = run_experiment("digits", out=out, **TINY)
     assert [c["accuracy"] for c in again["cells"]] == [c["accuracy"] for c in doc["cells"]]
 
 
 def test_changed_settings_retrain_cells(tiny_run, monkeypatch):
-    import ganaug.classifier
+    import ganaug.evaluation.recipe
 
     out, _ = tiny_run
     calls = []
-    monkeypatch.setattr(ganaug.classifier, "train_classifier",
+    monkeypatch.setattr(ganaug.evaluation.recipe, "train_classifier",
                         lambda *a, **k: calls.append(1) or a[0])
     run_experiment("digits", out=out, **{**TINY, "classifier_steps": 4, "arms": "real",
                                          "seeds": 1})
@@ -177,54 +177,8 @@ def test_generator_of_exactly_the_subset_is_accepted_and_unknown_is_refused(tmp_
 
 
 def test_bad_options_are_refused(tmp_path):
-    with pytest.raises(GanaugConfigError, match=r"--replace-p must be in \(0, 1\]; got 1.5"):
+    with pytest.raises(GanaugConfigError, match=r"replace_p must be a finite number in \(0, 1\]"):
         run_experiment("digits", out=tmp_path, **{**TINY, "replace_p": 1.5})
-    with pytest.raises(GanaugConfigError, match=r"seeds must be a positive integer; got 0"):
+    with pytest.raises(GanaugConfigError, match=r"seeds must be an integer >= 1, got 0"):
         run_experiment("digits", out=tmp_path, **{**TINY, "seeds": 0})
-
-
-# -- CLI and demo ---------------------------------------------------------------------------------
-def test_experiment_cli_prints_the_table_and_paths(tmp_path, capsys):
-    from ganaug.cli import main
-
-    code = main(["experiment", "--data", "digits", "--per-class", "10", "--arms", "real",
-                 "--backbone", "resnet10t", "--seeds", "1", "--classifier-steps", "2",
-                 "--size", "16", "--out", str(tmp_path)])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "| 10 | real |" in printed and str(tmp_path / "report.md") in printed
-    assert json.loads((tmp_path / "results.json").read_text())["settings"]["arms"] == ["real"]
-
-
-@pytest.mark.slow
-def test_quick_demo_writes_every_output(tmp_path, monkeypatch):
-    from ganaug.experiment import demo
-
-    monkeypatch.setenv("GANAUG_CACHE_DIR", str(tmp_path / "cache"))
-    result = demo(out=str(tmp_path / "demo"), quick=True)
-    for name in ("gan/generator.safetensors", "samples.png", "metrics.json",
-                 "experiment/report.md", "experiment/accuracy.png"):
-        assert (tmp_path / "demo" / name).is_file(), name
-    assert 0.0 <= result["metrics"]["cas"] <= 1.0
-
-
-# -- --model-kwargs ---------------------------------------------------------------------------
-def test_model_kwargs_parse_yaml_and_json():
-    from ganaug.experiment import parse_model_kwargs
-
-    assert parse_model_kwargs(None) is None
-    assert parse_model_kwargs("{channels: [32, 64, 128, 256], stem_width: 16}") == {
-        "channels": [32, 64, 128, 256], "stem_width": 16}
-    assert parse_model_kwargs('{"drop_rate": 0.1}') == {"drop_rate": 0.1}
-
-
-@pytest.mark.parametrize("text, message", [
-    ("{channels: [32", (r"--model-kwargs is not valid YAML/JSON: '\{channels: \[32' \(expected "
-                       r"',' or '\]', but got '<stream end>'\)\. Example")),
-    ("[1, 2]", r"--model-kwargs must be a mapping.*got '\[1, 2\]'"),
-])
-def test_model_kwargs_errors(text, message):
-    from ganaug.experiment import parse_model_kwargs
-
-    with pytest.raises(GanaugConfigError, match=message):
-        parse_model_kwargs(text)
+    assert not (tmp_path / "cells").exists()

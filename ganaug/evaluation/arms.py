@@ -1,0 +1,164 @@
+"""The arms of an experiment: a table of what each arm trains its classifier on, and how.
+
+Every arm trains the same :class:`~ganaug.evaluation.ClassifierRecipe`; an :class:`Arm` says only
+what differs: the training data (real, real plus synthetic, synthetic), the augmentation, the
+sampler and the loss weights. A new arm is one more row of :data:`ARMS`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ganaug.data import LabeledImages
+from ganaug.augment import MixedDataset, SyntheticDataset, balance_counts, proportional_counts
+from ganaug.errors import GanaugConfigError, did_you_mean
+from ganaug.evaluation.classifier import to_input
+from ganaug.evaluation.recipe import collate_images
+from ganaug.augment import BatchMixer
+
+__all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "Arm", "arm_data", "parse_arms"]
+
+TrainData = tuple[tuple[torch.Tensor, torch.Tensor], Callable | None, str]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What one arm trains its classifier on, and how.
+
+    Attributes:
+        data: ``"real"`` (the real subset), ``"real+synthetic"`` (the real subset plus generated
+            images, or a :class:`ganaug.BatchMixer` with ``replace_p``) or ``"synthetic"``
+            (generated images only, as many as the real subset).
+        augment: None, or ``"standard"`` (random crop + a flip where it suits).
+        sampler: ``"uniform"`` or ``"balanced"`` (class-balanced oversampling).
+        class_weights: None, or ``"balanced"`` (a class-weighted loss).
+    """
+
+    data: str = "real"
+    augment: str | None = None
+    sampler: str = "uniform"
+    class_weights: str | None = None
+
+    @property
+    def uses_gan(self) -> bool:
+        """Whether the arm needs the regime's generator."""
+        return self.data != "real"
+
+
+ARMS: dict[str, Arm] = {
+    "real": Arm(),
+    "real+aug": Arm(augment="standard"),
+    "real+gan": Arm(data="real+synthetic"),
+    "real+aug+gan": Arm(data="real+synthetic", augment="standard"),
+    "gan": Arm(data="synthetic"),
+    "real+weighted": Arm(augment="standard", class_weights="balanced"),
+    "real+oversample": Arm(augment="standard", sampler="balanced"),
+}
+DEFAULT_ARMS = ("real", "real+aug", "real+gan", "real+aug+gan", "gan")
+# Added to every long-tailed (``imbalance``) run: the usual remedies, to compare the GAN with.
+IMBALANCE_ARMS = ("real+weighted", "real+oversample")
+# What users already do: every other arm is reported as a paired difference against it.
+BASELINE = "real+aug"
+
+
+def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str]:
+    """Checked arm names; imbalanced runs also get ``real+weighted`` and ``real+oversample``."""
+    items = list(DEFAULT_ARMS) if arms is None else (
+        [a.strip() for a in arms.split(",") if a.strip()] if isinstance(arms, str) else list(arms))
+    for arm in items:
+        if arm not in ARMS:
+            raise GanaugConfigError(f"Unknown arm '{arm}'. Available: {', '.join(ARMS)}."
+                                    + did_you_mean(arm, ARMS))
+    if imbalance is not None:
+        items += [a for a in IMBALANCE_ARMS if a not in items]
+    return list(dict.fromkeys(items))
+
+
+# -- the training data of each kind of arm --------------------------------------------------------
+def _materialize(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """All items of a ``(PIL or tensor, int)`` dataset as uint8 ``(N, C, H, W)`` + int64."""
+    images, labels = [], []
+    for x, y in DataLoader(dataset, batch_size=256, shuffle=False, collate_fn=collate_images):
+        images.append(x)
+        labels.append(y.long())
+    return torch.cat(images), torch.cat(labels)
+
+
+def _filter_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A SyntheticDataset ``filter``: ``(N, C, H, W) [0, 1] -> (N, K)`` logits of ``model``."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        dev = next(model.parameters()).device
+        with torch.inference_mode():
+            return model(to_input(model, x.to(dev))).float()
+
+    return fn
+
+
+def _real_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
+               balanced) -> TrainData:
+    return (subset.images, subset.labels), None, f"{len(subset)} real"
+
+
+def _synthetic_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
+                    balanced) -> TrainData:
+    per = math.ceil(len(subset) / subset.num_classes)
+    synth = SyntheticDataset(generator, n_per_class=per, seed=seed, **keep).generate()
+    images, labels = _materialize(synth)
+    return (images, labels), None, f"{len(images)} synthetic ({per} per class)"
+
+
+def _mixed_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
+                balanced) -> TrainData:
+    if replace_p is not None:
+        mixer = BatchMixer(generator, fraction=replace_p, seed=seed)
+        return ((subset.images, subset.labels), mixer,
+                f"{len(subset)} real, {replace_p:.0%} of each batch replaced")
+    real_counts = subset.class_counts()
+    budget = round(synthetic_ratio * sum(real_counts))
+    if balanced:
+        counts = balance_counts(real_counts, "uniform", budget=budget)
+    else:
+        counts = proportional_counts(real_counts, budget)
+    synth = SyntheticDataset(generator, counts=counts, seed=seed, **keep).generate()
+    images, labels = _materialize(MixedDataset(subset.to_dataset(), synth, mode="append"))
+    return (images, labels), None, f"{len(subset)} real + {sum(counts)} synthetic"
+
+
+_ARM_DATA = {"real": _real_data, "real+synthetic": _mixed_data, "synthetic": _synthetic_data}
+
+
+def arm_data(arm: Arm, subset: LabeledImages, generator, *, seed: int,
+             synthetic_ratio: float = 1.0, replace_p: float | None = None,
+             balanced: bool = False, filter_model: nn.Module | None = None,
+             min_confidence: float | None = None) -> TrainData:
+    """The training data of ``arm`` on the real ``subset``: ``(train_data, mixer, note)``.
+
+    Args:
+        arm: a row of :data:`ARMS`.
+        subset: the real training images of the regime and seed.
+        generator: the regime's generator (unused by real-only arms).
+        seed: seeds the synthetic images.
+        synthetic_ratio: synthetic images appended per real image.
+        replace_p: instead of appending, a :class:`ganaug.BatchMixer` replacing this fraction of
+            each batch.
+        balanced: fill the rarest classes first (long-tailed data) instead of keeping the
+            class proportions.
+        filter_model, min_confidence: keep only synthetic images that ``filter_model`` assigns to
+            their class with at least ``min_confidence`` (both needed, else no filter).
+
+    Returns:
+        ``(images uint8 (N, C, H, W), labels (N,))``, the mixer or None, and a note for reports.
+    """
+    keep: dict[str, Any] = {}
+    if min_confidence is not None and filter_model is not None:
+        keep = {"filter": _filter_fn(filter_model), "min_confidence": min_confidence}
+    return _ARM_DATA[arm.data](subset, generator, seed=seed, keep=keep,
+                               synthetic_ratio=synthetic_ratio, replace_p=replace_p,
+                               balanced=balanced)

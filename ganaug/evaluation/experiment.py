@@ -1,0 +1,404 @@
+"""Does GAN augmentation help my classifier? Regimes x seeds x arms, with honest statistics.
+
+For each data regime (images per class, optionally long-tailed) and seed: draw the real training
+subset, train a GAN on exactly that subset (or check that a given generator saw nothing else),
+then train one timm classifier per arm with the same optimiser-step budget and test it on the
+untouched test split. Gains are reported as paired differences against ``real+aug`` (what users
+already do), with 95% t-intervals and paired t-tests over seeds (Student 1908; see e.g. Bouthillier
+et al. 2021, https://arxiv.org/abs/2103.03098, on variance in ML benchmarks). Finished cells are
+cached in ``OUT/cells`` so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+
+from ganaug import __version__
+from ganaug._checks import check_float, check_int, check_probability
+from ganaug._devices import DeviceLike, resolve_device
+from ganaug._files import atomic_write_text
+from ganaug.config import TrainConfig
+from ganaug.data import LabeledImages, load_data
+from ganaug.errors import GanaugConfigError, GanaugDataError
+from ganaug.evaluation.arms import ARMS, BASELINE, arm_data, parse_arms
+from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
+from ganaug.evaluation.recipe import ClassifierRecipe
+from ganaug.evaluation.report import summarize, write_outputs
+from ganaug.io import load, read_metadata
+from ganaug.plots import save_generator_grid
+from ganaug.train import Trainer
+
+__all__ = [
+    "ExperimentSettings",
+    "check_no_leakage",
+    "load_regime",
+    "parse_regimes",
+    "run_experiment",
+]
+
+EXPERIMENT_CLASSIFIER_STEPS = 500
+
+
+# -- settings -------------------------------------------------------------------------------------
+def parse_regimes(per_class: str | Sequence) -> list[str]:
+    """``"10,50,all"`` -> ``["10", "50", "all"]`` (checked)."""
+    items = per_class.split(",") if isinstance(per_class, str) else [str(v) for v in per_class]
+    items = [i.strip() for i in items if i.strip()]
+    for item in items:
+        if item != "all" and not (item.isdigit() and int(item) > 0):
+            raise GanaugConfigError(f"--per-class takes positive integers or 'all', comma-"
+                                    f"separated (e.g. 10,50,all); got {item!r}.")
+    if not items:
+        raise GanaugConfigError("--per-class is empty; give e.g. 10,50,all.")
+    return items
+
+
+# The settings a cached cell must match to be reused (in this order in results.json).
+_CELL_KEYS = ("data", "test", "imbalance", "backbone", "stem", "classifier_steps", "batch_size",
+              "gan_steps", "generator", "image_size", "synthetic_ratio", "replace_p",
+              "min_confidence", "model_kwargs")
+
+
+@dataclass
+class ExperimentSettings:
+    """Everything that decides an experiment's numbers; checked and normalised on creation.
+
+    The arguments of :func:`run_experiment` (``regimes`` is its ``per_class``). After creation
+    ``regimes`` and ``arms`` are lists of names, ``classifier_steps`` and ``synthetic_ratio`` have
+    their defaults (500 and 1.0), ``model_kwargs`` is a dict, ``generator`` a string or None and
+    ``device`` a :class:`torch.device`. ``channels`` converts the data (it is set from the
+    generator when one is given).
+
+    Raises:
+        GanaugConfigError: an invalid regime, arm, seed count, ratio or probability, or an invalid
+            classifier budget.
+    """
+
+    data: str
+    test: str | None = None
+    regimes: str | Sequence = "all"
+    arms: str | Sequence | None = None
+    seeds: int = 3
+    imbalance: float | None = None
+    backbone: str = "resnet18"
+    stem: str = "auto"
+    model_kwargs: dict[str, Any] | None = None
+    classifier_steps: int | None = None
+    batch_size: int = 128
+    gan_steps: int | None = None
+    gan_config: dict[str, Any] | None = None
+    generator: str | os.PathLike | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    synthetic_ratio: float | None = None
+    replace_p: float | None = None
+    min_confidence: float | None = None
+    device: DeviceLike = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.regimes = parse_regimes(self.regimes)
+        self.arms = parse_arms(self.arms, self.imbalance)
+        self.seeds = check_int("seeds", self.seeds)
+        if self.replace_p is not None:
+            check_float("replace_p", self.replace_p, minimum=0.0, maximum=1.0, open_min=True,
+                        hint="(CLI: --replace-p.)")
+        if self.synthetic_ratio is not None:
+            check_float("synthetic_ratio", self.synthetic_ratio, minimum=0.0, open_min=True,
+                        hint="(CLI: --synthetic-ratio.)")
+        if self.min_confidence is not None:
+            check_probability("min_confidence", self.min_confidence)
+        self.classifier_steps = self.classifier_steps or EXPERIMENT_CLASSIFIER_STEPS
+        self.synthetic_ratio = self.synthetic_ratio or 1.0
+        self.model_kwargs = dict(self.model_kwargs or {})
+        self.generator = str(self.generator) if self.generator else None
+        self.device = resolve_device(self.device)
+        self.recipe(None)  # checks the classifier budget before any data is loaded
+
+    @property
+    def baseline(self) -> str:
+        """The arm every other arm is compared with: ``real+aug``, else the first arm."""
+        return BASELINE if BASELINE in self.arms else self.arms[0]
+
+    def recipe(self, augment: str | None) -> ClassifierRecipe:
+        """The classifier recipe of an arm with this ``augment``."""
+        return ClassifierRecipe(backbone=self.backbone, stem=self.stem,
+                                model_kwargs=self.model_kwargs, steps=self.classifier_steps,
+                                batch_size=self.batch_size, augment=augment)
+
+    def cell_key(self) -> dict[str, Any]:
+        """The settings a cached cell must match to be reused."""
+        return {k: getattr(self, k) for k in _CELL_KEYS}
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    import timm
+
+    return {"ganaug": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "timm": timm.__version__,
+            "platform": platform.platform(), "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+# -- data and generators --------------------------------------------------------------------------
+def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_size: int | None,
+                channels: int | None, imbalance: float | None) -> LabeledImages:
+    """The real training subset of one regime and seed (from the train split only)."""
+    n = None if regime == "all" else int(regime)
+    return load_data(data, split=None if test else "train", size=image_size, channels=channels,
+                     per_class=n, imbalance=imbalance, seed=seed)
+
+
+def check_no_leakage(generator, subset, test, *, path: str = "the generator") -> None:
+    """Refuse a generator that saw images outside ``subset`` (other training images or the test
+    split), judged by the data fingerprint it recorded at training time.
+
+    Raises:
+        GanaugDataError: no recorded fingerprint, or one that is not the subset's.
+    """
+    training = (getattr(generator, "metadata", None) or {}).get("training") or {}
+    recorded = training.get("data_fingerprint")
+    spec = training.get("data", "unknown data")
+    if not recorded:
+        raise GanaugDataError(
+            f"{path} records no training-data fingerprint, so ganaug cannot check that it never "
+            f"saw the test split ({test.spec}). Use a generator trained by ganaug, or leave out "
+            "--generator to train one per regime.")
+    if recorded == subset.fingerprint():
+        return
+    raise GanaugDataError(
+        f"{path} was trained on {spec} (fingerprint {recorded[:12]}), not on this regime's "
+        f"training subset {subset.spec} ({subset.fingerprint()[:12]}). It may have seen images "
+        f"outside the subset or from the test split {test.spec}, which would inflate the GAN "
+        "arms. Leave out --generator (a GAN is trained on each subset), or pass one trained on "
+        "exactly that subset.")
+
+
+def _train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
+               device: DeviceLike = None, config: dict[str, Any] | None = None) -> Path:
+    """Train a GAN on exactly ``data`` in the run folder ``out``, resuming from its checkpoint, or
+    reuse the finished run there (same data fingerprint and step count); returns the model file.
+
+    The one GAN-training call site of the experiment and the demo.
+    """
+    fields = dict(config or {})
+    # A batch larger than a tiny subset cannot be drawn; presets assume thousands of images.
+    if len(data) < 128 and "batch_size" not in fields:
+        fields["batch_size"] = max(2, min(64, len(data)))
+    cfg = TrainConfig(data=data.spec or "subset", seed=seed, steps=steps, out=str(out),
+                      device=None if device is None else str(device),
+                      resume=(out / "checkpoints" / "last.pt").is_file() or None, **fields)
+    path = out / "generator.safetensors"
+    if path.is_file():
+        training = read_metadata(path).get("training", {})
+        done = training.get("steps") == (steps or training.get("config", {}).get("steps"))
+        if training.get("data_fingerprint") == data.fingerprint() and done:
+            return path
+    Trainer(cfg, data=data).fit()
+    return path
+
+
+def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir: Path, seed: int):
+    """The given generator (checked for leakage), or one trained on exactly ``subset``."""
+    if given is not None:
+        check_no_leakage(given, subset, test, path=settings.generator)
+        return given
+    path = _train_gan(subset, gan_dir, seed=seed, steps=settings.gan_steps,
+                      device=settings.device, config=settings.gan_config)
+    return load(path, device=settings.device)
+
+
+def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSettings, seed: int,
+              real_model):
+    arm = ARMS[name]
+    start = time.perf_counter()
+    train_data, mixer, note = arm_data(
+        arm, subset, generator, seed=seed, synthetic_ratio=settings.synthetic_ratio,
+        replace_p=settings.replace_p, balanced=settings.imbalance is not None,
+        filter_model=real_model, min_confidence=settings.min_confidence)
+    model = settings.recipe(arm.augment).train(
+        train_data, like=subset, seed=seed, mixer=mixer, class_weights=arm.class_weights,
+        sampler=arm.sampler, device=settings.device, progress=settings.progress, desc=name)
+    result = evaluate_classifier(model, test.images, test.labels, device=settings.device)
+    result.update(train_data=note, wall_s=round(time.perf_counter() - start, 2))
+    return result, model
+
+
+# -- the experiment -------------------------------------------------------------------------------
+class _CellCache:
+    """Finished cells in ``folder``, one JSON file each with the settings that made it: a rerun
+    with the same settings reuses a cell, a cell made with other settings is recomputed."""
+
+    def __init__(self, folder: Path, key: dict[str, Any]) -> None:
+        self.folder = folder
+        self.key = json.loads(json.dumps(key))
+
+    def _path(self, regime: str, seed: int, arm: str) -> Path:
+        return self.folder / f"{regime}-s{seed}-{arm.replace('+', '_')}.json"
+
+    def get(self, regime: str, seed: int, arm: str) -> dict[str, Any] | None:
+        path = self._path(regime, seed, arm)
+        if path.is_file():
+            cached = json.loads(path.read_text())
+            if cached.get("settings") == self.key:
+                return cached
+        return None
+
+    def put(self, cell: dict[str, Any]) -> None:
+        path = self._path(cell["regime"], cell["seed"], cell["arm"])
+        atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
+
+    def real_model(self, regime: str, seed: int) -> Path:
+        """Where the ``real`` arm's classifier is kept (for ``min_confidence``)."""
+        return self.folder / f"{regime}-s{seed}-real.safetensors"
+
+
+def _run_arms(settings: ExperimentSettings, cache: _CellCache, regime: str, seed: int, subset,
+              test, given, gan_dir: Path, done: Callable[[dict[str, Any]], None]):
+    """Every arm of one regime and seed (cached or computed); returns the generator used, if any."""
+    gen = real_model = None
+    for name in settings.arms:
+        cached = cache.get(regime, seed, name)
+        if cached is not None:
+            done(cached)
+            continue
+        if ARMS[name].uses_gan and gen is None:
+            gen = _regime_generator(settings, subset, test, given, gan_dir, seed)
+        saved_real = cache.real_model(regime, seed)
+        if (ARMS[name].uses_gan and settings.min_confidence is not None and real_model is None
+                and saved_real.is_file()):
+            real_model = load_classifier(saved_real)[0].to(settings.device)
+        result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
+                                  real_model=real_model)
+        if name == "real":
+            real_model = model
+            if settings.min_confidence is not None:
+                save_classifier(model, cache.real_model(regime, seed))
+                model.to(settings.device)
+        cell = {"regime": regime, "seed": seed, "arm": name, "n_real": len(subset),
+                "real_spec": subset.spec, "settings": cache.key, **result}
+        cache.put(cell)
+        done(cell)
+    return gen
+
+
+def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None,
+                   per_class: str | Sequence = "all", imbalance: float | None = None,
+                   arms: str | Sequence | None = None, backbone: str = "resnet18",
+                   stem: str = "auto", seeds: int = 3, gan_steps: int | None = None,
+                   classifier_steps: int | None = None, batch_size: int = 128,
+                   generator: str | os.PathLike | None = None, image_size: int | None = None,
+                   synthetic_ratio: float | None = None, replace_p: float | None = None,
+                   min_confidence: float | None = None, device: DeviceLike = None,
+                   gan_config: dict[str, Any] | None = None,
+                   model_kwargs: dict[str, Any] | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the experiment and write ``results.json``, ``results.csv``, ``report.md``
+    and the plots into ``out``.
+
+    Args:
+        data: dataset spec; without ``test`` its ``train`` split is used for training and its
+            ``test`` split (own, or a fixed stratified 20%) for testing.
+        out: output folder (cells, GANs, reports).
+        test: a separate test spec.
+        per_class: regimes, e.g. ``"10,50,all"``.
+        imbalance: long-tail ratio; adds ``real+weighted`` and ``real+oversample``.
+        arms: subset of :data:`ARMS` (default :data:`DEFAULT_ARMS`).
+        backbone, stem: the timm classifier (see :func:`ganaug.evaluation.create_classifier`).
+        seeds: seeds 0..seeds-1; each draws its own subset, GAN and classifiers.
+        gan_steps: generator steps per GAN (default: the trainer's preset).
+        classifier_steps: optimiser steps of every classifier (default 500).
+        batch_size: classifier batch size.
+        generator: a model file to use instead of training GANs; refused where it saw images
+            outside the regime's subset (see :func:`check_no_leakage`).
+        image_size: resize the data (default: the generator's size with ``generator``).
+        synthetic_ratio: synthetic images appended per real image (default 1.0).
+        replace_p: instead of appending, replace this fraction of each batch with
+            :class:`ganaug.BatchMixer`.
+        min_confidence: keep only synthetic images that the ``real`` arm's classifier assigns
+            to their class with at least this probability.
+        device: where classifiers and GANs run (``None``: the best available).
+        gan_config: extra :class:`ganaug.TrainConfig` fields for the GANs.
+        model_kwargs: extra ``timm.create_model`` arguments of the classifier.
+        progress: show progress bars.
+
+    Returns:
+        The ``results.json`` document.
+
+    Raises:
+        GanaugConfigError: invalid settings (see :class:`ExperimentSettings`).
+        GanaugDataError: a leaking ``generator``, or test data with other classes.
+    """
+    from tqdm.auto import tqdm
+
+    settings = ExperimentSettings(
+        data=data, test=test, regimes=per_class, arms=arms, seeds=seeds, imbalance=imbalance,
+        backbone=backbone, stem=stem, model_kwargs=model_kwargs,
+        classifier_steps=classifier_steps, batch_size=batch_size, gan_steps=gan_steps,
+        gan_config=gan_config, generator=generator, image_size=image_size,
+        synthetic_ratio=synthetic_ratio, replace_p=replace_p, min_confidence=min_confidence,
+        device=device, progress=progress)
+    out = Path(out)
+    given = None
+    if settings.generator is not None:
+        given = load(settings.generator, device=settings.device)
+        settings.image_size = settings.image_size or given.image_size
+        settings.channels = given.channels
+    test_data = load_data(test or data, split=None if test else "test",
+                          size=settings.image_size, channels=settings.channels)
+    started = time.perf_counter()
+    cache = _CellCache(out / "cells", settings.cell_key())
+    cells: list[dict[str, Any]] = []
+    samples: dict[str, Path | None] = {}
+    bar = tqdm(total=len(settings.regimes) * settings.seeds * len(settings.arms),
+               desc="experiment", unit="cell", disable=not progress)
+
+    def done(cell: dict[str, Any]) -> None:
+        cells.append(cell)
+        bar.update(1)
+
+    for regime in settings.regimes:
+        for seed in range(settings.seeds):
+            subset = load_regime(data, regime, seed=seed, test=test,
+                                 image_size=settings.image_size, channels=settings.channels,
+                                 imbalance=imbalance)
+            if subset.num_classes != test_data.num_classes:
+                raise GanaugDataError(f"The test data has {test_data.num_classes} classes but "
+                                      f"the training data has {subset.num_classes}.")
+            gen = _run_arms(settings, cache, regime, seed, subset, test_data, given,
+                            out / "gans" / f"{regime}-s{seed}", done)
+            uses_gan = any(ARMS[a].uses_gan for a in settings.arms)
+            if uses_gan and seed == 0 and regime not in samples:
+                samples[regime] = _sample_grid(out, regime, gen or given)
+    bar.close()
+    doc = {
+        "settings": {**settings.cell_key(), "regimes": settings.regimes, "arms": settings.arms,
+                     "seeds": settings.seeds, "baseline": settings.baseline,
+                     "test_spec": test_data.spec, "n_test": len(test_data),
+                     "classes": list(test_data.classes)},
+        "environment": _environment(settings.device),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "summary": summarize(cells, settings.regimes, settings.arms, settings.baseline),
+        "cells": cells,
+    }
+    write_outputs(out, doc, samples)
+    return doc
+
+
+def _sample_grid(out: Path, regime: str, gen) -> Path | None:
+    """A grid of generated images (one row per class) for a regime, when a generator exists."""
+    if gen is None:
+        return None
+    return save_generator_grid(gen, out / f"samples-{regime}.png", per_class=8, seed=0,
+                               title=f"generator of regime {regime}, seed 0")

@@ -1,0 +1,243 @@
+"""How good is a generator? Every metric against real data it did not see, and their table.
+
+Distances (:mod:`ganaug.evaluation.distances`) are measured in the feature space of
+:mod:`ganaug.evaluation.features`; the Classification Accuracy Score (Ravuri & Vinyals 2019,
+https://arxiv.org/abs/1905.10887) trains the same classifier recipe on generated images only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import torch
+
+from ganaug._devices import DeviceLike
+from ganaug.errors import GanaugDataError
+from ganaug.evaluation.classifier import check_same_classes, evaluate_classifier
+from ganaug.evaluation.distances import (
+    density_coverage,
+    frechet_distance,
+    frechet_distance_per_class,
+    precision_recall,
+)
+from ganaug.evaluation.features import (
+    DEFAULT_BACKBONE,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CLASSIFIER_STEPS,
+    DEFAULT_STEM,
+    FeatureExtractor,
+    classifier_extractor,
+    evaluation_recipe,
+    timm_feature_extractor,
+    train_real_classifier,
+)
+
+__all__ = [
+    "classification_accuracy_score",
+    "evaluate_generator",
+    "format_metrics",
+]
+
+
+def _sample(generator, n_per_class: int, seed: int,
+            device: DeviceLike) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = generator.sample(n_per_class=n_per_class, seed=seed, output="uint8",
+                                      device=device, return_labels=True)
+    return images.cpu(), labels.cpu().long()
+
+
+def classification_accuracy_score(generator, test_data, *, n_per_class: int,
+                                  real_accuracy: float | None = None,
+                                  backbone: str = DEFAULT_BACKBONE, stem: str = DEFAULT_STEM,
+                                  model_kwargs: dict[str, Any] | None = None,
+                                  steps: int = DEFAULT_CLASSIFIER_STEPS,
+                                  batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
+                                  device: DeviceLike = None, progress: bool = True,
+                                  samples: tuple[torch.Tensor, torch.Tensor] | None = None
+                                  ) -> dict[str, Any]:
+    """CAS: accuracy on real test images of a classifier trained on generated images only.
+
+    ``cas_ratio = cas / real_accuracy``, where ``real_accuracy`` comes from the same classifier
+    recipe (backbone, steps, batch, augmentation) trained on the real training split: 1.0 means
+    the synthetic data teaches the classifier as well as the real data.
+
+    Args:
+        generator: anything with ``sample(n_per_class=, seed=, output="uint8", device=,
+            return_labels=True)`` and ``classes``.
+        test_data: real ``LabeledImages`` never seen by the generator.
+        n_per_class: generated training images per class.
+        samples: already drawn ``(images, labels)`` to train on instead of sampling.
+
+    Returns:
+        ``{"cas", "cas_balanced", "cas_ratio" (None without real_accuracy), "cas_per_class"}``.
+    """
+    images, labels = samples if samples is not None else _sample(generator, n_per_class, seed,
+                                                                 device)
+    recipe = evaluation_recipe(backbone, stem, model_kwargs, steps, batch_size)
+    model = recipe.train((images, labels), like=test_data, seed=seed, device=device,
+                         progress=progress, desc="CAS classifier")
+    result = evaluate_classifier(model, test_data.images, test_data.labels, device=device)
+    cas = result["accuracy"]
+    return {
+        "cas": cas,
+        "cas_balanced": result["balanced_accuracy"],
+        "cas_ratio": cas / real_accuracy if real_accuracy else None,
+        "cas_per_class": dict(zip(map(str, test_data.classes), result["per_class_accuracy"])),
+    }
+
+
+# -- everything at once ---------------------------------------------------------------------------
+def _check_generator_fits(generator, data, what: str) -> None:
+    check_same_classes("the generator", list(generator.classes), what, list(data.classes))
+    if (data.image_size, data.channels) != (generator.image_size, generator.channels):
+        raise GanaugDataError(
+            f"The generator makes {generator.channels}x{generator.image_size}x"
+            f"{generator.image_size} images but {what} is {data.channels}x{data.image_size}x"
+            f"{data.image_size}. Load the data with size={generator.image_size}, "
+            f"channels={generator.channels} (CLI: the evaluate command does this for you).")
+
+
+def _finite_mean(values) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(sum(vals) / len(vals)) if vals else float("nan")
+
+
+def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | None = None,
+                       features: str | FeatureExtractor | None = None,
+                       classifier_steps: int | None = None, backbone: str = DEFAULT_BACKBONE,
+                       stem: str = DEFAULT_STEM, model_kwargs: dict[str, Any] | None = None,
+                       batch_size: int = DEFAULT_BATCH_SIZE,
+                       k_pr: int = 3, k_dc: int = 5, seed: int = 0, device: DeviceLike = None,
+                       cache: str | os.PathLike | None | bool = None,
+                       progress: bool = True) -> dict[str, Any]:
+    """Every generator metric ganaug has, against real data the generator did not see.
+
+    Steps: train (or load from the cache) the real classifier on ``train_data``; draw
+    ``n_per_class`` images per class; embed them and the real **test** images (unseen by both the
+    generator and the feature classifier, so a generator that copies its training images gets no
+    credit for it) with the feature extractor; compute the distances; train the same classifier
+    recipe on the generated images for CAS.
+
+    Args:
+        generator: a :class:`ganaug.Generator` (or anything with its ``sample()`` contract,
+            ``classes``, ``image_size`` and ``channels``).
+        train_data: the real ``LabeledImages`` the generator was trained on.
+        test_data: held-out real ``LabeledImages`` with the same classes.
+        n_per_class: generated images per class (default: the largest real training class,
+            at most 1000).
+        features: None (the real classifier's features), ``"NAME:WEIGHTS"`` (a timm model with
+            local weights) or a :class:`FeatureExtractor`.
+        classifier_steps: optimiser steps of the real and CAS classifiers (default 300).
+        backbone, stem, model_kwargs, batch_size: the classifier recipe (``model_kwargs``
+            default: a narrow ``channels=(32, 64, 128, 256)`` for the default backbone).
+        k_pr, k_dc: neighbourhood sizes of precision/recall and density/coverage.
+        seed: seeds the classifier, the batches and the generated images.
+        cache: folder of the classifier cache, or False for none.
+
+    Returns:
+        ``fid``, ``fid_per_class`` ({class: value}), ``intra_fid`` (their mean), ``fid_real``
+        (train vs test features: what a perfect generator would score), ``precision``,
+        ``recall``, ``density``, ``coverage``, ``cas``, ``cas_balanced``, ``cas_ratio``,
+        ``real_accuracy``, ``real_balanced_accuracy``, ``cas_per_class`` and ``how`` (extractor,
+        note, counts, budget, seed, cache, seconds).
+    """
+    start = time.perf_counter()
+    _check_generator_fits(generator, train_data, "the training data")
+    _check_generator_fits(generator, test_data, "the test data")
+    steps = DEFAULT_CLASSIFIER_STEPS if classifier_steps is None else classifier_steps
+    recipe = evaluation_recipe(backbone, stem, model_kwargs, steps, batch_size)
+    n = n_per_class or min(1000, max(train_data.class_counts()))
+    real_model, cache_path, cached = train_real_classifier(
+        train_data, backbone=backbone, stem=stem, model_kwargs=model_kwargs, steps=steps,
+        batch_size=batch_size, seed=seed,
+        device=device, cache=cache, progress=progress)
+    real_eval = evaluate_classifier(real_model, test_data.images, test_data.labels, device=device)
+
+    if features is None:
+        extractor = classifier_extractor(real_model, train_data.spec, backbone, device)
+    elif isinstance(features, str):
+        extractor = timm_feature_extractor(features, device=device)
+    else:
+        extractor = features
+    fake_images, fake_labels = _sample(generator, n, seed, device)
+    feats_fake = extractor(fake_images)
+    feats_test = extractor(test_data.images)
+    feats_train = extractor(train_data.images)
+    per_class = frechet_distance_per_class(feats_test, test_data.labels, feats_fake, fake_labels,
+                                           list(test_data.classes))
+    cas = classification_accuracy_score(
+        generator, test_data, n_per_class=n, real_accuracy=real_eval["accuracy"],
+        backbone=backbone, stem=stem, model_kwargs=model_kwargs, steps=steps,
+        batch_size=batch_size, seed=seed,
+        device=device, progress=progress, samples=(fake_images, fake_labels))
+    return {
+        "fid": frechet_distance(feats_test, feats_fake),
+        "fid_per_class": per_class,
+        "intra_fid": _finite_mean(per_class.values()),
+        "fid_real": frechet_distance(feats_test, feats_train),
+        **precision_recall(feats_test, feats_fake, k=k_pr),
+        **density_coverage(feats_test, feats_fake, k=k_dc),
+        "cas": cas["cas"],
+        "cas_balanced": cas["cas_balanced"],
+        "cas_ratio": cas["cas_ratio"],
+        "real_accuracy": real_eval["accuracy"],
+        "real_balanced_accuracy": real_eval["balanced_accuracy"],
+        "cas_per_class": cas["cas_per_class"],
+        "how": {
+            "feature_extractor": extractor.name,
+            "note": extractor.note,
+            "reference": "real test split (unseen by the generator and the feature classifier)",
+            "n_fake": len(fake_images),
+            "n_per_class": int(n),
+            "n_real_test": len(test_data),
+            "n_real_train": len(train_data),
+            "train_spec": train_data.spec,
+            "test_spec": test_data.spec,
+            "classifier": {"backbone": backbone, "stem": stem,
+                           "model_kwargs": recipe.model_kwargs, "steps": steps,
+                           "batch_size": batch_size, "augment": recipe.augment},
+            "k_precision_recall": k_pr,
+            "k_density_coverage": k_dc,
+            "seed": seed,
+            "classifier_cache": str(cache_path) if cache_path else None,
+            "classifier_cached": cached,
+            "seconds": round(time.perf_counter() - start, 1),
+        },
+    }
+
+
+# -- the table ------------------------------------------------------------------------------------
+_ROWS = [
+    ("fid", "FID (test vs generated; lower is better)"),
+    ("fid_real", "FID floor (test vs real train)"),
+    ("intra_fid", "intra-class FID (mean over classes)"),
+    ("precision", "precision (fakes that look real)"),
+    ("recall", "recall (real data covered)"),
+    ("density", "density (~1 is good)"),
+    ("coverage", "coverage"),
+    ("cas", "CAS (test accuracy, trained on fakes)"),
+    ("real_accuracy", "test accuracy, trained on real"),
+    ("cas_ratio", "CAS ratio (CAS / real accuracy)"),
+]
+
+
+def format_metrics(result: dict[str, Any]) -> str:
+    """A plain-text table of :func:`evaluate_generator`'s result, with the feature note."""
+    width = max(len(label) for _, label in _ROWS)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
+    for key, label in _ROWS:
+        value = result.get(key)
+        text = ("n/a" if value is None else f"{value:.4g}" if isinstance(value, float)
+                else str(value))
+        lines.append(f"{label:<{width}}  {text}")
+    how = result.get("how", {})
+    if how:
+        lines.append("")
+        lines.append(f"features: {how.get('feature_extractor')}")
+        lines.append(f"note: {how.get('note')}")
+        lines.append(f"samples: {how.get('n_fake')} generated ({how.get('n_per_class')} per class)"
+                     f", {how.get('n_real_test')} real test, {how.get('n_real_train')} real train")
+    return "\n".join(lines)

@@ -1,0 +1,372 @@
+"""Train a classifier on a fixed step budget, and the one recipe every ganaug classifier follows.
+
+Every arm of an experiment, the feature classifier and the CAS classifier get the same number of
+optimiser steps, so a difference in accuracy is a difference in data, not in compute.
+:class:`ClassifierRecipe` holds that recipe (backbone, stem, width, budget, augmentation) once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+from ganaug._checks import check_int
+from ganaug._devices import DeviceLike, resolve_device
+from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
+from ganaug.evaluation.classifier import config_of, create_classifier, to_input
+
+__all__ = [
+    "ClassifierRecipe",
+    "collate_images",
+    "flip_suits",
+    "random_crop_flip",
+    "train_classifier",
+]
+
+# Datasets whose classes change meaning under a mirror (digits, text): no horizontal flip.
+_NO_FLIP_NAMES = ("mnist", "digits", "svhn", "emnist", "usps")
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+def flip_suits(spec: str) -> bool:
+    """Whether a horizontal flip keeps the class of images from dataset ``spec``.
+
+    False for digit and character sources (mnist5k, digits, svhn, ...), True otherwise.
+    """
+    base = str(spec).lower().split("?")[0]
+    return not any(word in base for word in _NO_FLIP_NAMES)
+
+
+def random_crop_flip(images: torch.Tensor, *, pad: int, flip: bool,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with zero padding and an optional horizontal flip, for a whole batch at once.
+
+    Args:
+        images: ``(N, C, H, W)`` of any dtype, on any device.
+        pad: pixels of zero padding on each side before the crop (0 turns the crop off).
+        flip: mirror half of the images left-right.
+        generator: CPU generator of the offsets and flips (for reproducible batches).
+
+    Returns:
+        ``(N, C, H, W)``, same dtype and device.
+    """
+    n, _, h, w = images.shape
+    out = images
+    if pad > 0:
+        padded = F.pad(images, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
+        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(images.device)
+        rows = (oy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+        batch = torch.arange(n, device=images.device)[:, None, None, None]
+        chans = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+        out = padded[batch, chans, rows, cols]
+    if flip:
+        mirror = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+        out = torch.where(mirror[:, None, None, None], out.flip(-1), out)
+    return out
+
+
+def _standard_pad(image_size: int) -> int:
+    # 4 px at 32 px (the CIFAR recipe), scaled with the image.
+    return max(1, round(image_size * 4 / 32))
+
+
+# -- batches --------------------------------------------------------------------------------------
+def _as_tensors(train_data) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(images uint8, labels int64)`` for LabeledImages or a tuple; None for a Dataset."""
+    if hasattr(train_data, "images") and hasattr(train_data, "labels"):
+        return train_data.images, train_data.labels
+    if isinstance(train_data, (tuple, list)) and len(train_data) == 2 and all(
+            isinstance(t, torch.Tensor) for t in train_data):
+        images, labels = train_data
+        if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+            raise GanaugDataError(
+                f"train_data tensors must be images (N, C, H, W) and labels (N,); got "
+                f"{tuple(images.shape)} and {tuple(labels.shape)}.")
+        return images, labels.long()
+    if isinstance(train_data, torch.utils.data.Dataset):
+        return None
+    raise GanaugDataError(
+        f"train_data must be a LabeledImages, an (images, labels) tuple of tensors or a torch "
+        f"Dataset of (image, label); got {type(train_data).__name__}.")
+
+
+class _TensorBatches:
+    """Seeded batches of in-memory tensors: shuffled epochs, or class-balanced draws."""
+
+    def __init__(self, images, labels, batch_size, sampler, generator):
+        if len(labels) == 0:
+            raise GanaugDataError("train_data is empty; a classifier needs at least one image.")
+        self.images, self.labels = images, labels
+        self.batch_size, self.sampler, self.gen = batch_size, sampler, generator
+        counts = torch.bincount(labels).float()
+        self.weights = (1.0 / counts.clamp(min=1))[labels]
+        self.queue = torch.empty(0, dtype=torch.int64)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.sampler == "balanced":
+            idx = torch.multinomial(self.weights, self.batch_size, replacement=True,
+                                    generator=self.gen)
+        else:
+            while len(self.queue) < self.batch_size:
+                self.queue = torch.cat([self.queue, torch.randperm(len(self.labels),
+                                                                   generator=self.gen)])
+            idx, self.queue = self.queue[:self.batch_size], self.queue[self.batch_size:]
+        return self.images[idx], self.labels[idx]
+
+
+def collate_images(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """A DataLoader ``collate_fn``: ``(PIL or tensor, label)`` items -> uint8 ``(N, C, H, W)``
+    images (float tensors in [0, 1] are scaled) and their labels."""
+    images, labels = [], []
+    for img, label in batch:
+        if not isinstance(img, torch.Tensor):
+            img = pil_to_tensor(img)
+        elif img.is_floating_point():
+            img = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+        images.append(img if img.ndim == 3 else img[None])
+        labels.append(torch.as_tensor(label))
+    return torch.stack(images), torch.stack(labels)
+
+
+class _LoaderBatches:
+    """Batches from a Dataset of ``(PIL or tensor, label)`` through an endless DataLoader."""
+
+    def __init__(self, dataset, batch_size, sampler, generator, num_workers):
+        if sampler == "balanced":
+            targets = getattr(dataset, "targets", None)
+            if targets is None:
+                raise GanaugDataError(
+                    f"sampler='balanced' needs the labels up front, but {type(dataset).__name__} "
+                    "has no .targets. Pass (images, labels) tensors or use sampler='uniform'.")
+            labels = torch.as_tensor(list(targets), dtype=torch.int64)
+            weights = (1.0 / torch.bincount(labels).float().clamp(min=1))[labels]
+            chooser = WeightedRandomSampler(weights, len(labels), generator=generator)
+        else:
+            chooser = RandomSampler(dataset, generator=generator)
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=chooser,
+                                 num_workers=num_workers, collate_fn=collate_images,
+                                 drop_last=False)
+        self.it = iter(self.loader)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            return next(self.it)
+
+
+# -- training -------------------------------------------------------------------------------------
+def _class_weight_tensor(class_weights, labels: torch.Tensor | None,
+                         num_classes: int) -> torch.Tensor | None:
+    if class_weights is None:
+        return None
+    if isinstance(class_weights, str):
+        if class_weights != "balanced":
+            raise GanaugConfigError(f"class_weights must be None, 'balanced' or one weight per "
+                                    f"class; got {class_weights!r}.")
+        if labels is None:
+            raise GanaugConfigError("class_weights='balanced' needs in-memory (images, labels); "
+                                    "pass the weights yourself for a Dataset.")
+        counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+        # n / (K * n_k): sklearn's "balanced" weights, mean 1 over the samples.
+        return len(labels) / (num_classes * counts)
+    weights = torch.as_tensor(class_weights, dtype=torch.float32)
+    if weights.shape != (num_classes,):
+        raise GanaugConfigError(f"class_weights needs {num_classes} values (one per class); got "
+                                f"shape {tuple(weights.shape)}.")
+    return weights
+
+
+def _schedule(step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 0 over the remaining steps (a factor of ``lr``)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _check_train_args(steps, batch_size, optimizer="sgd", sampler="uniform", augment=None,
+                      label_smoothing=0.0) -> None:
+    check_int("steps", steps)
+    check_int("batch_size", batch_size, minimum=2, hint="Batch norm needs two images per batch.")
+    if optimizer not in ("sgd", "adamw"):
+        raise GanaugConfigError(f"optimizer must be 'sgd' or 'adamw'; got {optimizer!r}.")
+    if sampler not in ("uniform", "balanced"):
+        raise GanaugConfigError(f"sampler must be 'uniform' or 'balanced' (oversampling); got "
+                                f"{sampler!r}.")
+    if augment not in (None, "none", "standard"):
+        raise GanaugConfigError(f"augment must be None or 'standard' (random crop with padding "
+                                f"+ flip where it suits); got {augment!r}.")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise GanaugConfigError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}.")
+
+
+def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_size: int = 128,
+                     lr: float | None = None, weight_decay: float | None = None,
+                     optimizer: str = "sgd", augment: str | None = None, flip: bool = True,
+                     mixer: Callable | None = None, class_weights=None,
+                     sampler: str = "uniform", label_smoothing: float = 0.0, seed: int = 0,
+                     device: DeviceLike = None, amp: bool | None = None,
+                     num_workers: int = 0, progress: bool = True,
+                     desc: str = "classifier") -> nn.Module:
+    """Train ``model`` for exactly ``steps`` optimiser steps (same budget whatever the data size).
+
+    Each step: draw a batch (uint8), apply ``mixer``, then the augmentation, scale to [-1, 1],
+    cross-entropy (optionally class-weighted / label-smoothed), one optimiser step. The learning
+    rate warms up linearly over the first 5% of steps, then follows a cosine decay to 0.
+
+    Args:
+        model: from :func:`create_classifier`.
+        train_data: a ``LabeledImages``, an ``(images (N, C, H, W) uint8, labels (N,) int64)``
+            tuple, or a Dataset of ``(PIL image or (C, H, W) tensor, int)``.
+        steps: optimiser steps.
+        batch_size: images per step.
+        lr: peak learning rate (default 0.05 for SGD, 2e-3 for AdamW).
+        weight_decay: default 5e-4 for SGD, 0.05 for AdamW.
+        optimizer: ``"sgd"`` (Nesterov momentum 0.9) or ``"adamw"``.
+        augment: None, or ``"standard"``: random crop with zero padding (4 px at 32 px, scaled)
+            plus a horizontal flip when ``flip``.
+        flip: whether ``"standard"`` mirrors images (False for digits; see :func:`flip_suits`).
+        mixer: ``mixer(images, labels) -> (images, labels)`` applied to each uint8 batch on the
+            training device before the augmentation (e.g. ``ganaug.BatchMixer``); it may return
+            float images in [0, 1] and soft ``(N, K)`` labels.
+        class_weights: None, ``"balanced"`` (``n / (K n_k)``) or one weight per class.
+        sampler: ``"uniform"`` (shuffled epochs) or ``"balanced"`` (class-balanced oversampling).
+        label_smoothing: passed to the cross-entropy.
+        seed: seeds the batches and the augmentation.
+        device: where to train; ``None`` or ``"auto"``: the best available (cuda, mps, cpu).
+        amp: bfloat16 autocast (default: on for CUDA).
+        num_workers: DataLoader workers (Dataset input only).
+        progress: show a tqdm bar.
+        desc: the bar's label.
+
+    Returns:
+        ``model``, trained, in eval mode, on ``device``.
+
+    Raises:
+        GanaugConfigError: invalid options.
+        GanaugDataError: unusable ``train_data``.
+    """
+    from tqdm.auto import tqdm
+
+    _check_train_args(steps, batch_size, optimizer, sampler, augment, label_smoothing)
+    cfg = config_of(model)
+    dev = resolve_device(device)
+    amp = dev.type == "cuda" if amp is None else amp
+    gen = torch.Generator().manual_seed(int(seed))
+    tensors = _as_tensors(train_data)
+    if tensors is not None:
+        labels_all = tensors[1]
+        if labels_all.numel() and int(labels_all.max()) >= cfg["num_classes"]:
+            raise GanaugDataError(
+                f"train_data has label {int(labels_all.max())} but the classifier has "
+                f"{cfg['num_classes']} classes (labels 0..{cfg['num_classes'] - 1}).")
+        batches = _TensorBatches(tensors[0], labels_all, batch_size, sampler, gen)
+    else:
+        labels_all = None
+        batches = _LoaderBatches(train_data, batch_size, sampler, gen, num_workers)
+    weights = _class_weight_tensor(class_weights, labels_all, cfg["num_classes"])
+    weights = weights.to(dev) if weights is not None else None
+
+    model.to(dev).train()
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr or 0.05, momentum=0.9, nesterov=True,
+                              weight_decay=5e-4 if weight_decay is None else weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr or 2e-3,
+                                weight_decay=0.05 if weight_decay is None else weight_decay)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
+    pad = _standard_pad(cfg["image_size"]) if augment == "standard" else 0
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        images, labels = batches.next()
+        images = images.to(dev, non_blocking=True)
+        labels = labels.to(dev, non_blocking=True)
+        if mixer is not None:
+            images, labels = mixer(images, labels)
+        if augment == "standard":
+            images = random_crop_flip(images, pad=pad, flip=flip, generator=gen)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(to_input(model, images))
+        loss = F.cross_entropy(logits.float(), labels, weight=weights,
+                               label_smoothing=label_smoothing)
+        if not torch.isfinite(loss):
+            raise GanaugTrainingError(f"Classifier loss became {loss.item()} at step {step}; "
+                                      f"lower lr (now {opt.param_groups[0]['lr']:.3g}).")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress and step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return model
+
+
+# -- the recipe -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """How ganaug builds and trains a classifier: one place for what every copy must share.
+
+    The feature classifier, the CAS classifier and every arm of an experiment are
+    ``recipe.train(data, like=..., seed=...)``: the same backbone, stem, width and step budget,
+    so a difference in accuracy is a difference in data.
+
+    Attributes:
+        backbone: any timm model name.
+        stem: see :func:`ganaug.evaluation.create_classifier`.
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. ``channels=`` of a ResNet).
+        steps: optimiser steps, whatever the data size.
+        batch_size: images per step (>= 2).
+        augment: None, or ``"standard"`` (random crop + a flip where :func:`flip_suits`).
+    """
+
+    backbone: str = "resnet18"
+    stem: str = "auto"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    steps: int = 300
+    batch_size: int = 128
+    augment: str | None = "standard"
+
+    def __post_init__(self) -> None:
+        _check_train_args(self.steps, self.batch_size, augment=self.augment)
+
+    def build(self, like, *, seed: int) -> nn.Module:
+        """An untrained classifier for images like ``like`` (its classes, channels and size)."""
+        return create_classifier(self.backbone, num_classes=like.num_classes,
+                                 in_chans=like.channels, image_size=like.image_size,
+                                 stem=self.stem, seed=seed, **self.model_kwargs)
+
+    def train(self, data, *, seed: int, like=None, mixer: Callable | None = None,
+              class_weights=None, sampler: str = "uniform", device: DeviceLike = None,
+              progress: bool = True, desc: str = "classifier") -> nn.Module:
+        """Build a classifier and train it on ``data`` with this recipe.
+
+        Args:
+            data: what :func:`train_classifier` takes.
+            seed: seeds the weights, the batches and the augmentation.
+            like: a ``LabeledImages`` whose classes, channels, size and spec (for the flip) the
+                classifier follows; default ``data`` itself.
+            mixer, class_weights, sampler, device, progress, desc: as in
+                :func:`train_classifier`.
+
+        Returns:
+            The trained model, in eval mode, on the training device.
+        """
+        like = data if like is None else like
+        model = self.build(like, seed=seed)
+        return train_classifier(model, data, steps=self.steps, batch_size=self.batch_size,
+                                augment=self.augment, flip=flip_suits(like.spec), mixer=mixer,
+                                class_weights=class_weights, sampler=sampler, seed=seed,
+                                device=device, progress=progress, desc=desc)

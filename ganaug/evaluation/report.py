@@ -1,0 +1,169 @@
+"""The experiment's outputs: per-arm summaries over seeds, the markdown table and report, the CSV,
+the accuracy plot, and strict JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug._files import atomic_write_text
+from ganaug.evaluation.stats import paired_comparison, t_interval
+from ganaug.plots import pyplot, save_figure
+
+__all__ = [
+    "finite_json",
+    "format_table",
+    "save_accuracy_plot",
+    "summarize",
+    "write_outputs",
+]
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with NaN/inf floats replaced by None, so ``json.dumps`` writes strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def summarize(cells: list[dict[str, Any]], regimes: Sequence[str], arms: Sequence[str],
+              baseline: str) -> list[dict[str, Any]]:
+    """One row per (regime, arm): accuracy and balanced accuracy over seeds, per-class means,
+    and the paired difference against ``baseline``."""
+    rows = []
+    for regime in regimes:
+        base = {c["seed"]: c for c in cells if c["regime"] == regime and c["arm"] == baseline}
+        for arm in arms:
+            mine = sorted((c for c in cells if c["regime"] == regime and c["arm"] == arm),
+                          key=lambda c: c["seed"])
+            if not mine:
+                continue
+            acc = [c["accuracy"] for c in mine]
+            row = {"regime": regime, "arm": arm, "seeds": len(mine),
+                   "accuracy": t_interval(acc),
+                   "balanced_accuracy": t_interval([c["balanced_accuracy"] for c in mine]),
+                   "per_class_accuracy": np.nanmean(
+                       [c["per_class_accuracy"] for c in mine], axis=0).tolist(),
+                   "wall_s": round(sum(c["wall_s"] for c in mine), 1)}
+            paired = [(c["accuracy"], base[c["seed"]]["accuracy"]) for c in mine
+                      if c["seed"] in base]
+            if arm != baseline and paired:
+                row["vs_baseline"] = paired_comparison([a for a, _ in paired],
+                                                       [b for _, b in paired])
+            rows.append(row)
+    return rows
+
+
+def _fmt_ci(stat: dict[str, Any]) -> str:
+    if stat.get("std") is None:
+        return f"{stat['mean']:.4f}"
+    ci = "" if stat["low"] is None else f" [{stat['low']:.4f}, {stat['high']:.4f}]"
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}{ci}"
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """The summary as a markdown table (also printed by the CLI)."""
+    base = doc["settings"]["baseline"]
+    lines = [("| regime | arm | accuracy mean ± std [95% CI] | balanced acc. | "
+             f"diff vs {base} [95% CI] | p |"), "|---|---|---|---|---|---|"]
+    for row in doc["summary"]:
+        vs = row.get("vs_baseline")
+        diff = _fmt_ci(vs) if vs else "—"
+        p = f"{vs['p']:.3g}" if vs and vs.get("p") is not None else "—"
+        lines.append(f"| {row['regime']} | {row['arm']} | {_fmt_ci(row['accuracy'])} | "
+                     f"{row['balanced_accuracy']['mean']:.4f} | {diff} | {p} |")
+    return "\n".join(lines)
+
+
+def _report(doc: dict[str, Any], samples: dict[str, Path | None]) -> str:
+    st, env = doc["settings"], doc["environment"]
+    classes = st["classes"]
+    out = io.StringIO()
+    out.write("# ganaug experiment\n\n")
+    tail = "" if st["imbalance"] is None else f", long tail ratio {st['imbalance']}"
+    out.write(f"Data `{st['data']}`, test `{st['test_spec']}` ({st['n_test']} images); regimes "
+              f"{', '.join(st['regimes'])} images per class{tail}; {st['seeds']} seeds; "
+              f"classifier `{st['backbone']}` (stem {st['stem']}), "
+              f"{st['classifier_steps']} steps x {st['batch_size']} images for every arm; GAN "
+              f"steps {st['gan_steps'] or 'preset'}"
+              f"{'; generator ' + st['generator'] if st['generator'] else ''}.\n\n")
+    out.write("Accuracy on the untouched test split: mean ± sample std over seeds, 95% Student-t "
+              f"interval; paired difference against `{st['baseline']}` (same seed = same real "
+              "subset) with its 95% interval and the two-sided paired t-test p-value.\n\n")
+    out.write(format_table(doc) + "\n\n")
+    out.write("## Per-class accuracy (mean over seeds)\n\n")
+    out.write("| regime | arm | " + " | ".join(map(str, classes)) + " |\n")
+    out.write("|---|---|" + "---|" * len(classes) + "\n")
+    for row in doc["summary"]:
+        vals = " | ".join("—" if math.isnan(v) else f"{v:.3f}" for v in row["per_class_accuracy"])
+        out.write(f"| {row['regime']} | {row['arm']} | {vals} |\n")
+    out.write("\n## Pictures\n\n![accuracy](accuracy.png)\n\n")
+    for regime, path in samples.items():
+        if path is not None:
+            out.write(f"![samples {regime}]({Path(path).name})\n\n")
+    out.write(f"## Environment\n\nwall time {doc['wall_s']} s (cells computed in this run or "
+              "cached); ")
+    out.write(", ".join(f"{k} {v}" for k, v in env.items() if v is not None) + ".\n")
+    return out.getvalue()
+
+
+def _csv(doc: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    fields = ["regime", "seed", "arm", "accuracy", "balanced_accuracy", "n_real", "train_data",
+              "wall_s", "per_class_accuracy"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for cell in doc["cells"]:
+        writer.writerow({**cell, "per_class_accuracy": json.dumps(cell["per_class_accuracy"])})
+    return buf.getvalue()
+
+
+def save_accuracy_plot(doc: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Accuracy vs images per class, one line per arm, 95% t-interval error bars."""
+    plt = pyplot()
+    regimes = doc["settings"]["regimes"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = np.arange(len(regimes))
+    for arm in doc["settings"]["arms"]:
+        rows = {r["regime"]: r for r in doc["summary"] if r["arm"] == arm}
+        mean = np.array([rows[g]["accuracy"]["mean"] if g in rows else np.nan for g in regimes])
+        err = np.array([(rows[g]["accuracy"]["high"] - rows[g]["accuracy"]["mean"])
+                        if g in rows and rows[g]["accuracy"]["high"] is not None else 0.0
+                        for g in regimes])
+        ax.errorbar(xs, mean, yerr=err, marker="o", capsize=3, label=arm)
+    ax.set_xticks(xs, regimes)
+    ax.set_xlabel("real images per class")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("accuracy by arm (95% t-interval over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
+def write_outputs(out: Path, doc: dict[str, Any], samples: dict[str, Path | None]) -> None:
+    """Write ``results.json``, ``results.csv``, ``accuracy.png`` and ``report.md`` into ``out``.
+
+    Args:
+        out: the experiment folder.
+        doc: the ``results.json`` document of :func:`ganaug.evaluation.run_experiment`.
+        samples: regime -> its sample grid (or None), shown in the report.
+    """
+    atomic_write_text(out / "results.json", json.dumps(finite_json(doc), indent=1) + "\n")
+    atomic_write_text(out / "results.csv", _csv(doc))
+    save_accuracy_plot(doc, out / "accuracy.png")
+    atomic_write_text(out / "report.md", _report(doc, samples))
+

@@ -1,0 +1,62 @@
+"""Statistics over seeds: the Student-t interval of a mean, and paired comparisons of two arms.
+
+Student 1908; see Bouthillier et al. 2021, https://arxiv.org/abs/2103.03098, on variance in ML
+benchmarks. scipy is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import GanaugDataError
+
+__all__ = ["paired_comparison", "t_interval"]
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """Mean, sample std and the Student-t interval of the mean.
+
+    ``mean ± t_{(1+c)/2, n-1} * s / sqrt(n)`` (scipy.stats.t); ``low``/``high`` are None for
+    fewer than 2 values.
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    mean = float(x.mean()) if n else float("nan")
+    std = float(x.std(ddof=1)) if n >= 2 else None
+    low = high = None
+    if n >= 2:
+        sem = std / math.sqrt(n)
+        if sem > 0:
+            low, high = (float(v) for v in stats.t.interval(confidence, n - 1, loc=mean,
+                                                             scale=sem))
+        else:
+            low = high = mean
+    return {"mean": mean, "std": std, "low": low, "high": high, "n": n}
+
+
+def paired_comparison(arm: Sequence[float], baseline: Sequence[float],
+                      confidence: float = 0.95) -> dict[str, Any]:
+    """Paired difference ``arm - baseline`` over seeds: mean, t-interval, paired t-test p-value.
+
+    ``p`` is the two-sided p-value of ``scipy.stats.ttest_rel`` (None for fewer than 2 pairs
+    or identical pairs).
+    """
+    from scipy import stats
+
+    a, b = np.asarray(arm, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape:
+        raise GanaugDataError(f"Paired comparison needs one value per seed on both sides; got "
+                              f"{len(a)} and {len(b)}.")
+    out = t_interval(a - b, confidence)
+    p = None
+    if len(a) >= 2 and np.any(a != b):
+        p = float(stats.ttest_rel(a, b).pvalue)
+        p = None if math.isnan(p) else p
+    out["p"] = p
+    return out

@@ -1,0 +1,98 @@
+"""`ganaug evaluate / experiment` on the command line, and --model-kwargs parsing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ganaug.cli import main, parse_model_kwargs
+from ganaug.errors import GanaugConfigError
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANAUG_CACHE_DIR", str(tmp_path / "cache"))
+
+
+# -- ganaug evaluate ------------------------------------------------------------------------------
+def _digits_generator_file(tmp_path, num_classes=10):
+    from ganaug.generator import Generator
+    from ganaug.io import save
+    from ganaug.models import build_generator
+
+    torch.manual_seed(0)
+    net = build_generator("dcgan", num_classes=num_classes, channels=1, image_size=16, z_dim=16,
+                          width=8)
+    gen = Generator(net, classes=[str(i) for i in range(num_classes)], arch="dcgan")
+    return save(gen, tmp_path / "g.safetensors")
+
+
+def test_evaluate_cli_writes_the_json(tmp_path, capsys):
+    path = _digits_generator_file(tmp_path)
+    out = tmp_path / "metrics.json"
+    code = main(["evaluate", str(path), "--data", "digits", "--n-per-class", "8",
+                 "--classifier-steps", "2", "--out", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    for key in ("fid", "fid_per_class", "intra_fid", "precision", "recall", "density",
+                "coverage", "cas", "cas_ratio", "real_accuracy", "how"):
+        assert key in doc
+    assert doc["how"]["n_fake"] == 80 and doc["how"]["generator_file"] == str(path)
+    assert doc["how"]["train_spec"].startswith("digits?split=train")
+    printed = capsys.readouterr().out
+    assert "CAS ratio" in printed and "NOT comparable" in printed and str(out) in printed
+
+
+def test_evaluate_cli_reports_a_class_mismatch(tmp_path, capsys):
+    path = _digits_generator_file(tmp_path, num_classes=3)
+    assert main(["evaluate", str(path), "--data", "digits", "--classifier-steps", "1"]) == 2
+    assert "Class-count mismatch: the generator has 3 classes" in capsys.readouterr().err
+
+
+# -- ganaug experiment ---------------------------------------------------------------------------
+def test_experiment_cli_prints_the_table_and_paths(tmp_path, capsys):
+    code = main(["experiment", "--data", "digits", "--per-class", "10", "--arms", "real",
+                 "--backbone", "resnet10t", "--seeds", "1", "--classifier-steps", "2",
+                 "--size", "16", "--out", str(tmp_path)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| 10 | real |" in printed and str(tmp_path / "report.md") in printed
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["arms"] == ["real"]
+
+
+def test_experiment_cli_reports_a_bad_model_kwargs(tmp_path, capsys):
+    code = main(["experiment", "--data", "digits", "--arms", "real", "--model-kwargs", "[1]",
+                 "--out", str(tmp_path)])
+    assert code == 2
+    assert "--model-kwargs must be a mapping" in capsys.readouterr().err
+
+
+# -- --model-kwargs ---------------------------------------------------------------------------
+def test_model_kwargs_parse_yaml_and_json():
+    assert parse_model_kwargs(None) is None
+    assert parse_model_kwargs("{channels: [32, 64, 128, 256], stem_width: 16}") == {
+        "channels": [32, 64, 128, 256], "stem_width": 16}
+    assert parse_model_kwargs('{"drop_rate": 0.1}') == {"drop_rate": 0.1}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{channels: [32", (r"--model-kwargs is not valid YAML/JSON: '\{channels: \[32' \(expected "
+                       r"',' or '\]', but got '<stream end>'\)\. Example")),
+    ("[1, 2]", r"--model-kwargs must be a mapping.*got '\[1, 2\]'"),
+])
+def test_model_kwargs_errors(text, message):
+    with pytest.raises(GanaugConfigError, match=message):
+        parse_model_kwargs(text)
+
+
+# -- ganaug demo ----------------------------------------------------------------------------------
+def test_demo_command_passes_its_flags(monkeypatch, tmp_path):
+    import ganaug.demo
+
+    calls = []
+    monkeypatch.setattr(ganaug.demo, "demo", lambda **kw: calls.append(kw))
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
+    assert main(["demo"]) == 0
+    assert calls == [{"out": str(tmp_path), "quick": True}, {"out": "runs/demo", "quick": False}]

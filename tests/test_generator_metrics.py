@@ -1,0 +1,115 @@
+"""ganaug.evaluation.generator_metrics: CAS, evaluate_generator and its table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.errors import GanaugDataError
+from ganaug.evaluation.classifier import evaluate_classifier
+from ganaug.evaluation.features import train_real_classifier
+from ganaug.evaluation.generator_metrics import (
+    classification_accuracy_score,
+    evaluate_generator,
+    format_metrics,
+)
+
+TINY = {"backbone": "resnet10t", "stem": "cifar-3x3-pool", "batch_size": 64,
+        "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8}}
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANAUG_CACHE_DIR", str(tmp_path / "cache"))
+
+
+class RealImagesGenerator:
+    """A stand-in with the Generator.sample() contract that returns real training images."""
+
+    def __init__(self, data, noise: bool = False):
+        self.data, self.noise = data, noise
+        self.classes = list(data.classes)
+        self.num_classes, self.image_size, self.channels = (data.num_classes, data.image_size,
+                                                            data.channels)
+
+    def sample(self, labels=None, *, n_per_class=None, seed=None, output="uint8", device=None,
+               return_labels=False, **_):
+        gen = torch.Generator().manual_seed(seed or 0)
+        labels = torch.arange(self.num_classes).repeat_interleave(n_per_class)
+        if self.noise:
+            images = torch.randint(0, 256, (len(labels), self.channels, self.image_size,
+                                            self.image_size), generator=gen, dtype=torch.uint8)
+        else:
+            picks = [torch.nonzero(self.data.labels == k).flatten()
+                     for k in range(self.num_classes)]
+            idx = torch.cat([p[torch.randint(len(p), (n_per_class,), generator=gen)]
+                             for p in picks])
+            images = self.data.images[idx]
+        return (images, labels) if return_labels else images
+
+
+# -- CAS and the whole evaluation ----------------------------------------------------------------
+def test_cas_of_real_images_is_close_to_real_accuracy_and_noise_is_far_below(digits16):
+    train, test = digits16
+    real_model, _, _ = train_real_classifier(train, steps=60, seed=0, cache=False,
+                                             progress=False, **TINY)
+    real_acc = evaluate_classifier(real_model, test.images, test.labels)["accuracy"]
+    assert real_acc > 0.7
+    good = classification_accuracy_score(RealImagesGenerator(train), test, n_per_class=140,
+                                         real_accuracy=real_acc, steps=60, seed=0,
+                                         progress=False, **TINY)
+    bad = classification_accuracy_score(RealImagesGenerator(train, noise=True), test,
+                                        n_per_class=140, real_accuracy=real_acc, steps=60, seed=0,
+                                        progress=False, **TINY)
+    assert 0.8 <= good["cas_ratio"] <= 1.25
+    assert good["cas_ratio"] == pytest.approx(good["cas"] / real_acc)
+    assert bad["cas"] < 0.3 < good["cas"]
+    assert list(good["cas_per_class"]) == test.classes
+
+
+def test_evaluate_generator_reports_every_metric_and_caches_the_classifier(digits16, tmp_path):
+    train, test = digits16
+    gen = RealImagesGenerator(train)
+    first = evaluate_generator(gen, train, test, n_per_class=20, classifier_steps=5,
+                               cache=tmp_path / "c", progress=False, **TINY)
+    for key in ("fid", "fid_per_class", "intra_fid", "fid_real", "precision", "recall",
+                "density", "coverage", "cas", "cas_ratio", "real_accuracy"):
+        assert key in first
+    assert set(first["fid_per_class"]) == set(train.classes)
+    assert first["intra_fid"] == pytest.approx(np.mean(list(first["fid_per_class"].values())))
+    assert 0.0 <= first["precision"] <= 1.0 and 0.0 <= first["coverage"] <= 1.0
+    how = first["how"]
+    assert how["n_fake"] == 200 and how["n_real_test"] == len(test)
+    assert "NOT comparable" in how["note"] and not how["classifier_cached"]
+    assert list((tmp_path / "c" / "features").glob("*.safetensors"))
+    second = evaluate_generator(gen, train, test, n_per_class=20, classifier_steps=5,
+                                cache=tmp_path / "c", progress=False, **TINY)
+    assert second["how"]["classifier_cached"]
+    assert second["real_accuracy"] == first["real_accuracy"]
+    assert second["fid"] == pytest.approx(first["fid"])
+
+
+def test_evaluate_refuses_a_generator_with_other_classes(digits16):
+    train, test = digits16
+    gen = RealImagesGenerator(train.subset(torch.nonzero(train.labels < 3).flatten()))
+    gen.classes = gen.classes[:3]
+    with pytest.raises(GanaugDataError, match=r"Class-count mismatch: the generator has 3 "
+                                              r"classes, the training data has 10"):
+        evaluate_generator(gen, train, test, classifier_steps=1, progress=False)
+
+
+def test_evaluate_refuses_a_generator_of_another_size(digits16):
+    from ganaug.data import load_data
+
+    train, test = digits16
+    gen = RealImagesGenerator(load_data("digits", split="train"))  # 8x8
+    with pytest.raises(GanaugDataError, match=r"makes 1x8x8 images but the training data is "
+                                              r"1x16x16.*size=8"):
+        evaluate_generator(gen, train, test, classifier_steps=1, progress=False)
+
+
+def test_format_metrics_shows_values_and_the_note():
+    text = format_metrics({"fid": 12.5, "cas_ratio": None,
+                           "how": {"feature_extractor": "x", "note": "NOT comparable"}})
+    assert "12.5" in text and "n/a" in text and "NOT comparable" in text

@@ -1,0 +1,76 @@
+"""ganaug.evaluation.report: summaries over seeds, the markdown table, the CSV and strict JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pytest
+
+from ganaug.evaluation.report import finite_json, format_table, summarize, write_outputs
+
+
+def _cell(regime, seed, arm, acc, per_class=(0.5, 1.0)):
+    return {"regime": regime, "seed": seed, "arm": arm, "accuracy": acc,
+            "balanced_accuracy": acc - 0.01, "per_class_accuracy": list(per_class),
+            "wall_s": 1.25, "n_real": 20, "train_data": "20 real"}
+
+
+CELLS = [_cell("10", 0, "real+aug", 0.80), _cell("10", 1, "real+aug", 0.75),
+         _cell("10", 2, "real+aug", 0.80),
+         _cell("10", 0, "gan", 0.90, (float("nan"), 1.0)), _cell("10", 1, "gan", 0.80),
+         _cell("10", 2, "gan", 0.85)]
+
+
+def test_finite_json_replaces_nan():
+    assert finite_json({"a": [1.0, float("nan")], "b": float("inf")}) == {"a": [1.0, None],
+                                                                         "b": None}
+    assert finite_json({"t": (1, 2.5), "s": "nan"}) == {"t": [1, 2.5], "s": "nan"}
+
+
+def test_summarize_pairs_each_arm_with_the_baseline_by_seed():
+    rows = summarize(CELLS, ["10"], ["real+aug", "gan"], "real+aug")
+    base, gan = rows
+    assert (base["arm"], base["seeds"], base["wall_s"]) == ("real+aug", 3, 3.8)
+    assert base["accuracy"]["mean"] == pytest.approx(2.35 / 3)
+    assert "vs_baseline" not in base
+    # differences 0.10, 0.05, 0.05 (see test_stats): mean 1/15, paired t = 4.0, p = 0.0572
+    assert gan["vs_baseline"]["mean"] == pytest.approx(1 / 15)
+    assert gan["vs_baseline"]["p"] == pytest.approx(0.0572, abs=1e-4)
+    assert gan["per_class_accuracy"] == pytest.approx([0.5, 1.0])  # NaN seeds are skipped
+    assert gan["balanced_accuracy"]["mean"] == pytest.approx(2.55 / 3 - 0.01)
+
+
+def _doc():
+    rows = summarize(CELLS, ["10"], ["real+aug", "gan"], "real+aug")
+    settings = {"baseline": "real+aug", "regimes": ["10"], "arms": ["real+aug", "gan"],
+                "classes": ["a", "b"], "imbalance": None, "data": "digits", "test_spec": "t",
+                "n_test": 9, "seeds": 3, "backbone": "resnet10t", "stem": "auto",
+                "classifier_steps": 5, "batch_size": 8, "gan_steps": None, "generator": None}
+    return {"settings": settings, "environment": {"torch": "x", "gpu": None}, "wall_s": 2.0,
+            "summary": rows, "cells": CELLS}
+
+
+def test_format_table_rows():
+    lines = format_table(_doc()).splitlines()
+    assert lines[0] == ("| regime | arm | accuracy mean ± std [95% CI] | balanced acc. | "
+                        "diff vs real+aug [95% CI] | p |")
+    assert lines[2].startswith("| 10 | real+aug | 0.7833 ± 0.0289 [") and lines[2].endswith(
+        "| 0.7733 | — | — |")
+    assert lines[3].startswith("| 10 | gan | 0.8500 ± 0.0500 [") and lines[3].endswith("| 0.0572 |")
+
+
+def test_write_outputs(tmp_path):
+    doc = _doc()
+    write_outputs(tmp_path, doc, {"10": None})
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["cells"][3]["per_class_accuracy"] == [None, 1.0]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
+    assert [r["arm"] for r in rows] == ["real+aug"] * 3 + ["gan"] * 3
+    assert json.loads(rows[3]["per_class_accuracy"])[1] == 1.0 and rows[0]["accuracy"] == "0.8"
+    report = (tmp_path / "report.md").read_text()
+    assert "| 10 | gan | 0.500 | 1.000 |" in report and "![accuracy](accuracy.png)" in report
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000
+    assert math.isnan(doc["cells"][3]["per_class_accuracy"][0])  # the document is not changed
