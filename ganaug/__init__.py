@@ -34,7 +34,7 @@ _LAZY = {
     "describe_model_file": "ganaug.io",
     "export_image_folder": "ganaug.export",
     "TrainConfig": "ganaug.config",
-    "Trainer": "ganaug.train",
+    "Trainer": "ganaug.training",
     "SampleBank": "ganaug.transforms",
     "GANAugment": "ganaug.transforms",
     "BatchMixer": "ganaug.transforms",
@@ -47,7 +47,7 @@ _LAZY = {
 }
 _SUBMODULES = {"albumentations", "bench", "classifier", "config", "data", "datasets", "diffaug",
                "experiment", "export", "generator", "io", "losses", "metrics", "models", "plots",
-               "train", "transforms"}
+               "training", "transforms"}
 
 __all__ = [  # noqa: PLE0604 (the lazy names are strings too)
     "__version__",

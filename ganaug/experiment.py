@@ -176,7 +176,7 @@ def train_regime_gan(subset, out: Path, *, seed: int, gan_steps: int | None, dev
     """Train (or reuse the finished run in ``out``) a GAN on exactly ``subset``; returns it."""
     from ganaug.config import TrainConfig
     from ganaug.io import load
-    from ganaug.train import Trainer
+    from ganaug.training import Trainer
 
     path = out / "generator.safetensors"
     if path.is_file():
@@ -651,7 +651,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
         format_metrics,
     )
     from ganaug.plots import save_class_grid
-    from ganaug.train import Trainer
+    from ganaug.training import Trainer
 
     b = DEMO_BUDGETS[bool(quick)]
     out = Path(out)
