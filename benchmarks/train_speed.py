@@ -4,7 +4,7 @@ Usage: python benchmarks/train_speed.py [--archs dcgan,resnet] [--size 32] [--ba
        [--steps 6] [--device cpu] [--d-steps 1] [--diffaug none]
 
 Times complete generator steps (``d_steps`` D steps + one G step + the EMA update) of
-``ganaug.train.Trainer`` on random data with the archs' default widths, after 2 warm-up steps.
+``ganaug.training.Trainer`` on random data with the archs' default widths, after 2 warm-up steps.
 images/s = batch * d_steps / seconds per generator step (the real images D sees).
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from ganaug.config import TrainConfig
 from ganaug.data import LabeledImages
-from ganaug.train import Trainer
+from ganaug.training import Trainer
 
 WARMUP = 2
 
@@ -48,7 +48,8 @@ def measure(arch: str, size: int, batch: int, steps: int, device: str | None, d_
 
     return {"arch": arch, "size": size, "batch": batch, "d_steps": d_steps,
             "device": str(trainer.device), "amp": trainer.cfg.amp,
-            "params_g": count_parameters(trainer.G), "params_d": count_parameters(trainer.D),
+            "params_g": count_parameters(trainer.gan.G),
+            "params_d": count_parameters(trainer.gan.D),
             "s_per_step": per_step, "images_per_s": batch * d_steps / per_step}
 
 
