@@ -15,6 +15,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -52,8 +53,6 @@ def _rss_mb() -> float | None:
             pages = int(f.read().split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    import os
-
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -418,20 +417,11 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
               quick: bool = False, json_path: str | None = None) -> dict[str, Any]:
     """``ganaug bench train|sample|loader``: run one benchmark, print it, optionally save JSON.
 
-    Args:
-        what: ``train``, ``sample`` or ``loader``.
-        file: a model file (sample: the generator timed, default an untrained ``arch``;
-            loader: the GANAugment generator, default an untrained dcgan).
-        data: loader only: the dataset spec (default :data:`LOADER_DATA`).
-        arch, image_size, width: train, and sample without ``file``: the networks.
-        batch_size: train (default 64) and loader (default 128).
-        device: train and sample (None: best available / the model's).
-        threads: torch CPU threads (None: torch's default).
-        quick: few steps (seconds on a CPU).
-        json_path: also write the result as JSON there.
-
-    Returns:
-        The benchmark's result dict.
+    ``file`` is the model file of ``sample`` and ``loader`` (default: an untrained ``arch``,
+    dcgan for ``loader``); ``data`` the dataset spec of ``loader``; ``batch_size`` defaults to 64
+    (train) and 128 (loader); ``threads`` sets torch's CPU threads; ``json_path`` also writes the
+    result there. The other arguments are those of :func:`bench_train` and :func:`bench_sample`.
+    Returns the result dict.
 
     Raises:
         GanaugConfigError: ``threads`` below 1.

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from ganaug._devices import DeviceLike, resolve_device
 
@@ -105,8 +106,6 @@ def wrap_ddp(module: torch.nn.Module, info: DistInfo, device: torch.device) -> t
     """
     if not info.enabled:
         return module
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
 

@@ -175,7 +175,8 @@ class RunDir:
         self._stateful.extend(objects)
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoints/last.pt`` from the registered objects (every rank calls it).
+        """Write ``checkpoints/last.pt`` from the registered objects (every rank calls it: a
+        ``state_dict`` may be a collective; rank 0 writes).
 
         Raises:
             GanaugTrainingError: two registered objects claim the same key.
@@ -192,7 +193,6 @@ class RunDir:
         if self.dist.is_main:
             with atomic_path(self.ckpt_path) as tmp:
                 torch.save(state, tmp)
-        distributed.barrier(self.dist)
         return self.ckpt_path
 
     def load_checkpoint(self) -> dict[str, Any]:
@@ -220,7 +220,7 @@ class RunDir:
     def restore(self, ckpt: Mapping[str, Any]) -> None:
         """Give the checkpoint to every registered object's ``load_state_dict``, in order."""
         for obj in self._stateful:
-            obj.load_state_dict(dict(ckpt))
+            obj.load_state_dict(ckpt)
 
     # -- metrics ----------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
