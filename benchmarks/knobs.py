@@ -1,7 +1,7 @@
 """What each speed knob of the Trainer's step does here, measured by alternating A and B.
 
 Each knob builds two prepared Trainers (or one Trainer and a patched copy) and times their real
-``_train_step`` alternately in one process (``ganaug.bench.alternate``), so machine load hits
+``train_step`` alternately in one process (``ganaug.bench.alternate``), so machine load hits
 both alike. Prints one row per knob: images/s of both and the ratio B/A (> 1: B is faster).
 
     .venv/bin/python benchmarks/knobs.py --threads 1 [--arch dcgan --size 32 --batch 64]
@@ -13,49 +13,43 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 
 import torch
 
 from ganaug import bench
-from ganaug.train import ema_decay_at
+from ganaug.training import step as step_module
 
 
-def _foreach_ema(trainer) -> None:
+def _foreach_ema(gan, decay: float) -> None:
     """The EMA update as two foreach calls instead of a Python loop over tensors."""
-    decay = ema_decay_at(trainer.step, trainer.cfg.ema_decay, trainer.cfg.ema_start)
     with torch.no_grad():
-        torch._foreach_lerp_(list(trainer.G_ema.parameters()),
-                             [p.detach() for p in trainer.G.parameters()], 1.0 - decay)
-        torch._foreach_copy_(list(trainer.G_ema.buffers()), list(trainer.G.buffers()))
+        torch._foreach_lerp_(list(gan.G_ema.parameters()),
+                             [p.detach() for p in gan.G.parameters()], 1.0 - decay)
+        torch._foreach_copy_(list(gan.G_ema.buffers()), list(gan.G.buffers()))
 
 
 def _step_with_foreach_ema(trainer):
-    import ganaug.train as train_module
-
     def step():
         # Swap the module's ema_update for this call only: the same step, another EMA.
-        saved = train_module.ema_update
-        train_module.ema_update = lambda ema, model, decay: _foreach_ema(trainer)
+        saved = step_module.ema_update
+        step_module.ema_update = lambda ema, model, decay: _foreach_ema(trainer.gan, decay)
         try:
-            trainer._train_step()
+            trainer.train_step()
         finally:
-            train_module.ema_update = saved
+            step_module.ema_update = saved
     return step
 
 
 def _loop_adam(trainer) -> None:
-    """Replace the Trainer's foreach Adam by PyTorch's default (per-tensor loop on the CPU)."""
-    cfg = trainer.cfg
-    trainer.opt_g = torch.optim.Adam(trainer.G.parameters(), lr=cfg.lr_g, betas=cfg.betas,
-                                     foreach=False)
-    trainer.opt_d = torch.optim.Adam(trainer.D.parameters(), lr=cfg.lr_d, betas=cfg.betas,
-                                     foreach=False)
+    """Replace the GANStep's foreach Adam by PyTorch's default (per-tensor loop on the CPU)."""
+    cfg, gan = trainer.cfg, trainer.gan
+    gan.opt_g = torch.optim.Adam(gan.G.parameters(), lr=cfg.lr_g, betas=cfg.betas, foreach=False)
+    gan.opt_d = torch.optim.Adam(gan.D.parameters(), lr=cfg.lr_d, betas=cfg.betas, foreach=False)
 
 
 def _keep_d_grads(trainer) -> None:
     """Undo the G step's ``D.requires_grad_(False)`` (D's weight grads computed, then dropped)."""
-    trainer.D.requires_grad_ = lambda requires_grad=True: trainer.D
+    trainer.gan.D.requires_grad_ = lambda requires_grad=True: trainer.gan.D
 
 
 def knobs(args: argparse.Namespace) -> list[dict]:
@@ -63,41 +57,41 @@ def knobs(args: argparse.Namespace) -> list[dict]:
     common = {"arch": args.arch, "image_size": args.size, "batch_size": args.batch,
               "device": args.device, "width": args.width}
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        def trainer(name: str, **kw):
-            return bench.make_trainer(out=f"{tmp}/{name}", **common, **kw)
 
-        cases = {}
-        a, b = trainer("a"), trainer("cl", channels_last=True)
-        cases["channels_last on (B) vs off (A)"] = (a._train_step, b._train_step, a)
-        a, b = trainer("a2"), trainer("loop")
-        _loop_adam(b)
-        cases["Adam per-tensor loop (B) vs foreach (A)"] = (a._train_step, b._train_step, a)
-        a, b = trainer("a3"), trainer("dgrad")
-        _keep_d_grads(b)
-        cases["D grads kept in G step (B) vs skipped (A)"] = (a._train_step, b._train_step, a)
-        a, b = trainer("a4"), trainer("ema")
-        cases["EMA by _foreach_lerp_ (B) vs Python loop (A)"] = (a._train_step,
-                                                                 _step_with_foreach_ema(b), a)
-        gen_a = bench.default_generator(arch=args.arch, image_size=args.size)
-        gen_b = bench.default_generator(arch=args.arch, image_size=args.size)
-        gen_a.to(args.device)
-        gen_b.to(args.device).net.to(memory_format=torch.channels_last)
-        z, labels = gen_a.noise(args.batch, seed=0), torch.arange(args.batch) % 10
+    def trainer(**kw):
+        return bench.make_trainer(**common, **kw)
 
-        def sampler(gen):
-            return lambda: [gen.generate(z, labels, batch_size=args.batch) for _ in range(4)]
-        # Sampling: 4 calls per "step"; images per step = 4 batches (not batch x d_steps).
-        cases["sampling: channels_last G (B) vs not (A)"] = (sampler(gen_a), sampler(gen_b), None)
-        for name, (fa, fb, ta) in cases.items():
-            timing = bench.alternate({"A": fa, "B": fb}, steps=args.steps, rounds=args.rounds,
-                                     warmup=1, device=torch.device(args.device))
-            sa, sb = timing["seconds"]["A"], timing["seconds"]["B"]
-            per_step = 4 * args.batch if ta is None else ta.cfg.batch_size * ta.cfg.d_steps
-            images = per_step * args.steps
-            rows.append({"knob": name, "A_images_per_s": images / statistics.median(sa),
-                         "B_images_per_s": images / statistics.median(sb),
-                         "B_over_A": statistics.median(x / y for x, y in zip(sa, sb, strict=True))})
+    cases = {}
+    a, b = trainer(), trainer(channels_last=True)
+    cases["channels_last on (B) vs off (A)"] = (a.train_step, b.train_step, a)
+    a, b = trainer(), trainer()
+    _loop_adam(b)
+    cases["Adam per-tensor loop (B) vs foreach (A)"] = (a.train_step, b.train_step, a)
+    a, b = trainer(), trainer()
+    _keep_d_grads(b)
+    cases["D grads kept in G step (B) vs skipped (A)"] = (a.train_step, b.train_step, a)
+    a, b = trainer(), trainer()
+    cases["EMA by _foreach_lerp_ (B) vs Python loop (A)"] = (a.train_step,
+                                                             _step_with_foreach_ema(b), a)
+    gen_a = bench.default_generator(arch=args.arch, image_size=args.size)
+    gen_b = bench.default_generator(arch=args.arch, image_size=args.size)
+    gen_a.to(args.device)
+    gen_b.to(args.device).net.to(memory_format=torch.channels_last)
+    z, labels = gen_a.noise(args.batch, seed=0), torch.arange(args.batch) % 10
+
+    def sampler(gen):
+        return lambda: [gen.generate(z, labels, batch_size=args.batch) for _ in range(4)]
+    # Sampling: 4 calls per "step"; images per step = 4 batches (not batch x d_steps).
+    cases["sampling: channels_last G (B) vs not (A)"] = (sampler(gen_a), sampler(gen_b), None)
+    for name, (fa, fb, ta) in cases.items():
+        timing = bench.alternate({"A": fa, "B": fb}, steps=args.steps, rounds=args.rounds,
+                                 warmup=1, device=torch.device(args.device))
+        sa, sb = timing["seconds"]["A"], timing["seconds"]["B"]
+        per_step = 4 * args.batch if ta is None else ta.cfg.batch_size * ta.cfg.d_steps
+        images = per_step * args.steps
+        rows.append({"knob": name, "A_images_per_s": images / statistics.median(sa),
+                     "B_images_per_s": images / statistics.median(sb),
+                     "B_over_A": statistics.median(x / y for x, y in zip(sa, sb))})
     return rows
 
 

@@ -48,7 +48,8 @@ def measure(arch: str, size: int, batch: int, steps: int, device: str | None, d_
 
     return {"arch": arch, "size": size, "batch": batch, "d_steps": d_steps,
             "device": str(trainer.device), "amp": trainer.cfg.amp,
-            "params_g": count_parameters(trainer.G), "params_d": count_parameters(trainer.D),
+            "params_g": count_parameters(trainer.gan.G),
+            "params_d": count_parameters(trainer.gan.D),
             "s_per_step": per_step, "images_per_s": batch * d_steps / per_step}
 
 

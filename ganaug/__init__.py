@@ -38,7 +38,7 @@ _LAZY = {
     "describe_model_file": "ganaug.io",
     "export_image_folder": "ganaug.export",
     "TrainConfig": "ganaug.config",
-    "Trainer": "ganaug.train",
+    "Trainer": "ganaug.training",
     "SampleBank": "ganaug.augment",
     "GANAugment": "ganaug.augment",
     "BatchMixer": "ganaug.augment",

@@ -1,7 +1,7 @@
 """Throughput benchmarks: ``ganaug bench train|sample|loader``.
 
-``bench train`` runs the :class:`~ganaug.train.Trainer`'s own step against
-:class:`ReferenceLoop`, a minimal hand-written PyTorch loop of the same generator, discriminator,
+``bench train`` runs the :class:`~ganaug.training.Trainer`'s own step (its
+:class:`~ganaug.training.GANStep` on its real batches) against :class:`ReferenceLoop`, a minimal hand-written PyTorch loop of the same generator, discriminator,
 hinge loss and Adam, alternating the two in one process after a warm-up, so the ratio measures
 framework overhead (and the waste ganaug removes), not the machine or its load. ``bench sample``
 times :meth:`ganaug.Generator.generate`; ``bench loader`` times a torchvision DataLoader with and
@@ -11,13 +11,12 @@ without :class:`ganaug.GANAugment` and :class:`ganaug.BatchMixer` per batch. Fig
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
 import json
+import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +25,21 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
+from ganaug._checks import check_int
+from ganaug._devices import resolve_device
 from ganaug._files import atomic_write_text
 from ganaug.augment import BatchMixer, GANAugment, with_labels
+from ganaug.config import TrainConfig
+from ganaug.data import LabeledImages
 from ganaug.data import load_data
+from ganaug.generator import Generator
+from ganaug.io import load
+from ganaug.losses import get_loss
+from ganaug.models import build_generator
+from ganaug.training import Trainer, ema_decay_at
 
-#: Spec of the loader benchmark's data, and its fallback when the folder is absent (e.g. CI).
-LOADER_DATA = "folder:/work/shared/data/cifar10-mini/train"
-LOADER_FALLBACK = "digits?size=32&channels=3"
+#: The loader benchmark's data when no spec is given (built in, so it runs anywhere).
+LOADER_DATA = "digits?size=32&channels=3"
 NUM_CLASSES = 10  # synthetic data of bench train/sample: CIFAR-10's class count
 
 
@@ -49,8 +56,6 @@ def _rss_mb() -> float | None:
             pages = int(f.read().split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    import os
-
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -116,8 +121,6 @@ def alternate(sides: dict[str, Callable[[], Any]], *, steps: int, rounds: int, w
 def synthetic_data(*, num_classes: int = NUM_CLASSES, channels: int = 3, image_size: int = 32,
                    num_images: int = 512, seed: int = 0):
     """Random uint8 :class:`~ganaug.data.LabeledImages` (speed does not depend on content)."""
-    from ganaug.data import LabeledImages
-
     gen = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (num_images, channels, image_size, image_size),
                            dtype=torch.uint8, generator=gen)
@@ -127,23 +130,20 @@ def synthetic_data(*, num_classes: int = NUM_CLASSES, channels: int = 3, image_s
 
 
 def make_trainer(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 64,
-                 device: str | None = None, width: int | None = None, out: str | Path,
+                 device: str | None = None, width: int | None = None,
                  channels_last: bool = False, amp: bool = False, compile: bool = False,
-                 num_images: int | None = None):
-    """A :class:`~ganaug.train.Trainer` set up for benchmarking its real step.
+                 num_images: int | None = None) -> Trainer:
+    """A :class:`~ganaug.training.Trainer` set up (``setup()``) for benchmarking its real step.
 
     The config asks for the same work as :class:`ReferenceLoop`: hinge loss, no DiffAugment,
     no ADA/R1/LeCam; EMA stays on (the Trainer always keeps one, and so does the reference).
-    ``setup`` writes ``config.yaml`` into ``out`` (a temp dir); nothing else is written.
+    Nothing is written: ``setup`` builds the run without a run folder.
     """
-    from ganaug.config import TrainConfig
-    from ganaug.train import Trainer
-
     n = num_images or max(4 * batch_size, 64)
     data = synthetic_data(image_size=image_size, num_images=n)
     cfg = TrainConfig(data="bench", arch=arch, batch_size=batch_size, loss="hinge",
                       diffaug="none", ada=False, r1_gamma=0.0, lecam_weight=0.0, seed=0,
-                      device=device, out=str(out), amp=amp, channels_last=channels_last,
+                      device=device, amp=amp, channels_last=channels_last,
                       compile=compile, arch_kwargs={"width": width} if width else None)
     trainer = Trainer(cfg, data=data)
     with contextlib.redirect_stdout(io.StringIO()):  # the preset and parameter lines
@@ -164,19 +164,16 @@ class ReferenceLoop:
         trainer: a prepared Trainer whose config, data and initial weights are copied.
     """
 
-    def __init__(self, trainer) -> None:
-        from ganaug.losses import get_loss
-        from ganaug.train import ema_decay_at
-
+    def __init__(self, trainer: Trainer) -> None:
         cfg = trainer.cfg
         self.device = trainer.device
-        self.G = copy.deepcopy(trainer.G)
-        self.D = copy.deepcopy(trainer.D)
+        self.G = copy.deepcopy(trainer.gan.G)
+        self.D = copy.deepcopy(trainer.gan.D)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False).eval()
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
         self.d_loss, self.g_loss = get_loss("hinge")
-        self.images, self.labels = trainer.images, trainer.labels
+        self.images, self.labels = trainer.batches.images, trainer.batches.labels
         self.batch_size, self.d_steps, self.z_dim = cfg.batch_size, cfg.d_steps, cfg.z_dim
         self.num_classes = trainer.data.num_classes
         self.ema_decay, self.ema_start, self._decay_at = cfg.ema_decay, cfg.ema_start, ema_decay_at
@@ -246,29 +243,21 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
         reference images/s, median of the per-round ratios), ``peak_memory_mb`` per side and
         the settings. Images are real images seen by D: ``batch_size * d_steps`` per step.
     """
-    from ganaug._distributed import select_device
-
-    if quick and width is None and arch == "resnet" and select_device(device).type == "cpu":
+    if quick and width is None and arch == "resnet" and resolve_device(device).type == "cpu":
         width = 32  # the default width (256/128) takes minutes per round on a CPU
     settings = _train_settings(quick)
     settings["steps"] = steps or settings["steps"]
     settings["rounds"] = rounds or settings["rounds"]
-    import ganaug.diffaug
-    import ganaug.losses
-    import ganaug.models
-    import ganaug.train  # noqa: F401  (imported before the RSS baseline: it excludes code)
-
-    rss_before = _rss_mb()
-    with tempfile.TemporaryDirectory(prefix="ganaug-bench-") as tmp:
-        trainer = make_trainer(arch=arch, image_size=image_size, batch_size=batch_size,
-                               device=device, width=width, out=tmp)
-        dev, cfg = trainer.device, trainer.cfg
-        fns: dict[str, Callable[[], Any]] = {}
-        if "ganaug" in sides:
-            fns["ganaug"] = trainer.train_step
-        if "reference" in sides:
-            fns["reference"] = ReferenceLoop(trainer).step
-        timing = alternate(fns, device=dev, **settings)
+    rss_before = _rss_mb()  # after the imports at the top: the baseline excludes code
+    trainer = make_trainer(arch=arch, image_size=image_size, batch_size=batch_size,
+                           device=device, width=width)
+    dev, cfg = trainer.device, trainer.cfg
+    fns: dict[str, Callable[[], Any]] = {}
+    if "ganaug" in sides:
+        fns["ganaug"] = trainer.train_step
+    if "reference" in sides:
+        fns["reference"] = ReferenceLoop(trainer).step
+    timing = alternate(fns, device=dev, **settings)
     images = cfg.batch_size * cfg.d_steps * settings["steps"]
     rows = []
     for name, secs in timing["seconds"].items():
@@ -307,9 +296,6 @@ def print_train_result(result: dict[str, Any]) -> None:
 def default_generator(*, arch: str = "dcgan", image_size: int = 32, num_classes: int = NUM_CLASSES,
                       channels: int = 3, seed: int = 0):
     """An untrained generator at the arch's default width (sampling speed ignores training)."""
-    from ganaug.generator import Generator
-    from ganaug.models import build_generator
-
     torch.manual_seed(seed)
     net = build_generator(arch, num_classes=num_classes, channels=channels, image_size=image_size)
     return Generator(net, classes=[f"class{k}" for k in range(num_classes)], arch=arch)
@@ -375,12 +361,12 @@ def bench_loader(*, model=None, data: str | None = None, batch_size: int = 128, 
                  p: float = 0.5, quick: bool = False) -> dict[str, Any]:
     """DataLoader images/s with and without ``GANAugment(p)``, and ``BatchMixer`` ms per batch.
 
-    Delegates to :func:`loader_throughput`. ``data`` defaults to the shared
-    cifar10-mini folder, or ``digits`` resized to 32 px RGB where that folder is absent.
-    ``model`` is a Generator or model file; None: an untrained default-width 32 px dcgan.
+    Delegates to :func:`loader_throughput`. ``data`` is a dataset spec
+    (None: :data:`LOADER_DATA`, ``digits`` at 32 px RGB; docs/performance.md uses
+    ``folder:../shared/data/cifar10-mini/train``). ``model`` is a Generator or model file;
+    None: an untrained default-width 32 px dcgan.
     """
-    if data is None:
-        data = LOADER_DATA if Path(LOADER_DATA[len("folder:"):]).is_dir() else LOADER_FALLBACK
+    data = data or LOADER_DATA
     batches, warmup, repeats, rounds = (5, 2, 5, 1) if quick else (20, 2, 10, 3)
     result = loader_throughput(data, model, p=p, workers=workers, batch=batch_size,
                                batches=batches, warmup=warmup, mixer_repeats=repeats,
@@ -504,39 +490,44 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: str | None, result: dict) -> None:
+def write_json(path: str | Path | None, result: dict) -> None:
+    """Write ``result`` as JSON to ``path`` (atomically) when a path is given, and say so."""
     if path:
         atomic_write_text(path, json.dumps(result, indent=2))
         print(f"wrote {path}")
 
 
-def bench_cli(args: argparse.Namespace) -> int:
-    """``ganaug bench train|sample|loader``: print the figures, optionally write JSON."""
-    threads = getattr(args, "threads", None)
+def run_bench(what: str, *, file: str | None = None, data: str | None = None,
+              arch: str = "dcgan", image_size: int = 32, batch_size: int | None = None,
+              width: int | None = None, device: str | None = None, threads: int | None = None,
+              quick: bool = False, json_path: str | None = None) -> dict[str, Any]:
+    """``ganaug bench train|sample|loader``: run one benchmark, print it, optionally save JSON.
+
+    ``file`` is the model file of ``sample`` and ``loader`` (default: an untrained ``arch``,
+    dcgan for ``loader``); ``data`` the dataset spec of ``loader``; ``batch_size`` defaults to 64
+    (train) and 128 (loader); ``threads`` sets torch's CPU threads; ``json_path`` also writes the
+    result there. The other arguments are those of :func:`bench_train` and :func:`bench_sample`.
+    Returns the result dict.
+
+    Raises:
+        GanaugConfigError: ``threads`` below 1.
+    """
     if threads is not None:
-        if threads < 1:
-            from ganaug.errors import GanaugConfigError
-
-            raise GanaugConfigError(f"--threads must be >= 1, got {threads}; e.g. --threads 1.")
-        torch.set_num_threads(threads)
-    if args.what == "sample":
-        if args.file:
-            from ganaug.io import load
-
-            gen, name = load(args.file, device=args.device), Path(args.file).name
+        torch.set_num_threads(check_int("--threads", threads, minimum=1, hint="e.g. --threads 1."))
+    if what == "sample":
+        if file:
+            gen, name = load(file, device=device), Path(file).name
         else:
-            gen = default_generator(arch=args.arch, image_size=args.image_size)
-            name = f"an untrained {args.arch} {args.image_size}px (no FILE given)"
-        result = bench_sample(gen, quick=args.quick, device=args.device)
+            gen = default_generator(arch=arch, image_size=image_size)
+            name = f"an untrained {arch} {image_size}px (no FILE given)"
+        result = bench_sample(gen, quick=quick, device=device)
         print_sample_result(result, name)
-    elif args.what == "train":
-        result = bench_train(arch=args.arch, image_size=args.image_size,
-                             batch_size=args.batch_size or 64, device=args.device,
-                             width=getattr(args, "width", None), quick=args.quick)
+    elif what == "train":
+        result = bench_train(arch=arch, image_size=image_size, batch_size=batch_size or 64,
+                             device=device, width=width, quick=quick)
         print_train_result(result)
     else:
-        result = bench_loader(model=args.file, batch_size=args.batch_size or 128,
-                              quick=args.quick)
+        result = bench_loader(model=file, data=data, batch_size=batch_size or 128, quick=quick)
         print_loader_result(result)
-    _write_json(args.json, result)
-    return 0
+    write_json(json_path, result)
+    return result

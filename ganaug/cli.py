@@ -48,7 +48,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 # -- ganaug train -------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
     from ganaug.config import train_config_from_sources
-    from ganaug.train import Trainer
+    from ganaug.training import Trainer
 
     overrides = {k: v for k, v in vars(args).items()
                  if k not in ("command", "func", "config") and v is not None}
@@ -186,9 +186,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from ganaug.bench import bench_cli
+    from ganaug.bench import run_bench
 
-    return bench_cli(args)
+    run_bench(args.what, file=args.file, data=args.data, arch=args.arch,
+              image_size=args.image_size, batch_size=args.batch_size, width=args.width,
+              device=args.device, threads=args.threads, quick=args.quick, json_path=args.json)
+    return 0
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -341,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=None,
                    help="train: network width (default: the preset's; 32 for resnet --quick on CPU)")
     p.add_argument("--device", default=None, help="train, sample (loader runs on the CPU)")
+    p.add_argument("--data", default=None, metavar="SPEC",
+                   help="loader: dataset spec (default: digits at 32 px RGB), e.g. "
+                        "folder:../shared/data/cifar10-mini/train")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 on a shared machine)")
     p.add_argument("--quick", action="store_true")

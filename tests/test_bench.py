@@ -59,23 +59,26 @@ def test_bench_train_python_api_one_side_and_archs(arch):
     assert result["d_steps"] == (4 if arch == "resnet" else 2)  # the preset's, on both sides
 
 
-def test_reference_loop_starts_from_the_trainers_weights_and_trains(tmp_path):
-    trainer = bench.make_trainer(image_size=16, batch_size=4, width=8, device="cpu", out=tmp_path)
+def test_reference_loop_starts_from_the_trainers_weights_and_trains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the bench writes no run folder, here or anywhere
+    trainer = bench.make_trainer(image_size=16, batch_size=4, width=8, device="cpu")
     ref = bench.ReferenceLoop(trainer)
-    for p_ref, p in zip(ref.G.parameters(), trainer.G.parameters()):
+    for p_ref, p in zip(ref.G.parameters(), trainer.gan.G.parameters()):
         torch.testing.assert_close(p_ref, p)
     before = [p.detach().clone() for p in ref.G.parameters()]
     ref.step()
     assert ref.step_count == 1
     assert any(not torch.equal(b, p) for b, p in zip(before, ref.G.parameters()))
     # The EMA follows the Trainer's schedule: ema = lerp(initial, G, 1 - decay at step 1).
-    from ganaug.train import ema_decay_at
+    from ganaug.training import ema_decay_at
 
     decay = ema_decay_at(1, trainer.cfg.ema_decay, trainer.cfg.ema_start)
     assert 0 < decay < 1
     for p_ema, b, p in zip(ref.G_ema.parameters(), before, ref.G.parameters()):
         torch.testing.assert_close(p_ema, b.lerp(p.detach(), 1 - decay))
-    assert [f.name for f in tmp_path.iterdir()] == ["config.yaml"]
+    trainer.train_step()
+    assert trainer.step == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_alternate_calls_each_side_warmup_plus_rounds_times_steps():
@@ -115,7 +118,7 @@ def test_bench_sample_without_file_uses_an_untrained_generator(capsys):
 def test_bench_loader_cli_prints_both_pipelines_and_the_mixer(tmp_path, capsys):
     out = tmp_path / "loader.json"
     rc = main(["bench", "loader", "--quick", "--batch", "16", "--threads", "1", "--json",
-               str(out)])
+               str(out), "--data", "digits?channels=3&size=32"])
     text = capsys.readouterr().out
     assert rc == 0
     assert _table_numbers(text, "baseline")[0] > 0
@@ -126,11 +129,21 @@ def test_bench_loader_cli_prints_both_pipelines_and_the_mixer(tmp_path, capsys):
     assert {"baseline_images_per_s", "ganaugment_images_per_s", "mixer_ms_per_batch",
             "slowdown"} <= set(result)
     assert result["batch"] == 16 and result["workers"] == 2
+    assert result["data"] == "digits?channels=3&size=32"
 
 
 def test_bench_rejects_zero_threads(capsys):
     assert main(["bench", "sample", "--threads", "0"]) == 2
-    assert "--threads must be >= 1, got 0" in capsys.readouterr().err
+    assert "--threads must be an integer >= 1, got 0. e.g. --threads 1." in capsys.readouterr().err
+
+
+def test_run_bench_takes_keywords_and_returns_the_result(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    result = bench.run_bench("train", image_size=16, batch_size=4, width=8, device="cpu",
+                             threads=1, quick=True, json_path=str(out))
+    assert result["bench"] == "train" and result["batch_size"] == 4
+    assert json.loads(out.read_text())["ratio"] == result["ratio"]
+    assert f"wrote {out}" in capsys.readouterr().out
 
 
 def test_format_table_right_aligns_and_widens_columns():

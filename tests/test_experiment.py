@@ -102,7 +102,7 @@ def test_report_files_hold_real_numbers(tiny_run):
 
 def test_rerun_uses_cached_cells(tiny_run, monkeypatch):
     import ganaug.evaluation.recipe
-    import ganaug.train
+    import ganaug.training
 
     out, doc = tiny_run
 
@@ -110,7 +110,7 @@ def test_rerun_uses_cached_cells(tiny_run, monkeypatch):
         raise AssertionError("retrained a cached cell")
 
     monkeypatch.setattr(ganaug.evaluation.recipe, "train_classifier", boom)
-    monkeypatch.setattr(ganaug.train.Trainer, "fit", boom)
+    monkeypatch.setattr(ganaug.training.Trainer, "fit", boom)
     again = run_experiment("digits", out=out, **TINY)
     assert [c["accuracy"] for c in again["cells"]] == [c["accuracy"] for c in doc["cells"]]
 

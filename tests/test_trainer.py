@@ -1,4 +1,5 @@
-"""Tests of ganaug.train: run files, exact resume, interrupts, divergence guard, user errors."""
+"""Tests of ganaug.training.trainer: run files, exact resume, interrupts, the divergence guard,
+user errors and train_or_resume."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from ganaug.config import TrainConfig
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
-from ganaug.train import BatchOrder, Trainer, ema_decay_at, ema_update, split_arch_kwargs
+from ganaug.training import Callback, SampleWriter, Trainer, train_or_resume
 
 N_IMAGES, N_CLASSES, SIZE = 48, 3, 16
 
@@ -33,8 +34,7 @@ def npz_data(tmp_path_factory) -> str:
 
 def _skip_pictures(monkeypatch) -> None:
     # matplotlib grids cost about a second per run; only the run-files test draws them.
-    monkeypatch.setattr(Trainer, "save_samples", lambda self: None)
-    monkeypatch.setattr(Trainer, "_save_loss_plot", lambda self: None)
+    monkeypatch.setattr(SampleWriter, "write", lambda self, trainer: None)
 
 
 @pytest.fixture
@@ -81,50 +81,6 @@ def reference_run(npz_data, tmp_path_factory) -> Path:
     return out
 
 
-# -- pieces -----------------------------------------------------------------------------------
-def test_batch_order_covers_each_image_once_per_epoch_and_reshuffles():
-    order = BatchOrder(n=20, batch_size=4, seed=5)
-    epoch0 = torch.cat([order.indices(i) for i in range(5)])
-    epoch1 = torch.cat([order.indices(i) for i in range(5, 10)])
-    assert sorted(epoch0.tolist()) == list(range(20))
-    assert sorted(epoch1.tolist()) == list(range(20))
-    assert not torch.equal(epoch0, epoch1)
-    # a pure function of the batch counter: asking again (out of order) gives the same batch
-    assert torch.equal(BatchOrder(20, 4, 5).indices(7), order.indices(7))
-
-
-def test_batch_order_shards_are_disjoint_across_ranks():
-    shards = [torch.cat([BatchOrder(21, 5, 0, rank=r, world=2).indices(i) for i in range(2)])
-              for r in range(2)]
-    assert set(shards[0].tolist()).isdisjoint(shards[1].tolist())
-    assert len(shards[0]) == len(shards[1]) == 10
-
-
-def test_ema_decay_warms_up_and_caps():
-    assert ema_decay_at(3, 0.999, start=5) == 0.0
-    assert ema_decay_at(6, 0.999, start=5) == pytest.approx(2 / 11)
-    assert ema_decay_at(10**6, 0.999, start=0) == pytest.approx(0.999)
-
-
-def test_ema_update_averages_parameters_and_copies_buffers():
-    model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
-    with torch.no_grad():
-        model.weight.fill_(2.0)
-        ema.weight.fill_(1.0)
-        model.running_mean.fill_(5.0)
-    ema_update(ema, model, decay=0.75)
-    torch.testing.assert_close(ema.weight, torch.full((3,), 1.25))
-    torch.testing.assert_close(ema.running_mean, torch.full((3,), 5.0))
-
-
-def test_split_arch_kwargs_routes_and_rejects_unknown():
-    g_kw, d_kw = split_arch_kwargs("dcgan", {"width": 8, "embed_dim": 4, "spectral_norm": False})
-    assert g_kw == {"width": 8, "embed_dim": 4}
-    assert d_kw == {"width": 8, "spectral_norm": False}
-    with pytest.raises(GanaugConfigError, match=r"\['widht'\].*Did you mean 'width'"):
-        split_arch_kwargs("dcgan", {"widht": 8})
-
-
 # -- a run ------------------------------------------------------------------------------------
 def test_three_step_run_writes_every_file(npz_data, tmp_path, with_pictures):
     from ganaug.io import load
@@ -152,7 +108,7 @@ def test_three_step_run_writes_every_file(npz_data, tmp_path, with_pictures):
     training = gen.metadata["training"]
     assert training["steps"] == 3 and training["seed"] == 3
     assert training["data_fingerprint"] == trainer.data.fingerprint()
-    ema_state = trainer.G_ema.state_dict()
+    ema_state = trainer.gan.G_ema.state_dict()
     for key, value in st_tensors(out / "generator.safetensors").items():
         assert torch.equal(value, ema_state[key]), key
 
@@ -166,11 +122,21 @@ def test_checkpoint_loads_with_weights_only(reference_run):
     assert ckpt["num_classes"] == N_CLASSES
 
 
+def test_checkpoint_keeps_the_key_layout_of_earlier_versions(reference_run):
+    # Files written before the training/ package had exactly these keys; they still resume.
+    ckpt = torch.load(reference_run / "checkpoints" / "last.pt", weights_only=True)
+    assert set(ckpt) == {"format", "step", "real_batches", "G", "D", "G_ema", "opt_g", "opt_d",
+                         "scaler_g", "scaler_d", "rng", "world_size", "ada", "lecam",
+                         "num_classes", "classes", "data_fingerprint", "config", "wall_time_s"}
+    assert ckpt["format"] == 1 and ckpt["classes"] == ["dark", "mid", "light"]
+    assert ckpt["ada"] is None and ckpt["lecam"] is None and ckpt["wall_time_s"] > 0
+
+
 def test_every_torch_load_in_the_trainer_is_weights_only():
     root = Path(__file__).resolve().parents[1] / "ganaug"
     calls = []
-    for name in ("train.py", "checkpoint.py", "_distributed.py", "config.py"):
-        calls += re.findall(r"torch\.load\(([^)]*)\)", (root / name).read_text())
+    for path in [*sorted((root / "training").glob("*.py")), root / "config.py"]:
+        calls += re.findall(r"torch\.load\(([^)]*)\)", path.read_text())
     assert calls and all("weights_only=True" in c for c in calls)
 
 
@@ -258,25 +224,35 @@ def test_keyboard_interrupt_writes_a_checkpoint_and_resume_finishes_exactly(
     assert_same_tensors(out / "generator.safetensors", reference_run / "generator.safetensors")
 
 
+def test_keyboard_interrupt_from_a_callback_stops_like_a_hook(npz_data, tmp_path):
+    class StopAt2(Callback):
+        def on_step_end(self, trainer, losses):
+            if trainer.step == 2:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt, match=r"Interrupted at step 2 of 6.*--out"):
+        Trainer(make_cfg(npz_data, out, steps=6), callbacks=[StopAt2()]).fit()
+    assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 2
+
+
+class SigtermInsideStep2(Callback):
+    """Patches the G loss (once the GANStep exists) to send SIGTERM during generator step 2."""
+
+    def on_fit_start(self, trainer):
+        real_g_loss = trainer.gan.g_loss_fn
+
+        def g_loss(logits_fake):
+            if trainer.step == 1:  # inside generator step 2
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real_g_loss(logits_fake)
+
+        trainer.gan.g_loss_fn = g_loss
+
+
 def test_sigterm_inside_a_step_finishes_the_step_then_stops(npz_data, tmp_path, reference_run):
     out = tmp_path / "run"
-    trainer = Trainer(make_cfg(npz_data, out, steps=6))
-    real_g_loss = None
-
-    def g_loss(logits_fake):
-        if trainer.step == 1:  # inside generator step 2
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_g_loss(logits_fake)
-
-    original_build = trainer._build
-
-    def build():
-        nonlocal real_g_loss
-        original_build()
-        real_g_loss = trainer.g_loss_fn
-        trainer.g_loss_fn = g_loss
-
-    trainer._build = build
+    trainer = Trainer(make_cfg(npz_data, out, steps=6), callbacks=[SigtermInsideStep2()])
     with pytest.raises(KeyboardInterrupt, match=r"step 2 of 6"):
         trainer.fit()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
@@ -287,7 +263,7 @@ def test_sigterm_inside_a_step_finishes_the_step_then_stops(npz_data, tmp_path, 
 
 def test_cli_exits_130_with_resume_message(monkeypatch, capsys):
     from ganaug import cli
-    from ganaug.train import Trainer as T
+    from ganaug.training import Trainer as T
 
     def fit(self):
         raise KeyboardInterrupt("Interrupted at step 4; resume with --resume")
@@ -300,17 +276,18 @@ def test_cli_exits_130_with_resume_message(monkeypatch, capsys):
 # -- divergence and user errors ---------------------------------------------------------------
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(npz_data, tmp_path):
     out = tmp_path / "run"
-    trainer = Trainer(make_cfg(npz_data, out, steps=6, ckpt_every=2))
     saved = {}
 
-    def remember(tr, step):
-        if step == 3:  # the step-2 checkpoint exists now
-            saved["ckpt"] = (out / "checkpoints/last.pt").read_bytes()
-            saved["gen"] = (out / "generator.safetensors").read_bytes()
-            real = tr.g_loss_fn
-            tr.g_loss_fn = lambda logits: real(logits) * float("nan")
+    class PoisonAfterStep3(Callback):
+        def on_step_end(self, trainer, losses):
+            if trainer.step == 3:  # the step-2 checkpoint exists now
+                saved["ckpt"] = (out / "checkpoints/last.pt").read_bytes()
+                saved["gen"] = (out / "generator.safetensors").read_bytes()
+                real = trainer.gan.g_loss_fn
+                trainer.gan.g_loss_fn = lambda logits: real(logits) * float("nan")
 
-    trainer.hooks.append(remember)
+    trainer = Trainer(make_cfg(npz_data, out, steps=6, ckpt_every=2),
+                      callbacks=[PoisonAfterStep3()])
     with pytest.raises(GanaugTrainingError,
                        match=r"generator loss became NaN/Inf at generator step 4.*last good "
                              r"checkpoint.*lower learning rate.*R1"):
@@ -374,3 +351,64 @@ def test_resume_is_bit_exact_with_ada_lecam_and_r1(npz_data, tmp_path):
     b = torch.load(two / "checkpoints/last.pt", weights_only=True)
     assert a["ada"] == b["ada"] and a["lecam"] == b["lecam"]
     assert a["lecam"]["real"] != 0.0  # the LeCam anchors moved
+
+
+def test_hooks_appended_after_construction_run_too(npz_data, tmp_path):
+    seen = []
+    trainer = Trainer(make_cfg(npz_data, tmp_path / "run", steps=2))
+    trainer.hooks.append(lambda tr, step: seen.append((step, tr.in_step)))
+    trainer.fit()
+    assert seen == [(1, False), (2, False)]
+
+
+def test_setup_builds_the_run_and_writes_nothing(npz_data, tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(make_cfg(npz_data, out))
+    trainer.setup()
+    losses = trainer.train_step()
+    assert trainer.step == 1 and sorted(losses) == ["d_fake", "d_real", "loss_d", "loss_g"]
+    assert all(v.dim() == 0 for v in losses.values())
+    assert not out.exists()
+
+
+def test_a_non_callback_is_refused(npz_data, tmp_path):
+    with pytest.raises(GanaugConfigError, match=r"Callback instances, got function"):
+        Trainer(make_cfg(npz_data, tmp_path / "run"), callbacks=[lambda trainer: None])
+
+
+# -- train_or_resume --------------------------------------------------------------------------
+def test_train_or_resume_trains_then_returns_at_once_when_finished(npz_data, tmp_path,
+                                                                   monkeypatch, reference_run):
+    out = tmp_path / "run"
+    path = train_or_resume(make_cfg(npz_data, out, steps=6))
+    assert path == out / "generator.safetensors"
+    assert_same_tensors(path, reference_run / "generator.safetensors")
+
+    def boom(self):
+        raise AssertionError("trained a finished run again")
+
+    monkeypatch.setattr(Trainer, "fit", boom)
+    assert train_or_resume(make_cfg(npz_data, out, steps=6)) == path
+    # steps None: finished at the run's own total
+    assert train_or_resume(make_cfg(npz_data, out, steps=None)) == path
+
+
+def test_train_or_resume_resumes_a_started_run_exactly(npz_data, tmp_path, reference_run):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=3)).fit()
+    train_or_resume(make_cfg(npz_data, out, steps=6))  # no resume=True needed
+    assert_same_tensors(out / "generator.safetensors", reference_run / "generator.safetensors")
+
+
+def test_train_or_resume_retrains_on_other_data(npz_data, tmp_path):
+    from ganaug.data import load_data
+    from ganaug.io import read_metadata
+
+    out = tmp_path / "run"
+    data = load_data(npz_data)
+    train_or_resume(make_cfg(npz_data, out, steps=1), data=data)
+    (out / "checkpoints" / "last.pt").unlink()  # a finished run whose checkpoint was removed
+    other = type(data)(255 - data.images, data.labels, data.classes, "inverted", "")
+    train_or_resume(make_cfg(npz_data, out, steps=1), data=other)
+    training = read_metadata(out / "generator.safetensors")["training"]
+    assert training["data_fingerprint"] == other.fingerprint() != data.fingerprint()

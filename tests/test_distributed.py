@@ -1,4 +1,5 @@
-"""Two CPU processes with gloo through torchrun: the run trains, rank 0 writes, the file loads."""
+"""Tests of ganaug.training.distributed: one process is a no-op; two CPU processes with gloo
+through torchrun train, rank 0 writes, the file loads."""
 
 from __future__ import annotations
 
@@ -11,6 +12,36 @@ import sys
 import numpy as np
 import pytest
 import torch
+
+from ganaug.errors import GanaugConfigError
+from ganaug.training import distributed
+from ganaug.training.distributed import DistInfo
+
+
+def test_one_process_setup_and_collectives_are_no_ops(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    info, device = distributed.setup("cpu")
+    assert info == DistInfo() and not info.enabled and info.is_main
+    assert device == torch.device("cpu")
+    t = torch.tensor([3.0])
+    assert distributed.all_reduce_(info, t, "max") is t and t.item() == 3.0
+    assert distributed.gather_objects(info, {"a": 1}) == [{"a": 1}]
+    assert distributed.broadcast_float(info, 0.25, device) == 0.25
+    net = torch.nn.Linear(2, 2)
+    assert distributed.wrap_ddp(net, info, device) is net
+    distributed.barrier(info)
+    distributed.teardown(info)
+
+
+def test_dist_info_rank_roles():
+    assert DistInfo(rank=1, world=2).enabled and not DistInfo(rank=1, world=2).is_main
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_setup_refuses_a_device_that_is_not_there(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(GanaugConfigError, match=r"no CUDA GPU here"):
+        distributed.setup("cuda")
 
 
 @pytest.fixture

@@ -1,0 +1,181 @@
+"""Tests of ganaug.training.run_dir: the checkpoint built from registered objects, the resume
+guard, metrics.jsonl, the model file and the per-rank RNG state."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.config import TrainConfig
+from ganaug.data import LabeledImages
+from ganaug.errors import GanaugTrainingError
+from ganaug.training import RunDir
+from ganaug.training.distributed import DistInfo
+from ganaug.training.run_dir import RankRNG, rng_state, set_rng_state
+
+
+class Counter:
+    """A stateful object owning the key ``count``."""
+
+    def __init__(self, count: int = 0) -> None:
+        self.count = count
+
+    def state_dict(self):
+        return {"count": self.count, "weights": torch.full((2,), float(self.count))}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+class Other:
+    def __init__(self) -> None:
+        self.seen = None
+
+    def state_dict(self):
+        return {"other": [1, 2]}
+
+    def load_state_dict(self, state):
+        self.seen = dict(state)
+
+
+def test_checkpoint_is_the_union_of_registered_states_and_restores_each(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.register(Counter(7), Other())
+    assert not run.has_checkpoint()
+    assert run.save_checkpoint() == tmp_path / "run" / "checkpoints" / "last.pt"
+    raw = torch.load(run.ckpt_path, weights_only=True)
+    assert set(raw) == {"format", "count", "weights", "other"} and raw["format"] == 1
+    fresh = RunDir(tmp_path / "run")
+    counter, other = Counter(), Other()
+    fresh.register(counter, other)
+    fresh.restore(fresh.load_checkpoint())
+    assert counter.count == 7 and other.seen["other"] == [1, 2]
+    assert list(run.ckpt_path.parent.iterdir()) == [run.ckpt_path]  # no temp file left
+
+
+def test_two_objects_claiming_one_key_are_refused(tmp_path):
+    run = RunDir(tmp_path)
+    run.register(Counter(), Counter())
+    with pytest.raises(GanaugTrainingError, match=r"Counter.state_dict\(\) repeats the "
+                                                  r"checkpoint keys \['count', 'weights'\]"):
+        run.save_checkpoint()
+
+
+def test_only_rank_0_writes(tmp_path):
+    run = RunDir(tmp_path / "run", dist=DistInfo(rank=1, world=2))
+    run.register(Counter(1))
+    run.save_checkpoint()
+    run.append_metrics({"step": 1})
+    run.write_config(TrainConfig(data="digits"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_load_checkpoint_errors(tmp_path):
+    run = RunDir(tmp_path)
+    with pytest.raises(GanaugTrainingError, match=r"No checkpoint at .*drop --resume"):
+        run.load_checkpoint()
+    run.ckpt_path.parent.mkdir()
+    run.ckpt_path.write_bytes(b"not a checkpoint")
+    with pytest.raises(GanaugTrainingError, match=r"(?s)Cannot read the checkpoint .*damaged"):
+        run.load_checkpoint()
+    torch.save({"format": 99}, run.ckpt_path)
+    with pytest.raises(GanaugTrainingError, match=r"not a ganaug checkpoint of format 1"):
+        run.load_checkpoint()
+
+
+def test_refuse_overwrite_only_when_a_checkpoint_exists(tmp_path):
+    run = RunDir(tmp_path)
+    run.refuse_overwrite()
+    run.register(Counter())
+    run.save_checkpoint()
+    with pytest.raises(GanaugTrainingError, match=r"already holds a run.*--resume"):
+        run.refuse_overwrite()
+
+
+def test_saved_config_prefers_config_yaml_over_the_checkpoint_copy(tmp_path):
+    run = RunDir(tmp_path)
+    ckpt = {"config": {"data": "from-checkpoint"}}
+    assert run.saved_config(ckpt) == {"data": "from-checkpoint"}
+    run.write_config(TrainConfig(data="digits", steps=5))
+    saved = run.saved_config(ckpt)
+    assert saved["data"] == "digits" and saved["steps"] == 5
+
+
+def _data(num_classes: int) -> LabeledImages:
+    return LabeledImages(torch.zeros(4, 1, 16, 16, dtype=torch.uint8),
+                         torch.arange(4) % num_classes, [str(k) for k in range(num_classes)], "t")
+
+
+def test_check_resume_refuses_arch_changes_and_notes_the_rest(tmp_path):
+    run = RunDir(tmp_path)
+    saved = TrainConfig(data="d", arch="dcgan", z_dim=16, lr_g=1e-4).to_dict()
+    ckpt = {"num_classes": 2, "data_fingerprint": "abc"}
+    now = TrainConfig(data="d", arch="dcgan", z_dim=16, lr_g=2e-4, steps=9)
+    notes = run.check_resume(now, _data(2), ckpt, saved, fingerprint="xyz")
+    assert notes == [("warning: the data differ from the checkpoint's (fingerprint changed); "
+                      "resuming on the new data."), "note: resuming with changed settings: lr_g"]
+    assert run.check_resume(now, _data(2), ckpt, {**saved, "lr_g": 2e-4}, "abc") == []
+    with pytest.raises(GanaugTrainingError, match=r"architecture changed.*\n  z_dim: 16 "
+                                                  r"\(checkpoint\) -> 8 \(now\)\n  num_classes: 2 "
+                                                  r"\(checkpoint\) -> 3"):
+        run.check_resume(TrainConfig(data="d", arch="dcgan", z_dim=8), _data(3), ckpt, saved, "")
+
+
+def test_metrics_append_read_and_trim(tmp_path):
+    run = RunDir(tmp_path / "run")
+    assert run.read_metrics() == []
+    for step in (1, 2, 3):
+        run.append_metrics({"step": step, "loss_d": step / 10})
+    assert [r["loss_d"] for r in run.read_metrics()] == [0.1, 0.2, 0.3]
+    run.trim_metrics(2)
+    assert run.read_metrics() == [{"step": 1, "loss_d": 0.1}, {"step": 2, "loss_d": 0.2}]
+
+
+def test_write_generator_and_finished(tmp_path, tiny_generator):
+    from ganaug.io import read_metadata
+
+    run = RunDir(tmp_path)
+    assert not run.finished(3, lambda: "fp")
+    summary = {"steps": 3, "data_fingerprint": "fp", "config": {"steps": 3}}
+    assert run.write_generator(tiny_generator, summary) == tmp_path / "generator.safetensors"
+    assert read_metadata(run.generator_path)["training"] == summary
+    assert run.finished(3, lambda: "fp") and run.finished(None, lambda: "fp")
+    assert not run.finished(4, lambda: "fp")
+    assert not run.finished(3, lambda: "other data")
+
+
+def test_rng_state_round_trip_replays_every_stream():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    state = rng_state()
+    first = (torch.rand(3), np.random.rand(2), random.random())
+    set_rng_state(state)
+    again = (torch.rand(3), np.random.rand(2), random.random())
+    assert torch.equal(first[0], again[0])
+    assert np.array_equal(first[1], again[1]) and first[2] == again[2]
+
+
+def test_rank_rng_seeds_per_rank_and_reseeds_on_another_world_size():
+    notes = []
+    one = RankRNG(DistInfo(), seed=3, log=notes.append)
+    one.reseed()
+    a = torch.rand(2)
+    torch.manual_seed(3)
+    assert torch.equal(a, torch.rand(2))  # rank 0 of one process uses the seed itself
+    rank1 = RankRNG(DistInfo(rank=1, world=2), seed=3)
+    rank1.reseed()
+    b = torch.rand(2)
+    torch.manual_seed(3 + 7919)
+    assert torch.equal(b, torch.rand(2)) and not torch.equal(a, b)
+    state = one.state_dict()
+    assert state["world_size"] == 1 and len(state["rng"]) == 1
+    two = RankRNG(DistInfo(rank=1, world=2), seed=3, log=notes.append)
+    two.load_state_dict({**state, "step": 4})
+    c = torch.rand(2)
+    torch.manual_seed(3 + 7919 + 4)
+    assert torch.equal(c, torch.rand(2))
+    assert "noise streams are reseeded" in notes[0]

@@ -1,0 +1,128 @@
+"""Tests of ganaug.training.step: the EMA, arch-kwarg routing and GANStep (one generator step,
+the non-finite tracker, state_dict round trip)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from ganaug.config import TrainConfig, resolve_config
+from ganaug.errors import GanaugConfigError
+from ganaug.training import GANStep, ema_decay_at, ema_update, split_arch_kwargs
+from ganaug.training.step import NO_STEP
+
+CLASSES = ["a", "b", "c"]
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    """A resolved 16 px RGB dcgan config of width 8 (batch 4, 2 D steps)."""
+    base = {"data": "tiny", "arch": "dcgan", "arch_kwargs": {"width": 8, "embed_dim": 8},
+            "z_dim": 16, "batch_size": 4, "d_steps": 2, "seed": 1, "diffaug": "translation",
+            "device": "cpu"}
+    base.update(kw)
+    cfg, _ = resolve_config(TrainConfig(**base), num_images=24, channels=3, image_size=16,
+                            device_type="cpu")
+    return cfg
+
+
+def batches(n: int = 2, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(4, 3, 16, 16, generator=g) * 2 - 1, torch.randint(0, 3, (4,), generator=g))
+            for _ in range(n)]
+
+
+def test_ema_decay_warms_up_and_caps():
+    assert ema_decay_at(3, 0.999, start=5) == 0.0
+    assert ema_decay_at(6, 0.999, start=5) == pytest.approx(2 / 11)
+    assert ema_decay_at(10**6, 0.999, start=0) == pytest.approx(0.999)
+
+
+def test_ema_update_averages_parameters_and_copies_buffers():
+    model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        ema.weight.fill_(1.0)
+        model.running_mean.fill_(5.0)
+    ema_update(ema, model, decay=0.75)
+    torch.testing.assert_close(ema.weight, torch.full((3,), 1.25))
+    torch.testing.assert_close(ema.running_mean, torch.full((3,), 5.0))
+
+
+def test_split_arch_kwargs_routes_and_rejects_unknown():
+    g_kw, d_kw = split_arch_kwargs("dcgan", {"width": 8, "embed_dim": 4, "spectral_norm": False})
+    assert g_kw == {"width": 8, "embed_dim": 4}
+    assert d_kw == {"width": 8, "spectral_norm": False}
+    with pytest.raises(GanaugConfigError, match=r"\['widht'\].*Did you mean 'width'"):
+        split_arch_kwargs("dcgan", {"widht": 8})
+
+
+def test_unresolved_config_is_refused():
+    with pytest.raises(GanaugConfigError, match=r"resolved TrainConfig; arch, arch_kwargs.*"
+                                                r"resolve_config"):
+        GANStep(TrainConfig(data="tiny"), CLASSES)
+
+
+def test_same_seed_same_initial_weights_and_ema_starts_as_a_copy():
+    a, b = GANStep(tiny_cfg(), CLASSES), GANStep(tiny_cfg(), CLASSES)
+    for (name, pa), pb, pe in zip(a.G.state_dict().items(), b.G.state_dict().values(),
+                                  a.G_ema.state_dict().values()):
+        assert torch.equal(pa, pb) and torch.equal(pa, pe), name
+    assert a.generator.classes == CLASSES and a.generator.net is a.G_ema
+    assert "G 8," in a.describe() and "3 classes, 16x16x3, device cpu" in a.describe()
+
+
+def test_step_trains_both_networks_and_returns_device_scalars():
+    gan = GANStep(tiny_cfg(ema_decay=0.5), CLASSES)
+    g0 = [p.detach().clone() for p in gan.G.parameters()]
+    d0 = [p.detach().clone() for p in gan.D.parameters()]
+    losses = gan.step(batches(), step=1)
+    assert sorted(losses) == ["d_fake", "d_real", "loss_d", "loss_g"]
+    assert all(v.dim() == 0 and torch.isfinite(v) and not v.requires_grad for v in losses.values())
+    assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, gan.D.parameters()))
+    # step 1: decay min(0.5, 2/11) = 2/11, so ema = lerp(initial, G, 9/11)
+    for p_ema, p0, p in zip(gan.G_ema.parameters(), g0, gan.G.parameters()):
+        torch.testing.assert_close(p_ema, p0.lerp(p.detach(), 9 / 11))
+    assert all(p.requires_grad for p in gan.D.parameters())  # re-enabled after the G step
+    assert gan.first_bad_steps().tolist() == [NO_STEP, NO_STEP]
+
+
+def test_a_non_finite_loss_records_its_first_step_without_raising():
+    gan = GANStep(tiny_cfg(), CLASSES)
+    gan.step(batches(), step=1)
+    gan.g_loss_fn = lambda logits: logits.mean() * float("nan")
+    gan.step(batches(seed=1), step=2)
+    assert gan.first_bad_steps().tolist() == [NO_STEP, 2]
+    gan.step(batches(seed=2), step=3)  # G's weights are NaN now, so D's loss is too
+    assert gan.first_bad_steps().tolist() == [3, 2]
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
+def test_state_dict_round_trip_continues_identically(loss):
+    extra = {"ada": True, "lecam_weight": 0.3, "r1_gamma": 1.0}
+    a = GANStep(tiny_cfg(loss=loss, d_steps=1, **extra), CLASSES)
+    a.step(batches(1), step=1)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    b = GANStep(tiny_cfg(loss=loss, d_steps=1, seed=99, **extra), CLASSES)
+    b.load_state_dict(state)
+    assert b.ada.state_dict() == a.ada.state_dict() and b.lecam.state_dict() == a.lecam.state_dict()
+    out = []
+    for gan in (a, b):
+        torch.manual_seed(5)
+        out.append(gan.step(batches(1, seed=3), step=2))
+    for key in out[0]:
+        assert torch.equal(out[0][key], out[1][key]), key
+    for name, value in a.state_dict()["G_ema"].items():
+        assert torch.equal(value, b.G_ema.state_dict()[name]), name
+
+
+def test_state_dict_holds_no_ada_or_lecam_when_off():
+    state = GANStep(tiny_cfg(), CLASSES).state_dict()
+    assert state["ada"] is None and state["lecam"] is None
+    assert set(state) == {"G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d", "ada",
+                          "lecam"}
