@@ -42,7 +42,7 @@ def one_point(kind: str, arch: str, size: int, batch: int, width: int | None, de
     from ganaug.generator import Generator
     from ganaug.models import build_generator
 
-    rss_before = bench._rss_mb()
+    rss_before = bench.rss_mb()
 
     torch.manual_seed(0)
     kw = {"width": width} if width else {}

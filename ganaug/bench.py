@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -27,11 +25,17 @@ from torchvision.transforms import v2
 
 from ganaug._checks import check_int
 from ganaug._devices import resolve_device
-from ganaug._files import atomic_write_text
+from ganaug._timing import (
+    alternate,
+    format_table,
+    peak_memory_mb,
+    rss_mb,
+    time_calls,
+    write_json,
+)
 from ganaug.augment import BatchMixer, GANAugment, with_labels
 from ganaug.config import TrainConfig
-from ganaug.data import LabeledImages
-from ganaug.data import load_data
+from ganaug.data import LabeledImages, load_data
 from ganaug.generator import Generator
 from ganaug.io import load
 from ganaug.losses import get_loss
@@ -44,80 +48,6 @@ NUM_CLASSES = 10  # synthetic data of bench train/sample: CIFAR-10's class count
 
 
 # -- timing and memory -------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _rss_mb() -> float | None:
-    """Current resident set size of this process in MiB (Linux), else None."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_memory_mb(device: torch.device) -> float | None:
-    """Peak CUDA memory allocated on ``device``, or the process's peak RSS on the CPU (MiB)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    except ImportError:  # pragma: no cover - not on Linux
-        return None
-
-
-def time_calls(fn: Callable[[], Any], *, repeats: int, device: torch.device) -> list[float]:
-    """Seconds per call of ``fn`` over ``repeats`` calls (synchronising CUDA around each)."""
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def alternate(sides: dict[str, Callable[[], Any]], *, steps: int, rounds: int, warmup: int,
-              device: torch.device) -> dict[str, Any]:
-    """Time each side's ``steps`` calls per round, alternating sides, after ``warmup`` rounds.
-
-    The order of the sides flips every round, so a drift in machine load (a shared CPU) hits
-    both sides alike. On CUDA each side's peak memory is taken over its own rounds.
-
-    Returns:
-        ``{"seconds": {side: [s per round]}, "peak_memory_mb": {side: MiB or None}}``.
-    """
-    names = list(sides)
-    for _ in range(warmup):
-        for name in names:
-            for _ in range(steps):
-                sides[name]()
-    seconds: dict[str, list[float]] = {n: [] for n in names}
-    peaks: dict[str, float | None] = {n: None for n in names}
-    for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            _sync(device)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                sides[name]()
-            _sync(device)
-            seconds[name].append(time.perf_counter() - t0)
-            if device.type == "cuda":
-                peaks[name] = max(peaks[name] or 0.0, _peak_memory_mb(device))
-    if device.type != "cuda":  # one process: the peak RSS is shared by both sides
-        peaks = {n: _peak_memory_mb(device) for n in names}
-    return {"seconds": seconds, "peak_memory_mb": peaks}
-
-
-# -- bench train ---------------------------------------------------------------------------------
 def synthetic_data(*, num_classes: int = NUM_CLASSES, channels: int = 3, image_size: int = 32,
                    num_images: int = 512, seed: int = 0):
     """Random uint8 :class:`~ganaug.data.LabeledImages` (speed does not depend on content)."""
@@ -248,7 +178,7 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
     settings = _train_settings(quick)
     settings["steps"] = steps or settings["steps"]
     settings["rounds"] = rounds or settings["rounds"]
-    rss_before = _rss_mb()  # after the imports at the top: the baseline excludes code
+    rss_before = rss_mb()  # after the imports at the top: the baseline excludes code
     trainer = make_trainer(arch=arch, image_size=image_size, batch_size=batch_size,
                            device=device, width=width)
     dev, cfg = trainer.device, trainer.cfg
@@ -339,7 +269,7 @@ def bench_sample(generator, *, batch_sizes=(1, 16, 256, 1024), min_images: int =
     latency = next((r["ms_per_call"] for r in rows if r["batch"] == 1), None)
     return {"bench": "sample", "device": str(device), "arch": generator.arch,
             "image_size": generator.image_size, "rows": rows, "latency_ms_batch1": latency,
-            "peak_memory_mb": _peak_memory_mb(device), "torch_threads": torch.get_num_threads()}
+            "peak_memory_mb": peak_memory_mb(device), "torch_threads": torch.get_num_threads()}
 
 
 def print_sample_result(result: dict[str, Any], name: str) -> None:
@@ -476,27 +406,6 @@ def print_loader_result(result: dict[str, Any]) -> None:
 
 
 # -- output ---------------------------------------------------------------------------------------
-def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A plain-text table: ``columns`` are (key, header, format spec); right-aligned."""
-    def cell(value: Any, spec: str) -> str:
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return format(value, spec) if number else str(value)
-
-    body = [[cell(row.get(key), spec) for key, _, spec in columns] for row in rows]
-    widths = [max([12, len(h)] + [len(r[i]) for r in body]) for i, (_, h, _) in enumerate(columns)]
-    header = "  ".join(f"{h:>{w}}" for (_, h, _), w in zip(columns, widths))
-    lines = [header, "-" * len(header)]
-    lines += ["  ".join(f"{c:>{w}}" for c, w in zip(r, widths)) for r in body]
-    return "\n".join(lines)
-
-
-def write_json(path: str | Path | None, result: dict) -> None:
-    """Write ``result`` as JSON to ``path`` (atomically) when a path is given, and say so."""
-    if path:
-        atomic_write_text(path, json.dumps(result, indent=2))
-        print(f"wrote {path}")
-
-
 def run_bench(what: str, *, file: str | None = None, data: str | None = None,
               arch: str = "dcgan", image_size: int = 32, batch_size: int | None = None,
               width: int | None = None, device: str | None = None, threads: int | None = None,

@@ -22,7 +22,7 @@ from ganaug.evaluation import (
     format_table,
     run_experiment,
 )
-from ganaug.evaluation.experiment import _train_gan
+from ganaug.evaluation.experiment import train_gan
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
 
@@ -62,7 +62,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
 
     print(f"[2/4] training a class-conditional GAN ({b['gan_steps']} steps)")
     gan_dir = out / "gan"
-    model_file = _train_gan(train, gan_dir, seed=0, steps=b["gan_steps"])
+    model_file = train_gan(train, gan_dir, seed=0, steps=b["gan_steps"])
     gen = load(model_file)
     samples = save_generator_grid(gen, out / "samples.png", per_class=8, seed=0,
                                   title=f"{b['data']} generator, {b['gan_steps']} steps (seed 0)")

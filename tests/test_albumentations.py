@@ -27,7 +27,7 @@ def test_types_and_shapes_preserved(model_path, image):
     assert out["image"].shape == image.shape and out["image"].dtype == image.dtype
     assert out["image"].std() > 0
     if image.dtype == np.float32:
-        assert 0.0 <= out["image"].min() and out["image"].max() <= 1.0
+        assert out["image"].min() >= 0.0 and out["image"].max() <= 1.0
 
 
 def test_compose_seed_reproduces(model_path):

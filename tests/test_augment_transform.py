@@ -43,7 +43,7 @@ def test_type_size_and_content_preserved(make, tiny_generator):
         torch.testing.assert_close(out, expected)
         assert not torch.equal(out, img)
         if out.is_floating_point():
-            assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+            assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def test_dict_sample_and_compose(tiny_generator):

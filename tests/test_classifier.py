@@ -17,7 +17,6 @@ from ganaug.evaluation.classifier import (
     save_classifier,
     to_input,
 )
-from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError
 
 
 def tiny(num_classes=10, in_chans=1, image_size=16, **kw):

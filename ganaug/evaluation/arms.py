@@ -16,12 +16,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ganaug.augment import (
+    BatchMixer,
+    MixedDataset,
+    SyntheticDataset,
+    balance_counts,
+    proportional_counts,
+)
 from ganaug.data import LabeledImages
-from ganaug.augment import MixedDataset, SyntheticDataset, balance_counts, proportional_counts
 from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.evaluation.classifier import to_input
 from ganaug.evaluation.recipe import collate_images
-from ganaug.augment import BatchMixer
 
 __all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "Arm", "arm_data", "parse_arms"]
 

@@ -34,9 +34,9 @@ from ganaug.evaluation.arms import ARMS, BASELINE, arm_data, parse_arms
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.report import summarize, write_outputs
-from ganaug.io import load, read_metadata
+from ganaug.io import load
 from ganaug.plots import save_generator_grid
-from ganaug.train import Trainer
+from ganaug.training import train_or_resume
 
 __all__ = [
     "ExperimentSettings",
@@ -185,28 +185,21 @@ def check_no_leakage(generator, subset, test, *, path: str = "the generator") ->
         "exactly that subset.")
 
 
-def _train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
+def train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
                device: DeviceLike = None, config: dict[str, Any] | None = None) -> Path:
     """Train a GAN on exactly ``data`` in the run folder ``out``, resuming from its checkpoint, or
     reuse the finished run there (same data fingerprint and step count); returns the model file.
 
-    The one GAN-training call site of the experiment and the demo.
+    The one GAN-training call site of the experiment and the demo (through
+    :func:`ganaug.training.train_or_resume`).
     """
     fields = dict(config or {})
     # A batch larger than a tiny subset cannot be drawn; presets assume thousands of images.
     if len(data) < 128 and "batch_size" not in fields:
         fields["batch_size"] = max(2, min(64, len(data)))
     cfg = TrainConfig(data=data.spec or "subset", seed=seed, steps=steps, out=str(out),
-                      device=None if device is None else str(device),
-                      resume=(out / "checkpoints" / "last.pt").is_file() or None, **fields)
-    path = out / "generator.safetensors"
-    if path.is_file():
-        training = read_metadata(path).get("training", {})
-        done = training.get("steps") == (steps or training.get("config", {}).get("steps"))
-        if training.get("data_fingerprint") == data.fingerprint() and done:
-            return path
-    Trainer(cfg, data=data).fit()
-    return path
+                      device=None if device is None else str(device), **fields)
+    return train_or_resume(cfg, data=data)
 
 
 def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir: Path, seed: int):
@@ -214,7 +207,7 @@ def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir
     if given is not None:
         check_no_leakage(given, subset, test, path=settings.generator)
         return given
-    path = _train_gan(subset, gan_dir, seed=seed, steps=settings.gan_steps,
+    path = train_gan(subset, gan_dir, seed=seed, steps=settings.gan_steps,
                       device=settings.device, config=settings.gan_config)
     return load(path, device=settings.device)
 
