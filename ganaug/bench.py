@@ -425,7 +425,7 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
         torch.set_num_threads(check_int("--threads", threads, minimum=1, hint="e.g. --threads 1."))
     if what == "sample":
         if file:
-            gen, name = load(file, device=device), Path(file).name
+            gen, name = load(file, device=device or "cpu"), Path(file).name
         else:
             gen = default_generator(arch=arch, image_size=image_size)
             name = f"an untrained {arch} {image_size}px (no FILE given)"

@@ -113,7 +113,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ganaug.evaluation import evaluate_generator, finite_json, format_metrics
     from ganaug.io import load
 
-    generator = load(args.file, device=args.device)
+    generator = load(args.file, device=args.device or "cpu")
     size, channels = generator.image_size, generator.channels
     if args.test:
         train = load_data(args.data, size=size, channels=channels)

@@ -209,7 +209,7 @@ def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir
         return given
     path = train_gan(subset, gan_dir, seed=seed, steps=settings.gan_steps,
                       device=settings.device, config=settings.gan_config)
-    return load(path, device=settings.device)
+    return load(path, device=settings.device or "cpu")
 
 
 def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSettings, seed: int,
@@ -345,7 +345,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
     out = Path(out)
     given = None
     if settings.generator is not None:
-        given = load(settings.generator, device=settings.device)
+        given = load(settings.generator, device=settings.device or "cpu")
         settings.image_size = settings.image_size or given.image_size
         settings.channels = given.channels
     test_data = load_data(test or data, split=None if test else "test",
