@@ -1,0 +1,127 @@
+"""Class identity by name: map a dataset's labels to a generator's classes.
+
+A dataset's label ``i`` means the class *named* ``dataset_classes[i]``; a generator's class
+``j`` is the class named ``generator.classes[j]``. The two lists often differ in order (timm's
+folder reader sorts ``c1, c2, ..., c10`` naturally, torchvision and ganaug sort plainly) or in
+content (a folder holding only some of the classes). Every entry point that pairs a dataset's
+labels with generated images goes through :func:`class_lookup`, so a label is turned into the
+generator's class of the **same name**, never the one at the same index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ganaug.errors import GanaugDataError
+
+
+def dataset_class_to_idx(dataset: Any) -> dict[str, int] | None:
+    """The ``{class name: label}`` a dataset declares, or ``None`` when it declares none.
+
+    Reads, in order: ``class_to_idx`` (torchvision ImageFolder and friends), timm's
+    ``reader.class_to_idx`` (``timm.data.create_dataset``), ``classes`` (a list: label ``i`` is
+    ``classes[i]``), looking through wrappers that keep the original as ``.dataset`` (``Subset``,
+    :func:`ganaug.with_labels`).
+    """
+    seen = set()
+    while dataset is not None and id(dataset) not in seen:
+        seen.add(id(dataset))
+        found = _declared(dataset)
+        if found is not None:
+            return found
+        dataset = getattr(dataset, "dataset", None)
+    return None
+
+
+def _declared(dataset: Any) -> dict[str, int] | None:
+    mapping = getattr(dataset, "class_to_idx", None)
+    if not isinstance(mapping, Mapping) or not mapping:
+        mapping = getattr(getattr(dataset, "reader", None), "class_to_idx", None)
+    if isinstance(mapping, Mapping) and mapping:
+        return {str(k): int(v) for k, v in mapping.items()}
+    classes = getattr(dataset, "classes", None)
+    if isinstance(classes, Sequence) and not isinstance(classes, str) and len(classes) > 0:
+        return {str(name): i for i, name in enumerate(classes)}
+    return None
+
+
+def to_class_to_idx(*, class_to_idx: Mapping[str, int] | None = None,
+                    classes: Sequence[str] | None = None) -> dict[str, int] | None:
+    """One ``{name: label}`` from either argument (``classes[i]`` is label ``i``); both refused."""
+    if class_to_idx is not None and classes is not None:
+        raise GanaugDataError("Pass class_to_idx= or classes=, not both: they say the same thing "
+                              "(classes[i] is the name of label i).")
+    if classes is not None:
+        if isinstance(classes, str):
+            raise GanaugDataError(f"classes= must be a list of class names, got the string "
+                                  f"{classes!r}. Pass e.g. classes=['cat', 'dog'].")
+        return {str(name): i for i, name in enumerate(classes)}
+    if class_to_idx is not None:
+        if not isinstance(class_to_idx, Mapping):
+            raise GanaugDataError(f"class_to_idx= must be a {{name: label}} dict, got "
+                                  f"{type(class_to_idx).__name__}.")
+        return {str(k): int(v) for k, v in class_to_idx.items()}
+    return None
+
+
+def class_lookup(generator_classes: Sequence[str], class_to_idx: Mapping[str, int] | None, *,
+                 what: str = "the dataset") -> torch.Tensor | None:
+    """``lut`` with ``lut[label] = generator class index`` of the class with the same name.
+
+    Args:
+        generator_classes: the generator's class names (index ``j`` is class ``j``).
+        class_to_idx: the dataset's ``{name: label}``; ``None`` when the dataset declares no
+            names (then labels are taken as generator indices, and the caller says so).
+        what: how to name the dataset in messages.
+
+    Returns:
+        An int64 tensor of length ``max(label) + 1`` (``-1`` for labels the dataset does not
+        use), or ``None`` when ``class_to_idx`` is ``None``.
+
+    Raises:
+        GanaugDataError: names the generator does not have (listed, with the generator's
+            classes), two names with one label, or a negative label.
+    """
+    if class_to_idx is None:
+        return None
+    gen = [str(c) for c in generator_classes]
+    unknown = sorted(name for name in class_to_idx if name not in gen)
+    if unknown:
+        missing = sorted(set(gen) - set(class_to_idx))
+        raise GanaugDataError(
+            f"{what} has classes the generator does not know: {', '.join(unknown)}. The "
+            f"generator's classes are: {', '.join(gen)}"
+            + (f" (not in {what}: {', '.join(missing)})" if missing else "")
+            + ". Train or pick a generator on the same classes, or pass class_to_idx= / classes= "
+              "naming the generator's classes for each label.")
+    labels = list(class_to_idx.values())
+    if len(set(labels)) != len(labels) or min(labels) < 0:
+        raise GanaugDataError(
+            f"{what}'s class_to_idx gives two classes one label, or a negative label: "
+            f"{dict(class_to_idx)}. Each class needs its own label >= 0.")
+    lut = torch.full((max(labels) + 1,), -1, dtype=torch.int64)
+    for name, label in class_to_idx.items():
+        lut[label] = gen.index(name)
+    return lut
+
+
+def lookup(lut: torch.Tensor | None, labels: torch.Tensor, *, what: str = "the dataset"
+           ) -> torch.Tensor:
+    """Map dataset labels (int tensor) to generator indices with ``lut`` (``None``: unchanged)."""
+    if lut is None:
+        return labels
+    labels = labels.long()
+    bad = (labels < 0) | (labels >= len(lut))
+    if not bad.any():
+        out = lut.to(labels.device)[labels]
+        bad = out < 0
+        if not bad.any():
+            return out
+    first = int(labels[bad.nonzero()[0]].item()) if labels.ndim else int(labels.item())
+    raise GanaugDataError(
+        f"Label {first} of {what} names no class: its class_to_idx has labels "
+        f"{sorted(int(i) for i in (lut >= 0).nonzero().flatten())}. Fix the labels or pass the "
+        "matching class_to_idx= / classes=.")
