@@ -20,7 +20,7 @@ from torch import nn
 
 from ganaug._checks import check_int, check_truncation
 from ganaug._devices import DeviceLike, resolve_device
-from ganaug.errors import GanaugConfigError, did_you_mean
+from ganaug.errors import GanaugConfigError, GanaugModelError, did_you_mean
 
 __all__ = ["OUTPUTS", "Generator", "check_truncation", "to_uint8", "to_unit_float",
            "truncated_normal"]
@@ -44,6 +44,20 @@ def _check_output(output: str) -> None:
             f"Unknown output '{output}'. Use one of: {', '.join(OUTPUTS)}."
             + did_you_mean(output, OUTPUTS)
         )
+
+
+def _refuse_nonfinite_output(out: torch.Tensor, start: int) -> None:
+    """Raise when the network drew NaN/Inf pixels (they would become black images)."""
+    if out.device.type == "meta":  # shapes only (tests, dry runs): no values to check
+        return
+    finite = torch.isfinite(out).flatten(1).all(1)
+    if not bool(finite.all()):
+        first = start + int((~finite).nonzero()[0])
+        raise GanaugModelError(
+            f"The generator drew non-finite (NaN/Inf) pixels in {int((~finite).sum())} of "
+            f"{len(out)} images (first: image {first}), which would pass as black images. Its "
+            "weights are damaged or come from a diverged run; use the model of an earlier, "
+            "finite checkpoint.")
 
 
 def _weights_key(net: nn.Module) -> tuple | None:
@@ -292,6 +306,7 @@ class Generator(nn.Module):
                 zb = z[start:start + batch_size].to(run_device, dtype, non_blocking=True)
                 yb = labels[start:start + batch_size].to(run_device, non_blocking=True)
                 out = net(zb, yb)
+                _refuse_nonfinite_output(out, start)
                 chunks.append(to_uint8(out) if output in ("uint8", "pil") else to_unit_float(out))
         self.train(was_training)
         images = torch.cat(chunks) if chunks else torch.empty(

@@ -12,179 +12,44 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ganaug import __version__
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug._files import atomic_path
 from ganaug.errors import GanaugConfigError, GanaugModelError
 from ganaug.generator import Generator
-from ganaug.models import arch_of, build_generator, list_archs
+from ganaug.model_document import (  # re-exported: the model file's public names live here
+    CORE_FIELDS,
+    FORMAT_VERSION,
+    METADATA_KEY,
+    NORMALIZATION,
+    SCHEMA,
+    build_document,
+    nonfinite_as_strings,
+    validate_document,
+)
+from ganaug.models import (
+    build_generator,
+    check_parameter_budget,
+    list_archs,
+    nonfinite_tensors,
+)
 
-FORMAT_VERSION = 1
-METADATA_KEY = "ganaug"
-NORMALIZATION = {"range": [-1, 1], "to_uint8": "round((x + 1) * 127.5)",
-                 "to_float": "(x + 1) / 2"}
+__all__ = ["CORE_FIELDS", "FORMAT_VERSION", "METADATA_KEY", "NORMALIZATION", "SCHEMA",
+           "build_document", "cpu_state_dict", "describe_model_file", "load",
+           "nonfinite_as_strings", "read_metadata", "save", "validate_document"]
 
-# Fields the loader reads; ``metadata=`` may add others (``training`` is the usual one).
-CORE_FIELDS = ("format", "ganaug_version", "arch", "arch_config", "num_classes", "class_names",
-               "image_size", "channels", "z_dim", "normalization", "training")
 _SAFETENSORS_DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
     torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
     torch.uint8: "U8", torch.bool: "BOOL",
 }
-
-
-# -- the metadata document ------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _positive_int(v: Any) -> bool:
-    return _is_int(v) and v > 0
-
-
-def _class_names(v: Any) -> bool:
-    return (isinstance(v, list) and all(isinstance(c, str) and c for c in v)
-            and len(set(v)) == len(v))
-
-
-# field -> (check, what is accepted). Checked in this order by ``validate_document``.
-SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "format": (_positive_int, "an int >= 1"),
-    "ganaug_version": (lambda v: isinstance(v, str), "a version string"),
-    "arch": (lambda v: isinstance(v, str) and bool(v), "a non-empty arch name"),
-    "arch_config": (lambda v: isinstance(v, dict), "an object of constructor arguments"),
-    "num_classes": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
-    "class_names": (_class_names, "a list of distinct, non-empty strings"),
-    "image_size": (_positive_int, "an int >= 1"),
-    "channels": (lambda v: v in (1, 3) and _is_int(v), "1 or 3"),
-    "z_dim": (_positive_int, "an int >= 1"),
-    "normalization": (lambda v: isinstance(v, dict) and v.get("range") == [-1, 1],
-                      'an object with "range": [-1, 1]'),
-    "training": (lambda v: isinstance(v, dict), "an object (may be empty)"),
-}
-
-
-def validate_document(doc: Any, path: str | os.PathLike = "<document>") -> dict[str, Any]:
-    """Check a metadata document field by field and return it.
-
-    Raises:
-        GanaugModelError: not an object, a ``format`` newer than :data:`FORMAT_VERSION`, a
-            missing field, a field of the wrong type, or fields that disagree with each other.
-    """
-    where = f"Model file {path}"
-    if not isinstance(doc, dict):
-        raise GanaugModelError(
-            f"{where}: the '{METADATA_KEY}' metadata must be a JSON object, got "
-            f"{type(doc).__name__}. The file is damaged; re-save the generator with ganaug.save.")
-    fmt = doc.get("format")
-    if _positive_int(fmt) and fmt > FORMAT_VERSION:
-        raise GanaugModelError(
-            f"{where} uses model format {fmt} (written by ganaug "
-            f"{doc.get('ganaug_version', '?')}), but this ganaug {__version__} reads format "
-            f"{FORMAT_VERSION} at most. Upgrade ganaug (pip install -U ganaug) to load it.")
-    missing = [k for k in SCHEMA if k not in doc]
-    if missing:
-        raise GanaugModelError(
-            f"{where}: the metadata lacks {', '.join(missing)}. Every ganaug model file has "
-            f"{', '.join(SCHEMA)}; the file is damaged or was not written by ganaug.save.")
-    for key, (check, accepted) in SCHEMA.items():
-        if not check(doc[key]):
-            raise GanaugModelError(
-                f"{where}: metadata field '{key}' must be {accepted}, got {doc[key]!r:.200}. "
-                "The file is damaged; re-save the generator with ganaug.save.")
-    if len(doc["class_names"]) != doc["num_classes"]:
-        raise GanaugModelError(
-            f"{where}: num_classes is {doc['num_classes']} but class_names has "
-            f"{len(doc['class_names'])} names; they must agree. The file is damaged.")
-    clash = [k for k in ("num_classes", "channels", "image_size", "z_dim")
-             if k in doc["arch_config"] and doc["arch_config"][k] != doc[k]]
-    if clash:
-        raise GanaugModelError(
-            f"{where}: arch_config disagrees with the top-level fields on {', '.join(clash)} "
-            f"(arch_config {[doc['arch_config'][k] for k in clash]} vs "
-            f"{[doc[k] for k in clash]}). The file is damaged.")
-    return doc
-
-
-def _arch_name(generator: Generator) -> str:
-    """The registered name of ``generator.net``'s architecture."""
-    name = generator.arch or arch_of(generator.net)
-    if name:
-        return str(name)
-    raise GanaugModelError(
-        f"Cannot tell which registered arch built a {type(generator.net).__name__}; "
-        "build it with ganaug.build_generator or pass Generator(net, arch=NAME).")
-
-
-def build_document(generator: Generator, metadata: Mapping[str, Any] | None = None
-                   ) -> dict[str, Any]:
-    """The metadata document :func:`save` writes for ``generator``.
-
-    Extra keys of ``generator.metadata`` (e.g. a loaded file's ``training``) are kept, then
-    ``metadata`` is merged on top; the core fields always come from the network itself.
-
-    Raises:
-        GanaugConfigError: ``metadata`` sets a core field other than ``training``, or holds
-            values JSON cannot encode.
-    """
-    metadata = dict(metadata or {})
-    reserved = sorted(k for k in metadata if k in CORE_FIELDS and k != "training")
-    if reserved:
-        raise GanaugConfigError(
-            f"metadata= may not set {', '.join(reserved)}: ganaug.save takes them from the "
-            "generator itself. Put your own information under other keys or in 'training'.")
-    net = generator.net
-    config = dict(getattr(net, "config", None) or {})
-    if not config:
-        raise GanaugModelError(
-            f"{type(net).__name__} has no 'config' dict of constructor arguments, so a loader "
-            "could not rebuild it. Build generators with ganaug.build_generator.")
-    doc: dict[str, Any] = {k: v for k, v in generator.metadata.items() if k not in CORE_FIELDS}
-    doc["training"] = dict(generator.metadata.get("training") or {})
-    doc.update(nonfinite_as_strings(metadata))
-    doc.update({
-        "format": FORMAT_VERSION, "ganaug_version": __version__, "arch": _arch_name(generator),
-        "arch_config": config, "num_classes": generator.num_classes,
-        "class_names": list(generator.classes), "image_size": generator.image_size,
-        "channels": generator.channels, "z_dim": generator.z_dim,
-        "normalization": dict(NORMALIZATION),
-    })
-    if not isinstance(doc["training"], dict):
-        raise GanaugConfigError(
-            f"metadata['training'] must be a dict, got {type(doc['training']).__name__}.")
-    try:
-        json.dumps(doc, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise GanaugConfigError(
-            f"The model metadata must be JSON-serialisable (str, int, float, bool, None, lists, "
-            f"dicts with str keys): {err}. Convert the offending value (e.g. a Path or tensor) first."
-        ) from err
-    return doc
-
-
-def nonfinite_as_strings(value: Any) -> Any:
-    """``value`` with NaN/inf floats as the strings "nan"/"inf"/"-inf" (strict JSON has none).
-
-    A diverged run's last losses are NaN; saving its generator must not fail on that. The model
-    file keeps the *string* on purpose (docs/model-format.md): ``ganaug info`` then shows that a
-    loss was NaN, where ``null`` would read as "not recorded". The JSON reports of the
-    evaluation write ``null`` instead (``finite_json`` there), as tables and plots expect.
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {k: nonfinite_as_strings(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [nonfinite_as_strings(v) for v in value]
-    return value
 
 
 # -- save -------------------------------------------------------------------------------------
@@ -218,11 +83,22 @@ def save(generator: Generator, path: str | os.PathLike, *,
         generator = Generator(generator)
     doc = build_document(generator, metadata)
     validate_document(doc)
+    state = cpu_state_dict(generator.net)
+    _refuse_nonfinite(state, "Refusing to save a generator whose weights are", "Save the "
+                      "generator of an earlier, finite step (its last good checkpoint).")
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(cpu_state_dict(generator.net), str(tmp),
+        save_file(state, str(tmp),
                   metadata={METADATA_KEY: json.dumps(doc, allow_nan=False)})
     return path
+
+
+def _refuse_nonfinite(state: Mapping[str, torch.Tensor], what: str, fix: str) -> None:
+    bad = nonfinite_tensors(dict(state))
+    if bad:
+        more = f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""
+        raise GanaugModelError(f"{what} non-finite (NaN/Inf): {'; '.join(bad[:3])}{more}. Such a "
+                               f"generator draws only black or garbage images. {fix}")
 
 
 # -- read -------------------------------------------------------------------------------------
@@ -253,6 +129,14 @@ def _check_path(path: str | os.PathLike) -> Path:
         raise GanaugModelError(
             f"{path} is a directory, not a model file. Pass the .safetensors file inside it"
             + (f" (found: {', '.join(hint)})." if hint else "."))
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        raise GanaugModelError(f"Cannot read the model file {path} ({err}).") from err
+    if not stat.S_ISREG(mode):
+        raise GanaugModelError(
+            f"{path} is not a regular file (a FIFO, socket or device would block or never end); "
+            "pass the .safetensors file written by ganaug.save or 'ganaug train'.")
     return path
 
 
@@ -320,9 +204,13 @@ def _build_net(path: Path, doc: Mapping[str, Any], *, meta_device: bool) -> nn.M
         # The meta build lets a damaged arch_config (say width 10**9) fail on shapes, not RAM;
         # fork_rng keeps the caller's global RNG untouched by the weight init.
         with torch.random.fork_rng(devices=[]), torch.device("meta" if meta_device else "cpu"):
-            return build_generator(doc["arch"], num_classes=doc["num_classes"],
-                                   channels=doc["channels"], image_size=doc["image_size"],
-                                   z_dim=doc["z_dim"], **kwargs)
+            net = build_generator(doc["arch"], num_classes=doc["num_classes"],
+                                  channels=doc["channels"], image_size=doc["image_size"],
+                                  z_dim=doc["z_dim"], **kwargs)
+        if meta_device:
+            check_parameter_budget(sum(p.numel() for p in net.parameters()),
+                                   f"The generator in {path}")
+        return net
     except (GanaugConfigError, TypeError, ValueError, RuntimeError) as err:
         raise GanaugModelError(
             f"{path}: arch '{doc['arch']}' cannot be built from the file's arch_config "
@@ -385,6 +273,8 @@ def load(path: str | os.PathLike, device: DeviceLike = "cpu") -> Generator:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             state = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        _refuse_nonfinite(state, f"{path}: the weights are", "The file was saved from a "
+                          "diverged run or is damaged; use the model of an earlier checkpoint.")
         net.load_state_dict(state, strict=True)
     except (SafetensorError, OSError, RuntimeError) as err:
         raise GanaugModelError(

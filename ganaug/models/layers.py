@@ -193,3 +193,33 @@ def check_no_extra_kwargs(arch: str, role: str, extra: dict, defaults: dict) -> 
             f"Arch '{arch}' {role} got unknown argument(s) {', '.join(sorted(extra))}; it accepts "
             f"{', '.join(sorted(defaults))}." + did_you_mean(name, defaults)
         )
+
+
+#: The most parameters ganaug builds for one network: 2**31 (8 GiB of float32 weights), far
+#: above any GAN it trains and far below what a damaged ``width`` or class count can ask for.
+MAX_PARAMETERS = 2**31
+
+
+def check_parameter_budget(n_params: int, where: str) -> int:
+    """Return ``n_params``, or refuse a network larger than :data:`MAX_PARAMETERS`.
+
+    Raises:
+        GanaugConfigError: ``n_params`` is above the cap (the message names ``where``).
+    """
+    if n_params > MAX_PARAMETERS:
+        raise GanaugConfigError(
+            f"{where} would have {n_params:,} parameters ({n_params * 4 / 2**30:,.1f} GiB of "
+            f"float32 weights); ganaug builds at most {MAX_PARAMETERS:,} (the cap). Check "
+            "width, num_classes and image_size: a value this large is a typo or a damaged file.")
+    return n_params
+
+
+def nonfinite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """``"name (k non-finite of n)"`` for each floating tensor of ``state`` holding NaN/Inf."""
+    bad = []
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and tensor.device.type != "meta":
+            k = int((~torch.isfinite(tensor)).sum())
+            if k:
+                bad.append(f"{name} ({k} non-finite of {tensor.numel()})")
+    return bad

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from ganaug.errors import GanaugConfigError, did_you_mean
+from ganaug.models.layers import check_parameter_budget, count_parameters
 
 _ARCHS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {}
 
@@ -119,3 +121,28 @@ def build_discriminator(
     _, disc_cls = _lookup(arch)
     return disc_cls(num_classes=num_classes, channels=channels, image_size=image_size, **arch_kwargs)
 
+
+
+def estimate_parameters(arch: str, *, num_classes: int, channels: int = 3, image_size: int = 32,
+                        z_dim: int = 128, disc_kwargs: dict[str, Any] | None = None,
+                        where: str = "this network", **arch_kwargs: Any) -> tuple[int, int]:
+    """Parameter counts ``(generator, discriminator)`` of ``arch``, built on the meta device.
+
+    Nothing is allocated, so a damaged ``width`` or class count is refused here instead of
+    asking the allocator for terabytes. ``disc_kwargs=None`` skips the discriminator (0).
+
+    Raises:
+        GanaugConfigError: unknown arch, bad arguments, or a network above the parameter cap
+            (:data:`ganaug.models.layers.MAX_PARAMETERS`).
+    """
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        g = count_parameters(build_generator(arch, num_classes=num_classes, channels=channels,
+                                             image_size=image_size, z_dim=z_dim, **arch_kwargs))
+        check_parameter_budget(g, f"The {arch} generator of {where}")
+        d = 0
+        if disc_kwargs is not None:
+            d = count_parameters(build_discriminator(
+                arch, num_classes=num_classes, channels=channels, image_size=image_size,
+                **disc_kwargs))
+            check_parameter_budget(d, f"The {arch} discriminator of {where}")
+    return g, d

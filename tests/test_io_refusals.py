@@ -1,0 +1,129 @@
+"""Model files that must be refused: non-finite weights, non-regular files, absurd sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ganaug.errors import GanaugModelError
+from ganaug.generator import Generator
+from ganaug.io import (
+    cpu_state_dict,
+    describe_model_file,
+    load,
+    read_metadata,
+    save,
+)
+from ganaug.models import MAX_PARAMETERS
+
+
+def _poison(generator: Generator, value: float) -> str:
+    name, tensor = next((k, v) for k, v in generator.net.state_dict().items()
+                        if v.is_floating_point())
+    with torch.no_grad():
+        tensor.view(-1)[0] = value
+    return name
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_save_refuses_non_finite_weights(tiny_generator, tmp_path, value):
+    name = _poison(tiny_generator, value)
+    out = tmp_path / "g.safetensors"
+    with pytest.raises(GanaugModelError, match=rf"non-finite.*{name}"):
+        save(tiny_generator, out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temp file left behind
+
+
+def test_load_refuses_non_finite_weights(model_file, tmp_path):
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name].view(-1)[3] = float("nan")
+    bad = tmp_path / "nan.safetensors"
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(GanaugModelError, match=rf"{name}.*1 non-finite"):
+        load(bad)
+
+
+def test_generate_refuses_non_finite_output(tiny_generator):
+    _poison(tiny_generator, float("nan"))
+    with pytest.raises(GanaugModelError, match="non-finite"):
+        tiny_generator.sample(n_per_class=2, seed=0)
+    with pytest.raises(GanaugModelError, match="non-finite"):
+        tiny_generator.sample([0, 1], seed=0, output="float")
+
+
+def test_cpu_state_dict_unchanged(tiny_generator):
+    assert set(cpu_state_dict(tiny_generator.net)) == set(tiny_generator.net.state_dict())
+
+
+# -- not a regular file ---------------------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("reader", [load, read_metadata, describe_model_file])
+def test_fifo_refused_without_hanging(tmp_path, reader):
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    result: list = []
+
+    def call():
+        try:
+            reader(fifo)
+        except GanaugModelError as err:
+            result.append(err)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():  # unblock the reader so the test process can exit
+        with open(fifo, "wb"):
+            pass
+        pytest.fail(f"{reader.__name__} hangs on a FIFO")
+    assert result and "not a regular file" in str(result[0])
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_device_file_refused():
+    with pytest.raises(GanaugModelError, match=r"/dev/zero is not a regular file.*FIFO"):
+        load("/dev/zero")
+
+
+# -- absurd sizes ---------------------------------------------------------------------------------
+def _absurd(model_file: Path, tmp_path: Path, **changes) -> Path:
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        doc = json.loads(f.metadata()["ganaug"])
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    for key, value in changes.items():
+        if key in doc["arch_config"]:
+            doc["arch_config"][key] = value
+        if key in doc:
+            doc[key] = value
+    if "num_classes" in changes:
+        doc["class_names"] = [f"c{i}" for i in range(changes["num_classes"])]
+    out = tmp_path / "absurd.safetensors"
+    save_file(state, str(out), metadata={"ganaug": json.dumps(doc)})
+    return out
+
+
+@pytest.mark.parametrize("changes", [{"width": 10**7}, {"embed_dim": 10**9}])
+def test_absurd_architecture_refused_before_allocating(model_file, tmp_path, changes):
+    path = _absurd(model_file, tmp_path, **changes)
+    with pytest.raises(GanaugModelError, match=r"(parameters|pixels).*(cap|at most)"):
+        load(path)
+    with pytest.raises(GanaugModelError, match=r"(parameters|pixels).*(cap|at most)"):
+        describe_model_file(path)
+
+
+def test_cap_is_generous():
+    assert MAX_PARAMETERS >= 10**9
