@@ -46,6 +46,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def os_problem(err: OSError) -> str:
+    """A short, actionable reading of an ``OSError`` (full disk, permissions, ...)."""
+    import errno
+
+    name = getattr(err, "filename", None)
+    where = f" ({name})" if name else ""
+    if err.errno == errno.ENOSPC:
+        return f"no space left on device{where}; free space or choose another output folder"
+    if err.errno == errno.EDQUOT:
+        return f"disk quota exceeded{where}; free space or choose another output folder"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied{where}; the folder is not writable by this user"
+    if err.errno == errno.EROFS:
+        return f"read-only file system{where}"
+    if err.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"a file is in the way{where}; a folder is needed there"
+    if err.errno == errno.ENAMETOOLONG:
+        return f"file name too long{where}"
+    return f"{err.strerror or err}{where}"
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:

@@ -15,7 +15,7 @@ import torch
 
 from ganaug.config import TrainConfig
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
-from ganaug.training import Callback, SampleWriter, Trainer, train_or_resume
+from ganaug.training import Callback, RunDir, SampleWriter, Trainer, train_or_resume
 
 N_IMAGES, N_CLASSES, SIZE = 48, 3, 16
 
@@ -400,15 +400,105 @@ def test_train_or_resume_resumes_a_started_run_exactly(npz_data, tmp_path, refer
     assert_same_tensors(out / "generator.safetensors", reference_run / "generator.safetensors")
 
 
-def test_train_or_resume_retrains_on_other_data(npz_data, tmp_path):
+# -- run folders never lose work (issue 12, point 4) -----------------------------------------
+def test_new_run_refuses_a_folder_with_a_finished_model(npz_data, tmp_path):
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=1)).fit()
+    (out / "checkpoints" / "last.pt").unlink()  # a finished run, checkpoints cleaned away
+    model = (out / "generator.safetensors").read_bytes()
+    metrics = (out / "metrics.jsonl").read_text()
+    with pytest.raises(GanaugTrainingError,
+                       match=r"already holds files \(.*generator.safetensors.*\).*another --out"):
+        Trainer(make_cfg(npz_data, out, steps=2, seed=9)).fit()
+    assert (out / "generator.safetensors").read_bytes() == model
+    assert (out / "metrics.jsonl").read_text() == metrics
+
+
+def test_new_run_refuses_the_dataset_folder_and_a_file(npz_data, tmp_path):
+    dataset = tmp_path / "images"
+    (dataset / "cat").mkdir(parents=True)
+    (dataset / "cat" / "1.png").write_bytes(b"x")
+    with pytest.raises(GanaugTrainingError, match=r"already holds files \(cat\)"):
+        Trainer(make_cfg(npz_data, dataset)).fit()
+    assert sorted(p.name for p in dataset.iterdir()) == ["cat"]
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(GanaugTrainingError, match=r"notes.txt' is a file, not a folder"):
+        Trainer(make_cfg(npz_data, a_file)).fit()
+    assert a_file.read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_unwritable_out_is_refused(npz_data, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(GanaugTrainingError, match=r"cannot write.*another --out"):
+            Trainer(make_cfg(npz_data, locked / "run")).fit()
+    finally:
+        locked.chmod(0o700)
+
+
+def test_temp_files_of_a_killed_save_are_ignored_and_removed(npz_data, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = out / ".generator.safetensors.k2j3h4.tmp"
+    stale.write_bytes(b"half a model")
+    Trainer(make_cfg(npz_data, out, steps=1)).fit()
+    assert not stale.exists()
+    ckpt_tmp = out / "checkpoints" / ".last.pt.abc123.tmp"
+    ckpt_tmp.write_bytes(b"half")
+    Trainer(make_cfg(npz_data, out, steps=2, resume=True)).fit()
+    assert not ckpt_tmp.exists()
+
+
+def test_metrics_survive_a_torn_last_line(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.append_metrics({"step": 1, "loss_d": 0.5})
+    with open(run.metrics_path, "a") as f:
+        f.write('{"step": 2, "loss')  # the process was killed mid-write
+    assert run.read_metrics() == [{"step": 1, "loss_d": 0.5}]
+    run.append_metrics({"step": 2, "loss_d": 0.4})
+    assert run.read_metrics() == [{"step": 1, "loss_d": 0.5}, {"step": 2, "loss_d": 0.4}]
+    run.trim_metrics(5)
+    lines = run.metrics_path.read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2]
+
+
+def test_train_or_resume_refuses_to_replace_a_model_of_other_data(npz_data, tmp_path):
     from ganaug.data import load_data
-    from ganaug.io import read_metadata
 
     out = tmp_path / "run"
     data = load_data(npz_data)
     train_or_resume(make_cfg(npz_data, out, steps=1), data=data)
-    (out / "checkpoints" / "last.pt").unlink()  # a finished run whose checkpoint was removed
+    (out / "checkpoints" / "last.pt").unlink()
+    model = (out / "generator.safetensors").read_bytes()
     other = type(data)(255 - data.images, data.labels, data.classes, "inverted", "")
-    train_or_resume(make_cfg(npz_data, out, steps=1), data=other)
-    training = read_metadata(out / "generator.safetensors")["training"]
-    assert training["data_fingerprint"] == other.fingerprint() != data.fingerprint()
+    with pytest.raises(GanaugTrainingError, match=r"already holds files"):
+        train_or_resume(make_cfg(npz_data, out, steps=1), data=other)
+    assert (out / "generator.safetensors").read_bytes() == model
+    # the finished run itself is still reused as is
+    assert train_or_resume(make_cfg(npz_data, out, steps=1), data=data) == out / "generator.safetensors"
+
+
+# -- absurd sizes are refused before anything is allocated (issue 12, point 6) ----------------
+def test_absurd_width_or_class_count_is_refused_before_allocating(npz_data, tmp_path):
+    from ganaug.data import load_data
+
+    with pytest.raises(GanaugConfigError, match=r"generator of this run would have .* parameters.*cap"):
+        Trainer(make_cfg(npz_data, tmp_path / "a", arch_kwargs={"width": 10**6})).fit()
+    data = load_data(npz_data)
+    many = type(data)(data.images, data.labels, [f"c{i}" for i in range(10**8)], "many", "")
+    with pytest.raises(GanaugConfigError, match=r"discriminator of this run would have.*cap"):
+        Trainer(make_cfg(npz_data, tmp_path / "b"), data=many).fit()
+
+
+def test_absurd_size_is_refused_before_loading_data(npz_data, tmp_path, monkeypatch):
+    import ganaug.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "load_data", lambda *a, **k: pytest.fail("loaded data"))
+    with pytest.raises(GanaugConfigError, match=r"Arch 'dcgan' cannot make 100000x100000 images "
+                                                r"\(image_size / --size 100000\); it supports "
+                                                r"sizes 16, 28, 32, 64"):
+        Trainer(make_cfg(npz_data, tmp_path / "run", image_size=100000)).fit()

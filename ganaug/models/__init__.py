@@ -15,6 +15,7 @@ from ganaug.models.registry import (
     estimate_parameters,
     list_archs,
     register_arch,
+    supported_sizes,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "list_archs",
     "nonfinite_tensors",
     "register_arch",
+    "supported_sizes",
 ]

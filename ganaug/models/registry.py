@@ -146,3 +146,11 @@ def estimate_parameters(arch: str, *, num_classes: int, channels: int = 3, image
                 **disc_kwargs))
             check_parameter_budget(d, f"The {arch} discriminator of {where}")
     return g, d
+
+
+def supported_sizes(arch: str | None = None) -> tuple[int, ...]:
+    """The image sizes ``arch`` builds (``None``: any registered arch), sorted."""
+    archs = [arch] if arch is not None else list_archs()
+    sizes = {int(s) for name in archs for cls in _lookup(name)
+             for s in getattr(cls, "SUPPORTED_SIZES", ())}
+    return tuple(sorted(sizes))

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ganaug._files import atomic_path, atomic_write_text
+from ganaug._files import atomic_path, atomic_write_text, os_problem
 from ganaug.config import TrainConfig, arch_differences, read_yaml
 from ganaug.data import LabeledImages
 from ganaug.errors import GanaugTrainingError
@@ -136,11 +136,61 @@ class RunDir:
         return read_yaml(self.config_path) if self.config_path.is_file() else ckpt["config"]
 
     def refuse_overwrite(self) -> None:
-        """Raise when the folder already holds a run (a new run would clobber it)."""
+        """Refuse a new run in a folder that is not new or empty (it would clobber a model,
+        append to old metrics, or mix run files into a dataset); stale temp files don't count.
+
+        Raises:
+            GanaugTrainingError: the folder holds a run (``--resume`` continues it), other
+                files, is a file, or cannot be written.
+        """
         if self.has_checkpoint():
             raise GanaugTrainingError(
                 f"{str(self.out)!r} already holds a run (checkpoints/last.pt). Pass --resume to "
                 "continue it, or choose another --out for a new run.")
+        if self.out.exists() and not self.out.is_dir():
+            raise GanaugTrainingError(
+                f"--out {str(self.out)!r} is a file, not a folder. Pass a new or empty folder.")
+        self.remove_temp_files()
+        held = sorted(p.name for p in self.out.iterdir()) if self.out.is_dir() else []
+        if held:
+            more = f", ... ({len(held)} entries)" if len(held) > 5 else ""
+            raise GanaugTrainingError(
+                f"{str(self.out)!r} already holds files ({', '.join(held[:5])}{more}), so a new "
+                "run there could overwrite a model, mix its metrics with old ones or pollute a "
+                "dataset. Choose another --out (a new or empty folder), or delete this one if "
+                "nothing in it is needed.")
+        self.check_writable()
+
+    def check_writable(self) -> None:
+        """Create the folder and check a file can be written there (rank 0).
+
+        Raises:
+            GanaugTrainingError: permission denied, read-only or full disk, a file in the way.
+        """
+        if not self.dist.is_main:
+            return
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.out / ".write-test") as tmp:
+                tmp.write_bytes(b"ok")
+            (self.out / ".write-test").unlink()
+        except OSError as err:
+            raise GanaugTrainingError(
+                f"cannot write the run folder {str(self.out)!r}: {os_problem(err)}. Choose "
+                "another --out.") from err
+
+    def remove_temp_files(self) -> list[Path]:
+        """Delete the temp files a killed atomic save left (``.NAME.XXXX.tmp``; rank 0)."""
+        gone: list[Path] = []
+        if not self.dist.is_main:
+            return gone
+        for folder in (self.out, self.ckpt_path.parent):
+            if folder.is_dir():
+                for path in folder.glob(".*.tmp"):
+                    if path.is_file():
+                        path.unlink()
+                        gone.append(path)
+        return gone
 
     def check_resume(self, cfg: TrainConfig, data: LabeledImages, ckpt: Mapping[str, Any],
                      saved: Mapping[str, Any], fingerprint: str) -> list[str]:
@@ -227,15 +277,26 @@ class RunDir:
         """Append one JSON line to ``metrics.jsonl`` (rank 0)."""
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            with open(self.metrics_path, "ab+") as f:
+                # A process killed mid-write leaves a torn last line: end it first.
+                f.seek(0, 2)
+                torn = f.tell() > 0 and (f.seek(-1, 2), f.read(1))[1] != b"\n"
+                f.write((("\n" if torn else "") + json.dumps(record) + "\n").encode())
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """The records of ``metrics.jsonl`` (empty when there is none)."""
+        """The records of ``metrics.jsonl`` (empty when there is none); lines torn by a killed
+        write are skipped."""
         if not self.metrics_path.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines()
-                if line.strip()]
+        records = []
+        for line in self.metrics_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def trim_metrics(self, step: int) -> None:
         """Drop records after ``step`` (written after the checkpoint, before a crash; rank 0)."""

@@ -22,7 +22,13 @@ from ganaug.diffaug import AdaptiveAugment, diff_augment, parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.generator import Generator
 from ganaug.losses import LeCamEMA, get_loss, gradient_penalty, lecam_reg, r1_penalty
-from ganaug.models import arch_defaults, build_discriminator, build_generator, disc_defaults
+from ganaug.models import (
+    arch_defaults,
+    build_discriminator,
+    build_generator,
+    disc_defaults,
+    estimate_parameters,
+)
 from ganaug.models.layers import count_parameters
 from ganaug.training import distributed
 from ganaug.training.distributed import DistInfo
@@ -109,6 +115,9 @@ class GANStep:
         g_kw, d_kw = split_arch_kwargs(cfg.arch, cfg.arch_kwargs)
         shape = {"num_classes": self.num_classes, "channels": cfg.channels,
                  "image_size": cfg.image_size}
+        # Count on the meta device first: an absurd width or class count is refused, not allocated.
+        estimate_parameters(cfg.arch, z_dim=cfg.z_dim, disc_kwargs=d_kw, where="this run",
+                            **shape, **g_kw)
         torch.manual_seed(cfg.seed)  # equal initial weights on every rank
         self.G = build_generator(cfg.arch, z_dim=cfg.z_dim, **shape, **g_kw).to(dev)
         self.D = build_discriminator(cfg.arch, **shape, **d_kw).to(dev)

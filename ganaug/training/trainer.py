@@ -22,6 +22,7 @@ from ganaug.config import TrainConfig, data_name, merge_saved, resolve_config
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator
+from ganaug.models import list_archs, supported_sizes
 from ganaug.training import distributed
 from ganaug.training.batches import RealBatchSource, check_data
 from ganaug.training.callbacks import Callback, CallbackList, HookCallback
@@ -39,6 +40,24 @@ def load_training_data(cfg: TrainConfig) -> LabeledImages:
     """``load_data`` with the config's data fields (the images a run trains on)."""
     return load_data(cfg.data, size=cfg.image_size, channels=cfg.channels,
                      per_class=cfg.per_class, imbalance=cfg.imbalance, seed=cfg.seed or 0)
+
+
+def check_image_size(cfg: TrainConfig) -> None:
+    """Refuse an image size no arch builds before any image is loaded and resized to it.
+
+    Raises:
+        GanaugConfigError: ``cfg.image_size`` is not supported by ``cfg.arch`` (any arch when
+            unset).
+    """
+    if cfg.image_size is None:
+        return
+    sizes = supported_sizes(cfg.arch if cfg.arch in list_archs() else None)
+    if cfg.image_size not in sizes:
+        n = cfg.image_size
+        raise GanaugConfigError(
+            f"{f'Arch {cfg.arch!r}' if cfg.arch else 'No arch'} cannot make {n}x{n} images "
+            f"(image_size / --size {n}); it supports sizes {', '.join(map(str, sizes))}. "
+            "Images are resized to it before training.")
 
 
 class Trainer:
@@ -167,8 +186,11 @@ class Trainer:
         saved = run.saved_config(ckpt) if ckpt is not None else None
         if saved is not None:
             cfg = merge_saved(cfg, saved)
+            if write:
+                run.remove_temp_files()
         elif write:
             run.refuse_overwrite()
+        check_image_size(cfg)
         if self.data is None:
             self.data = load_training_data(cfg)
         data = self.data
