@@ -32,8 +32,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     without an exception the temp file replaces ``path`` atomically, otherwise it is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise GanaugConfigError(
+            f"Cannot write {path}: it is a folder. Pass a file path (e.g. {path / 'out.png'}).")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise GanaugConfigError(f"Cannot write {path}: {os_problem(err)}.") from err
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -41,6 +47,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp makes 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, a quota, a folder removed under us
+        raise GanaugConfigError(f"Cannot write {path}: {os_problem(err)}.") from err
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -62,6 +70,8 @@ def os_problem(err: OSError) -> str:
         return f"read-only file system{where}"
     if err.errno in (errno.ENOTDIR, errno.EEXIST):
         return f"a file is in the way{where}; a folder is needed there"
+    if err.errno == errno.ENOENT:
+        return f"no such file or folder{where}, and it cannot be created there"
     if err.errno == errno.ENAMETOOLONG:
         return f"file name too long{where}"
     return f"{err.strerror or err}{where}"

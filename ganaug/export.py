@@ -130,9 +130,28 @@ def export_spec(generator: Generator, *, n_per_class: int, seed: int, fmt: str,
 
 
 def folder_name(name: str, label: int) -> str:
-    """A class name made safe as one folder name (no separators, not '.' or '..')."""
+    """A class name made safe as one folder name (no separators, not '.' or '..').
+
+    Raises:
+        GanaugConfigError: the name cannot be a file name here: longer than 255 bytes, or not
+            encodable in the file system's encoding.
+    """
     safe = "".join("_" if c in '/\\\0' else c for c in name).strip()
-    return safe if safe not in ("", ".", "..") else f"class_{label}"
+    safe = safe if safe not in ("", ".", "..") else f"class_{label}"
+    try:
+        encoded = os.fsencode(safe)
+        safe.encode("utf-8")  # manifest.csv is UTF-8
+    except UnicodeEncodeError as err:
+        raise GanaugConfigError(
+            f"Class {label} is named {name!r:.80}, which cannot be a folder name ({err.reason} "
+            "in the file system's encoding). Export the other classes with classes=[...] "
+            "(CLI: --classes), or re-save the generator with other class names.") from None
+    if len(encoded) > 255:
+        raise GanaugConfigError(
+            f"Class {label} is named {name[:40]!r}... ({len(encoded)} bytes), longer "
+            "than the 255 bytes a folder name may have. Export the other classes with "
+            "classes=[...] (CLI: --classes), or re-save the generator with shorter class names.")
+    return safe
 
 
 class ImageFolderLayout:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganaug._checks import check_int, check_truncation
+from ganaug._checks import check_int, check_seed, check_truncation
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.errors import GanaugConfigError, GanaugModelError, did_you_mean
 
@@ -240,6 +240,7 @@ class Generator(nn.Module):
         check_truncation(truncation)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
+        seed = check_seed("seed", seed)
         gen = torch.Generator().manual_seed(int(seed))
         return truncated_normal(n, self.z_dim, gen, truncation)
 

@@ -94,7 +94,10 @@ def save(generator: Generator, path: str | os.PathLike, *,
 
 
 def _refuse_nonfinite(state: Mapping[str, torch.Tensor], what: str, fix: str) -> None:
-    bad = nonfinite_tensors(dict(state))
+    _raise_nonfinite(nonfinite_tensors(dict(state)), what, fix)
+
+
+def _raise_nonfinite(bad: list[str], what: str, fix: str) -> None:
     if bad:
         more = f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""
         raise GanaugModelError(f"{what} non-finite (NaN/Inf): {'; '.join(bad[:3])}{more}. Such a "
@@ -242,6 +245,22 @@ def _check_tensors(path: Path, net: nn.Module, tensors: Mapping[str, tuple[str, 
             "come from a different architecture than its metadata says.")
 
 
+def _check_weights_finite(path: Path) -> None:
+    """Refuse NaN/Inf weights, reading one tensor at a time (never the whole model at once)."""
+    from safetensors import SafetensorError, safe_open
+
+    bad: list[str] = []
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            for name in f.keys():  # noqa: SIM118
+                bad += nonfinite_tensors({name: f.get_tensor(name)})
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise GanaugModelError(f"{path}: the weights cannot be read ({err}). The file is "
+                               "damaged; re-save the generator with ganaug.save.") from err
+    _raise_nonfinite(bad, f"{path}: the weights are", "The file was saved from a diverged run "
+                     "or is damaged; use the model of an earlier checkpoint.")
+
+
 def load(path: str | os.PathLike, device: DeviceLike = "cpu") -> Generator:
     """Load a model file written by :func:`save` (never unpickles).
 
@@ -312,6 +331,8 @@ def describe_model_file(path: str | os.PathLike) -> str:
     meta, tensors = _read_header(path)
     doc = _parse_document(path, meta, tensors)
     net = _build_net(path, doc, meta_device=True)
+    _check_tensors(path, net, tensors)
+    _check_weights_finite(path)  # ganaug info passes exactly the files load() accepts
     n_params = sum(p.numel() for p in net.parameters())
     rows: list[tuple[str, str]] = [
         ("file", f"{path} ({path.stat().st_size / 1e6:.2f} MB)"),

@@ -211,3 +211,21 @@ def test_generate_items_errors(gen):
         generate_items(gen, [0, 1], [0], seed=0)
     with pytest.raises(GanaugConfigError, match="index must be an integer >= 0, got -3"):
         generate_items(gen, [0], [-3], seed=0)
+
+
+@pytest.mark.parametrize(("name", "match"), [
+    ("x" * 300, r"300 bytes\), longer than the 255 bytes"),
+    ("caf\ud800", r"cannot be a folder name"),
+])
+def test_export_refuses_class_names_that_cannot_be_folders(tmp_path, name, match):
+    from ganaug.errors import GanaugConfigError
+    from ganaug.export import export_image_folder
+    from ganaug.generator import Generator
+    from ganaug.models import build_generator
+
+    net = build_generator("dcgan", num_classes=2, channels=3, image_size=16, z_dim=8, width=8,
+                          embed_dim=8)
+    gen = Generator(net, classes=["ok", name])
+    with pytest.raises(GanaugConfigError, match=match):
+        export_image_folder(gen, tmp_path / "out", n_per_class=1, progress=False)
+    assert not (tmp_path / "out" / "ok").exists()

@@ -67,3 +67,26 @@ def test_guard_folder_refuses_other_settings_foreign_files_and_bad_json(tmp_path
     (tmp_path / "bad" / "settings.json").write_text("{oops")
     with pytest.raises(GanaugConfigError, match=r"settings\.json is unreadable"):
         guard_folder(tmp_path / "bad", {"a": 1})
+
+
+def test_atomic_path_turns_os_errors_into_one_clear_error(tmp_path):
+    import errno
+
+    from ganaug._files import atomic_path
+    from ganaug.errors import GanaugConfigError
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(GanaugConfigError, match=r"Cannot write .*a_file/out.png: a file is in the way"):
+        with atomic_path(a_file / "out.png"):
+            pass
+    with pytest.raises(GanaugConfigError, match=r"Cannot write .*: it is a folder"):
+        with atomic_path(tmp_path):
+            pass
+    with pytest.raises(GanaugConfigError, match=r"no space left on device; free space"):
+        with atomic_path(tmp_path / "x.bin"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(GanaugConfigError, match=r"permission denied"):
+        with atomic_path(tmp_path / "y.bin"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -106,10 +106,13 @@ def test_save_is_atomic_on_failure(tiny_generator, tmp_path, monkeypatch):
     before = path.read_bytes()
 
     def boom(*args, **kwargs):
-        raise OSError("disk full")
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("safetensors.torch.save_file", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(GanaugConfigError, match=r"Cannot write .*g.safetensors: no space left on "
+                                                r"device; free space or choose another"):
         save(tiny_generator, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["g.safetensors"]

@@ -127,3 +127,45 @@ def test_absurd_architecture_refused_before_allocating(model_file, tmp_path, cha
 
 def test_cap_is_generous():
     assert MAX_PARAMETERS >= 10**9
+
+
+def _nan_file(model_file: Path, tmp_path: Path) -> Path:
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name].view(-1)[0] = float("inf")
+    out = tmp_path / "inf.safetensors"
+    save_file(state, str(out), metadata=meta)
+    return out
+
+
+def test_info_refuses_what_load_refuses(model_file, tmp_path):
+    path = _nan_file(model_file, tmp_path)
+    with pytest.raises(GanaugModelError, match="non-finite"):
+        load(path)
+    with pytest.raises(GanaugModelError, match=r"the weights are non-finite.*1 non-finite of"):
+        describe_model_file(path)
+
+
+def test_info_refuses_mismatched_tensors(model_file, tmp_path):
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    state.pop(sorted(state)[0])
+    path = tmp_path / "short.safetensors"
+    save_file(state, str(path), metadata=meta)
+    with pytest.raises(GanaugModelError, match="do not match the architecture.*missing"):
+        describe_model_file(path)
+
+
+def test_sampling_refuses_negative_and_huge_seeds(tiny_generator):
+    from ganaug.errors import GanaugConfigError
+
+    for seed in (-1, 2**70):
+        with pytest.raises(GanaugConfigError, match=r"seed must be an integer from 0"):
+            tiny_generator.sample([0], seed=seed)
