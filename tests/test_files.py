@@ -77,16 +77,12 @@ def test_atomic_path_turns_os_errors_into_one_clear_error(tmp_path):
 
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    with pytest.raises(GanaugConfigError, match=r"Cannot write .*a_file/out.png: a file is in the way"):
-        with atomic_path(a_file / "out.png"):
-            pass
-    with pytest.raises(GanaugConfigError, match=r"Cannot write .*: it is a folder"):
-        with atomic_path(tmp_path):
-            pass
-    with pytest.raises(GanaugConfigError, match=r"no space left on device; free space"):
-        with atomic_path(tmp_path / "x.bin"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-    with pytest.raises(GanaugConfigError, match=r"permission denied"):
-        with atomic_path(tmp_path / "y.bin"):
-            raise PermissionError(errno.EACCES, "Permission denied")
+    with pytest.raises(GanaugConfigError, match=r"Cannot write .*a_file/out.png: a file is in the way"), atomic_path(a_file / "out.png"):
+        pass
+    with pytest.raises(GanaugConfigError, match=r"Cannot write .*: it is a folder"), atomic_path(tmp_path):
+        pass
+    with pytest.raises(GanaugConfigError, match=r"no space left on device; free space"), atomic_path(tmp_path / "x.bin"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(GanaugConfigError, match=r"permission denied"), atomic_path(tmp_path / "y.bin"):
+        raise PermissionError(errno.EACCES, "Permission denied")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
