@@ -11,6 +11,16 @@ import sys
 from pathlib import Path
 
 from ganaug import __version__
+from ganaug.cli_args import (
+    add_threads,
+    command_parser,
+    finite_float,
+    int_at_least,
+    positive_int,
+    seed,
+    set_threads,
+)
+from ganaug.cli_experiment import cmd_experiment, parse_model_kwargs  # noqa: F401 (public here)
 from ganaug.errors import GanaugError
 
 
@@ -20,13 +30,13 @@ def _add_data_options(p: argparse.ArgumentParser, *, spec_flag: bool) -> None:
         p.add_argument("--data", required=True, metavar="SPEC",
                        help="dataset spec: mnist5k | digits | folder:PATH | npz:PATH | "
                             "torchvision:NAME[:ROOT]")
-    p.add_argument("--size", type=int, default=None, dest="image_size",
+    p.add_argument("--size", type=positive_int, default=None, dest="image_size",
                    help="resize images to SIZE x SIZE")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None,
                    help="convert to 1 (grey) or 3 (RGB) channels")
-    p.add_argument("--per-class", type=int, default=None, dest="per_class",
+    p.add_argument("--per-class", type=positive_int, default=None, dest="per_class",
                    help="keep a seeded N images per class (low-data regimes)")
-    p.add_argument("--imbalance", type=float, default=None,
+    p.add_argument("--imbalance", type=finite_float, default=None,
                    help="seeded long-tail subset with max/min class ratio R")
 
 
@@ -51,7 +61,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ganaug.training import Trainer
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "func", "config") and v is not None}
+                 if k not in ("command", "func", "config", "threads") and v is not None}
     cfg = train_config_from_sources(args.config, overrides)
     try:
         result = Trainer(cfg).fit()
@@ -135,49 +145,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_model_kwargs(text: str | None) -> dict | None:
-    """``--model-kwargs`` (a YAML/JSON mapping) -> dict, with a clear error otherwise."""
-    if not text:
-        return None
-    import yaml
-
-    from ganaug.config import yaml_problem
-    from ganaug.errors import GanaugConfigError
-
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        _, problem = yaml_problem(err)
-        raise GanaugConfigError(
-            f"--model-kwargs is not valid YAML/JSON: {text!r} ({problem}). "
-            "Example: --model-kwargs '{channels: [32, 64, 128, 256]}'.") from None
-    if not isinstance(value, dict):
-        raise GanaugConfigError(
-            f"--model-kwargs must be a mapping of timm.create_model arguments, got {text!r}. "
-            "Example: --model-kwargs '{drop_rate: 0.1}'.")
-    return value
-
-
-def _cmd_experiment(args: argparse.Namespace) -> int:
-    """``ganaug experiment ...``: run, print the table and the paths."""
-    from ganaug.evaluation import format_table, run_experiment
-
-    doc = run_experiment(
-        args.data, out=args.out, test=args.test, per_class=args.per_class,
-        imbalance=args.imbalance, arms=args.arms, backbone=args.backbone, seeds=args.seeds,
-        stem=args.stem, batch_size=args.batch_size,
-        model_kwargs=parse_model_kwargs(args.model_kwargs),
-        gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,
-        generator=args.generator, image_size=args.image_size,
-        synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,
-        min_confidence=args.min_confidence, device=args.device)
-    print(format_table(doc))
-    out = Path(args.out)
-    print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}, "
-          f"{out / 'results.csv'}\nplot: {out / 'accuracy.png'}")
-    return 0
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ganaug.demo import demo
 
@@ -206,25 +173,31 @@ def build_parser() -> argparse.ArgumentParser:
     # data
     p_data = sub.add_parser("data", help="inspect a dataset spec")
     data_sub = p_data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    p = data_sub.add_parser("info", help="counts per class, image shape, value range, a grid")
+    p = command_parser(data_sub, "info", "counts per class, image shape, value range, a grid",
+                       key="data info")
     p.add_argument("spec", help="mnist5k | digits | folder:PATH | npz:PATH | torchvision:NAME")
     _add_data_options(p, spec_flag=False)
     p.add_argument("--split", default=None, choices=("train", "test"),
                    help="default: every image of the source")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0, help="seed of --per-class/--imbalance subsets "
+                   "and of the grid's pick (default 0)")
     p.add_argument("--download", action="store_true",
                    help="torchvision:NAME only: download when missing (needs internet)")
     p.add_argument("--grid", default=None, metavar="PNG", help="write a grid, one row per class")
-    p.add_argument("--per-row", type=int, default=8, dest="per_row")
+    p.add_argument("--per-row", type=positive_int, default=8, dest="per_row",
+                   help="images per class row of --grid (default 8)")
+    add_threads(p)
     p.set_defaults(func=_cmd_data_info)
 
     # train
-    p = sub.add_parser("train", help="train a class-conditional GAN")
+    p = command_parser(sub, "train", "train a class-conditional GAN")
     _add_data_options(p, spec_flag=True)
     p.add_argument("--arch", default=None, help="dcgan | resnet (default: preset for the size)")
-    p.add_argument("--steps", type=int, default=None, help="total generator steps of the run")
-    p.add_argument("--batch", type=int, default=None, dest="batch_size")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="total generator steps of the run")
+    p.add_argument("--batch", type=positive_int, default=None, dest="batch_size",
+                   help="real images per D step (default: preset for the data size)")
+    p.add_argument("--seed", type=seed, default=None, help="run seed (default 0)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps (default: best)")
     p.add_argument("--out", default=None, help="run folder (default runs/<data>)")
     p.add_argument("--config", default=None, metavar="YAML", help="a TrainConfig YAML file")
@@ -235,75 +208,98 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DiffAugment policy, e.g. translation,cutout; 'none' to disable")
     p.add_argument("--ada", action=argparse.BooleanOptionalAction, default=None,
                    help="adapt the DiffAugment probability to D's overfitting")
-    p.add_argument("--d-steps", type=int, default=None, dest="d_steps")
-    p.add_argument("--lr-g", type=float, default=None, dest="lr_g")
-    p.add_argument("--lr-d", type=float, default=None, dest="lr_d")
-    p.add_argument("--ema-decay", type=float, default=None, dest="ema_decay")
-    p.add_argument("--z-dim", type=int, default=None, dest="z_dim")
+    p.add_argument("--d-steps", type=positive_int, default=None, dest="d_steps",
+                   help="discriminator steps per generator step")
+    p.add_argument("--lr-g", type=finite_float, default=None, dest="lr_g",
+                   help="generator learning rate (Adam)")
+    p.add_argument("--lr-d", type=finite_float, default=None, dest="lr_d",
+                   help="discriminator learning rate (Adam)")
+    p.add_argument("--ema-decay", type=finite_float, default=None, dest="ema_decay",
+                   help="decay of the generator's EMA copy (the saved model), in [0, 1)")
+    p.add_argument("--z-dim", type=positive_int, default=None, dest="z_dim",
+                   help="noise dimension of the generator")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16/fp16 autocast (CUDA)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the networks")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   dest="channels_last")
-    p.add_argument("--sample-every", type=int, default=None, dest="sample_every")
-    p.add_argument("--ckpt-every", type=int, default=None, dest="ckpt_every")
-    p.add_argument("--workers", type=int, default=None, dest="num_workers")
+                   dest="channels_last", help="channels_last memory format (faster on GPUs)")
+    p.add_argument("--sample-every", type=positive_int, default=None, dest="sample_every",
+                   help="steps between sample grids in OUT/samples/")
+    p.add_argument("--ckpt-every", type=positive_int, default=None, dest="ckpt_every",
+                   help="steps between checkpoints (checkpoints/last.pt, generator.safetensors)")
+    p.add_argument("--workers", type=int_at_least(0), default=None, dest="num_workers",
+                   help="DataLoader worker processes for the real images")
+    add_threads(p)
     p.set_defaults(func=_cmd_train)
 
     # info
-    p = sub.add_parser("info", help="what a model file holds")
-    p.add_argument("file")
+    p = command_parser(sub, "info", "what a model file holds (checked as ganaug.load checks it)")
+    p.add_argument("file", help="a .safetensors model file")
     p.set_defaults(func=_cmd_info)
 
     # sample
-    p = sub.add_parser("sample", help="a grid of generated images, one row per class")
-    p.add_argument("file")
-    p.add_argument("--n-per-class", type=int, default=8, dest="n_per_class")
+    p = command_parser(sub, "sample", "a grid of generated images, one row per class")
+    p.add_argument("file", help="a .safetensors model file")
+    p.add_argument("--n-per-class", type=positive_int, default=8, dest="n_per_class",
+                   help="images per class (default 8)")
     p.add_argument("--classes", default=None, help="comma-separated class names (default all)")
-    p.add_argument("--truncation", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=finite_float, default=1.0,
+                   help="in (0, 1]: < 1 draws fewer, more typical images (default 1: off)")
+    p.add_argument("--seed", type=seed, default=0, help="noise seed (default 0)")
     p.add_argument("--device", default=None,
                    help="cpu | cuda | cuda:N | mps (default: cuda if available, else cpu)")
-    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--out", required=True, metavar="PNG", help="the grid image to write")
+    add_threads(p)
     p.set_defaults(func=_cmd_sample)
 
     # export
-    p = sub.add_parser("export", help="write synthetic images as an ImageFolder")
-    p.add_argument("file")
-    p.add_argument("--n-per-class", type=int, required=True, dest="n_per_class")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--format", default="png", choices=("png", "jpg"))
+    p = command_parser(sub, "export", "write synthetic images as an ImageFolder")
+    p.add_argument("file", help="a .safetensors model file")
+    p.add_argument("--n-per-class", type=positive_int, required=True, dest="n_per_class",
+                   help="images per class")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="a new or empty folder, or an earlier export with the same arguments")
+    p.add_argument("--format", default="png", choices=("png", "jpg"),
+                   help="png (lossless, default) or jpg (quality 95)")
     p.add_argument("--classes", default=None, help="comma-separated class names (default all)")
-    p.add_argument("--truncation", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=256, help="images per forward pass")
+    p.add_argument("--truncation", type=finite_float, default=1.0,
+                   help="in (0, 1]: < 1 draws fewer, more typical images (default 1: off)")
+    p.add_argument("--seed", type=seed, default=0, help="export seed (default 0)")
+    p.add_argument("--batch", type=positive_int, default=256, help="images per forward pass")
     p.add_argument("--device", default=None,
                    help="cpu | cuda | cuda:N | mps (default: cuda if available, else cpu)")
+    add_threads(p)
     p.set_defaults(func=_cmd_export)
 
     # evaluate
-    p = sub.add_parser("evaluate", help="FID-style distances, precision/recall, CAS")
-    p.add_argument("file")
-    p.add_argument("--data", required=True, metavar="SPEC")
-    p.add_argument("--test", default=None, metavar="SPEC")
-    p.add_argument("--n-per-class", type=int, default=None, dest="n_per_class")
-    p.add_argument("--out", default=None, metavar="JSON")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
+    p = command_parser(sub, "evaluate", "FID-style distances, precision/recall, CAS")
+    p.add_argument("file", help="a .safetensors model file")
+    p.add_argument("--data", required=True, metavar="SPEC",
+                   help="the real data (its train split; its test split unless --test)")
+    p.add_argument("--test", default=None, metavar="SPEC", help="real test data spec")
+    p.add_argument("--n-per-class", type=positive_int, default=None, dest="n_per_class",
+                   help="synthetic images per class (default: as many as real)")
+    p.add_argument("--out", default=None, metavar="JSON", help="also write the results here")
+    p.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps (default: cpu)")
     p.add_argument("--features", default=None,
                    help="feature extractor: default trains a small timm classifier offline; "
                         "or timm-model-name:WEIGHTS_FILE")
-    p.add_argument("--classifier-steps", type=int, default=None, dest="classifier_steps")
+    p.add_argument("--classifier-steps", type=positive_int, default=None,
+                   dest="classifier_steps", help="training steps of the feature classifier")
+    add_threads(p)
     p.set_defaults(func=_cmd_evaluate)
 
     # experiment
-    p = sub.add_parser("experiment", help="does GAN augmentation help my classifier?")
-    p.add_argument("--data", required=True, metavar="SPEC")
-    p.add_argument("--test", default=None, metavar="SPEC")
+    p = command_parser(sub, "experiment", "does GAN augmentation help my classifier?")
+    p.add_argument("--data", required=True, metavar="SPEC", help="the real data spec")
+    p.add_argument("--test", default=None, metavar="SPEC",
+                   help="real test data (default: the test split of --data)")
     p.add_argument("--per-class", default="all", dest="per_class",
                    help="comma-separated regimes, e.g. 10,50,all")
-    p.add_argument("--imbalance", type=float, default=None)
+    p.add_argument("--imbalance", type=finite_float, default=None,
+                   help="seeded long-tail subsets with max/min class ratio R")
     p.add_argument("--arms", default=None,
                    help="comma-separated: real,real+aug,real+gan,real+aug+gan,gan")
     p.add_argument("--backbone", default="resnet18", help="any timm model name")
@@ -312,33 +308,45 @@ def build_parser() -> argparse.ArgumentParser:
                         "max-pool, up to 64 px) | cifar-3x3-pool (cheaper) | timm (unchanged)")
     p.add_argument("--model-kwargs", default=None, dest="model_kwargs", metavar="YAML",
                    help="extra timm.create_model arguments, e.g. '{channels: [32, 64, 128, 256]}'")
-    p.add_argument("--batch", type=int, default=128, dest="batch_size",
+    p.add_argument("--batch", type=positive_int, default=128, dest="batch_size",
                    help="classifier batch size")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--gan-steps", type=int, default=None, dest="gan_steps")
-    p.add_argument("--classifier-steps", type=int, default=None, dest="classifier_steps")
-    p.add_argument("--generator", default=None, metavar="FILE")
-    p.add_argument("--size", type=int, default=None, dest="image_size")
-    p.add_argument("--synthetic-ratio", type=float, default=None, dest="synthetic_ratio")
-    p.add_argument("--replace-p", type=float, default=None, dest="replace_p")
-    p.add_argument("--min-confidence", type=float, default=None, dest="min_confidence")
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.set_defaults(func=_cmd_experiment)
+    p.add_argument("--seeds", type=positive_int, default=3,
+                   help="repetitions per regime and arm (>= 2 for a tested difference)")
+    p.add_argument("--gan-steps", type=positive_int, default=None, dest="gan_steps",
+                   help="steps of each regime's GAN (default: the trainer's preset)")
+    p.add_argument("--classifier-steps", type=positive_int, default=None,
+                   dest="classifier_steps", help="steps of each classifier")
+    p.add_argument("--generator", default=None, metavar="FILE",
+                   help="use this model file instead of training GANs (checked first)")
+    p.add_argument("--size", type=positive_int, default=None, dest="image_size",
+                   help="resize the data (default: the generator's size, else the data's)")
+    p.add_argument("--synthetic-ratio", type=finite_float, default=None,
+                   dest="synthetic_ratio", help="synthetic images per real image (gan arms)")
+    p.add_argument("--replace-p", type=finite_float, default=None, dest="replace_p",
+                   help="probability that GANAugment replaces a real image")
+    p.add_argument("--min-confidence", type=finite_float, default=None,
+                   dest="min_confidence", help="drop synthetic images a classifier doubts")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder of the report, results and cached runs")
+    add_threads(p)
+    p.set_defaults(func=cmd_experiment)
 
     # demo
-    p = sub.add_parser("demo", help="the whole pipeline on the built-in mnist5k")
-    p.add_argument("--out", default="runs/demo")
+    p = command_parser(sub, "demo", "the whole pipeline on the built-in mnist5k")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for tests)")
+    add_threads(p)
     p.set_defaults(func=_cmd_demo)
 
     # bench
-    p = sub.add_parser("bench", help="throughput benchmarks")
-    p.add_argument("what", choices=("train", "sample", "loader"))
+    p = command_parser(sub, "bench", "throughput benchmarks")
+    p.add_argument("what", choices=("train", "sample", "loader"), help="what to time")
     p.add_argument("file", nargs="?", default=None,
                    help="model file (sample, loader; default: an untrained dcgan)")
     p.add_argument("--arch", default="dcgan", help="train, sample without FILE: dcgan | resnet")
-    p.add_argument("--size", type=int, default=32, dest="image_size")
+    p.add_argument("--size", type=positive_int, default=32, dest="image_size",
+                   help="image size (default 32)")
     p.add_argument("--batch", type=int, default=None, dest="batch_size",
                    help="train: 64, loader: 128")
     p.add_argument("--width", type=int, default=None,
@@ -349,20 +357,39 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder:../shared/data/cifar10-mini/train")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 on a shared machine)")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--json", default=None, metavar="FILE")
+    p.add_argument("--quick", action="store_true", help="short runs (seconds)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures here")
     p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def _command_parser(parser: argparse.ArgumentParser,
+                    args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command ``args`` ran, e.g. the one of ``data info``."""
+    for dest in ("command", "data_command"):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or getattr(args, dest, None) is None:
+            break
+        parser = subs[0].choices[getattr(args, dest)]
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``ganaug`` and ``python -m ganaug``; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # exits 2 with the command's own usage (``ganaug train --bogus``)
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        set_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except GanaugError as err:
         print(f"ganaug: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a disk or permission problem not caught at its source
+        from ganaug._files import os_problem
+
+        print(f"ganaug: error: {os_problem(err)}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganaug: interrupted", file=sys.stderr)

@@ -1,0 +1,95 @@
+"""Argument types, shared flags and the examples shown by ``ganaug COMMAND --help``.
+
+The types make argparse refuse a bad value with the command's own usage line (exit 2) before
+any work starts; the library checks the same values again for Python callers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+#: ``ganaug COMMAND --help`` ends with these (argparse epilog).
+EXAMPLES = {
+    "data info": "ganaug data info digits\n"
+                 "  ganaug data info folder:~/pets --size 64 --grid pets.png --threads 1",
+    "train": "ganaug train --data mnist5k --steps 2000 --out runs/mnist --threads 2\n"
+             "  ganaug train --data folder:~/pets/train --size 64 --out runs/pets\n"
+             "  ganaug train --data folder:~/pets/train --size 64 --out runs/pets --resume "
+             "--steps 8000",
+    "info": "ganaug info runs/mnist/generator.safetensors",
+    "sample": "ganaug sample runs/mnist/generator.safetensors --out grid.png\n"
+              "  ganaug sample runs/mnist/generator.safetensors --classes 3,7 --n-per-class 16 "
+              "--truncation 0.7 --out threes_sevens.png",
+    "export": "ganaug export runs/mnist/generator.safetensors --n-per-class 500 --out synth/\n"
+              "  (an interrupted export resumes when run again with the same arguments)",
+    "evaluate": "ganaug evaluate runs/mnist/generator.safetensors --data mnist5k --out eval.json",
+    "experiment": "ganaug experiment --data mnist5k --per-class 10,50 --seeds 3 --out exp/\n"
+                  "  ganaug experiment --data mnist5k --generator runs/mnist/generator.safetensors "
+                  "--out exp/",
+    "demo": "ganaug demo --quick --out runs/demo-quick",
+    "bench": "ganaug bench train --quick --threads 1\n"
+             "  ganaug bench sample runs/mnist/generator.safetensors\n"
+             "  ganaug bench loader --data folder:data/cifar10-mini/train --threads 1",
+}
+
+
+def command_parser(sub, name: str, help: str, *, key: str | None = None,
+                   **kwargs) -> argparse.ArgumentParser:
+    """``sub.add_parser(name)`` with the command's examples as its epilog."""
+    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                          epilog="example:\n  " + EXAMPLES[key or name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
+def int_at_least(minimum: int):
+    """An argparse type: an integer ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, an integer in ``[0, 2**63)``."""
+    value = int_at_least(0)(text)
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"must be below 2**63, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite float (``nan``/``inf`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch CPU threads, set before the command's work starts."""
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch CPU threads (default: torch's, one per core); use 1 or 2 on a "
+                        "shared machine, where several processes on all cores run far slower")
+
+
+def set_threads(n: int | None) -> None:
+    """Apply ``--threads`` (None: leave torch's default)."""
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(int(n))
