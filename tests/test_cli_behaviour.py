@@ -1,0 +1,118 @@
+"""The CLI behaves like a good one: usage per command, help and examples, --threads, clean
+errors for hostile arguments (issue 14 point 6, issue 12 point 7)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from ganaug.cli import build_parser, main
+
+COMPUTING = [["train", "--data", "digits"], ["sample", "F", "--out", "x.png"],
+             ["export", "F", "--out", "d", "--n-per-class", "1"],
+             ["evaluate", "F", "--data", "digits"], ["experiment", "--data", "d", "--out", "o"],
+             ["demo"], ["bench", "train"], ["data", "info", "digits"]]
+
+
+def _subparsers(parser: argparse.ArgumentParser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subparsers(sub, (*prefix, name))
+            return
+    yield " ".join(prefix), parser
+
+
+COMMANDS = dict(_subparsers(build_parser()))
+
+
+def test_every_command_is_seen():
+    assert set(COMMANDS) == {"data info", "train", "info", "sample", "export", "evaluate",
+                             "experiment", "demo", "bench"}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_flag_has_help_and_every_command_an_example(name):
+    parser = COMMANDS[name]
+    missing = [a.option_strings or a.dest for a in parser._actions if not a.help]
+    assert missing == []
+    assert parser.epilog.startswith("example:\n  ganaug " + name.split()[0])
+
+
+@pytest.mark.parametrize("argv", COMPUTING, ids=lambda a: " ".join(a[:2]))
+def test_threads_on_every_computing_command(argv):
+    args = build_parser().parse_args([*argv, "--threads", "2"])
+    assert args.threads == 2
+
+
+def test_threads_are_set_before_the_work(monkeypatch):
+    seen = {}
+
+    def fake_data_info(args):
+        seen["threads"] = torch.get_num_threads()
+        return 0
+
+    monkeypatch.setattr("ganaug.cli._cmd_data_info", fake_data_info)
+    before = torch.get_num_threads()
+    try:
+        assert main(["data", "info", "digits", "--threads", "1"]) == 0
+        assert seen["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    assert not any(a.dest == "threads" for a in COMMANDS["info"]._actions)  # reads a header
+
+
+@pytest.mark.parametrize(("argv", "usage"), [
+    (["train", "--data", "digits", "--bogus"], "usage: ganaug train"),
+    (["data", "info", "digits", "--bogus"], "usage: ganaug data info"),
+    (["sample", "m.safetensors", "--out", "x.png", "--nope", "1"], "usage: ganaug sample"),
+])
+def test_unknown_flag_prints_that_commands_usage(argv, usage, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage)
+    assert f"{usage[7:]}: error: unrecognized arguments: {argv[-1] if argv[-1] != '1' else '--nope 1'}" in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["sample", "m", "--out", "x.png", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+    (["sample", "m", "--out", "x.png", "--seed", str(2**70)], "argument --seed: must be below 2**63"),
+    (["sample", "m", "--out", "x.png", "--n-per-class", "0"], "must be an integer >= 1, got 0"),
+    (["data", "info", "digits", "--per-row", "0"], "argument --per-row: must be an integer >= 1"),
+    (["data", "info", "digits", "--imbalance", "inf"], "argument --imbalance: must be a finite"),
+    (["export", "m", "--out", "d", "--n-per-class", "x"], "expected an integer, got 'x'"),
+    (["train", "--data", "digits", "--threads", "0"], "argument --threads: must be an integer >= 1"),
+])
+def test_hostile_numbers_are_refused_with_usage(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_or_folder_is_a_clean_error(model_file, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    assert main(["sample", str(model_file), "--out", str(a_file / "x.png")]) == 2
+    assert "Cannot write" in capsys.readouterr().err
+    assert main(["sample", str(model_file), "--out", str(tmp_path)]) == 2
+    assert "it is a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "mine"
+
+
+def test_experiment_checks_the_generator_before_any_compute(model_file, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.setattr("ganaug.evaluation.run_experiment",
+                        lambda *a, **k: pytest.fail("spent compute"))
+    assert main(["experiment", "--data", "digits", "--out", str(tmp_path / "x"),
+                 "--generator", str(tmp_path / "missing.safetensors")]) == 2
+    assert "No model file at" in capsys.readouterr().err
+    assert main(["experiment", "--data", "digits", "--out", str(tmp_path / "x"),
+                 "--generator", str(model_file)]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on other classes than --data digits" in err
+    assert "the generator has ['a', 'b', 'c'] that the data lacks" in err
