@@ -278,7 +278,7 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
         classes: class names or indices to export (default all).
         truncation: in (0, 1]; 1.0 is off.
         batch_size: images per forward pass; does not change the pixels.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (tqdm on a terminal, one line per interval in a log).
 
     Returns:
         An :class:`ExportResult`.
@@ -287,7 +287,7 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
         GanaugConfigError: a bad argument, or ``out`` holds other files or an export made with
             other arguments.
     """
-    from tqdm.auto import tqdm
+    from ganaug.progress import progress_bar
 
     labels = _check_args(generator, n_per_class, seed, fmt, classes, truncation,
                          batch_size)
@@ -306,8 +306,8 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
         for stale in (root / layout.folders[y]).glob(".*.tmp"):  # left by a killed run
             stale.unlink()
     todo = [item for item in items if not (root / item[2]).is_file()]
-    with tqdm(total=len(items), initial=len(items) - len(todo), unit="img",
-              desc=f"export {root.name}", disable=not progress) as bar:
+    with progress_bar(len(items), initial=len(items) - len(todo), unit="img",
+                      desc=f"export {root.name}", disable=not progress) as bar:
         for start in range(0, len(todo), int(batch_size)):
             chunk = todo[start:start + int(batch_size)]
             images = generate_items(generator, [y for y, _, _ in chunk],

@@ -93,10 +93,12 @@ class MetricsLogger(Callback):
         self.every, self.bar = every, None
 
     def on_fit_start(self, trainer) -> None:
-        from tqdm.auto import tqdm
+        from ganaug.progress import progress_bar
 
-        self.bar = tqdm(total=trainer.cfg.steps, initial=trainer.step, desc="train", unit="step",
-                        disable=not trainer.dist.is_main, dynamic_ncols=True, file=sys.stderr)
+        # tqdm on a terminal; one plain line per interval in a log file (never a flood)
+        self.bar = progress_bar(trainer.cfg.steps, initial=trainer.step, desc="train",
+                                unit="step", disable=not trainer.dist.is_main,
+                                dynamic_ncols=True, file=sys.stderr)
         self._t, self._s = time.perf_counter(), trainer.step
 
     def on_step_end(self, trainer, losses) -> None:
