@@ -502,3 +502,88 @@ def test_absurd_size_is_refused_before_loading_data(npz_data, tmp_path, monkeypa
                                                 r"\(image_size / --size 100000\); it supports "
                                                 r"sizes 16, 28, 32, 64"):
         Trainer(make_cfg(npz_data, tmp_path / "run", image_size=100000)).fit()
+
+
+# -- training on the user's own torch Dataset (issue 14, point 5) -----------------------------
+@pytest.fixture
+def pet_folder(tmp_path) -> Path:
+    """An ImageFolder of 3 classes x 4 PNGs of mixed sizes, class k at brightness 40 + 80k."""
+    from PIL import Image
+
+    for k, name in enumerate(["cat", "dog", "fox"]):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(4):
+            side = 20 + 4 * i
+            Image.new("RGB", (side, side), (40 + 80 * k,) * 3).save(
+                tmp_path / "pets" / name / f"{i}.png")
+    return tmp_path / "pets"
+
+
+def test_trainer_reads_an_imagefolder_and_a_subset(pet_folder, tmp_path):
+    from torch.utils.data import Subset
+    from torchvision.datasets import ImageFolder
+
+    from ganaug.io import read_metadata
+    from ganaug.training.dataset_input import images_from_dataset
+
+    ds = ImageFolder(pet_folder)
+    data = images_from_dataset(ds, size=16)
+    assert data.images.shape == (12, 3, 16, 16) and data.classes == ["cat", "dog", "fox"]
+    assert data.images.float().mean((1, 2, 3)).tolist() == pytest.approx(
+        [40.0] * 4 + [120.0] * 4 + [200.0] * 4, abs=1)
+    out = tmp_path / "run"
+    trainer = Trainer(make_cfg("pets", out, steps=1, image_size=16, batch_size=4, d_steps=1),
+                      data=ds)
+    trainer.fit()
+    assert trainer.data.classes == ["cat", "dog", "fox"]
+    assert read_metadata(out / "generator.safetensors")["class_names"] == ["cat", "dog", "fox"]
+    sub = images_from_dataset(Subset(ds, [0, 5, 11]), size=16, channels=1)
+    assert sub.images.shape == (3, 1, 16, 16) and sub.labels.tolist() == [0, 1, 2]
+    assert sub.classes == ["cat", "dog", "fox"]
+
+
+def test_dataset_of_tensors_with_class_to_idx(tmp_path):
+    from ganaug.training.dataset_input import images_from_dataset
+
+    class Floats(torch.utils.data.Dataset):
+        class_to_idx = {"b": 1, "a": 0}  # noqa: RUF012
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return torch.full((3, 16, 16), 0.5), torch.tensor(i)
+
+    data = images_from_dataset(Floats())
+    assert data.classes == ["a", "b"] and data.image_size == 16
+    assert data.images.unique().tolist() == [128]
+
+
+def test_datasets_without_labels_or_class_names_are_refused(tmp_path):
+    from ganaug.errors import GanaugDataError
+    from ganaug.training.dataset_input import images_from_dataset
+
+    images = torch.zeros(4, 3, 16, 16)
+    with pytest.raises(GanaugDataError, match=r"TensorDataset does not tell its class names.*"
+                                              r"Set dataset.classes"):
+        images_from_dataset(torch.utils.data.TensorDataset(images, torch.zeros(4)))
+
+    class NoLabels(torch.utils.data.Dataset):
+        classes = ["a", "b"]  # noqa: RUF012
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return images[i]
+
+    with pytest.raises(GanaugDataError, match=r"item 0 of NoLabels is a Tensor, not an "
+                                              r"\(image, label\) pair"):
+        images_from_dataset(NoLabels())
+
+    class Normalised(NoLabels):
+        def __getitem__(self, i):
+            return images[i] - 1.0, 0
+
+    with pytest.raises(GanaugDataError, match=r"float image must be in \[0, 1\].*Normalize"):
+        images_from_dataset(Normalised())

@@ -26,6 +26,7 @@ from ganaug.models import list_archs, supported_sizes
 from ganaug.training import distributed
 from ganaug.training.batches import RealBatchSource, check_data
 from ganaug.training.callbacks import Callback, CallbackList, HookCallback
+from ganaug.training.dataset_input import images_from_dataset
 from ganaug.training.distributed import DistInfo
 from ganaug.training.run_dir import RankRNG, RunDir
 from ganaug.training.step import GANStep
@@ -65,7 +66,11 @@ class Trainer:
 
     Args:
         cfg: the run's :class:`TrainConfig` (``None`` fields are resolved from the preset).
-        data: optional already-loaded ``LabeledImages`` (default: ``load_data(cfg.data, ...)``).
+        data: the training images: ``LabeledImages``, or a map-style torch ``Dataset`` of
+            ``(image, label)`` (ImageFolder, a timm dataset, a ``Subset``...) that tells its
+            class names; it is read once, resized to ``cfg.image_size`` (see
+            :func:`~ganaug.training.dataset_input.images_from_dataset`). Default:
+            ``load_data(cfg.data, ...)``; with ``data=``, ``cfg.data`` only names the run.
         callbacks: :class:`~ganaug.training.Callback` objects run before the built-ins
             (one that is an instance of a built-in class replaces it; see ``callbacks.py``).
         hooks: callables ``hook(trainer, step)`` run after every completed generator step
@@ -76,7 +81,7 @@ class Trainer:
     :class:`~ganaug.training.GANStep` (networks, optimisers, losses).
     """
 
-    def __init__(self, cfg: TrainConfig, *, data: LabeledImages | None = None,
+    def __init__(self, cfg: TrainConfig, *, data: LabeledImages | Any | None = None,
                  callbacks: Iterable[Callback] | None = None,
                  hooks: list[Callable[[Trainer, int], None]] | None = None) -> None:
         if not isinstance(cfg, TrainConfig):
@@ -193,6 +198,14 @@ class Trainer:
         check_image_size(cfg)
         if self.data is None:
             self.data = load_training_data(cfg)
+        elif not isinstance(self.data, LabeledImages):
+            if cfg.per_class is not None or cfg.imbalance is not None:
+                raise GanaugConfigError(
+                    "per_class and imbalance subset a dataset spec; with data= a Dataset, pass "
+                    "a torch.utils.data.Subset of it instead.")
+            self.data = images_from_dataset(self.data, size=cfg.image_size,
+                                            channels=cfg.channels)
+            self.log(f"data: {self.data.source}, {self.data.num_classes} classes")
         data = self.data
         self.cfg, self.preset = resolve_config(
             replace(cfg, out=str(run.out)), num_images=len(data), channels=data.channels,
@@ -271,6 +284,8 @@ def train_or_resume(cfg: TrainConfig, *, data: LabeledImages | None = None,
     """
     run = RunDir(run_folder(cfg))
     cfg = replace(cfg, out=str(run.out), resume=run.has_checkpoint() or None)
+    if data is not None and not isinstance(data, LabeledImages):
+        data = images_from_dataset(data, size=cfg.image_size, channels=cfg.channels)
     if data is None and run.generator_path.is_file():
         data = load_training_data(
             merge_saved(cfg, run.saved_config(run.load_checkpoint())) if cfg.resume else cfg)
