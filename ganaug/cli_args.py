@@ -88,8 +88,9 @@ def add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def set_threads(n: int | None) -> None:
-    """Apply ``--threads`` (None: leave torch's default)."""
-    if n is not None:
+    """Apply ``--threads`` (None: leave torch's default; below 1: left to the command's own
+    check, as ``bench`` does)."""
+    if n is not None and n >= 1:
         import torch
 
         torch.set_num_threads(int(n))
