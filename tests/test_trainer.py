@@ -498,7 +498,7 @@ def test_absurd_size_is_refused_before_loading_data(npz_data, tmp_path, monkeypa
     import ganaug.training.trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "load_data", lambda *a, **k: pytest.fail("loaded data"))
-    with pytest.raises(GanaugConfigError, match=r"Arch 'dcgan' can't make 100000x100000 images "
+    with pytest.raises(GanaugConfigError, match=r"Arch 'dcgan' cannot make 100000x100000 images "
                                                 r"\(image_size / --size 100000\); it supports "
                                                 r"sizes 16, 28, 32, 64"):
         Trainer(make_cfg(npz_data, tmp_path / "run", image_size=100000)).fit()

@@ -56,7 +56,8 @@ def check_image_size(cfg: TrainConfig) -> None:
     if cfg.image_size not in sizes:
         n = cfg.image_size
         raise GanaugConfigError(
-            f"{f'Arch {cfg.arch!r}' if cfg.arch else 'No registered arch'} can't make {n}x{n} images "
+            (f"Arch {cfg.arch!r} cannot make" if cfg.arch else "No registered arch makes")
+            + f" {n}x{n} images "
             f"(image_size / --size {n}); it supports sizes {', '.join(map(str, sizes))}. "
             "Images are resized to it before training.")
 
