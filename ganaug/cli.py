@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DiffAugment policy, e.g. translation,cutout; 'none' to disable")
     p.add_argument("--ada", action=argparse.BooleanOptionalAction, default=None,
                    help="adapt the DiffAugment probability to D's overfitting")
+    p.add_argument("--cr-weight", type=float, default=None, dest="cr_weight",
+                   help="balanced consistency regularisation weight (0 = off; paper: 10)")
     p.add_argument("--d-steps", type=int, default=None, dest="d_steps")
     p.add_argument("--lr-g", type=float, default=None, dest="lr_g")
     p.add_argument("--lr-d", type=float, default=None, dest="lr_d")
