@@ -108,7 +108,9 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
     return {"bench": "train", "device": str(dev), "arch": cfg.arch, "image_size": image_size,
             "batch_size": cfg.batch_size, "d_steps": cfg.d_steps,
             "width": cfg.arch_kwargs.get("width", "default"), "ema": True, "diffaug": "none",
-            "amp": cfg.amp, "channels_last": cfg.channels_last, "compile": cfg.compile,
+            # amp: what ran (autocast is CUDA-only), not what was asked for.
+            "amp": bool(trainer.gan.autocast), "channels_last": cfg.channels_last,
+            "compile": cfg.compile,
             "cr_weight": cfg.cr_weight, **settings,
             "torch_threads": torch.get_num_threads(), "rows": rows, "ratio": ratio,
             "rss_before_mb": rss_before, "seconds_per_round": timing["seconds"]}

@@ -168,7 +168,8 @@ def test_loader_throughput_runs(cifar_mini):
 def test_bench_train_cli_passes_speed_options_and_cr_weight(tmp_path, capsys):
     out = tmp_path / "train.json"
     rc = main(["bench", "train", "--quick", "--size", "16", "--batch", "4", "--width", "8",
-               "--threads", "1", "--channels-last", "--cr-weight", "10", "--json", str(out)])
+               "--threads", "1", "--amp", "--channels-last", "--cr-weight", "10", "--json",
+               str(out)])
     text = capsys.readouterr().out
     assert rc == 0
     assert "channels_last, bCR 10 (ganaug side)" in text
