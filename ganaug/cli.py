@@ -190,7 +190,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     run_bench(args.what, file=args.file, data=args.data, arch=args.arch,
               image_size=args.image_size, batch_size=args.batch_size, width=args.width,
-              device=args.device, threads=args.threads, quick=args.quick, json_path=args.json)
+              device=args.device, threads=args.threads, quick=args.quick, json_path=args.json,
+              amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+              cr_weight=args.cr_weight)
     return 0
 
 
@@ -235,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DiffAugment policy, e.g. translation,cutout; 'none' to disable")
     p.add_argument("--ada", action=argparse.BooleanOptionalAction, default=None,
                    help="adapt the DiffAugment probability to D's overfitting")
+    p.add_argument("--cr-weight", type=float, default=None, dest="cr_weight",
+                   help="balanced consistency regularisation weight (0 = off; paper: 10)")
     p.add_argument("--d-steps", type=int, default=None, dest="d_steps")
     p.add_argument("--lr-g", type=float, default=None, dest="lr_g")
     p.add_argument("--lr-d", type=float, default=None, dest="lr_d")
@@ -351,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: torch's; 1 on a shared machine)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", default=None, metavar="FILE")
+    p.add_argument("--amp", action="store_true", help="train: autocast on CUDA (both sides)")
+    p.add_argument("--channels-last", action="store_true", dest="channels_last",
+                   help="train: NHWC networks (both sides)")
+    p.add_argument("--compile", action="store_true", help="train: torch.compile ganaug's side")
+    p.add_argument("--cr-weight", type=float, default=0.0, dest="cr_weight",
+                   help="train: bCR weight on ganaug's side (the ratio shows its cost)")
     p.set_defaults(func=_cmd_bench)
     return parser
 

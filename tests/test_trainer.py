@@ -412,3 +412,16 @@ def test_train_or_resume_retrains_on_other_data(npz_data, tmp_path):
     train_or_resume(make_cfg(npz_data, out, steps=1), data=other)
     training = read_metadata(out / "generator.safetensors")["training"]
     assert training["data_fingerprint"] == other.fingerprint() != data.fingerprint()
+
+
+def test_resume_is_bit_exact_with_bcr(npz_data, tmp_path):
+    extra = {"cr_weight": 10.0, "diffaug": "translation"}
+    one, two, off = tmp_path / "one", tmp_path / "two", tmp_path / "off"
+    Trainer(make_cfg(npz_data, one, steps=4, **extra)).fit()
+    Trainer(make_cfg(npz_data, two, steps=2, **extra)).fit()
+    Trainer(make_cfg(npz_data, two, steps=4, resume=True, **extra)).fit()
+    assert_same_tensors(one / "generator.safetensors", two / "generator.safetensors")
+    assert "cr_weight: 10.0" in (two / "config.yaml").read_text()
+    Trainer(make_cfg(npz_data, off, steps=4, diffaug="translation")).fit()
+    with pytest.raises(AssertionError):  # bCR changed the run
+        assert_same_tensors(one / "generator.safetensors", off / "generator.safetensors")
