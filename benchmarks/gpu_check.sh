@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-GPU check of ganaug, at most ~8 minutes: training speed against the plain PyTorch loop,
+# One-GPU check of ganaug, at most 8 minutes (GPU_BUDGET_SECONDS): training speed against the plain PyTorch loop,
 # sampling throughput, and a short resnet run on cifar10-mini with its CAS ratio.
 #
 # Usage: benchmarks/gpu_check.sh [--quick] [CIFAR10_MINI_DIR]
@@ -51,9 +51,17 @@ else
 fi
 
 # step NAME SECONDS CMD...: run CMD with a time limit, its output in parts/NAME.log.
+#   No step runs past the budget: its limit is cut to what is left, and a step with under
+#   15 s left is skipped (recorded as a failure), so the whole check ends within BUDGET.
 step() {
     local name=$1 limit=$2
     shift 2
+    local left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 15 ]; then
+        echo "$name: skipped, the ${BUDGET}s budget is spent" | tee -a "$FAILURES"
+        return 1
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "== $name (limit ${limit}s, ${SECONDS}s used)"
     timeout -s INT "$limit" "$@" > "$PARTS/$name.log" 2>&1
     local rc=$?
