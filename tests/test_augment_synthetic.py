@@ -50,6 +50,32 @@ def test_synthetic_one_call_per_chunk_and_generate(tiny_generator, monkeypatch):
     assert len(calls) == 6
 
 
+def test_default_cache_generates_each_chunk_once_when_shuffled(tiny_generator, monkeypatch):
+    calls = []
+    original = tiny_generator.generate
+    monkeypatch.setattr(tiny_generator, "generate",
+                        lambda z, y, **k: calls.append(len(y)) or original(z, y, **k))
+    ds = SyntheticDataset(tiny_generator, n_per_class=20, chunk_size=2)  # 30 chunks
+    order = torch.randperm(60, generator=torch.Generator().manual_seed(0)).tolist()
+    first = {i: ds.image(i).clone() for i in order}
+    assert len(calls) == 30 and ds.cache is None  # was: an LRU of 8 chunks, 54 calls
+    assert all(torch.equal(ds.image(i), first[i]) for i in reversed(order))
+    assert len(calls) == 30
+
+
+def test_memory_budget_bounds_the_default_cache(tiny_generator):
+    chunk_bytes = 2 * 3 * 16 * 16  # chunk_size x C x H x W uint8
+    ds = SyntheticDataset(tiny_generator, n_per_class=20, chunk_size=2,
+                          memory_mb=3.5 * chunk_bytes / 2**20)
+    full = SyntheticDataset(tiny_generator, n_per_class=20, chunk_size=2, cache="memory")
+    for i in torch.randperm(60, generator=torch.Generator().manual_seed(1)).tolist():
+        assert torch.equal(ds.image(i), full.image(i))
+        assert len(ds._chunks) <= 3 and ds._held <= 3 * chunk_bytes
+    assert len(full._chunks) == 30
+    with pytest.raises(GanaugConfigError, match=r"memory_mb must be a finite number in \[0, inf\)"):
+        SyntheticDataset(tiny_generator, n_per_class=1, memory_mb=-1)
+
+
 def test_synthetic_transform_and_target_transform(tiny_generator):
     ds = SyntheticDataset(tiny_generator, n_per_class=2, transform=v2.PILToTensor(),
                           target_transform=lambda y: y + 10)

@@ -20,7 +20,13 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
-from ganaug._checks import check_int, check_probability, check_seed, check_truncation
+from ganaug._checks import (
+    check_float,
+    check_int,
+    check_probability,
+    check_seed,
+    check_truncation,
+)
 from ganaug._files import atomic_path, guard_folder
 from ganaug._seeding import derive_seed
 from ganaug.augment.functional import per_class_counts
@@ -32,7 +38,9 @@ from ganaug.generator import Generator
 __all__ = ["SyntheticDataset"]
 
 CACHE_META = "ganaug-synthetic.json"
-LRU_CHUNKS = 8  # chunks kept per process with cache=None
+#: Default bytes of generated chunks kept per process (and per DataLoader worker) with
+#: ``cache=None``: 256 MiB holds ~87,000 32x32 RGB images or ~1,700 224x224 RGB ones.
+MEMORY_MB = 256
 
 
 class SyntheticDataset(Dataset):
@@ -52,11 +60,15 @@ class SyntheticDataset(Dataset):
         counts: ``{class name or index: count}`` or one count per class.
         seed: base seed of every chunk.
         transform, target_transform: applied to the PIL image / int label (settable).
-        cache: ``None`` keeps the last few chunks per process (fine for sequential reads);
-            ``"memory"`` keeps every generated chunk (use it, or :meth:`generate`, when
-            shuffling); a directory keeps PNGs in ``ganaug export``'s ImageFolder layout
-            ``DIR/<class>/<j:06d>.png`` + ``manifest.csv`` + ``export.json``, reused by later
-            runs (and exports) with the same model, seed and truncation.
+        cache: ``None`` (default) keeps every generated chunk in memory, per process and
+            DataLoader worker, up to ``memory_mb``, so a shuffled epoch generates each image
+            once when the dataset fits; beyond it the least recently used chunks are dropped,
+            and a shuffled read then often regenerates a whole chunk (``chunk_size`` images)
+            for one image: use a cache directory, or :meth:`generate` before the DataLoader
+            starts (workers share the parent's chunks copy-on-write). ``"memory"`` keeps every
+            chunk whatever its size. A directory keeps PNGs in ``ganaug export``'s ImageFolder
+            layout ``DIR/<class>/<j:06d>.png`` + ``manifest.csv`` + ``export.json``, reused by
+            later runs (and exports) with the same model, seed and truncation.
         chunk_size: images generated per call and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         progress: show a tqdm bar in :meth:`generate`.
@@ -67,6 +79,8 @@ class SyntheticDataset(Dataset):
         max_tries: most candidates drawn to fill one chunk (default 20 x the chunk length).
         device: where to generate (default: the generator's device; the CPU inside
             DataLoader workers).
+        memory_mb: the in-memory budget of ``cache=None`` (and of a cache directory's
+            decoded chunks), in MiB per process.
 
     Raises:
         GanaugConfigError: bad counts, unknown class names, bad settings, a cache folder made
@@ -81,7 +95,8 @@ class SyntheticDataset(Dataset):
                  cache: str | os.PathLike | None = None, chunk_size: int = 256,
                  truncation: float = 1.0, progress: bool = False, filter: Callable | None = None,
                  min_confidence: float = 0.9, max_tries: int | None = None,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None,
+                 memory_mb: float = MEMORY_MB) -> None:
         self.source = GeneratorSource(generator)
         self.classes = self.source.classes
         self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
@@ -100,6 +115,7 @@ class SyntheticDataset(Dataset):
         self.min_confidence = check_probability("min_confidence", min_confidence)
         self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)
         self.device = None if device is None else torch.device(device)
+        self.memory_mb = check_float("memory_mb", memory_mb, minimum=0.0)
         self.cache_dir: Path | None = None
         self.layout: ImageFolderLayout | None = None
         if cache not in (None, "memory"):
@@ -107,6 +123,7 @@ class SyntheticDataset(Dataset):
             self.layout = self._claim_cache_dir()
         self.cache = cache
         self._chunks: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self._held = 0  # bytes in self._chunks
         self._tried = [0] * len(self.classes)
         self._accepted = [0] * len(self.classes)
 
@@ -196,8 +213,10 @@ class SyntheticDataset(Dataset):
             if self.layout is not None:
                 self._write_chunk(cls, k, images)
         self._chunks[key] = images
-        if self.cache is None and len(self._chunks) > LRU_CHUNKS:
-            self._chunks.popitem(last=False)
+        self._held += images.nbytes
+        budget = self.memory_mb * 2**20
+        while self.cache != "memory" and self._held > budget and len(self._chunks) > 1:
+            self._held -= self._chunks.popitem(last=False)[1].nbytes
         return images
 
     def _device(self) -> torch.device | None:
