@@ -207,3 +207,39 @@ def test_synthetic_filtered_cache_refuses_other_settings(tiny_generator, tmp_pat
                                                 r"there, 0\.5 now\)"):
         SyntheticDataset(tiny_generator, counts={"b": 2}, filter=clf, min_confidence=0.5,
                          cache=tmp_path / "f")
+
+
+# -- labels of a real dataset (class identity by name) ---------------------------------------
+def test_items_carry_a_datasets_labels_by_name():
+    from conftest import ClassConstNet
+
+    from ganaug.generator import Generator
+
+    natural = {"c1": 0, "c2": 1, "c10": 2}  # timm's reader; the generator is plain: c1, c10, c2
+    gen = Generator(ClassConstNet(num_classes=3), classes=sorted(natural))
+    ds = SyntheticDataset(gen, n_per_class=2, class_to_idx=natural)
+    assert ds.classes == ["c1", "c2", "c10"] and ds.generator_classes == ["c1", "c10", "c2"]
+    for i in range(len(ds)):
+        img, label = ds[i]
+        value = float(v2.functional.pil_to_tensor(img).float().mean()) / 255
+        assert ds.generator_classes[round(value * 2)] == ds.classes[label] == [
+            "c1", "c10", "c2"][ds.locate(i)[0]]
+    assert sorted(ds.targets) == [0, 0, 1, 1, 2, 2]
+
+
+def test_a_subset_of_classes_and_the_filter_columns(const_generator):
+    ds = SyntheticDataset(const_generator, n_per_class=3, classes=["c", "a"])
+    assert ds.counts == [3, 0, 3] and ds.targets == [1, 1, 1, 0, 0, 0]
+    with pytest.raises(GanaugConfigError, match=r"counts asks for class\(es\) b, which "
+                                                r"class_to_idx does not name \(c, a\)"):
+        SyntheticDataset(const_generator, counts={"b": 1}, classes=["c", "a"])
+    with pytest.raises(GanaugDataError, match=r"does not know: zebra"):
+        SyntheticDataset(const_generator, n_per_class=1, classes=["a", "zebra"])
+    seen = []
+
+    def by_label(images):  # confident in column 0 only, the label of "c"
+        seen.append(len(images))
+        return torch.tensor([[9.0, 0.0]]).repeat(len(images), 1)
+
+    kept = SyntheticDataset(const_generator, counts={"c": 2}, classes=["c", "a"], filter=by_label)
+    assert kept.targets == [0, 0] and kept.image(1).shape == (3, 16, 16) and seen == [2]

@@ -195,7 +195,7 @@ class MixedDataset(Dataset):
         given = synthetic_or_generator if isinstance(
             synthetic_or_generator, SyntheticDataset) else None
         source = None if given is not None else GeneratorSource(synthetic_or_generator)
-        gen_classes = list(given.classes if given is not None else source.classes)
+        gen_classes = list(given.generator_classes if given is not None else source.classes)
         if len(real) == 0:
             raise GanaugDataError("The real dataset is empty (0 items): there is nothing to mix "
                                   "with or to take the class mix from. Check its root and split.")
@@ -281,7 +281,7 @@ class MixedDataset(Dataset):
             needed = [self.synthetic.counts[self._gen(c)] for c in range(len(self.classes))]
             unused = sorted(set(range(len(self.synthetic.counts)))
                             - {self._gen(c) for c in range(len(self.classes))})
-            extra = [self.synthetic.classes[g] for g in unused if self.synthetic.counts[g]]
+            extra = [self.synthetic.generator_classes[g] for g in unused if self.synthetic.counts[g]]
             if extra:
                 raise GanaugDataError(
                     f"The SyntheticDataset has images of class(es) {', '.join(extra)}, which the "

@@ -29,6 +29,7 @@ from ganaug._checks import (
 )
 from ganaug._files import atomic_path, guard_folder
 from ganaug._seeding import derive_seed
+from ganaug.augment.classes import class_lookup, to_class_to_idx
 from ganaug.augment.functional import per_class_counts
 from ganaug.augment.source import GeneratorSource
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -73,7 +74,8 @@ class SyntheticDataset(Dataset):
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         progress: show a tqdm bar in :meth:`generate`.
         filter: a classifier ``(N, C, H, W) float in [0, 1] -> (N, K) logits`` (class ``k``
-            of the classifier = class ``k`` of the generator); only samples whose softmax
+            of the classifier = label ``k``: the generator's class ``k``, or the dataset's
+            label ``k`` with ``class_to_idx``); only samples whose softmax
             probability of their intended class is ``>= min_confidence`` are kept.
         min_confidence: acceptance threshold in [0, 1].
         max_tries: most candidates drawn to fill one chunk (default 20 x the chunk length).
@@ -81,6 +83,11 @@ class SyntheticDataset(Dataset):
             DataLoader workers).
         memory_mb: the in-memory budget of ``cache=None`` (and of a cache directory's
             decoded chunks), in MiB per process.
+        class_to_idx, classes: a real dataset's ``{name: label}`` (or names by label): items
+            then carry that dataset's labels (to concatenate with it, e.g. timm's naturally
+            sorted folders), ``n_per_class`` covers only its classes, and ``filter``'s logit
+            columns are its labels. ``classes``/``class_to_idx`` describe the labels;
+            ``generator_classes`` the generator's, in which ``counts`` and :meth:`index_of` are.
 
     Raises:
         GanaugConfigError: bad counts, unknown class names, bad settings, a cache folder made
@@ -96,17 +103,21 @@ class SyntheticDataset(Dataset):
                  truncation: float = 1.0, progress: bool = False, filter: Callable | None = None,
                  min_confidence: float = 0.9, max_tries: int | None = None,
                  device: str | torch.device | None = None,
-                 memory_mb: float = MEMORY_MB) -> None:
+                 memory_mb: float = MEMORY_MB,
+                 class_to_idx: Mapping[str, int] | None = None,
+                 classes: Sequence[str] | None = None) -> None:
         self.source = GeneratorSource(generator)
-        self.classes = self.source.classes
-        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        self.generator_classes = list(self.source.classes)
         if (n_per_class is None) == (counts is None):
             raise GanaugConfigError("Pass exactly one of n_per_class= (images per class) or "
                                     "counts= ({class: count} or one count per class).")
-        self.counts = per_class_counts(n_per_class if counts is None else counts, self.classes,
+        self.counts = per_class_counts(n_per_class if counts is None else counts,
+                                       self.generator_classes,
                                        what="n_per_class" if counts is None else "counts")
+        self._labels = self._label_space(to_class_to_idx(class_to_idx=class_to_idx,
+                                                         classes=classes), n_per_class)
         self.offsets = np.cumsum([0] + self.counts).tolist()
-        self.targets = [c for c, n in enumerate(self.counts) for _ in range(n)]
+        self.targets = [self._labels[c] for c, n in enumerate(self.counts) for _ in range(n)]
         self.seed = check_seed("seed", seed)
         self.truncation = check_truncation(truncation)
         self.chunk_size = check_int("chunk_size", chunk_size)
@@ -124,8 +135,29 @@ class SyntheticDataset(Dataset):
         self.cache = cache
         self._chunks: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
         self._held = 0  # bytes in self._chunks
-        self._tried = [0] * len(self.classes)
-        self._accepted = [0] * len(self.classes)
+        self._tried = [0] * len(self.generator_classes)
+        self._accepted = [0] * len(self.generator_classes)
+
+    def _label_space(self, mapping: dict[str, int] | None, n_per_class) -> list[int]:
+        """Set ``classes``/``class_to_idx``; return the label of each generator class."""
+        gen = self.generator_classes
+        if mapping is None:
+            self.classes, self.class_to_idx = gen, {name: k for k, name in enumerate(gen)}
+            return list(range(len(gen)))
+        class_lookup(gen, mapping, what="class_to_idx")  # refuses names the generator lacks
+        if sorted(mapping.values()) != list(range(len(mapping))):
+            raise GanaugConfigError(f"class_to_idx must use the labels 0..{len(mapping) - 1}, "
+                                    f"got {mapping}.")
+        if n_per_class is not None:  # n images of each of the dataset's classes
+            self.counts = [n if name in mapping else 0 for name, n in zip(gen, self.counts)]
+        unlabelled = [name for name, n in zip(gen, self.counts) if n and name not in mapping]
+        if unlabelled:
+            raise GanaugConfigError(
+                f"counts asks for class(es) {', '.join(unlabelled)}, which class_to_idx does not "
+                f"name ({', '.join(mapping)}): their images would have no label.")
+        self.class_to_idx = dict(mapping)
+        self.classes = sorted(mapping, key=mapping.__getitem__)
+        return [mapping.get(name, -1) for name in gen]
 
     @property
     def generator(self) -> Generator:
@@ -195,8 +227,8 @@ class SyntheticDataset(Dataset):
     @property
     def acceptance(self) -> dict[str, float]:
         """Filter acceptance rate per class name (classes drawn so far in this process)."""
-        return {self.classes[c]: self._accepted[c] / self._tried[c]
-                for c in range(len(self.classes)) if self._tried[c]}
+        return {self.generator_classes[c]: self._accepted[c] / self._tried[c]
+                for c in range(len(self.generator_classes)) if self._tried[c]}
 
     # -- chunks -----------------------------------------------------------------------------
     def _chunk_len(self, cls: int, k: int) -> int:
@@ -259,15 +291,16 @@ class SyntheticDataset(Dataset):
             got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise GanaugConfigError(f"filter must map (N, C, H, W) images to (N, K) logits; for "
                                     f"N={len(images)} it returned {got}.")
-        if logits.shape[1] <= cls:
-            raise GanaugConfigError(f"filter returns {logits.shape[1]} logits but class {cls} "
-                                    f"('{self.classes[cls]}') needs at least {cls + 1}.")
-        probs = logits.float().softmax(dim=1)[:, cls].cpu()
+        col = self._labels[cls]  # the classifier's classes are the labels
+        if logits.shape[1] <= col:
+            raise GanaugConfigError(f"filter returns {logits.shape[1]} logits but class {col} "
+                                    f"('{self.generator_classes[cls]}') needs at least {col + 1}.")
+        probs = logits.float().softmax(dim=1)[:, col].cpu()
         return probs >= self.min_confidence
 
     def _refuse(self, cls: int, tried: int, accepted: int, m: int, max_tries: int) -> None:
         raise GanaugDataError(
-            f"Class '{self.classes[cls]}': only {accepted} of {tried} generated samples "
+            f"Class '{self.generator_classes[cls]}': only {accepted} of {tried} generated samples "
             f"({accepted / max(tried, 1):.1%}) reach min_confidence={self.min_confidence} under "
             f"the filter, so {m} images cannot be found within max_tries={max_tries}. Lower "
             "min_confidence, raise max_tries, or train the generator longer.")
@@ -282,20 +315,20 @@ class SyntheticDataset(Dataset):
         fix = "Use a new cache folder, or delete this one."
         if self.filter is None:
             spec = export_spec(self.generator, n_per_class=n_per_class, seed=self.seed,
-                               fmt="png", labels=range(len(self.classes)),
+                               fmt="png", labels=range(len(self.generator_classes)),
                                truncation=self.truncation)
-            old = ImageFolderLayout(self.cache_dir, self.classes, n_per_class=n_per_class).guard(
+            old = ImageFolderLayout(self.cache_dir, self.generator_classes, n_per_class=n_per_class).guard(
                 spec, ("model_sha256", "seed", "fmt", "truncation"), fix=fix)
             if old is not None:  # the export (or cache) that made the folder set the padding
                 n_per_class = int(old.get("n_per_class", 1))
         else:
             settings = {"seed": self.seed, "truncation": self.truncation,
                         "chunk_size": self.chunk_size, "counts": self.counts,
-                        "classes": self.classes, "min_confidence": self.min_confidence,
+                        "classes": self.generator_classes, "min_confidence": self.min_confidence,
                         "model_sha256": model_fingerprint(self.generator)}
             guard_folder(self.cache_dir, settings, name=CACHE_META,
                          what="filtered synthetic images", fix=fix)
-        return ImageFolderLayout(self.cache_dir, self.classes, n_per_class=n_per_class)
+        return ImageFolderLayout(self.cache_dir, self.generator_classes, n_per_class=n_per_class)
 
     def _read_chunk(self, cls: int, k: int) -> torch.Tensor | None:
         start = k * self.chunk_size
