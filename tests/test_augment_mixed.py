@@ -241,3 +241,19 @@ def test_labels_without_a_class_are_refused(const_generator):
         MixedDataset(real, const_generator, ratio=1.0)
     with pytest.raises(GanaugDataError, match=r"must use the labels 0\.\.1, got \{'a': 0, 'c': 2\}"):
         MixedDataset(real, const_generator, ratio=1.0, class_to_idx={"a": 0, "c": 2})
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"class_to_idx": {}}, r"class_to_idx= / classes= is empty"),
+    ({"classes": []}, r"class_to_idx= / classes= is empty"),
+    ({"class_to_idx": {"a": "first"}}, r"must map class names to int labels, got \{'a': 'first'\}"),
+    ({"class_to_idx": ["a"]}, r"class_to_idx= must be a \{name: label\} dict"),
+])
+def test_every_entry_point_refuses_bad_class_arguments(const_generator, kwargs, match):
+    from ganaug.augment import BatchMixer
+
+    for build in (lambda: BatchMixer(const_generator, **kwargs),
+                  lambda: SyntheticDataset(const_generator, n_per_class=1, **kwargs),
+                  lambda: MixedDataset(RealSet(), const_generator, ratio=1.0, **kwargs)):
+        with pytest.raises(GanaugDataError, match=match):
+            build()

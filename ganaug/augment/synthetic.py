@@ -29,7 +29,7 @@ from ganaug._checks import (
 )
 from ganaug._files import atomic_path, guard_folder
 from ganaug._seeding import derive_seed
-from ganaug.augment.classes import class_lookup, to_class_to_idx
+from ganaug.augment.classes import class_lookup, given_class_to_idx
 from ganaug.augment.functional import per_class_counts
 from ganaug.augment.source import GeneratorSource
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -114,8 +114,8 @@ class SyntheticDataset(Dataset):
         self.counts = per_class_counts(n_per_class if counts is None else counts,
                                        self.generator_classes,
                                        what="n_per_class" if counts is None else "counts")
-        self._labels = self._label_space(to_class_to_idx(class_to_idx=class_to_idx,
-                                                         classes=classes), n_per_class)
+        self._labels = self._label_space(given_class_to_idx(class_to_idx=class_to_idx,
+                                                            classes=classes), n_per_class)
         self.offsets = np.cumsum([0] + self.counts).tolist()
         self.targets = [self._labels[c] for c, n in enumerate(self.counts) for _ in range(n)]
         self.seed = check_seed("seed", seed)
