@@ -359,9 +359,12 @@ class _ConstSet(torch.utils.data.Dataset):
         return torch.full((3, 8, 8), 7, dtype=torch.uint8), i % 3
 
 
-def _worker_positions(mixer, seed, workers=2):
+def _worker_positions(mixer, seed, workers=2, by_hand=False):
+    from torch.utils.data import default_collate
+
+    collate = (lambda b: mixer(*default_collate(b))) if by_hand else mixer.collate
     loader = torch.utils.data.DataLoader(_ConstSet(), batch_size=8, num_workers=workers,
-                                         collate_fn=mixer.collate,
+                                         collate_fn=collate,
                                          generator=torch.Generator().manual_seed(seed))
     out = []
     for x, y in loader:
@@ -372,13 +375,13 @@ def _worker_positions(mixer, seed, workers=2):
     return out[0::2], out[1::2]  # batches of worker 0, of worker 1
 
 
-@pytest.mark.parametrize("seed", [None, 3])
-def test_collate_workers_draw_their_own_positions_reproducibly(const_generator, seed):
+@pytest.mark.parametrize("seed,by_hand", [(None, False), (3, False), (None, True)])
+def test_collate_workers_draw_their_own_positions_reproducibly(const_generator, seed, by_hand):
     mixer = BatchMixer(const_generator, 0.5, seed=seed)
-    w0, w1 = _worker_positions(mixer, 0)
+    w0, w1 = _worker_positions(mixer, 0, by_hand=by_hand)
     assert w0 != w1  # each worker its own stream (they were identical)
-    assert (w0, w1) == _worker_positions(mixer, 0)  # a seeded DataLoader reproduces them
-    assert (w0, w1) != _worker_positions(mixer, 1)
+    assert (w0, w1) == _worker_positions(mixer, 0, by_hand=by_hand)  # a seeded DataLoader
+    assert (w0, w1) != _worker_positions(mixer, 1, by_hand=by_hand)
 
 
 def test_smoothed_and_mixed_targets_keep_their_mass(const_generator):
