@@ -257,3 +257,27 @@ def test_every_entry_point_refuses_bad_class_arguments(const_generator, kwargs, 
                   lambda: MixedDataset(RealSet(), const_generator, ratio=1.0, **kwargs)):
         with pytest.raises(GanaugDataError, match=match):
             build()
+
+
+@pytest.mark.parametrize("targets,match", [
+    ([0, 1.7, 2], r"Label 1 of the real dataset is 1\.7 \(float\)"),
+    (["a", "b"], r"Label 0 of the real dataset is 'a' \(str\)"),
+    (torch.tensor([0.0, 1.0]), r"Label 0 of the real dataset is 0\.0 \(float\)"),
+    ([True, False], r"is True \(bool\)"),
+])
+def test_non_integer_labels_are_refused_not_truncated(tiny_generator, targets, match):
+    real = RealSet()
+    real.targets = targets
+    with pytest.raises(GanaugDataError, match=match):
+        MixedDataset(real, tiny_generator, ratio=1.0)
+
+
+def test_tensor_and_numpy_targets_are_read():
+    from ganaug.augment import dataset_labels
+
+    real = RealSet()
+    for targets in (torch.tensor(REAL_TARGETS), np.asarray(REAL_TARGETS, dtype=np.int32)):
+        real.targets = targets
+        assert dataset_labels(real) == REAL_TARGETS
+    real = RealSet(with_targets=False)
+    assert dataset_labels(real) == REAL_TARGETS

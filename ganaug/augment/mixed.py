@@ -33,13 +33,30 @@ MODES = ("append", "replace")
 
 # -- counting --------------------------------------------------------------------------------
 def dataset_labels(dataset: Dataset) -> list[int]:
-    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it."""
+    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it.
+
+    Raises:
+        GanaugDataError: a label that is not an integer class index (a float, a string, a
+            multi-element tensor), instead of truncating it.
+    """
     targets = getattr(dataset, "targets", None)
     if targets is None:
-        return [int(dataset[i][1]) for i in range(len(dataset))]
-    if isinstance(targets, torch.Tensor):
-        return targets.tolist()
-    return [int(t) for t in targets]
+        targets = [dataset[i][1] for i in range(len(dataset))]
+    elif isinstance(targets, (torch.Tensor, np.ndarray)):
+        targets = list(targets.reshape(-1)) if targets.ndim == 1 else [targets]
+    return [_int_label(t, i) for i, t in enumerate(targets)]
+
+
+def _int_label(label: Any, i: int) -> int:
+    size = label.numel() if isinstance(label, torch.Tensor) else getattr(label, "size", None)
+    if isinstance(label, (torch.Tensor, np.ndarray)) and size == 1:
+        label = label.item()
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return int(label)
+    raise GanaugDataError(
+        f"Label {i} of the real dataset is {label!r} ({type(label).__name__}); MixedDataset "
+        "needs one integer class index per item: give the real dataset int labels "
+        "(its own target_transform can convert them).")
 
 
 def balance_counts(real_counts: Sequence[int], balance: str | Mapping, *,
