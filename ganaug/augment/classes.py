@@ -125,3 +125,18 @@ def lookup(lut: torch.Tensor | None, labels: torch.Tensor, *, what: str = "the d
         f"Label {first} of {what} names no class: its class_to_idx has labels "
         f"{sorted(int(i) for i in (lut >= 0).nonzero().flatten())}. Fix the labels or pass the "
         "matching class_to_idx= / classes=.")
+
+
+def given_class_to_idx(*, class_to_idx: Any = None, classes: Any = None) -> dict[str, int] | None:
+    """:func:`to_class_to_idx` for user arguments: also refuses an empty or non-int mapping."""
+    try:
+        mapping = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, GanaugDataError):
+            raise
+        raise GanaugDataError(f"class_to_idx= must map class names to int labels, got "
+                              f"{class_to_idx!r} ({exc}).") from None
+    if mapping is not None and not mapping:
+        raise GanaugDataError("class_to_idx= / classes= is empty; pass the dataset's class "
+                              "names (e.g. class_to_idx=dataset.class_to_idx), or leave it out.")
+    return mapping
