@@ -9,11 +9,11 @@ from __future__ import annotations
 import PIL.Image
 import pytest
 import torch
+from conftest import ClassConstNet
 from torch.utils.data import DataLoader, Subset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from conftest import ClassConstNet
 from ganaug.augment import GANAugment, with_labels
 from ganaug.errors import GanaugDataError
 from ganaug.generator import Generator
@@ -104,7 +104,7 @@ def test_no_names_keeps_index_matching_within_range(const_generator):
 def _timm_loader(ds, prefetcher):
     timm_data = pytest.importorskip("timm.data")
     return timm_data.create_loader(
-        ds, input_size=(3, 16, 16), batch_size=4, is_training=True, use_prefetcher=prefetcher,
+        ds, input_size=(3, 16, 16), batch_size=3, is_training=True, use_prefetcher=prefetcher,
         color_jitter=0.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), num_workers=0,
         device=torch.device("cpu"), persistent_workers=False)
 

@@ -128,12 +128,15 @@ class ClassMap:
 
 def check_unnormalised(image: Any, where: str, fix: str) -> None:
     """Refuse a float image with values outside [0, 1]: it was normalised before ``where``."""
-    if isinstance(image, torch.Tensor) and image.is_floating_point() and image.numel():
-        low, high = float(image.min()), float(image.max())
-    elif (isinstance(image, np.ndarray) and image.dtype.kind == "f" and image.size):
-        low, high = float(image.min()), float(image.max())
+    if isinstance(image, torch.Tensor):
+        floating, empty = image.is_floating_point(), image.numel() == 0
+    elif isinstance(image, np.ndarray):
+        floating, empty = image.dtype.kind == "f", image.size == 0
     else:
         return
+    if not floating or empty:
+        return
+    low, high = float(image.min()), float(image.max())
     if low < -RANGE_SLACK or high > 1 + RANGE_SLACK or not (np.isfinite(low) and
                                                              np.isfinite(high)):
         raise GanaugDataError(
