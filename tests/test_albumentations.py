@@ -172,6 +172,7 @@ def test_spatial_targets_are_refused(const_generator, target):
         aug(image=np.zeros((8, 8, 3), np.uint8), label=0, **target)
 
 
+@pytest.mark.filterwarnings("ignore:Got processor for bboxes")
 def test_empty_boxes_pass_through_compose(const_generator):
     aug = A.Compose([GA.GANAugment(const_generator, p=1.0)],
                     bbox_params=A.BboxParams(format="albumentations", label_fields=[]), seed=0)

@@ -73,6 +73,11 @@ def test_explicit_class_to_idx_and_dataset_classes(const_generator):
     assert _decode(v2.functional.pil_to_tensor(by_dict(img, 0)[0])) == 1
     with pytest.raises(GanaugDataError, match=r"GANAugment: Label 2 is out of range"):
         by_list(img, 2)
+    sparse = GANAugment(const_generator, p=1.0, class_to_idx={"c": 0, "a": 2})
+    assert _decode(v2.functional.pil_to_tensor(sparse(img, 2)[0])) == 0
+    assert _decode(v2.functional.pil_to_tensor(sparse(img, "b")[0])) == 1  # names: by name
+    with pytest.raises(GanaugDataError, match=r"label 1 names no class of class_to_idx="):
+        sparse(img, 1)
     with pytest.raises(GanaugDataError, match="class_to_idx= or dataset_classes=, not both"):
         GANAugment(const_generator, class_to_idx={"a": 0}, dataset_classes=["a"])
 
@@ -163,3 +168,18 @@ def test_float_images_in_unit_range_pass(const_generator):
     assert torch.allclose(out, torch.ones(3, 4, 4))
     with pytest.raises(GanaugDataError, match="not \\[0, 1\\]"):
         GANAugment(const_generator, p=0.0)(torch.full((3, 4, 4), float("nan")), 2)
+
+
+@pytest.mark.parametrize("mapping", [{"a": 2**16}, {"a": -1}, {"a": 1.5}, {"a": "x"},
+                                     {"a": True}, {0: 0}], ids=str)
+def test_hostile_class_to_idx_is_refused(const_generator, mapping):
+    with pytest.raises(GanaugDataError, match=r"must map class names \(str\) to int labels"):
+        GANAugment(const_generator, class_to_idx=mapping)
+
+    class Declares(torch.utils.data.Dataset):
+        class_to_idx = mapping
+
+    with pytest.raises(GanaugDataError, match=r"Declares\.class_to_idx must map class names"):
+        with_labels(Declares(), GANAugment(const_generator))
+    with pytest.raises(GanaugDataError, match=r"dataset_classes= must be a list of class names"):
+        GANAugment(const_generator, dataset_classes=[1, 2])

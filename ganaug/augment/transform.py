@@ -35,6 +35,8 @@ __all__ = ["ClassMap", "GANAugment", "LabeledTransformDataset", "default_labels_
 LABEL_KEYS = ("label", "labels", "target", "targets")
 #: A float image with values outside [0, 1] by more than this was normalised before us.
 RANGE_SLACK = 0.01
+#: The largest label a dataset's class_to_idx may give (the lookup table has one entry each).
+MAX_LABEL = 2**16 - 1
 
 
 def default_labels_getter(sample: Any) -> Any:
@@ -72,7 +74,36 @@ def dataset_mapping(class_to_idx: Mapping[str, int] | None, dataset_classes: Any
     if class_to_idx is not None and dataset_classes is not None:
         raise GanaugDataError("Pass class_to_idx= or dataset_classes=, not both: they say the "
                               "same thing (dataset_classes[i] is the name of label i).")
+    if isinstance(class_to_idx, Mapping):
+        check_labels(class_to_idx, "class_to_idx=")
+    if dataset_classes is not None and not isinstance(dataset_classes, str) and not all(
+            isinstance(name, str) for name in dataset_classes):
+        raise GanaugDataError(f"dataset_classes= must be a list of class names (str), got "
+                              f"{list(dataset_classes)!r}.")
     return to_class_to_idx(class_to_idx=class_to_idx, classes=dataset_classes)
+
+
+def check_labels(class_to_idx: Mapping[Any, Any], what: str) -> None:
+    """Refuse a ``{name: label}`` whose names are not str or labels not ints in 0..MAX_LABEL."""
+    for name, label in class_to_idx.items():
+        if (not isinstance(name, str) or isinstance(label, bool)
+                or not isinstance(label, (int, np.integer)) or not 0 <= label <= MAX_LABEL):
+            raise GanaugDataError(
+                f"{what} must map class names (str) to int labels in 0..{MAX_LABEL}, got "
+                f"{name!r}: {label!r}. Pass e.g. {{'cat': 0, 'dog': 1}}.")
+
+
+def declared_class_to_idx(dataset: Any) -> dict[str, int] | None:
+    """:func:`dataset_class_to_idx`, with a bad declared mapping as a GanaugDataError."""
+    for obj in (dataset, getattr(dataset, "reader", None)):
+        mapping = getattr(obj, "class_to_idx", None)
+        if isinstance(mapping, Mapping):
+            check_labels(mapping, f"{type(dataset).__name__}.class_to_idx")
+    try:
+        return dataset_class_to_idx(dataset)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise GanaugDataError(f"{type(dataset).__name__} declares class names ganaug cannot "
+                              f"read ({err}). Pass class_to_idx= explicitly.") from None
 
 
 class ClassMap:
@@ -90,7 +121,6 @@ class ClassMap:
         self.mapping: dict[str, int] | None = None
         self.what = ""
         self._lut: torch.Tensor | None = None
-        self._label_names: list[str] = []
 
     def bind(self, mapping: Mapping[str, int], what: str) -> None:
         """Map labels by the names in ``mapping``; refuses a second, different binding."""
@@ -103,19 +133,17 @@ class ClassMap:
                     f"{self.where} per dataset.")
             return
         lut = class_lookup(self.generator_classes, mapping, what=what)
-        names = [f"<unused label {i}>" for i in range(len(lut))]
-        for name, label in mapping.items():
-            names[label] = name
-        self.mapping, self.what, self._lut, self._label_names = mapping, what, lut, names
+        self.mapping, self.what, self._lut = mapping, what, lut
 
     def __call__(self, label: Any) -> int:
-        """The generator's class index of ``label`` (int, 0-d tensor or class name)."""
+        """The generator's class index of ``label`` (int, 0-d tensor, or a class name, which is
+        always looked up by name)."""
         fix = "Use a generator trained on the same classes as the dataset."
         try:
             if self._lut is None or isinstance(label, str):
                 return label_to_index(label, self.generator_classes, error=GanaugDataError,
                                       fix=fix)
-            index = label_to_index(label, self._label_names, error=GanaugDataError,
+            index = label_to_index(label, range(len(self._lut)), error=GanaugDataError,
                                    fix=f"The labels of {self.what} are {self.mapping}.")
         except GanaugDataError as err:
             raise GanaugDataError(f"{self.where}: {err}") from None
@@ -404,7 +432,7 @@ def with_labels(dataset: Dataset, transform: Callable | None, *,
     mapping = dataset_mapping(class_to_idx, dataset_classes)
     what = "class_to_idx="
     if mapping is None:
-        mapping = dataset_class_to_idx(dataset)
+        mapping = declared_class_to_idx(dataset)
         what = f"the dataset ({type(dataset).__name__})"
     if mapping is not None:
         for aug in gan_augments(transform):
