@@ -183,3 +183,18 @@ def test_hostile_class_to_idx_is_refused(const_generator, mapping):
         with_labels(Declares(), GANAugment(const_generator))
     with pytest.raises(GanaugDataError, match=r"dataset_classes= must be a list of class names"):
         GANAugment(const_generator, dataset_classes=[1, 2])
+
+
+def test_timm_example_runs(tmp_path):
+    pytest.importorskip("timm")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "timm_create_loader.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(example), "--prefetcher"], capture_output=True,
+                         text=True, env=env, timeout=120, check=True).stdout
+    assert "timm labels: {'c1': 0, 'c2': 1, 'c10': 2}; generator classes: ['c1', 'c10', 'c2']" in out
+    assert "batch 1: x (6, 3, 32, 32) torch.float32" in out
