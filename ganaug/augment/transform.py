@@ -120,7 +120,8 @@ class ClassMap:
         self.where = where
         self.mapping: dict[str, int] | None = None
         self.what = ""
-        self._lut: torch.Tensor | None = None
+        self._lut: list[int] | None = None
+        self._fix = ""
 
     def bind(self, mapping: Mapping[str, int], what: str) -> None:
         """Map labels by the names in ``mapping``; refuses a second, different binding."""
@@ -133,7 +134,8 @@ class ClassMap:
                     f"{self.where} per dataset.")
             return
         lut = class_lookup(self.generator_classes, mapping, what=what)
-        self.mapping, self.what, self._lut = mapping, what, lut
+        self.mapping, self.what, self._lut = mapping, what, lut.tolist()
+        self._fix = f"The labels of {what} are {mapping}."
 
     def __call__(self, label: Any) -> int:
         """The generator's class index of ``label`` (int, 0-d tensor, or a class name, which is
@@ -144,10 +146,10 @@ class ClassMap:
                 return label_to_index(label, self.generator_classes, error=GanaugDataError,
                                       fix=fix)
             index = label_to_index(label, range(len(self._lut)), error=GanaugDataError,
-                                   fix=f"The labels of {self.what} are {self.mapping}.")
+                                   fix=self._fix)
         except GanaugDataError as err:
             raise GanaugDataError(f"{self.where}: {err}") from None
-        cls = int(self._lut[index])
+        cls = self._lut[index]
         if cls < 0:
             raise GanaugDataError(f"{self.where}: label {index} names no class of {self.what} "
                                   f"({self.mapping}). Fix the label or class_to_idx=.")
@@ -318,12 +320,14 @@ def _takes_label(transform: Callable) -> bool:
     return any(p.kind == p.VAR_POSITIONAL for p in params) or len(positional) >= 2
 
 
-def apply_transform(transform: Callable | None, img: Any, label: Any) -> tuple[Any, Any]:
+def apply_transform(transform: Callable | None, img: Any, label: Any,
+                    takes_label: bool | None = None) -> tuple[Any, Any]:
     """Apply ``transform`` to a sample: ``transform(img, label)`` when it takes a label (v2
-    transforms, ``v2.Compose``, two-argument callables), else ``transform(img)``."""
+    transforms, ``v2.Compose``, two-argument callables), else ``transform(img)``.
+    ``takes_label`` skips the signature check (``None``: inspect ``transform``)."""
     if transform is None:
         return img, label
-    if _takes_label(transform):
+    if _takes_label(transform) if takes_label is None else takes_label:
         out = transform(img, label)
         if isinstance(out, (tuple, list)) and len(out) == 2:
             return out[0], out[1]
@@ -351,8 +355,19 @@ class LabeledTransformDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         img, label = self.dataset[index][:2]
-        img, label = apply_transform(self.label_transform, img, label)
-        return apply_transform(self.transform, img, label)
+        img, label = apply_transform(self.label_transform, img, label,
+                                     self._takes_label(self.label_transform))
+        return apply_transform(self.transform, img, label, self._takes_label(self.transform))
+
+    def _takes_label(self, transform: Callable | None) -> bool:
+        """:func:`_takes_label`, remembered per transform object (inspecting costs ~0.4 ms)."""
+        cache = self.__dict__.setdefault("_signature_cache", {})
+        key = id(transform)
+        if key not in cache or cache[key][0] is not transform:
+            if len(cache) > 8:
+                cache.clear()
+            cache[key] = (transform, transform is not None and _takes_label(transform))
+        return cache[key][1]
 
     @property
     def class_to_idx(self) -> dict[str, int]:
