@@ -22,9 +22,9 @@ import torch
 
 from ganaug._checks import check_int, check_probability, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.functional import match_image
+from ganaug.augment.classes import ClassMap, dataset_mapping
+from ganaug.augment.functional import check_unnormalised, match_image
 from ganaug.augment.source import SampleBank
-from ganaug.augment.transform import ClassMap, check_unnormalised, dataset_mapping
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
 
