@@ -181,8 +181,11 @@ def test_hostile_class_to_idx_is_refused(const_generator, mapping):
 
     with pytest.raises(GanaugDataError, match=r"Declares\.class_to_idx must map class names"):
         with_labels(Declares(), GANAugment(const_generator))
-    with pytest.raises(GanaugDataError, match=r"dataset_classes= must be a list of class names"):
-        GANAugment(const_generator, dataset_classes=[1, 2])
+    for bad in ([1, 2], "ab", {"a", "b"}):
+        with pytest.raises(GanaugDataError, match=r"dataset_classes= must be a list of class"):
+            GANAugment(const_generator, dataset_classes=bad)
+    with pytest.raises(GanaugDataError, match=r"dataset_classes= names a more than once"):
+        GANAugment(const_generator, dataset_classes=["a", "b", "a"])
 
 
 def test_timm_example_runs(tmp_path):

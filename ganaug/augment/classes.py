@@ -143,10 +143,16 @@ def dataset_mapping(class_to_idx: Mapping[str, int] | None, dataset_classes: Any
                               "same thing (dataset_classes[i] is the name of label i).")
     if isinstance(class_to_idx, Mapping):
         check_labels(class_to_idx, "class_to_idx=")
-    if dataset_classes is not None and not isinstance(dataset_classes, str) and not all(
-            isinstance(name, str) for name in dataset_classes):
-        raise GanaugDataError(f"dataset_classes= must be a list of class names (str), got "
-                              f"{list(dataset_classes)!r}.")
+    if dataset_classes is not None:
+        names = (list(dataset_classes) if isinstance(dataset_classes, Sequence)
+                 and not isinstance(dataset_classes, str) else None)
+        if names is None or not all(isinstance(name, str) for name in names):
+            raise GanaugDataError(f"dataset_classes= must be a list of class names (str), "
+                                  f"dataset_classes[i] naming label i; got {dataset_classes!r}.")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise GanaugDataError(f"dataset_classes= names {', '.join(twice)} more than once: "
+                                  "each label needs its own class name.")
     return to_class_to_idx(class_to_idx=class_to_idx, classes=dataset_classes)
 
 
