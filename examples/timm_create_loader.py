@@ -58,7 +58,8 @@ def main() -> None:
         use_prefetcher=args.prefetcher, device=torch.device("cpu"), num_workers=args.workers,
         scale=(0.8, 1.0))  # timm sets train_set.transform; the GAN step runs before it
     print(f"timm labels: {dataset.reader.class_to_idx}; generator classes: {names}")
-    print(f"after the GAN step, timm's transform: {type(train_set.transform).__name__}")
+    print(f"GAN step: {train_set.label_transform!r}")
+    print(f"then timm's transform: {type(train_set.transform).__name__}")
     for step, (x, y) in enumerate(loader):
         if step == 2:
             break

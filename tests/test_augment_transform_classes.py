@@ -196,8 +196,11 @@ def test_timm_example_runs(tmp_path):
     from pathlib import Path
 
     example = Path(__file__).resolve().parents[1] / "examples" / "timm_create_loader.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
+    root = str(example.parents[1])  # this checkout's ganaug, not an installed one
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     out = subprocess.run([sys.executable, str(example), "--prefetcher"], capture_output=True,
                          text=True, env=env, timeout=120, check=True).stdout
     assert "timm labels: {'c1': 0, 'c2': 1, 'c10': 2}; generator classes: ['c1', 'c10', 'c2']" in out
+    assert "GAN step: GANAugment(p=0.3" in out and "then timm's transform: Compose" in out
     assert "batch 1: x (6, 3, 32, 32) torch.float32" in out
