@@ -146,8 +146,9 @@ def test_classes_limits_replacement(const_generator):
     assert [int(aug(image=x, label=y)["image"].mean()) for y in range(3)] == [60, 128, 60]
     with pytest.raises(GanaugConfigError, match=r"Unknown class 'bb'"):
         GA.GANAugment(const_generator, classes=["bb"])
-    with pytest.raises(GanaugConfigError, match="list of classes, got the string 'b'"):
-        GA.GANAugment(const_generator, classes="b")
+    for bad in ("b", 1):
+        with pytest.raises(GanaugConfigError, match=f"list of classes, got {bad!r}"):
+            GA.GANAugment(const_generator, classes=bad)
 
 
 def test_reuse_serves_each_image_reuse_times(model_path):

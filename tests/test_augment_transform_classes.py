@@ -204,3 +204,11 @@ def test_timm_example_runs(tmp_path):
     assert "timm labels: {'c1': 0, 'c2': 1, 'c10': 2}; generator classes: ['c1', 'c10', 'c2']" in out
     assert "GAN step: GANAugment(p=0.3" in out and "then timm's transform: Compose" in out
     assert "batch 1: x (6, 3, 32, 32) torch.float32" in out
+
+
+@pytest.mark.parametrize("classes", ["a", 1], ids=["str", "int"])
+def test_classes_must_be_a_list(const_generator, classes):
+    from ganaug.errors import GanaugConfigError
+
+    with pytest.raises(GanaugConfigError, match=r"classes= must be a list of classes, got "):
+        GANAugment(const_generator, classes=classes)

@@ -90,9 +90,9 @@ class GANAugment(A.ImageOnlyTransform):
         self.reuse = check_int("reuse", reuse)
         self.bank = SampleBank(self.generator_path, bank_size=self.bank_size,
                                truncation=self.truncation, reuse=self.reuse)
-        if isinstance(classes, str):
-            raise GanaugConfigError(f"classes= must be a list of classes, got the string "
-                                    f"{classes!r}. Pass e.g. classes=[{classes!r}].")
+        if isinstance(classes, (str, int)):
+            raise GanaugConfigError(f"classes= must be a list of classes, got {classes!r}. "
+                                    f"Pass e.g. classes=[{classes!r}].")
         self.classes = None if classes is None else list(classes)
         self._replace = (None if classes is None
                          else frozenset(self.bank.source.class_index(c) for c in classes))

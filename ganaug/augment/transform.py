@@ -31,7 +31,7 @@ from ganaug.augment.classes import (
 )
 from ganaug.augment.functional import check_unnormalised, label_to_index, match_image
 from ganaug.augment.source import GeneratorSource, SampleBank
-from ganaug.errors import GanaugDataError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
 
 __all__ = ["GANAugment", "LabeledTransformDataset", "default_labels_getter",
@@ -123,6 +123,9 @@ class GANAugment(v2.Transform):
                                truncation=truncation, reuse=reuse)
         self.labels_getter = labels_getter
         self.classes = None
+        if isinstance(classes, (str, int)):
+            raise GanaugConfigError(f"classes= must be a list of classes, got {classes!r}. "
+                                    f"Pass e.g. classes=[{classes!r}].")
         if classes is not None:
             self.classes = frozenset(self.bank.source.class_index(c) for c in classes)
         self.class_map = ClassMap(self.bank.classes, "GANAugment")
