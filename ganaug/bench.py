@@ -141,11 +141,17 @@ def _options(result: dict[str, Any]) -> str:
 
 # -- bench sample -------------------------------------------------------------------------------
 def default_generator(*, arch: str = "dcgan", image_size: int = 32, num_classes: int = NUM_CLASSES,
-                      channels: int = 3, seed: int = 0):
-    """An untrained generator at the arch's default width (sampling speed ignores training)."""
+                      channels: int = 3, seed: int = 0, classes: list[str] | None = None):
+    """An untrained generator at the arch's default width (sampling speed ignores training).
+
+    ``classes`` names its classes (default ``class0, class1, ...``; ``num_classes`` is then
+    ``len(classes)``): name them like the dataset's, which is matched by name.
+    """
     torch.manual_seed(seed)
-    net = build_generator(arch, num_classes=num_classes, channels=channels, image_size=image_size)
-    return Generator(net, classes=[f"class{k}" for k in range(num_classes)], arch=arch)
+    classes = [f"class{k}" for k in range(num_classes)] if classes is None else list(classes)
+    net = build_generator(arch, num_classes=len(classes), channels=channels,
+                          image_size=image_size)
+    return Generator(net, classes=classes, arch=arch)
 
 
 def bench_sample(generator, *, batch_sizes=(1, 16, 256, 1024), min_images: int = 2048,
@@ -256,7 +262,7 @@ def loader_throughput(data_spec: str, model_or_path=None, *, p: float = 0.5, wor
         dataset = load_data(data_spec).to_dataset()
     if model_or_path is None:
         model_or_path = default_generator(image_size=image_size, seed=seed,
-                                          num_classes=len(dataset.classes))
+                                          classes=[str(c) for c in dataset.classes])
     tail = [v2.RandomCrop(image_size, padding=4), v2.RandomHorizontalFlip(), v2.ToImage(),
             v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN, CIFAR_STD)]
 
