@@ -70,6 +70,7 @@ def to_class_to_idx(*, class_to_idx: Mapping[str, int] | None = None,
         if not isinstance(class_to_idx, Mapping):
             raise GanaugDataError(f"class_to_idx= must be a {{name: label}} dict, got "
                                   f"{type(class_to_idx).__name__}.")
+        check_labels(class_to_idx, "class_to_idx=")
         return {str(k): int(v) for k, v in class_to_idx.items()}
     return None
 
