@@ -45,7 +45,8 @@ def main() -> None:
     data = ganaug.load_data("digits", size=16)
     path = model_path(args.model, data.classes, channels=1, size=16)
     aug = A.Compose([
-        GA.GANAugment(path, p=0.5),
+        # first (before A.Normalize); dataset_classes= matches labels to the generator by name
+        GA.GANAugment(path, p=0.5, dataset_classes=list(data.classes)),
         A.Affine(translate_px=(-2, 2), p=0.5),
         A.Normalize(mean=0.5, std=0.5),
         ToTensorV2(),

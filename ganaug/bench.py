@@ -11,9 +11,6 @@ without :class:`ganaug.GANAugment` and :class:`ganaug.BatchMixer` per batch. Fig
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
 import statistics
 import time
 from collections.abc import Callable
@@ -34,117 +31,19 @@ from ganaug._timing import (
     write_json,
 )
 from ganaug.augment import BatchMixer, GANAugment, with_labels
-from ganaug.config import TrainConfig
-from ganaug.data import LabeledImages, load_data
+from ganaug.data import load_data
 from ganaug.generator import Generator
 from ganaug.io import load
-from ganaug.losses import get_loss
 from ganaug.models import build_generator
-from ganaug.training import Trainer, ema_decay_at
+from ganaug.reference_loop import (  # noqa: F401  (synthetic_data: re-exported)
+    NUM_CLASSES,
+    ReferenceLoop,
+    make_trainer,
+    synthetic_data,
+)
 
 #: The loader benchmark's data when no spec is given (built in, so it runs anywhere).
 LOADER_DATA = "digits?size=32&channels=3"
-NUM_CLASSES = 10  # synthetic data of bench train/sample: CIFAR-10's class count
-
-
-# -- timing and memory -------------------------------------------------------------------------
-def synthetic_data(*, num_classes: int = NUM_CLASSES, channels: int = 3, image_size: int = 32,
-                   num_images: int = 512, seed: int = 0):
-    """Random uint8 :class:`~ganaug.data.LabeledImages` (speed does not depend on content)."""
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (num_images, channels, image_size, image_size),
-                           dtype=torch.uint8, generator=gen)
-    labels = torch.arange(num_images) % num_classes
-    return LabeledImages(images, labels, [f"class{k}" for k in range(num_classes)],
-                         source="bench: random uint8", spec="")
-
-
-def make_trainer(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 64,
-                 device: str | None = None, width: int | None = None,
-                 channels_last: bool = False, amp: bool = False, compile: bool = False,
-                 num_images: int | None = None) -> Trainer:
-    """A :class:`~ganaug.training.Trainer` set up (``setup()``) for benchmarking its real step.
-
-    The config asks for the same work as :class:`ReferenceLoop`: hinge loss, no DiffAugment,
-    no ADA/R1/LeCam; EMA stays on (the Trainer always keeps one, and so does the reference).
-    Nothing is written: ``setup`` builds the run without a run folder.
-    """
-    n = num_images or max(4 * batch_size, 64)
-    data = synthetic_data(image_size=image_size, num_images=n)
-    cfg = TrainConfig(data="bench", arch=arch, batch_size=batch_size, loss="hinge",
-                      diffaug="none", ada=False, r1_gamma=0.0, lecam_weight=0.0, seed=0,
-                      device=device, amp=amp, channels_last=channels_last,
-                      compile=compile, arch_kwargs={"width": width} if width else None)
-    trainer = Trainer(cfg, data=data)
-    with contextlib.redirect_stdout(io.StringIO()):  # the preset and parameter lines
-        trainer.setup()
-    return trainer
-
-
-class ReferenceLoop:
-    """The minimal hand-written PyTorch loop that does the Trainer's work and nothing more.
-
-    Per generator step: ``d_steps`` times (slice a real uint8 batch, scale to [-1, 1], fakes
-    under ``no_grad``, one D forward on real and fake, hinge loss, ``zero_grad()``, backward,
-    Adam step), then a G step (fresh noise, hinge loss through D, backward, Adam step), then
-    the EMA update of G's copy. Adam is PyTorch's default implementation (no ``foreach`` /
-    ``fused`` argument); D's weight gradients are computed in the G step, as in most plain loops.
-
-    Args:
-        trainer: a prepared Trainer whose config, data and initial weights are copied.
-    """
-
-    def __init__(self, trainer: Trainer) -> None:
-        cfg = trainer.cfg
-        self.device = trainer.device
-        self.G = copy.deepcopy(trainer.gan.G)
-        self.D = copy.deepcopy(trainer.gan.D)
-        self.G_ema = copy.deepcopy(self.G).requires_grad_(False).eval()
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-        self.d_loss, self.g_loss = get_loss("hinge")
-        self.images, self.labels = trainer.batches.images, trainer.batches.labels
-        self.batch_size, self.d_steps, self.z_dim = cfg.batch_size, cfg.d_steps, cfg.z_dim
-        self.num_classes = trainer.data.num_classes
-        self.ema_decay, self.ema_start, self._decay_at = cfg.ema_decay, cfg.ema_start, ema_decay_at
-        self.step_count = 0
-        self._perm, self._pos = torch.randperm(len(self.labels)), 0
-
-    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._pos + self.batch_size > len(self._perm):
-            self._perm, self._pos = torch.randperm(len(self.labels)), 0
-        idx = self._perm[self._pos:self._pos + self.batch_size].to(self.images.device)
-        self._pos += self.batch_size
-        real = self.images[idx].to(self.device).float() / 127.5 - 1.0
-        return real, self.labels[idx].to(self.device)
-
-    def step(self) -> None:
-        """One generator step (after ``d_steps`` discriminator steps) and the EMA update."""
-        n, dev = self.batch_size, self.device
-        for _ in range(self.d_steps):
-            real, labels = self._real_batch()
-            z = torch.randn(n, self.z_dim, device=dev)
-            fake_labels = torch.randint(0, self.num_classes, (n,), device=dev)
-            with torch.no_grad():
-                fake = self.G(z, fake_labels)
-            logits = self.D(torch.cat([real, fake]), torch.cat([labels, fake_labels]))
-            loss_d = self.d_loss(logits[:n], logits[n:])
-            self.opt_d.zero_grad()
-            loss_d.backward()
-            self.opt_d.step()
-        z = torch.randn(n, self.z_dim, device=dev)
-        fake_labels = torch.randint(0, self.num_classes, (n,), device=dev)
-        loss_g = self.g_loss(self.D(self.G(z, fake_labels), fake_labels))
-        self.opt_g.zero_grad()
-        loss_g.backward()
-        self.opt_g.step()
-        self.step_count += 1
-        decay = self._decay_at(self.step_count, self.ema_decay, self.ema_start)
-        with torch.no_grad():
-            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                p_ema.lerp_(p, 1.0 - decay)
-            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-                b_ema.copy_(b)
 
 
 def _train_settings(quick: bool) -> dict[str, int]:
@@ -156,7 +55,9 @@ def _train_settings(quick: bool) -> dict[str, int]:
 def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 64,
                 device: str | None = None, width: int | None = None, quick: bool = False,
                 sides: tuple[str, ...] = ("ganaug", "reference"),
-                steps: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+                steps: int | None = None, rounds: int | None = None, amp: bool = False,
+                channels_last: bool = False, compile: bool = False,
+                cr_weight: float = 0.0) -> dict[str, Any]:
     """Trainer steps vs :class:`ReferenceLoop` steps, alternated in one process.
 
     Args:
@@ -167,6 +68,10 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
         quick: few steps (seconds on a CPU).
         sides: ``"ganaug"`` and/or ``"reference"`` (one side alone: no ratio).
         steps, rounds: override the steps per round and the timed rounds.
+        amp, channels_last: on both sides (AMP: CUDA only; the reference autocasts alike).
+        compile: ``torch.compile`` the Trainer's networks (the reference stays eager); the
+            warm-up round pays the compile.
+        cr_weight: bCR on the Trainer's side only (the ratio then shows what bCR costs).
 
     Returns:
         A dict with ``images_per_s`` and ``ms_per_step`` per side, ``ratio`` (ganaug /
@@ -180,7 +85,8 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
     settings["rounds"] = rounds or settings["rounds"]
     rss_before = rss_mb()  # after the imports at the top: the baseline excludes code
     trainer = make_trainer(arch=arch, image_size=image_size, batch_size=batch_size,
-                           device=device, width=width)
+                           device=device, width=width, amp=amp, channels_last=channels_last,
+                           compile=compile, cr_weight=cr_weight)
     dev, cfg = trainer.device, trainer.cfg
     fns: dict[str, Callable[[], Any]] = {}
     if "ganaug" in sides:
@@ -202,7 +108,10 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
     return {"bench": "train", "device": str(dev), "arch": cfg.arch, "image_size": image_size,
             "batch_size": cfg.batch_size, "d_steps": cfg.d_steps,
             "width": cfg.arch_kwargs.get("width", "default"), "ema": True, "diffaug": "none",
-            "amp": cfg.amp, "channels_last": cfg.channels_last, **settings,
+            # amp: what ran (autocast is CUDA-only), not what was asked for.
+            "amp": bool(trainer.gan.autocast), "channels_last": cfg.channels_last,
+            "compile": cfg.compile,
+            "cr_weight": cfg.cr_weight, **settings,
             "torch_threads": torch.get_num_threads(), "rows": rows, "ratio": ratio,
             "rss_before_mb": rss_before, "seconds_per_round": timing["seconds"]}
 
@@ -211,7 +120,8 @@ def print_train_result(result: dict[str, Any]) -> None:
     """The table of :func:`bench_train` and the line ``ratio ganaug/reference: X.XX``."""
     print(f"train {result['arch']} (width {result['width']}) {result['image_size']}px, batch "
           f"{result['batch_size']} x {result['d_steps']} D step(s), hinge, Adam, EMA on both, "
-          f"DiffAugment off, on {result['device']} ({result['torch_threads']} threads); "
+          f"DiffAugment off, on {result['device']} ({result['torch_threads']} threads)"
+          f"{_options(result)}; "
           f"{result['rounds']} alternated rounds of {result['steps']} steps after "
           f"{result['warmup']} warm-up round(s)")
     mem = "peak RSS MiB" if result["device"] == "cpu" else "peak MiB"
@@ -222,13 +132,26 @@ def print_train_result(result: dict[str, Any]) -> None:
         print(f"ratio ganaug/reference: {result['ratio']:.2f}")
 
 
+def _options(result: dict[str, Any]) -> str:
+    on = [name for name in ("amp", "channels_last", "compile") if result.get(name)]
+    if result.get("cr_weight"):
+        on.append(f"bCR {result['cr_weight']:g} (ganaug side)")
+    return f", {', '.join(on)}" if on else ""
+
+
 # -- bench sample -------------------------------------------------------------------------------
 def default_generator(*, arch: str = "dcgan", image_size: int = 32, num_classes: int = NUM_CLASSES,
-                      channels: int = 3, seed: int = 0):
-    """An untrained generator at the arch's default width (sampling speed ignores training)."""
+                      channels: int = 3, seed: int = 0, classes: list[str] | None = None):
+    """An untrained generator at the arch's default width (sampling speed ignores training).
+
+    ``classes`` names its classes (default ``class0, class1, ...``; ``num_classes`` is then
+    ``len(classes)``): name them like the dataset's, which is matched by name.
+    """
     torch.manual_seed(seed)
-    net = build_generator(arch, num_classes=num_classes, channels=channels, image_size=image_size)
-    return Generator(net, classes=[f"class{k}" for k in range(num_classes)], arch=arch)
+    classes = [f"class{k}" for k in range(num_classes)] if classes is None else list(classes)
+    net = build_generator(arch, num_classes=len(classes), channels=channels,
+                          image_size=image_size)
+    return Generator(net, classes=classes, arch=arch)
 
 
 def bench_sample(generator, *, batch_sizes=(1, 16, 256, 1024), min_images: int = 2048,
@@ -339,7 +262,7 @@ def loader_throughput(data_spec: str, model_or_path=None, *, p: float = 0.5, wor
         dataset = load_data(data_spec).to_dataset()
     if model_or_path is None:
         model_or_path = default_generator(image_size=image_size, seed=seed,
-                                          num_classes=len(dataset.classes))
+                                          classes=[str(c) for c in dataset.classes])
     tail = [v2.RandomCrop(image_size, padding=4), v2.RandomHorizontalFlip(), v2.ToImage(),
             v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR_MEAN, CIFAR_STD)]
 
@@ -409,13 +332,16 @@ def print_loader_result(result: dict[str, Any]) -> None:
 def run_bench(what: str, *, file: str | None = None, data: str | None = None,
               arch: str = "dcgan", image_size: int = 32, batch_size: int | None = None,
               width: int | None = None, device: str | None = None, threads: int | None = None,
-              quick: bool = False, json_path: str | None = None) -> dict[str, Any]:
+              quick: bool = False, json_path: str | None = None, amp: bool = False,
+              channels_last: bool = False, compile: bool = False,
+              cr_weight: float = 0.0) -> dict[str, Any]:
     """``ganaug bench train|sample|loader``: run one benchmark, print it, optionally save JSON.
 
     ``file`` is the model file of ``sample`` and ``loader`` (default: an untrained ``arch``,
     dcgan for ``loader``); ``data`` the dataset spec of ``loader``; ``batch_size`` defaults to 64
     (train) and 128 (loader); ``threads`` sets torch's CPU threads; ``json_path`` also writes the
-    result there. The other arguments are those of :func:`bench_train` and :func:`bench_sample`.
+    result there. The other arguments are those of :func:`bench_train` and :func:`bench_sample`
+    (``amp``, ``channels_last``, ``compile``, ``cr_weight``: train only).
     Returns the result dict.
 
     Raises:
@@ -433,7 +359,8 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
         print_sample_result(result, name)
     elif what == "train":
         result = bench_train(arch=arch, image_size=image_size, batch_size=batch_size or 64,
-                             device=device, width=width, quick=quick)
+                             device=device, width=width, quick=quick, amp=amp,
+                             channels_last=channels_last, compile=compile, cr_weight=cr_weight)
         print_train_result(result)
     else:
         result = bench_loader(model=file, data=data, batch_size=batch_size or 128, quick=quick)

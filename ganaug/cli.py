@@ -157,7 +157,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     run_bench(args.what, file=args.file, data=args.data, arch=args.arch,
               image_size=args.image_size, batch_size=args.batch_size, width=args.width,
-              device=args.device, threads=args.threads, quick=args.quick, json_path=args.json)
+              device=args.device, threads=args.threads, quick=args.quick, json_path=args.json,
+              amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+              cr_weight=args.cr_weight)
     return 0
 
 
@@ -208,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DiffAugment policy, e.g. translation,cutout; 'none' to disable")
     p.add_argument("--ada", action=argparse.BooleanOptionalAction, default=None,
                    help="adapt the DiffAugment probability to D's overfitting")
+    p.add_argument("--cr-weight", type=finite_float, default=None, dest="cr_weight",
+                   help="balanced consistency regularisation weight (0 = off; paper: 10)")
     p.add_argument("--d-steps", type=positive_int, default=None, dest="d_steps",
                    help="discriminator steps per generator step")
     p.add_argument("--lr-g", type=finite_float, default=None, dest="lr_g",
@@ -359,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: torch's; 1 on a shared machine)")
     p.add_argument("--quick", action="store_true", help="short runs (seconds)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures here")
+    p.add_argument("--amp", action="store_true", help="train: autocast on CUDA (both sides)")
+    p.add_argument("--channels-last", action="store_true", dest="channels_last",
+                   help="train: NHWC networks (both sides)")
+    p.add_argument("--compile", action="store_true", help="train: torch.compile ganaug's side")
+    p.add_argument("--cr-weight", type=finite_float, default=0.0, dest="cr_weight",
+                   help="train: bCR weight on ganaug's side (the ratio shows its cost)")
     p.set_defaults(func=_cmd_bench)
     return parser
 

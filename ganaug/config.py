@@ -37,6 +37,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
     "steps": 2000,
     "r1_gamma": 0.0,
     "lecam_weight": 0.0,
+    "cr_weight": 0.0,  # bCR costs a second D forward/backward per D step; opt in
     "ada": False,
     "ada_target": 0.6,  # StyleGAN2-ADA's target for E[sign(D(real))]
     "ema_start": 0,  # the EMA warm-up already discounts the first, noisy weights
@@ -67,6 +68,8 @@ class TrainConfig:
         loss: ``hinge`` | ``ns`` (non-saturating) | ``wgan-gp``.
         r1_gamma: weight gamma of the R1 penalty ``gamma/2 E||grad D(x)||^2`` (0 = off).
         lecam_weight: weight of the LeCam regulariser (0 = off).
+        cr_weight: weight lambda of balanced consistency regularisation, the same for real and
+            fake (0 = off; Zhao et al. use 10).
         diffaug: DiffAugment policy, e.g. ``"translation,cutout"``; ``"none"`` disables it.
         ada: adapt the augmentation probability to D's overfitting (needs a policy).
         ada_target: the target of E[sign(D(real))] for ADA.
@@ -98,6 +101,7 @@ class TrainConfig:
     loss: str | None = None
     r1_gamma: float | None = None
     lecam_weight: float | None = None
+    cr_weight: float | None = None
     diffaug: str | None = None
     ada: bool | None = None
     ada_target: float | None = None
@@ -132,6 +136,7 @@ class TrainConfig:
         self._float("imbalance", lambda v: v >= 1, "a ratio >= 1")
         self._float("r1_gamma", lambda v: v >= 0, "a float >= 0 (0 = off)")
         self._float("lecam_weight", lambda v: v >= 0, "a float >= 0 (0 = off)")
+        self._float("cr_weight", lambda v: v >= 0, "a float >= 0 (0 = off; 10 in the bCR paper)")
         self._float("ada_target", lambda v: 0 < v < 1, "a float in (0, 1), e.g. 0.6")
         self._float("ema_decay", lambda v: 0 <= v < 1, "a float in [0, 1), e.g. 0.999")
         for name in ("ada", "amp", "channels_last", "compile", "resume"):

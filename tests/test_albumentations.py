@@ -120,3 +120,92 @@ def test_error_label_out_of_range(model_path):
 def test_config_errors(model_path, kwargs, match):
     with pytest.raises(GanaugConfigError, match=match):
         GA.GANAugment(model_path, **kwargs)
+
+
+# -- parity with the torchvision transform (issue 14.4) and class identity by name (12.1) ----
+def _decode(image: np.ndarray, num_classes: int = 3) -> int:
+    return round(float(image.mean()) / 255 * (num_classes - 1))
+
+
+def test_labels_map_by_name(const_generator):
+    aug = A.Compose([GA.GANAugment(const_generator, p=1.0, dataset_classes=["c", "a"])], seed=0)
+    x = np.full((8, 8, 3), 60, np.uint8)
+    assert [_decode(aug(image=x, label=y)["image"]) for y in (0, 1)] == [2, 0]
+    by_dict = GA.GANAugment(const_generator, p=1.0, class_to_idx={"b": 0})
+    assert _decode(by_dict(image=x, label=0)["image"]) == 1
+    with pytest.raises(GanaugDataError, match=r"Label 1 is out of range"):
+        by_dict(image=x, label=1)
+    with pytest.raises(GanaugDataError, match=r"does not know: zebra\. The generator's classes "
+                                              r"are: a, b, c"):
+        GA.GANAugment(const_generator, class_to_idx={"a": 0, "zebra": 1})
+
+
+def test_classes_limits_replacement(const_generator):
+    aug = GA.GANAugment(const_generator, p=1.0, classes=["b"])
+    x = np.full((8, 8, 3), 60, np.uint8)
+    assert [int(aug(image=x, label=y)["image"].mean()) for y in range(3)] == [60, 128, 60]
+    with pytest.raises(GanaugConfigError, match=r"Unknown class 'bb'"):
+        GA.GANAugment(const_generator, classes=["bb"])
+    for bad in ("b", 1):
+        with pytest.raises(GanaugConfigError, match=f"list of classes, got {bad!r}"):
+            GA.GANAugment(const_generator, classes=bad)
+
+
+def test_reuse_serves_each_image_reuse_times(model_path):
+    aug = GA.GANAugment(model_path, p=1.0, bank_size=2, reuse=3, seed=0)
+    x = np.zeros((16, 16, 3), np.uint8)
+    images = [aug(image=x, label=0)["image"].tobytes() for _ in range(6)]
+    assert len(set(images)) == 2 and all(images.count(i) == 3 for i in set(images))
+    with pytest.raises(GanaugConfigError, match=r"reuse must be an integer >= 1"):
+        GA.GANAugment(model_path, reuse=0)
+
+
+@pytest.mark.parametrize("target", [
+    {"mask": np.zeros((8, 8), np.uint8)},
+    {"masks": [np.zeros((8, 8), np.uint8)]},
+    {"bboxes": np.array([[0.1, 0.1, 0.5, 0.5]])},
+    {"keypoints": np.array([[1.0, 2.0]])},
+], ids=["mask", "masks", "bboxes", "keypoints"])
+def test_spatial_targets_are_refused(const_generator, target):
+    aug = GA.GANAugment(const_generator, p=0.0)
+    key = next(iter(target))
+    with pytest.raises(GanaugDataError, match=f"so the sample's {key} would no longer match"):
+        aug(image=np.zeros((8, 8, 3), np.uint8), label=0, **target)
+
+
+@pytest.mark.filterwarnings("ignore:Got processor for bboxes")
+def test_empty_boxes_pass_through_compose(const_generator):
+    aug = A.Compose([GA.GANAugment(const_generator, p=1.0)],
+                    bbox_params=A.BboxParams(format="albumentations", label_fields=[]), seed=0)
+    out = aug(image=np.zeros((8, 8, 3), np.uint8), label=2, bboxes=np.zeros((0, 4)))
+    assert _decode(out["image"]) == 2 and len(out["bboxes"]) == 0
+
+
+def test_to_dict_of_a_live_generator_fails_at_to_dict(const_generator):
+    pipe = A.Compose([GA.GANAugment(const_generator, p=0.5)])
+    with pytest.raises(GanaugConfigError, match=r"live generator.*pass the path"):
+        A.to_dict(pipe)
+
+
+def test_new_arguments_serialise(model_path):
+    aug = GA.GANAugment(model_path, p=0.5, classes=["b"], reuse=2, class_to_idx={"c": 0, "b": 1})
+    back = A.from_dict(A.to_dict(A.Compose([aug]))).transforms[0]
+    assert (back.classes, back.reuse, back.class_to_idx) == (["b"], 2, {"c": 0, "b": 1})
+    assert back.bank.reuse == 2
+
+
+def test_after_normalize_is_refused(const_generator):
+    pipe = A.Compose([A.Normalize(), GA.GANAugment(const_generator, p=0.0)])
+    with pytest.raises(GanaugDataError, match=r"not \[0, 1\].*before A\.Normalize"):
+        pipe(image=np.full((8, 8, 3), 200, np.uint8), label=0)
+
+
+def test_truncation_checked_at_construction_everywhere(model_path):
+    from ganaug.augment import GANAugment, SampleBank
+
+    for make in (lambda: GANAugment(model_path, truncation=0.0),
+                 lambda: GA.GANAugment(model_path, truncation=0.0),
+                 lambda: SampleBank(model_path, truncation=float("nan"))):
+        with pytest.raises(GanaugConfigError, match=r"truncation must be a finite number in "
+                                                    r"\(0, 1\]"):
+            make()

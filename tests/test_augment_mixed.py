@@ -123,7 +123,10 @@ def test_mixed_config_errors(tiny_generator, kwargs, match):
 def test_mixed_class_mismatch(tiny_generator):
     real = RealSet()
     real.classes = ["x", "y", "z"]
-    with pytest.raises(GanaugDataError, match=r"classes \(x, y, z\) differ from the generator's \(a, b, c\)"):
+    real.class_to_idx = {"x": 0, "y": 1, "z": 2}
+    with pytest.raises(GanaugDataError, match=r"the real dataset has classes the generator does "
+                                              r"not know: x, y, z\. The generator's classes are: "
+                                              r"a, b, c"):
         MixedDataset(real, tiny_generator, ratio=1.0)
 
 
@@ -152,3 +155,129 @@ def test_replace_mode_with_a_path_pickles_small(tiny_model_path, tiny_generator)
     assert not ds.bank.source.loaded
     weights = sum(v.numel() * 4 for v in tiny_generator.state_dict().values())
     assert len(pickle.dumps(ds)) < weights / 4
+
+
+# -- class identity by name, edge cases ------------------------------------------------------
+def _folder(root, names, per_class):
+    for name, n in zip(names, per_class):
+        (root / name).mkdir(parents=True)
+        for j in range(n):
+            PIL.Image.new("RGB", (16, 16), (7, 7, 7)).save(root / name / f"{j}.png")
+    return root
+
+
+def _decode(img, classes):
+    """The generator class name of a ClassConstNet image (uint8 tensor)."""
+    return classes[round(float(img.float().mean()) / 255 * (len(classes) - 1))]
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+def test_timm_natural_sort_dataset_maps_by_name(tmp_path, mode):
+    from conftest import ClassConstNet
+    from timm.data import create_dataset
+
+    from ganaug.generator import Generator
+
+    names = ["c1", "c2", "c10"]  # timm's natural order; the generator's is c1, c10, c2
+    gen = Generator(ClassConstNet(num_classes=3), classes=sorted(names))
+    ds = create_dataset("", root=str(_folder(tmp_path / "d", names, [4, 2, 1])))
+    assert not hasattr(ds, "classes") and ds.reader.class_to_idx == {"c1": 0, "c2": 1, "c10": 2}
+    kwargs = {"balance": "match_max"} if mode == "append" else {"p": 1.0}
+    mixed = MixedDataset(ds, gen, mode=mode, transform=v2.PILToTensor(), **kwargs)
+    assert mixed.classes == names and mixed.class_to_idx == ds.reader.class_to_idx
+    synthetic = [i for i in range(len(mixed)) if mode == "replace" or mixed.is_synthetic(i)]
+    assert len(synthetic) == (5 if mode == "append" else 7)
+    for i in synthetic:
+        img, label = mixed[i]
+        assert _decode(img, sorted(names)) == names[label]
+    if mode == "append":
+        assert mixed.class_counts() == {"c1": 4, "c2": 4, "c10": 4}
+
+
+def test_a_folder_with_only_some_classes(tmp_path, const_generator):
+    from torchvision.datasets import ImageFolder
+
+    real = ImageFolder(str(_folder(tmp_path / "f", ["c", "a"], [1, 3])))  # {a: 0, c: 1}
+    mixed = MixedDataset(real, const_generator, balance="match_max", transform=v2.PILToTensor())
+    assert mixed.classes == ["a", "c"] and mixed.class_counts("synthetic") == {"a": 0, "c": 2}
+    for i in range(4, 6):
+        img, label = mixed[i]
+        assert label == 1 and _decode(img, "abc") == "c"
+    swap = MixedDataset(torch.utils.data.Subset(real, [0, 3]), const_generator, mode="replace",
+                        p=1.0, transform=v2.PILToTensor())
+    assert [_decode(swap[i][0], "abc") for i in range(2)] == ["a", "c"]
+    synth = SyntheticDataset(const_generator, counts={"b": 2})
+    with pytest.raises(GanaugDataError, match=r"images of class\(es\) b, which the real dataset "
+                                              r"does not have \(its classes: a, c\)"):
+        MixedDataset(real, synth)
+    explicit = MixedDataset(RealSet(with_targets=False), const_generator, ratio=1.0,
+                            classes=["c", "b", "a"], transform=v2.PILToTensor())
+    img, label = explicit[len(explicit) - 1]
+    assert explicit.classes[label] == _decode(img, "abc")
+
+
+def test_empty_real_dataset_is_refused(tiny_generator):
+    with pytest.raises(GanaugDataError, match=r"The real dataset is empty \(0 items\)"):
+        MixedDataset(torch.utils.data.TensorDataset(torch.zeros(0, 3, 8, 8),
+                                                    torch.zeros(0, dtype=torch.int64)),
+                     tiny_generator, ratio=1.0)
+
+
+@pytest.mark.parametrize("mode,kwargs", [("append", {"ratio": 1.0}), ("replace", {"p": 0.5})])
+def test_truncation_is_checked_at_construction(tiny_model_path, mode, kwargs):
+    with pytest.raises(GanaugConfigError, match=r"truncation must be a finite number in \(0, 1\], "
+                                                r"got 1\.5"):
+        MixedDataset(RealSet(), tiny_model_path, mode=mode, truncation=1.5, **kwargs)
+    ok = MixedDataset(RealSet(), tiny_model_path, mode=mode, truncation=0.5, **kwargs)
+    assert ok.truncation == 0.5
+    assert (ok.synthetic.truncation if mode == "append" else ok.bank.truncation) == 0.5
+
+
+def test_labels_without_a_class_are_refused(const_generator):
+    real = RealSet()
+    real.class_to_idx = {"a": 0, "c": 1}
+    real.classes = ["a", "c"]
+    with pytest.raises(GanaugDataError, match=r"Label 2 of the real dataset names no class"):
+        MixedDataset(real, const_generator, ratio=1.0)
+    with pytest.raises(GanaugDataError, match=r"must use the labels 0\.\.1, got \{'a': 0, 'c': 2\}"):
+        MixedDataset(real, const_generator, ratio=1.0, class_to_idx={"a": 0, "c": 2})
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"class_to_idx": {}}, r"class_to_idx= / classes= is empty"),
+    ({"classes": []}, r"class_to_idx= / classes= is empty"),
+    ({"class_to_idx": {"a": "first"}}, r"must map class names to int labels, got \{'a': 'first'\}"),
+    ({"class_to_idx": ["a"]}, r"class_to_idx= must be a \{name: label\} dict"),
+])
+def test_every_entry_point_refuses_bad_class_arguments(const_generator, kwargs, match):
+    from ganaug.augment import BatchMixer
+
+    for build in (lambda: BatchMixer(const_generator, **kwargs),
+                  lambda: SyntheticDataset(const_generator, n_per_class=1, **kwargs),
+                  lambda: MixedDataset(RealSet(), const_generator, ratio=1.0, **kwargs)):
+        with pytest.raises(GanaugDataError, match=match):
+            build()
+
+
+@pytest.mark.parametrize("targets,match", [
+    ([0, 1.7, 2], r"Label 1 of the real dataset is 1\.7 \(float\)"),
+    (["a", "b"], r"Label 0 of the real dataset is 'a' \(str\)"),
+    (torch.tensor([0.0, 1.0]), r"Label 0 of the real dataset is 0\.0 \(float\)"),
+    ([True, False], r"is True \(bool\)"),
+])
+def test_non_integer_labels_are_refused_not_truncated(tiny_generator, targets, match):
+    real = RealSet()
+    real.targets = targets
+    with pytest.raises(GanaugDataError, match=match):
+        MixedDataset(real, tiny_generator, ratio=1.0)
+
+
+def test_tensor_and_numpy_targets_are_read():
+    from ganaug.augment import dataset_labels
+
+    real = RealSet()
+    for targets in (torch.tensor(REAL_TARGETS), np.asarray(REAL_TARGETS, dtype=np.int32)):
+        real.targets = targets
+        assert dataset_labels(real) == REAL_TARGETS
+    real = RealSet(with_targets=False)
+    assert dataset_labels(real) == REAL_TARGETS

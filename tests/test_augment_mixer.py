@@ -66,8 +66,10 @@ def test_mixer_soft_targets(const_generator):
     xo, yo = mixer(x, y)
     for i in range(4):
         if i in mixer.last_indices.tolist():
-            cls = int(y[i].argmax())
-            assert yo[i].tolist() == torch.nn.functional.one_hot(torch.tensor(cls), 3).float().tolist()
+            cls = int(y[i].argmax())  # the row keeps its floor (min) and its mass (sum)
+            want = torch.full((3,), float(y[i].min()))
+            want[cls] += 1 - 3 * float(y[i].min())
+            torch.testing.assert_close(yo[i], want)
             torch.testing.assert_close(xo[i], torch.full((3, 16, 16), _class_value(cls)))
         else:
             assert torch.equal(yo[i], y[i])
@@ -178,3 +180,220 @@ def test_apply_refuses_mismatched_params(const_generator):
 def test_bad_truncation_at_construction(tiny_model_path):
     with pytest.raises(GanaugConfigError, match=r"truncation must be a finite number in \(0, 1\]"):
         BatchMixer(tiny_model_path, truncation=0.0)
+
+
+# -- class identity by name ------------------------------------------------------------------
+NATURAL = [f"c{i}" for i in range(1, 12)]  # timm's reader: c1, c2, ..., c10, c11
+PLAIN = sorted(NATURAL)  # torchvision and ganaug: c1, c10, c11, c2, ...
+
+
+def _names_of_pixels(x, classes, mean=None, std=None):
+    """Decode a ClassConstNet image per row: float [0, 1] (or normalised) or uint8."""
+    v = x.float().mean(dim=(1, 2, 3)) if x.dtype != torch.uint8 else x.float().mean(dim=(1, 2, 3)) / 255
+    if mean is not None:
+        v = x.float()[:, 0].mean(dim=(1, 2)) * std[0] + mean[0]
+    return [classes[round(float(c) * (len(classes) - 1))] for c in v]
+
+
+@pytest.fixture
+def plain_generator():
+    from conftest import ClassConstNet
+
+    from ganaug.generator import Generator
+    return Generator(ClassConstNet(num_classes=len(PLAIN)), classes=PLAIN)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_natural_sort_labels_get_their_own_class(plain_generator, dtype):
+    class_to_idx = {name: i for i, name in enumerate(NATURAL)}
+    y = torch.arange(200) % 11  # the dataset's labels (natural order)
+    x = torch.full((200, 3, 16, 16), 0.05) if dtype == torch.float32 else torch.full(
+        (200, 3, 16, 16), 7, dtype=torch.uint8)
+    mixer = BatchMixer(plain_generator, 1.0, class_to_idx=class_to_idx, seed=0)
+    xo, yo = mixer(x, y)
+    assert torch.equal(yo, y)
+    assert _names_of_pixels(xo, PLAIN) == [NATURAL[i] for i in y.tolist()]
+    by_index = BatchMixer(plain_generator, 1.0, seed=0)(x, y)[0]  # no names: index matching
+    wrong = sum(a != NATURAL[i] for a, i in zip(_names_of_pixels(by_index, PLAIN), y.tolist()))
+    assert wrong == 181  # what class_to_idx= prevents (only label 0, c1, agrees)
+    same = BatchMixer(plain_generator, 1.0, classes=NATURAL, seed=0)(x, y)[0]
+    assert torch.equal(same, xo)
+
+
+def test_a_folder_with_only_some_classes(const_generator):
+    mixer = BatchMixer(const_generator, 0.5, class_to_idx={"c": 0, "a": 1}, seed=1)
+    x, y = torch.full((40, 3, 16, 16), 0.3), torch.arange(40) % 2
+    xo, yo = mixer(x, y)
+    idx = mixer.last_indices
+    assert len(idx) == 20 and torch.equal(yo, y)
+    assert _names_of_pixels(xo[idx], ["a", "b", "c"]) == [["c", "a"][i] for i in y[idx].tolist()]
+    uniform = BatchMixer(const_generator, 1.0, class_to_idx={"c": 0, "a": 1}, balance="uniform",
+                         seed=0)
+    xu, yu = uniform(x, y)
+    assert set(yu.tolist()) == {0, 1}  # never label 2, which the folder does not have
+    assert _names_of_pixels(xu, ["a", "b", "c"]) == [["c", "a"][i] for i in yu.tolist()]
+    only_a = BatchMixer(const_generator, 1.0, class_to_idx={"c": 0, "a": 1}, balance={"a": 1},
+                        seed=0)(x, y)
+    assert only_a[1].tolist() == [1] * 40 and _names_of_pixels(only_a[0], "abc") == ["a"] * 40
+    soft = torch.nn.functional.one_hot(y, 2).float()
+    xs, ys = BatchMixer(const_generator, 1.0, class_to_idx={"c": 0, "a": 1}, seed=0)(x, soft)
+    assert torch.equal(ys, soft) and _names_of_pixels(xs, "abc") == [["c", "a"][i] for i in y]
+
+
+@pytest.mark.parametrize("kwargs,y,match", [
+    ({"class_to_idx": {"a": 0, "zebra": 1}}, None,
+     (r"class_to_idx has classes the generator does not know: zebra\. The generator's classes "
+      r"are: a, b, c \(not in class_to_idx: b, c\)")),
+    ({"class_to_idx": {"c": 0, "a": 1}}, torch.tensor([0, 2]), r"Label 2 of the batch names no class"),
+    ({"class_to_idx": {"c": 0, "a": 1}, "balance": {"b": 1}}, None, r"Unknown class 'b' in balance"),
+    ({"class_to_idx": {"c": 0, "a": 2}, "balance": {1: 1}}, None, r"balance names label 1, which class_to_idx does not use"),
+    ({"class_to_idx": {"c": 0, "a": 1}, "num_classes": 1}, None, r"num_classes=1 is smaller than class_to_idx's 2 classes"),
+])
+def test_class_identity_errors(const_generator, kwargs, y, match):
+    with pytest.raises(GanaugDataError if y is not None or "zebra" in str(kwargs) else
+                       GanaugConfigError, match=match):
+        BatchMixer(const_generator, 1.0, **kwargs)(torch.zeros(2, 3, 8, 8), y)
+
+
+# -- value range -----------------------------------------------------------------------------
+@pytest.mark.parametrize("x,match", [
+    ((torch.rand(4, 3, 8, 8) - 0.485) / 0.229, r"spans \[-2\.\d+, 2\.\d+\].*mean=\.\.\., std=\.\.\."),
+    (torch.rand(4, 3, 8, 8) * 255, r"x / 255 for 0-255 floats"),
+])
+def test_a_normalised_batch_without_mean_std_is_refused(const_generator, x, match):
+    mixer = BatchMixer(const_generator, 0.5)
+    with pytest.raises(GanaugDataError, match=match):
+        mixer(x, torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(GanaugDataError, match=match):
+        mixer.make_params(x, torch.tensor([0, 1, 2, 0]))
+
+
+def test_slight_overshoot_and_given_stats_pass(const_generator):
+    x = torch.rand(4, 3, 8, 8) * 1.1 - 0.05  # bicubic resize overshoot of a [0, 1] batch
+    assert BatchMixer(const_generator, 0.5, seed=0)(x, torch.tensor([0, 1, 2, 0]))[0].shape == x.shape
+    normed = (torch.rand(4, 3, 8, 8) - 0.5) / 0.25
+    xo, _ = BatchMixer(const_generator, 1.0, mean=[0.5], std=[0.25], seed=0)(
+        normed, torch.tensor([0, 1, 2, 0]))
+    assert xo[:, 0, 0, 0].tolist() == pytest.approx([-2.0, 0.0, 2.0, -2.0])
+
+
+def test_prefetcher_scale_stats_are_read_as_0_255(const_generator):
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255  # timm's PrefetchLoader.mean
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
+    a = BatchMixer(const_generator, 1.0, mean=mean, std=std, seed=0)
+    b = BatchMixer(const_generator, 1.0, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
+                   seed=0)
+    torch.testing.assert_close(a.mean, b.mean) and torch.testing.assert_close(a.std, b.std)
+    with pytest.raises(GanaugConfigError, match=r"same number \(>= 1\) of finite values"):
+        BatchMixer(const_generator, mean=[0.5, 0.5], std=[0.5])
+    with pytest.raises(GanaugConfigError, match=r"std must be > 0"):
+        BatchMixer(const_generator, mean=[0.5], std=[0.0])
+
+
+def _image_folder(root, names, per_class=2, value=7):
+    import PIL.Image
+
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for j in range(per_class):
+            PIL.Image.new("RGB", (16, 16), (value,) * 3).save(root / name / f"{j}.png")
+    return root
+
+
+def test_timm_prefetch_loader_on_cpu(tmp_path):
+    """create_loader(use_prefetcher=True) normalises with 0-255 stats; timm sorts naturally."""
+    from conftest import ClassConstNet
+    from timm.data import create_dataset, create_loader
+
+    from ganaug.generator import Generator
+
+    names = ["c1", "c2", "c10"]  # timm's order; the generator's is plain: c1, c10, c2
+    gen = Generator(ClassConstNet(num_classes=3), classes=sorted(names))
+    ds = create_dataset("", root=str(_image_folder(tmp_path / "data", names, per_class=4)))
+    assert ds.reader.class_to_idx == {"c1": 0, "c2": 1, "c10": 2}
+    loader = create_loader(ds, input_size=(3, 16, 16), batch_size=12, use_prefetcher=True,
+                           device=torch.device("cpu"), crop_pct=1.0)
+    mixer = BatchMixer.for_loader(gen, loader, 0.5, seed=0)
+    assert mixer.class_to_idx == ds.reader.class_to_idx
+    for x, y in loader:
+        xo, yo = mixer(x, y)
+        idx = mixer.last_indices
+        assert len(idx) == 6 and torch.equal(yo, y)
+        mean, std = mixer.mean.tolist(), mixer.std.tolist()
+        assert _names_of_pixels(xo[idx], sorted(names), mean, std) == [names[i] for i in y[idx]]
+        kept = [i for i in range(12) if i not in idx.tolist()]
+        torch.testing.assert_close(xo[kept], x[kept])
+    with pytest.raises(GanaugDataError, match=r"spans"):
+        BatchMixer(gen, 0.5, class_to_idx=ds.reader.class_to_idx)(x, y)
+
+
+# -- torchvision v2 batch transform, collate_fn, workers --------------------------------------
+def test_v2_compose_random_choice_tuple_and_dict(const_generator):
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    x, y = torch.full((8, 3, 16, 16), 0.3), torch.arange(8) % 3
+    mixer = BatchMixer(const_generator, 0.5, seed=0)
+    _, yo = v2.Compose([mixer])(x, y)
+    assert len(mixer.last_indices) == 4 and torch.equal(yo, y)
+    out = v2.RandomChoice([mixer, mixer])({"image": x, "label": y, "id": 5})
+    assert set(out) == {"image", "label", "id"} and out["id"] == 5
+    assert _names_of_pixels(out["image"][mixer.last_indices], "abc") == [
+        "abc"[i] for i in y[mixer.last_indices]]
+    pair = mixer((x, y))
+    assert isinstance(pair, tuple) and mixer([x, y]).__class__ is list
+    img = tv_tensors.Image(x)
+    xi, _ = v2.Compose([mixer, v2.CutMix(num_classes=3)])(img, y)
+    assert isinstance(xi, tv_tensors.Image) and xi.shape == x.shape
+    with pytest.raises(GanaugDataError, match=r"cannot find the labels in a dict batch"):
+        mixer({"image": x, "cls": y})
+    with pytest.raises(GanaugDataError, match=r"takes \(images, labels\)"):
+        mixer(x)
+
+
+class _ConstSet(torch.utils.data.Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return torch.full((3, 8, 8), 7, dtype=torch.uint8), i % 3
+
+
+def _worker_positions(mixer, seed, workers=2, by_hand=False):
+    from torch.utils.data import default_collate
+
+    collate = (lambda b: mixer(*default_collate(b))) if by_hand else mixer.collate
+    loader = torch.utils.data.DataLoader(_ConstSet(), batch_size=8, num_workers=workers,
+                                         collate_fn=collate,
+                                         generator=torch.Generator().manual_seed(seed))
+    out = []
+    for x, y in loader:
+        replaced = (x != 7).flatten(1).any(1)
+        assert int(replaced.sum()) == 4
+        assert _names_of_pixels(x[replaced], "abc") == ["abc"[i] for i in y[replaced]]
+        out.append(replaced.nonzero().flatten().tolist())
+    return out[0::2], out[1::2]  # batches of worker 0, of worker 1
+
+
+@pytest.mark.parametrize("seed,by_hand", [(None, False), (3, False), (None, True)])
+def test_collate_workers_draw_their_own_positions_reproducibly(const_generator, seed, by_hand):
+    mixer = BatchMixer(const_generator, 0.5, seed=seed)
+    w0, w1 = _worker_positions(mixer, 0, by_hand=by_hand)
+    assert w0 != w1  # each worker its own stream (they were identical)
+    assert (w0, w1) == _worker_positions(mixer, 0, by_hand=by_hand)  # a seeded DataLoader
+    assert (w0, w1) != _worker_positions(mixer, 1, by_hand=by_hand)
+
+
+def test_smoothed_and_mixed_targets_keep_their_mass(const_generator):
+    from timm.data.mixup import mixup_target
+
+    y = torch.tensor([0, 1, 2, 1])
+    smooth = mixup_target(y, 3, lam=1.0, smoothing=0.3)  # off 0.1, on 0.8
+    mixed = mixup_target(y, 3, lam=0.7, smoothing=0.3)
+    mixer = BatchMixer(const_generator, 1.0, seed=0)
+    for target in (smooth, mixed):
+        xo, yo = mixer(torch.zeros(4, 3, 8, 8), target)
+        torch.testing.assert_close(yo.sum(1), torch.ones(4))
+        cls = target.argmax(1)
+        torch.testing.assert_close(yo, mixup_target(cls, 3, lam=1.0, smoothing=0.3))
+        assert _names_of_pixels(xo, "abc") == ["abc"[i] for i in cls]

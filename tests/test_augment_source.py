@@ -136,3 +136,19 @@ def test_bank_reuse_serves_each_image_exactly_reuse_times(tiny_generator, monkey
 def test_bank_config_errors(tiny_generator, kwargs, match):
     with pytest.raises(GanaugConfigError, match=match):
         SampleBank(tiny_generator, **kwargs)
+
+
+def test_refills_run_channels_last_without_touching_the_callers_model(tiny_generator,
+                                                                       tiny_model_path):
+    bank = SampleBank(tiny_generator, bank_size=8, seed=5)
+    drawn = torch.stack([bank.draw(1) for _ in range(8)])
+    expected = tiny_generator.sample([1] * 8, seed=derive_seed(bank._seed, 1, 0), batch_size=8)
+    assert torch.equal(drawn, expected) and drawn.is_contiguous()
+    conv = next(m for m in bank.sampler.net.modules() if isinstance(m, torch.nn.ConvTranspose2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert bank.sampler is not tiny_generator
+    assert all(p.is_contiguous() for p in tiny_generator.parameters())  # the caller's: as is
+    assert pickle.loads(pickle.dumps(bank))._sampler is None
+    from_file = SampleBank(tiny_model_path, bank_size=4, seed=0)
+    from_file.draw(0)
+    assert from_file.sampler is from_file.generator  # loaded by the bank: converted in place

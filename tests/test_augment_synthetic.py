@@ -50,6 +50,32 @@ def test_synthetic_one_call_per_chunk_and_generate(tiny_generator, monkeypatch):
     assert len(calls) == 6
 
 
+def test_default_cache_generates_each_chunk_once_when_shuffled(tiny_generator, monkeypatch):
+    calls = []
+    original = tiny_generator.generate
+    monkeypatch.setattr(tiny_generator, "generate",
+                        lambda z, y, **k: calls.append(len(y)) or original(z, y, **k))
+    ds = SyntheticDataset(tiny_generator, n_per_class=20, chunk_size=2)  # 30 chunks
+    order = torch.randperm(60, generator=torch.Generator().manual_seed(0)).tolist()
+    first = {i: ds.image(i).clone() for i in order}
+    assert len(calls) == 30 and ds.cache is None  # was: an LRU of 8 chunks, 54 calls
+    assert all(torch.equal(ds.image(i), first[i]) for i in reversed(order))
+    assert len(calls) == 30
+
+
+def test_memory_budget_bounds_the_default_cache(tiny_generator):
+    chunk_bytes = 2 * 3 * 16 * 16  # chunk_size x C x H x W uint8
+    ds = SyntheticDataset(tiny_generator, n_per_class=20, chunk_size=2,
+                          memory_mb=3.5 * chunk_bytes / 2**20)
+    full = SyntheticDataset(tiny_generator, n_per_class=20, chunk_size=2, cache="memory")
+    for i in torch.randperm(60, generator=torch.Generator().manual_seed(1)).tolist():
+        assert torch.equal(ds.image(i), full.image(i))
+        assert len(ds._chunks) <= 3 and ds._held <= 3 * chunk_bytes
+    assert len(full._chunks) == 30
+    with pytest.raises(GanaugConfigError, match=r"memory_mb must be a finite number in \[0, inf\)"):
+        SyntheticDataset(tiny_generator, n_per_class=1, memory_mb=-1)
+
+
 def test_synthetic_transform_and_target_transform(tiny_generator):
     ds = SyntheticDataset(tiny_generator, n_per_class=2, transform=v2.PILToTensor(),
                           target_transform=lambda y: y + 10)
@@ -181,3 +207,39 @@ def test_synthetic_filtered_cache_refuses_other_settings(tiny_generator, tmp_pat
                                                 r"there, 0\.5 now\)"):
         SyntheticDataset(tiny_generator, counts={"b": 2}, filter=clf, min_confidence=0.5,
                          cache=tmp_path / "f")
+
+
+# -- labels of a real dataset (class identity by name) ---------------------------------------
+def test_items_carry_a_datasets_labels_by_name():
+    from conftest import ClassConstNet
+
+    from ganaug.generator import Generator
+
+    natural = {"c1": 0, "c2": 1, "c10": 2}  # timm's reader; the generator is plain: c1, c10, c2
+    gen = Generator(ClassConstNet(num_classes=3), classes=sorted(natural))
+    ds = SyntheticDataset(gen, n_per_class=2, class_to_idx=natural)
+    assert ds.classes == ["c1", "c2", "c10"] and ds.generator_classes == ["c1", "c10", "c2"]
+    for i in range(len(ds)):
+        img, label = ds[i]
+        value = float(v2.functional.pil_to_tensor(img).float().mean()) / 255
+        assert ds.generator_classes[round(value * 2)] == ds.classes[label] == [
+            "c1", "c10", "c2"][ds.locate(i)[0]]
+    assert sorted(ds.targets) == [0, 0, 1, 1, 2, 2]
+
+
+def test_a_subset_of_classes_and_the_filter_columns(const_generator):
+    ds = SyntheticDataset(const_generator, n_per_class=3, classes=["c", "a"])
+    assert ds.counts == [3, 0, 3] and ds.targets == [1, 1, 1, 0, 0, 0]
+    with pytest.raises(GanaugConfigError, match=r"counts asks for class\(es\) b, which "
+                                                r"class_to_idx does not name \(c, a\)"):
+        SyntheticDataset(const_generator, counts={"b": 1}, classes=["c", "a"])
+    with pytest.raises(GanaugDataError, match=r"does not know: zebra"):
+        SyntheticDataset(const_generator, n_per_class=1, classes=["a", "zebra"])
+    seen = []
+
+    def by_label(images):  # confident in column 0 only, the label of "c"
+        seen.append(len(images))
+        return torch.tensor([[9.0, 0.0]]).repeat(len(images), 1)
+
+    kept = SyntheticDataset(const_generator, counts={"c": 2}, classes=["c", "a"], filter=by_label)
+    assert kept.targets == [0, 0] and kept.image(1).shape == (3, 16, 16) and seen == [2]

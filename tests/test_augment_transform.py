@@ -231,6 +231,7 @@ def test_with_labels_passes_label_and_attributes(tiny_generator):
     img, label = ds[3]
     assert label == 2 and img.shape == (3, 32, 32) and img.dtype == torch.uint8
     assert not torch.all(img == 30)  # replaced by a generated image
+    ds.label_transform = None  # the GAN step
     ds.transform = v2.PILToTensor()  # settable, like timm's create_loader does
     assert torch.all(ds[3][0] == 30)
     ds.transform = lambda img: np.asarray(img)  # one-argument transforms get the image only

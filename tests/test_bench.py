@@ -163,3 +163,24 @@ def test_loader_throughput_runs(cifar_mini):
     assert out["slowdown"] == pytest.approx(
         1 - out["ganaugment_images_per_s"] / out["baseline_images_per_s"])
     assert out["mixer_ms_per_batch"] > 0
+
+
+def test_bench_train_cli_passes_speed_options_and_cr_weight(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    rc = main(["bench", "train", "--quick", "--size", "16", "--batch", "4", "--width", "8",
+               "--threads", "1", "--amp", "--channels-last", "--cr-weight", "10", "--json",
+               str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "channels_last, bCR 10 (ganaug side)" in text
+    result = json.loads(out.read_text())
+    assert (result["cr_weight"], result["channels_last"], result["amp"], result["compile"]) == (
+        10.0, True, False, False)  # AMP is CUDA-only: off on the CPU
+
+
+def test_reference_loop_autocasts_only_with_amp_on_cuda():
+    trainer = bench.make_trainer(image_size=16, batch_size=4, width=8, device="cpu", amp=True)
+    ref = bench.ReferenceLoop(trainer)
+    assert trainer.gan.autocast is False and not ref.scaler.is_enabled()
+    ref.step()
+    assert ref.step_count == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -43,6 +44,14 @@ def test_evaluate_cli_writes_the_json(tmp_path, capsys):
     assert doc["how"]["train_spec"].startswith("digits?split=train")
     printed = capsys.readouterr().out
     assert "CAS ratio" in printed and "NOT comparable" in printed and str(out) in printed
+    # Per class, worst classes, and the weak (2-step) feature classifier said loudly.
+    assert [row["class"] for row in doc["per_class"]] == [str(i) for i in range(10)]
+    assert set(doc["worst_classes"]) == {"cas_ratio", "fake_accuracy", "intra_fid"}
+    assert len(doc["worst_classes"]["intra_fid"]) == 3
+    assert re.search(r"^worst classes: .*highest intra-class FID: (\d, ){2}\d$", printed,
+                     re.MULTILINE)
+    assert doc["feature_classifier"]["trusted"] is False and doc["warnings"]
+    assert printed.startswith("generator:") and "\nWARNING: the feature classifier" in printed
 
 
 def test_evaluate_cli_reports_a_class_mismatch(tmp_path, capsys):

@@ -74,6 +74,8 @@ def test_broken_yaml_names_the_line_in_one_line(tmp_path):
     ("ema_decay", 1.0, r"Invalid ema_decay=1.0; accepted: a float in \[0, 1\)"),
     ("ada_target", 0.0, r"Invalid ada_target=0.0"),
     ("r1_gamma", -0.1, r"Invalid r1_gamma=-0.1"),
+    ("cr_weight", -1.0, r"Invalid cr_weight=-1.0; accepted: a float >= 0 \(0 = off; 10 in"),
+    ("cr_weight", "lots", r"Invalid cr_weight='lots'"),
     ("loss", "hinje", r"Invalid loss='hinje'; accepted: hinge, ns, wgan-gp.*Did you mean 'hinge'"),
     ("arch", "dcgann", r"Invalid arch='dcgann'.*Did you mean 'dcgan'"),
     ("betas", [0.5], r"Invalid betas=\[0.5\]; accepted: two floats"),
@@ -115,15 +117,16 @@ def test_cli_train_dests_are_config_fields():
 
     parser = build_parser()
     args = parser.parse_args(["train", "--data", "digits", "--batch", "8", "--size", "16",
-                              "--lr-g", "1e-3", "--no-amp", "--workers", "1"])
+                              "--lr-g", "1e-3", "--no-amp", "--workers", "1",
+                              "--cr-weight", "10"])
     names = {f.name for f in fields(TrainConfig)}
     given = {k for k in vars(args) if k not in ("command", "func", "config", "threads")}
     assert given <= names
     overrides = {k: v for k, v in vars(args).items()
                  if k not in ("command", "func", "config", "threads") and v is not None}
     cfg = train_config_from_sources(None, overrides)
-    assert (cfg.batch_size, cfg.image_size, cfg.lr_g, cfg.amp, cfg.num_workers) == (
-        8, 16, 1e-3, False, 1)
+    assert (cfg.batch_size, cfg.image_size, cfg.lr_g, cfg.amp, cfg.num_workers,
+            cfg.cr_weight) == (8, 16, 1e-3, False, 1, 10.0)
 
 
 # -- presets ----------------------------------------------------------------------------------
@@ -133,6 +136,7 @@ def test_small_grey_cpu_preset():
     assert (cfg.arch, cfg.loss, cfg.d_steps, cfg.betas) == ("dcgan", "hinge", 2, (0.5, 0.999))
     assert cfg.arch_kwargs == {"width": 32} and cfg.ema_decay == 0.999
     assert cfg.diffaug == "translation,cutout" and cfg.amp is False
+    assert cfg.cr_weight == 0.0  # bCR is opt-in
     assert cfg.channels_last is True  # measured faster on the CPU too (docs/performance.md)
     assert cfg.out.endswith("mnist5k") and cfg.image_size == 28 and cfg.channels == 1
     assert desc.startswith("preset: small-data 28x28 grey") and "translation,cutout" in desc

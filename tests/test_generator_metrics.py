@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,9 @@ from ganaug.evaluation.generator_metrics import (
     classification_accuracy_score,
     evaluate_generator,
     format_metrics,
+    per_class_rows,
+    useful_accuracy,
+    worst_classes,
 )
 
 TINY = {"backbone": "resnet10t", "stem": "cifar-3x3-pool", "batch_size": 64,
@@ -113,3 +118,84 @@ def test_format_metrics_shows_values_and_the_note():
     text = format_metrics({"fid": 12.5, "cas_ratio": None,
                            "how": {"feature_extractor": "x", "note": "NOT comparable"}})
     assert "12.5" in text and "n/a" in text and "NOT comparable" in text
+
+
+# -- per class, worst classes, and the trust in the feature classifier --------------------------
+class OneClassBroken(RealImagesGenerator):
+    """Real images, except that class ``broken`` is drawn as images of class ``drawn_as``
+    (a generator that mixes up a class)."""
+
+    def __init__(self, data, broken: int, drawn_as: int):
+        super().__init__(data)
+        self.broken, self.drawn_as = broken, drawn_as
+
+    def sample(self, *args, **kw):
+        images, labels = super().sample(*args, **{**kw, "return_labels": True})
+        images = images.clone()
+        images[labels == self.broken] = images[labels == self.drawn_as]
+        return (images, labels) if kw.get("return_labels") else images
+
+
+def test_useful_accuracy_is_halfway_from_chance_to_perfect():
+    assert useful_accuracy(10) == pytest.approx(0.55)
+    assert useful_accuracy(2) == pytest.approx(0.75)
+    assert useful_accuracy(100) == pytest.approx(0.505)
+
+
+def test_per_class_rows_and_worst_classes_by_each_measure():
+    result = {"cas_per_class": {"a": 0.5, "b": 0.9, "c": 0.2, "d": 0.0},
+              "real_accuracy_per_class": [1.0, 0.9, 0.8, 0.0],
+              "fake_accuracy_per_class": [0.7, 0.1, 0.9, float("nan")],
+              "fid_per_class": {"a": 3.0, "b": 1.0, "c": 9.0, "d": 2.0}}
+    rows = per_class_rows(result, ["a", "b", "c", "d"])
+    assert [r["cas_ratio"] for r in rows] == [pytest.approx(0.5), pytest.approx(1.0),
+                                              pytest.approx(0.25), None]  # d: real acc 0
+    assert rows[2] == {"class": "c", "cas": 0.2, "real_accuracy": 0.8,
+                       "cas_ratio": pytest.approx(0.25), "fake_accuracy": 0.9, "intra_fid": 9.0}
+    assert worst_classes(rows) == {"cas_ratio": ["c"], "fake_accuracy": ["b"],
+                                   "intra_fid": ["c"]}
+    assert worst_classes(rows, k=2) == {"cas_ratio": ["c", "a"], "fake_accuracy": ["b", "a"],
+                                        "intra_fid": ["c", "a"]}
+
+
+def test_evaluate_names_the_class_drawn_badly_and_trusts_a_good_classifier(digits16):
+    train, test = digits16
+    result = evaluate_generator(OneClassBroken(train, broken=3, drawn_as=5), train, test, n_per_class=30,
+                                classifier_steps=60, cache=False, progress=False, **TINY)
+    assert result["feature_classifier"]["trusted"] and result["warnings"] == []
+    assert result["real_accuracy"] >= 0.55
+    rows = {r["class"]: r for r in result["per_class"]}
+    assert [r["class"] for r in result["per_class"]] == train.classes
+    assert rows["3"]["fake_accuracy"] < 0.2 < min(r["fake_accuracy"] for c, r in rows.items()
+                                                  if c != "3")
+    worst = result["worst_classes"]
+    assert worst["fake_accuracy"][0] == "3" and worst["intra_fid"][0] == "3"
+    assert worst["cas_ratio"][0] == "3"
+    assert result["fake_accuracy"] == pytest.approx(
+        np.mean(result["fake_accuracy_per_class"]))  # equal counts per class
+    text = format_metrics(result)
+    assert "WARNING" not in text and "untrustworthy" not in text
+    assert re.search(r"^\s+3\s.*<- worst CAS, recog\., FID$", text, re.MULTILINE)
+    assert re.search(r"^worst classes: lowest CAS ratio: 3\b.*fewest fakes recognised: 3\b.*"
+                     r"highest intra-class FID: 3\b", text, re.MULTILINE)
+
+
+def test_a_weak_feature_classifier_is_reported_loudly(digits16):
+    train, test = digits16
+    result = evaluate_generator(RealImagesGenerator(train), train, test, n_per_class=10,
+                                classifier_steps=2, cache=False, progress=False, **TINY)
+    clf = result["feature_classifier"]
+    assert clf["test_accuracy"] == result["real_accuracy"] < 0.55
+    assert (clf["chance"], clf["trusted_from"], clf["trusted"]) == (pytest.approx(0.1),
+                                                                    pytest.approx(0.55), False)
+    assert len(result["warnings"]) == 1
+    assert re.match(r"WARNING: the feature classifier reaches only \d+\.\d% test accuracy "
+                    r"\(chance 10\.0%, trusted from 55\.0%\): FID.*NOT trustworthy.*"
+                    r"--classifier-steps", result["warnings"][0])
+    text = format_metrics(result)
+    assert text.startswith("WARNING") and text.rstrip().endswith("--features NAME:WEIGHTS.")
+    for label in ("precision (fakes that look real)", "CAS ratio (CAS / real accuracy)"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(label))
+        assert line.endswith("(untrustworthy)"), line
+    line = next(ln for ln in text.splitlines() if ln.startswith("CAS (test accuracy"))
+    assert not line.endswith("(untrustworthy)")  # CAS itself does not use the classifier's view

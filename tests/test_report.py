@@ -74,3 +74,31 @@ def test_write_outputs(tmp_path):
     assert "| 10 | gan | 0.500 | 1.000 |" in report and "![accuracy](accuracy.png)" in report
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
     assert math.isnan(doc["cells"][3]["per_class_accuracy"][0])  # the document is not changed
+
+
+def test_a_single_seed_difference_is_marked_untested():
+    cells = [_cell("10", 0, "real+aug", 0.80), _cell("10", 0, "gan", 0.86)]
+    rows = summarize(cells, ["10"], ["real+aug", "gan"], "real+aug")
+    assert rows[1]["vs_baseline"]["tested"] is False and rows[1]["vs_baseline"]["p"] is None
+    doc = {**_doc(), "summary": rows, "cells": cells}
+    doc["settings"] = {**doc["settings"], "seeds": 1}
+    lines = format_table(doc).splitlines()
+    assert lines[2] == "| 10 | real+aug | 0.8000 (1 seed) | 0.7900 | — | — |"
+    assert lines[3] == ("| 10 | gan | 0.8600 (1 seed) | 0.8500 | +0.0600 untested (1 seed) | "
+                        "untested |")
+    assert lines[-1].startswith("untested: a difference from one seed has no spread")
+
+
+def test_report_md_of_one_seed_says_untested(tmp_path):
+    cells = [_cell("10", 0, "real+aug", 0.80), _cell("10", 0, "gan", 0.86)]
+    doc = {**_doc(), "summary": summarize(cells, ["10"], ["real+aug", "gan"], "real+aug"),
+           "cells": cells}
+    write_outputs(tmp_path, doc, {"10": None})
+    report = (tmp_path / "report.md").read_text()
+    assert "+0.0600 untested (1 seed) | untested |" in report
+    assert "run --seeds 3 or more" in report
+
+
+def test_three_seed_differences_are_tested_and_carry_no_note():
+    assert summarize(CELLS, ["10"], ["real+aug", "gan"], "real+aug")[1]["vs_baseline"]["tested"]
+    assert "untested" not in format_table(_doc())

@@ -126,3 +126,93 @@ def test_state_dict_holds_no_ada_or_lecam_when_off():
     assert state["ada"] is None and state["lecam"] is None
     assert set(state) == {"G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d", "ada",
                           "lecam"}
+
+
+# -- balanced consistency regularisation (bCR) ------------------------------------------------
+def _d_step_by_hand(gan: GANStep, real, labels, *, cr_weight: float):
+    """The D step written out: the pre-bCR step (one D forward on [T1(real); T1(fake)], hinge)
+    plus, when ``cr_weight > 0``, ``cr_weight * (consistency(real) + consistency(fake))`` over
+    an independent view ``T(x) = diff_augment(x, CR_POLICY)``. Returns (loss, D's weights)."""
+    from ganaug.diffaug import CR_POLICY, diff_augment
+    from ganaug.losses import consistency_reg, hinge_d
+
+    n = real.shape[0]
+    z, fake_labels = gan.noise(n)
+    with torch.no_grad():
+        fake = gan.G(z, fake_labels)
+    views = [gan.augment(real), gan.augment(fake)]
+    if cr_weight > 0:
+        views += [diff_augment(real, CR_POLICY), diff_augment(fake, CR_POLICY)]
+    logits = gan.D(torch.cat(views), torch.cat([labels, fake_labels] * (len(views) // 2))).float()
+    loss = hinge_d(logits[:n], logits[n:2 * n])
+    if cr_weight > 0:
+        loss = loss + cr_weight * (consistency_reg(logits[:n], logits[2 * n:3 * n])
+                                   + consistency_reg(logits[n:2 * n], logits[3 * n:]))
+    gan.opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    gan.opt_d.step()
+    return loss.detach(), [p.detach().clone() for p in gan.D.parameters()]
+
+
+@pytest.mark.parametrize("cr_weight", [0.0, 10.0])
+def test_d_step_is_the_written_out_formula_bit_for_bit(cr_weight):
+    import copy
+
+    gan = GANStep(tiny_cfg(cr_weight=cr_weight), CLASSES)
+    twin = copy.deepcopy(gan)
+    (real, labels), = batches(1)
+    torch.manual_seed(7)
+    loss, _, _ = gan.d_step(real, labels, step=1)
+    after_step = torch.rand(3)
+    torch.manual_seed(7)
+    loss_by_hand, d_by_hand = _d_step_by_hand(twin, real, labels, cr_weight=cr_weight)
+    assert torch.equal(loss, loss_by_hand)
+    assert all(torch.equal(p, q) for p, q in zip(gan.D.parameters(), d_by_hand))
+    assert torch.equal(after_step, torch.rand(3))  # the same random draws, no more
+
+
+def test_cr_weight_zero_leaves_the_step_and_the_rng_untouched(monkeypatch):
+    """cr_weight=0: T is never drawn, so the D step and the RNG stream are those of before."""
+    def never(x):
+        raise AssertionError("bCR's T was drawn with cr_weight=0")
+
+    gan = GANStep(tiny_cfg(), CLASSES)
+    assert gan.cfg.cr_weight == 0.0  # the preset's default: off
+    monkeypatch.setattr(GANStep, "cr_augment", staticmethod(never))
+    torch.manual_seed(3)
+    gan.step(batches(), step=1)
+    after_off = torch.rand(4)
+
+    on = GANStep(tiny_cfg(cr_weight=1.0), CLASSES)
+    monkeypatch.undo()
+    torch.manual_seed(3)
+    on.step(batches(), step=1)
+    assert not torch.equal(torch.rand(4), after_off)  # bCR draws T: the stream moves on
+
+
+def test_cr_term_is_positive_and_grows_the_d_loss():
+    base, reg = GANStep(tiny_cfg(), CLASSES), GANStep(tiny_cfg(cr_weight=10.0), CLASSES)
+    (real, labels), = batches(1)
+    torch.manual_seed(0)
+    loss_base, _, _ = base.d_step(real, labels, step=1)
+    torch.manual_seed(0)
+    loss_reg, _, _ = reg.d_step(real, labels, step=1)
+    # Same weights, same fakes and same first views: the difference is the bCR term (> 0:
+    # an untrained D does not give an image and its shifted, cut-out copy equal logits).
+    assert loss_reg > loss_base
+
+
+def test_cr_weight_state_round_trip_continues_identically():
+    a = GANStep(tiny_cfg(cr_weight=10.0, r1_gamma=1.0, d_steps=1), CLASSES)
+    a.step(batches(1), step=1)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = GANStep(tiny_cfg(cr_weight=10.0, r1_gamma=1.0, d_steps=1, seed=99), CLASSES)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    out = []
+    for gan in (a, b):
+        torch.manual_seed(5)
+        out.append(gan.step(batches(1, seed=3), step=2))
+    for key in out[0]:
+        assert torch.equal(out[0][key], out[1][key]), key

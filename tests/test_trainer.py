@@ -587,3 +587,16 @@ def test_datasets_without_labels_or_class_names_are_refused(tmp_path):
 
     with pytest.raises(GanaugDataError, match=r"float image must be in \[0, 1\].*Normalize"):
         images_from_dataset(Normalised())
+
+
+def test_resume_is_bit_exact_with_bcr(npz_data, tmp_path):
+    extra = {"cr_weight": 10.0, "diffaug": "translation"}
+    one, two, off = tmp_path / "one", tmp_path / "two", tmp_path / "off"
+    Trainer(make_cfg(npz_data, one, steps=4, **extra)).fit()
+    Trainer(make_cfg(npz_data, two, steps=2, **extra)).fit()
+    Trainer(make_cfg(npz_data, two, steps=4, resume=True, **extra)).fit()
+    assert_same_tensors(one / "generator.safetensors", two / "generator.safetensors")
+    assert "cr_weight: 10.0" in (two / "config.yaml").read_text()
+    Trainer(make_cfg(npz_data, off, steps=4, diffaug="translation")).fit()
+    with pytest.raises(AssertionError):  # bCR changed the run
+        assert_same_tensors(one / "generator.safetensors", off / "generator.safetensors")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import albumentations as A
@@ -21,13 +22,17 @@ import torch
 
 from ganaug._checks import check_int, check_probability, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.functional import match_image
+from ganaug.augment.classes import ClassMap, dataset_mapping
+from ganaug.augment.functional import check_unnormalised, match_image
 from ganaug.augment.source import SampleBank
-from ganaug.augment.transform import sample_class
-from ganaug.errors import GanaugDataError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
 
 __all__ = ["GANAugment"]
+
+#: Targets that describe the image's content: stale once the image is replaced.
+SPATIAL_TARGETS = ("mask", "masks", "bboxes", "keypoints", "volume", "volumes", "mask3d",
+                   "masks3d")
 
 
 class GANAugment(A.ImageOnlyTransform):
@@ -48,10 +53,22 @@ class GANAugment(A.ImageOnlyTransform):
             albumentations seed, it is not serialised.
         bank_size: images generated per refill and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
+        classes: only replace samples of these classes (names or generator indices).
+        reuse: times each generated image is served (see :class:`ganaug.augment.SampleBank`).
+        class_to_idx: the dataset's ``{class name: label}``: label ``i`` becomes the
+            generator's class of the same name (refused, listing both sides, when a name is
+            not the generator's). Without it an int label is the generator's class index.
+        dataset_classes: the same as a list (``dataset_classes[i]`` names label ``i``).
+
+    A sample whose ``mask``/``masks``/``bboxes``/``keypoints`` (or 3-D masks/volumes) are not
+    empty is refused: a synthetic image has none of the real image's objects.
 
     Raises:
-        GanaugConfigError: bad ``p``/``bank_size``/``truncation``, or a bad model file.
-        GanaugDataError: (when called) the label is missing or not one of the generator's.
+        GanaugConfigError: bad ``p``/``bank_size``/``truncation``/``reuse``/``classes``, or a
+            bad model file; ``A.to_dict`` of a transform holding a live generator.
+        GanaugDataError: class names the generator lacks; (when called) the label is missing
+            or not one of the generator's, a float image outside [0, 1] (after
+            ``A.Normalize``), or spatial targets that the replacement would leave stale.
     """
 
     # albumentations registers (and serialises) a transform under its module's name: keep the
@@ -60,7 +77,9 @@ class GANAugment(A.ImageOnlyTransform):
 
     def __init__(self, generator_path: str | os.PathLike | Generator, p: float = 0.5,
                  label_key: str = "label", seed: int | None = None, bank_size: int = 64,
-                 truncation: float = 1.0) -> None:
+                 truncation: float = 1.0, classes: Sequence[str | int] | None = None,
+                 reuse: int = 1, class_to_idx: Mapping[str, int] | None = None,
+                 dataset_classes: Sequence[str] | None = None) -> None:
         self._stream = WorkerStream()  # before super().__init__, which calls set_random_seed
         super().__init__(p=check_probability("p", p))
         self.generator_path = (str(generator_path) if isinstance(generator_path, os.PathLike)
@@ -68,8 +87,20 @@ class GANAugment(A.ImageOnlyTransform):
         self.label_key = str(label_key)
         self.bank_size = check_int("bank_size", bank_size)
         self.truncation = check_truncation(truncation)
+        self.reuse = check_int("reuse", reuse)
         self.bank = SampleBank(self.generator_path, bank_size=self.bank_size,
-                               truncation=self.truncation)
+                               truncation=self.truncation, reuse=self.reuse)
+        if isinstance(classes, (str, int)):
+            raise GanaugConfigError(f"classes= must be a list of classes, got {classes!r}. "
+                                    f"Pass e.g. classes=[{classes!r}].")
+        self.classes = None if classes is None else list(classes)
+        self._replace = (None if classes is None
+                         else frozenset(self.bank.source.class_index(c) for c in classes))
+        mapping = dataset_mapping(class_to_idx, dataset_classes)
+        self.class_to_idx = mapping
+        self.class_map = ClassMap(self.bank.classes, "ganaug.albumentations.GANAugment")
+        if mapping is not None:
+            self.class_map.bind(mapping, "class_to_idx=")
         if seed is not None:
             self.set_random_seed(seed)
 
@@ -97,13 +128,23 @@ class GANAugment(A.ImageOnlyTransform):
                 f"ganaug.albumentations.GANAugment needs the label: call the pipeline as "
                 f"aug(image=img, {self.label_key}=y) (got keys: {', '.join(sorted(kwargs))}), "
                 "or set label_key= to the name you pass.")
+        stale = [key for key in SPATIAL_TARGETS if _not_empty(kwargs.get(key))]
+        if stale:
+            raise GanaugDataError(
+                f"ganaug.albumentations.GANAugment replaces the whole image, so the sample's "
+                f"{', '.join(stale)} would no longer match it. Use it in pipelines of image "
+                "and label only (classification), or apply it to the samples without "
+                f"{' / '.join(stale)}.")
+        check_unnormalised(kwargs.get("image"), "ganaug.albumentations.GANAugment",
+                           "Put GANAugment before A.Normalize (float images must be in [0, 1]).")
         self._ensure_stream()
         return super().__call__(*args, force_apply=force_apply, **kwargs)
 
     def get_params_dependent_on_data(self, params: dict[str, Any],
                                      data: dict[str, Any]) -> dict[str, Any]:
-        cls = sample_class(data[self.label_key], self.bank.classes,
-                           where="ganaug.albumentations.GANAugment")
+        cls = self.class_map(data[self.label_key])
+        if self._replace is not None and cls not in self._replace:
+            return {"fake": None}
         return {"fake": self.bank.draw(cls)}
 
     def apply(self, img: np.ndarray, fake: torch.Tensor | None = None, **params: Any) -> np.ndarray:
@@ -114,4 +155,24 @@ class GANAugment(A.ImageOnlyTransform):
         return match_image(fake, img)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("generator_path", "p", "label_key", "bank_size", "truncation")
+        return ("generator_path", "p", "label_key", "bank_size", "truncation", "classes",
+                "reuse", "class_to_idx")
+
+    def to_dict_private(self) -> dict[str, Any]:
+        if not isinstance(self.generator_path, str):
+            raise GanaugConfigError(
+                "ganaug.albumentations.GANAugment holds a live generator, which A.to_dict/A.save "
+                "cannot write. Save it (ganaug.save(gen, 'generator.safetensors')) and pass "
+                "the path: GANAugment('generator.safetensors', ...).")
+        return super().to_dict_private()
+
+
+def _not_empty(value: Any) -> bool:
+    """A target that holds something (``None``, empty lists and arrays hold nothing)."""
+    if value is None:
+        return False
+    if isinstance(value, np.ndarray):
+        return value.size > 0
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0
+    return True

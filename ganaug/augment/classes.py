@@ -5,7 +5,9 @@ A dataset's label ``i`` means the class *named* ``dataset_classes[i]``; a genera
 folder reader sorts ``c1, c2, ..., c10`` naturally, torchvision and ganaug sort plainly) or in
 content (a folder holding only some of the classes). Every entry point that pairs a dataset's
 labels with generated images goes through :func:`class_lookup`, so a label is turned into the
-generator's class of the **same name**, never the one at the same index.
+generator's class of the **same name**, never the one at the same index. Per-sample
+transforms (``GANAugment``, :func:`ganaug.with_labels`, the albumentations transform) hold a
+:class:`ClassMap` built on it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
+from ganaug.augment.functional import label_to_index
 from ganaug.errors import GanaugDataError
+
+#: The largest label a dataset's class_to_idx may give (the lookup table has one entry each).
+MAX_LABEL = 2**16 - 1
 
 
 def dataset_class_to_idx(dataset: Any) -> dict[str, int] | None:
@@ -63,6 +70,7 @@ def to_class_to_idx(*, class_to_idx: Mapping[str, int] | None = None,
         if not isinstance(class_to_idx, Mapping):
             raise GanaugDataError(f"class_to_idx= must be a {{name: label}} dict, got "
                                   f"{type(class_to_idx).__name__}.")
+        check_labels(class_to_idx, "class_to_idx=")
         return {str(k): int(v) for k, v in class_to_idx.items()}
     return None
 
@@ -125,3 +133,113 @@ def lookup(lut: torch.Tensor | None, labels: torch.Tensor, *, what: str = "the d
         f"Label {first} of {what} names no class: its class_to_idx has labels "
         f"{sorted(int(i) for i in (lut >= 0).nonzero().flatten())}. Fix the labels or pass the "
         "matching class_to_idx= / classes=.")
+
+
+def given_class_to_idx(*, class_to_idx: Any = None, classes: Any = None) -> dict[str, int] | None:
+    """:func:`to_class_to_idx` for user arguments: also refuses an empty or non-int mapping."""
+    try:
+        mapping = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, GanaugDataError):
+            raise
+        raise GanaugDataError(f"class_to_idx= must map class names to int labels, got "
+                              f"{class_to_idx!r} ({exc}).") from None
+    if mapping is not None and not mapping:
+        raise GanaugDataError("class_to_idx= / classes= is empty; pass the dataset's class "
+                              "names (e.g. class_to_idx=dataset.class_to_idx), or leave it out.")
+    return mapping
+
+
+# -- per-sample label maps (GANAugment, with_labels, the albumentations transform) -------
+def dataset_mapping(class_to_idx: Mapping[str, int] | None, dataset_classes: Any,
+                    ) -> dict[str, int] | None:
+    """``{name: label}`` from ``class_to_idx=`` or ``dataset_classes=`` (a list), or ``None``."""
+    if class_to_idx is not None and dataset_classes is not None:
+        raise GanaugDataError("Pass class_to_idx= or dataset_classes=, not both: they say the "
+                              "same thing (dataset_classes[i] is the name of label i).")
+    if isinstance(class_to_idx, Mapping):
+        check_labels(class_to_idx, "class_to_idx=")
+    if dataset_classes is not None:
+        names = (list(dataset_classes) if isinstance(dataset_classes, Sequence)
+                 and not isinstance(dataset_classes, str) else None)
+        if names is None or not all(isinstance(name, str) for name in names):
+            raise GanaugDataError(f"dataset_classes= must be a list of class names (str), "
+                                  f"dataset_classes[i] naming label i; got {dataset_classes!r}.")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise GanaugDataError(f"dataset_classes= names {', '.join(twice)} more than once: "
+                                  "each label needs its own class name.")
+    return to_class_to_idx(class_to_idx=class_to_idx, classes=dataset_classes)
+
+
+def check_labels(class_to_idx: Mapping[Any, Any], what: str) -> None:
+    """Refuse a ``{name: label}`` whose names are not str or labels not ints in 0..MAX_LABEL."""
+    for name, label in class_to_idx.items():
+        if (not isinstance(name, str) or isinstance(label, bool)
+                or not isinstance(label, (int, np.integer)) or not 0 <= label <= MAX_LABEL):
+            raise GanaugDataError(
+                f"{what} must map class names (str) to int labels in 0..{MAX_LABEL}, got "
+                f"{name!r}: {label!r}. Pass e.g. {{'cat': 0, 'dog': 1}}.")
+
+
+def declared_class_to_idx(dataset: Any) -> dict[str, int] | None:
+    """:func:`dataset_class_to_idx`, with a bad declared mapping as a GanaugDataError."""
+    for obj in (dataset, getattr(dataset, "reader", None)):
+        mapping = getattr(obj, "class_to_idx", None)
+        if isinstance(mapping, Mapping):
+            check_labels(mapping, f"{type(dataset).__name__}.class_to_idx")
+    try:
+        return dataset_class_to_idx(dataset)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise GanaugDataError(f"{type(dataset).__name__} declares class names ganaug cannot "
+                              f"read ({err}). Pass class_to_idx= explicitly.") from None
+
+
+class ClassMap:
+    """Turns a dataset's labels into the generator's class indices, by class name.
+
+    Unbound (no dataset names known), an int label is taken as the generator's index and
+    must be in its range. Bound to a dataset's ``{name: label}``, label ``i`` becomes the
+    generator's class named like the dataset's class ``i``; names the generator lacks are
+    refused when binding, listing both sides.
+    """
+
+    def __init__(self, generator_classes: list[str], where: str) -> None:
+        self.generator_classes = list(generator_classes)
+        self.where = where
+        self.mapping: dict[str, int] | None = None
+        self.what = ""
+        self._lut: list[int] | None = None
+        self._fix = ""
+
+    def bind(self, mapping: Mapping[str, int], what: str) -> None:
+        """Map labels by the names in ``mapping``; refuses a second, different binding."""
+        mapping = {str(k): int(v) for k, v in mapping.items()}
+        if self.mapping is not None:
+            if mapping != self.mapping:
+                raise GanaugDataError(
+                    f"{self.where} already maps labels by the class names of {self.what} "
+                    f"({self.mapping}); {what} has other ones ({mapping}). Use one "
+                    f"{self.where} per dataset.")
+            return
+        lut = class_lookup(self.generator_classes, mapping, what=what)
+        self.mapping, self.what, self._lut = mapping, what, lut.tolist()
+        self._fix = f"The labels of {what} are {mapping}."
+
+    def __call__(self, label: Any) -> int:
+        """The generator's class index of ``label`` (int, 0-d tensor, or a class name, which is
+        always looked up by name)."""
+        fix = "Use a generator trained on the same classes as the dataset."
+        try:
+            if self._lut is None or isinstance(label, str):
+                return label_to_index(label, self.generator_classes, error=GanaugDataError,
+                                      fix=fix)
+            index = label_to_index(label, range(len(self._lut)), error=GanaugDataError,
+                                   fix=self._fix)
+        except GanaugDataError as err:
+            raise GanaugDataError(f"{self.where}: {err}") from None
+        cls = self._lut[index]
+        if cls < 0:
+            raise GanaugDataError(f"{self.where}: label {index} names no class of {self.what} "
+                                  f"({self.mapping}). Fix the label or class_to_idx=.")
+        return cls

@@ -21,8 +21,12 @@ from ganaug._checks import check_int
 from ganaug._imaging import fit_images, normalize
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugError, did_you_mean
 
-__all__ = ["UnsupportedImageError", "check_same_classes", "fit_images", "label_to_index",
+__all__ = ["UnsupportedImageError", "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
            "match_image", "normalize", "per_class_counts"]
+
+
+#: A float image with values outside [0, 1] by more than this was normalised before us.
+RANGE_SLACK = 0.01
 
 
 class UnsupportedImageError(GanaugDataError, TypeError):
@@ -172,3 +176,22 @@ def check_same_classes(what_a: str, classes_a: Sequence[str], what_b: str,
         raise GanaugDataError(
             f"{what_a}'s classes ({', '.join(map(str, classes_a))}) differ from {what_b}'s "
             f"({', '.join(map(str, classes_b))})." + (f" {fix}" if fix else ""))
+
+
+def check_unnormalised(image: Any, where: str, fix: str) -> None:
+    """Refuse a float image with values outside [0, 1]: it was normalised before ``where``."""
+    if isinstance(image, torch.Tensor):
+        floating, empty = image.is_floating_point(), image.numel() == 0
+    elif isinstance(image, np.ndarray):
+        floating, empty = image.dtype.kind == "f", image.size == 0
+    else:
+        return
+    if not floating or empty:
+        return
+    low, high = float(image.min()), float(image.max())
+    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK or not (np.isfinite(low) and
+                                                             np.isfinite(high)):
+        raise GanaugDataError(
+            f"{where} got a float image with values in [{low:.3g}, {high:.3g}], not [0, 1]: it "
+            f"was normalised (or scaled) before {where}, which would insert [0, 1] synthetic "
+            f"images into a normalised stream. {fix}")

@@ -17,14 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganaug._checks import check_float, check_probability, check_seed
+from ganaug._checks import check_float, check_probability, check_seed, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.functional import (
-    check_same_classes,
-    label_to_index,
-    match_image,
-    per_class_counts,
-)
+from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_class_to_idx, lookup
+from ganaug.augment.functional import label_to_index, match_image, per_class_counts
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
@@ -37,13 +33,30 @@ MODES = ("append", "replace")
 
 # -- counting --------------------------------------------------------------------------------
 def dataset_labels(dataset: Dataset) -> list[int]:
-    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it."""
+    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it.
+
+    Raises:
+        GanaugDataError: a label that is not an integer class index (a float, a string, a
+            multi-element tensor), instead of truncating it.
+    """
     targets = getattr(dataset, "targets", None)
     if targets is None:
-        return [int(dataset[i][1]) for i in range(len(dataset))]
-    if isinstance(targets, torch.Tensor):
-        return targets.tolist()
-    return [int(t) for t in targets]
+        targets = [dataset[i][1] for i in range(len(dataset))]
+    elif isinstance(targets, (torch.Tensor, np.ndarray)):
+        targets = list(targets.reshape(-1)) if targets.ndim == 1 else [targets]
+    return [_int_label(t, i) for i, t in enumerate(targets)]
+
+
+def _int_label(label: Any, i: int) -> int:
+    size = label.numel() if isinstance(label, torch.Tensor) else getattr(label, "size", None)
+    if isinstance(label, (torch.Tensor, np.ndarray)) and size == 1:
+        label = label.item()
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return int(label)
+    raise GanaugDataError(
+        f"Label {i} of the real dataset is {label!r} ({type(label).__name__}); MixedDataset "
+        "needs one integer class index per item: give the real dataset int labels "
+        "(its own target_transform can convert them).")
 
 
 def balance_counts(real_counts: Sequence[int], balance: str | Mapping, *,
@@ -111,17 +124,19 @@ class Replacer:
         p: replacement probability in [0, 1].
         source: a :class:`SyntheticDataset`, or a generator / model file for a SampleBank.
         seed: seeds the coin flips (and the bank).
+        truncation: of the bank's samples, in (0, 1].
     """
 
-    def __init__(self, p: float, source: Any, *, seed: int = 0) -> None:
+    def __init__(self, p: float, source: Any, *, seed: int = 0, truncation: float = 1.0) -> None:
         self.p = check_probability("p", p)
         self.seed = check_seed("seed", seed)
         self.synthetic = source if isinstance(source, SyntheticDataset) else None
-        self.bank = None if self.synthetic is not None else SampleBank(source, seed=self.seed)
+        self.bank = None if self.synthetic is not None else SampleBank(
+            source, seed=self.seed, truncation=check_truncation(truncation))
         self._stream = WorkerStream()
 
     def __call__(self, img: Any, label: int) -> tuple[Any, bool]:
-        """``(image, replaced)``: ``img`` itself, or a synthetic image of class ``label``."""
+        """``(image, replaced)``: ``img`` itself, or a synthetic image of generator class ``label``."""
         if self._stream.due():
             self._rng = torch.Generator().manual_seed(worker_stream_seed(self.seed))
             self._stream.claim()
@@ -148,13 +163,21 @@ class MixedDataset(Dataset):
     image of its class instead with probability ``p`` (seeded per process and DataLoader
     worker, like :class:`ganaug.SampleBank`; see :class:`Replacer`).
 
+    Class identity: a real label ``l`` means the class *named* ``l`` in the real dataset
+    (its ``class_to_idx``, timm's ``reader.class_to_idx`` or ``classes``, looked up through
+    ``Subset``-like wrappers, or the explicit ``class_to_idx=``/``classes=``); its synthetic
+    images come from the generator's class of the same name, and synthetic items carry the real
+    dataset's labels. Names the generator lacks are refused, listing both sides; a dataset with
+    only some of the generator's classes is fine. A dataset that declares no names has its
+    labels taken as the generator's class indices.
+
     Synthetic images are converted to the type, mode and size of the real images (the first
     real image in append mode, the replaced one in replace mode), so give ``real`` no tensor
     transform; put the pipeline in ``transform`` (settable, applied to real and synthetic).
 
     Args:
-        real: a map-style dataset of ``(image, int label)``; ``.targets`` is used when present,
-            otherwise the labels are read once.
+        real: a non-empty map-style dataset of ``(image, int label)``; ``.targets`` is used
+            when present, otherwise the labels are read once.
         synthetic_or_generator: a :class:`SyntheticDataset`, a :class:`ganaug.Generator` or a
             model file path (then a SyntheticDataset / SampleBank is made with ``seed``).
         mode: ``"append"`` or ``"replace"``.
@@ -163,30 +186,43 @@ class MixedDataset(Dataset):
         balance: see above (append).
         seed: seeds the synthetic images and the replacement draws.
         transform, target_transform: applied to every image / label.
+        class_to_idx, classes: the real dataset's ``{name: label}`` (or names by label), when
+            it does not declare them itself or declares them wrongly.
+        truncation: in (0, 1], of the images generated here (checked at construction).
+
+    Raises:
+        GanaugConfigError: bad settings (mode, ratio, p, balance, truncation).
+        GanaugDataError: an empty real dataset, class names the generator lacks, labels
+            without a class.
     """
 
     def __init__(self, real: Dataset, synthetic_or_generator: Any, *, mode: str = "append",
                  ratio: float | None = None, p: float | None = None,
                  balance: str | Mapping | None = None, seed: int = 0,
                  transform: Callable | None = None,
-                 target_transform: Callable | None = None) -> None:
+                 target_transform: Callable | None = None,
+                 class_to_idx: Mapping[str, int] | None = None,
+                 classes: Sequence[str] | None = None, truncation: float = 1.0) -> None:
         if mode not in MODES:
             raise GanaugConfigError(f"Unknown mode '{mode}'. Use 'append' or 'replace'."
                                     + did_you_mean(str(mode), MODES))
         self.real, self.mode, self.seed = real, mode, check_seed("seed", seed)
+        self.truncation = check_truncation(truncation)
         self.transform, self.target_transform = transform, target_transform
         given = synthetic_or_generator if isinstance(
             synthetic_or_generator, SyntheticDataset) else None
         source = None if given is not None else GeneratorSource(synthetic_or_generator)
-        gen_classes = given.classes if given is not None else source.classes
+        gen_classes = list(given.generator_classes if given is not None else source.classes)
+        if len(real) == 0:
+            raise GanaugDataError("The real dataset is empty (0 items): there is nothing to mix "
+                                  "with or to take the class mix from. Check its root and split.")
         self.real_targets = dataset_labels(real)
-        self.classes = list(getattr(real, "classes", None) or gen_classes)
-        self._check_classes(gen_classes)
-        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        self._lut = self._class_lookup(gen_classes, class_to_idx, classes)
         self.real_counts = np.bincount(np.asarray(self.real_targets, dtype=np.int64),
                                        minlength=len(self.classes)).tolist()
         self.synthetic, self.replacer = given, None
         self.synthetic_counts, self._synth_index = [0] * len(self.classes), []
+        self._synth_labels: list[int] = []
         self._like = None
         self._last_replaced: dict[int, bool] = {}
         if mode == "append":
@@ -199,11 +235,12 @@ class MixedDataset(Dataset):
                 raise GanaugConfigError("mode='replace' needs p=, the replacement probability.")
             if given is not None:
                 empty = [self.classes[c] for c, n in enumerate(self.real_counts)
-                         if n and not given.counts[c]]
+                         if n and not given.counts[self._gen(c)]]
                 if empty:
                     raise GanaugConfigError(f"The SyntheticDataset has no images of class(es) "
                                             f"{', '.join(empty)}, which the real data has.")
-            self.replacer = Replacer(p, given if given is not None else source, seed=self.seed)
+            self.replacer = Replacer(p, given if given is not None else source, seed=self.seed,
+                                     truncation=self.truncation)
 
     @property
     def p(self) -> float | None:
@@ -215,17 +252,34 @@ class MixedDataset(Dataset):
         """The SampleBank of replace mode with a generator (None otherwise)."""
         return None if self.replacer is None else self.replacer.bank
 
-    def _check_classes(self, gen_classes: list[str]) -> None:
-        real_classes = getattr(self.real, "classes", None)
-        if real_classes is not None:
-            check_same_classes("The real dataset", real_classes, "the generator", gen_classes,
-                               fix="Use a generator trained on this dataset, with the same "
-                                   "classes in the same order.")
-        top = max(self.real_targets, default=-1)
-        if top >= len(gen_classes) or min(self.real_targets, default=0) < 0:
+    def _class_lookup(self, gen_classes: list[str], class_to_idx, classes) -> list[int] | None:
+        """Set ``classes``/``class_to_idx`` (the real label space); the label -> generator map."""
+        mapping = given_class_to_idx(class_to_idx=class_to_idx, classes=classes)
+        mapping = mapping if mapping is not None else dataset_class_to_idx(self.real)
+        if mapping is None:  # no names: labels are the generator's indices
+            self.classes = gen_classes
+            self.class_to_idx = {name: k for k, name in enumerate(gen_classes)}
+            top = max(self.real_targets, default=-1)
+            if top >= len(gen_classes) or min(self.real_targets, default=0) < 0:
+                raise GanaugDataError(
+                    f"Real labels go up to {top} but the generator has {len(gen_classes)} "
+                    f"classes (labels 0..{len(gen_classes) - 1}). Pass class_to_idx= / "
+                    "classes= (the real dataset's), or use a generator trained on it.")
+            return None
+        lut = class_lookup(gen_classes, mapping, what="the real dataset")
+        if sorted(mapping.values()) != list(range(len(mapping))):
             raise GanaugDataError(
-                f"Real labels go up to {top} but the generator has {len(gen_classes)} classes "
-                f"(labels 0..{len(gen_classes) - 1}). Use a generator trained on this dataset.")
+                f"The real dataset's class_to_idx must use the labels 0..{len(mapping) - 1}, "
+                f"got {mapping}. Relabel it, or pass class_to_idx= with consecutive labels.")
+        self.class_to_idx = dict(mapping)
+        self.classes = sorted(mapping, key=mapping.__getitem__)
+        lookup(lut, torch.as_tensor(self.real_targets, dtype=torch.int64),
+               what="the real dataset")
+        return lut.tolist()
+
+    def _gen(self, label: int) -> int:
+        """The generator's class of real label ``label``."""
+        return label if self._lut is None else self._lut[label]
 
     def _append(self, source: GeneratorSource | None, ratio, p, balance) -> None:
         """Decide how many synthetic images of each class to append, and index them."""
@@ -241,25 +295,37 @@ class MixedDataset(Dataset):
         elif budget is not None:
             needed = proportional_counts(self.real_counts, budget)
         elif self.synthetic is not None:
-            needed = list(self.synthetic.counts)
+            needed = [self.synthetic.counts[self._gen(c)] for c in range(len(self.classes))]
+            unused = sorted(set(range(len(self.synthetic.counts)))
+                            - {self._gen(c) for c in range(len(self.classes))})
+            extra = [self.synthetic.generator_classes[g] for g in unused if self.synthetic.counts[g]]
+            if extra:
+                raise GanaugDataError(
+                    f"The SyntheticDataset has images of class(es) {', '.join(extra)}, which the "
+                    f"real dataset does not have (its classes: {', '.join(self.classes)}); they "
+                    "would have no label. Build it with counts= for the real classes only.")
         else:
             raise GanaugConfigError("With a generator, say how many synthetic images to add: "
                                     "ratio=0.5 (half as many as the real ones) or "
                                     "balance='match_max'/'uniform'/{class: total}.")
         if self.synthetic is None:
-            self.synthetic = SyntheticDataset(source, counts=needed, seed=self.seed,
-                                              cache="memory")
-        short = [(self.classes[c], self.synthetic.counts[c], n)
-                 for c, n in enumerate(needed) if self.synthetic.counts[c] < n]
+            counts = [0] * len(source.classes)
+            for label, n in enumerate(needed):
+                counts[self._gen(label)] = n
+            self.synthetic = SyntheticDataset(source, counts=counts, seed=self.seed,
+                                              cache="memory", truncation=self.truncation)
+        short = [(self.classes[c], self.synthetic.counts[self._gen(c)], n)
+                 for c, n in enumerate(needed) if self.synthetic.counts[self._gen(c)] < n]
         if short:
             name, have, want = short[0]
             raise GanaugConfigError(
                 f"The SyntheticDataset has {have} images of class '{name}' but {want} are "
                 "needed; build it with counts= at least that large, or pass the generator.")
         self.synthetic_counts = needed
-        self._synth_index = [self.synthetic.index_of(c, j)
+        self._synth_index = [self.synthetic.index_of(self._gen(c), j)
                              for c, n in enumerate(needed) for j in range(n)]
-        self._like = self.real[0][0] if len(self.real) else None
+        self._synth_labels = [c for c, n in enumerate(needed) for _ in range(n)]
+        self._like = self.real[0][0]
 
     # -- access -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -267,8 +333,7 @@ class MixedDataset(Dataset):
 
     @property
     def targets(self) -> list[int]:
-        synth = [self.synthetic.targets[i] for i in self._synth_index]
-        return self.real_targets + synth
+        return self.real_targets + self._synth_labels
 
     def class_counts(self, part: str = "all") -> dict[str, int]:
         """Images per class name: ``"all"``, ``"real"`` or ``"synthetic"`` (append mode)."""
@@ -304,10 +369,10 @@ class MixedDataset(Dataset):
         if index < n_real:
             img, label = self.real[index][:2]
             if self.replacer is not None:
-                img, self._last_replaced[index] = self.replacer(img, int(label))
+                img, self._last_replaced[index] = self.replacer(img, self._gen(int(label)))
         else:
             k = self._synth_index[index - n_real]
-            label = self.synthetic.targets[k]
+            label = self._synth_labels[index - n_real]
             img = self.synthetic.image(k)
             img = match_image(img, self._like) if self._like is not None else img
         if self.transform is not None:

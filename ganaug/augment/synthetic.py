@@ -20,9 +20,16 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
-from ganaug._checks import check_int, check_probability, check_seed, check_truncation
+from ganaug._checks import (
+    check_float,
+    check_int,
+    check_probability,
+    check_seed,
+    check_truncation,
+)
 from ganaug._files import atomic_path, guard_folder
 from ganaug._seeding import derive_seed
+from ganaug.augment.classes import class_lookup, given_class_to_idx
 from ganaug.augment.functional import per_class_counts
 from ganaug.augment.source import GeneratorSource
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -32,7 +39,9 @@ from ganaug.generator import Generator
 __all__ = ["SyntheticDataset"]
 
 CACHE_META = "ganaug-synthetic.json"
-LRU_CHUNKS = 8  # chunks kept per process with cache=None
+#: Default bytes of generated chunks kept per process (and per DataLoader worker) with
+#: ``cache=None``: 256 MiB holds ~87,000 32x32 RGB images or ~1,700 224x224 RGB ones.
+MEMORY_MB = 256
 
 
 class SyntheticDataset(Dataset):
@@ -52,21 +61,33 @@ class SyntheticDataset(Dataset):
         counts: ``{class name or index: count}`` or one count per class.
         seed: base seed of every chunk.
         transform, target_transform: applied to the PIL image / int label (settable).
-        cache: ``None`` keeps the last few chunks per process (fine for sequential reads);
-            ``"memory"`` keeps every generated chunk (use it, or :meth:`generate`, when
-            shuffling); a directory keeps PNGs in ``ganaug export``'s ImageFolder layout
-            ``DIR/<class>/<j:06d>.png`` + ``manifest.csv`` + ``export.json``, reused by later
-            runs (and exports) with the same model, seed and truncation.
+        cache: ``None`` (default) keeps every generated chunk in memory, per process and
+            DataLoader worker, up to ``memory_mb``, so a shuffled epoch generates each image
+            once when the dataset fits; beyond it the least recently used chunks are dropped,
+            and a shuffled read then often regenerates a whole chunk (``chunk_size`` images)
+            for one image: use a cache directory, or :meth:`generate` before the DataLoader
+            starts (workers share the parent's chunks copy-on-write). ``"memory"`` keeps every
+            chunk whatever its size. A directory keeps PNGs in ``ganaug export``'s ImageFolder
+            layout ``DIR/<class>/<j:06d>.png`` + ``manifest.csv`` + ``export.json``, reused by
+            later runs (and exports) with the same model, seed and truncation.
         chunk_size: images generated per call and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         progress: show a tqdm bar in :meth:`generate`.
         filter: a classifier ``(N, C, H, W) float in [0, 1] -> (N, K) logits`` (class ``k``
-            of the classifier = class ``k`` of the generator); only samples whose softmax
+            of the classifier = label ``k``: the generator's class ``k``, or the dataset's
+            label ``k`` with ``class_to_idx``); only samples whose softmax
             probability of their intended class is ``>= min_confidence`` are kept.
         min_confidence: acceptance threshold in [0, 1].
         max_tries: most candidates drawn to fill one chunk (default 20 x the chunk length).
         device: where to generate (default: the generator's device; the CPU inside
             DataLoader workers).
+        memory_mb: the in-memory budget of ``cache=None`` (and of a cache directory's
+            decoded chunks), in MiB per process.
+        class_to_idx, classes: a real dataset's ``{name: label}`` (or names by label): items
+            then carry that dataset's labels (to concatenate with it, e.g. timm's naturally
+            sorted folders), ``n_per_class`` covers only its classes, and ``filter``'s logit
+            columns are its labels. ``classes``/``class_to_idx`` describe the labels;
+            ``generator_classes`` the generator's, in which ``counts`` and :meth:`index_of` are.
 
     Raises:
         GanaugConfigError: bad counts, unknown class names, bad settings, a cache folder made
@@ -81,17 +102,22 @@ class SyntheticDataset(Dataset):
                  cache: str | os.PathLike | None = None, chunk_size: int = 256,
                  truncation: float = 1.0, progress: bool = False, filter: Callable | None = None,
                  min_confidence: float = 0.9, max_tries: int | None = None,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None,
+                 memory_mb: float = MEMORY_MB,
+                 class_to_idx: Mapping[str, int] | None = None,
+                 classes: Sequence[str] | None = None) -> None:
         self.source = GeneratorSource(generator)
-        self.classes = self.source.classes
-        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        self.generator_classes = list(self.source.classes)
         if (n_per_class is None) == (counts is None):
             raise GanaugConfigError("Pass exactly one of n_per_class= (images per class) or "
                                     "counts= ({class: count} or one count per class).")
-        self.counts = per_class_counts(n_per_class if counts is None else counts, self.classes,
+        self.counts = per_class_counts(n_per_class if counts is None else counts,
+                                       self.generator_classes,
                                        what="n_per_class" if counts is None else "counts")
+        self._labels = self._label_space(given_class_to_idx(class_to_idx=class_to_idx,
+                                                            classes=classes), n_per_class)
         self.offsets = np.cumsum([0] + self.counts).tolist()
-        self.targets = [c for c, n in enumerate(self.counts) for _ in range(n)]
+        self.targets = [self._labels[c] for c, n in enumerate(self.counts) for _ in range(n)]
         self.seed = check_seed("seed", seed)
         self.truncation = check_truncation(truncation)
         self.chunk_size = check_int("chunk_size", chunk_size)
@@ -100,6 +126,7 @@ class SyntheticDataset(Dataset):
         self.min_confidence = check_probability("min_confidence", min_confidence)
         self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)
         self.device = None if device is None else torch.device(device)
+        self.memory_mb = check_float("memory_mb", memory_mb, minimum=0.0)
         self.cache_dir: Path | None = None
         self.layout: ImageFolderLayout | None = None
         if cache not in (None, "memory"):
@@ -107,8 +134,30 @@ class SyntheticDataset(Dataset):
             self.layout = self._claim_cache_dir()
         self.cache = cache
         self._chunks: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
-        self._tried = [0] * len(self.classes)
-        self._accepted = [0] * len(self.classes)
+        self._held = 0  # bytes in self._chunks
+        self._tried = [0] * len(self.generator_classes)
+        self._accepted = [0] * len(self.generator_classes)
+
+    def _label_space(self, mapping: dict[str, int] | None, n_per_class) -> list[int]:
+        """Set ``classes``/``class_to_idx``; return the label of each generator class."""
+        gen = self.generator_classes
+        if mapping is None:
+            self.classes, self.class_to_idx = gen, {name: k for k, name in enumerate(gen)}
+            return list(range(len(gen)))
+        class_lookup(gen, mapping, what="class_to_idx")  # refuses names the generator lacks
+        if sorted(mapping.values()) != list(range(len(mapping))):
+            raise GanaugConfigError(f"class_to_idx must use the labels 0..{len(mapping) - 1}, "
+                                    f"got {mapping}.")
+        if n_per_class is not None:  # n images of each of the dataset's classes
+            self.counts = [n if name in mapping else 0 for name, n in zip(gen, self.counts)]
+        unlabelled = [name for name, n in zip(gen, self.counts) if n and name not in mapping]
+        if unlabelled:
+            raise GanaugConfigError(
+                f"counts asks for class(es) {', '.join(unlabelled)}, which class_to_idx does not "
+                f"name ({', '.join(mapping)}): their images would have no label.")
+        self.class_to_idx = dict(mapping)
+        self.classes = sorted(mapping, key=mapping.__getitem__)
+        return [mapping.get(name, -1) for name in gen]
 
     @property
     def generator(self) -> Generator:
@@ -178,8 +227,8 @@ class SyntheticDataset(Dataset):
     @property
     def acceptance(self) -> dict[str, float]:
         """Filter acceptance rate per class name (classes drawn so far in this process)."""
-        return {self.classes[c]: self._accepted[c] / self._tried[c]
-                for c in range(len(self.classes)) if self._tried[c]}
+        return {self.generator_classes[c]: self._accepted[c] / self._tried[c]
+                for c in range(len(self.generator_classes)) if self._tried[c]}
 
     # -- chunks -----------------------------------------------------------------------------
     def _chunk_len(self, cls: int, k: int) -> int:
@@ -196,8 +245,10 @@ class SyntheticDataset(Dataset):
             if self.layout is not None:
                 self._write_chunk(cls, k, images)
         self._chunks[key] = images
-        if self.cache is None and len(self._chunks) > LRU_CHUNKS:
-            self._chunks.popitem(last=False)
+        self._held += images.nbytes
+        budget = self.memory_mb * 2**20
+        while self.cache != "memory" and self._held > budget and len(self._chunks) > 1:
+            self._held -= self._chunks.popitem(last=False)[1].nbytes
         return images
 
     def _device(self) -> torch.device | None:
@@ -240,15 +291,16 @@ class SyntheticDataset(Dataset):
             got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise GanaugConfigError(f"filter must map (N, C, H, W) images to (N, K) logits; for "
                                     f"N={len(images)} it returned {got}.")
-        if logits.shape[1] <= cls:
-            raise GanaugConfigError(f"filter returns {logits.shape[1]} logits but class {cls} "
-                                    f"('{self.classes[cls]}') needs at least {cls + 1}.")
-        probs = logits.float().softmax(dim=1)[:, cls].cpu()
+        col = self._labels[cls]  # the classifier's classes are the labels
+        if logits.shape[1] <= col:
+            raise GanaugConfigError(f"filter returns {logits.shape[1]} logits but class {col} "
+                                    f"('{self.generator_classes[cls]}') needs at least {col + 1}.")
+        probs = logits.float().softmax(dim=1)[:, col].cpu()
         return probs >= self.min_confidence
 
     def _refuse(self, cls: int, tried: int, accepted: int, m: int, max_tries: int) -> None:
         raise GanaugDataError(
-            f"Class '{self.classes[cls]}': only {accepted} of {tried} generated samples "
+            f"Class '{self.generator_classes[cls]}': only {accepted} of {tried} generated samples "
             f"({accepted / max(tried, 1):.1%}) reach min_confidence={self.min_confidence} under "
             f"the filter, so {m} images cannot be found within max_tries={max_tries}. Lower "
             "min_confidence, raise max_tries, or train the generator longer.")
@@ -263,20 +315,20 @@ class SyntheticDataset(Dataset):
         fix = "Use a new cache folder, or delete this one."
         if self.filter is None:
             spec = export_spec(self.generator, n_per_class=n_per_class, seed=self.seed,
-                               fmt="png", labels=range(len(self.classes)),
+                               fmt="png", labels=range(len(self.generator_classes)),
                                truncation=self.truncation)
-            old = ImageFolderLayout(self.cache_dir, self.classes, n_per_class=n_per_class).guard(
+            old = ImageFolderLayout(self.cache_dir, self.generator_classes, n_per_class=n_per_class).guard(
                 spec, ("model_sha256", "seed", "fmt", "truncation"), fix=fix)
             if old is not None:  # the export (or cache) that made the folder set the padding
                 n_per_class = int(old.get("n_per_class", 1))
         else:
             settings = {"seed": self.seed, "truncation": self.truncation,
                         "chunk_size": self.chunk_size, "counts": self.counts,
-                        "classes": self.classes, "min_confidence": self.min_confidence,
+                        "classes": self.generator_classes, "min_confidence": self.min_confidence,
                         "model_sha256": model_fingerprint(self.generator)}
             guard_folder(self.cache_dir, settings, name=CACHE_META,
                          what="filtered synthetic images", fix=fix)
-        return ImageFolderLayout(self.cache_dir, self.classes, n_per_class=n_per_class)
+        return ImageFolderLayout(self.cache_dir, self.generator_classes, n_per_class=n_per_class)
 
     def _read_chunk(self, cls: int, k: int) -> torch.Tensor | None:
         start = k * self.chunk_size

@@ -23,12 +23,19 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ganaug._checks import check_probability
-from ganaug.augment.functional import label_to_index, match_image
+from ganaug.augment.classes import (
+    ClassMap,
+    dataset_class_to_idx,
+    dataset_mapping,
+    declared_class_to_idx,
+)
+from ganaug.augment.functional import check_unnormalised, label_to_index, match_image
 from ganaug.augment.source import GeneratorSource, SampleBank
-from ganaug.errors import GanaugDataError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
 
-__all__ = ["GANAugment", "LabeledTransformDataset", "default_labels_getter", "with_labels"]
+__all__ = ["GANAugment", "LabeledTransformDataset", "default_labels_getter",
+           "with_labels"]
 
 LABEL_KEYS = ("label", "labels", "target", "targets")
 
@@ -87,25 +94,48 @@ class GANAugment(v2.Transform):
         reuse: times each generated image is served (see :class:`SampleBank`); raise it
             when the generator is the DataLoader's bottleneck.
         labels_getter: ``sample -> label`` (default :func:`default_labels_getter`).
+        class_to_idx: the dataset's ``{class name: label}``: label ``i`` is then turned into
+            the generator's class of the same name (see :func:`with_labels`, which reads it
+            from the dataset itself).
+        dataset_classes: the same as a list, ``dataset_classes[i]`` naming label ``i``. (Not
+            ``classes=``, which picks the classes to replace.)
+
+    Without ``class_to_idx``/``dataset_classes`` (and outside :func:`with_labels` on a dataset
+    that declares its classes), an int label is the generator's class index.
 
     Raises:
         GanaugConfigError: bad ``p``/``bank_size``/``truncation``, or an unknown class in
             ``classes``.
-        GanaugDataError: (when called) the sample has no label, or a label the generator lacks.
+        GanaugDataError: class names the generator does not have; (when called) the sample
+            has no label, a label the generator lacks, or a float image outside [0, 1]
+            (``GANAugment`` placed after ``Normalize``).
     """
 
     def __init__(self, generator_or_path: Generator | str | os.PathLike | GeneratorSource,
                  p: float = 0.5, *, classes=None, seed: int | None = None, bank_size: int = 64,
                  truncation: float = 1.0, reuse: int = 1,
-                 labels_getter: Callable[[Any], Any] = default_labels_getter) -> None:
+                 labels_getter: Callable[[Any], Any] = default_labels_getter,
+                 class_to_idx: Mapping[str, int] | None = None,
+                 dataset_classes: list[str] | None = None) -> None:
         super().__init__()
         self.p = check_probability("p", p)
         self.bank = SampleBank(generator_or_path, bank_size=bank_size, seed=seed,
                                truncation=truncation, reuse=reuse)
         self.labels_getter = labels_getter
         self.classes = None
+        if isinstance(classes, (str, int)):
+            raise GanaugConfigError(f"classes= must be a list of classes, got {classes!r}. "
+                                    f"Pass e.g. classes=[{classes!r}].")
         if classes is not None:
             self.classes = frozenset(self.bank.source.class_index(c) for c in classes)
+        self.class_map = ClassMap(self.bank.classes, "GANAugment")
+        mapping = dataset_mapping(class_to_idx, dataset_classes)
+        if mapping is not None:
+            self.class_map.bind(mapping, "class_to_idx=")
+
+    def bind_classes(self, class_to_idx: Mapping[str, int], what: str = "the dataset") -> None:
+        """Map a dataset's labels by name (``{name: label}``); :func:`with_labels` calls it."""
+        self.class_map.bind(class_to_idx, what)
 
     def forward(self, *inputs: Any) -> Any:
         sample = inputs if len(inputs) > 1 else inputs[0]
@@ -117,9 +147,14 @@ class GANAugment(v2.Transform):
                 "like ImageFolder or CIFAR10 call transform(image) alone, so wrap them: "
                 "ganaug.with_labels(dataset, transform)."
             )
-        cls = sample_class(label, self.bank.classes, where="GANAugment")
+        cls = self.class_map(label)
         flat, spec = tree_flatten(sample)
         targets = _image_leaves(flat, label)
+        for i in targets:
+            check_unnormalised(flat[i], "GANAugment",
+                               "Put GANAugment before Normalize (and before any transform that "
+                               "rescales), e.g. v2.Compose([GANAugment(gen), v2.ToImage(), "
+                               "v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]).")
         params = self.make_params([flat[i] for i in sorted(targets)], cls=cls)
         if not params["apply"]:
             return sample
@@ -182,12 +217,14 @@ def _takes_label(transform: Callable) -> bool:
     return any(p.kind == p.VAR_POSITIONAL for p in params) or len(positional) >= 2
 
 
-def apply_transform(transform: Callable | None, img: Any, label: Any) -> tuple[Any, Any]:
+def apply_transform(transform: Callable | None, img: Any, label: Any,
+                    takes_label: bool | None = None) -> tuple[Any, Any]:
     """Apply ``transform`` to a sample: ``transform(img, label)`` when it takes a label (v2
-    transforms, ``v2.Compose``, two-argument callables), else ``transform(img)``."""
+    transforms, ``v2.Compose``, two-argument callables), else ``transform(img)``.
+    ``takes_label`` skips the signature check (``None``: inspect ``transform``)."""
     if transform is None:
         return img, label
-    if _takes_label(transform):
+    if _takes_label(transform) if takes_label is None else takes_label:
         out = transform(img, label)
         if isinstance(out, (tuple, list)) and len(out) == 2:
             return out[0], out[1]
@@ -196,10 +233,18 @@ def apply_transform(transform: Callable | None, img: Any, label: Any) -> tuple[A
 
 
 class LabeledTransformDataset(Dataset):
-    """A dataset wrapper that calls ``transform(image, label)`` (see :func:`with_labels`)."""
+    """A dataset wrapper that runs a label-aware transform, then a settable ``transform``.
 
-    def __init__(self, dataset: Dataset, transform: Callable | None) -> None:
+    ``dataset[i] -> (image, label)``; ``label_transform(image, label)`` runs first (the GAN
+    step), then ``transform`` (``None`` until set; label-aware or image-only, see
+    :func:`apply_transform`). timm's ``create_loader`` assigns ``dataset.transform``: it lands
+    after the GAN step instead of replacing it. See :func:`with_labels`.
+    """
+
+    def __init__(self, dataset: Dataset, label_transform: Callable | None,
+                 transform: Callable | None = None) -> None:
         self.dataset = dataset
+        self.label_transform = label_transform
         self.transform = transform
 
     def __len__(self) -> int:
@@ -207,37 +252,101 @@ class LabeledTransformDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         img, label = self.dataset[index][:2]
-        return apply_transform(self.transform, img, label)
+        img, label = apply_transform(self.label_transform, img, label,
+                                     self._takes_label(self.label_transform))
+        return apply_transform(self.transform, img, label, self._takes_label(self.transform))
 
-    @property
-    def classes(self) -> list[str]:
-        return self.dataset.classes
+    def _takes_label(self, transform: Callable | None) -> bool:
+        """:func:`_takes_label`, remembered per transform object (inspecting costs ~0.4 ms)."""
+        cache = self.__dict__.setdefault("_signature_cache", {})
+        key = id(transform)
+        if key not in cache or cache[key][0] is not transform:
+            if len(cache) > 8:
+                cache.clear()
+            cache[key] = (transform, transform is not None and _takes_label(transform))
+        return cache[key][1]
 
     @property
     def class_to_idx(self) -> dict[str, int]:
-        return self.dataset.class_to_idx
+        found = dataset_class_to_idx(self.dataset)
+        if found is None:
+            raise AttributeError(f"{type(self.dataset).__name__} declares no class names")
+        return found
+
+    @property
+    def classes(self) -> list[str]:
+        classes = getattr(self.dataset, "classes", None)
+        if classes is not None:
+            return classes
+        mapping = self.class_to_idx
+        return sorted(mapping, key=mapping.__getitem__)
 
     @property
     def targets(self) -> list[int]:
         return self.dataset.targets
 
     def __repr__(self) -> str:
-        return f"with_labels({self.dataset!r}, {self.transform!r})"
+        return (f"with_labels({self.dataset!r}, {self.label_transform!r}"
+                + (f", transform={self.transform!r})" if self.transform is not None else ")"))
 
 
-def with_labels(dataset: Dataset, transform: Callable | None) -> LabeledTransformDataset:
+def gan_augments(transform: Any) -> list[GANAugment]:
+    """Every :class:`GANAugment` in ``transform`` (through ``Compose``/``RandomApply``/...)."""
+    found: list[GANAugment] = []
+    seen: set[int] = set()
+    stack = [transform]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, GANAugment):
+            found.append(item)
+            continue
+        children = getattr(item, "transforms", None)
+        if isinstance(children, (list, tuple, torch.nn.ModuleList)):
+            stack.extend(children)
+        if isinstance(item, torch.nn.Module):
+            stack.extend(item.children())
+    return found
+
+
+def with_labels(dataset: Dataset, transform: Callable | None, *,
+                class_to_idx: Mapping[str, int] | None = None,
+                dataset_classes: list[str] | None = None) -> LabeledTransformDataset:
     """Wrap an ``(image, label)`` dataset so ``transform`` receives the label too.
 
-    torchvision's ImageFolder/CIFAR10 call ``transform(image)`` alone, so a label-aware
-    transform such as :class:`ganaug.GANAugment` cannot reach the label. The wrapper reads
-    ``dataset[i] -> (image, label)`` and returns ``transform(image, label)``. A transform that
-    takes one argument (e.g. a classic ``transforms.Compose``, as timm's ``create_loader``
-    assigns to ``.transform``) gets the image only. ``transform`` is a settable attribute;
-    ``classes``, ``class_to_idx`` and ``targets`` come from ``dataset``; ``len`` is the same.
+    torchvision's ImageFolder/CIFAR10 and timm's datasets call ``transform(image)`` alone, so
+    a label-aware transform such as :class:`ganaug.GANAugment` cannot reach the label. The
+    wrapper reads ``dataset[i] -> (image, label)`` and returns ``transform(image, label)``
+    (kept as ``label_transform``). Its ``transform`` attribute starts as ``None`` and is
+    settable: what is assigned there (e.g. by timm's ``create_loader``) runs **after** the
+    label-aware step, with the label when it takes two arguments, on the image alone
+    otherwise. ``classes``, ``class_to_idx`` and ``targets`` come from ``dataset``.
+
+    Class identity: every :class:`GANAugment` inside ``transform`` maps the dataset's labels
+    to the generator's classes **by name**, from ``class_to_idx=``/``dataset_classes=`` when
+    given, else from what the dataset declares (``class_to_idx``, timm's
+    ``reader.class_to_idx``, ``classes``, through ``Subset``). Without names, labels are the
+    generator's indices.
 
     Args:
         dataset: a map-style dataset returning ``(image, int label)``; give it no
             ``transform`` of its own (the wrapper's runs after it).
         transform: e.g. ``v2.Compose([ganaug.GANAugment(gen), v2.RandomCrop(32, 4), ...])``.
+        class_to_idx: the dataset's ``{class name: label}``, overriding what it declares.
+        dataset_classes: the same as a list (``dataset_classes[i]`` names label ``i``).
+
+    Raises:
+        GanaugDataError: the dataset's class names are not all the generator's (both lists
+            named), or a GANAugment already bound to other names.
     """
+    mapping = dataset_mapping(class_to_idx, dataset_classes)
+    what = "class_to_idx="
+    if mapping is None:
+        mapping = declared_class_to_idx(dataset)
+        what = f"the dataset ({type(dataset).__name__})"
+    if mapping is not None:
+        for aug in gan_augments(transform):
+            aug.bind_classes(mapping, what)
     return LabeledTransformDataset(dataset, transform)

@@ -39,7 +39,65 @@ __all__ = [
     "classification_accuracy_score",
     "evaluate_generator",
     "format_metrics",
+    "per_class_rows",
+    "useful_accuracy",
+    "worst_classes",
 ]
+
+#: Metrics computed in the feature classifier's feature space (when ``features`` is None).
+FEATURE_METRICS = ("fid", "fid_real", "intra_fid", "precision", "recall", "density", "coverage")
+
+
+def useful_accuracy(num_classes: int) -> float:
+    """The test accuracy from which the feature classifier is trusted: halfway between chance
+    (``1 / num_classes``) and 100 % (55 % for 10 classes, 75 % for 2).
+
+    Below it, its features barely separate the classes, so a blurry generator can still score a
+    high precision and a CAS ratio near 1 (seen: precision 0.96 and CAS ratio 0.86 from a
+    classifier at 17 % on 10 classes). Fixed, not tuned: a rule a user can check by hand.
+    """
+    return 0.5 * (1.0 + 1.0 / max(1, num_classes))
+
+
+def _weak_classifier_warning(accuracy: float, num_classes: int, gives_features: bool) -> str:
+    useful = useful_accuracy(num_classes)
+    hit = ("FID, intra-class FID, precision/recall, density/coverage, the fakes-recognised "
+           "rates and the CAS ratio" if gives_features else
+           "the fakes-recognised rates and the CAS ratio")
+    return (f"WARNING: the feature classifier reaches only {100 * accuracy:.1f}% test accuracy "
+            f"(chance {100 / num_classes:.1f}%, trusted from {100 * useful:.1f}%): {hit} are "
+            "NOT trustworthy. Train it longer (--classifier-steps 1000), give it more real "
+            "training data, or pass --features NAME:WEIGHTS.")
+
+
+def per_class_rows(result: dict[str, Any], classes: list[str]) -> list[dict[str, Any]]:
+    """One row per class: ``cas``, ``real_accuracy``, ``cas_ratio`` (None where the real
+    classifier scores 0 or the class is not in the test split), ``fake_accuracy`` (the
+    share of this class's fakes the real classifier puts in it) and ``intra_fid``."""
+    rows = []
+    for i, name in enumerate(map(str, classes)):
+        cas = result["cas_per_class"].get(name, math.nan)
+        real = result["real_accuracy_per_class"][i]
+        ratio = cas / real if real and not (math.isnan(real) or math.isnan(cas)) else None
+        rows.append({"class": name, "cas": cas, "real_accuracy": real, "cas_ratio": ratio,
+                     "fake_accuracy": result["fake_accuracy_per_class"][i],
+                     "intra_fid": result["fid_per_class"].get(name, math.nan)})
+    return rows
+
+
+def worst_classes(rows: list[dict[str, Any]], k: int | None = None) -> dict[str, list[str]]:
+    """The ``k`` worst classes by CAS ratio (lowest), fakes recognised (lowest) and intra-class
+    FID (highest); ``k`` defaults to a third of the classes, 1 to 3. Missing values are skipped;
+    ties keep the class order."""
+    k = k or min(3, max(1, (len(rows) - 1) // 3))
+
+    def worst(key: str, highest: bool) -> list[str]:
+        have = [r for r in rows if r[key] is not None and not math.isnan(r[key])]
+        ranked = sorted(have, key=lambda r: -r[key] if highest else r[key])
+        return [r["class"] for r in ranked[:k]]
+
+    return {"cas_ratio": worst("cas_ratio", False), "fake_accuracy": worst("fake_accuracy", False),
+            "intra_fid": worst("intra_fid", True)}
 
 
 def _sample(generator, n_per_class: int, seed: int,
@@ -173,7 +231,10 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
         backbone=backbone, stem=stem, model_kwargs=model_kwargs, steps=steps,
         batch_size=batch_size, seed=seed,
         device=device, progress=progress, samples=(fake_images, fake_labels))
-    return {
+    fake_eval = evaluate_classifier(real_model, fake_images, fake_labels, device=device)
+    k = len(test_data.classes)
+    useful = real_eval["accuracy"] >= useful_accuracy(k)
+    result = {
         "fid": frechet_distance(feats_test, feats_fake),
         "fid_per_class": per_class,
         "intra_fid": _finite_mean(per_class.values()),
@@ -186,6 +247,14 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
         "real_accuracy": real_eval["accuracy"],
         "real_balanced_accuracy": real_eval["balanced_accuracy"],
         "cas_per_class": cas["cas_per_class"],
+        "real_accuracy_per_class": real_eval["per_class_accuracy"],
+        "fake_accuracy": fake_eval["accuracy"],
+        "fake_accuracy_per_class": fake_eval["per_class_accuracy"],
+        "feature_classifier": {"test_accuracy": real_eval["accuracy"], "chance": 1.0 / k,
+                               "trusted_from": useful_accuracy(k), "trusted": useful,
+                               "gives_features": features is None},
+        "warnings": [] if useful else [_weak_classifier_warning(real_eval["accuracy"], k,
+                                                                features is None)],
         "how": {
             "feature_extractor": extractor.name,
             "note": extractor.note,
@@ -207,6 +276,9 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
             "seconds": round(time.perf_counter() - start, 1),
         },
     }
+    result["per_class"] = per_class_rows(result, list(test_data.classes))
+    result["worst_classes"] = worst_classes(result["per_class"])
+    return result
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -219,20 +291,33 @@ _ROWS = [
     ("density", "density (~1 is good)"),
     ("coverage", "coverage"),
     ("cas", "CAS (test accuracy, trained on fakes)"),
-    ("real_accuracy", "test accuracy, trained on real"),
+    ("real_accuracy", "feature classifier: test accuracy (trained on real)"),
+    ("fake_accuracy", "fakes recognised (feature classifier on fakes)"),
     ("cas_ratio", "CAS ratio (CAS / real accuracy)"),
 ]
+_PER_CLASS = [("class", "class", ""), ("cas", "CAS", ".3f"), ("real_accuracy", "real acc", ".3f"),
+              ("cas_ratio", "CAS ratio", ".3f"), ("fake_accuracy", "fakes recog.", ".3f"),
+              ("intra_fid", "intra-FID", ".4g")]
 
 
 def format_metrics(result: dict[str, Any]) -> str:
     """A plain-text table of :func:`evaluate_generator`'s result, with the feature note."""
+    warnings = list(result.get("warnings") or [])
+    clf = result.get("feature_classifier") or {}
+    doubtful = set()
+    if clf and not clf.get("trusted", True):
+        doubtful = {"cas_ratio", "fake_accuracy"} | (
+            set(FEATURE_METRICS) if clf.get("gives_features") else set())
     width = max(len(label) for _, label in _ROWS)
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
+    lines = [*warnings, ""] if warnings else []
+    lines += [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
     for key, label in _ROWS:
         value = result.get(key)
         text = ("n/a" if value is None else f"{value:.4g}" if isinstance(value, float)
                 else str(value))
-        lines.append(f"{label:<{width}}  {text}")
+        lines.append(f"{label:<{width}}  {text}{'  (untrustworthy)' if key in doubtful else ''}")
+    if result.get("per_class"):
+        lines += ["", _per_class_table(result["per_class"], result.get("worst_classes") or {})]
     how = result.get("how", {})
     if how:
         lines.append("")
@@ -240,4 +325,32 @@ def format_metrics(result: dict[str, Any]) -> str:
         lines.append(f"note: {how.get('note')}")
         lines.append(f"samples: {how.get('n_fake')} generated ({how.get('n_per_class')} per class)"
                      f", {how.get('n_real_test')} real test, {how.get('n_real_train')} real train")
+    lines += warnings
+    return "\n".join(lines)
+
+
+def _per_class_table(rows: list[dict[str, Any]], worst: dict[str, list[str]]) -> str:
+    short = {"cas_ratio": "CAS", "fake_accuracy": "recog.", "intra_fid": "FID"}
+    flagged = {r["class"]: [short[key] for key, names in worst.items() if r["class"] in names]
+               for r in rows}
+
+    def cell(value: Any, spec: str) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        return format(value, spec) if spec else str(value)
+
+    body = [[cell(r[key], spec) for key, _, spec in _PER_CLASS]
+            + [f"<- worst {', '.join(flagged[r['class']])}" if flagged[r["class"]] else ""]
+            for r in rows]
+    widths = [max([len(h)] + [len(b[i]) for b in body]) for i, (_, h, _) in enumerate(_PER_CLASS)]
+    lines = [("per class (CAS ratio = CAS / real acc; fakes recog. = share of the class's "
+              "fakes the feature classifier puts in it):"),
+             "  ".join(f"{h:>{w}}" for (_, h, _), w in zip(_PER_CLASS, widths))]
+    lines += ["  ".join(f"{c:>{w}}" for c, w in zip(b, widths)) + f"  {b[-1]}".rstrip()
+              for b in body]
+    labels = {"cas_ratio": "lowest CAS ratio", "fake_accuracy": "fewest fakes recognised",
+              "intra_fid": "highest intra-class FID"}
+    named = [f"{labels[key]}: {', '.join(names)}" for key, names in worst.items() if names]
+    if named:
+        lines.append("worst classes: " + "; ".join(named))
     return "\n".join(lines)

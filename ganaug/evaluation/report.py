@@ -67,9 +67,14 @@ def summarize(cells: list[dict[str, Any]], regimes: Sequence[str], arms: Sequenc
     return rows
 
 
+#: Printed under a table with a single-seed difference.
+UNTESTED_NOTE = ("untested: a difference from one seed has no spread, interval or p-value and "
+                 "may be noise; run --seeds 3 or more before acting on it.")
+
+
 def _fmt_ci(stat: dict[str, Any]) -> str:
     if stat.get("std") is None:
-        return f"{stat['mean']:.4f}"
+        return f"{stat['mean']:.4f}" + (" (1 seed)" if stat.get("n") == 1 else "")
     ci = "" if stat["low"] is None else f" [{stat['low']:.4f}, {stat['high']:.4f}]"
     return f"{stat['mean']:.4f} ± {stat['std']:.4f}{ci}"
 
@@ -79,12 +84,17 @@ def format_table(doc: dict[str, Any]) -> str:
     base = doc["settings"]["baseline"]
     lines = [("| regime | arm | accuracy mean ± std [95% CI] | balanced acc. | "
              f"diff vs {base} [95% CI] | p |"), "|---|---|---|---|---|---|"]
+    untested = False
     for row in doc["summary"]:
         vs = row.get("vs_baseline")
         diff = _fmt_ci(vs) if vs else "—"
         p = f"{vs['p']:.3g}" if vs and vs.get("p") is not None else "—"
+        if vs and vs.get("n", 0) < 2:
+            diff, p, untested = f"{vs['mean']:+.4f} untested (1 seed)", "untested", True
         lines.append(f"| {row['regime']} | {row['arm']} | {_fmt_ci(row['accuracy'])} | "
                      f"{row['balanced_accuracy']['mean']:.4f} | {diff} | {p} |")
+    if untested:
+        lines += ["", UNTESTED_NOTE]
     return "\n".join(lines)
 
 

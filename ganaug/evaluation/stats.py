@@ -45,7 +45,8 @@ def paired_comparison(arm: Sequence[float], baseline: Sequence[float],
     """Paired difference ``arm - baseline`` over seeds: mean, t-interval, paired t-test p-value.
 
     ``p`` is the two-sided p-value of ``scipy.stats.ttest_rel`` (None for fewer than 2 pairs
-    or identical pairs).
+    or identical pairs). ``tested`` is False for a single pair: one seed gives a difference but
+    no spread, so nothing about it is tested (reports must say so).
     """
     from scipy import stats
 
@@ -59,4 +60,5 @@ def paired_comparison(arm: Sequence[float], baseline: Sequence[float],
         p = float(stats.ttest_rel(a, b).pvalue)
         p = None if math.isnan(p) else p
     out["p"] = p
+    out["tested"] = len(a) >= 2
     return out

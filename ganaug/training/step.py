@@ -2,7 +2,9 @@
 
 One generator step = ``d_steps`` discriminator steps on real batches and fresh fakes, then one
 generator step, then the EMA update of the generator's copy. DiffAugment (Zhao et al. 2020,
-https://arxiv.org/abs/2006.10738) is applied to real and fake images before D in both steps.
+https://arxiv.org/abs/2006.10738) is applied to real and fake images before D in both steps. Balanced consistency
+regularisation (bCR, Zhao et al. 2021, https://arxiv.org/abs/2002.04724) compares, in the D step,
+D's logits on the images it sees with its logits on a second, independent view ``T(x)``.
 Losses stay on the device: nothing here forces a host sync.
 """
 
@@ -18,10 +20,17 @@ from torch import nn
 
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.config import TrainConfig
-from ganaug.diffaug import AdaptiveAugment, diff_augment, parse_policy
+from ganaug.diffaug import CR_POLICY, AdaptiveAugment, diff_augment, parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.generator import Generator
-from ganaug.losses import LeCamEMA, get_loss, gradient_penalty, lecam_reg, r1_penalty
+from ganaug.losses import (
+    LeCamEMA,
+    consistency_reg,
+    get_loss,
+    gradient_penalty,
+    lecam_reg,
+    r1_penalty,
+)
 from ganaug.models import (
     arch_defaults,
     build_discriminator,
@@ -36,7 +45,8 @@ from ganaug.training.distributed import DistInfo
 GP_WEIGHT = 10.0  # WGAN-GP's lambda (Gulrajani et al. 2017)
 NO_STEP = 2**62  # "no non-finite loss seen yet" in the first-bad-step trackers
 _USED_FIELDS = ("arch", "arch_kwargs", "image_size", "channels", "z_dim", "seed", "batch_size",
-                "lr_g", "lr_d", "betas", "loss", "r1_gamma", "lecam_weight", "diffaug", "ada",
+                "lr_g", "lr_d", "betas", "loss", "r1_gamma", "lecam_weight", "cr_weight",
+                "diffaug", "ada",
                 "ada_target", "ema_decay", "ema_start", "amp", "channels_last", "compile")
 
 
@@ -85,7 +95,7 @@ def amp_settings(device: torch.device, amp: bool) -> tuple[bool, torch.dtype | N
 
 
 class GANStep:
-    """G, D, the EMA copy of G, their optimisers, AMP, losses, DiffAugment/ADA, LeCam and R1.
+    """G, D, the EMA copy of G, their optimisers, AMP, losses, DiffAugment/ADA, LeCam, R1, bCR.
 
     Args:
         cfg: a resolved :class:`TrainConfig` (every field set, as
@@ -187,12 +197,16 @@ class GANStep:
         real_aug, fake_aug = self.augment(real), self.augment(fake)
         if cfg.r1_gamma > 0:
             real_aug = real_aug.detach().requires_grad_(True)
+        inputs, input_labels = [real_aug, fake_aug], [labels, fake_labels]
+        if cfg.cr_weight > 0:
+            # bCR's T(x): a second view of the un-augmented images, drawn independently.
+            inputs += [self.cr_augment(real), self.cr_augment(fake)]
+            input_labels += [labels, fake_labels]
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
-            # One D forward on [real; fake]: one DDP all-reduce per backward.
-            logits = self._d_fwd(torch.cat([real_aug, fake_aug]),
-                                 torch.cat([labels, fake_labels])).float()
-            logits_real, logits_fake = logits[:n], logits[n:]
+            # One D forward on [real; fake (; T(real); T(fake))]: one DDP all-reduce per backward.
+            logits = self._d_fwd(torch.cat(inputs), torch.cat(input_labels)).float()
+            logits_real, logits_fake = logits[:n], logits[n:2 * n]
             loss_d = self.d_loss_fn(logits_real, logits_fake)
             if cfg.r1_gamma > 0:
                 loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(logits_real, real_aug)
@@ -202,6 +216,10 @@ class GANStep:
             if self.lecam is not None:
                 loss_d = loss_d + cfg.lecam_weight * lecam_reg(
                     logits_real, logits_fake, self.lecam.real, self.lecam.fake)
+            if cfg.cr_weight > 0:
+                loss_d = loss_d + cfg.cr_weight * (
+                    consistency_reg(logits_real, logits[2 * n:3 * n])
+                    + consistency_reg(logits_fake, logits[3 * n:]))
         self.scaler_d.scale(loss_d).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
@@ -238,6 +256,11 @@ class GANStep:
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """DiffAugment with the run's policy (each op with ADA's probability when ADA is on)."""
         return diff_augment(x, self.policy, p=self.ada.p if self.ada else 1.0)
+
+    @staticmethod
+    def cr_augment(x: torch.Tensor) -> torch.Tensor:
+        """bCR's ``T``: :data:`ganaug.diffaug.CR_POLICY` (translation, cutout) at probability 1."""
+        return diff_augment(x, CR_POLICY)
 
     def _autocast(self):
         if not self.autocast:
