@@ -169,3 +169,19 @@ def test_sampling_refuses_negative_and_huge_seeds(tiny_generator):
     for seed in (-1, 2**70):
         with pytest.raises(GanaugConfigError, match=r"seed must be an integer from 0"):
             tiny_generator.sample([0], seed=seed)
+
+
+def test_every_sampler_refuses_a_generator_that_draws_nan(tiny_generator):
+    """GANAugment and BatchMixer go through Generator.generate: no black images slip through."""
+    from ganaug import BatchMixer, GANAugment
+
+    _name, tensor = next((k, v) for k, v in tiny_generator.net.state_dict().items()
+                        if v.is_floating_point() and not k.startswith("embed"))
+    with torch.no_grad():
+        tensor.view(-1)[0] = float("nan")  # every class's images go through it
+    x = torch.rand(4, 3, 16, 16)
+    y = torch.tensor([0, 1, 2, 0])
+    with pytest.raises(GanaugModelError, match="non-finite"):
+        BatchMixer(tiny_generator, 1.0, seed=0)(x, y)
+    with pytest.raises(GanaugModelError, match="non-finite"):
+        GANAugment(tiny_generator, p=1.0, seed=0)(torch.zeros(3, 16, 16, dtype=torch.uint8), 1)
