@@ -254,8 +254,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise GanaugConfigError(f"Config file {str(path)!r} does not exist; check the --config path.")
+    if not path.is_file():  # False for a FIFO or device too: never open one (it would block)
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise GanaugConfigError(f"Config file {str(path)!r} {what}; check the --config path.")
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

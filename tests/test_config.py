@@ -189,3 +189,14 @@ def test_arch_differences_and_merge_saved():
 ])
 def test_data_name(spec, name):
     assert data_name(spec) == name
+
+
+def test_config_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    from ganaug.config import read_yaml
+
+    fifo = tmp_path / "cfg.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(GanaugConfigError, match="is not a regular file"):
+        read_yaml(fifo)
