@@ -48,10 +48,13 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 # -- ganaug train -------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
     from ganaug.config import train_config_from_sources
+    from ganaug.data import spec_with_split, split_note
     from ganaug.training import Trainer
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "func", "config") and v is not None}
+                 if k not in ("command", "func", "config", "split") and v is not None}
+    overrides["data"] = spec_with_split(args.data, args.split)  # the train split by default
+    print(f"data: {overrides['data']} ({split_note(overrides['data'])})", file=sys.stderr)
     cfg = train_config_from_sources(args.config, overrides)
     try:
         result = Trainer(cfg).fit()
@@ -110,13 +113,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from ganaug._files import atomic_write_text
     from ganaug.data import load_data
+    from ganaug.errors import GanaugDataError
     from ganaug.evaluation import evaluate_generator, finite_json, format_metrics
     from ganaug.io import load
 
+    if args.split in ("test", "all") and not args.test:
+        raise GanaugDataError(f"--split {args.split} leaves no held-out test images in --data; "
+                              f"use --split train, or pass --test SPEC.")
     generator = load(args.file, device=args.device or "cpu")
     size, channels = generator.image_size, generator.channels
     if args.test:
-        train = load_data(args.data, size=size, channels=channels)
+        train = load_data(args.data, split=args.split, size=size, channels=channels)
         test = load_data(args.test, size=size, channels=channels)
     else:
         train = load_data(args.data, split="train", size=size, channels=channels)
@@ -249,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, default=None, dest="sample_every")
     p.add_argument("--ckpt-every", type=int, default=None, dest="ckpt_every")
     p.add_argument("--workers", type=int, default=None, dest="num_workers")
+    p.add_argument("--split", default=None, choices=("train", "test", "all"),
+                   help="which split of --data to train on (default: the spec's ?split=, else "
+                        "train: the source's own, or the holdout that evaluate tests on)")
     p.set_defaults(func=_cmd_train)
 
     # info
@@ -287,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--data", required=True, metavar="SPEC")
     p.add_argument("--test", default=None, metavar="SPEC")
+    p.add_argument("--split", default=None, choices=("train", "test", "all"),
+                   help="split of --data the generator is compared with (default train; "
+                        "test/all need --test)")
     p.add_argument("--n-per-class", type=int, default=None, dest="n_per_class")
     p.add_argument("--out", default=None, metavar="JSON")
     p.add_argument("--seed", type=int, default=0)
