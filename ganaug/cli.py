@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_sub.add_parser("info", help="counts per class, image shape, value range, a grid")
     p.add_argument("spec", help="mnist5k | digits | folder:PATH | npz:PATH | torchvision:NAME")
     _add_data_options(p, spec_flag=False)
-    p.add_argument("--split", default=None, choices=("train", "test"),
-                   help="default: every image of the source")
+    p.add_argument("--split", default=None, choices=("train", "test", "all"),
+                   help="default: the source's own train split, else every image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--download", action="store_true",
                    help="torchvision:NAME only: download when missing (needs internet)")

@@ -86,6 +86,9 @@ def test_data_info_shows_the_split(split_root, capsys):
     assert "split:    all (every image; the source has no split of its own)" in \
         capsys.readouterr().out
     assert "split:    test (stratified" in describe(load_data("digits", split="test"))
+    assert main(["data", "info", f"folder:{split_root}", "--split", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "split:    all (every split of the source)" in out and "images:   10" in out
 
 
 class _FakeTrainer:
