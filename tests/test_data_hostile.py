@@ -210,3 +210,17 @@ def test_small_images_unchanged_by_the_reader(tmp_path):
     data = load_data(f"folder:{root}")
     assert data.images[:, 0, 0, 0].tolist() == [0, 1, 40, 41]
     assert data.images.dtype == torch.uint8
+
+
+def test_16bit_tiff_is_scaled_and_32bit_int_tiff_is_refused(tmp_path):
+    def make16(folder, i, k):
+        Image.fromarray(np.full((4, 4), 257 * (10 + k), np.uint16)).save(folder / f"{i}.tif")
+
+    data = load_data(f"folder:{_classes(tmp_path / 'a', make=make16)}")
+    assert data.images[:, 0, 0, 0].tolist() == [10, 10, 11, 11]
+
+    def make32(folder, i, k):
+        Image.fromarray(np.full((4, 4), 1000, np.int32)).save(folder / f"{i}.tif")
+
+    with pytest.raises(GanaugDataError, match=r"0\.tif' has 32-bit integer pixels \(PIL mode I\)"):
+        load_data(f"folder:{_classes(tmp_path / 'b', make=make32)}")
