@@ -1,16 +1,23 @@
 """Pure image-tensor kernels shared by data loading, the augmenters and the classifiers.
 
 Tensors are ``(N, C, H, W)`` or ``(C, H, W)``; uint8 in [0, 255] or float. Nothing here
-changes the value range except :func:`to_float01` and :func:`normalize`.
+changes the value range except :func:`to_float01` and :func:`normalize`. Also: bounded reading
+of one image file (:func:`read_image_file`), the memory check of a load, and the
+ImageFolder-like dataset views that :mod:`ganaug.data` re-exports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from ganaug.errors import GanaugDataError
+
+__all__ = ["GREY_MODES", "MAX_DECODED_PIXELS", "ClassImageDataset", "ImagesDataset",
+           "available_memory", "check_memory", "decoded_array", "fit_images", "normalize",
+           "read_image_file", "to_float01"]
 
 
 def fit_images(images: torch.Tensor, channels: int | None = None,
@@ -56,3 +63,186 @@ def normalize(images: torch.Tensor, mean: torch.Tensor | Sequence[float],
     std_t = torch.as_tensor(std, dtype=images.dtype, device=images.device)
     shape = (-1, 1, 1)
     return (images - mean_t.reshape(shape)) / std_t.reshape(shape)
+
+
+# -- reading image files --------------------------------------------------------------------------
+#: Most pixels ganaug decodes from one file (PIL's own bomb limit, ~89 M: a 9,459 x 9,459 image).
+MAX_DECODED_PIXELS = 89_478_485
+#: Grey PIL modes; anything else is read as RGB (palette, RGBA, CMYK, YCbCr, ...).
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may still allocate (``MemAvailable``, else physical RAM)."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: do not refuse
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def check_memory(n: int, c: int, h: int, w: int, what: str) -> None:
+    """Refuse, before allocating, ``n`` uint8 images of ``c x h x w`` that do not fit in memory.
+
+    The budget is half the available memory: loading keeps the decoded images and their copy.
+    """
+    need = int(n) * int(c) * int(h) * int(w)
+    have = available_memory()
+    if 2 * need > have:
+        raise GanaugDataError(
+            f"{what}: {n:,} images of {c}x{h}x{w} need {_human(need)} as uint8 (twice that while "
+            f"loading), but only {_human(have)} of memory is available. Lower size "
+            f"(CLI: --size), take fewer images (per_class=N), or split the data.")
+
+
+def decoded_array(img, path: str):
+    """A loaded PIL image as ``H x W`` (grey) or ``H x W x 3`` uint8, scaled, never clipped.
+
+    16-bit images are divided by 257 (65535 -> 255); float images (mode ``F``) in [0, 1] are
+    multiplied by 255; other float ranges and 32-bit integer images are refused.
+    """
+    import numpy as np
+
+    mode = img.mode
+    if mode not in GREY_MODES:
+        return np.array(img.convert("RGB"))
+    if mode in ("1", "L", "LA"):
+        return np.array(img.convert("L"))
+    arr = np.asarray(img)
+    if mode.startswith("I;16") or (mode == "I" and img.format == "PNG"):  # PNG 16-bit grey
+        arr = arr.astype(np.float64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise GanaugDataError(f"16-bit image {path!r} has values outside 0..65535.")
+        return np.rint(arr / 257.0).astype(np.uint8)
+    if mode == "F":
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if not (np.isfinite(arr).all() and lo >= 0.0 and hi <= 1.0):
+            raise GanaugDataError(
+                f"float image {path!r} has values in [{lo:g}, {hi:g}]; ganaug reads float images "
+                f"in [0, 1] (scaled by 255). Rescale it to [0, 1] or save it as an 8-bit image.")
+        return np.rint(arr.astype(np.float64) * 255.0).astype(np.uint8)
+    raise GanaugDataError(f"image {path!r} has 32-bit integer pixels (PIL mode {mode}), whose range "
+                          f"ganaug cannot know. Save it as an 8- or 16-bit image.")
+
+
+def read_image_file(path: str, size: int | None = None):
+    """Decode one image file, bounded: ``(array or None if unreadable, is_rgb, (w, h))``.
+
+    With ``size``, large images are reduced while reading (JPEG draft mode, then PIL's
+    ``reduce`` by an integer factor) so that at least ``2 * size`` pixels per side remain; the
+    final antialiased resize happens in :func:`fit_images`.
+
+    Raises:
+        GanaugDataError: more than :data:`MAX_DECODED_PIXELS` pixels (a decompression bomb or
+            a huge image), or pixel values ganaug cannot scale (see :func:`decoded_array`).
+    """
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            w, h = img.size
+            if w * h > MAX_DECODED_PIXELS:
+                raise Image.DecompressionBombError(f"{w}x{h}")
+            rgb = img.mode not in GREY_MODES
+            if size is not None and min(w, h) >= 4 * size:
+                if img.format == "JPEG":
+                    img.draft("RGB" if rgb else "L", (2 * size, 2 * size))
+                img.load()
+                factor = min(img.size) // (2 * size)
+                if factor > 1 and img.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
+                    img = img.reduce(factor)
+            img.load()
+            return decoded_array(img, path), rgb, (w, h)
+    except GanaugDataError:
+        raise
+    except Image.DecompressionBombError:
+        w, h = _header_size(path)
+        raise GanaugDataError(
+            f"Image {path!r} is {w}x{h} pixels ({w * h:,}), more than the "
+            f"{MAX_DECODED_PIXELS:,} pixels ganaug decodes per image (a decompression bomb or a "
+            f"huge scan). Shrink or remove the file, then load again.") from None
+    except (OSError, ValueError, SyntaxError):  # PIL raises all three for broken files
+        return None, False, (0, 0)
+
+
+def _header_size(path: str) -> tuple[int, int]:
+    """``(w, h)`` from the header alone, past PIL's bomb check (nothing is decoded)."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as img:
+            return img.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+# -- (PIL image, label) dataset views (re-exported by ganaug.data) ------------------------------
+class ClassImageDataset(torch.utils.data.Dataset):
+    """Base of ganaug's ImageFolder-like datasets: ``(PIL image, int label)`` items.
+
+    A subclass sets ``classes``, ``class_to_idx``, ``targets`` (one int label per item),
+    ``transform`` and ``target_transform`` (all plain, settable attributes, as on ImageFolder)
+    and implements :meth:`image`; ``__getitem__`` turns the image into a PIL image (mode ``L``
+    for grey, ``RGB``) and applies the transforms as ImageFolder does.
+    """
+
+    classes: list[str]
+    class_to_idx: dict[str, int]
+    targets: list[int]
+    transform: Any = None
+    target_transform: Any = None
+
+    def image(self, index: int) -> torch.Tensor:
+        """Item ``index`` as ``(C, H, W) uint8`` (no transform)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        from torchvision.transforms.v2.functional import to_pil_image
+
+        img: Any = to_pil_image(self.image(index))
+        target: Any = self.targets[index]
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+
+class ImagesDataset(ClassImageDataset):
+    """``(PIL image, int)`` view of a :class:`ganaug.data.LabeledImages` (mode ``L`` for grey, ``RGB``)."""
+
+    def __init__(self, data, transform=None, target_transform=None):
+        self.images = data.images
+        self.classes = list(data.classes)
+        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
+        self.targets = data.labels.tolist()
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def image(self, index: int) -> torch.Tensor:
+        return self.images[index]

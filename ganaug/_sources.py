@@ -10,6 +10,8 @@ option checks, splits, subsets and resizing stay in :mod:`ganaug.data`.
 from __future__ import annotations
 
 import functools
+import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +20,17 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ganaug._imaging import fit_images
+from ganaug._imaging import GREY_MODES, check_memory, fit_images, read_image_file
 from ganaug.errors import GanaugDataError, did_you_mean
 
-__all__ = ["DEFAULT_TV_ROOT", "SOURCES", "TV_NAMES", "Source", "SourceKind", "read_bundled",
+__all__ = ["DEFAULT_TV_ROOT", "SOURCES", "TEST_FOLDERS", "TV_NAMES", "Source", "SourceKind",
+           "folder_splits", "has_own_split", "own_split_words", "read_bundled",
            "read_folder", "read_npz", "read_torchvision"]
 
 DEFAULT_TV_ROOT = "~/.cache/ganaug/torchvision"
 #: Lower-case spelling -> torchvision class name of the datasets ``torchvision:NAME`` reads.
 TV_NAMES = {"mnist": "MNIST", "fashionmnist": "FashionMNIST", "cifar10": "CIFAR10",
             "cifar100": "CIFAR100", "svhn": "SVHN", "stl10": "STL10"}
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
 class Source(NamedTuple):
@@ -76,30 +78,38 @@ def read_bundled(kind: str, arg: str = "", *, split: str | None = None, size: in
 
 
 # -- folder -------------------------------------------------------------------------------------
-def _folder_splits(path: Path) -> dict[str, Path] | None:
-    """``{"train": path/train, "test": path/test}`` when ``path`` holds its own split."""
-    train, test = path / "train", path / "test"
-    if train.is_dir() and test.is_dir():
-        return {"train": train, "test": test}
+#: Folder names taken as the held-out part of a folder's own split, in order of preference.
+TEST_FOLDERS = ("test", "val", "valid", "validation")
+_BIG_PIXELS = 256 * 256  # above this, an image is resized to size= as soon as it is decoded
+
+
+def folder_splits(path: Path) -> dict[str, Path] | None:
+    """``{"train": path/train, "test": path/test (or val/, valid/, validation/)}`` or None."""
+    test = next((path / n for n in TEST_FOLDERS if (path / n).is_dir()), None)
+    if (path / "train").is_dir() and test is not None:
+        return {"train": path / "train", "test": test}
     return None
 
 
-def _read_image(path: str) -> tuple[np.ndarray | None, bool, tuple[int, int]]:
-    """Decode one file: ``(array HxW or HxWx3 uint8, is_rgb, (w, h))``; array None if unreadable."""
-    from PIL import Image
+def _class_files(folder: str, extensions: tuple[str, ...]) -> list[str]:
+    """Image files under ``folder`` (symlinks followed), no directory visited twice.
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.mode not in _GREY_MODES
-            arr = np.array(img.convert("RGB" if rgb else "L"))
-            return arr, rgb, img.size
-    except (OSError, ValueError, SyntaxError):  # PIL raises all three for broken files
-        return None, False, (0, 0)
+    Same order as torchvision's ``make_dataset`` (sorted by directory, then by file name), but
+    a symlink loop (or two links to one directory) adds each image once.
+    """
+    seen, found = set(), []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found.append((root, sorted(f for f in files if f.lower().endswith(extensions))))
+    return [os.path.join(root, f) for root, files in sorted(found) for f in files]
 
 
 def _scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
     try:
         classes, class_to_idx = find_classes(path)
@@ -107,7 +117,8 @@ def _scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
         raise GanaugDataError(f"Folder {str(path)!r} has no class sub-folders. Expected the "
                               f"ImageFolder layout PATH/<class>/<image>; make one folder per "
                               f"class.") from None
-    samples = make_dataset(path, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+    samples = [(f, class_to_idx[c]) for c in classes
+               for f in _class_files(str(path / c), IMG_EXTENSIONS)]
     counts = np.bincount([k for _, k in samples], minlength=len(classes))
     empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if empty:
@@ -117,45 +128,79 @@ def _scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
     return samples, classes
 
 
+def _check_folder_memory(samples: list[tuple[str, int]], size: int | None, where: Path) -> None:
+    """Refuse before decoding when the images (at ``size``, else their own) cannot fit."""
+    from PIL import Image
+
+    if size is not None:
+        check_memory(len(samples), 3, size, size, f"Folder {str(where)!r}")
+        return
+    for p, _ in samples[:1]:  # without size all images must share one size: the first tells
+        try:
+            with Image.open(p) as img:
+                w, h = img.size
+        except Exception:  # noqa: BLE001 - unreadable files are reported when decoded
+            return
+        check_memory(len(samples), 3, h, w, f"Folder {str(where)!r}")
+
+
 def _decode_folder(samples: list[tuple[str, int]], size: int | None,
                    where: Path) -> tuple[torch.Tensor, torch.Tensor]:
     # A plain loop: measured on cifar10-mini (5,000 32x32 JPEGs, 2 cores) it took 0.33 s against
     # 0.7 s for a thread pool; such small files decode faster than threads can hand them over.
-    decoded = [_read_image(p) for p, _ in samples]
-    bad = [p for (p, _), (arr, _, _) in zip(samples, decoded, strict=True) if arr is None]
+    # With size, a large image is resized as soon as it is decoded, so huge files never pile up;
+    # small ones are resized together afterwards (one batched call: 1 s less on cifar10-mini).
+    _check_folder_memory(samples, size, where)
+    tensors, bad, sizes, any_rgb = [], [], set(), False
+    for p, _ in samples:
+        arr, rgb, wh = read_image_file(p, size)
+        if arr is None:
+            bad.append(p)
+            continue
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = t.permute(2, 0, 1) if rgb else t[None]
+        big = size is not None and t.shape[1] * t.shape[2] > _BIG_PIXELS
+        tensors.append(fit_images(t[None], size=size)[0] if big else t)
+        sizes.add(wh)
+        any_rgb = any_rgb or rgb
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise GanaugDataError(f"{len(bad)} image file(s) in {str(where)!r} cannot be read "
                               f"(corrupt or not an image): {shown}. Delete or replace them, then "
                               f"load again.")
-    sizes = sorted({wh for _, _, wh in decoded})
     if len(sizes) > 1 and size is None:
-        (w1, h1), (w2, h2) = sizes[0], sizes[-1]
+        (w1, h1), (w2, h2) = min(sizes), max(sizes)
         raise GanaugDataError(f"Images in {str(where)!r} have different sizes, e.g. {w1}x{h1} and "
                               f"{w2}x{h2} ({len(sizes)} sizes in all). Pass size=N (CLI: --size N) "
                               f"to resize them all to N x N.")
-    any_rgb = any(rgb for _, rgb, _ in decoded)
-    tensors = []
-    for arr, rgb, _ in decoded:
-        t = torch.from_numpy(arr)
-        t = t.permute(2, 0, 1) if rgb else t[None]
-        if any_rgb and not rgb:
-            t = t.expand(3, -1, -1)
-        if len(sizes) > 1:
-            t = fit_images(t[None], size=size)[0]
-        tensors.append(t)
+    if size is not None and len({t.shape[1:] for t in tensors}) > 1:
+        tensors = [fit_images(t[None], size=size)[0] for t in tensors]
+    if any_rgb:
+        tensors = [t.expand(3, -1, -1) if t.shape[0] == 1 else t for t in tensors]
     return torch.stack(tensors), torch.tensor([k for _, k in samples], dtype=torch.int64)
+
+
+def _own_parts(splits: dict[str, Path] | None, split: str | None,
+               path: Path) -> tuple[list[Path], str]:
+    """The folders a split reads and its name (``""`` when the folder has no split of its own)."""
+    if not splits:
+        return [path], ""
+    if split == "all":
+        return list(splits.values()), "all"
+    name = split or "train"
+    return [splits[name]], name
 
 
 def read_folder(arg: str, *, split: str | None = None, size: int | None = None,
                 root: str | None = None, download: bool = False) -> Source:
-    """``folder:PATH``: the ImageFolder layout; ``PATH/train`` + ``PATH/test`` are its own split."""
+    """``folder:PATH``: the ImageFolder layout; ``PATH/train`` + ``PATH/test`` (or ``val/``) are
+    its own split (``split=None`` reads ``train``, ``"all"`` both)."""
     path = Path(arg).expanduser()
     if not path.is_dir():
         raise GanaugDataError(f"Image folder {arg!r} does not exist or is not a directory. Pass "
                               f"folder:PATH with PATH/<class>/<image files>.")
-    splits = _folder_splits(path)
-    parts = [splits[split]] if (splits and split) else list(splits.values()) if splits else [path]
+    splits = folder_splits(path)
+    parts, chosen = _own_parts(splits, split, path)
     scanned = [_scan_folder(p) for p in parts]
     classes = scanned[0][1]
     for p, (_, other) in zip(parts[1:], scanned[1:], strict=True):
@@ -163,38 +208,66 @@ def read_folder(arg: str, *, split: str | None = None, size: int | None = None,
             raise GanaugDataError(f"{str(parts[0])!r} and {str(p)!r} have different class folders "
                                   f"({classes} vs {other}); give both the same classes.")
     decoded = [_decode_folder(s, size, p) for p, (s, _) in zip(parts, scanned, strict=True)]
-    shapes = {tuple(x.shape[1:]) for x, _ in decoded}
-    if len(shapes) > 1:  # e.g. train RGB, test grey: bring both to the richer form
-        c = max(s[0] for s in shapes)
-        decoded = [(x.expand(-1, c, -1, -1) if x.shape[1] != c else x, y) for x, y in decoded]
-        if len({tuple(x.shape[2:]) for x, _ in decoded}) > 1:
-            decoded = [(fit_images(x, size=size or x.shape[2]), y) for x, y in decoded]
+    if splits and any(x.shape[1] == 3 for x, _ in decoded):
+        decoded = [(x.expand(-1, 3, -1, -1), y) for x, y in decoded]
+    elif splits and split in (None, "train", "test"):
+        # One split alone gets the channels of the whole dataset (RGB if any split is RGB), so
+        # train and test always agree.
+        other = [p for p in splits.values() if p not in parts]
+        if other and _any_rgb(other[0]):
+            decoded = [(x.expand(-1, 3, -1, -1), y) for x, y in decoded]
+    if len({tuple(x.shape[2:]) for x, _ in decoded}) > 1:
+        sizes = sorted({tuple(x.shape[2:]) for x, _ in decoded})
+        raise GanaugDataError(f"The splits of {str(path)!r} have different image sizes "
+                              f"({sizes[0]} and {sizes[-1]}). Pass size=N (CLI: --size N).")
     images = torch.cat([x for x, _ in decoded]).contiguous()
     labels = torch.cat([y for _, y in decoded])
     kind = "RGB" if images.shape[1] == 3 else "grey"
-    own = f", its own {split} split" if splits and split else ""
+    names = "+".join(p.name for p in parts)
+    own = f", {own_split_words(chosen, names + '/')}" if splits else ""
     return Source(images, labels, classes,
                   f"image folder {path!s} ({len(labels):,} {kind} images{own})", bool(splits))
+
+
+def _any_rgb(folder: Path) -> bool:
+    """Whether any image of ``folder`` (an ImageFolder) is RGB, from the headers alone."""
+    from PIL import Image
+
+    for p, _ in _scan_folder(folder)[0]:
+        try:
+            with Image.open(p) as img:
+                if img.mode not in GREY_MODES:
+                    return True
+        except Exception:  # noqa: BLE001, S112 - a broken file is reported when that split loads
+            continue
+    return False
 
 
 # -- npz ----------------------------------------------------------------------------------------
 
 
-def read_npz(arg: str, *, split: str | None = None, size: int | None = None,
-             root: str | None = None, download: bool = False) -> Source:
-    """``npz:PATH``: arrays ``x`` (images), ``y`` (labels), optionally ``classes``; never unpickles."""
-    path = Path(arg).expanduser()
-    if not path.is_file():
-        raise GanaugDataError(f"npz file {arg!r} does not exist. Pass npz:PATH to a file saved "
-                              f"with numpy.savez(PATH, x=images, y=labels[, classes=names]).")
+_NPZ_SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _npz_arrays(path: Path, arg: str, split: str | None) -> tuple[list, object, str]:
+    """``([(x, y), ...] for the split, class names or None, split name or "")``."""
+    if not zipfile.is_zipfile(path):
+        raise GanaugDataError(f"npz file {arg!r} is not a zip archive, so not an .npz (a .npy "
+                              f"file renamed, or another format). Save the arrays with "
+                              f"numpy.savez(PATH, x=images, y=labels[, classes=names]).")
     try:
         with np.load(path, allow_pickle=False) as npz:
+            names = npz["classes"] if "classes" in npz.files else None
+            if all(k in npz.files for k in _NPZ_SPLIT_KEYS):  # keras' mnist.npz layout
+                chosen = split or "train"
+                keys = ("train", "test") if chosen == "all" else (chosen,)
+                return [(npz[f"x_{k}"], npz[f"y_{k}"]) for k in keys], names, chosen
             missing = [k for k in ("x", "y") if k not in npz.files]
             if missing:
                 raise GanaugDataError(f"npz file {arg!r} lacks array(s) {missing}; found "
-                                      f"{npz.files}. Save images as 'x' and labels as 'y'.")
-            x, y = npz["x"], npz["y"]
-            names = npz["classes"] if "classes" in npz.files else None
+                                      f"{npz.files}. Save images as 'x' and labels as 'y' (or "
+                                      f"x_train, y_train, x_test, y_test).")
+            return [(npz["x"], npz["y"])], names, ""
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise GanaugDataError(f"npz file {arg!r} holds a pickled object array, which ganaug "
@@ -202,23 +275,58 @@ def read_npz(arg: str, *, split: str | None = None, size: int | None = None,
                                   f"uint8/float images 'x', integer labels 'y' and class names "
                                   f"'classes' as a str array (np.array(names, dtype=str)).") from None
         raise GanaugDataError(f"npz file {arg!r} cannot be read ({err}).") from None
-    except OSError as err:
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
         raise GanaugDataError(f"npz file {arg!r} is not a readable .npz ({err}).") from None
-    images = _npz_images(x, arg)
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise GanaugDataError(f"npz 'y' must be a 1-D integer array; got shape {y.shape}, dtype "
-                              f"{y.dtype}. Save labels as class indices 0..K-1.")
+
+
+def read_npz(arg: str, *, split: str | None = None, size: int | None = None,
+             root: str | None = None, download: bool = False) -> Source:
+    """``npz:PATH``: arrays ``x`` (images), ``y`` (labels), optionally ``classes``; or
+    ``x_train, y_train, x_test, y_test`` (its own split); never unpickles."""
+    path = Path(arg).expanduser()
+    if not path.is_file():
+        raise GanaugDataError(f"npz file {arg!r} does not exist. Pass npz:PATH to a file saved "
+                              f"with numpy.savez(PATH, x=images, y=labels[, classes=names]).")
+    parts, names, chosen = _npz_arrays(path, arg, split)
+    images = torch.cat([_npz_images(x, arg) for x, _ in parts])
+    ys = [y for _, y in parts]
+    for bad in (y for y in ys if y.ndim != 1 or y.dtype.kind not in "iu"):
+        raise GanaugDataError(f"npz 'y' must be a 1-D integer array; got shape {bad.shape}, dtype "
+                              f"{bad.dtype}. Save labels as class indices 0..K-1.")
+    y = np.concatenate(ys)
     if len(y) != len(images):
         raise GanaugDataError(f"npz 'x' has {len(images)} images but 'y' has {len(y)} labels; "
                               f"they must have the same length.")
+    classes = _npz_classes(names, y, arg)
+    own = f", {own_split_words(chosen, 'x_train+x_test')}" if chosen else ""
+    return Source(images, torch.from_numpy(y.astype(np.int64)), classes,
+                  f"npz file {path!s} ({len(y):,} images{own})", bool(chosen))
+
+
+def _npz_classes(names, y: np.ndarray, arg: str) -> list[str]:
+    """Class names, checked: unique, every label in range, no class without images."""
+    if names is None and len(y) and (y.min() < 0 or y.max() >= len(y)):
+        worst = y.max() if y.max() >= len(y) else y.min()
+        raise GanaugDataError(f"npz label {worst} is impossible for {len(y)} images without a "
+                              f"'classes' array (labels must be 0..K-1 with every class used). "
+                              f"Fix 'y'.")
     classes = [str(c) for c in names.tolist()] if names is not None else \
         [str(k) for k in range(int(y.max()) + 1 if len(y) else 0)]
+    dupes = sorted({c for c in classes if classes.count(c) > 1})
+    if dupes:
+        raise GanaugDataError(f"npz 'classes' has duplicate class name(s) "
+                              f"{', '.join(map(repr, dupes))}; each class needs its own name.")
     if len(y) and (y.min() < 0 or y.max() >= len(classes)):
         raise GanaugDataError(f"npz labels range over [{y.min()}, {y.max()}] but there are "
                               f"{len(classes)} classes, so labels must be in [0, {len(classes) - 1}]. "
                               f"Fix 'y' or the 'classes' array.")
-    return Source(images, torch.from_numpy(y.astype(np.int64)), classes,
-                  f"npz file {path!s} ({len(y):,} images)", False)
+    counts = np.bincount(y, minlength=len(classes)) if len(y) else np.zeros(len(classes), int)
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if empty and len(y):
+        raise GanaugDataError(f"npz {arg!r} has class(es) with no images: "
+                              f"{', '.join(map(repr, empty[:10]))}{' ...' if len(empty) > 10 else ''}. "
+                              f"Drop them from 'classes' (and renumber 'y') or add images.")
+    return classes
 
 
 def _npz_images(x: np.ndarray, arg: str) -> torch.Tensor:
@@ -232,9 +340,15 @@ def _npz_images(x: np.ndarray, arg: str) -> torch.Tensor:
     else:
         raise GanaugDataError(f"npz 'x' has shape {x.shape}; expected (N, H, W), (N, H, W, C) or "
                               f"(N, C, H, W) with C = 1 or 3.")
+    if x.dtype.kind in "fc" and not np.isfinite(x).all():
+        bad = ~np.isfinite(x)
+        raise GanaugDataError(f"npz 'x' holds {int(bad.sum())} non-finite value(s) (NaN or Inf), "
+                              f"e.g. at image {int(np.argwhere(bad)[0][0])}. Fix or drop those "
+                              f"images before saving; ganaug never turns them into pixels.")
+    check_memory(x.shape[0], *x.shape[1:], "npz 'x'")
     if x.dtype == np.uint8:
         out = x
-    elif x.dtype.kind == "f" and (x.size == 0 or (np.nanmin(x) >= 0.0 and np.nanmax(x) <= 1.0)):
+    elif x.dtype.kind == "f" and (x.size == 0 or (x.min() >= 0.0 and x.max() <= 1.0)):
         out = np.rint(x * 255.0).astype(np.uint8)
     elif x.dtype.kind in "iu" and (x.size == 0 or (x.min() >= 0 and x.max() <= 255)):
         out = x.astype(np.uint8)
@@ -269,7 +383,8 @@ def _tv_part(cls, name: str, root: Path, train: bool, download: bool):
 
 def read_torchvision(arg: str, *, split: str | None = None, size: int | None = None,
                      root: str | None = None, download: bool = False) -> Source:
-    """``torchvision:NAME[:ROOT]``: a torchvision dataset with its own train/test split."""
+    """``torchvision:NAME[:ROOT]``: a torchvision dataset with its own train/test split
+    (``split=None`` reads ``train``, ``"all"`` both)."""
     import torchvision.datasets as tvd
 
     name_part, _, root_part = arg.partition(":")
@@ -279,11 +394,34 @@ def read_torchvision(arg: str, *, split: str | None = None, size: int | None = N
                               f"{', '.join(TV_NAMES.values())}."
                               f"{did_you_mean(name_part, list(TV_NAMES.values()))}")
     root_path = Path(root or root_part or DEFAULT_TV_ROOT).expanduser()
-    parts = [split == "train"] if split else [True, False]
+    parts = [True, False] if split == "all" else [split != "test"]
     loaded = [_tv_part(getattr(tvd, name), name, root_path, train, download) for train in parts]
     images = torch.cat([x for x, _, _ in loaded])
     labels = torch.cat([y for _, y, _ in loaded])
-    return Source(images, labels, loaded[0][2], f"torchvision {name} ({len(labels):,} images)", True)
+    return Source(images, labels, loaded[0][2], f"torchvision {name} ({len(labels):,} images, "
+                  f"{own_split_words(split or 'train', 'train+test')})", True)
+
+
+def own_split_words(split: str, parts: str) -> str:
+    """``"its own train split"``, or ``"all its own splits (PARTS)"`` for ``split="all"``."""
+    return f"all its own splits ({parts})" if split == "all" else f"its own {split} split" + (
+        f" ({parts})" if parts.rstrip("/") not in (split, "x_train+x_test", "train+test") else "")
+
+
+def has_own_split(kind: str, arg: str) -> bool:
+    """Whether the source of ``kind:arg`` has its own train/test split (nothing is decoded)."""
+    if kind == "torchvision":
+        return True
+    path = Path(arg).expanduser()
+    if kind == "folder":
+        return path.is_dir() and folder_splits(path) is not None
+    if kind != "npz":
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:  # the keras layout is its own split
+            return all(f"{k}.npy" in z.namelist() for k in _NPZ_SPLIT_KEYS)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 # -- the table ----------------------------------------------------------------------------------

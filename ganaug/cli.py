@@ -58,10 +58,13 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 # -- ganaug train -------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
     from ganaug.config import train_config_from_sources
+    from ganaug.data import spec_with_split, split_note
     from ganaug.training import Trainer
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "func", "config", "threads") and v is not None}
+                 if k not in ("command", "func", "config", "threads", "split") and v is not None}
+    overrides["data"] = spec_with_split(args.data, args.split)  # the train split by default
+    print(f"data: {overrides['data']} ({split_note(overrides['data'])})", file=sys.stderr)
     cfg = train_config_from_sources(args.config, overrides)
     try:
         result = Trainer(cfg).fit()
@@ -120,13 +123,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from ganaug._files import atomic_write_text
     from ganaug.data import load_data
+    from ganaug.errors import GanaugDataError
     from ganaug.evaluation import evaluate_generator, finite_json, format_metrics
     from ganaug.io import load
 
+    if args.split in ("test", "all") and not args.test:
+        raise GanaugDataError(f"--split {args.split} leaves no held-out test images in --data; "
+                              f"use --split train, or pass --test SPEC.")
     generator = load(args.file, device=args.device or "cpu")
     size, channels = generator.image_size, generator.channels
     if args.test:
-        train = load_data(args.data, size=size, channels=channels)
+        train = load_data(args.data, split=args.split, size=size, channels=channels)
         test = load_data(args.test, size=size, channels=channels)
     else:
         train = load_data(args.data, split="train", size=size, channels=channels)
@@ -179,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                        key="data info")
     p.add_argument("spec", help="mnist5k | digits | folder:PATH | npz:PATH | torchvision:NAME")
     _add_data_options(p, spec_flag=False)
-    p.add_argument("--split", default=None, choices=("train", "test"),
-                   help="default: every image of the source")
+    p.add_argument("--split", default=None, choices=("train", "test", "all"),
+                   help="default: the source's own train split, else every image")
     p.add_argument("--seed", type=seed, default=0, help="seed of --per-class/--imbalance subsets "
                    "and of the grid's pick (default 0)")
     p.add_argument("--download", action="store_true",
@@ -235,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int_at_least(0), default=None, dest="num_workers",
                    help="DataLoader worker processes for the real images")
     add_threads(p)
+    p.add_argument("--split", default=None, choices=("train", "test", "all"),
+                   help="which split of --data to train on (default: the spec's ?split=, else "
+                        "train: the source's own, or the holdout that evaluate tests on)")
     p.set_defaults(func=_cmd_train)
 
     # info
@@ -282,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="SPEC",
                    help="the real data (its train split; its test split unless --test)")
     p.add_argument("--test", default=None, metavar="SPEC", help="real test data spec")
+    p.add_argument("--split", default=None, choices=("train", "test", "all"),
+                   help="split of --data the generator is compared with (default train; "
+                        "test/all need --test)")
     p.add_argument("--n-per-class", type=positive_int, default=None, dest="n_per_class",
                    help="synthetic images per class (default: as many as real)")
     p.add_argument("--out", default=None, metavar="JSON", help="also write the results here")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ import numpy as np
 import torch
 
 from ganaug._checks import check_int
-from ganaug._imaging import fit_images
-from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, TV_NAMES
+from ganaug._imaging import ClassImageDataset, ImagesDataset, check_memory, fit_images
+from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, TV_NAMES, has_own_split
 from ganaug.errors import GanaugDataError, did_you_mean
 from ganaug.plots import save_class_grid
 
@@ -39,7 +40,9 @@ __all__ = [
     "long_tail_subset",
     "parse_spec",
     "save_data_grid",
+    "spec_with_split",
     "split_indices",
+    "split_note",
     "subset_per_class",
 ]
 
@@ -49,6 +52,8 @@ SPEC_FORMS = tuple(f"{kind}:{s.arg}" if s.arg else kind for kind, s in SOURCES.i
 # two runs with different seeds would overlap.
 SPLIT_SEED = 20240601
 DEFAULT_HOLDOUT = 0.2
+#: The values of ``split``: None (the default) is ``"train"`` where the source has its own split.
+SPLITS = ("train", "test", "all")
 _OPTION_ORDER = ("split", "holdout", "per_class", "imbalance", "seed", "size", "channels")
 
 
@@ -113,55 +118,6 @@ class LabeledImages:
         assigns ``dataset.transform``); ``classes``, ``class_to_idx`` and ``targets`` are there too.
         """
         return ImagesDataset(self, transform=transform, target_transform=target_transform)
-
-
-class ClassImageDataset(torch.utils.data.Dataset):
-    """Base of ganaug's ImageFolder-like datasets: ``(PIL image, int label)`` items.
-
-    A subclass sets ``classes``, ``class_to_idx``, ``targets`` (one int label per item),
-    ``transform`` and ``target_transform`` (all plain, settable attributes, as on ImageFolder)
-    and implements :meth:`image`; ``__getitem__`` turns the image into a PIL image (mode ``L``
-    for grey, ``RGB``) and applies the transforms as ImageFolder does.
-    """
-
-    classes: list[str]
-    class_to_idx: dict[str, int]
-    targets: list[int]
-    transform: Any = None
-    target_transform: Any = None
-
-    def image(self, index: int) -> torch.Tensor:
-        """Item ``index`` as ``(C, H, W) uint8`` (no transform)."""
-        raise NotImplementedError
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        from torchvision.transforms.v2.functional import to_pil_image
-
-        img: Any = to_pil_image(self.image(index))
-        target: Any = self.targets[index]
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
-
-
-class ImagesDataset(ClassImageDataset):
-    """``(PIL image, int)`` view of a :class:`LabeledImages` (mode ``L`` for grey, ``RGB``)."""
-
-    def __init__(self, data: LabeledImages, transform=None, target_transform=None):
-        self.images = data.images
-        self.classes = list(data.classes)
-        self.class_to_idx = {name: k for k, name in enumerate(self.classes)}
-        self.targets = data.labels.tolist()
-        self.transform = transform
-        self.target_transform = target_transform
-
-    def image(self, index: int) -> torch.Tensor:
-        return self.images[index]
 
 
 # -- spec parsing -------------------------------------------------------------------------------
@@ -314,9 +270,9 @@ def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,
     Raises:
         GanaugDataError: ``ratio < 1``, or a class has fewer images than it should keep.
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio >= 1.0:
-        raise GanaugDataError(f"imbalance must be a ratio >= 1 (max/min images per class); got "
-                              f"{ratio!r}. Use e.g. imbalance=10.")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1.0 <= ratio < math.inf:
+        raise GanaugDataError(f"imbalance must be a finite ratio >= 1 (max/min images per class); "
+                              f"got {ratio!r}. Use e.g. imbalance=10.")
     n_max = min(data.class_counts()) if n_max is None else n_max
     counts = long_tail_counts(n_max, data.num_classes, float(ratio))
     _check_enough(data, counts, f"imbalance={ratio}")
@@ -351,9 +307,11 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
             optionally with ``?key=value&...`` options (the form :attr:`LabeledImages.spec` has).
         size: resize to ``size x size`` (antialiased; non-square images are stretched).
         channels: 1 (RGB -> grey by luma) or 3 (grey -> RGB by repeating).
-        split: None (every image), ``"train"`` or ``"test"``: the source's own split where it has
-            one (torchvision, a folder with ``train/`` and ``test/``), else a stratified held-out
-            fraction ``holdout`` drawn with a fixed seed (independent of ``seed``).
+        split: ``"train"``, ``"test"`` or ``"all"``: the source's own split where it has one
+            (torchvision, a folder with ``train/`` and ``test/`` or ``val/``, an npz with
+            ``x_train``/``x_test``), else a stratified held-out fraction ``holdout`` drawn with a
+            fixed seed (independent of ``seed``). None: ``"train"`` where the source has its own
+            split, else every image (``ganaug train`` passes ``"train"`` for every source).
         per_class: keep a seeded ``per_class`` images of every class.
         imbalance: seeded long-tail subset with max/min ratio ``imbalance`` (>= 1); see
             :func:`long_tail_subset`. With ``per_class`` too, the head class keeps ``per_class``.
@@ -378,11 +336,14 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     holdout = _option(opts, "holdout", holdout if holdout != DEFAULT_HOLDOUT else None, float,
                       DEFAULT_HOLDOUT)
     size, channels = _check_pixels(size, channels)
-    if split not in (None, "train", "test"):
-        raise GanaugDataError(f"split must be None, 'train' or 'test'; got {split!r}.")
+    seed = check_int("seed", seed, minimum=0, error=GanaugDataError, hint="Use e.g. seed=0.")
+    if split not in (None, *SPLITS):
+        raise GanaugDataError(f"split must be 'train', 'test' or 'all'; got {split!r}. None "
+                              f"means the source's own train split, or every image without one.")
 
     images, labels, classes, source, own_split = SOURCES[kind].read(
         arg, split=split, size=size, root=root, download=download)
+    split = (split or "train") if own_split else (None if split == "all" else split)
     if len(classes) < 2:
         raise GanaugDataError(f"Dataset {spec!r} has {len(classes)} class(es) {classes}; a "
                               f"class-conditional GAN needs at least 2. Add class folders/labels.")
@@ -401,6 +362,8 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     elif per_class is not None:
         data = subset_per_class(data, per_class, seed)
     # Resize first, then convert channels: the order the canonical spec (and its pixels) names.
+    n, c, h, w = data.images.shape
+    check_memory(n, max(c, channels or 1), size or h, size or w, f"Dataset {spec!r}")
     images = fit_images(fit_images(data.images, size=size), channels=channels)
     data.images = images.contiguous()
     data.spec = _spec_with(data.spec, size=size, channels=channels)
@@ -421,6 +384,7 @@ def describe(data: LabeledImages) -> str:
     return "\n".join([
         f"spec:     {data.spec or '(none)'}",
         f"source:   {data.source}",
+        f"split:    {_split_text(data)}",
         f"images:   {n:,}",
         f"classes:  {data.num_classes} (min {min(counts):,}, max {max(counts):,} per class)",
         f"shape:    {c}x{h}x{w} ({kind})",
@@ -431,6 +395,42 @@ def describe(data: LabeledImages) -> str:
         f"  {'class':<{width}}  {'images':>7}",
         rows,
     ])
+
+
+def _split_text(data: LabeledImages) -> str:
+    split = _split_query(data.spec)[1].get("split")
+    if not data.spec:
+        return "(a hand-made subset)"
+    if split is None:
+        return "all (every image; the source has no split of its own)"
+    if "stratified" in data.source:
+        return f"{split} (stratified held-out split, fixed seed)"
+    return f"{split} (every split of the source)" if split == "all" else \
+        f"{split} (the source's own {split} split)"
+
+
+def spec_with_split(spec: str, split: str | None) -> str:
+    """``spec`` with ``?split=split``; ``None`` keeps the spec's own, else ``"train"``.
+
+    What ``ganaug train`` trains on: the train split of every source by default (the source's
+    own, or the stratified holdout that ``ganaug evaluate`` tests on), so evaluation never
+    scores the generator on images it was trained on.
+    """
+    if split is not None and split not in SPLITS:
+        raise GanaugDataError(f"split must be 'train', 'test' or 'all'; got {split!r}.")
+    return _spec_with(spec, split=split or _split_query(spec)[1].get("split", "train"))
+
+
+def split_note(spec: str) -> str:
+    """What the ``split`` option of ``spec`` selects, in words (reads no image)."""
+    kind, arg, opts = parse_spec(spec)
+    split = opts.get("split", "all")
+    if has_own_split(kind, arg):
+        return f"the source's own {'train' if split == 'all' and 'split' not in opts else split} " \
+               f"split{'s' if split == 'all' and 'split' in opts else ''}"
+    if split == "all":
+        return "every image; the source has no split of its own"
+    return f"stratified {split} split, the holdout that ganaug evaluate uses"
 
 
 def save_data_grid(data: LabeledImages, path: str | os.PathLike, *, per_row: int = 8,

@@ -120,10 +120,10 @@ def test_cli_train_dests_are_config_fields():
                               "--lr-g", "1e-3", "--no-amp", "--workers", "1",
                               "--cr-weight", "10"])
     names = {f.name for f in fields(TrainConfig)}
-    given = {k for k in vars(args) if k not in ("command", "func", "config", "threads")}
+    given = {k for k in vars(args) if k not in ("command", "func", "config", "threads", "split")}
     assert given <= names
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "func", "config", "threads") and v is not None}
+                 if k not in ("command", "func", "config", "threads", "split") and v is not None}
     cfg = train_config_from_sources(None, overrides)
     assert (cfg.batch_size, cfg.image_size, cfg.lr_g, cfg.amp, cfg.num_workers,
             cfg.cr_weight) == (8, 16, 1e-3, False, 1, 10.0)

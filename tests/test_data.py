@@ -155,8 +155,9 @@ def test_folder_own_train_test_split(tmp_path):
     _write_folder(tmp_path / "ds" / "test", per_class=2)
     spec = f"folder:{tmp_path / 'ds'}"
     train, test, both = (load_data(spec, split="train"), load_data(spec, split="test"),
-                         load_data(spec))
+                         load_data(spec, split="all"))
     assert (len(train), len(test), len(both)) == (12, 6, 18)
+    assert torch.equal(load_data(spec).images, train.images)  # the train split by default
     assert torch.equal(both.images[:12], train.images)
     assert "own train split" in train.source and train.spec == f"{spec}?split=train"
 
@@ -283,11 +284,11 @@ def test_size_and_channels(mnist):
     ({"size": 0}, r"size \(pixels per side\) must be an integer from 1 to 4096, got 0.*--size"),
     ({"size": 2.5}, r"got 2\.5"),
     ({"channels": 2}, r"channels must be 1 \(grey\) or 3 \(RGB\); got 2"),
-    ({"split": "val"}, r"split must be None, 'train' or 'test'; got 'val'"),
+    ({"split": "val"}, r"split must be 'train', 'test' or 'all'; got 'val'"),
     ({"split": "test", "holdout": 1.5}, r"holdout must be a fraction in \(0, 1\); got 1\.5"),
     ({"per_class": 0}, r"per_class must be an integer >= 1, got 0.*--per-class"),
     ({"per_class": 200}, r"per_class=200 needs 200 images of class '0', which has only 178"),
-    ({"imbalance": 0.5}, r"imbalance must be a ratio >= 1.*got 0\.5"),
+    ({"imbalance": 0.5}, r"imbalance must be a finite ratio >= 1.*got 0\.5"),
 ])
 def test_option_errors(kwargs, message):
     with pytest.raises(GanaugDataError, match=message):
@@ -434,7 +435,8 @@ def test_folder_reader_through_the_table(tmp_path):
     assert src.own_split is True and src.classes == ["cat", "dog", "eel"]
     assert src.images.shape == (3, 3, 8, 8) and src.labels.tolist() == [0, 1, 2]
     assert src.description.endswith("(3 RGB images, its own test split)")
-    both = SOURCES["folder"].read(str(root))
+    assert SOURCES["folder"].read(str(root)).labels.tolist() == [0, 0, 1, 1, 2, 2]  # train
+    both = SOURCES["folder"].read(str(root), split="all")
     assert both.labels.tolist() == [0, 0, 1, 1, 2, 2, 0, 1, 2]  # train, then test
 
 
@@ -467,10 +469,13 @@ def test_torchvision_reader_through_the_table(monkeypatch, tmp_path):
     from ganaug._sources import SOURCES
 
     monkeypatch.setattr(tvd, "CIFAR10", _FakeCIFAR10)
-    src = SOURCES["torchvision"].read("cifar10", split=None, root=str(tmp_path), download=False)
+    src = SOURCES["torchvision"].read("cifar10", split="all", root=str(tmp_path), download=False)
     assert src.own_split is True and src.classes == ["plane", "car"]  # a list, like the others
     assert src.images.shape == (3, 3, 4, 4) and src.images[:, 0, 0, 0].tolist() == [7, 7, 9]
-    assert src.labels.tolist() == [1, 0, 1] and src.description == "torchvision CIFAR10 (3 images)"
+    assert src.labels.tolist() == [1, 0, 1]
+    assert src.description == "torchvision CIFAR10 (3 images, all its own splits (train+test))"
+    train = SOURCES["torchvision"].read("cifar10", split=None, root=str(tmp_path), download=False)
+    assert train.labels.tolist() == [1, 0]  # the train split by default
     data = load_data(f"torchvision:CIFAR10:{tmp_path}", split="train", size=2, channels=1)
     assert data.images.shape == (2, 1, 2, 2) and data.labels.tolist() == [1, 0]
     assert data.spec == f"torchvision:CIFAR10:{tmp_path}?split=train&size=2&channels=1"
