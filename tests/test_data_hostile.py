@@ -201,8 +201,12 @@ def test_negative_seed_is_refused(spec, kw):
 def test_cli_imbalance_inf_is_a_clean_error(capsys):
     from ganaug.cli import main
 
-    assert main(["data", "info", "digits", "--imbalance", "inf"]) == 2
-    assert "imbalance must be a finite ratio >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
+        main(["data", "info", "digits", "--imbalance", "inf"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --imbalance: must be a finite number, got 'inf'" in err
+    assert "Traceback" not in err
 
 
 def test_small_images_unchanged_by_the_reader(tmp_path):
