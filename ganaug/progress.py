@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Self
+from typing import Any
 
 DEFAULT_INTERVAL_S = 30.0
 
@@ -60,7 +60,7 @@ class LineProgress:
             self._closed = True
             self._print()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(self, *exc) -> None:
