@@ -34,6 +34,7 @@ from ganaug.evaluation.arms import ARMS, BASELINE, arm_data, parse_arms
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.report import summarize, write_outputs
+from ganaug.evaluation.verdict import verdicts
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
 from ganaug.training import train_or_resume
@@ -327,7 +328,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         progress: show progress bars.
 
     Returns:
-        The ``results.json`` document.
+        The ``results.json`` document; its ``verdict`` holds one
+        :func:`ganaug.evaluation.verdict.regime_verdict` per regime (each GAN arm against the
+        best non-GAN arm of the regime, and the one-line verdict).
 
     Raises:
         GanaugConfigError: invalid settings (see :class:`ExperimentSettings`).
@@ -383,6 +386,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         "environment": _environment(settings.device),
         "wall_s": round(time.perf_counter() - started, 1),
         "summary": summarize(cells, settings.regimes, settings.arms, settings.baseline),
+        "verdict": verdicts(cells, settings.regimes, settings.arms),
         "cells": cells,
     }
     write_outputs(out, doc, samples)
