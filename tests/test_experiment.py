@@ -98,6 +98,14 @@ def test_report_files_hold_real_numbers(tiny_run):
     assert "diff vs real+aug" in report and "| 10 | real+gan |" in report
     gan_cell = next(c for c in saved["cells"] if c["arm"] == "real+gan")
     assert gan_cell["train_data"] == "100 real + 100 synthetic"
+    # the verdict: real+gan and gan against the better of real and real+aug, paired by seed
+    (verdict,) = saved["verdict"]
+    best = max(("real", "real+aug"), key=lambda a: rows[a]["accuracy"]["mean"])
+    assert verdict["best_control"] == best and set(verdict["comparisons"]) == {"real+gan", "gan"}
+    acc = {(c["arm"], c["seed"]): c["accuracy"] for c in saved["cells"]}
+    assert verdict["comparisons"]["gan"]["mean"] == pytest.approx(
+        sum(acc["gan", s] - acc[best, s] for s in (0, 1)) / 2)
+    assert report.splitlines()[4] == f"- {verdict['line']}"
 
 
 def test_rerun_uses_cached_cells(tiny_run, monkeypatch):
