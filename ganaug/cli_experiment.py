@@ -32,6 +32,7 @@ def parse_model_kwargs(text: str | None) -> dict | None:
 def cmd_experiment(args: argparse.Namespace) -> int:
     """``ganaug experiment ...``: run, print the table and the paths."""
     from ganaug.evaluation import format_table, run_experiment
+    from ganaug.evaluation.verdict import format_verdict
 
     if args.generator:
         check_experiment_generator(args)
@@ -48,6 +49,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}, "
           f"{out / 'results.csv'}\nplot: {out / 'accuracy.png'}")
+    print(f"\nverdict:\n{format_verdict(doc)}")
     return 0
 
 

@@ -68,6 +68,9 @@ def test_experiment_cli_prints_the_table_and_paths(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "| 10 | real |" in printed and str(tmp_path / "report.md") in printed
+    # one arm, no GAN arm: the verdict (last line) says there is nothing to compare
+    assert printed.rstrip().splitlines()[-1] == ("regime 10: not comparable (no GAN arm in this "
+                                                 "run)")
     assert json.loads((tmp_path / "results.json").read_text())["settings"]["arms"] == ["real"]
 
 

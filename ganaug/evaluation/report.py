@@ -21,6 +21,7 @@ from ganaug.evaluation.stats import paired_comparison, t_interval
 from ganaug.plots import pyplot, save_figure
 
 __all__ = [
+    "accuracy_figure",
     "finite_json",
     "format_table",
     "save_accuracy_plot",
@@ -165,6 +166,11 @@ def _csv(doc: dict[str, Any]) -> str:
 
 
 def save_accuracy_plot(doc: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Save :func:`accuracy_figure` of ``doc`` as a PNG at ``path``."""
+    return save_figure(accuracy_figure(doc), path, dpi=120)
+
+
+def accuracy_figure(doc: dict[str, Any]):
     """Test accuracy of each arm, one panel per regime with the arms along the x axis: the mean
     over seeds with its 95% t-interval as an error bar, GAN arms in orange, controls in blue, and
     a dashed line at the best control's mean (see :mod:`ganaug.evaluation.verdict`)."""
@@ -172,13 +178,15 @@ def save_accuracy_plot(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     regimes = doc["settings"]["regimes"]
     arms = doc["settings"]["arms"]
     best = {v["regime"]: v for v in doc.get("verdict") or []}
-    width = max(3.0, 0.55 * len(arms) + 1.2)
+    width = max(4.5, 0.7 * len(arms) + 1.5)
     fig, axes = plt.subplots(1, len(regimes), figsize=(min(18.0, width * len(regimes)), 4.2),
                              sharey=True, squeeze=False)
+    ylims: list[tuple[float, float]] = []
     for ax, regime in zip(axes[0], regimes, strict=True):
         rows = {r["arm"]: r for r in doc["summary"] if r["regime"] == regime}
         shown = [a for a in arms if a in rows]
         xs = np.arange(len(shown))
+        spans: list[float] = []
         for x, arm in zip(xs, shown, strict=True):
             acc = rows[arm]["accuracy"]
             err = None
@@ -187,21 +195,32 @@ def save_accuracy_plot(doc: dict[str, Any], path: str | os.PathLike) -> Path:
             gan = arm in ARMS and ARMS[arm].uses_gan
             ax.errorbar([x], [acc["mean"]], yerr=err, fmt="o", capsize=5, markersize=7,
                         elinewidth=1.5, color="tab:orange" if gan else "tab:blue")
+            ax.annotate(f"{acc['mean']:.3f}", (x, acc["mean"]), xytext=(7, 0),
+                        textcoords="offset points", va="center", fontsize=7)
+            spans += [acc["mean"] if acc["low"] is None else acc["low"],
+                      acc["mean"] if acc["high"] is None else acc["high"]]
         verdict = best.get(regime)
         if verdict and verdict.get("control_mean") is not None:
             ax.axhline(verdict["control_mean"], color="tab:blue", linestyle="--", linewidth=1,
                        alpha=0.7, label=f"best control ({verdict['best_control']})")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.22), frameon=False)
         ax.set_xticks(xs, shown, rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(shown) - 0.4)
         tail = "" if doc["settings"].get("imbalance") is None else " (long tail)"
         ax.set_title(f"{regime} per class{tail}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
+        # Accuracy lives in [0, 1]; a t-interval from few seeds can reach past it (cut off here).
+        if spans:
+            low, high = max(0.0, min(spans) - 0.05), min(1.02, max(spans) + 0.05)
+            ylims.append((low, high))
+    if ylims:
+        axes[0][0].set_ylim(min(lo for lo, _ in ylims), max(hi for _, hi in ylims))
     axes[0][0].set_ylabel("test accuracy (mean, 95% t-interval)")
     seeds = doc["settings"].get("seeds")
-    fig.suptitle(f"accuracy by arm over {seeds} seed(s); orange = GAN arms", fontsize=10)
+    fig.suptitle(f"test accuracy by arm, {seeds} seed(s)\norange: GAN arms, blue: controls",
+                 fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=120)
+    return fig
 
 
 def write_outputs(out: Path, doc: dict[str, Any], samples: dict[str, Path | None]) -> None:
