@@ -44,7 +44,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,
         generator=args.generator, image_size=args.image_size,
         synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,
-        min_confidence=args.min_confidence, device=args.device)
+        min_confidence=args.min_confidence, kd_temperature=args.kd_temperature,
+        kd_alpha=args.kd_alpha, device=args.device)
     print(format_table(doc))
     out = Path(args.out)
     print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}, "

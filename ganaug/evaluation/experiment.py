@@ -30,8 +30,9 @@ from ganaug._files import atomic_write_text
 from ganaug.config import TrainConfig
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.evaluation.arms import ARMS, BASELINE, arm_data, parse_arms
+from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
+from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.report import summarize, write_outputs
 from ganaug.evaluation.verdict import verdicts
@@ -67,7 +68,7 @@ def parse_regimes(per_class: str | Sequence) -> list[str]:
 # The settings a cached cell must match to be reused (in this order in results.json).
 _CELL_KEYS = ("data", "test", "imbalance", "backbone", "stem", "classifier_steps", "batch_size",
               "gan_steps", "generator", "image_size", "synthetic_ratio", "replace_p",
-              "min_confidence", "model_kwargs")
+              "min_confidence", "model_kwargs", "kd_temperature", "kd_alpha")
 
 
 @dataclass
@@ -104,6 +105,8 @@ class ExperimentSettings:
     synthetic_ratio: float | None = None
     replace_p: float | None = None
     min_confidence: float | None = None
+    kd_temperature: float = KD_TEMPERATURE
+    kd_alpha: float = KD_ALPHA
     device: DeviceLike = None
     progress: bool = True
 
@@ -119,6 +122,10 @@ class ExperimentSettings:
                         hint="(CLI: --synthetic-ratio.)")
         if self.min_confidence is not None:
             check_probability("min_confidence", self.min_confidence)
+        self.kd_temperature = check_float("kd_temperature", self.kd_temperature, minimum=0.0,
+                                          open_min=True, hint="(CLI: --kd-temperature.)")
+        self.kd_alpha = check_float("kd_alpha", self.kd_alpha, minimum=0.0, maximum=1.0,
+                                    hint="(CLI: --kd-alpha.)")
         self.classifier_steps = self.classifier_steps or EXPERIMENT_CLASSIFIER_STEPS
         self.synthetic_ratio = self.synthetic_ratio or 1.0
         self.model_kwargs = dict(self.model_kwargs or {})
@@ -214,13 +221,18 @@ def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir
 
 
 def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSettings, seed: int,
-              real_model):
+              real_model, teacher=None):
     arm = ARMS[name]
     start = time.perf_counter()
     train_data, mixer, note = arm_data(
         arm, subset, generator, seed=seed, synthetic_ratio=settings.synthetic_ratio,
         replace_p=settings.replace_p, balanced=settings.imbalance is not None,
         filter_model=real_model, min_confidence=settings.min_confidence)
+    if arm.distill:
+        mixer = DistillMixer(teacher, temperature=settings.kd_temperature,
+                             alpha=settings.kd_alpha, then=mixer)
+        note += f", distilled from {TEACHER} (T={settings.kd_temperature:g}, " \
+                f"alpha={settings.kd_alpha:g})"
     model = settings.recipe(arm.augment).train(
         train_data, like=subset, seed=seed, mixer=mixer, class_weights=arm.class_weights,
         sampler=arm.sampler, device=settings.device, progress=settings.progress, desc=name)
@@ -253,17 +265,21 @@ class _CellCache:
         path = self._path(cell["regime"], cell["seed"], cell["arm"])
         atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
 
-    def real_model(self, regime: str, seed: int) -> Path:
-        """Where the ``real`` arm's classifier is kept (for ``min_confidence``)."""
-        return self.folder / f"{regime}-s{seed}-real.safetensors"
+    def real_model(self, regime: str, seed: int, arm: str = "real") -> Path:
+        """Where an arm's classifier is kept (``real`` for ``min_confidence``, the teacher)."""
+        return self.folder / f"{regime}-s{seed}-{arm.replace('+', '_')}.safetensors"
 
 
 def _run_arms(settings: ExperimentSettings, cache: _CellCache, regime: str, seed: int, subset,
               test, given, gan_dir: Path, done: Callable[[dict[str, Any]], None]):
     """Every arm of one regime and seed (cached or computed); returns the generator used, if any."""
-    gen = real_model = None
+    gen = real_model = teacher = None
+    distills = any(ARMS[a].distill for a in settings.arms)
     for name in settings.arms:
         cached = cache.get(regime, seed, name)
+        saved_teacher = cache.real_model(regime, seed, TEACHER)
+        if name == TEACHER and distills and not saved_teacher.is_file():
+            cached = None  # cached without its model (an earlier run had no +kd arm): retrain
         if cached is not None:
             done(cached)
             continue
@@ -273,8 +289,17 @@ def _run_arms(settings: ExperimentSettings, cache: _CellCache, regime: str, seed
         if (ARMS[name].uses_gan and settings.min_confidence is not None and real_model is None
                 and saved_real.is_file()):
             real_model = load_classifier(saved_real)[0].to(settings.device)
+        if ARMS[name].distill and teacher is None:
+            if not saved_teacher.is_file():
+                raise GanaugDataError(f"The {TEACHER} classifier that teaches {name} is missing "
+                                      f"({saved_teacher}); delete {cache.folder} to recompute.")
+            teacher = load_classifier(saved_teacher)[0].to(settings.device)
         result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
-                                  real_model=real_model)
+                                  real_model=real_model, teacher=teacher)
+        if name == TEACHER and distills:
+            teacher = model
+            save_classifier(model, saved_teacher)
+            model.to(settings.device)
         if name == "real":
             real_model = model
             if settings.min_confidence is not None:
@@ -294,7 +319,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                    classifier_steps: int | None = None, batch_size: int = 128,
                    generator: str | os.PathLike | None = None, image_size: int | None = None,
                    synthetic_ratio: float | None = None, replace_p: float | None = None,
-                   min_confidence: float | None = None, device: DeviceLike = None,
+                   min_confidence: float | None = None, kd_temperature: float = KD_TEMPERATURE,
+                   kd_alpha: float = KD_ALPHA, device: DeviceLike = None,
                    gan_config: dict[str, Any] | None = None,
                    model_kwargs: dict[str, Any] | None = None,
                    progress: bool = True) -> dict[str, Any]:
@@ -322,6 +348,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
             :class:`ganaug.BatchMixer`.
         min_confidence: keep only synthetic images that the ``real`` arm's classifier assigns
             to their class with at least this probability.
+        kd_temperature, kd_alpha: the ``+kd`` arms' teacher temperature and the weight of the
+            hard labels (see :class:`ganaug.evaluation.distill.DistillMixer`).
         device: where classifiers and GANs run (``None``: the best available).
         gan_config: extra :class:`ganaug.TrainConfig` fields for the GANs.
         model_kwargs: extra ``timm.create_model`` arguments of the classifier.
@@ -344,7 +372,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         classifier_steps=classifier_steps, batch_size=batch_size, gan_steps=gan_steps,
         gan_config=gan_config, generator=generator, image_size=image_size,
         synthetic_ratio=synthetic_ratio, replace_p=replace_p, min_confidence=min_confidence,
-        device=device, progress=progress)
+        kd_temperature=kd_temperature, kd_alpha=kd_alpha, device=device, progress=progress)
     out = Path(out)
     given = None
     if settings.generator is not None:
