@@ -101,3 +101,56 @@ def test_kd_arms_learn_from_the_same_seeds_real_aug_classifier(tmp_path, monkeyp
     run_experiment("digits", out=tmp_path, arms="real+aug+gan+kd,real+aug+kd",
                    kd_temperature=2.0, **tiny)
     assert [n for n, _ in teachers] == ["real+aug+kd"] and teachers[0][1] is not None
+
+
+class _Fixed(nn.Module):
+    """A 'teacher' whose logits are given per image (by the image's first pixel)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.tensor(table, dtype=torch.float32)
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.table[((x[:, 0, 0, 0] + 1) * 127.5).round().long()]
+
+
+def test_drop_hardest_drops_the_synthetic_rows_the_teacher_disagrees_with(monkeypatch):
+    from ganaug.evaluation import distill
+
+    monkeypatch.setattr(distill, "to_input", lambda model, x: x.float() / 127.5 - 1)
+    table = [[0.0, 0.0]] * 256
+    table[1], table[2], table[3], table[4] = [5.0, 0.0], [0.0, 5.0], [5.0, 0.0], [2.0, 0.0]
+    images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.tensor([1, 1, 2, 3, 4, 1])  # rows 0-1 real, 2-5 synthetic
+    labels = torch.tensor([1, 1, 0, 0, 1, 0])
+    # synthetic losses: row 2 5.0 (the teacher says 1), row 4 2.1 (it leans to 0), rows 3, 5 ~0
+    kept, kept_labels, dropped = distill.drop_hardest(_Fixed(table), images, labels, start=2,
+                                                      fraction=0.5)
+    assert dropped == 2 and kept_labels.tolist() == [1, 1, 0, 0]
+    assert kept[:, 0, 0, 0].tolist() == [1, 1, 3, 1]  # real rows kept even with high loss
+    same = distill.drop_hardest(_Fixed(table), images, labels, start=2, fraction=0.2)
+    assert same[2] == 0 and same[0] is images
+    with pytest.raises(GanaugConfigError, match=r"teacher_filter must be a finite number"):
+        distill.drop_hardest(_Fixed(table), images, labels, start=2, fraction=-1)
+
+
+def test_teacher_filter_runs_the_teacher_first_and_drops_synthetic_images(tmp_path):
+    from ganaug.evaluation.experiment import ExperimentSettings, run_experiment
+
+    with pytest.raises(GanaugConfigError, match=r"--teacher-filter drops appended synthetic"):
+        ExperimentSettings(data="digits", teacher_filter=0.1, replace_p=0.5)
+    assert ExperimentSettings(data="digits", arms="real+gan,real", teacher_filter=0.1,
+                              device="cpu").arms == ["real+aug", "real+gan", "real"]
+    doc = run_experiment("digits", out=tmp_path, per_class="10", arms="real+aug+gan,gan",
+                         teacher_filter=0.25, backbone="resnet10t", stem="cifar-3x3-pool",
+                         seeds=1, gan_steps=2, classifier_steps=2, image_size=16, batch_size=16,
+                         model_kwargs={"channels": (8, 8, 8, 8), "stem_width": 8},
+                         progress=False)
+    notes = {c["arm"]: c["train_data"] for c in doc["cells"]}
+    assert notes == {"real+aug": "100 real",
+                     "real+aug+gan": "100 real + 100 synthetic, 25 synthetic dropped by the "
+                                     "real+aug teacher's loss",
+                     "gan": "100 synthetic (10 per class), 25 synthetic dropped by the real+aug "
+                            "teacher's loss"}
+    assert doc["settings"]["teacher_filter"] == 0.25

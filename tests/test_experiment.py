@@ -58,7 +58,7 @@ def test_settings_are_normalised_with_their_defaults():
                                      "classifier_steps", "batch_size", "gan_steps", "generator",
                                      "image_size", "synthetic_ratio", "replace_p",
                                      "min_confidence", "model_kwargs", "kd_temperature",
-                                     "kd_alpha"]
+                                     "kd_alpha", "teacher_filter"]
     assert (tail.kd_temperature, tail.kd_alpha) == (4.0, 0.5)
 
 
@@ -73,6 +73,8 @@ def test_settings_are_normalised_with_their_defaults():
     ("kd_temperature", 0.0, (r"kd_temperature must be a finite number in \(0, inf\), got 0.0"
                             r".*--kd-temperature")),
     ("kd_alpha", 1.5, r"kd_alpha must be a finite number in \[0, 1\], got 1.5.*--kd-alpha"),
+    ("teacher_filter", 1.5, (r"teacher_filter must be a finite number in \[0, 1\], got 1.5"
+                            r".*--teacher-filter")),
     ("arms", "real,gann", r"Unknown arm 'gann'.*Did you mean 'gan'"),
     ("regimes", "0", r"--per-class takes positive integers or 'all'"),
     ("device", "cuda:99", r"device 'cuda:99'"),

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from ganaug._checks import check_float
 from ganaug.evaluation.classifier import to_input
 
-__all__ = ["KD_ALPHA", "KD_TEMPERATURE", "DistillMixer"]
+__all__ = ["KD_ALPHA", "KD_TEMPERATURE", "DistillMixer", "drop_hardest"]
 
 #: Defaults of the ``+kd`` arms (Hinton et al. use T in 2..20; 4 is a common middle).
 KD_TEMPERATURE = 4.0
@@ -67,3 +67,39 @@ class DistillMixer:
         if labels.ndim == 1:
             labels = F.one_hot(labels.long(), soft.shape[1]).to(soft.dtype)
         return images, self.alpha * labels.to(soft.dtype) + (1.0 - self.alpha) * soft
+
+
+def drop_hardest(teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, start: int,
+                 fraction: float, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Drop the ``fraction`` of rows ``start:`` (the synthetic ones) with the highest teacher
+    cross-entropy on their label (cGAN-KD's filter: the teacher disagrees most with those).
+
+    Args:
+        teacher: a classifier (see :class:`DistillMixer`).
+        images: ``(N, C, H, W)`` uint8; rows ``0..start-1`` (the real ones) are always kept.
+        labels: ``(N,)`` int64.
+        start: the first synthetic row.
+        fraction: in [0, 1]: ``floor(fraction * (N - start))`` rows are dropped.
+        batch_size: images per teacher forward pass.
+
+    Returns:
+        The kept ``images`` and ``labels`` (order kept) and the number dropped.
+    """
+    fraction = check_float("teacher_filter", fraction, minimum=0.0, maximum=1.0)
+    n_synth = len(images) - start
+    k = int(fraction * n_synth)
+    if k == 0:
+        return images, labels, 0
+    dev = next(teacher.parameters()).device
+    teacher.eval()
+    losses = []
+    with torch.inference_mode():
+        for i in range(start, len(images), batch_size):
+            x = images[i:i + batch_size].to(dev)
+            logits = teacher(to_input(teacher, x)).float()
+            losses.append(F.cross_entropy(logits, labels[i:i + batch_size].to(dev),
+                                          reduction="none").cpu())
+    worst = start + torch.argsort(torch.cat(losses), descending=True, stable=True)[:k]
+    keep = torch.ones(len(images), dtype=torch.bool)
+    keep[worst] = False
+    return images[keep], labels[keep], k
