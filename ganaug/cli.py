@@ -343,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability that GANAugment replaces a real image")
     p.add_argument("--min-confidence", type=finite_float, default=None,
                    dest="min_confidence", help="drop synthetic images a classifier doubts")
+    p.add_argument("--kd-temperature", type=finite_float, default=4.0, dest="kd_temperature",
+                   help="+kd arms: the teacher's softmax temperature (default 4)")
+    p.add_argument("--kd-alpha", type=finite_float, default=0.5, dest="kd_alpha",
+                   help="+kd arms: weight of the hard labels against the teacher's (default 0.5)")
+    p.add_argument("--teacher-filter", type=finite_float, default=None, dest="teacher_filter",
+                   metavar="Q", help="drop the fraction Q of synthetic images that the seed's "
+                   "real+aug classifier finds hardest (highest loss)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder of the report, results and cached runs")

@@ -32,6 +32,7 @@ def parse_model_kwargs(text: str | None) -> dict | None:
 def cmd_experiment(args: argparse.Namespace) -> int:
     """``ganaug experiment ...``: run, print the table and the paths."""
     from ganaug.evaluation import format_table, run_experiment
+    from ganaug.evaluation.verdict import format_verdict
 
     if args.generator:
         check_experiment_generator(args)
@@ -43,11 +44,13 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,
         generator=args.generator, image_size=args.image_size,
         synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,
-        min_confidence=args.min_confidence, device=args.device)
+        min_confidence=args.min_confidence, kd_temperature=args.kd_temperature,
+        kd_alpha=args.kd_alpha, teacher_filter=args.teacher_filter, device=args.device)
     print(format_table(doc))
     out = Path(args.out)
     print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}, "
           f"{out / 'results.csv'}\nplot: {out / 'accuracy.png'}")
+    print(f"\nverdict:\n{format_verdict(doc)}")
     return 0
 
 

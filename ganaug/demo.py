@@ -23,6 +23,7 @@ from ganaug.evaluation import (
     run_experiment,
 )
 from ganaug.evaluation.experiment import train_gan
+from ganaug.evaluation.verdict import format_verdict
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
 
@@ -85,5 +86,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
     print(f"\ngenerator: {model_file}\ndata grid: {data_grid}\nsamples:   {samples}\n"
           f"loss plot: {gan_dir / 'loss.png'}\nmetrics:   {out / 'metrics.json'}\n"
           f"report:    {exp / 'report.md'}\nplot:      {exp / 'accuracy.png'}")
+    # The verdict comes last: it is what a user acts on.
+    print(f"\nverdict: {format_verdict(doc)}")
     return {"generator": str(model_file), "samples": str(samples), "metrics": metrics,
             "experiment": doc}

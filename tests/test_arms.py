@@ -11,6 +11,7 @@ from ganaug.evaluation.arms import (
     BASELINE,
     DEFAULT_ARMS,
     IMBALANCE_ARMS,
+    KD_ARMS,
     Arm,
     arm_data,
     parse_arms,
@@ -19,23 +20,40 @@ from ganaug.evaluation.arms import (
 
 def test_the_arms_table():
     assert list(ARMS) == ["real", "real+aug", "real+gan", "real+aug+gan", "gan", "real+weighted",
-                          "real+oversample"]
-    assert {n for n, a in ARMS.items() if a.uses_gan} == {"real+gan", "real+aug+gan", "gan"}
-    assert {n for n, a in ARMS.items() if a.augment == "standard"} == {
-        "real+aug", "real+aug+gan", "real+weighted", "real+oversample"}
+                          "real+oversample", "real+weighted+gan", "real+oversample+gan",
+                          "real+aug+kd", "real+aug+gan+kd"]
+    assert {n for n, a in ARMS.items() if a.uses_gan} == {
+        "real+gan", "real+aug+gan", "gan", "real+weighted+gan", "real+oversample+gan",
+        "real+aug+gan+kd"}
+    assert {n for n, a in ARMS.items() if a.augment == "standard"} == set(ARMS) - {
+        "real", "real+gan", "gan"}
+    # the GAN combined with the usual long-tail fixes: same loss/sampler, plus synthetic data
+    assert ARMS["real+weighted+gan"] == Arm(data="real+synthetic", augment="standard",
+                                            class_weights="balanced")
+    assert ARMS["real+oversample+gan"] == Arm(data="real+synthetic", augment="standard",
+                                              sampler="balanced")
+    assert {n for n, a in ARMS.items() if a.distill} == set(KD_ARMS) == {"real+aug+kd",
+                                                                         "real+aug+gan+kd"}
+    assert ARMS["real+aug+gan+kd"].data == "real+synthetic" and ARMS["real+aug+kd"].data == "real"
     assert ARMS["real+weighted"] == Arm(augment="standard", class_weights="balanced")
     assert ARMS["real+oversample"] == Arm(augment="standard", sampler="balanced")
     assert ARMS["gan"].data == "synthetic" and ARMS["real+gan"].data == "real+synthetic"
-    assert set(DEFAULT_ARMS) | set(IMBALANCE_ARMS) == set(ARMS) and BASELINE in DEFAULT_ARMS
+    assert set(DEFAULT_ARMS) | set(IMBALANCE_ARMS) | set(KD_ARMS) == set(ARMS)
+    assert BASELINE in DEFAULT_ARMS
 
 
 def test_parse_arms():
     assert parse_arms(None, None) == list(DEFAULT_ARMS)
     assert parse_arms("real, gan,real", None) == ["real", "gan"]
     assert parse_arms(["gan"], None) == ["gan"]
-    assert parse_arms("real", 10.0) == ["real", "real+weighted", "real+oversample"]
-    assert parse_arms("real+oversample,real", 10.0) == ["real+oversample", "real",
-                                                       "real+weighted"]
+    assert parse_arms("real", 10.0) == ["real", "real+weighted", "real+oversample",
+                                        "real+weighted+gan", "real+oversample+gan"]
+    assert parse_arms("real+oversample,real", 10.0)[:3] == ["real+oversample", "real",
+                                                           "real+weighted"]
+    # a distilled arm brings its teacher, and runs after it
+    assert parse_arms("real+aug+kd", None) == ["real+aug", "real+aug+kd"]
+    assert parse_arms("real+aug+gan+kd,real,real+aug", None) == ["real", "real+aug",
+                                                                 "real+aug+gan+kd"]
     with pytest.raises(GanaugConfigError,
                        match=r"Unknown arm 'real\+gann'. Available: real, .*Did you mean 'real\+gan'"):
         parse_arms("real,real+gann", None)

@@ -68,6 +68,9 @@ def test_experiment_cli_prints_the_table_and_paths(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "| 10 | real |" in printed and str(tmp_path / "report.md") in printed
+    # one arm, no GAN arm: the verdict (last line) says there is nothing to compare
+    assert printed.rstrip().splitlines()[-1] == ("regime 10: not comparable (no GAN arm in this "
+                                                 "run)")
     assert json.loads((tmp_path / "results.json").read_text())["settings"]["arms"] == ["real"]
 
 
@@ -105,3 +108,21 @@ def test_demo_command_passes_its_flags(monkeypatch, tmp_path):
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
     assert main(["demo"]) == 0
     assert calls == [{"out": str(tmp_path), "quick": True}, {"out": "runs/demo", "quick": False}]
+
+
+def test_experiment_cli_passes_the_kd_knobs(tmp_path, capsys, monkeypatch):
+    import ganaug.evaluation
+
+    seen = {}
+    monkeypatch.setattr(ganaug.evaluation, "run_experiment",
+                        lambda *a, **k: seen.update(k) or {"summary": [], "verdict": [],
+                                                           "settings": {"baseline": "real"}})
+    assert main(["experiment", "--data", "digits", "--arms", "real+aug+kd", "--kd-temperature",
+                 "2.5", "--kd-alpha", "0.1", "--out", str(tmp_path)]) == 0
+    assert (seen["kd_temperature"], seen["kd_alpha"]) == (2.5, 0.1)
+    monkeypatch.undo()
+    capsys.readouterr()
+    code = main(["experiment", "--data", "digits", "--arms", "real+aug+kd", "--kd-alpha", "2",
+                 "--out", str(tmp_path)])
+    assert code == 2
+    assert "kd_alpha must be a finite number in [0, 1], got 2.0" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_quick_demo_writes_every_output(tmp_path, monkeypatch):
+def test_quick_demo_writes_every_output(tmp_path, monkeypatch, capsys):
     from ganaug.demo import demo
 
     monkeypatch.setenv("GANAUG_CACHE_DIR", str(tmp_path / "cache"))
@@ -15,3 +15,6 @@ def test_quick_demo_writes_every_output(tmp_path, monkeypatch):
                  "experiment/report.md", "experiment/accuracy.png"):
         assert (tmp_path / "demo" / name).is_file(), name
     assert 0.0 <= result["metrics"]["cas"] <= 1.0
+    (verdict,) = result["experiment"]["verdict"]
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last == f"verdict: {verdict['line']}" and last.startswith("verdict: regime all: ")

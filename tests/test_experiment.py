@@ -48,7 +48,8 @@ def test_settings_are_normalised_with_their_defaults():
     tail = ExperimentSettings(data="digits", arms="gan,real", imbalance=10.0, seeds=2,
                               classifier_steps=7, batch_size=16, model_kwargs={"a": 1},
                               generator=Path("g.safetensors"))
-    assert tail.arms == ["gan", "real", "real+weighted", "real+oversample"]
+    assert tail.arms == ["gan", "real", "real+weighted", "real+oversample", "real+weighted+gan",
+                         "real+oversample+gan"]
     assert tail.baseline == "gan" and tail.generator == "g.safetensors"
     recipe = tail.recipe("standard")
     assert (recipe.steps, recipe.batch_size, recipe.augment, recipe.model_kwargs) == (
@@ -56,7 +57,9 @@ def test_settings_are_normalised_with_their_defaults():
     assert list(tail.cell_key()) == ["data", "test", "imbalance", "backbone", "stem",
                                      "classifier_steps", "batch_size", "gan_steps", "generator",
                                      "image_size", "synthetic_ratio", "replace_p",
-                                     "min_confidence", "model_kwargs"]
+                                     "min_confidence", "model_kwargs", "kd_temperature",
+                                     "kd_alpha", "teacher_filter"]
+    assert (tail.kd_temperature, tail.kd_alpha) == (4.0, 0.5)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -67,6 +70,11 @@ def test_settings_are_normalised_with_their_defaults():
     ("synthetic_ratio", -1.0, r"synthetic_ratio must be a finite number in \(0, inf\), got -1"),
     ("min_confidence", 2.0, r"min_confidence must be a finite number in \[0, 1\], got 2.0"),
     ("batch_size", 1, r"batch_size must be an integer >= 2, got 1"),
+    ("kd_temperature", 0.0, (r"kd_temperature must be a finite number in \(0, inf\), got 0.0"
+                            r".*--kd-temperature")),
+    ("kd_alpha", 1.5, r"kd_alpha must be a finite number in \[0, 1\], got 1.5.*--kd-alpha"),
+    ("teacher_filter", 1.5, (r"teacher_filter must be a finite number in \[0, 1\], got 1.5"
+                            r".*--teacher-filter")),
     ("arms", "real,gann", r"Unknown arm 'gann'.*Did you mean 'gan'"),
     ("regimes", "0", r"--per-class takes positive integers or 'all'"),
     ("device", "cuda:99", r"device 'cuda:99'"),
@@ -98,6 +106,14 @@ def test_report_files_hold_real_numbers(tiny_run):
     assert "diff vs real+aug" in report and "| 10 | real+gan |" in report
     gan_cell = next(c for c in saved["cells"] if c["arm"] == "real+gan")
     assert gan_cell["train_data"] == "100 real + 100 synthetic"
+    # the verdict: real+gan and gan against the better of real and real+aug, paired by seed
+    (verdict,) = saved["verdict"]
+    best = max(("real", "real+aug"), key=lambda a: rows[a]["accuracy"]["mean"])
+    assert verdict["best_control"] == best and set(verdict["comparisons"]) == {"real+gan", "gan"}
+    acc = {(c["arm"], c["seed"]): c["accuracy"] for c in saved["cells"]}
+    assert verdict["comparisons"]["gan"]["mean"] == pytest.approx(
+        sum(acc["gan", s] - acc[best, s] for s in (0, 1)) / 2)
+    assert report.splitlines()[4] == f"- {verdict['line']}"
 
 
 def test_rerun_uses_cached_cells(tiny_run, monkeypatch):

@@ -102,3 +102,23 @@ def test_report_md_of_one_seed_says_untested(tmp_path):
 def test_three_seed_differences_are_tested_and_carry_no_note():
     assert summarize(CELLS, ["10"], ["real+aug", "gan"], "real+aug")[1]["vs_baseline"]["tested"]
     assert "untested" not in format_table(_doc())
+
+
+def test_accuracy_plot_of_one_regime_puts_the_arms_along_x_with_their_intervals():
+    from matplotlib.collections import LineCollection
+
+    from ganaug.evaluation.report import accuracy_figure
+    from ganaug.evaluation.verdict import verdicts
+
+    doc = {**_doc(), "verdict": verdicts(CELLS, ["10"], ["real+aug", "gan"])}
+    fig = accuracy_figure(doc)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["real+aug", "gan"]
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    spans = sorted(v for bar in bars for seg in bar.get_segments() for v in seg[:, 1])
+    expect = sorted(r["accuracy"][k] for r in doc["summary"] for k in ("low", "high"))
+    assert spans == pytest.approx(expect)
+    # the dashed line at the best control (real+aug, mean 0.7833)
+    assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(2.35 / 3)
+    lo, hi = ax.get_ylim()
+    assert lo >= 0.0 and hi <= 1.02

@@ -28,7 +28,8 @@ from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.evaluation.classifier import to_input
 from ganaug.evaluation.recipe import collate_images
 
-__all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "Arm", "arm_data", "parse_arms"]
+__all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "KD_ARMS", "TEACHER", "Arm",
+           "arm_data", "parse_arms"]
 
 TrainData = tuple[tuple[torch.Tensor, torch.Tensor], Callable | None, str]
 
@@ -44,12 +45,16 @@ class Arm:
         augment: None, or ``"standard"`` (random crop + a flip where it suits).
         sampler: ``"uniform"`` or ``"balanced"`` (class-balanced oversampling).
         class_weights: None, or ``"balanced"`` (a class-weighted loss).
+        distill: distil the seed's ``real+aug`` classifier (the teacher) into this one: every
+            batch's labels are blended with the teacher's soft targets
+            (:class:`ganaug.evaluation.distill.DistillMixer`), synthetic images included.
     """
 
     data: str = "real"
     augment: str | None = None
     sampler: str = "uniform"
     class_weights: str | None = None
+    distill: bool = False
 
     @property
     def uses_gan(self) -> bool:
@@ -65,16 +70,27 @@ ARMS: dict[str, Arm] = {
     "gan": Arm(data="synthetic"),
     "real+weighted": Arm(augment="standard", class_weights="balanced"),
     "real+oversample": Arm(augment="standard", sampler="balanced"),
+    "real+weighted+gan": Arm(data="real+synthetic", augment="standard", class_weights="balanced"),
+    "real+oversample+gan": Arm(data="real+synthetic", augment="standard", sampler="balanced"),
+    "real+aug+kd": Arm(augment="standard", distill=True),
+    "real+aug+gan+kd": Arm(data="real+synthetic", augment="standard", distill=True),
 }
 DEFAULT_ARMS = ("real", "real+aug", "real+gan", "real+aug+gan", "gan")
 # Added to every long-tailed (``imbalance``) run: the usual remedies, to compare the GAN with.
-IMBALANCE_ARMS = ("real+weighted", "real+oversample")
+IMBALANCE_ARMS = ("real+weighted", "real+oversample", "real+weighted+gan",
+                  "real+oversample+gan")
+# Opt-in (``--arms``): distillation from the seed's real+aug classifier, on real images only (a
+# control: does a gain come from distillation alone?) and with the GAN's images relabelled.
+KD_ARMS = ("real+aug+kd", "real+aug+gan+kd")
 # What users already do: every other arm is reported as a paired difference against it.
 BASELINE = "real+aug"
+# The arm whose classifier (same seed) teaches the ``distill`` arms.
+TEACHER = "real+aug"
 
 
 def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str]:
-    """Checked arm names; imbalanced runs also get ``real+weighted`` and ``real+oversample``."""
+    """Checked arm names; imbalanced runs also get :data:`IMBALANCE_ARMS`, and a ``distill``
+    arm brings its teacher ``real+aug`` (run first)."""
     items = list(DEFAULT_ARMS) if arms is None else (
         [a.strip() for a in arms.split(",") if a.strip()] if isinstance(arms, str) else list(arms))
     for arm in items:
@@ -83,7 +99,11 @@ def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str
                                     + did_you_mean(arm, ARMS))
     if imbalance is not None:
         items += [a for a in IMBALANCE_ARMS if a not in items]
-    return list(dict.fromkeys(items))
+    if any(ARMS[a].distill for a in items) and TEACHER not in items:
+        items.insert(0, TEACHER)
+    items = list(dict.fromkeys(items))
+    # The teacher's cell is trained before any distilled one.
+    return [a for a in items if not ARMS[a].distill] + [a for a in items if ARMS[a].distill]
 
 
 # -- the training data of each kind of arm --------------------------------------------------------

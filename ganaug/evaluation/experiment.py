@@ -11,7 +11,6 @@ cached in ``OUT/cells`` so a rerun resumes.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -26,14 +25,16 @@ import torchvision
 from ganaug import __version__
 from ganaug._checks import check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, resolve_device
-from ganaug._files import atomic_write_text
 from ganaug.config import TrainConfig
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.evaluation.arms import ARMS, BASELINE, arm_data, parse_arms
+from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms
+from ganaug.evaluation.cells import CellCache
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
+from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, drop_hardest
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.report import summarize, write_outputs
+from ganaug.evaluation.verdict import verdicts
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
 from ganaug.training import train_or_resume
@@ -66,7 +67,7 @@ def parse_regimes(per_class: str | Sequence) -> list[str]:
 # The settings a cached cell must match to be reused (in this order in results.json).
 _CELL_KEYS = ("data", "test", "imbalance", "backbone", "stem", "classifier_steps", "batch_size",
               "gan_steps", "generator", "image_size", "synthetic_ratio", "replace_p",
-              "min_confidence", "model_kwargs")
+              "min_confidence", "model_kwargs", "kd_temperature", "kd_alpha", "teacher_filter")
 
 
 @dataclass
@@ -103,6 +104,9 @@ class ExperimentSettings:
     synthetic_ratio: float | None = None
     replace_p: float | None = None
     min_confidence: float | None = None
+    kd_temperature: float = KD_TEMPERATURE
+    kd_alpha: float = KD_ALPHA
+    teacher_filter: float | None = None
     device: DeviceLike = None
     progress: bool = True
 
@@ -118,6 +122,19 @@ class ExperimentSettings:
                         hint="(CLI: --synthetic-ratio.)")
         if self.min_confidence is not None:
             check_probability("min_confidence", self.min_confidence)
+        self.kd_temperature = check_float("kd_temperature", self.kd_temperature, minimum=0.0,
+                                          open_min=True, hint="(CLI: --kd-temperature.)")
+        self.kd_alpha = check_float("kd_alpha", self.kd_alpha, minimum=0.0, maximum=1.0,
+                                    hint="(CLI: --kd-alpha.)")
+        if self.teacher_filter is not None:
+            check_float("teacher_filter", self.teacher_filter, minimum=0.0, maximum=1.0,
+                        hint="(CLI: --teacher-filter.)")
+            if self.replace_p is not None:
+                raise GanaugConfigError(
+                    "--teacher-filter drops appended synthetic images, but --replace-p draws "
+                    "them inside each batch; use one of the two.")
+            # The teacher (the seed's real+aug classifier) is trained before every other arm.
+            self.arms = [TEACHER] + [a for a in self.arms if a != TEACHER]
         self.classifier_steps = self.classifier_steps or EXPERIMENT_CLASSIFIER_STEPS
         self.synthetic_ratio = self.synthetic_ratio or 1.0
         self.model_kwargs = dict(self.model_kwargs or {})
@@ -213,13 +230,24 @@ def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir
 
 
 def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSettings, seed: int,
-              real_model):
+              real_model, teacher=None):
     arm = ARMS[name]
     start = time.perf_counter()
     train_data, mixer, note = arm_data(
         arm, subset, generator, seed=seed, synthetic_ratio=settings.synthetic_ratio,
         replace_p=settings.replace_p, balanced=settings.imbalance is not None,
         filter_model=real_model, min_confidence=settings.min_confidence)
+    if settings.teacher_filter is not None and arm.uses_gan:
+        start = len(subset) if arm.data == "real+synthetic" else 0
+        images, labels, dropped = drop_hardest(teacher, *train_data, start=start,
+                                               fraction=settings.teacher_filter)
+        train_data = (images, labels)
+        note += f", {dropped} synthetic dropped by the {TEACHER} teacher's loss"
+    if arm.distill:
+        mixer = DistillMixer(teacher, temperature=settings.kd_temperature,
+                             alpha=settings.kd_alpha, then=mixer)
+        note += f", distilled from {TEACHER} (T={settings.kd_temperature:g}, " \
+                f"alpha={settings.kd_alpha:g})"
     model = settings.recipe(arm.augment).train(
         train_data, like=subset, seed=seed, mixer=mixer, class_weights=arm.class_weights,
         sampler=arm.sampler, device=settings.device, progress=settings.progress, desc=name)
@@ -229,40 +257,21 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
 
 
 # -- the experiment -------------------------------------------------------------------------------
-class _CellCache:
-    """Finished cells in ``folder``, one JSON file each with the settings that made it: a rerun
-    with the same settings reuses a cell, a cell made with other settings is recomputed."""
-
-    def __init__(self, folder: Path, key: dict[str, Any]) -> None:
-        self.folder = folder
-        self.key = json.loads(json.dumps(key))
-
-    def _path(self, regime: str, seed: int, arm: str) -> Path:
-        return self.folder / f"{regime}-s{seed}-{arm.replace('+', '_')}.json"
-
-    def get(self, regime: str, seed: int, arm: str) -> dict[str, Any] | None:
-        path = self._path(regime, seed, arm)
-        if path.is_file():
-            cached = json.loads(path.read_text())
-            if cached.get("settings") == self.key:
-                return cached
-        return None
-
-    def put(self, cell: dict[str, Any]) -> None:
-        path = self._path(cell["regime"], cell["seed"], cell["arm"])
-        atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
-
-    def real_model(self, regime: str, seed: int) -> Path:
-        """Where the ``real`` arm's classifier is kept (for ``min_confidence``)."""
-        return self.folder / f"{regime}-s{seed}-real.safetensors"
+def _needs_teacher(settings: ExperimentSettings, arm: str) -> bool:
+    """Whether ``arm`` uses the seed's real+aug classifier (``+kd``, or ``teacher_filter``)."""
+    return ARMS[arm].distill or (ARMS[arm].uses_gan and settings.teacher_filter is not None)
 
 
-def _run_arms(settings: ExperimentSettings, cache: _CellCache, regime: str, seed: int, subset,
+def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed: int, subset,
               test, given, gan_dir: Path, done: Callable[[dict[str, Any]], None]):
     """Every arm of one regime and seed (cached or computed); returns the generator used, if any."""
-    gen = real_model = None
+    gen = real_model = teacher = None
+    distills = any(_needs_teacher(settings, a) for a in settings.arms)
     for name in settings.arms:
         cached = cache.get(regime, seed, name)
+        saved_teacher = cache.real_model(regime, seed, TEACHER)
+        if name == TEACHER and distills and not saved_teacher.is_file():
+            cached = None  # cached without its model (an earlier run had no +kd arm): retrain
         if cached is not None:
             done(cached)
             continue
@@ -272,8 +281,17 @@ def _run_arms(settings: ExperimentSettings, cache: _CellCache, regime: str, seed
         if (ARMS[name].uses_gan and settings.min_confidence is not None and real_model is None
                 and saved_real.is_file()):
             real_model = load_classifier(saved_real)[0].to(settings.device)
+        if _needs_teacher(settings, name) and teacher is None:
+            if not saved_teacher.is_file():
+                raise GanaugDataError(f"The {TEACHER} classifier that teaches {name} is missing "
+                                      f"({saved_teacher}); delete {cache.folder} to recompute.")
+            teacher = load_classifier(saved_teacher)[0].to(settings.device)
         result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
-                                  real_model=real_model)
+                                  real_model=real_model, teacher=teacher)
+        if name == TEACHER and distills:
+            teacher = model
+            save_classifier(model, saved_teacher)
+            model.to(settings.device)
         if name == "real":
             real_model = model
             if settings.min_confidence is not None:
@@ -293,7 +311,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                    classifier_steps: int | None = None, batch_size: int = 128,
                    generator: str | os.PathLike | None = None, image_size: int | None = None,
                    synthetic_ratio: float | None = None, replace_p: float | None = None,
-                   min_confidence: float | None = None, device: DeviceLike = None,
+                   min_confidence: float | None = None, kd_temperature: float = KD_TEMPERATURE,
+                   kd_alpha: float = KD_ALPHA, teacher_filter: float | None = None,
+                   device: DeviceLike = None,
                    gan_config: dict[str, Any] | None = None,
                    model_kwargs: dict[str, Any] | None = None,
                    progress: bool = True) -> dict[str, Any]:
@@ -321,13 +341,19 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
             :class:`ganaug.BatchMixer`.
         min_confidence: keep only synthetic images that the ``real`` arm's classifier assigns
             to their class with at least this probability.
+        kd_temperature, kd_alpha: the ``+kd`` arms' teacher temperature and the weight of the
+            hard labels (see :class:`ganaug.evaluation.distill.DistillMixer`).
+        teacher_filter: drop this fraction of each GAN arm's appended synthetic images, those
+            with the highest loss under the seed's ``real+aug`` classifier (trained first).
         device: where classifiers and GANs run (``None``: the best available).
         gan_config: extra :class:`ganaug.TrainConfig` fields for the GANs.
         model_kwargs: extra ``timm.create_model`` arguments of the classifier.
         progress: show progress bars.
 
     Returns:
-        The ``results.json`` document.
+        The ``results.json`` document; its ``verdict`` holds one
+        :func:`ganaug.evaluation.verdict.regime_verdict` per regime (each GAN arm against the
+        best non-GAN arm of the regime, and the one-line verdict).
 
     Raises:
         GanaugConfigError: invalid settings (see :class:`ExperimentSettings`).
@@ -341,6 +367,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         classifier_steps=classifier_steps, batch_size=batch_size, gan_steps=gan_steps,
         gan_config=gan_config, generator=generator, image_size=image_size,
         synthetic_ratio=synthetic_ratio, replace_p=replace_p, min_confidence=min_confidence,
+        kd_temperature=kd_temperature, kd_alpha=kd_alpha, teacher_filter=teacher_filter,
         device=device, progress=progress)
     out = Path(out)
     given = None
@@ -351,7 +378,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
     test_data = load_data(test or data, split=None if test else "test",
                           size=settings.image_size, channels=settings.channels)
     started = time.perf_counter()
-    cache = _CellCache(out / "cells", settings.cell_key())
+    cache = CellCache(out / "cells", settings.cell_key())
     cells: list[dict[str, Any]] = []
     samples: dict[str, Path | None] = {}
     bar = tqdm(total=len(settings.regimes) * settings.seeds * len(settings.arms),
@@ -383,6 +410,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         "environment": _environment(settings.device),
         "wall_s": round(time.perf_counter() - started, 1),
         "summary": summarize(cells, settings.regimes, settings.arms, settings.baseline),
+        "verdict": verdicts(cells, settings.regimes, settings.arms),
         "cells": cells,
     }
     write_outputs(out, doc, samples)

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from ganaug._files import atomic_write_text
+from ganaug.evaluation.arms import ARMS
 from ganaug.evaluation.stats import paired_comparison, t_interval
 from ganaug.plots import pyplot, save_figure
 
 __all__ = [
+    "accuracy_figure",
     "finite_json",
     "format_table",
     "save_accuracy_plot",
@@ -98,11 +100,32 @@ def format_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _control_table(doc: dict[str, Any]) -> str:
+    """Each GAN arm's paired difference against the best control of its regime."""
+    rows = [(v, arm, c) for v in doc.get("verdict") or [] for arm, c in v["comparisons"].items()]
+    if not rows:
+        return ""
+    lines = ["## Against the best control", "",
+             "| regime | GAN arm | best control | diff [95% CI] | p |", "|---|---|---|---|---|"]
+    for v, arm, c in rows:
+        if not c["tested"]:
+            diff, p = f"{c['mean']:+.4f} untested (1 seed)", "untested"
+        else:
+            diff = _fmt_ci(c)
+            p = "—" if c["p"] is None else f"{c['p']:.3g}"
+        lines.append(f"| {v['regime']} | {arm} | {v['best_control']} | {diff} | {p} |")
+    return "\n".join(lines) + "\n\n"
+
+
 def _report(doc: dict[str, Any], samples: dict[str, Path | None]) -> str:
     st, env = doc["settings"], doc["environment"]
     classes = st["classes"]
     out = io.StringIO()
     out.write("# ganaug experiment\n\n")
+    if doc.get("verdict"):
+        out.write("**Verdict** (each GAN arm against the best non-GAN arm of its regime, "
+                  "paired over seeds, win = gain with p < 0.05):\n\n")
+        out.write("".join(f"- {v['line']}\n" for v in doc["verdict"]) + "\n")
     tail = "" if st["imbalance"] is None else f", long tail ratio {st['imbalance']}"
     out.write(f"Data `{st['data']}`, test `{st['test_spec']}` ({st['n_test']} images); regimes "
               f"{', '.join(st['regimes'])} images per class{tail}; {st['seeds']} seeds; "
@@ -114,6 +137,7 @@ def _report(doc: dict[str, Any], samples: dict[str, Path | None]) -> str:
               f"interval; paired difference against `{st['baseline']}` (same seed = same real "
               "subset) with its 95% interval and the two-sided paired t-test p-value.\n\n")
     out.write(format_table(doc) + "\n\n")
+    out.write(_control_table(doc))
     out.write("## Per-class accuracy (mean over seeds)\n\n")
     out.write("| regime | arm | " + " | ".join(map(str, classes)) + " |\n")
     out.write("|---|---|" + "---|" * len(classes) + "\n")
@@ -142,26 +166,61 @@ def _csv(doc: dict[str, Any]) -> str:
 
 
 def save_accuracy_plot(doc: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Accuracy vs images per class, one line per arm, 95% t-interval error bars."""
+    """Save :func:`accuracy_figure` of ``doc`` as a PNG at ``path``."""
+    return save_figure(accuracy_figure(doc), path, dpi=120)
+
+
+def accuracy_figure(doc: dict[str, Any]):
+    """Test accuracy of each arm, one panel per regime with the arms along the x axis: the mean
+    over seeds with its 95% t-interval as an error bar, GAN arms in orange, controls in blue, and
+    a dashed line at the best control's mean (see :mod:`ganaug.evaluation.verdict`)."""
     plt = pyplot()
     regimes = doc["settings"]["regimes"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    xs = np.arange(len(regimes))
-    for arm in doc["settings"]["arms"]:
-        rows = {r["regime"]: r for r in doc["summary"] if r["arm"] == arm}
-        mean = np.array([rows[g]["accuracy"]["mean"] if g in rows else np.nan for g in regimes])
-        err = np.array([(rows[g]["accuracy"]["high"] - rows[g]["accuracy"]["mean"])
-                        if g in rows and rows[g]["accuracy"]["high"] is not None else 0.0
-                        for g in regimes])
-        ax.errorbar(xs, mean, yerr=err, marker="o", capsize=3, label=arm)
-    ax.set_xticks(xs, regimes)
-    ax.set_xlabel("real images per class")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy by arm (95% t-interval over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    arms = doc["settings"]["arms"]
+    best = {v["regime"]: v for v in doc.get("verdict") or []}
+    width = max(4.5, 0.7 * len(arms) + 1.5)
+    fig, axes = plt.subplots(1, len(regimes), figsize=(min(18.0, width * len(regimes)), 4.2),
+                             sharey=True, squeeze=False)
+    ylims: list[tuple[float, float]] = []
+    for ax, regime in zip(axes[0], regimes, strict=True):
+        rows = {r["arm"]: r for r in doc["summary"] if r["regime"] == regime}
+        shown = [a for a in arms if a in rows]
+        xs = np.arange(len(shown))
+        spans: list[float] = []
+        for x, arm in zip(xs, shown, strict=True):
+            acc = rows[arm]["accuracy"]
+            err = None
+            if acc["low"] is not None:
+                err = [[acc["mean"] - acc["low"]], [acc["high"] - acc["mean"]]]
+            gan = arm in ARMS and ARMS[arm].uses_gan
+            ax.errorbar([x], [acc["mean"]], yerr=err, fmt="o", capsize=5, markersize=7,
+                        elinewidth=1.5, color="tab:orange" if gan else "tab:blue")
+            ax.annotate(f"{acc['mean']:.3f}", (x, acc["mean"]), xytext=(7, 0),
+                        textcoords="offset points", va="center", fontsize=7)
+            spans += [acc["mean"] if acc["low"] is None else acc["low"],
+                      acc["mean"] if acc["high"] is None else acc["high"]]
+        verdict = best.get(regime)
+        if verdict and verdict.get("control_mean") is not None:
+            ax.axhline(verdict["control_mean"], color="tab:blue", linestyle="--", linewidth=1,
+                       alpha=0.7, label=f"best control ({verdict['best_control']})")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.22), frameon=False)
+        ax.set_xticks(xs, shown, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(shown) - 0.4)
+        tail = "" if doc["settings"].get("imbalance") is None else " (long tail)"
+        ax.set_title(f"{regime} per class{tail}", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        # Accuracy lives in [0, 1]; a t-interval from few seeds can reach past it (cut off here).
+        if spans:
+            low, high = max(0.0, min(spans) - 0.05), min(1.02, max(spans) + 0.05)
+            ylims.append((low, high))
+    if ylims:
+        axes[0][0].set_ylim(min(lo for lo, _ in ylims), max(hi for _, hi in ylims))
+    axes[0][0].set_ylabel("test accuracy (mean, 95% t-interval)")
+    seeds = doc["settings"].get("seeds")
+    fig.suptitle(f"test accuracy by arm, {seeds} seed(s)\norange: GAN arms, blue: controls",
+                 fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=120)
+    return fig
 
 
 def write_outputs(out: Path, doc: dict[str, Any], samples: dict[str, Path | None]) -> None:

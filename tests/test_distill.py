@@ -1,0 +1,156 @@
+"""ganaug.evaluation.distill: the +kd arms' mixer, and the arms in a tiny experiment."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from ganaug.errors import GanaugConfigError
+from ganaug.evaluation import create_classifier
+from ganaug.evaluation.distill import DistillMixer
+
+
+@pytest.fixture
+def teacher():
+    return create_classifier("resnet10t", num_classes=3, in_chans=3, image_size=16, seed=0,
+                             channels=(8, 8, 8, 8), stem_width=8).eval()
+
+
+def test_targets_blend_the_labels_with_the_teachers_softened_distribution(teacher):
+    from ganaug.evaluation.classifier import to_input
+
+    images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 0])
+    with torch.inference_mode():
+        logits = teacher(to_input(teacher, images)).float()
+    mixer = DistillMixer(teacher, temperature=4.0, alpha=0.25)
+    out_images, targets = mixer(images, labels)
+    assert out_images is images and targets.shape == (4, 3)
+    expect = 0.25 * nn.functional.one_hot(labels, 3) + 0.75 * torch.softmax(logits / 4.0, 1)
+    torch.testing.assert_close(targets, expect)
+    torch.testing.assert_close(targets.sum(1), torch.ones(4))
+    # the same images as float [0, 1] (what a BatchMixer may return): the same teacher targets
+    _, again = DistillMixer(teacher, alpha=0.0, temperature=4.0)(images / 255.0, labels)
+    torch.testing.assert_close(again, torch.softmax(logits / 4.0, 1), atol=1e-4, rtol=1e-4)
+    # alpha=1 keeps the labels; soft input labels are blended as they are
+    _, hard = DistillMixer(teacher, alpha=1.0)(images, labels)
+    torch.testing.assert_close(hard, nn.functional.one_hot(labels, 3).float())
+    soft = torch.full((4, 3), 1 / 3)
+    _, blended = DistillMixer(teacher, alpha=0.5, temperature=1.0)(images, soft)
+    torch.testing.assert_close(blended, 0.5 * soft + 0.5 * torch.softmax(logits, 1))
+
+
+def test_a_preceding_mixer_runs_first(teacher):
+    images = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+    seen = []
+
+    def first(x, y):
+        seen.append(y.tolist())
+        return x + 1, torch.tensor([2, 2])
+
+    _, targets = DistillMixer(teacher, alpha=1.0, then=first)(images, torch.tensor([0, 1]))
+    assert seen == [[0, 1]] and targets.argmax(1).tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": 0.0}, r"kd_temperature must be a finite number in \(0, inf\), got 0.0"),
+    ({"alpha": -0.1}, r"kd_alpha must be a finite number in \[0, 1\], got -0.1"),
+])
+def test_bad_knobs_are_refused(teacher, kwargs, message):
+    with pytest.raises(GanaugConfigError, match=message):
+        DistillMixer(teacher, **kwargs)
+
+
+def test_kd_arms_learn_from_the_same_seeds_real_aug_classifier(tmp_path, monkeypatch):
+    from ganaug.evaluation import experiment
+    from ganaug.evaluation.experiment import run_experiment
+
+    tiny = {"per_class": "10", "backbone": "resnet10t", "stem": "cifar-3x3-pool", "seeds": 1,
+            "gan_steps": 2, "classifier_steps": 2, "image_size": 16, "batch_size": 16,
+            "model_kwargs": {"channels": (8, 8, 8, 8), "stem_width": 8}, "progress": False}
+    teachers = []
+    real_cell = experiment._run_cell
+
+    def spy(name, *args, teacher=None, **kwargs):
+        teachers.append((name, teacher))
+        return real_cell(name, *args, teacher=teacher, **kwargs)
+
+    monkeypatch.setattr(experiment, "_run_cell", spy)
+    doc = run_experiment("digits", out=tmp_path, arms="real+aug+gan+kd,real+aug+kd",
+                         kd_temperature=2.0, **tiny)
+    assert doc["settings"]["arms"] == ["real+aug", "real+aug+gan+kd", "real+aug+kd"]
+    assert teachers[0] == ("real+aug", None)
+    assert teachers[1][1] is teachers[2][1] and teachers[1][1] is not None
+    notes = {c["arm"]: c["train_data"] for c in doc["cells"]}
+    assert notes["real+aug+kd"] == "100 real, distilled from real+aug (T=2, alpha=0.5)"
+    assert notes["real+aug+gan+kd"] == ("100 real + 100 synthetic, distilled from real+aug "
+                                        "(T=2, alpha=0.5)")
+    assert (tmp_path / "cells" / "10-s0-real_aug.safetensors").is_file()
+    # real+aug+kd is a control: the GAN+kd arm is judged against the better of the two
+    (verdict,) = doc["verdict"]
+    assert verdict["best_control"] in ("real+aug", "real+aug+kd")
+    assert set(verdict["comparisons"]) == {"real+aug+gan+kd"}
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["settings"]["kd_temperature"] == 2.0
+    # a rerun reuses every cell; the teacher is loaded from its file only if a +kd cell is missing
+    (tmp_path / "cells" / "10-s0-real_aug_kd.json").unlink()
+    teachers.clear()
+    run_experiment("digits", out=tmp_path, arms="real+aug+gan+kd,real+aug+kd",
+                   kd_temperature=2.0, **tiny)
+    assert [n for n, _ in teachers] == ["real+aug+kd"] and teachers[0][1] is not None
+
+
+class _Fixed(nn.Module):
+    """A 'teacher' whose logits are given per image (by the image's first pixel)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.tensor(table, dtype=torch.float32)
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.table[((x[:, 0, 0, 0] + 1) * 127.5).round().long()]
+
+
+def test_drop_hardest_drops_the_synthetic_rows_the_teacher_disagrees_with(monkeypatch):
+    from ganaug.evaluation import distill
+
+    monkeypatch.setattr(distill, "to_input", lambda model, x: x.float() / 127.5 - 1)
+    table = [[0.0, 0.0]] * 256
+    table[1], table[2], table[3], table[4] = [5.0, 0.0], [0.0, 5.0], [5.0, 0.0], [2.0, 0.0]
+    images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.tensor([1, 1, 2, 3, 4, 1])  # rows 0-1 real, 2-5 synthetic
+    labels = torch.tensor([1, 1, 0, 0, 1, 0])
+    # synthetic losses: row 2 5.0 (the teacher says 1), row 4 2.1 (it leans to 0), rows 3, 5 ~0
+    kept, kept_labels, dropped = distill.drop_hardest(_Fixed(table), images, labels, start=2,
+                                                      fraction=0.5)
+    assert dropped == 2 and kept_labels.tolist() == [1, 1, 0, 0]
+    assert kept[:, 0, 0, 0].tolist() == [1, 1, 3, 1]  # real rows kept even with high loss
+    same = distill.drop_hardest(_Fixed(table), images, labels, start=2, fraction=0.2)
+    assert same[2] == 0 and same[0] is images
+    with pytest.raises(GanaugConfigError, match=r"teacher_filter must be a finite number"):
+        distill.drop_hardest(_Fixed(table), images, labels, start=2, fraction=-1)
+
+
+def test_teacher_filter_runs_the_teacher_first_and_drops_synthetic_images(tmp_path):
+    from ganaug.evaluation.experiment import ExperimentSettings, run_experiment
+
+    with pytest.raises(GanaugConfigError, match=r"--teacher-filter drops appended synthetic"):
+        ExperimentSettings(data="digits", teacher_filter=0.1, replace_p=0.5)
+    assert ExperimentSettings(data="digits", arms="real+gan,real", teacher_filter=0.1,
+                              device="cpu").arms == ["real+aug", "real+gan", "real"]
+    doc = run_experiment("digits", out=tmp_path, per_class="10", arms="real+aug+gan,gan",
+                         teacher_filter=0.25, backbone="resnet10t", stem="cifar-3x3-pool",
+                         seeds=1, gan_steps=2, classifier_steps=2, image_size=16, batch_size=16,
+                         model_kwargs={"channels": (8, 8, 8, 8), "stem_width": 8},
+                         progress=False)
+    notes = {c["arm"]: c["train_data"] for c in doc["cells"]}
+    assert notes == {"real+aug": "100 real",
+                     "real+aug+gan": "100 real + 100 synthetic, 25 synthetic dropped by the "
+                                     "real+aug teacher's loss",
+                     "gan": "100 synthetic (10 per class), 25 synthetic dropped by the real+aug "
+                            "teacher's loss"}
+    assert doc["settings"]["teacher_filter"] == 0.25
