@@ -60,7 +60,7 @@ class LineProgress:
             self._closed = True
             self._print()
 
-    def __enter__(self) -> LineProgress:
+    def __enter__(self) -> LineProgress:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
     def __exit__(self, *exc) -> None:

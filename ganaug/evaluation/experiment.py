@@ -37,6 +37,7 @@ from ganaug.evaluation.report import summarize, write_outputs
 from ganaug.evaluation.verdict import verdicts
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
+from ganaug.progress import progress_bar
 from ganaug.training import train_or_resume
 
 __all__ = [
@@ -359,7 +360,6 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         GanaugConfigError: invalid settings (see :class:`ExperimentSettings`).
         GanaugDataError: a leaking ``generator``, or test data with other classes.
     """
-    from tqdm.auto import tqdm
 
     settings = ExperimentSettings(
         data=data, test=test, regimes=per_class, arms=arms, seeds=seeds, imbalance=imbalance,
@@ -381,8 +381,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
     cache = CellCache(out / "cells", settings.cell_key())
     cells: list[dict[str, Any]] = []
     samples: dict[str, Path | None] = {}
-    bar = tqdm(total=len(settings.regimes) * settings.seeds * len(settings.arms),
-               desc="experiment", unit="cell", disable=not progress)
+    bar = progress_bar(total=len(settings.regimes) * settings.seeds * len(settings.arms),
+                       desc="experiment", unit="cell", disable=not progress)
 
     def done(cell: dict[str, Any]) -> None:
         cells.append(cell)

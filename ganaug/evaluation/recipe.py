@@ -22,6 +22,7 @@ from ganaug._checks import check_int
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
 from ganaug.evaluation.classifier import config_of, create_classifier, to_input
+from ganaug.progress import progress_bar
 
 __all__ = [
     "ClassifierRecipe",
@@ -247,7 +248,7 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         device: where to train; ``None`` or ``"auto"``: the best available (cuda, mps, cpu).
         amp: bfloat16 autocast (default: on for CUDA).
         num_workers: DataLoader workers (Dataset input only).
-        progress: show a tqdm bar.
+        progress: show progress (a tqdm bar on a terminal, one line per interval in a log).
         desc: the bar's label.
 
     Returns:
@@ -257,7 +258,6 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         GanaugConfigError: invalid options.
         GanaugDataError: unusable ``train_data``.
     """
-    from tqdm.auto import tqdm
 
     _check_train_args(steps, batch_size, optimizer, sampler, augment, label_smoothing)
     cfg = config_of(model)
@@ -288,8 +288,8 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
     pad = _standard_pad(cfg["image_size"]) if augment == "standard" else 0
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
+    bar = progress_bar(steps, desc=desc, disable=not progress, leave=False)
+    for step in range(steps):
         images, labels = batches.next()
         images = images.to(dev, non_blocking=True)
         labels = labels.to(dev, non_blocking=True)
@@ -310,6 +310,8 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         sched.step()
         if progress and step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.update(1)
+    bar.close()
     model.eval()
     return model
 
