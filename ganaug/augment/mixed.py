@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ganaug._checks import check_float, check_probability, check_seed, check_truncation
@@ -23,11 +24,15 @@ from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_cla
 from ganaug.augment.functional import label_to_index, match_image, per_class_counts
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
+from ganaug.augment.teacher import Teacher, make_teacher
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["MixedDataset", "Replacer", "balance_counts", "dataset_labels", "proportional_counts"]
 
 BALANCE_MODES = ("uniform", "match_max")
+#: MixedDataset's keyword arguments that configure its teacher.
+TEACHER_SETTINGS = ("temperature", "teacher_weight", "teacher_input", "teacher_mean",
+                    "teacher_std", "min_confidence", "drop_top")
 MODES = ("append", "replace")
 
 
@@ -127,8 +132,10 @@ class Replacer:
         truncation: of the bank's samples, in (0, 1].
     """
 
-    def __init__(self, p: float, source: Any, *, seed: int = 0, truncation: float = 1.0) -> None:
+    def __init__(self, p: float, source: Any, *, seed: int = 0, truncation: float = 1.0,
+                 teacher: Teacher | None = None) -> None:
         self.p = check_probability("p", p)
+        self.teacher = teacher
         self.seed = check_seed("seed", seed)
         self.synthetic = source if isinstance(source, SyntheticDataset) else None
         self.bank = None if self.synthetic is not None else SampleBank(
@@ -137,17 +144,35 @@ class Replacer:
 
     def __call__(self, img: Any, label: int) -> tuple[Any, bool]:
         """``(image, replaced)``: ``img`` itself, or a synthetic image of generator class ``label``."""
+        return self.draw(img, label)[:2]
+
+    def draw(self, img: Any, label: int,
+             intended: int | None = None) -> tuple[Any, bool, torch.Tensor | None]:
+        """``(image, replaced, soft target or None)``; ``intended``: the real label (teacher).
+
+        With a teacher (bank source) a candidate it rejects (``min_confidence``) leaves ``img``
+        in place; a teacher-labelled SyntheticDataset gives its items' own soft targets.
+        """
         if self._stream.due():
             self._rng = torch.Generator().manual_seed(worker_stream_seed(self.seed))
             self._stream.claim()
         if not bool(torch.rand((), generator=self._rng) < self.p):
-            return img, False
+            return img, False, None
+        target = None
         if self.bank is not None:
             fake = self.bank.draw(label)
+            if self.teacher is not None:
+                intended = label if intended is None else intended
+                targets, keep = self.teacher(fake[None], torch.tensor([intended]))
+                if not bool(keep[0]):
+                    return img, False, None
+                target = targets[0].cpu()
         else:
             j = int(torch.randint(0, self.synthetic.counts[label], (), generator=self._rng))
-            fake = self.synthetic.image(self.synthetic.index_of(label, j))
-        return match_image(fake, img), True
+            index = self.synthetic.index_of(label, j)
+            fake = self.synthetic.image(index)
+            target = self.synthetic.target(index) if self.synthetic.soft else None
+        return match_image(fake, img), True, target
 
 
 # -- MixedDataset ----------------------------------------------------------------------------
@@ -202,7 +227,8 @@ class MixedDataset(Dataset):
                  transform: Callable | None = None,
                  target_transform: Callable | None = None,
                  class_to_idx: Mapping[str, int] | None = None,
-                 classes: Sequence[str] | None = None, truncation: float = 1.0) -> None:
+                 classes: Sequence[str] | None = None, truncation: float = 1.0,
+                 teacher: Any = None, **teacher_settings: Any) -> None:
         if mode not in MODES:
             raise GanaugConfigError(f"Unknown mode '{mode}'. Use 'append' or 'replace'."
                                     + did_you_mean(str(mode), MODES))
@@ -225,6 +251,8 @@ class MixedDataset(Dataset):
         self._synth_labels: list[int] = []
         self._like = None
         self._last_replaced: dict[int, bool] = {}
+        self.teacher = self._teacher(teacher, teacher_settings, given, mode)
+        self.soft = self.teacher is not None or bool(given is not None and given.soft)
         if mode == "append":
             self._append(source, ratio, p, balance)
         else:
@@ -240,7 +268,7 @@ class MixedDataset(Dataset):
                     raise GanaugConfigError(f"The SyntheticDataset has no images of class(es) "
                                             f"{', '.join(empty)}, which the real data has.")
             self.replacer = Replacer(p, given if given is not None else source, seed=self.seed,
-                                     truncation=self.truncation)
+                                     truncation=self.truncation, teacher=self.teacher)
 
     @property
     def p(self) -> float | None:
@@ -277,6 +305,29 @@ class MixedDataset(Dataset):
                what="the real dataset")
         return lut.tolist()
 
+    def _teacher(self, teacher: Any, settings: dict, given: SyntheticDataset | None,
+                 mode: str) -> Teacher | None:
+        """The teacher of generated images (see :class:`ganaug.augment.Teacher`)."""
+        unknown = sorted(set(settings) - set(TEACHER_SETTINGS))
+        if unknown:
+            raise GanaugConfigError(f"MixedDataset got unexpected argument(s) {', '.join(unknown)}; "
+                                    f"teacher settings are {', '.join(TEACHER_SETTINGS)}.")
+        if given is not None and (teacher is not None or settings):
+            raise GanaugConfigError("teacher= goes to the SyntheticDataset when one is given: "
+                                    "build it with SyntheticDataset(..., teacher=...).")
+        if given is not None and given.soft and given.classes != self.classes:
+            raise GanaugConfigError(
+                f"The SyntheticDataset's soft targets are over {given.classes} but the real "
+                f"classes are {self.classes}; build it with class_to_idx= of the real dataset.")
+        if teacher is not None and mode == "replace" and settings.get("drop_top", 0.0):
+            raise GanaugConfigError("drop_top needs a pool of candidates; mode='replace' draws "
+                                    "one at a time. Use min_confidence=, or a SyntheticDataset "
+                                    "built with teacher= and drop_top=.")
+        names = dict(zip(TEACHER_SETTINGS, ("temperature", "weight", "input", "mean", "std",
+                                            "min_confidence", "drop_top")))
+        return make_teacher(teacher, num_classes=len(self.classes),
+                            **{names[k]: v for k, v in settings.items()})
+
     def _gen(self, label: int) -> int:
         """The generator's class of real label ``label``."""
         return label if self._lut is None else self._lut[label]
@@ -312,8 +363,10 @@ class MixedDataset(Dataset):
             counts = [0] * len(source.classes)
             for label, n in enumerate(needed):
                 counts[self._gen(label)] = n
+            extra = {} if self.teacher is None else {"class_to_idx": self.class_to_idx}
             self.synthetic = SyntheticDataset(source, counts=counts, seed=self.seed,
-                                              cache="memory", truncation=self.truncation)
+                                              cache="memory", truncation=self.truncation,
+                                              teacher=self.teacher, **extra)
         short = [(self.classes[c], self.synthetic.counts[self._gen(c)], n)
                  for c, n in enumerate(needed) if self.synthetic.counts[self._gen(c)] < n]
         if short:
@@ -368,12 +421,18 @@ class MixedDataset(Dataset):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
         if index < n_real:
             img, label = self.real[index][:2]
+            soft = None
             if self.replacer is not None:
-                img, self._last_replaced[index] = self.replacer(img, self._gen(int(label)))
+                img, self._last_replaced[index], soft = self.replacer.draw(
+                    img, self._gen(int(label)), int(label))
+            if self.soft:
+                label = soft if soft is not None else F.one_hot(
+                    torch.tensor(int(label)), len(self.classes)).float()
         else:
             k = self._synth_index[index - n_real]
             label = self._synth_labels[index - n_real]
             img = self.synthetic.image(k)
+            label = self.synthetic.target(k) if self.soft else label
             img = match_image(img, self._like) if self._like is not None else img
         if self.transform is not None:
             img = self.transform(img)
