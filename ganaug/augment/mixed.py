@@ -214,6 +214,11 @@ class MixedDataset(Dataset):
         class_to_idx, classes: the real dataset's ``{name: label}`` (or names by label), when
             it does not declare them itself or declares them wrongly.
         truncation: in (0, 1], of the images generated here (checked at construction).
+        teacher, **teacher_settings: a classifier over the real classes and its settings
+            (``temperature``, ``teacher_weight``, ``teacher_input``, ``teacher_mean``,
+            ``teacher_std``, ``min_confidence``, ``drop_top``; see :class:`SyntheticDataset`).
+            Every label is then a ``(K,)`` float32 target: soft for synthetic items, one-hot
+            for real ones. In replace mode a rejected candidate leaves the real item.
 
     Raises:
         GanaugConfigError: bad settings (mode, ratio, p, balance, truncation).

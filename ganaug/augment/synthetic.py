@@ -76,11 +76,22 @@ class SyntheticDataset(Dataset):
         chunk_size: images generated per call and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         progress: show a tqdm bar in :meth:`generate`.
-        filter: a classifier ``(N, C, H, W) float in [0, 1] -> (N, K) logits`` (class ``k``
-            of the classifier = label ``k``: the generator's class ``k``, or the dataset's
-            label ``k`` with ``class_to_idx``); only samples whose softmax
-            probability of their intended class is ``>= min_confidence`` are kept.
-        min_confidence: acceptance threshold in [0, 1].
+        teacher: a classifier over the labels' K classes (class ``k`` = label ``k``: the
+            generator's class ``k``, or the dataset's label ``k`` with ``class_to_idx``) that
+            filters and relabels the candidates (:class:`ganaug.augment.Teacher`): items then
+            carry ``(K,)`` float32 soft targets ``(1 - teacher_weight) * onehot + teacher_weight
+            * softmax(logits / temperature)``; ``targets`` keeps the intended int labels. The
+            teacher sees ``(N, C, H, W)`` images at the generator's size in ``teacher_input``
+            (``"uint8"``, ``"unit"`` or ``"normalized"`` with ``teacher_mean``/``teacher_std``).
+        temperature, teacher_weight, teacher_input, teacher_mean, teacher_std: see above
+            (defaults 1, 1: relabel by the teacher, as cGAN-KD does).
+        min_confidence: keep only candidates whose teacher probability of their intended class
+            is ``>= min_confidence`` (None: no such filter; 0.9 with ``filter=``).
+        drop_top: q in [0, 1): each round draws ``ceil(m / (1 - q))`` candidates for ``m``
+            images and drops the ``floor(q * n + 0.5)`` of highest teacher loss (cGAN-KD: 0.1).
+        filter: the older form of ``teacher=``: a classifier ``(N, C, H, W) float in [0, 1]
+            -> (N, K) logits``, used only to filter (items keep int labels); it is
+            ``teacher=filter, teacher_input="unit", teacher_weight=0`` without soft targets.
         max_tries: most candidates drawn to fill one chunk (default 20 x the chunk length).
         device: where to generate (default: the generator's device; the CPU inside
             DataLoader workers).
@@ -96,6 +107,7 @@ class SyntheticDataset(Dataset):
         GanaugConfigError: bad counts, unknown class names, bad settings, a cache folder made
             with other settings.
         GanaugDataError: (when generating) a class whose filter acceptance is too low.
+        GanaugConfigError: (when generating) a teacher whose logits are not ``(N, K)``.
     """
 
     def __init__(self, generator: Generator | str | os.PathLike | GeneratorSource,

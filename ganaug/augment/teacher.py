@@ -131,8 +131,8 @@ class Teacher:
     # -- running ----------------------------------------------------------------------------
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` uint8 [0, 255] or float [0, 1] -> the teacher's input (same device)."""
-        if self.fit is not None:
-            images = fit_images(images, *self.fit)
+        if self.fit is not None:  # a ganaug classifier: float [0, 1] at its size and channels
+            images = fit_images(to_float01(images), *self.fit)
         if self.input == "uint8":
             if images.dtype == torch.uint8:
                 return images
