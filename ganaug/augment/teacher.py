@@ -177,7 +177,7 @@ class Teacher:
         if self.min_confidence is not None:
             keep &= logp.exp() >= self.min_confidence
         n_drop = math.floor(self.drop_top * len(logits) + 0.5)
-        if n_drop:  # highest loss = lowest log-probability; ties: the later candidate goes
+        if n_drop:  # highest loss = lowest log-probability; ties: the earlier candidate goes
             order = torch.sort(logp, stable=True).indices
             keep[order[:n_drop]] = False
         return keep
