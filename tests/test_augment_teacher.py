@@ -336,6 +336,11 @@ def test_mixed_append_labels_are_uniform_floats(const_generator):
     _x, y = next(iter(DataLoader(mixed, batch_size=9)))
     assert y.shape == (9, 3) and y.dtype == torch.float32
     assert mixed.synthetic_mask.tolist() == [False] * 6 + [True] * 3
+    flagged = MixedDataset(_real(), const_generator, ratio=0.5, teacher=MeanLinear(),
+                           teacher_input="unit", return_mask=True)
+    _x, y, mask = next(iter(DataLoader(flagged, batch_size=9)))
+    assert mask.tolist() == [False] * 6 + [True] * 3 and y.shape == (9, 3)
+    assert float(weighted_loss(torch.zeros(9, 3), y, mask)) == pytest.approx(math.log(3))
 
 
 def test_mixed_replace_mode_teacher_and_refusals(const_generator):
@@ -347,6 +352,9 @@ def test_mixed_replace_mode_teacher_and_refusals(const_generator):
     img, target = mixed[1]  # class b: p(b) = 1/3 < 0.5, the real item stays
     assert torch.equal(img, torch.full((3, 16, 16), 77, dtype=torch.uint8))
     assert not mixed.is_synthetic(1) and torch.equal(target, torch.tensor([0.0, 1.0, 0.0]))
+    flagged = MixedDataset(_real(), const_generator, mode="replace", p=1.0, teacher=MeanLinear(),
+                           teacher_input="unit", min_confidence=0.5, return_mask=True)
+    assert [flagged[i][2] for i in range(3)] == [True, False, True]
     with pytest.raises(GanaugConfigError, match=r"drop_top needs a pool of candidates"):
         MixedDataset(_real(), const_generator, mode="replace", p=0.5, teacher=MeanLinear(),
                      teacher_input="unit", drop_top=0.1)

@@ -24,15 +24,12 @@ from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_cla
 from ganaug.augment.functional import label_to_index, match_image, per_class_counts
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
-from ganaug.augment.teacher import Teacher, make_teacher
+from ganaug.augment.teacher import Teacher, teacher_from_kwargs
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["MixedDataset", "Replacer", "balance_counts", "dataset_labels", "proportional_counts"]
 
 BALANCE_MODES = ("uniform", "match_max")
-#: MixedDataset's keyword arguments that configure its teacher.
-TEACHER_SETTINGS = ("temperature", "teacher_weight", "teacher_input", "teacher_mean",
-                    "teacher_std", "min_confidence", "drop_top")
 MODES = ("append", "replace")
 
 
@@ -219,6 +216,8 @@ class MixedDataset(Dataset):
             ``teacher_std``, ``min_confidence``, ``drop_top``; see :class:`SyntheticDataset`).
             Every label is then a ``(K,)`` float32 target: soft for synthetic items, one-hot
             for real ones. In replace mode a rejected candidate leaves the real item.
+        return_mask: items are ``(image, label, is_synthetic)``, so a DataLoader batch
+            carries the ``(B,)`` bool mask :func:`ganaug.augment.weighted_loss` takes.
 
     Raises:
         GanaugConfigError: bad settings (mode, ratio, p, balance, truncation).
@@ -233,11 +232,13 @@ class MixedDataset(Dataset):
                  target_transform: Callable | None = None,
                  class_to_idx: Mapping[str, int] | None = None,
                  classes: Sequence[str] | None = None, truncation: float = 1.0,
-                 teacher: Any = None, **teacher_settings: Any) -> None:
+                 teacher: Any = None, return_mask: bool = False,
+                 **teacher_settings: Any) -> None:
         if mode not in MODES:
             raise GanaugConfigError(f"Unknown mode '{mode}'. Use 'append' or 'replace'."
                                     + did_you_mean(str(mode), MODES))
         self.real, self.mode, self.seed = real, mode, check_seed("seed", seed)
+        self.return_mask = bool(return_mask)
         self.truncation = check_truncation(truncation)
         self.transform, self.target_transform = transform, target_transform
         given = synthetic_or_generator if isinstance(
@@ -313,10 +314,6 @@ class MixedDataset(Dataset):
     def _teacher(self, teacher: Any, settings: dict, given: SyntheticDataset | None,
                  mode: str) -> Teacher | None:
         """The teacher of generated images (see :class:`ganaug.augment.Teacher`)."""
-        unknown = sorted(set(settings) - set(TEACHER_SETTINGS))
-        if unknown:
-            raise GanaugConfigError(f"MixedDataset got unexpected argument(s) {', '.join(unknown)}; "
-                                    f"teacher settings are {', '.join(TEACHER_SETTINGS)}.")
         if given is not None and (teacher is not None or settings):
             raise GanaugConfigError("teacher= goes to the SyntheticDataset when one is given: "
                                     "build it with SyntheticDataset(..., teacher=...).")
@@ -328,10 +325,8 @@ class MixedDataset(Dataset):
             raise GanaugConfigError("drop_top needs a pool of candidates; mode='replace' draws "
                                     "one at a time. Use min_confidence=, or a SyntheticDataset "
                                     "built with teacher= and drop_top=.")
-        names = dict(zip(TEACHER_SETTINGS, ("temperature", "weight", "input", "mean", "std",
-                                            "min_confidence", "drop_top")))
-        return make_teacher(teacher, num_classes=len(self.classes),
-                            **{names[k]: v for k, v in settings.items()})
+        return teacher_from_kwargs(teacher, settings, num_classes=len(self.classes),
+                                   what="MixedDataset")
 
     def _gen(self, label: int) -> int:
         """The generator's class of real label ``label``."""
@@ -418,7 +413,7 @@ class MixedDataset(Dataset):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
         return index % len(self) >= len(self.real_targets)
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         n_real = len(self.real_targets)
         if index < 0:
             index += len(self)
@@ -443,4 +438,6 @@ class MixedDataset(Dataset):
             img = self.transform(img)
         if self.target_transform is not None:
             label = self.target_transform(label)
+        if self.return_mask:  # (image, label, is synthetic): a batch's synthetic_mask
+            return img, label, index >= n_real or self._last_replaced.get(index, False)
         return img, label

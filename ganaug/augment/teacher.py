@@ -21,7 +21,8 @@ from ganaug._checks import check_float, check_int, check_probability
 from ganaug._imaging import fit_images, normalize, to_float01
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
-__all__ = ["TEACHER_INPUTS", "Teacher", "make_teacher", "parse_stats", "weighted_loss"]
+__all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "make_teacher", "parse_stats",
+           "teacher_from_kwargs", "weighted_loss"]
 
 #: What a teacher takes: uint8 [0, 255], float [0, 1], or float normalised with mean/std.
 TEACHER_INPUTS = ("uint8", "unit", "normalized")
@@ -204,6 +205,23 @@ def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher 
                                     f"the labels have {num_classes}.")
         return teacher
     return Teacher(teacher, num_classes=num_classes, **settings)
+
+
+#: The augmenters' keyword arguments that configure a teacher -> :class:`Teacher`'s.
+TEACHER_KWARGS = {"temperature": "temperature", "teacher_weight": "weight",
+                  "teacher_input": "input", "teacher_mean": "mean", "teacher_std": "std",
+                  "min_confidence": "min_confidence", "drop_top": "drop_top"}
+
+
+def teacher_from_kwargs(teacher: Any, kwargs: dict, *, num_classes: int,
+                        what: str) -> Teacher | None:
+    """:func:`make_teacher` from ``teacher_weight=``-style keyword arguments (others refused)."""
+    unknown = sorted(set(kwargs) - set(TEACHER_KWARGS))
+    if unknown:
+        raise GanaugConfigError(f"{what} got unexpected argument(s) {', '.join(unknown)}; its "
+                                f"teacher settings are {', '.join(TEACHER_KWARGS)}.")
+    return make_teacher(teacher, num_classes=num_classes,
+                        **{TEACHER_KWARGS[k]: v for k, v in kwargs.items()})
 
 
 def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
