@@ -125,6 +125,19 @@ def test_teacher_settings_are_refused_with_the_fix(kwargs, match):
         Teacher(MeanLinear(), num_classes=3, **kwargs)
 
 
+def test_teacher_settings_without_a_teacher_and_non_finite_logits_are_refused(const_generator):
+    with pytest.raises(GanaugConfigError, match=r"min_confidence=, drop_top= configure a teacher, "
+                                                r"but teacher=None"):
+        BatchMixer(const_generator, 0.5, min_confidence=0.5, drop_top=0.1)
+    with pytest.raises(GanaugConfigError, match=r"teacher_input= configure a teacher"):
+        SyntheticDataset(const_generator, n_per_class=1, teacher_input="unit")
+    with pytest.raises(GanaugConfigError, match=r"temperature= configure a teacher"):
+        MixedDataset(_real(), const_generator, ratio=0.5, temperature=2.0)
+    nan = Teacher(MeanLinear(b=[float("nan"), 0.0, 0.0]), num_classes=3, input="unit")
+    with pytest.raises(GanaugDataError, match=r"The teacher returned NaN or infinite logits"):
+        nan.logits(torch.zeros(1, 3, 4, 4))
+
+
 def test_a_path_is_refused_with_how_to_load_it(tmp_path):
     with pytest.raises(GanaugConfigError, match=r"is a path; pass the classifier itself.*"
                                                 r"load_classifier\(path\)\[0\]"):
@@ -300,6 +313,8 @@ def test_synthetic_filter_is_the_teacher_alias_with_int_labels(const_generator):
         ds[0]  # p(a | a) = 0.867 < 0.9
     ok = SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(), min_confidence=0.5)
     assert ok[0][1] == 0 and ok[2][1] == 2 and isinstance(ok[2][1], int)
+    with pytest.raises(GanaugConfigError, match=r"filter= takes \[0, 1\] floats and keeps int "):
+        SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(), teacher_weight=0.5)
     with pytest.raises(GanaugConfigError, match=r"Pass teacher= or its older alias filter=, not "):
         SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(),
                          teacher=MeanLinear(), teacher_input="unit")

@@ -143,6 +143,10 @@ class SyntheticDataset(Dataset):
         self.progress, self.filter = progress, filter
         if filter is not None and teacher is not None:
             raise GanaugConfigError("Pass teacher= or its older alias filter=, not both.")
+        if filter is not None and (teacher_input, teacher_mean, teacher_std, temperature,
+                                   teacher_weight) != (None, None, None, 1.0, 1.0):
+            raise GanaugConfigError("filter= takes [0, 1] floats and keeps int labels; for "
+                                    "teacher_input=, temperature=, teacher_weight= use teacher=.")
         if min_confidence is not None:
             min_confidence = check_probability("min_confidence", min_confidence)
         elif filter is not None:
@@ -152,8 +156,9 @@ class SyntheticDataset(Dataset):
         self.soft = teacher is not None
         self.teacher = make_teacher(
             teacher if self.soft else filter, num_classes=len(self.classes),
-            temperature=temperature, weight=teacher_weight if self.soft else 0.0,
-            input=teacher_input if self.soft else "unit", mean=teacher_mean, std=teacher_std,
+            temperature=temperature, weight=0.0 if filter is not None else teacher_weight,
+            input="unit" if filter is not None else teacher_input, mean=teacher_mean,
+            std=teacher_std,
             min_confidence=min_confidence, drop_top=drop_top)
         self._soft: dict[tuple[int, int], torch.Tensor] = {}
         self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)

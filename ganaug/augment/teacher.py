@@ -157,6 +157,9 @@ class Teacher:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "
                                     f"N={len(images)} it returned {got}.")
+        if not bool(torch.isfinite(out).all()):
+            raise GanaugDataError("The teacher returned NaN or infinite logits; its soft targets "
+                                  "would poison the loss. Check its weights and teacher_input.")
         if out.shape[1] != self.num_classes:
             raise GanaugConfigError(
                 f"The teacher returns {out.shape[1]} logits but the labels have "
@@ -198,6 +201,15 @@ def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher 
     it is (its own settings; its class count must be ``num_classes``).
     """
     if teacher is None:
+        defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
+                    "min_confidence": None, "drop_top": 0.0}
+        given = [k for k, v in defaults.items() if k in settings and settings[k] != v]
+        if given:
+            names = {v: k for k, v in TEACHER_KWARGS.items()}
+            raise GanaugConfigError(
+                f"{', '.join(names[k] + '=' for k in given)} configure a teacher, but "
+                "teacher=None; pass teacher= (a classifier over the labels' classes), or drop "
+                "them.")
         return None
     if isinstance(teacher, Teacher):
         if teacher.num_classes != num_classes:
