@@ -207,6 +207,9 @@ def test_weighted_loss_matches_a_hand_computation():
         weighted_loss(logits, torch.tensor([0, 1, 2]), torch.ones(2, dtype=torch.bool))
     with pytest.raises(GanaugDataError, match=r"Soft targets \(3, 2\) do not match the logits"):
         weighted_loss(logits, torch.zeros(3, 2))
+    with pytest.raises(GanaugDataError, match=r"Class-index targets must be integers in 0\.\.2, "
+                                              r"got torch.int64 0\.\.3"):
+        weighted_loss(logits, torch.tensor([0, 3, 1]))
     with pytest.raises(GanaugConfigError, match=r"synthetic_weight must be a finite number"):
         weighted_loss(logits, torch.tensor([0, 1, 2]), mask, synthetic_weight=-1)
 

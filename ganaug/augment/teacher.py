@@ -264,6 +264,11 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
                                   f"{tuple(logits.shape)}.")
         per_row = -(targets.to(logits.dtype) * logits.log_softmax(dim=1)).sum(dim=1)
     else:
+        if targets.is_floating_point() or (targets.numel() and not (
+                int(targets.min()) >= 0 and int(targets.max()) < logits.shape[1])):
+            raise GanaugDataError(f"Class-index targets must be integers in 0..{logits.shape[1] - 1}"
+                                  f", got {targets.dtype} {targets.min().item()}.."
+                                  f"{targets.max().item()}.")
         per_row = F.cross_entropy(logits, targets.long(), reduction="none")
     if synthetic_mask is None:
         return per_row.mean()
