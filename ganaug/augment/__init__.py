@@ -10,6 +10,8 @@
 * :mod:`~ganaug.augment.mixer`: :class:`BatchMixer` for the training loop.
 * :mod:`~ganaug.augment.synthetic`: :class:`SyntheticDataset`; :mod:`~ganaug.augment.mixed`:
   :class:`MixedDataset` and the balance helpers.
+* :mod:`~ganaug.augment.teacher`: :class:`Teacher` (relabel and filter generated samples by a
+  classifier: soft targets, confidence and top-q loss filters) and :func:`weighted_loss`.
 
 Randomness is drawn in one method and applied in a deterministic one: ``GANAugment.make_params``
 then ``GANAugment.transform``, ``BatchMixer.make_params`` then ``BatchMixer.apply``.
@@ -34,6 +36,7 @@ from ganaug.augment.mixed import (
 from ganaug.augment.mixer import BatchMixer
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
+from ganaug.augment.teacher import Teacher, weighted_loss
 from ganaug.augment.transform import (
     GANAugment,
     LabeledTransformDataset,
@@ -50,6 +53,7 @@ __all__ = [
     "Replacer",
     "SampleBank",
     "SyntheticDataset",
+    "Teacher",
     "UnsupportedImageError",
     "balance_counts",
     "check_same_classes",
@@ -61,5 +65,6 @@ __all__ = [
     "normalize",
     "per_class_counts",
     "proportional_counts",
+    "weighted_loss",
     "with_labels",
 ]

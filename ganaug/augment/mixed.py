@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ganaug._checks import check_float, check_probability, check_seed, check_truncation
@@ -23,6 +24,7 @@ from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_cla
 from ganaug.augment.functional import label_to_index, match_image, per_class_counts
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
+from ganaug.augment.teacher import Teacher, teacher_from_kwargs
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["MixedDataset", "Replacer", "balance_counts", "dataset_labels", "proportional_counts"]
@@ -127,8 +129,10 @@ class Replacer:
         truncation: of the bank's samples, in (0, 1].
     """
 
-    def __init__(self, p: float, source: Any, *, seed: int = 0, truncation: float = 1.0) -> None:
+    def __init__(self, p: float, source: Any, *, seed: int = 0, truncation: float = 1.0,
+                 teacher: Teacher | None = None) -> None:
         self.p = check_probability("p", p)
+        self.teacher = teacher
         self.seed = check_seed("seed", seed)
         self.synthetic = source if isinstance(source, SyntheticDataset) else None
         self.bank = None if self.synthetic is not None else SampleBank(
@@ -137,17 +141,35 @@ class Replacer:
 
     def __call__(self, img: Any, label: int) -> tuple[Any, bool]:
         """``(image, replaced)``: ``img`` itself, or a synthetic image of generator class ``label``."""
+        return self.draw(img, label)[:2]
+
+    def draw(self, img: Any, label: int,
+             intended: int | None = None) -> tuple[Any, bool, torch.Tensor | None]:
+        """``(image, replaced, soft target or None)``; ``intended``: the real label (teacher).
+
+        With a teacher (bank source) a candidate it rejects (``min_confidence``) leaves ``img``
+        in place; a teacher-labelled SyntheticDataset gives its items' own soft targets.
+        """
         if self._stream.due():
             self._rng = torch.Generator().manual_seed(worker_stream_seed(self.seed))
             self._stream.claim()
         if not bool(torch.rand((), generator=self._rng) < self.p):
-            return img, False
+            return img, False, None
+        target = None
         if self.bank is not None:
             fake = self.bank.draw(label)
+            if self.teacher is not None:
+                intended = label if intended is None else intended
+                targets, keep = self.teacher(fake[None], torch.tensor([intended]))
+                if not bool(keep[0]):
+                    return img, False, None
+                target = targets[0].cpu()
         else:
             j = int(torch.randint(0, self.synthetic.counts[label], (), generator=self._rng))
-            fake = self.synthetic.image(self.synthetic.index_of(label, j))
-        return match_image(fake, img), True
+            index = self.synthetic.index_of(label, j)
+            fake = self.synthetic.image(index)
+            target = self.synthetic.target(index) if self.synthetic.soft else None
+        return match_image(fake, img), True, target
 
 
 # -- MixedDataset ----------------------------------------------------------------------------
@@ -189,6 +211,13 @@ class MixedDataset(Dataset):
         class_to_idx, classes: the real dataset's ``{name: label}`` (or names by label), when
             it does not declare them itself or declares them wrongly.
         truncation: in (0, 1], of the images generated here (checked at construction).
+        teacher, **teacher_settings: a classifier over the real classes and its settings
+            (``temperature``, ``teacher_weight``, ``teacher_input``, ``teacher_mean``,
+            ``teacher_std``, ``min_confidence``, ``drop_top``; see :class:`SyntheticDataset`).
+            Every label is then a ``(K,)`` float32 target: soft for synthetic items, one-hot
+            for real ones. In replace mode a rejected candidate leaves the real item.
+        return_mask: items are ``(image, label, is_synthetic)``, so a DataLoader batch
+            carries the ``(B,)`` bool mask :func:`ganaug.augment.weighted_loss` takes.
 
     Raises:
         GanaugConfigError: bad settings (mode, ratio, p, balance, truncation).
@@ -202,11 +231,14 @@ class MixedDataset(Dataset):
                  transform: Callable | None = None,
                  target_transform: Callable | None = None,
                  class_to_idx: Mapping[str, int] | None = None,
-                 classes: Sequence[str] | None = None, truncation: float = 1.0) -> None:
+                 classes: Sequence[str] | None = None, truncation: float = 1.0,
+                 teacher: Any = None, return_mask: bool = False,
+                 **teacher_settings: Any) -> None:
         if mode not in MODES:
             raise GanaugConfigError(f"Unknown mode '{mode}'. Use 'append' or 'replace'."
                                     + did_you_mean(str(mode), MODES))
         self.real, self.mode, self.seed = real, mode, check_seed("seed", seed)
+        self.return_mask = bool(return_mask)
         self.truncation = check_truncation(truncation)
         self.transform, self.target_transform = transform, target_transform
         given = synthetic_or_generator if isinstance(
@@ -225,6 +257,8 @@ class MixedDataset(Dataset):
         self._synth_labels: list[int] = []
         self._like = None
         self._last_replaced: dict[int, bool] = {}
+        self.teacher = self._teacher(teacher, teacher_settings, given, mode)
+        self.soft = self.teacher is not None or bool(given is not None and given.soft)
         if mode == "append":
             self._append(source, ratio, p, balance)
         else:
@@ -240,7 +274,7 @@ class MixedDataset(Dataset):
                     raise GanaugConfigError(f"The SyntheticDataset has no images of class(es) "
                                             f"{', '.join(empty)}, which the real data has.")
             self.replacer = Replacer(p, given if given is not None else source, seed=self.seed,
-                                     truncation=self.truncation)
+                                     truncation=self.truncation, teacher=self.teacher)
 
     @property
     def p(self) -> float | None:
@@ -277,6 +311,23 @@ class MixedDataset(Dataset):
                what="the real dataset")
         return lut.tolist()
 
+    def _teacher(self, teacher: Any, settings: dict, given: SyntheticDataset | None,
+                 mode: str) -> Teacher | None:
+        """The teacher of generated images (see :class:`ganaug.augment.Teacher`)."""
+        if given is not None and (teacher is not None or settings):
+            raise GanaugConfigError("teacher= goes to the SyntheticDataset when one is given: "
+                                    "build it with SyntheticDataset(..., teacher=...).")
+        if given is not None and given.soft and given.classes != self.classes:
+            raise GanaugConfigError(
+                f"The SyntheticDataset's soft targets are over {given.classes} but the real "
+                f"classes are {self.classes}; build it with class_to_idx= of the real dataset.")
+        if teacher is not None and mode == "replace" and settings.get("drop_top", 0.0):
+            raise GanaugConfigError("drop_top needs a pool of candidates; mode='replace' draws "
+                                    "one at a time. Use min_confidence=, or a SyntheticDataset "
+                                    "built with teacher= and drop_top=.")
+        return teacher_from_kwargs(teacher, settings, num_classes=len(self.classes),
+                                   what="MixedDataset")
+
     def _gen(self, label: int) -> int:
         """The generator's class of real label ``label``."""
         return label if self._lut is None else self._lut[label]
@@ -312,8 +363,10 @@ class MixedDataset(Dataset):
             counts = [0] * len(source.classes)
             for label, n in enumerate(needed):
                 counts[self._gen(label)] = n
+            extra = {} if self.teacher is None else {"class_to_idx": self.class_to_idx}
             self.synthetic = SyntheticDataset(source, counts=counts, seed=self.seed,
-                                              cache="memory", truncation=self.truncation)
+                                              cache="memory", truncation=self.truncation,
+                                              teacher=self.teacher, **extra)
         short = [(self.classes[c], self.synthetic.counts[self._gen(c)], n)
                  for c, n in enumerate(needed) if self.synthetic.counts[self._gen(c)] < n]
         if short:
@@ -360,7 +413,7 @@ class MixedDataset(Dataset):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
         return index % len(self) >= len(self.real_targets)
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         n_real = len(self.real_targets)
         if index < 0:
             index += len(self)
@@ -368,15 +421,23 @@ class MixedDataset(Dataset):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
         if index < n_real:
             img, label = self.real[index][:2]
+            soft = None
             if self.replacer is not None:
-                img, self._last_replaced[index] = self.replacer(img, self._gen(int(label)))
+                img, self._last_replaced[index], soft = self.replacer.draw(
+                    img, self._gen(int(label)), int(label))
+            if self.soft:
+                label = soft if soft is not None else F.one_hot(
+                    torch.tensor(int(label)), len(self.classes)).float()
         else:
             k = self._synth_index[index - n_real]
             label = self._synth_labels[index - n_real]
             img = self.synthetic.image(k)
+            label = self.synthetic.target(k) if self.soft else label
             img = match_image(img, self._like) if self._like is not None else img
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:
             label = self.target_transform(label)
+        if self.return_mask:  # (image, label, is synthetic): a batch's synthetic_mask
+            return img, label, index >= n_real or self._last_replaced.get(index, False)
         return img, label

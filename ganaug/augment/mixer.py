@@ -21,6 +21,7 @@ from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_class_to_idx, lookup
 from ganaug.augment.functional import fit_images, label_to_index, normalize
 from ganaug.augment.source import GeneratorSource
+from ganaug.augment.teacher import Teacher, make_teacher, parse_stats
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
 
@@ -82,6 +83,14 @@ class BatchMixer:
         enabled: switch, like timm's ``mixup_enabled``.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         class_to_idx, classes: the dataset's ``{name: label}`` (or names by label).
+        teacher, temperature, teacher_weight, teacher_input, teacher_mean, teacher_std,
+            min_confidence, drop_top: a classifier over the labels' classes that relabels
+            and filters the generated samples (:class:`ganaug.augment.Teacher`; a normalised
+            teacher defaults to the batch's mean/std). Generated rows then get soft targets,
+            int targets become float one-hot ``(B, K)`` for the whole batch, and positions
+            whose candidate the teacher rejects keep their real sample.
+        ``last_synthetic_mask``: ``(B,)`` bool on the batch's device, True at the replaced rows
+        of the last call, for :func:`ganaug.augment.weighted_loss`.
 
     Value conventions: uint8 batches ``(B, C, H, W)`` in [0, 255] stay uint8; float batches
     (any float dtype) in [0, 1], or normalised with ``mean``/``std``, keep their dtype.
@@ -93,11 +102,14 @@ class BatchMixer:
                  num_classes: int | None = None, seed: int | None = None,
                  enabled: bool = True, truncation: float = 1.0,
                  class_to_idx: Mapping[str, int] | None = None,
-                 classes: Sequence[str] | None = None) -> None:
+                 classes: Sequence[str] | None = None, teacher: Any = None,
+                 temperature: float = 1.0, teacher_weight: float = 1.0,
+                 teacher_input: str | None = None, teacher_mean=None, teacher_std=None,
+                 min_confidence: float | None = None, drop_top: float = 0.0) -> None:
         self.generator = GeneratorSource(generator, device=device).generator
         self.fraction = check_probability("fraction", fraction)
         self.device = torch.device(device) if device is not None else None
-        self.mean, self.std = _stats(mean, std)
+        self.mean, self.std = parse_stats(mean, std)
         self.class_to_idx = given_class_to_idx(class_to_idx=class_to_idx, classes=classes)
         self._lut = class_lookup(self.generator.classes, self.class_to_idx, what="class_to_idx")
         n_labels = self.generator.num_classes if self._lut is None else len(self._lut)
@@ -115,6 +127,11 @@ class BatchMixer:
         self._stream, self._rng = WorkerStream(), None
         self.last_indices = _EMPTY
         self.last_labels = _EMPTY
+        self.last_synthetic_mask = torch.zeros(0, dtype=torch.bool)
+        self.teacher: Teacher | None = make_teacher(
+            teacher, num_classes=self.num_classes, temperature=temperature,
+            weight=teacher_weight, input=teacher_input, mean=teacher_mean, std=teacher_std,
+            min_confidence=min_confidence, drop_top=drop_top, default_stats=(self.mean, self.std))
 
     @classmethod
     def for_loader(cls, generator: Generator | str | os.PathLike | GeneratorSource, loader: Any,
@@ -202,8 +219,8 @@ class BatchMixer:
         x, y, pack = _unpack(inputs)
         soft = self._check(x, y)
         if not self.enabled:
-            self.last_indices, self.last_labels = _EMPTY, _EMPTY
-            return pack(x, y)
+            self._record(x, _EMPTY, _EMPTY)
+            return pack(x, self._uniform(y))
         return pack(*self._apply(x, y, self._draw(x, y, soft), soft))
 
     def collate(self, samples: list) -> Any:
@@ -260,27 +277,57 @@ class BatchMixer:
                 f"params hold {len(idx)} positions but {len(labels)} classes; pass what "
                 "make_params returned.")
         if len(idx) == 0:
-            self.last_indices, self.last_labels = _EMPTY, _EMPTY
-            return x, y
-        fake = self.generate(self._to_generator(labels, soft=soft), like=x, seed=params["seed"])
-        x_out, y_out = x.clone(), y.clone()
+            self._record(x, _EMPTY, _EMPTY)
+            return x, self._uniform(y)
+        gen_labels = self._to_generator(labels, soft=soft)
+        if self.teacher is None:
+            fake, targets = self.generate(gen_labels, like=x, seed=params["seed"]), None
+        else:
+            raw = self._generate_raw(gen_labels, like=x, seed=params["seed"])
+            targets, keep = self.teacher(raw, labels)
+            keep = keep.cpu()
+            idx, labels, targets = idx[keep], labels[keep], targets[keep.to(targets.device)]
+            fake = self._finish(raw[keep.to(raw.device)], like=x)
+        x_out, y_out = x.clone(), self._uniform(y).clone()
         x_out[idx.to(x.device)] = fake
         rows = idx.to(y.device)
-        if soft:
+        if targets is not None:
+            y_out[rows] = targets.to(y.device, y_out.dtype)
+        elif soft:
             y_out[rows] = _soft_rows(y[rows], labels.to(y.device))
         else:
             y_out[rows] = labels.to(y.device, y.dtype)
-        self.last_indices, self.last_labels = idx, labels
+        self._record(x, idx, labels)
         return x_out, y_out
+
+    def _uniform(self, y: torch.Tensor) -> torch.Tensor:
+        """With a teacher, int targets become float one-hot rows so the batch is uniform."""
+        if self.teacher is None or y.ndim == 2:
+            return y
+        return torch.nn.functional.one_hot(y.long(), self.num_classes).float()
+
+    def _record(self, x: torch.Tensor, idx: torch.Tensor, labels: torch.Tensor) -> None:
+        self.last_indices, self.last_labels = idx, labels
+        mask = torch.zeros(x.shape[0], dtype=torch.bool)
+        mask[idx] = True
+        self.last_synthetic_mask = mask.to(x.device)
 
     def generate(self, labels: torch.Tensor, *, like: torch.Tensor, seed: int) -> torch.Tensor:
         """Generate the generator's classes ``labels`` in one pass, in the convention of ``like``."""
+        return self._finish(self._generate_raw(labels, like=like, seed=seed), like=like)
+
+    def _generate_raw(self, labels: torch.Tensor, *, like: torch.Tensor,
+                      seed: int) -> torch.Tensor:
+        """Generated images at ``like``'s size and channels: uint8, or float32 in [0, 1]."""
         device = self.device or like.device
         out = "uint8" if like.dtype == torch.uint8 else "float"
         fake = self.generator.sample(labels, seed=seed, truncation=self.truncation, output=out,
                                      batch_size=max(1, len(labels)), device=device)
-        fake = fit_images(fake.to(like.device), like.shape[1], like.shape[-2:])
-        if out == "float":
+        return fit_images(fake.to(like.device), like.shape[1], like.shape[-2:])
+
+    def _finish(self, fake: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:
+        """Raw generated images -> ``like``'s convention (Normalize-d with mean/std, dtype)."""
+        if fake.dtype != torch.uint8:
             if self.mean is not None:
                 fake = normalize(fake, self.mean, self.std)
             fake = fake.to(like.dtype)
@@ -343,28 +390,6 @@ def _soft_rows(rows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     out = floor.expand_as(work).clone()
     out.scatter_add_(1, labels.view(-1, 1), mass)
     return out.to(rows.dtype)
-
-
-def _stats(mean, std) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Normalize statistics as float32 CPU vectors on the [0, 1] scale (0-255 values / 255)."""
-    if (mean is None) != (std is None):
-        raise GanaugConfigError("Pass both mean= and std= (the pipeline's Normalize), or neither.")
-    if mean is None:
-        return None, None
-    try:
-        m, s = (torch.as_tensor(v).detach().to("cpu", torch.float32).reshape(-1)
-                for v in (mean, std))
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise GanaugConfigError(f"mean= and std= must be numbers or sequences of numbers, got "
-                                f"{mean!r} and {std!r} ({exc}).") from None
-    if len(m) != len(s) or not len(m) or not bool(torch.isfinite(m).all() & torch.isfinite(s).all()):
-        raise GanaugConfigError(f"mean= and std= need the same number (>= 1) of finite values, "
-                                f"got {m.tolist()} and {s.tolist()}.")
-    if bool((s <= 0).any()):
-        raise GanaugConfigError(f"std must be > 0, got {s.tolist()}.")
-    if float(m.abs().max()) > 1 or float(s.max()) > 1:  # 0-255 scale (timm's PrefetchLoader)
-        m, s = m / 255, s / 255
-    return m, s
 
 
 def _unpack(inputs: tuple) -> tuple[torch.Tensor, torch.Tensor, Any]:

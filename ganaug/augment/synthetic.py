@@ -8,6 +8,8 @@ confidently are kept, as in https://arxiv.org/abs/2304.08466.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +34,7 @@ from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, given_class_to_idx
 from ganaug.augment.functional import per_class_counts
 from ganaug.augment.source import GeneratorSource
+from ganaug.augment.teacher import make_teacher
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.export import ImageFolderLayout, export_spec, generate_items, model_fingerprint
 from ganaug.generator import Generator
@@ -73,11 +76,22 @@ class SyntheticDataset(Dataset):
         chunk_size: images generated per call and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         progress: show a tqdm bar in :meth:`generate`.
-        filter: a classifier ``(N, C, H, W) float in [0, 1] -> (N, K) logits`` (class ``k``
-            of the classifier = label ``k``: the generator's class ``k``, or the dataset's
-            label ``k`` with ``class_to_idx``); only samples whose softmax
-            probability of their intended class is ``>= min_confidence`` are kept.
-        min_confidence: acceptance threshold in [0, 1].
+        teacher: a classifier over the labels' K classes (class ``k`` = label ``k``: the
+            generator's class ``k``, or the dataset's label ``k`` with ``class_to_idx``) that
+            filters and relabels the candidates (:class:`ganaug.augment.Teacher`): items then
+            carry ``(K,)`` float32 soft targets ``(1 - teacher_weight) * onehot + teacher_weight
+            * softmax(logits / temperature)``; ``targets`` keeps the intended int labels. The
+            teacher sees ``(N, C, H, W)`` images at the generator's size in ``teacher_input``
+            (``"uint8"``, ``"unit"`` or ``"normalized"`` with ``teacher_mean``/``teacher_std``).
+        temperature, teacher_weight, teacher_input, teacher_mean, teacher_std: see above
+            (defaults 1, 1: relabel by the teacher, as cGAN-KD does).
+        min_confidence: keep only candidates whose teacher probability of their intended class
+            is ``>= min_confidence`` (None: no such filter; 0.9 with ``filter=``).
+        drop_top: q in [0, 1): each round draws ``ceil(m / (1 - q))`` candidates for ``m``
+            images and drops the ``floor(q * n + 0.5)`` of highest teacher loss (cGAN-KD: 0.1).
+        filter: the older form of ``teacher=``: a classifier ``(N, C, H, W) float in [0, 1]
+            -> (N, K) logits``, used only to filter (items keep int labels); it is
+            ``teacher=filter, teacher_input="unit", teacher_weight=0`` without soft targets.
         max_tries: most candidates drawn to fill one chunk (default 20 x the chunk length).
         device: where to generate (default: the generator's device; the CPU inside
             DataLoader workers).
@@ -93,6 +107,7 @@ class SyntheticDataset(Dataset):
         GanaugConfigError: bad counts, unknown class names, bad settings, a cache folder made
             with other settings.
         GanaugDataError: (when generating) a class whose filter acceptance is too low.
+        GanaugConfigError: (when generating) a teacher whose logits are not ``(N, K)``.
     """
 
     def __init__(self, generator: Generator | str | os.PathLike | GeneratorSource,
@@ -101,11 +116,14 @@ class SyntheticDataset(Dataset):
                  target_transform: Callable | None = None,
                  cache: str | os.PathLike | None = None, chunk_size: int = 256,
                  truncation: float = 1.0, progress: bool = False, filter: Callable | None = None,
-                 min_confidence: float = 0.9, max_tries: int | None = None,
+                 min_confidence: float | None = None, max_tries: int | None = None,
                  device: str | torch.device | None = None,
                  memory_mb: float = MEMORY_MB,
                  class_to_idx: Mapping[str, int] | None = None,
-                 classes: Sequence[str] | None = None) -> None:
+                 classes: Sequence[str] | None = None, teacher: Any = None,
+                 temperature: float = 1.0, teacher_weight: float = 1.0,
+                 teacher_input: str | None = None, teacher_mean=None, teacher_std=None,
+                 drop_top: float = 0.0) -> None:
         self.source = GeneratorSource(generator)
         self.generator_classes = list(self.source.classes)
         if (n_per_class is None) == (counts is None):
@@ -123,7 +141,26 @@ class SyntheticDataset(Dataset):
         self.chunk_size = check_int("chunk_size", chunk_size)
         self.transform, self.target_transform = transform, target_transform
         self.progress, self.filter = progress, filter
-        self.min_confidence = check_probability("min_confidence", min_confidence)
+        if filter is not None and teacher is not None:
+            raise GanaugConfigError("Pass teacher= or its older alias filter=, not both.")
+        if filter is not None and (teacher_input, teacher_mean, teacher_std, temperature,
+                                   teacher_weight) != (None, None, None, 1.0, 1.0):
+            raise GanaugConfigError("filter= takes [0, 1] floats and keeps int labels; for "
+                                    "teacher_input=, temperature=, teacher_weight= use teacher=.")
+        if min_confidence is not None:
+            min_confidence = check_probability("min_confidence", min_confidence)
+        elif filter is not None:
+            min_confidence = 0.9  # filter='s default since it exists
+        self.min_confidence = min_confidence
+        # filter=f is teacher=f taking [0, 1] floats, keeping int labels (weight 0).
+        self.soft = teacher is not None
+        self.teacher = make_teacher(
+            teacher if self.soft else filter, num_classes=len(self.classes),
+            temperature=temperature, weight=0.0 if filter is not None else teacher_weight,
+            input="unit" if filter is not None else teacher_input, mean=teacher_mean,
+            std=teacher_std,
+            min_confidence=min_confidence, drop_top=drop_top)
+        self._soft: dict[tuple[int, int], torch.Tensor] = {}
         self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)
         self.device = None if device is None else torch.device(device)
         self.memory_mb = check_float("memory_mb", memory_mb, minimum=0.0)
@@ -193,9 +230,21 @@ class SyntheticDataset(Dataset):
         cls, j = self.locate(index)
         return self._chunk(cls, j // self.chunk_size)[j % self.chunk_size]
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
+    def target(self, index: int) -> int | torch.Tensor:
+        """Item ``index``'s label: an int, or with ``teacher=`` its ``(K,)`` float32 soft target."""
+        if not self.soft:
+            return self.targets[index]
+        cls, j = self.locate(index)
+        key = (cls, j // self.chunk_size)
+        if key not in self._soft:  # read from a cache folder: the teacher relabels it here
+            images = self._chunk(*key)
+            labels = torch.full((len(images),), self._labels[cls], dtype=torch.int64)
+            self._soft[key] = self.teacher.targets(self.teacher.logits(images), labels).cpu()
+        return self._soft[key][j % self.chunk_size].clone()
+
+    def __getitem__(self, index: int) -> tuple[Any, int | torch.Tensor]:
         img = to_pil_image(self.image(index))
-        label = self.targets[index]
+        label = self.target(index)
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:
@@ -218,7 +267,7 @@ class SyntheticDataset(Dataset):
             self._chunk(cls, k)
         if self.layout is not None:
             manifest = self.cache_dir / ImageFolderLayout.MANIFEST
-            if not manifest.is_file() or self.filter is not None:  # keep an export's own
+            if not manifest.is_file() or self.teacher is not None:  # keep an export's own
                 self.layout.write_manifest(
                     [(c, j) for c, n in enumerate(self.counts) for j in range(n)], self.seed)
         return self
@@ -259,51 +308,36 @@ class SyntheticDataset(Dataset):
     def _make_chunk(self, cls: int, k: int) -> torch.Tensor:
         m = self._chunk_len(cls, k)
         gen, device = self.generator, self._device()
-        if self.filter is None:
+        if self.teacher is None:
             first = k * self.chunk_size
             return generate_items(gen, [cls] * m, list(range(first, first + m)), seed=self.seed,
                                   truncation=self.truncation, batch_size=m, device=device).cpu()
         max_tries = self.max_tries or 20 * m
-        kept, tried, accepted, rnd = [], 0, 0, 0
+        kept, soft, tried, accepted, rnd = [], [], 0, 0, 0
         while accepted < m:
             if tried >= max_tries:
                 self._refuse(cls, tried, accepted, m, max_tries)
-            n = min(m, max_tries - tried)
+            n = min(math.ceil(m / (1 - self.teacher.drop_top) - 1e-9), max_tries - tried)
             cand = gen.sample([cls] * n, seed=derive_seed(self.seed, cls, k, rnd),
                               truncation=self.truncation, batch_size=n, device=device).cpu()
-            ok = self._accept(cand, cls)
+            targets, ok = self.teacher(cand, torch.full((n,), self._labels[cls]))
+            ok = ok.cpu()
             kept.append(cand[ok])
+            soft.append(targets.cpu()[ok])
             tried, accepted, rnd = tried + n, accepted + int(ok.sum()), rnd + 1
             self._tried[cls] += n
             self._accepted[cls] += int(ok.sum())
+        if self.soft:
+            self._soft[(cls, k)] = torch.cat(soft)[:m]
         return torch.cat(kept)[:m]
-
-    def _accept(self, images: torch.Tensor, cls: int) -> torch.Tensor:
-        """Boolean mask of the candidates the filter assigns to ``cls`` confidently enough."""
-        model = self.filter
-        params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
-        device = params[0].device if params else torch.device("cpu")
-        if isinstance(model, torch.nn.Module):
-            model.eval()  # deterministic (no dropout / batch statistics) so items are stable
-        with torch.no_grad():
-            logits = model(images.to(device).float() / 255.0)
-        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != len(images):
-            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise GanaugConfigError(f"filter must map (N, C, H, W) images to (N, K) logits; for "
-                                    f"N={len(images)} it returned {got}.")
-        col = self._labels[cls]  # the classifier's classes are the labels
-        if logits.shape[1] <= col:
-            raise GanaugConfigError(f"filter returns {logits.shape[1]} logits but class {col} "
-                                    f"('{self.generator_classes[cls]}') needs at least {col + 1}.")
-        probs = logits.float().softmax(dim=1)[:, col].cpu()
-        return probs >= self.min_confidence
 
     def _refuse(self, cls: int, tried: int, accepted: int, m: int, max_tries: int) -> None:
         raise GanaugDataError(
             f"Class '{self.generator_classes[cls]}': only {accepted} of {tried} generated samples "
             f"({accepted / max(tried, 1):.1%}) reach min_confidence={self.min_confidence} under "
-            f"the filter, so {m} images cannot be found within max_tries={max_tries}. Lower "
-            "min_confidence, raise max_tries, or train the generator longer.")
+            f"the filter (drop_top={self.teacher.drop_top}), so {m} images cannot be found "
+            f"within max_tries={max_tries}. Lower min_confidence or drop_top, raise max_tries, "
+            "or train the generator longer.")
 
     # -- cache folder -----------------------------------------------------------------------
     # Unfiltered items are ganaug export images (same noise, layout and export.json), so a
@@ -313,7 +347,7 @@ class SyntheticDataset(Dataset):
         """The cache folder's layout, after refusing a folder made with other settings."""
         n_per_class = max(self.counts, default=1)
         fix = "Use a new cache folder, or delete this one."
-        if self.filter is None:
+        if self.teacher is None:
             spec = export_spec(self.generator, n_per_class=n_per_class, seed=self.seed,
                                fmt="png", labels=range(len(self.generator_classes)),
                                truncation=self.truncation)
@@ -326,6 +360,10 @@ class SyntheticDataset(Dataset):
                         "chunk_size": self.chunk_size, "counts": self.counts,
                         "classes": self.generator_classes, "min_confidence": self.min_confidence,
                         "model_sha256": model_fingerprint(self.generator)}
+            if self.soft:  # the teacher's settings and weights choose and label the images
+                t = self.teacher
+                settings.update(drop_top=t.drop_top, teacher_input=t.input,
+                                teacher_sha256=teacher_fingerprint(t.model))
             guard_folder(self.cache_dir, settings, name=CACHE_META,
                          what="filtered synthetic images", fix=fix)
         return ImageFolderLayout(self.cache_dir, self.generator_classes, n_per_class=n_per_class)
@@ -346,3 +384,16 @@ class SyntheticDataset(Dataset):
         for i, img in enumerate(images):
             with atomic_path(self.layout.path(cls, k * self.chunk_size + i)) as tmp:
                 to_pil_image(img).save(tmp, format="PNG")
+
+
+def teacher_fingerprint(model: Any) -> str:
+    """SHA-256 of a teacher's ``state_dict`` (names, shapes, dtypes and values)."""
+    if not isinstance(model, torch.nn.Module):
+        raise GanaugConfigError("A cache folder with teacher= needs an nn.Module teacher (its "
+                                "weights identify the images); use cache=None or 'memory'.")
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        value = value.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype};".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()

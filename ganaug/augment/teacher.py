@@ -1,0 +1,283 @@
+"""A teacher classifier that relabels and filters synthetic samples, and a weighted loss.
+
+The recipes that turn an imperfect generator into a gain relabel its samples with a classifier
+trained on the real data and drop the samples it disagrees with most (cGAN-KD,
+https://arxiv.org/abs/2104.03164: drop the fakes in the teacher's top-10 % loss, relabel, distil;
+DM-KD, https://arxiv.org/abs/2305.12954), and weigh the synthetic loss down (EC-GAN x 0.1).
+:class:`Teacher` turns a classifier into soft targets and a keep-mask for generated images;
+:func:`weighted_loss` is the cross-entropy with synthetic rows weighted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ganaug._checks import check_float, check_int, check_probability
+from ganaug._imaging import fit_images, normalize, to_float01
+from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
+
+__all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "make_teacher", "parse_stats",
+           "teacher_from_kwargs", "weighted_loss"]
+
+#: What a teacher takes: uint8 [0, 255], float [0, 1], or float normalised with mean/std.
+TEACHER_INPUTS = ("uint8", "unit", "normalized")
+#: ``ganaug.evaluation.create_classifier`` models take [-1, 1] (mean = std = 0.5) at their size.
+GANAUG_STATS = (0.5, 0.5)
+
+
+def parse_stats(mean, std, *, what: str = "mean= and std=") -> tuple[torch.Tensor | None,
+                                                                    torch.Tensor | None]:
+    """Normalize statistics as float32 CPU vectors on the [0, 1] scale (0-255 values / 255)."""
+    if (mean is None) != (std is None):
+        raise GanaugConfigError(f"Pass both {what} (the pipeline's Normalize), or neither.")
+    if mean is None:
+        return None, None
+    try:
+        m, s = (torch.as_tensor(v).detach().to("cpu", torch.float32).reshape(-1)
+                for v in (mean, std))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise GanaugConfigError(f"{what} must be numbers or sequences of numbers, got "
+                                f"{mean!r} and {std!r} ({exc}).") from None
+    if len(m) != len(s) or not len(m) or not bool(torch.isfinite(m).all() & torch.isfinite(s).all()):
+        raise GanaugConfigError(f"{what} need the same number (>= 1) of finite values, "
+                                f"got {m.tolist()} and {s.tolist()}.")
+    if bool((s <= 0).any()):
+        raise GanaugConfigError(f"std must be > 0, got {s.tolist()}.")
+    if float(m.abs().max()) > 1 or float(s.max()) > 1:  # 0-255 scale (timm's PrefetchLoader)
+        m, s = m / 255, s / 255
+    return m, s
+
+
+class Teacher:
+    """A classifier that gives generated images soft targets and says which to keep.
+
+    Args:
+        model: an ``nn.Module`` (or callable) mapping ``(N, C, H, W)`` images to ``(N, K)``
+            logits over the same K classes as the labels. It is put in ``eval()`` mode and run
+            under ``no_grad`` on its own device. A ganaug classifier file is loaded with
+            ``ganaug.evaluation.load_classifier(path)[0]`` (ganaug.augment sits below
+            ganaug.evaluation and does not import it).
+        num_classes: K, the label count; a teacher returning another count is refused.
+        input: the teacher's input convention: ``"uint8"`` (uint8 [0, 255]), ``"unit"``
+            (float32 [0, 1]) or ``"normalized"`` (float32 ``(x - mean) / std``). Required,
+            except for a model built by ``ganaug.evaluation.create_classifier`` (it records
+            its input: [-1, 1], i.e. mean = std = 0.5, at its ``image_size`` and channels, and
+            images are fitted to those).
+        mean, std: the teacher's Normalize statistics (``input="normalized"``). Without them:
+            ``default_stats`` (BatchMixer passes the batch's own mean/std), else the model's
+            timm ``pretrained_cfg["mean"/"std"]``; else refused.
+        temperature: softmax temperature T > 0 of the teacher's distribution.
+        weight: alpha in [0, 1]: target = (1 - alpha) * onehot(intended) + alpha *
+            softmax(logits / T). 1 relabels by the teacher (cGAN-KD), 0 keeps the hard label.
+        min_confidence: keep only samples whose teacher probability (at T = 1) of the
+            intended class is >= this (None: no confidence filter).
+        drop_top: q in [0, 1): drop the ``floor(q * n + 0.5)`` samples of highest teacher
+            cross-entropy on the intended class (at T = 1) among each ``n`` candidates.
+        default_stats: ``(mean, std)`` used by ``input="normalized"`` when none are given.
+    """
+
+    def __init__(self, model: Any, *, num_classes: int, input: str | None = None,
+                 mean=None, std=None, temperature: float = 1.0, weight: float = 1.0,
+                 min_confidence: float | None = None, drop_top: float = 0.0,
+                 default_stats: tuple | None = None) -> None:
+        if isinstance(model, (str, os.PathLike)):
+            raise GanaugConfigError(
+                f"teacher={str(model)!r} is a path; pass the classifier itself. Load a ganaug "
+                "classifier file with: from ganaug.evaluation import load_classifier; "
+                "teacher = load_classifier(path)[0].")
+        if not callable(model):
+            raise GanaugConfigError(f"teacher must be an nn.Module mapping images to logits, got "
+                                    f"{type(model).__name__}.")
+        self.model = model
+        self.num_classes = check_int("num_classes", num_classes)
+        self.temperature = check_float("temperature", temperature, minimum=0.0, open_min=True)
+        self.weight = check_probability("teacher_weight", weight)
+        self.min_confidence = (None if min_confidence is None
+                               else check_probability("min_confidence", min_confidence))
+        self.drop_top = check_float("drop_top", drop_top, minimum=0.0, maximum=1.0)
+        if self.drop_top >= 1.0:
+            raise GanaugConfigError(f"drop_top must be in [0, 1) (the share of candidates to "
+                                    f"drop), got {drop_top!r}; 0.1 drops the top 10 %.")
+        config = getattr(model, "ganaug_config", None)
+        self.fit = None
+        if input is None and isinstance(config, dict):
+            input, mean, std = "normalized", *GANAUG_STATS
+            self.fit = (int(config["in_chans"]), int(config["image_size"]))
+        if input not in TEACHER_INPUTS:
+            raise GanaugConfigError(
+                f"teacher_input={input!r}: say what the teacher takes, one of "
+                f"{', '.join(map(repr, TEACHER_INPUTS))} ('normalized' with teacher_mean/"
+                "teacher_std). Only a ganaug.evaluation classifier records its own input."
+                + did_you_mean(str(input), TEACHER_INPUTS))
+        self.input = input
+        self.mean, self.std = parse_stats(mean, std, what="teacher_mean= and teacher_std=")
+        if input != "normalized" and self.mean is not None:
+            raise GanaugConfigError(f"teacher_mean/teacher_std are for teacher_input="
+                                    f"'normalized', not {input!r}.")
+        if input == "normalized" and self.mean is None:
+            cfg = getattr(model, "pretrained_cfg", None) or {}
+            stats = default_stats if default_stats and default_stats[0] is not None else (
+                (cfg.get("mean"), cfg.get("std")) if isinstance(cfg, dict) else (None, None))
+            self.mean, self.std = parse_stats(*stats, what="teacher_mean= and teacher_std=")
+            if self.mean is None:
+                raise GanaugConfigError(
+                    "teacher_input='normalized' needs the teacher's statistics: pass "
+                    "teacher_mean= and teacher_std= (e.g. (0.5,)*3 and (0.5,)*3).")
+
+    # -- running ----------------------------------------------------------------------------
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` uint8 [0, 255] or float [0, 1] -> the teacher's input (same device)."""
+        if self.fit is not None:  # a ganaug classifier: float [0, 1] at its size and channels
+            images = fit_images(to_float01(images), *self.fit)
+        if self.input == "uint8":
+            if images.dtype == torch.uint8:
+                return images
+            return images.float().mul(255).round().clamp(0, 255).to(torch.uint8)
+        unit = to_float01(images)
+        if self.input == "unit":
+            return unit
+        return normalize(unit, self.mean.to(unit.device), self.std.to(unit.device))
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
+        model = self.model
+        device = images.device
+        if isinstance(model, torch.nn.Module):
+            model.eval()  # no dropout / batch statistics: the same image, the same target
+            param = next(iter(model.parameters()), None)
+            device = param.device if param is not None else device
+        with torch.no_grad():
+            out = model(self.prepare(images.to(device)))
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(images):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "
+                                    f"N={len(images)} it returned {got}.")
+        if not bool(torch.isfinite(out).all()):
+            raise GanaugDataError("The teacher returned NaN or infinite logits; its soft targets "
+                                  "would poison the loss. Check its weights and teacher_input.")
+        if out.shape[1] != self.num_classes:
+            raise GanaugConfigError(
+                f"The teacher returns {out.shape[1]} logits but the labels have "
+                f"{self.num_classes} classes; use a teacher trained on the same classes (in "
+                "the same order as the labels).")
+        return out.float().to(images.device)
+
+    def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
+        onehot = F.one_hot(intended.long().to(logits.device), self.num_classes).float()
+        soft = (logits / self.temperature).softmax(dim=1)
+        return (1 - self.weight) * onehot + self.weight * soft
+
+    def keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` bool: the candidates that pass ``min_confidence`` and ``drop_top``."""
+        intended = intended.long().to(logits.device).view(-1, 1)
+        logp = logits.log_softmax(dim=1).gather(1, intended).squeeze(1)
+        keep = torch.ones(len(logits), dtype=torch.bool, device=logits.device)
+        if self.min_confidence is not None:
+            keep &= logp.exp() >= self.min_confidence
+        n_drop = math.floor(self.drop_top * len(logits) + 0.5)
+        if n_drop:  # highest loss = lowest log-probability; ties: the earlier candidate goes
+            order = torch.sort(logp, stable=True).indices
+            keep[order[:n_drop]] = False
+        return keep
+
+    def __call__(self, images: torch.Tensor,
+                 intended: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(targets (N, K) float32, keep (N,) bool)`` of generated ``images`` of ``intended``."""
+        logits = self.logits(images)
+        return self.targets(logits, intended), self.keep(logits, intended)
+
+
+def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher | None:
+    """A :class:`Teacher` from the ``teacher=`` argument of the augmenters (None: no teacher).
+
+    ``settings``: ``temperature``, ``weight``, ``input``, ``mean``, ``std``,
+    ``min_confidence``, ``drop_top``, ``default_stats``. A ready :class:`Teacher` is used as
+    it is (its own settings; its class count must be ``num_classes``).
+    """
+    if teacher is None:
+        defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
+                    "min_confidence": None, "drop_top": 0.0}
+        given = [k for k, v in defaults.items() if k in settings and settings[k] != v]
+        if given:
+            names = {v: k for k, v in TEACHER_KWARGS.items()}
+            raise GanaugConfigError(
+                f"{', '.join(names[k] + '=' for k in given)} configure a teacher, but "
+                "teacher=None; pass teacher= (a classifier over the labels' classes), or drop "
+                "them.")
+        return None
+    if isinstance(teacher, Teacher):
+        if teacher.num_classes != num_classes:
+            raise GanaugConfigError(f"The Teacher was made for {teacher.num_classes} classes but "
+                                    f"the labels have {num_classes}.")
+        return teacher
+    return Teacher(teacher, num_classes=num_classes, **settings)
+
+
+#: The augmenters' keyword arguments that configure a teacher -> :class:`Teacher`'s.
+TEACHER_KWARGS = {"temperature": "temperature", "teacher_weight": "weight",
+                  "teacher_input": "input", "teacher_mean": "mean", "teacher_std": "std",
+                  "min_confidence": "min_confidence", "drop_top": "drop_top"}
+
+
+def teacher_from_kwargs(teacher: Any, kwargs: dict, *, num_classes: int,
+                        what: str) -> Teacher | None:
+    """:func:`make_teacher` from ``teacher_weight=``-style keyword arguments (others refused)."""
+    unknown = sorted(set(kwargs) - set(TEACHER_KWARGS))
+    if unknown:
+        raise GanaugConfigError(f"{what} got unexpected argument(s) {', '.join(unknown)}; its "
+                                f"teacher settings are {', '.join(TEACHER_KWARGS)}.")
+    return make_teacher(teacher, num_classes=num_classes,
+                        **{TEACHER_KWARGS[k]: v for k, v in kwargs.items()})
+
+
+def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
+                  synthetic_mask: torch.Tensor | None = None, *,
+                  synthetic_weight: float = 0.1) -> torch.Tensor:
+    """Mean cross-entropy over a batch, synthetic rows weighted by ``synthetic_weight``.
+
+    ``loss = sum_i w_i * CE_i / sum_i w_i`` with ``w_i = synthetic_weight`` for synthetic rows
+    and 1 for real ones (EC-GAN weighs its synthetic loss x 0.1). Without a mask (or with no
+    synthetic row) this is the plain mean cross-entropy.
+
+    Args:
+        logits: ``(B, K)`` the classifier's outputs.
+        targets: ``(B,)`` int class indices or ``(B, K)`` float soft targets.
+        synthetic_mask: ``(B,)`` bool, True for synthetic rows (``BatchMixer.last_synthetic_mask``).
+        synthetic_weight: weight >= 0 of each synthetic row.
+
+    Returns:
+        A scalar tensor (differentiable in ``logits``).
+    """
+    weight = check_float("synthetic_weight", synthetic_weight, minimum=0.0)
+    if logits.ndim != 2 or targets.shape[:1] != logits.shape[:1]:
+        raise GanaugDataError(f"weighted_loss takes (B, K) logits and (B,) or (B, K) targets, got "
+                              f"{tuple(logits.shape)} and {tuple(targets.shape)}.")
+    if targets.ndim == 2:
+        if targets.shape != logits.shape:
+            raise GanaugDataError(f"Soft targets {tuple(targets.shape)} do not match the logits "
+                                  f"{tuple(logits.shape)}.")
+        per_row = -(targets.to(logits.dtype) * logits.log_softmax(dim=1)).sum(dim=1)
+    else:
+        if targets.is_floating_point() or (targets.numel() and not (
+                int(targets.min()) >= 0 and int(targets.max()) < logits.shape[1])):
+            raise GanaugDataError(f"Class-index targets must be integers in 0..{logits.shape[1] - 1}"
+                                  f", got {targets.dtype} {targets.min().item()}.."
+                                  f"{targets.max().item()}.")
+        per_row = F.cross_entropy(logits, targets.long(), reduction="none")
+    if synthetic_mask is None:
+        return per_row.mean()
+    mask = torch.as_tensor(synthetic_mask, device=logits.device).bool().reshape(-1)
+    if mask.shape[0] != logits.shape[0]:
+        raise GanaugDataError(f"synthetic_mask has {mask.shape[0]} rows for a batch of "
+                              f"{logits.shape[0]}.")
+    w = torch.where(mask, torch.full_like(per_row, weight), torch.ones_like(per_row))
+    if float(w.sum()) == 0:
+        raise GanaugDataError("Every row is synthetic and synthetic_weight=0: the loss would be "
+                              "0/0. Use synthetic_weight > 0.")
+    return (w * per_row).sum() / w.sum()

@@ -1,0 +1,388 @@
+"""Teacher-guided synthesis: soft targets, input conventions, filters, the mask and weighted_loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ganaug.augment import BatchMixer, MixedDataset, SyntheticDataset, Teacher, weighted_loss
+from ganaug.errors import GanaugConfigError, GanaugDataError
+
+W, B = [-4.0, 0.0, 4.0], [2.0, 0.0, -2.0]
+# MeanLinear's logits of const_generator's classes a, b, c (mean pixel 0, 0.5, 1 in [0, 1]).
+LOGITS = {0: [2.0, 0.0, -2.0], 1: [0.0, 0.0, 0.0], 2: [-2.0, 0.0, 2.0]}
+
+
+class MeanLinear(torch.nn.Module):
+    """A fixed linear teacher: ``logits = mean pixel * w + b``; records every input."""
+
+    def __init__(self, w=W, b=B):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w))
+        self.b = torch.nn.Parameter(torch.tensor(b))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return x.float().mean((1, 2, 3))[:, None] * self.w + self.b
+
+
+def _soft(logits, intended, temperature=1.0, weight=1.0):
+    """The documented target, by hand: (1 - a) * onehot + a * softmax(logits / T)."""
+    e = [math.exp(v / temperature) for v in logits]
+    return [(1 - weight) * (k == intended) + weight * v / sum(e) for k, v in enumerate(e)]
+
+
+def _unit(generator_class):
+    return [0.0, 0.5, 1.0][generator_class]
+
+
+def _u8_logits(generator_class):
+    """MeanLinear's logits of a class's uint8 image (b is 128, i.e. 0.50196 in [0, 1])."""
+    return [[0, 128, 255][generator_class] / 255 * w + b for w, b in zip(W, B)]
+
+
+# -- Teacher ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("temperature,weight", [(1.0, 1.0), (2.0, 0.25), (0.5, 0.0)])
+def test_soft_targets_blend_the_intended_label_with_the_teacher(temperature, weight):
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit", temperature=temperature,
+                      weight=weight)
+    images = torch.stack([torch.full((3, 4, 4), _unit(c)) for c in (0, 1, 2, 2)])
+    targets, keep = teacher(images, torch.tensor([0, 1, 2, 0]))
+    expected = [_soft(LOGITS[c], i, temperature, weight) for c, i in ((0, 0), (1, 1), (2, 2),
+                                                                      (2, 0))]
+    torch.testing.assert_close(targets, torch.tensor(expected), rtol=0, atol=1e-6)
+    assert keep.tolist() == [True] * 4 and targets.dtype == torch.float32
+
+
+def test_input_conventions_are_converted_exactly():
+    x8 = torch.tensor([0, 51, 128, 255], dtype=torch.uint8).view(1, 1, 2, 2).expand(2, 3, 2, 2)
+    unit = x8.float() / 255
+    for given in (x8, unit):
+        seen = {}
+        for name, kwargs in [("uint8", {}), ("unit", {}),
+                             ("normalized", {"mean": (0.5, 0.4, 0.3), "std": (0.25, 0.5, 0.8)})]:
+            model = MeanLinear()
+            Teacher(model, num_classes=3, input=name, **kwargs).logits(given)
+            seen[name] = model.seen[0]
+        assert seen["uint8"].dtype == torch.uint8 and torch.equal(seen["uint8"], x8)
+        torch.testing.assert_close(seen["unit"], unit, rtol=0, atol=1e-7)
+        expected = (unit - torch.tensor([0.5, 0.4, 0.3]).view(3, 1, 1)) / torch.tensor(
+            [0.25, 0.5, 0.8]).view(3, 1, 1)
+        torch.testing.assert_close(seen["normalized"], expected, rtol=0, atol=1e-6)
+    # 0-255 statistics (timm's PrefetchLoader) are read on the 0-255 scale
+    model = MeanLinear()
+    Teacher(model, num_classes=3, input="normalized", mean=127.5, std=127.5).logits(x8)
+    torch.testing.assert_close(model.seen[0], unit * 2 - 1, rtol=0, atol=1e-6)
+
+
+def test_stated_statistics_timm_pretrained_cfg_and_ganaug_classifiers():
+    x8 = torch.full((1, 3, 4, 4), 255, dtype=torch.uint8)
+    timm_like = MeanLinear()
+    timm_like.pretrained_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    Teacher(timm_like, num_classes=3, input="normalized").logits(x8)
+    torch.testing.assert_close(timm_like.seen[0], torch.full((1, 3, 4, 4), 2.0))
+    ganaug_like = MeanLinear()  # what ganaug.evaluation.create_classifier records
+    ganaug_like.ganaug_config = {"in_chans": 1, "image_size": 2}
+    Teacher(ganaug_like, num_classes=3).logits(x8)
+    luma = 0.2989 + 0.587 + 0.114  # RGB -> grey, then [0, 1] -> [-1, 1] at its size
+    torch.testing.assert_close(ganaug_like.seen[0], torch.full((1, 1, 2, 2), 2 * luma - 1))
+
+
+def test_a_ganaug_classifier_sees_what_ganaug_evaluation_feeds_it(tmp_path):
+    from ganaug.evaluation.classifier import (
+        create_classifier,
+        load_classifier,
+        save_classifier,
+        to_input,
+    )
+
+    model = create_classifier("resnet10t", num_classes=3, in_chans=1, image_size=8, seed=0)
+    save_classifier(model, tmp_path / "clf.safetensors")
+    loaded = load_classifier(tmp_path / "clf.safetensors")[0]
+    images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = loaded(to_input(loaded, images))
+    torch.testing.assert_close(Teacher(loaded, num_classes=3).logits(images), expected)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({}, r"teacher_input=None: say what the teacher takes, one of 'uint8', 'unit', 'normalized'"),
+    ({"input": "normalised"}, r"teacher_input='normalised'.*Did you mean 'normalized'"),
+    ({"input": "normalized"}, r"teacher_input='normalized' needs the teacher's statistics"),
+    ({"input": "unit", "mean": 0.5, "std": 0.5}, (r"teacher_mean/teacher_std are for "
+                                                 r"teacher_input='normalized', not 'unit'")),
+    ({"input": "unit", "mean": 0.5}, r"Pass both teacher_mean= and teacher_std="),
+    ({"input": "unit", "temperature": 0}, r"temperature must be a finite number in \(0, inf\)"),
+    ({"input": "unit", "weight": 1.5}, r"teacher_weight must be a finite number in \[0, 1\]"),
+    ({"input": "unit", "drop_top": 1.0}, r"drop_top must be in \[0, 1\).*got 1\.0"),
+    ({"input": "unit", "min_confidence": -1}, r"min_confidence must be a finite number"),
+])
+def test_teacher_settings_are_refused_with_the_fix(kwargs, match):
+    with pytest.raises(GanaugConfigError, match=match):
+        Teacher(MeanLinear(), num_classes=3, **kwargs)
+
+
+def test_teacher_settings_without_a_teacher_and_non_finite_logits_are_refused(const_generator):
+    with pytest.raises(GanaugConfigError, match=r"min_confidence=, drop_top= configure a teacher, "
+                                                r"but teacher=None"):
+        BatchMixer(const_generator, 0.5, min_confidence=0.5, drop_top=0.1)
+    with pytest.raises(GanaugConfigError, match=r"teacher_input= configure a teacher"):
+        SyntheticDataset(const_generator, n_per_class=1, teacher_input="unit")
+    with pytest.raises(GanaugConfigError, match=r"temperature= configure a teacher"):
+        MixedDataset(_real(), const_generator, ratio=0.5, temperature=2.0)
+    nan = Teacher(MeanLinear(b=[float("nan"), 0.0, 0.0]), num_classes=3, input="unit")
+    with pytest.raises(GanaugDataError, match=r"The teacher returned NaN or infinite logits"):
+        nan.logits(torch.zeros(1, 3, 4, 4))
+
+
+def test_a_path_is_refused_with_how_to_load_it(tmp_path):
+    with pytest.raises(GanaugConfigError, match=r"is a path; pass the classifier itself.*"
+                                                r"load_classifier\(path\)\[0\]"):
+        Teacher(str(tmp_path / "clf.safetensors"), num_classes=3, input="unit")
+
+
+def test_a_teacher_with_the_wrong_class_count_is_refused(const_generator):
+    four = MeanLinear(w=[1.0] * 4, b=[0.0] * 4)
+    with pytest.raises(GanaugConfigError, match=r"The teacher returns 4 logits but the labels "
+                                                r"have 3 classes"):
+        Teacher(four, num_classes=3, input="unit").logits(torch.zeros(2, 3, 4, 4))
+    mixer = BatchMixer(const_generator, 0.5, seed=0, teacher=four, teacher_input="unit")
+    with pytest.raises(GanaugConfigError, match=r"returns 4 logits but the labels have 3"):
+        mixer(torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0]))
+    ds = SyntheticDataset(const_generator, n_per_class=2, teacher=four, teacher_input="unit")
+    with pytest.raises(GanaugConfigError, match=r"returns 4 logits but the labels have 3"):
+        ds[0]
+    with pytest.raises(GanaugConfigError, match=r"must map \(N, C, H, W\) images to \(N, K\)"):
+        Teacher(lambda x: x.mean(1), num_classes=3, input="unit").logits(torch.zeros(2, 3, 4, 4))
+
+
+def test_min_confidence_and_drop_top_with_known_teacher_outputs():
+    logits = torch.log(torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.7, 0.3],
+                                     [0.6, 0.4], [0.95, 0.05], [0.3, 0.7], [0.7, 0.3]]))
+    intended = torch.zeros(8, dtype=torch.int64)
+    teacher = Teacher(MeanLinear(w=[0.0, 0.0], b=[0.0, 0.0]), num_classes=2, input="unit",
+                      min_confidence=0.6)
+    assert teacher.keep(logits, intended).tolist() == [True, False, False, True, True, True,
+                                                       False, True]
+    # drop_top 0.25 of 8: the two of highest loss -log p(class 0): p 0.2 and 0.3
+    teacher = Teacher(MeanLinear(w=[0.0, 0.0], b=[0.0, 0.0]), num_classes=2, input="unit",
+                      drop_top=0.25)
+    assert teacher.keep(logits, intended).tolist() == [True, True, False, True, True, True,
+                                                       False, True]
+    # ties: floor(0.2 * 3 + 0.5) = 1 dropped; the earlier of the two equal losses goes
+    tied = torch.log(torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.4, 0.6]]))
+    teacher.drop_top = 0.2
+    assert teacher.keep(tied, intended[:3]).tolist() == [True, False, True]
+
+
+# -- weighted_loss ---------------------------------------------------------------------------
+def test_weighted_loss_matches_a_hand_computation():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 3.0]],
+                          requires_grad=True)
+
+    def ce(row, target):
+        lse = math.log(sum(math.exp(v) for v in row))
+        return -sum(t * (v - lse) for v, t in zip(row, target))
+
+    rows = logits.tolist()
+    hard = [ce(r, [float(k == t) for k in range(3)]) for r, t in zip(rows, [0, 2, 2])]
+    mask = torch.tensor([False, True, True])
+    expected = (hard[0] + 0.1 * hard[1] + 0.1 * hard[2]) / 1.2
+    got = weighted_loss(logits, torch.tensor([0, 2, 2]), mask, synthetic_weight=0.1)
+    assert float(got.detach()) == pytest.approx(expected, rel=1e-6)
+    soft_t = [[1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.0, 0.25, 0.75]]
+    soft = [ce(r, t) for r, t in zip(rows, soft_t)]
+    got = weighted_loss(logits, torch.tensor(soft_t), mask, synthetic_weight=0.5)
+    assert float(got.detach()) == pytest.approx((soft[0] + 0.5 * soft[1] + 0.5 * soft[2]) / 2.0, rel=1e-6)
+    assert float(weighted_loss(logits, torch.tensor(soft_t)).detach()) == pytest.approx(sum(soft) / 3)
+    got.backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    with pytest.raises(GanaugDataError, match=r"Every row is synthetic and synthetic_weight=0"):
+        weighted_loss(logits, torch.tensor([0, 1, 2]), torch.ones(3, dtype=torch.bool),
+                      synthetic_weight=0.0)
+    with pytest.raises(GanaugDataError, match=r"synthetic_mask has 2 rows for a batch of 3"):
+        weighted_loss(logits, torch.tensor([0, 1, 2]), torch.ones(2, dtype=torch.bool))
+    with pytest.raises(GanaugDataError, match=r"Soft targets \(3, 2\) do not match the logits"):
+        weighted_loss(logits, torch.zeros(3, 2))
+    with pytest.raises(GanaugDataError, match=r"Class-index targets must be integers in 0\.\.2, "
+                                              r"got torch.int64 0\.\.3"):
+        weighted_loss(logits, torch.tensor([0, 3, 1]))
+    with pytest.raises(GanaugConfigError, match=r"synthetic_weight must be a finite number"):
+        weighted_loss(logits, torch.tensor([0, 1, 2]), mask, synthetic_weight=-1)
+
+
+# -- BatchMixer ------------------------------------------------------------------------------
+def test_mixer_with_a_teacher_gives_soft_rows_one_hot_rows_and_the_mask(const_generator):
+    x = torch.rand(6, 3, 16, 16)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    mixer = BatchMixer(const_generator, 0.5, seed=3, teacher=MeanLinear(), teacher_input="unit",
+                       temperature=2.0, teacher_weight=0.5)
+    xo, yo = mixer(x, y)
+    idx = mixer.last_indices.tolist()
+    assert len(idx) == 3 and yo.shape == (6, 3) and yo.dtype == torch.float32
+    assert mixer.last_synthetic_mask.tolist() == [i in idx for i in range(6)]
+    for i in range(6):
+        if i in idx:
+            want = _soft(LOGITS[int(y[i])], int(y[i]), 2.0, 0.5)
+            torch.testing.assert_close(xo[i], torch.full((3, 16, 16), _unit(int(y[i]))))
+        else:
+            want = [float(k == y[i]) for k in range(3)]
+            torch.testing.assert_close(xo[i], x[i])
+        torch.testing.assert_close(yo[i], torch.tensor(want), rtol=0, atol=1e-6)
+    again = BatchMixer(const_generator, 0.5, seed=3, teacher=MeanLinear(), teacher_input="unit",
+                       temperature=2.0, teacher_weight=0.5)
+    xa, ya = again(x, y)
+    assert torch.equal(xa, xo) and torch.equal(ya, yo)  # seeded: the same batch
+    mixer.enabled = False
+    xd, yd = mixer(x, y)
+    assert torch.equal(xd, x) and torch.equal(yd, torch.eye(3)[y])  # still uniform, float
+    assert mixer.last_synthetic_mask.tolist() == [False] * 6
+
+
+def test_mixer_teacher_rejections_keep_the_real_sample(const_generator):
+    x = torch.full((4, 3, 16, 16), 0.3)
+    y = torch.tensor([0, 1, 2, 1])
+    # p(intended) of a: 0.867, b: 1/3, c: 0.867 -> the b candidates are rejected
+    mixer = BatchMixer(const_generator, 1.0, seed=0, teacher=MeanLinear(), teacher_input="unit",
+                       min_confidence=0.5)
+    xo, yo = mixer(x, y)
+    assert mixer.last_indices.tolist() == [0, 2]
+    assert mixer.last_synthetic_mask.tolist() == [True, False, True, False]
+    assert torch.equal(xo[1], x[1]) and torch.equal(yo[1], torch.tensor([0.0, 1.0, 0.0]))
+    torch.testing.assert_close(yo[2], torch.tensor(_soft(LOGITS[2], 2)))
+    loss = weighted_loss(torch.zeros(4, 3), yo, mixer.last_synthetic_mask)
+    assert float(loss) == pytest.approx(math.log(3))
+
+
+def test_mixer_teacher_of_a_normalised_batch_uses_the_batch_stats(const_generator):
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    teacher = MeanLinear()
+    mixer = BatchMixer(const_generator, 1.0, seed=0, mean=mean, std=std, teacher=teacher,
+                       teacher_input="normalized")
+    xo, _yo = mixer(torch.zeros(2, 3, 16, 16), torch.tensor([2, 0]))
+    torch.testing.assert_close(teacher.seen[0][:, 0, 0, 0], torch.tensor([2.0, -2.0]))
+    torch.testing.assert_close(xo[:, 0, 0, 0], torch.tensor([2.0, -2.0]))  # batch convention
+    uint8 = MeanLinear()
+    BatchMixer(const_generator, 1.0, seed=0, teacher=uint8, teacher_input="unit")(
+        torch.zeros(2, 3, 16, 16, dtype=torch.uint8), torch.tensor([1, 2]))
+    torch.testing.assert_close(uint8.seen[0][:, 0, 0, 0], torch.tensor([128 / 255, 1.0]))
+
+
+def test_mixer_teacher_replaces_soft_input_rows(const_generator):
+    y = torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.05, 0.9]])
+    mixer = BatchMixer(const_generator, 1.0, seed=0, teacher=MeanLinear(), teacher_input="unit")
+    _, yo = mixer(torch.rand(2, 3, 16, 16), y)
+    torch.testing.assert_close(yo, torch.tensor([_soft(LOGITS[0], 0), _soft(LOGITS[2], 2)]))
+
+
+# -- SyntheticDataset ------------------------------------------------------------------------
+def test_synthetic_items_carry_exact_soft_targets(const_generator):
+    per_level = [w / 255 for w in W]  # the teacher receives uint8: same logits as LOGITS
+    ds = SyntheticDataset(const_generator, n_per_class=2, teacher=MeanLinear(w=per_level),
+                          teacher_input="uint8", temperature=0.5, teacher_weight=0.75, seed=1)
+    for i in range(len(ds)):
+        cls = ds.locate(i)[0]
+        _, target = ds[i]
+        logits = [[0, 128, 255][cls] * w + b for w, b in zip(per_level, B)]
+        torch.testing.assert_close(target, torch.tensor(_soft(logits, cls, 0.5, 0.75)),
+                                   rtol=1e-5, atol=1e-6)
+    assert ds.targets == [0, 0, 1, 1, 2, 2]
+    again = SyntheticDataset(const_generator, n_per_class=2, teacher=MeanLinear(w=per_level),
+                             teacher_input="uint8", temperature=0.5, teacher_weight=0.75, seed=1)
+    assert all(torch.equal(ds[i][1], again[i][1]) for i in range(len(ds)))
+
+
+def test_synthetic_drop_top_keeps_the_lowest_teacher_loss(tiny_generator):
+    teacher = MeanLinear(w=[-8.0, 8.0, 0.0], b=[4.0, -4.0, 0.0])
+    ds = SyntheticDataset(tiny_generator, counts={"b": 6}, chunk_size=6, teacher=teacher,
+                          teacher_input="unit", drop_top=0.25, seed=0)
+    images = torch.stack([ds.image(i) for i in range(6)])
+    (seen,) = teacher.seen  # one round of ceil(6 / 0.75) = 8 candidates, 2 dropped
+    assert len(seen) == 8 and ds.acceptance == {"b": 0.75}
+    loss = -(seen.mean((1, 2, 3)) * teacher.w[1] + teacher.b[1]
+             - torch.logsumexp(seen.mean((1, 2, 3))[:, None] * teacher.w + teacher.b, 1))
+    kept = sorted(torch.argsort(loss.detach(), descending=True)[2:].tolist())
+    expected = (seen[kept] * 255).round().to(torch.uint8)
+    assert torch.equal(images, expected)
+
+
+def test_synthetic_filter_is_the_teacher_alias_with_int_labels(const_generator):
+    ds = SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(), max_tries=4)
+    assert ds.min_confidence == 0.9 and ds.teacher.input == "unit" and not ds.soft
+    with pytest.raises(GanaugDataError, match=r"Class 'a': only 0 of 4 .*min_confidence=0\.9"):
+        ds[0]  # p(a | a) = 0.867 < 0.9
+    ok = SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(), min_confidence=0.5)
+    assert ok[0][1] == 0 and ok[2][1] == 2 and isinstance(ok[2][1], int)
+    with pytest.raises(GanaugConfigError, match=r"filter= takes \[0, 1\] floats and keeps int "):
+        SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(), teacher_weight=0.5)
+    with pytest.raises(GanaugConfigError, match=r"Pass teacher= or its older alias filter=, not "):
+        SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(),
+                         teacher=MeanLinear(), teacher_input="unit")
+
+
+def test_synthetic_teacher_cache_folder_relabels_and_guards(const_generator, tmp_path):
+    kwargs = {"n_per_class": 2, "teacher_input": "unit", "cache": tmp_path / "c"}
+    first = SyntheticDataset(const_generator, teacher=MeanLinear(), **kwargs).generate()
+    reread = SyntheticDataset(const_generator, teacher=MeanLinear(), **kwargs)
+    for i in range(len(first)):
+        torch.testing.assert_close(reread[i][1], first[i][1])
+    with pytest.raises(GanaugConfigError, match=r"already holds filtered synthetic images made "
+                                                r"with other arguments \(teacher_sha256"):
+        SyntheticDataset(const_generator, teacher=MeanLinear(b=[0.0, 0.0, 0.0]), **kwargs)
+
+
+# -- MixedDataset ----------------------------------------------------------------------------
+def _real(n=6):
+    from torch.utils.data import TensorDataset
+
+    return TensorDataset(torch.full((n, 3, 16, 16), 77, dtype=torch.uint8), torch.arange(n) % 3)
+
+
+def test_mixed_append_labels_are_uniform_floats(const_generator):
+    from torch.utils.data import DataLoader
+
+    mixed = MixedDataset(_real(), const_generator, ratio=0.5, teacher=MeanLinear(),
+                         teacher_input="unit", teacher_weight=0.5)
+    assert len(mixed) == 9
+    torch.testing.assert_close(mixed[1][1], torch.tensor([0.0, 1.0, 0.0]))
+    for i in range(6, 9):
+        c = mixed.targets[i]
+        torch.testing.assert_close(mixed[i][1], torch.tensor(_soft(_u8_logits(c), c, 1.0, 0.5)))
+    _x, y = next(iter(DataLoader(mixed, batch_size=9)))
+    assert y.shape == (9, 3) and y.dtype == torch.float32
+    assert mixed.synthetic_mask.tolist() == [False] * 6 + [True] * 3
+    flagged = MixedDataset(_real(), const_generator, ratio=0.5, teacher=MeanLinear(),
+                           teacher_input="unit", return_mask=True)
+    _x, y, mask = next(iter(DataLoader(flagged, batch_size=9)))
+    assert mask.tolist() == [False] * 6 + [True] * 3 and y.shape == (9, 3)
+    assert float(weighted_loss(torch.zeros(9, 3), y, mask)) == pytest.approx(math.log(3))
+
+
+def test_mixed_replace_mode_teacher_and_refusals(const_generator):
+    mixed = MixedDataset(_real(), const_generator, mode="replace", p=1.0, teacher=MeanLinear(),
+                         teacher_input="unit", min_confidence=0.5)
+    img, target = mixed[0]
+    assert mixed.is_synthetic(0) and torch.equal(img, torch.zeros(3, 16, 16, dtype=torch.uint8))
+    torch.testing.assert_close(target, torch.tensor(_soft(_u8_logits(0), 0)))
+    img, target = mixed[1]  # class b: p(b) = 1/3 < 0.5, the real item stays
+    assert torch.equal(img, torch.full((3, 16, 16), 77, dtype=torch.uint8))
+    assert not mixed.is_synthetic(1) and torch.equal(target, torch.tensor([0.0, 1.0, 0.0]))
+    flagged = MixedDataset(_real(), const_generator, mode="replace", p=1.0, teacher=MeanLinear(),
+                           teacher_input="unit", min_confidence=0.5, return_mask=True)
+    assert [flagged[i][2] for i in range(3)] == [True, False, True]
+    with pytest.raises(GanaugConfigError, match=r"drop_top needs a pool of candidates"):
+        MixedDataset(_real(), const_generator, mode="replace", p=0.5, teacher=MeanLinear(),
+                     teacher_input="unit", drop_top=0.1)
+    synth = SyntheticDataset(const_generator, n_per_class=2)
+    with pytest.raises(GanaugConfigError, match=r"build it with SyntheticDataset\(\.\.\., "
+                                                r"teacher=\.\.\.\)"):
+        MixedDataset(_real(), synth, teacher=MeanLinear(), teacher_input="unit")
+    with pytest.raises(GanaugConfigError, match=r"unexpected argument\(s\) temprature"):
+        MixedDataset(_real(), const_generator, ratio=0.5, temprature=2.0)
+    labelled = SyntheticDataset(const_generator, n_per_class=2, teacher=MeanLinear(),
+                                teacher_input="unit")
+    mixed = MixedDataset(_real(), labelled, mode="replace", p=1.0)
+    torch.testing.assert_close(mixed[2][1], labelled.target(labelled.index_of(2, 0)))
