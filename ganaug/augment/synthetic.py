@@ -38,6 +38,7 @@ from ganaug.augment.teacher import make_teacher
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.export import ImageFolderLayout, export_spec, generate_items, model_fingerprint
 from ganaug.generator import Generator
+from ganaug.progress import progress_bar
 
 __all__ = ["SyntheticDataset"]
 
@@ -75,7 +76,7 @@ class SyntheticDataset(Dataset):
             later runs (and exports) with the same model, seed and truncation.
         chunk_size: images generated per call and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
-        progress: show a tqdm bar in :meth:`generate`.
+        progress: show progress in :meth:`generate` (one line per interval in a log).
         teacher: a classifier over the labels' K classes (class ``k`` = label ``k``: the
             generator's class ``k``, or the dataset's label ``k`` with ``class_to_idx``) that
             filters and relabels the candidates (:class:`ganaug.augment.Teacher`): items then
@@ -259,12 +260,12 @@ class SyntheticDataset(Dataset):
         if self.cache is None:
             self.cache = "memory"
         jobs = [(c, k) for c, n in enumerate(self.counts) for k in range(-(-n // self.chunk_size))]
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            jobs = tqdm(jobs, desc="synthetic chunks", unit="chunk")
+        bar = progress_bar(len(jobs), desc="synthetic chunks", unit="chunk",
+                           disable=not self.progress)
         for cls, k in jobs:
             self._chunk(cls, k)
+            bar.update(1)
+        bar.close()
         if self.layout is not None:
             manifest = self.cache_dir / ImageFolderLayout.MANIFEST
             if not manifest.is_file() or self.teacher is not None:  # keep an export's own
