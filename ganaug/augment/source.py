@@ -108,7 +108,23 @@ class GeneratorSource:
         return f"GeneratorSource({self.path or self._generator.__class__.__name__!r})"
 
 
-class SampleBank:
+class FromSource:
+    """``generator`` and ``path`` of an object that draws from ``self.source``."""
+
+    source: GeneratorSource
+
+    @property
+    def generator(self) -> Generator:
+        """The generator, loaded on first use in this process when given as a path."""
+        return self.source.generator
+
+    @property
+    def path(self) -> str | None:
+        """The model file the generator comes from, or ``None`` for a live generator."""
+        return self.source.path
+
+
+class SampleBank(FromSource):
     """Per-class buffers of generated images, refilled in batches, seeded per process.
 
     ``draw(label)`` pops the next image of that class; an empty buffer is refilled by ONE
@@ -165,15 +181,6 @@ class SampleBank:
                 gen.net.to(memory_format=torch.channels_last)
             self._sampler = gen
         return self._sampler
-
-    @property
-    def generator(self) -> Generator:
-        """The generator, loaded on first use in this process when the bank holds a path."""
-        return self.source.generator
-
-    @property
-    def path(self) -> str | None:
-        return self.source.path
 
     @property
     def classes(self) -> list[str]:

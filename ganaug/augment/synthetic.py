@@ -33,7 +33,7 @@ from ganaug._files import atomic_path, guard_folder
 from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, given_class_to_idx
 from ganaug.augment.functional import per_class_counts
-from ganaug.augment.source import GeneratorSource
+from ganaug.augment.source import FromSource, GeneratorSource
 from ganaug.augment.teacher import make_teacher
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.export import ImageFolderLayout, export_spec, generate_items, model_fingerprint
@@ -48,7 +48,7 @@ CACHE_META = "ganaug-synthetic.json"
 MEMORY_MB = 256
 
 
-class SyntheticDataset(Dataset):
+class SyntheticDataset(FromSource, Dataset):
     """A deterministic, index-addressable dataset of generated ``(PIL image, int label)``.
 
     Items are class-major: ``counts[0]`` images of class 0, then class 1, ... Item ``i`` maps
@@ -196,15 +196,6 @@ class SyntheticDataset(Dataset):
         self.class_to_idx = dict(mapping)
         self.classes = sorted(mapping, key=mapping.__getitem__)
         return [mapping.get(name, -1) for name in gen]
-
-    @property
-    def generator(self) -> Generator:
-        """The generator, loaded on first use in this process when given as a path."""
-        return self.source.generator
-
-    @property
-    def path(self) -> str | None:
-        return self.source.path
 
     # -- indexing ---------------------------------------------------------------------------
     def __len__(self) -> int:
