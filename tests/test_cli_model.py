@@ -117,3 +117,14 @@ def test_subprocess_bad_file_no_traceback(tmp_path):
     assert proc.stderr.startswith("ganaug: error: ") and "bad.safetensors" in proc.stderr
     assert "header too small" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize("command", ["sample", "export"])
+def test_device_cuda_without_a_gpu_is_a_clean_error(model_file, tmp_path, capsys, command):
+    out = tmp_path / ("grid.png" if command == "sample" else "synth")
+    assert main([command, str(model_file), "--n-per-class", "1", "--out", str(out),
+                 "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "asked for CUDA, but torch sees no CUDA GPU here" in err
+    assert "Traceback" not in err and not out.exists()
