@@ -179,3 +179,14 @@ def test_rank_rng_seeds_per_rank_and_reseeds_on_another_world_size():
     torch.manual_seed(3 + 7919 + 4)
     assert torch.equal(c, torch.rand(2))
     assert "noise streams are reseeded" in notes[0]
+
+
+def test_only_rank_0_judges_a_new_run_folder(tmp_path):
+    """Under torchrun the other ranks would see rank 0's own files (its writability probe,
+    config.yaml) as an occupied folder; rank 0's check is the one that counts."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".write-test").write_bytes(b"ok")  # what rank 0 may be writing at that moment
+    RunDir(out, dist=DistInfo(rank=1, world=2)).refuse_overwrite()  # no error on rank 1
+    with pytest.raises(GanaugTrainingError, match=r"already holds files \(\.write-test\)"):
+        RunDir(out, dist=DistInfo(rank=0, world=2)).refuse_overwrite()

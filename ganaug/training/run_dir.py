@@ -143,6 +143,11 @@ class RunDir:
             GanaugTrainingError: the folder holds a run (``--resume`` continues it), other
                 files, is a file, or cannot be written.
         """
+        # Rank 0 alone: the others would race with its own writes (the writability probe,
+        # config.yaml) and see them as "files already there". A refusal on rank 0 ends the
+        # torchrun group; the others wait at the barrier that follows in the trainer.
+        if not self.dist.is_main:
+            return
         if self.has_checkpoint():
             raise GanaugTrainingError(
                 f"{str(self.out)!r} already holds a run (checkpoints/last.pt). Pass --resume to "
