@@ -73,20 +73,11 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 def available_memory() -> int:
-    """Bytes of memory this process may still allocate (``MemAvailable``, else physical RAM)."""
-    import os
+    """Bytes of memory this process may still allocate without swapping (psutil's
+    ``available``: ``MemAvailable`` on Linux, the free + inactive pages elsewhere)."""
+    import psutil
 
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62  # unknown: do not refuse
+    return int(psutil.virtual_memory().available)
 
 
 def _human(n: float) -> str:

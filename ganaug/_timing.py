@@ -6,7 +6,6 @@ Private to :mod:`ganaug.bench` and the scripts in ``benchmarks/``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,14 +21,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def rss_mb() -> float | None:
-    """Current resident set size of this process in MiB (Linux), else None."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def peak_memory_mb(device: torch.device) -> float | None:

@@ -73,3 +73,14 @@ def test_to_float01_and_normalize():
     torch.testing.assert_close(to_float01(x), torch.ones(1, 3, 2, 2))
     out = normalize(torch.ones(3, 2, 2), [0.5, 0.5, 0.0], [0.5, 0.25, 1.0])
     torch.testing.assert_close(out[:, 0, 0], torch.tensor([1.0, 2.0, 1.0]))
+
+
+def test_memory_figures_come_from_psutil():
+    import psutil
+
+    from ganaug._imaging import available_memory
+    from ganaug._timing import rss_mb
+
+    rss = psutil.Process().memory_info().rss / 2**20
+    assert rss_mb() == pytest.approx(rss, rel=0.2)
+    assert 0 < available_memory() <= psutil.virtual_memory().total
