@@ -61,3 +61,13 @@ def test_lookup_refuses_labels_without_a_class():
         lookup(lut, torch.tensor(7))
     with pytest.raises(GanaugDataError, match="two classes one label"):
         class_lookup(GEN, {"c1": 0, "c2": 0})
+
+
+def test_one_reader_for_every_entry_points_class_arguments(const_generator):
+    from ganaug import GANAugment
+
+    assert to_class_to_idx(classes=["b", "a"], names_arg="dataset_classes") == {"b": 0, "a": 1}
+    with pytest.raises(GanaugDataError, match=r"class_to_idx= / dataset_classes= is empty"):
+        GANAugment(const_generator, dataset_classes=[])  # was a bare ValueError from max()
+    with pytest.raises(GanaugDataError, match=r"classes= names a more than once"):
+        to_class_to_idx(classes=["a", "a"])

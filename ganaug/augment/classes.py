@@ -55,24 +55,43 @@ def _declared(dataset: Any) -> dict[str, int] | None:
     return None
 
 
-def to_class_to_idx(*, class_to_idx: Mapping[str, int] | None = None,
-                    classes: Sequence[str] | None = None) -> dict[str, int] | None:
-    """One ``{name: label}`` from either argument (``classes[i]`` is label ``i``); both refused."""
+def to_class_to_idx(*, class_to_idx: Any = None, classes: Any = None,
+                    names_arg: str = "classes") -> dict[str, int] | None:
+    """The dataset's ``{name: label}`` from a user's ``class_to_idx=`` or list of names.
+
+    ``classes[i]`` names label ``i``; ``names_arg`` is what the caller calls that list
+    (``classes`` or ``dataset_classes``), for the messages. ``None`` when neither is given.
+
+    Raises:
+        GanaugDataError: both given; a mapping that is not ``{str: int in 0..MAX_LABEL}``; names
+            that are not a list of str or repeat a name; an empty mapping or list.
+    """
     if class_to_idx is not None and classes is not None:
-        raise GanaugDataError("Pass class_to_idx= or classes=, not both: they say the same thing "
-                              "(classes[i] is the name of label i).")
+        raise GanaugDataError(f"Pass class_to_idx= or {names_arg}=, not both: they say the same "
+                              f"thing ({names_arg}[i] is the name of label i).")
     if classes is not None:
-        if isinstance(classes, str):
-            raise GanaugDataError(f"classes= must be a list of class names, got the string "
-                                  f"{classes!r}. Pass e.g. classes=['cat', 'dog'].")
-        return {str(name): i for i, name in enumerate(classes)}
-    if class_to_idx is not None:
+        names = (list(classes) if isinstance(classes, Sequence) and not isinstance(classes, str)
+                 else None)
+        if names is None or not all(isinstance(name, str) for name in names):
+            raise GanaugDataError(f"{names_arg}= must be a list of class names (str), "
+                                  f"{names_arg}[i] naming label i; got {classes!r}.")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise GanaugDataError(f"{names_arg}= names {', '.join(twice)} more than once: "
+                                  "each label needs its own class name.")
+        mapping = {name: i for i, name in enumerate(names)}
+    elif class_to_idx is not None:
         if not isinstance(class_to_idx, Mapping):
             raise GanaugDataError(f"class_to_idx= must be a {{name: label}} dict, got "
                                   f"{type(class_to_idx).__name__}.")
         check_labels(class_to_idx, "class_to_idx=")
-        return {str(k): int(v) for k, v in class_to_idx.items()}
-    return None
+        mapping = {str(k): int(v) for k, v in class_to_idx.items()}
+    else:
+        return None
+    if not mapping:
+        raise GanaugDataError(f"class_to_idx= / {names_arg}= is empty; pass the dataset's class "
+                              "names (e.g. class_to_idx=dataset.class_to_idx), or leave it out.")
+    return mapping
 
 
 def class_lookup(generator_classes: Sequence[str], class_to_idx: Mapping[str, int] | None, *,
@@ -135,41 +154,11 @@ def lookup(lut: torch.Tensor | None, labels: torch.Tensor, *, what: str = "the d
         "matching class_to_idx= / classes=.")
 
 
-def given_class_to_idx(*, class_to_idx: Any = None, classes: Any = None) -> dict[str, int] | None:
-    """:func:`to_class_to_idx` for user arguments: also refuses an empty or non-int mapping."""
-    try:
-        mapping = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, GanaugDataError):
-            raise
-        raise GanaugDataError(f"class_to_idx= must map class names to int labels, got "
-                              f"{class_to_idx!r} ({exc}).") from None
-    if mapping is not None and not mapping:
-        raise GanaugDataError("class_to_idx= / classes= is empty; pass the dataset's class "
-                              "names (e.g. class_to_idx=dataset.class_to_idx), or leave it out.")
-    return mapping
-
-
 # -- per-sample label maps (GANAugment, with_labels, the albumentations transform) -------
-def dataset_mapping(class_to_idx: Mapping[str, int] | None, dataset_classes: Any,
-                    ) -> dict[str, int] | None:
+def dataset_mapping(class_to_idx: Any, dataset_classes: Any) -> dict[str, int] | None:
     """``{name: label}`` from ``class_to_idx=`` or ``dataset_classes=`` (a list), or ``None``."""
-    if class_to_idx is not None and dataset_classes is not None:
-        raise GanaugDataError("Pass class_to_idx= or dataset_classes=, not both: they say the "
-                              "same thing (dataset_classes[i] is the name of label i).")
-    if isinstance(class_to_idx, Mapping):
-        check_labels(class_to_idx, "class_to_idx=")
-    if dataset_classes is not None:
-        names = (list(dataset_classes) if isinstance(dataset_classes, Sequence)
-                 and not isinstance(dataset_classes, str) else None)
-        if names is None or not all(isinstance(name, str) for name in names):
-            raise GanaugDataError(f"dataset_classes= must be a list of class names (str), "
-                                  f"dataset_classes[i] naming label i; got {dataset_classes!r}.")
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise GanaugDataError(f"dataset_classes= names {', '.join(twice)} more than once: "
-                                  "each label needs its own class name.")
-    return to_class_to_idx(class_to_idx=class_to_idx, classes=dataset_classes)
+    return to_class_to_idx(class_to_idx=class_to_idx, classes=dataset_classes,
+                           names_arg="dataset_classes")
 
 
 def check_labels(class_to_idx: Mapping[Any, Any], what: str) -> None:

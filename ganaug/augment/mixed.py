@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from ganaug._checks import check_float, check_probability, check_seed, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_class_to_idx, lookup
+from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
 from ganaug.augment.functional import label_to_index, match_image, per_class_counts
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
@@ -288,7 +288,7 @@ class MixedDataset(Dataset):
 
     def _class_lookup(self, gen_classes: list[str], class_to_idx, classes) -> list[int] | None:
         """Set ``classes``/``class_to_idx`` (the real label space); the label -> generator map."""
-        mapping = given_class_to_idx(class_to_idx=class_to_idx, classes=classes)
+        mapping = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
         mapping = mapping if mapping is not None else dataset_class_to_idx(self.real)
         if mapping is None:  # no names: labels are the generator's indices
             self.classes = gen_classes

@@ -18,7 +18,7 @@ import torch
 
 from ganaug._checks import check_float, check_int, check_probability, check_seed, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.classes import class_lookup, dataset_class_to_idx, given_class_to_idx, lookup
+from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
 from ganaug.augment.functional import fit_images, label_to_index, normalize
 from ganaug.augment.source import GeneratorSource
 from ganaug.augment.teacher import Teacher, make_teacher, parse_stats
@@ -110,7 +110,7 @@ class BatchMixer:
         self.fraction = check_probability("fraction", fraction)
         self.device = torch.device(device) if device is not None else None
         self.mean, self.std = parse_stats(mean, std)
-        self.class_to_idx = given_class_to_idx(class_to_idx=class_to_idx, classes=classes)
+        self.class_to_idx = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
         self._lut = class_lookup(self.generator.classes, self.class_to_idx, what="class_to_idx")
         n_labels = self.generator.num_classes if self._lut is None else len(self._lut)
         self.num_classes = n_labels if num_classes is None else check_int("num_classes", num_classes)

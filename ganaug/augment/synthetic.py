@@ -31,7 +31,7 @@ from ganaug._checks import (
 )
 from ganaug._files import atomic_path, guard_folder
 from ganaug._seeding import derive_seed
-from ganaug.augment.classes import class_lookup, given_class_to_idx
+from ganaug.augment.classes import class_lookup, to_class_to_idx
 from ganaug.augment.functional import per_class_counts
 from ganaug.augment.source import FromSource, GeneratorSource
 from ganaug.augment.teacher import make_teacher
@@ -133,7 +133,7 @@ class SyntheticDataset(FromSource, Dataset):
         self.counts = per_class_counts(n_per_class if counts is None else counts,
                                        self.generator_classes,
                                        what="n_per_class" if counts is None else "counts")
-        self._labels = self._label_space(given_class_to_idx(class_to_idx=class_to_idx,
+        self._labels = self._label_space(to_class_to_idx(class_to_idx=class_to_idx,
                                                             classes=classes), n_per_class)
         self.offsets = np.cumsum([0] + self.counts).tolist()
         self.targets = [self._labels[c] for c, n in enumerate(self.counts) for _ in range(n)]
