@@ -178,19 +178,31 @@ def check_same_classes(what_a: str, classes_a: Sequence[str], what_b: str,
             f"({', '.join(map(str, classes_b))})." + (f" {fix}" if fix else ""))
 
 
-def check_unnormalised(image: Any, where: str, fix: str) -> None:
-    """Refuse a float image with values outside [0, 1]: it was normalised before ``where``."""
+def outside_unit_range(image: Any, slack: float) -> tuple[float, float] | None:
+    """``(low, high)`` of a float image or batch whose values leave ``[-slack, 1 + slack]``
+    (or are not finite), else ``None``; uint8 and non-array inputs are never outside."""
     if isinstance(image, torch.Tensor):
         floating, empty = image.is_floating_point(), image.numel() == 0
     elif isinstance(image, np.ndarray):
         floating, empty = image.dtype.kind == "f", image.size == 0
     else:
-        return
+        return None
     if not floating or empty:
-        return
-    low, high = float(image.min()), float(image.max())
-    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK or not (np.isfinite(low) and
-                                                             np.isfinite(high)):
+        return None
+    if isinstance(image, torch.Tensor):
+        low, high = (float(v) for v in torch.aminmax(image.detach().float()))
+    else:
+        low, high = float(image.min()), float(image.max())
+    if low < -slack or high > 1 + slack or not (np.isfinite(low) and np.isfinite(high)):
+        return low, high
+    return None
+
+
+def check_unnormalised(image: Any, where: str, fix: str) -> None:
+    """Refuse a float image with values outside [0, 1]: it was normalised before ``where``."""
+    bad = outside_unit_range(image, RANGE_SLACK)
+    if bad is not None:
+        low, high = bad
         raise GanaugDataError(
             f"{where} got a float image with values in [{low:.3g}, {high:.3g}], not [0, 1]: it "
             f"was normalised (or scaled) before {where}, which would insert [0, 1] synthetic "

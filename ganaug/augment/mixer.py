@@ -19,7 +19,12 @@ import torch
 from ganaug._checks import check_float, check_int, check_probability, check_seed, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
-from ganaug.augment.functional import fit_images, label_to_index, normalize
+from ganaug.augment.functional import (
+    fit_images,
+    label_to_index,
+    normalize,
+    outside_unit_range,
+)
 from ganaug.augment.source import GeneratorSource
 from ganaug.augment.teacher import Teacher, make_teacher, parse_stats
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -30,7 +35,7 @@ __all__ = ["BatchMixer"]
 _EMPTY = torch.empty(0, dtype=torch.int64)
 #: A float batch without mean/std must lie in [0, 1]; this much slack covers the overshoot of
 #: bicubic/antialiased resizing, while any Normalize-d batch reaches far below it.
-RANGE_SLACK = 0.1
+RANGE_SLACK = 0.1  # a batch: antialiased resizes overshoot [0, 1] a little
 _LABEL_KEYS = ("labels", "label", "targets", "target", "y")
 _IMAGE_KEYS = ("images", "image", "inputs", "input", "img", "x")
 
@@ -370,10 +375,9 @@ class BatchMixer:
 
 def _check_unit_range(x: torch.Tensor) -> None:
     """Refuse a float batch that is clearly not in [0, 1] (normalised, or 0-255 floats)."""
-    if not x.numel():
-        return
-    low, high = (float(v) for v in torch.aminmax(x.detach().float()))
-    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+    bad = outside_unit_range(x, RANGE_SLACK)
+    if bad is not None:
+        low, high = bad
         raise GanaugDataError(
             f"The float batch spans [{low:.3g}, {high:.3g}], but without mean=/std= "
             "BatchMixer takes float batches as [0, 1] and would insert [0, 1] images "
