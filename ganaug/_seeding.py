@@ -37,21 +37,6 @@ def worker_key() -> tuple[int, int | None, int | None]:
     return (os.getpid(), int(info.id), int(info.seed))
 
 
-def stream_seed(seed: int | None, *salt: int) -> int:
-    """The seed of this process's random stream: distinct per DataLoader worker.
-
-    With ``seed`` given, the stream is a function of ``(seed, salt, worker id)`` and so
-    reproducible; with ``seed=None`` it comes from the worker's own seed (which a seeded
-    DataLoader makes reproducible) or, in the main process, from torch's global RNG.
-    """
-    _, worker, worker_seed = worker_key()
-    if seed is not None:
-        return derive_seed(seed, *salt, -1 if worker is None else worker)
-    if worker_seed is not None:
-        return derive_seed(worker_seed, *salt)
-    return derive_seed(int(torch.randint(0, 2**62, (1,)).item()), *salt)
-
-
 def worker_stream_seed(seed: int | None) -> int:
     """The seed of an augmentation stream in this process: distinct per worker and per epoch.
 
