@@ -259,6 +259,7 @@ def test_class_identity_errors(const_generator, kwargs, y, match):
 @pytest.mark.parametrize("x,match", [
     ((torch.rand(4, 3, 8, 8) - 0.485) / 0.229, r"spans \[-2\.\d+, 2\.\d+\].*mean=\.\.\., std=\.\.\."),
     (torch.rand(4, 3, 8, 8) * 255, r"x / 255 for 0-255 floats"),
+    (torch.full((4, 3, 8, 8), float("nan")), r"spans \[nan, nan\]"),
 ])
 def test_a_normalised_batch_without_mean_std_is_refused(const_generator, x, match):
     mixer = BatchMixer(const_generator, 0.5)
