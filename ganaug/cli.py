@@ -349,7 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="+kd arms: weight of the hard labels against the teacher's (default 0.5)")
     p.add_argument("--teacher-filter", type=finite_float, default=None, dest="teacher_filter",
                    metavar="Q", help="drop the fraction Q of synthetic images that the seed's "
-                   "real+aug classifier finds hardest (highest loss)")
+                   "teacher finds hardest (highest loss)")
+    p.add_argument("--synthetic-loss-weight", type=finite_float, default=1.0, metavar="W",
+                   dest="synthetic_loss_weight", help="weight of each synthetic image's loss in "
+                   "the real+...+gan arms (default 1; e.g. 0.1)")
+    p.add_argument("--teacher-backbone", default=None, metavar="NAME", dest="teacher_backbone",
+                   help="teacher of the +kd arms and --teacher-filter: a timm backbone trained "
+                   "on each seed's real images (default: the seed's real+aug classifier)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder of the report, results and cached runs")

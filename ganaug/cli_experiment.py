@@ -45,7 +45,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         generator=args.generator, image_size=args.image_size,
         synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,
         min_confidence=args.min_confidence, kd_temperature=args.kd_temperature,
-        kd_alpha=args.kd_alpha, teacher_filter=args.teacher_filter, device=args.device)
+        kd_alpha=args.kd_alpha, teacher_filter=args.teacher_filter,
+        synthetic_loss_weight=args.synthetic_loss_weight, teacher_backbone=args.teacher_backbone,
+        device=args.device)
     print(format_table(doc))
     out = Path(args.out)
     print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}, "

@@ -154,3 +154,40 @@ def test_teacher_filter_runs_the_teacher_first_and_drops_synthetic_images(tmp_pa
                      "gan": "100 synthetic (10 per class), 25 synthetic dropped by the real+aug "
                             "teacher's loss"}
     assert doc["settings"]["teacher_filter"] == 0.25
+
+
+def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_cannot_touch(
+        tmp_path, monkeypatch):
+    from ganaug.evaluation import experiment
+    from ganaug.evaluation.experiment import run_experiment
+
+    tiny = {"per_class": "10", "backbone": "resnet10t", "stem": "cifar-3x3-pool", "seeds": 1,
+            "gan_steps": 2, "classifier_steps": 2, "image_size": 16, "batch_size": 16,
+            "model_kwargs": {"channels": (8, 8, 8, 8), "stem_width": 8}, "progress": False}
+    teachers = []
+    real_cell = experiment._run_cell
+
+    def spy(name, *args, teacher=None, **kwargs):
+        teachers.append((name, teacher))
+        return real_cell(name, *args, teacher=teacher, **kwargs)
+
+    monkeypatch.setattr(experiment, "_run_cell", spy)
+    doc = run_experiment("digits", out=tmp_path, arms="real+aug+kd,real+aug+gan+kd",
+                         teacher_backbone="resnet14t", **tiny)
+    assert len({id(t) for n, t in teachers if n.endswith("kd")}) == 1  # one teacher for both
+    taught = next(t for n, t in teachers if n == "real+aug+kd")
+    assert taught.ganaug_config["name"] == "resnet14t"  # not the student's resnet10t
+    files = sorted(p.name for p in (tmp_path / "cells").glob("*-teacher-*.safetensors"))
+    assert len(files) == 1 and not (tmp_path / "cells" / "10-s0-real_aug.safetensors").exists()
+    notes = {c["arm"]: c["train_data"] for c in doc["cells"]}
+    assert notes["real+aug+kd"] == "100 real, distilled from resnet14t (T=4, alpha=0.5)"
+    assert doc["settings"]["teacher_backbone"] == "resnet14t"
+    # another synthetic loss weight: only the GAN arm is retrained, with the saved teacher
+    teachers.clear()
+    again = run_experiment("digits", out=tmp_path, arms="real+aug+kd,real+aug+gan+kd",
+                           teacher_backbone="resnet14t", synthetic_loss_weight=0.25, **tiny)
+    assert [n for n, _ in teachers] == ["real+aug+gan+kd"]
+    notes = {c["arm"]: c["train_data"] for c in again["cells"]}
+    assert notes["real+aug+gan+kd"].endswith(", synthetic loss x0.25")
+    with pytest.raises(GanaugConfigError, match=r"--teacher-backbone is empty"):
+        experiment.ExperimentSettings(data="digits", teacher_backbone=" ")

@@ -58,7 +58,16 @@ def test_settings_are_normalised_with_their_defaults():
                                      "classifier_steps", "batch_size", "gan_steps", "generator",
                                      "image_size", "synthetic_ratio", "replace_p",
                                      "min_confidence", "model_kwargs", "kd_temperature",
-                                     "kd_alpha", "teacher_filter"]
+                                     "kd_alpha", "teacher_filter", "synthetic_loss_weight",
+                                     "teacher_backbone"]
+    # A real-only arm's cell does not depend on the GAN, distillation or teacher settings.
+    assert list(tail.cell_key("real")) == ["data", "test", "imbalance", "backbone", "stem",
+                                           "classifier_steps", "batch_size", "image_size",
+                                           "model_kwargs"]
+    assert "kd_alpha" not in tail.cell_key("real+aug+gan")
+    assert "kd_alpha" in tail.cell_key("real+aug+kd")
+    assert "teacher_backbone" in tail.cell_key("real+aug+kd")
+    assert (tail.synthetic_loss_weight, tail.teacher_backbone) == (1.0, None)
     assert (tail.kd_temperature, tail.kd_alpha) == (4.0, 0.5)
 
 

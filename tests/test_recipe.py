@@ -201,3 +201,57 @@ def test_recipe_checks_its_budget_on_creation():
         ClassifierRecipe(batch_size=1)
     with pytest.raises(GanaugConfigError, match=r"augment must be None or 'standard'"):
         ClassifierRecipe(augment="strong")
+
+
+# -- the synthetic loss weight ---------------------------------------------------------------------
+def test_batch_loss_weights_rows_like_weighted_loss():
+    from ganaug.augment import weighted_loss
+    from ganaug.evaluation.recipe import _batch_loss
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
+    mask = torch.tensor([False, True, False, True, True, False])
+    w = torch.where(mask, 0.1, 1.0)
+    got = _batch_loss(logits, labels, weights=None, label_smoothing=0.0, row_weights=w)
+    torch.testing.assert_close(got, weighted_loss(logits, labels, mask, synthetic_weight=0.1))
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    torch.testing.assert_close(got, (ce * w).sum() / w.sum())
+    plain = _batch_loss(logits, labels, weights=None, label_smoothing=0.0, row_weights=None)
+    torch.testing.assert_close(plain, ce.mean())
+
+
+def test_synthetic_rows_and_mixer_rows_get_the_synthetic_weight(digits16, monkeypatch):
+    from ganaug.evaluation import recipe
+
+    train, _ = digits16
+    seen = []
+    real_loss = recipe._batch_loss
+
+    def spy(logits, labels, *, row_weights, **kw):
+        seen.append((labels.clone(), row_weights.clone()))
+        return real_loss(logits, labels, row_weights=row_weights, **kw)
+
+    monkeypatch.setattr(recipe, "_batch_loss", spy)
+    images, labels = train.images[:64], train.labels[:64]
+    synthetic = labels >= 5  # pretend classes 5-9 are the synthetic rows
+
+    class Replace:
+        """Marks the batch's first row as replaced, like BatchMixer.last_synthetic_mask."""
+
+        def __call__(self, x, y):
+            self.last_synthetic_mask = torch.arange(len(y)) == 0
+            return x, y
+
+    train_classifier(tiny(), (images, labels), steps=3, batch_size=16, synthetic=synthetic,
+                     synthetic_weight=0.25, mixer=Replace(), progress=False)
+    assert len(seen) == 3
+    for y, w in seen:
+        expected = torch.where((y >= 5) | (torch.arange(16) == 0), 0.25, 1.0)
+        torch.testing.assert_close(w, expected)
+    with pytest.raises(GanaugDataError, match=r"synthetic= has 3 rows for 64 training images"):
+        train_classifier(tiny(), (images, labels), steps=1, synthetic=synthetic[:3],
+                         synthetic_weight=0.5, progress=False)
+    with pytest.raises(GanaugConfigError, match=r"synthetic_weight must be a finite number in "
+                                                 r"\(0, inf\), got 0.0"):
+        train_classifier(tiny(), (images, labels), steps=1, synthetic=synthetic,
+                         synthetic_weight=0.0, progress=False)

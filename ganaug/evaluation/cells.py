@@ -5,6 +5,7 @@ with the same settings, and the classifiers other cells need (the ``real`` filte
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,14 @@ class CellCache:
     """Finished cells in ``folder``, one JSON file each with the settings that made it: a rerun
     with the same settings reuses a cell, a cell made with other settings is recomputed."""
 
-    def __init__(self, folder: Path, key: dict[str, Any]) -> None:
+    def __init__(self, folder: Path,
+                 key: dict[str, Any] | Callable[[str], dict[str, Any]]) -> None:
         self.folder = folder
-        self.key = json.loads(json.dumps(key))
+        self._key = key
+
+    def key(self, arm: str) -> dict[str, Any]:
+        """The settings (as JSON would give them back) that a cell of ``arm`` must match."""
+        return json.loads(json.dumps(self._key(arm) if callable(self._key) else self._key))
 
     def _path(self, regime: str, seed: int, arm: str) -> Path:
         return self.folder / f"{regime}-s{seed}-{arm.replace('+', '_')}.json"
@@ -28,7 +34,7 @@ class CellCache:
         path = self._path(regime, seed, arm)
         if path.is_file():
             cached = json.loads(path.read_text())
-            if cached.get("settings") == self.key:
+            if cached.get("settings") == self.key(arm):
                 return cached
         return None
 

@@ -60,6 +60,11 @@ class DistillMixer:
             logits = self.teacher(to_input(self.teacher, images.to(dev))).float()
         return F.softmax(logits / self.temperature, dim=1).to(images.device)
 
+    @property
+    def last_synthetic_mask(self) -> torch.Tensor | None:
+        """The rows the ``then`` mixer replaced in the last batch (None without one)."""
+        return getattr(self.then, "last_synthetic_mask", None)
+
     def __call__(self, images: torch.Tensor, labels: torch.Tensor):
         if self.then is not None:
             images, labels = self.then(images, labels)

@@ -11,6 +11,8 @@ cached in ``OUT/cells`` so a rerun resumes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import time
@@ -68,7 +70,14 @@ def parse_regimes(per_class: str | Sequence) -> list[str]:
 # The settings a cached cell must match to be reused (in this order in results.json).
 _CELL_KEYS = ("data", "test", "imbalance", "backbone", "stem", "classifier_steps", "batch_size",
               "gan_steps", "generator", "image_size", "synthetic_ratio", "replace_p",
-              "min_confidence", "model_kwargs", "kd_temperature", "kd_alpha", "teacher_filter")
+              "min_confidence", "model_kwargs", "kd_temperature", "kd_alpha", "teacher_filter",
+              "synthetic_loss_weight", "teacher_backbone")
+# Settings that cannot change an arm without synthetic images, without distillation, or without
+# a teacher: left out of that arm's cell key, so changing them reuses the cells they cannot touch.
+_GAN_KEYS = ("gan_steps", "generator", "synthetic_ratio", "replace_p", "min_confidence",
+             "teacher_filter", "synthetic_loss_weight")
+_KD_KEYS = ("kd_temperature", "kd_alpha")
+_TEACHER_KEYS = ("teacher_backbone",)
 
 
 @dataclass
@@ -108,6 +117,8 @@ class ExperimentSettings:
     kd_temperature: float = KD_TEMPERATURE
     kd_alpha: float = KD_ALPHA
     teacher_filter: float | None = None
+    synthetic_loss_weight: float = 1.0
+    teacher_backbone: str | None = None
     device: DeviceLike = None
     progress: bool = True
 
@@ -127,6 +138,13 @@ class ExperimentSettings:
                                           open_min=True, hint="(CLI: --kd-temperature.)")
         self.kd_alpha = check_float("kd_alpha", self.kd_alpha, minimum=0.0, maximum=1.0,
                                     hint="(CLI: --kd-alpha.)")
+        self.synthetic_loss_weight = check_float(
+            "synthetic_loss_weight", self.synthetic_loss_weight, minimum=0.0, open_min=True,
+            hint="(CLI: --synthetic-loss-weight.)")
+        if self.teacher_backbone is not None and not str(self.teacher_backbone).strip():
+            raise GanaugConfigError("--teacher-backbone is empty; give a timm model name (e.g. "
+                                    "resnet18) or leave it out to use each seed's real+aug "
+                                    "classifier.")
         if self.teacher_filter is not None:
             check_float("teacher_filter", self.teacher_filter, minimum=0.0, maximum=1.0,
                         hint="(CLI: --teacher-filter.)")
@@ -154,9 +172,30 @@ class ExperimentSettings:
                                 model_kwargs=self.model_kwargs, steps=self.classifier_steps,
                                 batch_size=self.batch_size, augment=augment)
 
-    def cell_key(self) -> dict[str, Any]:
-        """The settings a cached cell must match to be reused."""
-        return {k: getattr(self, k) for k in _CELL_KEYS}
+    def teacher_recipe(self) -> ClassifierRecipe:
+        """The recipe of a ``teacher_backbone`` teacher: ``real+aug``'s, with that backbone at
+        its own default width (``model_kwargs`` belong to the student's backbone)."""
+        return ClassifierRecipe(backbone=self.teacher_backbone, stem=self.stem,
+                                steps=self.classifier_steps, batch_size=self.batch_size,
+                                augment="standard")
+
+    def needs_teacher(self, arm: str) -> bool:
+        """Whether ``arm`` uses a teacher (``+kd``, or ``teacher_filter`` on a GAN arm)."""
+        return ARMS[arm].distill or (ARMS[arm].uses_gan and self.teacher_filter is not None)
+
+    def cell_key(self, arm: str | None = None) -> dict[str, Any]:
+        """The settings a cached cell of ``arm`` must match to be reused (all with None)."""
+        keys = list(_CELL_KEYS)
+        if arm is not None:
+            drop = set()
+            if not ARMS[arm].uses_gan:
+                drop.update(_GAN_KEYS)
+            if not ARMS[arm].distill:
+                drop.update(_KD_KEYS)
+            if not self.needs_teacher(arm):
+                drop.update(_TEACHER_KEYS)
+            keys = [k for k in keys if k not in drop]
+        return {k: getattr(self, k) for k in keys}
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
@@ -238,40 +277,72 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
         arm, subset, generator, seed=seed, synthetic_ratio=settings.synthetic_ratio,
         replace_p=settings.replace_p, balanced=settings.imbalance is not None,
         filter_model=real_model, min_confidence=settings.min_confidence)
+    who = settings.teacher_backbone or TEACHER
     if settings.teacher_filter is not None and arm.uses_gan:
-        start = len(subset) if arm.data == "real+synthetic" else 0
-        images, labels, dropped = drop_hardest(teacher, *train_data, start=start,
+        first = len(subset) if arm.data == "real+synthetic" else 0
+        images, labels, dropped = drop_hardest(teacher, *train_data, start=first,
                                                fraction=settings.teacher_filter)
         train_data = (images, labels)
-        note += f", {dropped} synthetic dropped by the {TEACHER} teacher's loss"
+        note += f", {dropped} synthetic dropped by the {who} teacher's loss"
     if arm.distill:
         mixer = DistillMixer(teacher, temperature=settings.kd_temperature,
                              alpha=settings.kd_alpha, then=mixer)
-        note += f", distilled from {TEACHER} (T={settings.kd_temperature:g}, " \
+        note += f", distilled from {who} (T={settings.kd_temperature:g}, " \
                 f"alpha={settings.kd_alpha:g})"
+    synthetic, weight = None, 1.0
+    if arm.data == "real+synthetic" and settings.synthetic_loss_weight != 1.0:
+        # Appended synthetic rows follow the real ones; a BatchMixer marks the rows it replaced.
+        weight = settings.synthetic_loss_weight
+        synthetic = torch.arange(len(train_data[1])) >= len(subset)
+        note += f", synthetic loss x{weight:g}"
     model = settings.recipe(arm.augment).train(
         train_data, like=subset, seed=seed, mixer=mixer, class_weights=arm.class_weights,
-        sampler=arm.sampler, device=settings.device, progress=settings.progress, desc=name)
+        sampler=arm.sampler, synthetic=synthetic, synthetic_weight=weight,
+        device=settings.device, progress=settings.progress, desc=name)
     result = evaluate_classifier(model, test.images, test.labels, device=settings.device)
     result.update(train_data=note, wall_s=round(time.perf_counter() - start, 2))
     return result, model
 
 
 # -- the experiment -------------------------------------------------------------------------------
-def _needs_teacher(settings: ExperimentSettings, arm: str) -> bool:
-    """Whether ``arm`` uses the seed's real+aug classifier (``+kd``, or ``teacher_filter``)."""
-    return ARMS[arm].distill or (ARMS[arm].uses_gan and settings.teacher_filter is not None)
+def _teacher_path(settings: ExperimentSettings, cache: CellCache, regime: str, seed: int) -> Path:
+    """Where the seed's teacher is kept: the ``real+aug`` cell's classifier, or a
+    ``teacher_backbone`` classifier named by a hash of everything that shaped it."""
+    if settings.teacher_backbone is None:
+        return cache.real_model(regime, seed, TEACHER)
+    shape = {k: getattr(settings, k) for k in ("data", "test", "imbalance", "stem", "image_size",
+                                               "classifier_steps", "batch_size",
+                                               "teacher_backbone")}
+    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
+    return cache.real_model(regime, seed, f"teacher-{digest}")
+
+
+def _teacher(settings: ExperimentSettings, path: Path, subset, seed: int):
+    """The seed's teacher, from ``path``; a ``teacher_backbone`` teacher is trained (real+aug's
+    recipe on the real subset) and saved there the first time."""
+    if path.is_file():
+        return load_classifier(path)[0].to(settings.device)
+    if settings.teacher_backbone is None:
+        raise GanaugDataError(f"The {TEACHER} classifier that teaches the +kd arms is missing "
+                              f"({path}); delete {path.parent} to recompute.")
+    model = settings.teacher_recipe().train(subset, seed=seed, device=settings.device,
+                                            progress=settings.progress,
+                                            desc=f"teacher {settings.teacher_backbone}")
+    save_classifier(model, path)
+    return model.to(settings.device)
 
 
 def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed: int, subset,
               test, given, gan_dir: Path, done: Callable[[dict[str, Any]], None]):
     """Every arm of one regime and seed (cached or computed); returns the generator used, if any."""
     gen = real_model = teacher = None
-    distills = any(_needs_teacher(settings, a) for a in settings.arms)
+    teacher_path = _teacher_path(settings, cache, regime, seed)
+    # The real+aug arm is the teacher unless a teacher_backbone is given; it then keeps its model.
+    keeps_teacher = (settings.teacher_backbone is None
+                     and any(settings.needs_teacher(a) for a in settings.arms))
     for name in settings.arms:
         cached = cache.get(regime, seed, name)
-        saved_teacher = cache.real_model(regime, seed, TEACHER)
-        if name == TEACHER and distills and not saved_teacher.is_file():
+        if name == TEACHER and keeps_teacher and not teacher_path.is_file():
             cached = None  # cached without its model (an earlier run had no +kd arm): retrain
         if cached is not None:
             done(cached)
@@ -282,16 +353,13 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
         if (ARMS[name].uses_gan and settings.min_confidence is not None and real_model is None
                 and saved_real.is_file()):
             real_model = load_classifier(saved_real)[0].to(settings.device)
-        if _needs_teacher(settings, name) and teacher is None:
-            if not saved_teacher.is_file():
-                raise GanaugDataError(f"The {TEACHER} classifier that teaches {name} is missing "
-                                      f"({saved_teacher}); delete {cache.folder} to recompute.")
-            teacher = load_classifier(saved_teacher)[0].to(settings.device)
+        if settings.needs_teacher(name) and teacher is None:
+            teacher = _teacher(settings, teacher_path, subset, seed)
         result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
                                   real_model=real_model, teacher=teacher)
-        if name == TEACHER and distills:
+        if name == TEACHER and keeps_teacher:
             teacher = model
-            save_classifier(model, saved_teacher)
+            save_classifier(model, teacher_path)
             model.to(settings.device)
         if name == "real":
             real_model = model
@@ -299,7 +367,7 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
                 save_classifier(model, cache.real_model(regime, seed))
                 model.to(settings.device)
         cell = {"regime": regime, "seed": seed, "arm": name, "n_real": len(subset),
-                "real_spec": subset.spec, "settings": cache.key, **result}
+                "real_spec": subset.spec, "settings": cache.key(name), **result}
         cache.put(cell)
         done(cell)
     return gen
@@ -314,6 +382,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                    synthetic_ratio: float | None = None, replace_p: float | None = None,
                    min_confidence: float | None = None, kd_temperature: float = KD_TEMPERATURE,
                    kd_alpha: float = KD_ALPHA, teacher_filter: float | None = None,
+                   synthetic_loss_weight: float = 1.0, teacher_backbone: str | None = None,
                    device: DeviceLike = None,
                    gan_config: dict[str, Any] | None = None,
                    model_kwargs: dict[str, Any] | None = None,
@@ -345,7 +414,12 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         kd_temperature, kd_alpha: the ``+kd`` arms' teacher temperature and the weight of the
             hard labels (see :class:`ganaug.evaluation.distill.DistillMixer`).
         teacher_filter: drop this fraction of each GAN arm's appended synthetic images, those
-            with the highest loss under the seed's ``real+aug`` classifier (trained first).
+            with the highest loss under the seed's teacher.
+        synthetic_loss_weight: weight of each synthetic row's loss in the ``real+synthetic``
+            arms (``sum w_i CE_i / sum w_i``; 1 = unweighted; e.g. 0.1 as in EC-GAN).
+        teacher_backbone: the teacher of ``+kd`` arms and ``teacher_filter``: None uses each
+            seed's ``real+aug`` classifier (already trained, no extra cost); a timm name trains
+            that backbone (default width, real+aug's recipe) on each seed's real subset once.
         device: where classifiers and GANs run (``None``: the best available).
         gan_config: extra :class:`ganaug.TrainConfig` fields for the GANs.
         model_kwargs: extra ``timm.create_model`` arguments of the classifier.
@@ -368,6 +442,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         gan_config=gan_config, generator=generator, image_size=image_size,
         synthetic_ratio=synthetic_ratio, replace_p=replace_p, min_confidence=min_confidence,
         kd_temperature=kd_temperature, kd_alpha=kd_alpha, teacher_filter=teacher_filter,
+        synthetic_loss_weight=synthetic_loss_weight, teacher_backbone=teacher_backbone,
         device=device, progress=progress)
     out = Path(out)
     given = None
@@ -378,7 +453,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
     test_data = load_data(test or data, split=None if test else "test",
                           size=settings.image_size, channels=settings.channels)
     started = time.perf_counter()
-    cache = CellCache(out / "cells", settings.cell_key())
+    cache = CellCache(out / "cells", settings.cell_key)
     cells: list[dict[str, Any]] = []
     samples: dict[str, Path | None] = {}
     bar = progress_bar(total=len(settings.regimes) * settings.seeds * len(settings.arms),

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from ganaug._checks import check_int
+from ganaug._checks import check_float, check_int
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
 from ganaug.evaluation.classifier import config_of, create_classifier, to_input
@@ -112,6 +112,7 @@ class _TensorBatches:
         counts = torch.bincount(labels).float()
         self.weights = (1.0 / counts.clamp(min=1))[labels]
         self.queue = torch.empty(0, dtype=torch.int64)
+        self.last_idx = self.queue
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.sampler == "balanced":
@@ -122,6 +123,7 @@ class _TensorBatches:
                 self.queue = torch.cat([self.queue, torch.randperm(len(self.labels),
                                                                    generator=self.gen)])
             idx, self.queue = self.queue[:self.batch_size], self.queue[self.batch_size:]
+        self.last_idx = idx
         return self.images[idx], self.labels[idx]
 
 
@@ -189,6 +191,51 @@ def _class_weight_tensor(class_weights, labels: torch.Tensor | None,
     return weights
 
 
+def _check_synthetic(synthetic, synthetic_weight: float, n_rows: int | None) -> torch.Tensor | None:
+    """The checked ``(N,)`` bool mask of synthetic rows (None when no row is weighted)."""
+    check_float("synthetic_weight", synthetic_weight, minimum=0.0, open_min=True,
+                hint="(CLI: --synthetic-loss-weight.)")
+    if synthetic is None:
+        return None
+    if n_rows is None:
+        raise GanaugConfigError("synthetic= marks rows of in-memory (images, labels) tensors; "
+                                "for a Dataset, use a mixer's last_synthetic_mask.")
+    mask = torch.as_tensor(synthetic).bool().reshape(-1)
+    if mask.shape[0] != n_rows:
+        raise GanaugDataError(f"synthetic= has {mask.shape[0]} rows for {n_rows} training "
+                              "images; give one bool per image (True: synthetic).")
+    return mask
+
+
+def _batch_loss(logits, labels, *, weights, label_smoothing, row_weights) -> torch.Tensor:
+    """Cross-entropy of a batch; with ``row_weights``, ``sum_i w_i CE_i / sum_i w_i``."""
+    if row_weights is None:
+        return F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing)
+    per_row = F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing,
+                              reduction="none")
+    return (row_weights * per_row).sum() / row_weights.sum()
+
+
+def _synthetic_rows(batches, synthetic, mixer, n: int, dev) -> torch.Tensor:
+    """``(n,)`` bool: rows of this batch drawn from synthetic data or replaced by the mixer."""
+    rows = torch.zeros(n, dtype=torch.bool, device=dev)
+    if synthetic is not None:
+        rows |= synthetic[batches.last_idx].to(dev)
+    replaced = getattr(mixer, "last_synthetic_mask", None)
+    if replaced is not None and replaced.shape == (n,):
+        rows |= replaced.to(dev)
+    return rows
+
+
+def _optimizer(model: nn.Module, name: str, lr, weight_decay) -> torch.optim.Optimizer:
+    """SGD (Nesterov, momentum 0.9; lr 0.05, wd 5e-4) or AdamW (lr 2e-3, wd 0.05) by default."""
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr or 0.05, momentum=0.9, nesterov=True,
+                               weight_decay=5e-4 if weight_decay is None else weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=lr or 2e-3,
+                             weight_decay=0.05 if weight_decay is None else weight_decay)
+
+
 def _schedule(step: int, steps: int, warmup: int) -> float:
     """Linear warm-up, then cosine decay to 0 over the remaining steps (a factor of ``lr``)."""
     if step < warmup:
@@ -217,6 +264,7 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
                      optimizer: str = "sgd", augment: str | None = None, flip: bool = True,
                      mixer: Callable | None = None, class_weights=None,
                      sampler: str = "uniform", label_smoothing: float = 0.0, seed: int = 0,
+                     synthetic: torch.Tensor | None = None, synthetic_weight: float = 1.0,
                      device: DeviceLike = None, amp: bool | None = None,
                      num_workers: int = 0, progress: bool = True,
                      desc: str = "classifier") -> nn.Module:
@@ -245,6 +293,13 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         sampler: ``"uniform"`` (shuffled epochs) or ``"balanced"`` (class-balanced oversampling).
         label_smoothing: passed to the cross-entropy.
         seed: seeds the batches and the augmentation.
+        synthetic: ``(N,)`` bool, True at the rows of tensor ``train_data`` that are synthetic.
+            Rows a mixer replaced (its ``last_synthetic_mask``, e.g. :class:`ganaug.BatchMixer`)
+            count as synthetic too.
+        synthetic_weight: weight > 0 of each synthetic row's loss: the batch loss becomes
+            ``sum_i w_i CE_i / sum_i w_i`` with ``w_i = synthetic_weight`` on synthetic rows and 1
+            on real ones (the same as :func:`ganaug.augment.weighted_loss`; class weights multiply each
+            ``CE_i``). 1 (default) is the plain loss.
         device: where to train; ``None`` or ``"auto"``: the best available (cuda, mps, cpu).
         amp: bfloat16 autocast (default: on for CUDA).
         num_workers: DataLoader workers (Dataset input only).
@@ -277,14 +332,12 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         batches = _LoaderBatches(train_data, batch_size, sampler, gen, num_workers)
     weights = _class_weight_tensor(class_weights, labels_all, cfg["num_classes"])
     weights = weights.to(dev) if weights is not None else None
+    synthetic = _check_synthetic(synthetic, synthetic_weight,
+                                 None if labels_all is None else len(labels_all))
+    weigh_rows = synthetic_weight != 1.0
 
     model.to(dev).train()
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr or 0.05, momentum=0.9, nesterov=True,
-                              weight_decay=5e-4 if weight_decay is None else weight_decay)
-    else:
-        opt = torch.optim.AdamW(model.parameters(), lr=lr or 2e-3,
-                                weight_decay=0.05 if weight_decay is None else weight_decay)
+    opt = _optimizer(model, optimizer, lr, weight_decay)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, warmup))
     pad = _standard_pad(cfg["image_size"]) if augment == "standard" else 0
@@ -299,8 +352,12 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
             images = random_crop_flip(images, pad=pad, flip=flip, generator=gen)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(to_input(model, images))
-        loss = F.cross_entropy(logits.float(), labels, weight=weights,
-                               label_smoothing=label_smoothing)
+        row_weights = None
+        if weigh_rows:
+            rows = _synthetic_rows(batches, synthetic, mixer, len(images), images.device)
+            row_weights = torch.where(rows, synthetic_weight, 1.0).to(dev)
+        loss = _batch_loss(logits.float(), labels, weights=weights,
+                           label_smoothing=label_smoothing, row_weights=row_weights)
         if not torch.isfinite(loss):
             raise GanaugTrainingError(f"Classifier loss became {loss.item()} at step {step}; "
                                       f"lower lr (now {opt.param_groups[0]['lr']:.3g}).")
@@ -351,8 +408,10 @@ class ClassifierRecipe:
                                  stem=self.stem, seed=seed, **self.model_kwargs)
 
     def train(self, data, *, seed: int, like=None, mixer: Callable | None = None,
-              class_weights=None, sampler: str = "uniform", device: DeviceLike = None,
-              progress: bool = True, desc: str = "classifier") -> nn.Module:
+              class_weights=None, sampler: str = "uniform",
+              synthetic: torch.Tensor | None = None, synthetic_weight: float = 1.0,
+              device: DeviceLike = None, progress: bool = True,
+              desc: str = "classifier") -> nn.Module:
         """Build a classifier and train it on ``data`` with this recipe.
 
         Args:
@@ -360,8 +419,8 @@ class ClassifierRecipe:
             seed: seeds the weights, the batches and the augmentation.
             like: a ``LabeledImages`` whose classes, channels, size and spec (for the flip) the
                 classifier follows; default ``data`` itself.
-            mixer, class_weights, sampler, device, progress, desc: as in
-                :func:`train_classifier`.
+            mixer, class_weights, sampler, synthetic, synthetic_weight, device, progress,
+                desc: as in :func:`train_classifier`.
 
         Returns:
             The trained model, in eval mode, on the training device.
@@ -371,4 +430,5 @@ class ClassifierRecipe:
         return train_classifier(model, data, steps=self.steps, batch_size=self.batch_size,
                                 augment=self.augment, flip=flip_suits(like.spec), mixer=mixer,
                                 class_weights=class_weights, sampler=sampler, seed=seed,
+                                synthetic=synthetic, synthetic_weight=synthetic_weight,
                                 device=device, progress=progress, desc=desc)
