@@ -154,6 +154,37 @@ def test_teacher_filter_runs_the_teacher_first_and_drops_synthetic_images(tmp_pa
                      "gan": "100 synthetic (10 per class), 25 synthetic dropped by the real+aug "
                             "teacher's loss"}
     assert doc["settings"]["teacher_filter"] == 0.25
+    # the grids of what seed 0's classifiers received, and of what the filter dropped
+    for arm in ("real_aug_gan", "gan"):
+        assert (tmp_path / f"received-10-{arm}.png").is_file()
+        assert (tmp_path / f"dropped-10-{arm}.png").is_file()
+    report = (tmp_path / "report.md").read_text()
+    assert "(received-10-real_aug_gan.png)" in report and "(dropped-10-gan.png)" in report
+
+
+def test_received_grid_shows_the_kept_synthetic_rows_only(tmp_path, monkeypatch):
+    from ganaug.evaluation import experiment
+
+    saved = {}
+    monkeypatch.setattr(experiment, "save_class_grid",
+                        lambda images, labels, classes, path, **kw: saved.update(
+                            {path.name: labels.tolist()}))
+
+    class Subset:
+        classes = ["a", "b"]
+
+        def __len__(self):
+            return 2
+
+    images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1, 1, 0])  # rows 0-1 real, 2-5 synthetic
+    experiment._save_received(tmp_path, "real+aug+gan", "10", Subset(), images, labels,
+                              torch.tensor([3, 4]))
+    assert saved == {"received-10-real_aug_gan.png": [0, 0], "dropped-10-real_aug_gan.png": [1, 1]}
+    saved.clear()
+    experiment._save_received(None, "real+aug+gan", "10", Subset(), images, labels,
+                              torch.tensor([3]))
+    assert saved == {}
 
 
 def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_cannot_touch(

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from ganaug._checks import check_float
 from ganaug.evaluation.classifier import to_input
 
-__all__ = ["KD_ALPHA", "KD_TEMPERATURE", "DistillMixer", "drop_hardest"]
+__all__ = ["KD_ALPHA", "KD_TEMPERATURE", "DistillMixer", "drop_hardest", "hardest_rows"]
 
 #: Defaults of the ``+kd`` arms (Hinton et al. use T in 2..20; 4 is a common middle).
 KD_TEMPERATURE = 4.0
@@ -74,6 +74,32 @@ class DistillMixer:
         return images, self.alpha * labels.to(soft.dtype) + (1.0 - self.alpha) * soft
 
 
+def hardest_rows(teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, start: int,
+                 fraction: float, batch_size: int = 256) -> torch.Tensor:
+    """The ``floor(fraction * (N - start))`` rows among ``start:`` (the synthetic ones) with the
+    highest teacher cross-entropy on their label, hardest first (cGAN-KD's filter).
+
+    Args: as :func:`drop_hardest`.
+
+    Returns:
+        ``(k,)`` int64 row indices into ``images``.
+    """
+    fraction = check_float("teacher_filter", fraction, minimum=0.0, maximum=1.0)
+    k = int(fraction * (len(images) - start))
+    if k == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    dev = next(teacher.parameters()).device
+    teacher.eval()
+    losses = []
+    with torch.inference_mode():
+        for i in range(start, len(images), batch_size):
+            x = images[i:i + batch_size].to(dev)
+            logits = teacher(to_input(teacher, x)).float()
+            losses.append(F.cross_entropy(logits, labels[i:i + batch_size].to(dev),
+                                          reduction="none").cpu())
+    return start + torch.argsort(torch.cat(losses), descending=True, stable=True)[:k]
+
+
 def drop_hardest(teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, start: int,
                  fraction: float, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Drop the ``fraction`` of rows ``start:`` (the synthetic ones) with the highest teacher
@@ -90,21 +116,10 @@ def drop_hardest(teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     Returns:
         The kept ``images`` and ``labels`` (order kept) and the number dropped.
     """
-    fraction = check_float("teacher_filter", fraction, minimum=0.0, maximum=1.0)
-    n_synth = len(images) - start
-    k = int(fraction * n_synth)
-    if k == 0:
+    worst = hardest_rows(teacher, images, labels, start=start, fraction=fraction,
+                         batch_size=batch_size)
+    if len(worst) == 0:
         return images, labels, 0
-    dev = next(teacher.parameters()).device
-    teacher.eval()
-    losses = []
-    with torch.inference_mode():
-        for i in range(start, len(images), batch_size):
-            x = images[i:i + batch_size].to(dev)
-            logits = teacher(to_input(teacher, x)).float()
-            losses.append(F.cross_entropy(logits, labels[i:i + batch_size].to(dev),
-                                          reduction="none").cpu())
-    worst = start + torch.argsort(torch.cat(losses), descending=True, stable=True)[:k]
     keep = torch.ones(len(images), dtype=torch.bool)
     keep[worst] = False
-    return images[keep], labels[keep], k
+    return images[keep], labels[keep], len(worst)

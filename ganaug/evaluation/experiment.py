@@ -33,12 +33,12 @@ from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms
 from ganaug.evaluation.cells import CellCache
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
-from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, drop_hardest
+from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.report import summarize, write_outputs
 from ganaug.evaluation.verdict import verdicts
 from ganaug.io import load
-from ganaug.plots import save_generator_grid
+from ganaug.plots import save_class_grid, save_generator_grid
 from ganaug.progress import progress_bar
 from ganaug.training import train_or_resume
 
@@ -269,8 +269,27 @@ def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir
     return load(path, device=settings.device or "cpu")
 
 
+def _save_received(grids: Path | None, name: str, regime: str, subset, images, labels,
+                   dropped: torch.Tensor) -> None:
+    """Grids of the synthetic images an arm's classifier received (and of those its teacher
+    filter dropped): ``received-<regime>-<arm>.png``, ``dropped-<regime>-<arm>.png``."""
+    if grids is None:
+        return
+    tag = f"{regime}-{name.replace('+', '_')}"
+    first = len(subset) if ARMS[name].data == "real+synthetic" else 0
+    keep = torch.ones(len(images), dtype=torch.bool)
+    keep[dropped] = False
+    keep[:first] = False
+    save_class_grid(images[keep], labels[keep], subset.classes, grids / f"received-{tag}.png",
+                    title=f"{name}, regime {regime}, seed 0: synthetic images received")
+    if len(dropped):
+        save_class_grid(images[dropped], labels[dropped], subset.classes,
+                        grids / f"dropped-{tag}.png",
+                        title=f"{name}, regime {regime}, seed 0: dropped by the teacher filter")
+
+
 def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSettings, seed: int,
-              real_model, teacher=None):
+              real_model, teacher=None, grids: Path | None = None, regime: str = ""):
     arm = ARMS[name]
     start = time.perf_counter()
     train_data, mixer, note = arm_data(
@@ -278,12 +297,18 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
         replace_p=settings.replace_p, balanced=settings.imbalance is not None,
         filter_model=real_model, min_confidence=settings.min_confidence)
     who = settings.teacher_backbone or TEACHER
-    if settings.teacher_filter is not None and arm.uses_gan:
-        first = len(subset) if arm.data == "real+synthetic" else 0
-        images, labels, dropped = drop_hardest(teacher, *train_data, start=first,
-                                               fraction=settings.teacher_filter)
-        train_data = (images, labels)
-        note += f", {dropped} synthetic dropped by the {who} teacher's loss"
+    if arm.uses_gan and mixer is None:
+        dropped = torch.zeros(0, dtype=torch.int64)
+        if settings.teacher_filter is not None:
+            first = len(subset) if arm.data == "real+synthetic" else 0
+            dropped = hardest_rows(teacher, *train_data, start=first,
+                                   fraction=settings.teacher_filter)
+            note += f", {len(dropped)} synthetic dropped by the {who} teacher's loss"
+        _save_received(grids, name, regime, subset, *train_data, dropped)
+        if len(dropped):
+            keep = torch.ones(len(train_data[1]), dtype=torch.bool)
+            keep[dropped] = False
+            train_data = (train_data[0][keep], train_data[1][keep])
     if arm.distill:
         mixer = DistillMixer(teacher, temperature=settings.kd_temperature,
                              alpha=settings.kd_alpha, then=mixer)
@@ -356,7 +381,8 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
         if settings.needs_teacher(name) and teacher is None:
             teacher = _teacher(settings, teacher_path, subset, seed)
         result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
-                                  real_model=real_model, teacher=teacher)
+                                  real_model=real_model, teacher=teacher, regime=regime,
+                                  grids=cache.folder.parent if seed == 0 else None)
         if name == TEACHER and keeps_teacher:
             teacher = model
             save_classifier(model, teacher_path)
@@ -477,6 +503,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
             if uses_gan and seed == 0 and regime not in samples:
                 samples[regime] = _sample_grid(out, regime, gen or given)
     bar.close()
+    # What the GAN arms' classifiers received (seed 0, after any teacher filter), and what it dropped.
+    for grid in sorted(out.glob("received-*.png")) + sorted(out.glob("dropped-*.png")):
+        samples[grid.stem] = grid
     doc = {
         "settings": {**settings.cell_key(), "regimes": settings.regimes, "arms": settings.arms,
                      "seeds": settings.seeds, "baseline": settings.baseline,
