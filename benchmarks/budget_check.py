@@ -25,7 +25,7 @@ import yaml
 
 from ganaug.data import load_data
 from ganaug.evaluation import ExperimentSettings, evaluate_classifier
-from ganaug.evaluation.experiment import load_regime
+from ganaug.evaluation.regime import load_regime
 from ganaug.evaluation.stats import paired_comparison
 
 

@@ -22,7 +22,8 @@ from ganaug.evaluation import (
     format_table,
     run_experiment,
 )
-from ganaug.evaluation.experiment import train_gan
+from ganaug.evaluation.arms import RECOMMENDED_ARMS, RECOMMENDED_SETTINGS
+from ganaug.evaluation.regime import train_gan
 from ganaug.evaluation.verdict import format_verdict
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
@@ -37,7 +38,8 @@ DEMO_BUDGETS: dict[bool, dict[str, Any]] = {
     True: {"data": "digits", "size": 16, "gan_steps": 4, "eval_per_class": 20,
            "eval_steps": 3, "classifier_steps": 3, "seeds": 2},
 }
-DEMO_ARMS = "real,real+aug,real+aug+gan,gan"
+#: The recommended recipe's GAN arm and its controls (``ganaug.evaluation.arms``).
+DEMO_ARMS = ",".join(RECOMMENDED_ARMS)
 
 
 def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
@@ -74,13 +76,14 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
     atomic_write_text(out / "metrics.json", json.dumps(finite_json(metrics), indent=1) + "\n")
     print(format_metrics(metrics))
 
-    print("[4/4] does it help a timm classifier? (same step budget per arm, "
-          f"{b['seeds']} seeds)")
+    print("[4/4] does it help a timm classifier? The recommended recipe (real+aug+gan+kd: "
+          "teacher-relabelled, filtered, down-weighted GAN images) against its controls, same "
+          f"step budget per arm, {b['seeds']} seeds")
     doc = run_experiment(b["data"], out=out / "experiment", per_class="all", arms=DEMO_ARMS,
                          backbone=DEFAULT_BACKBONE, stem=DEFAULT_STEM,
                          model_kwargs=dict(DEFAULT_MODEL_KWARGS), seeds=b["seeds"],
                          classifier_steps=b["classifier_steps"], generator=str(model_file),
-                         image_size=b["size"], progress=not quick)
+                         image_size=b["size"], progress=not quick, **RECOMMENDED_SETTINGS)
     print(format_table(doc))
     exp = out / "experiment"
     print(f"\ngenerator: {model_file}\ndata grid: {data_grid}\nsamples:   {samples}\n"

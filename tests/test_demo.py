@@ -15,6 +15,9 @@ def test_quick_demo_writes_every_output(tmp_path, monkeypatch, capsys):
                  "experiment/report.md", "experiment/accuracy.png"):
         assert (tmp_path / "demo" / name).is_file(), name
     assert 0.0 <= result["metrics"]["cas"] <= 1.0
+    settings = result["experiment"]["settings"]  # the recommended recipe and its controls
+    assert settings["arms"] == ["real", "real+aug", "real+aug+kd", "real+aug+gan+kd"]
+    assert (settings["teacher_filter"], settings["synthetic_loss_weight"]) == (0.1, 0.3)
     (verdict,) = result["experiment"]["verdict"]
     last = capsys.readouterr().out.rstrip().splitlines()[-1]
     assert last == f"verdict: {verdict['line']}" and last.startswith("verdict: regime all: ")

@@ -171,7 +171,7 @@ def test_received_grid_shows_the_kept_synthetic_rows_only(tmp_path, monkeypatch)
                             {path.name: labels.tolist()}))
 
     class Subset:
-        classes = ["a", "b"]
+        classes = ("a", "b")
 
         def __len__(self):
             return 2

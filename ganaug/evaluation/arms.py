@@ -28,8 +28,8 @@ from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.evaluation.classifier import to_input
 from ganaug.evaluation.recipe import collate_images
 
-__all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "KD_ARMS", "TEACHER", "Arm",
-           "arm_data", "parse_arms"]
+__all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "KD_ARMS", "RECOMMENDED_ARMS",
+           "RECOMMENDED_SETTINGS", "TEACHER", "Arm", "arm_data", "parse_arms"]
 
 TrainData = tuple[tuple[torch.Tensor, torch.Tensor], Callable | None, str]
 
@@ -82,6 +82,13 @@ IMBALANCE_ARMS = ("real+weighted", "real+oversample", "real+weighted+gan",
 # Opt-in (``--arms``): distillation from the seed's real+aug classifier, on real images only (a
 # control: does a gain come from distillation alone?) and with the GAN's images relabelled.
 KD_ARMS = ("real+aug+kd", "real+aug+gan+kd")
+# The recipe ganaug recommends, fixed on mnist5k at 10 real images per class on seed 0 (then run
+# once on the other seeds: docs/results.md): the GAN's images relabelled by a teacher trained on
+# the real data, the images it disagrees with most dropped, their loss down-weighted; shown with
+# the controls that say whether a gain comes from the GAN (real+aug+kd: the same teacher, real
+# images only).
+RECOMMENDED_ARMS = ("real", "real+aug", "real+aug+kd", "real+aug+gan+kd")
+RECOMMENDED_SETTINGS: dict[str, float] = {"teacher_filter": 0.1, "synthetic_loss_weight": 0.3}
 # What users already do: every other arm is reported as a paired difference against it.
 BASELINE = "real+aug"
 # The arm whose classifier (same seed) teaches the ``distill`` arms.

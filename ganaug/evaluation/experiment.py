@@ -11,8 +11,6 @@ cached in ``OUT/cells`` so a rerun resumes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import time
@@ -27,20 +25,25 @@ import torchvision
 from ganaug import __version__
 from ganaug._checks import check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, resolve_device
-from ganaug.config import TrainConfig
-from ganaug.data import LabeledImages, load_data
+from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms
 from ganaug.evaluation.cells import CellCache
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
 from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
 from ganaug.evaluation.recipe import ClassifierRecipe
+from ganaug.evaluation.regime import (
+    check_no_leakage,
+    load_regime,
+    regime_generator,
+    seed_teacher,
+    teacher_path,
+)
 from ganaug.evaluation.report import summarize, write_outputs
 from ganaug.evaluation.verdict import verdicts
 from ganaug.io import load
 from ganaug.plots import save_class_grid, save_generator_grid
 from ganaug.progress import progress_bar
-from ganaug.training import train_or_resume
 
 __all__ = [
     "ExperimentSettings",
@@ -208,67 +211,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
-# -- data and generators --------------------------------------------------------------------------
-def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_size: int | None,
-                channels: int | None, imbalance: float | None) -> LabeledImages:
-    """The real training subset of one regime and seed (from the train split only)."""
-    n = None if regime == "all" else int(regime)
-    return load_data(data, split=None if test else "train", size=image_size, channels=channels,
-                     per_class=n, imbalance=imbalance, seed=seed)
-
-
-def check_no_leakage(generator, subset, test, *, path: str = "the generator") -> None:
-    """Refuse a generator that saw images outside ``subset`` (other training images or the test
-    split), judged by the data fingerprint it recorded at training time.
-
-    Raises:
-        GanaugDataError: no recorded fingerprint, or one that is not the subset's.
-    """
-    training = (getattr(generator, "metadata", None) or {}).get("training") or {}
-    recorded = training.get("data_fingerprint")
-    spec = training.get("data", "unknown data")
-    if not recorded:
-        raise GanaugDataError(
-            f"{path} records no training-data fingerprint, so ganaug cannot check that it never "
-            f"saw the test split ({test.spec}). Use a generator trained by ganaug, or leave out "
-            "--generator to train one per regime.")
-    if recorded == subset.fingerprint():
-        return
-    raise GanaugDataError(
-        f"{path} was trained on {spec} (fingerprint {recorded[:12]}), not on this regime's "
-        f"training subset {subset.spec} ({subset.fingerprint()[:12]}). It may have seen images "
-        f"outside the subset or from the test split {test.spec}, which would inflate the GAN "
-        "arms. Leave out --generator (a GAN is trained on each subset), or pass one trained on "
-        "exactly that subset.")
-
-
-def train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
-               device: DeviceLike = None, config: dict[str, Any] | None = None) -> Path:
-    """Train a GAN on exactly ``data`` in the run folder ``out``, resuming from its checkpoint, or
-    reuse the finished run there (same data fingerprint and step count); returns the model file.
-
-    The one GAN-training call site of the experiment and the demo (through
-    :func:`ganaug.training.train_or_resume`).
-    """
-    fields = dict(config or {})
-    # A batch larger than a tiny subset cannot be drawn; presets assume thousands of images.
-    if len(data) < 128 and "batch_size" not in fields:
-        fields["batch_size"] = max(2, min(64, len(data)))
-    cfg = TrainConfig(data=data.spec or "subset", seed=seed, steps=steps, out=str(out),
-                      device=None if device is None else str(device), **fields)
-    return train_or_resume(cfg, data=data)
-
-
-def _regime_generator(settings: ExperimentSettings, subset, test, given, gan_dir: Path, seed: int):
-    """The given generator (checked for leakage), or one trained on exactly ``subset``."""
-    if given is not None:
-        check_no_leakage(given, subset, test, path=settings.generator)
-        return given
-    path = train_gan(subset, gan_dir, seed=seed, steps=settings.gan_steps,
-                      device=settings.device, config=settings.gan_config)
-    return load(path, device=settings.device or "cpu")
-
-
+# -- the cells --------------------------------------------------------------------------------------
 def _save_received(grids: Path | None, name: str, regime: str, subset, images, labels,
                    dropped: torch.Tensor) -> None:
     """Grids of the synthetic images an arm's classifier received (and of those its teacher
@@ -330,62 +273,35 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
 
 
 # -- the experiment -------------------------------------------------------------------------------
-def _teacher_path(settings: ExperimentSettings, cache: CellCache, regime: str, seed: int) -> Path:
-    """Where the seed's teacher is kept: the ``real+aug`` cell's classifier, or a
-    ``teacher_backbone`` classifier named by a hash of everything that shaped it."""
-    if settings.teacher_backbone is None:
-        return cache.real_model(regime, seed, TEACHER)
-    shape = {k: getattr(settings, k) for k in ("data", "test", "imbalance", "stem", "image_size",
-                                               "classifier_steps", "batch_size",
-                                               "teacher_backbone")}
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
-    return cache.real_model(regime, seed, f"teacher-{digest}")
-
-
-def _teacher(settings: ExperimentSettings, path: Path, subset, seed: int):
-    """The seed's teacher, from ``path``; a ``teacher_backbone`` teacher is trained (real+aug's
-    recipe on the real subset) and saved there the first time."""
-    if path.is_file():
-        return load_classifier(path)[0].to(settings.device)
-    if settings.teacher_backbone is None:
-        raise GanaugDataError(f"The {TEACHER} classifier that teaches the +kd arms is missing "
-                              f"({path}); delete {path.parent} to recompute.")
-    model = settings.teacher_recipe().train(subset, seed=seed, device=settings.device,
-                                            progress=settings.progress,
-                                            desc=f"teacher {settings.teacher_backbone}")
-    save_classifier(model, path)
-    return model.to(settings.device)
-
-
 def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed: int, subset,
               test, given, gan_dir: Path, done: Callable[[dict[str, Any]], None]):
     """Every arm of one regime and seed (cached or computed); returns the generator used, if any."""
     gen = real_model = teacher = None
-    teacher_path = _teacher_path(settings, cache, regime, seed)
+    teacher_file = teacher_path(settings, cache, regime, seed)
     # The real+aug arm is the teacher unless a teacher_backbone is given; it then keeps its model.
     keeps_teacher = (settings.teacher_backbone is None
                      and any(settings.needs_teacher(a) for a in settings.arms))
     for name in settings.arms:
         cached = cache.get(regime, seed, name)
-        if name == TEACHER and keeps_teacher and not teacher_path.is_file():
+        if name == TEACHER and keeps_teacher and not teacher_file.is_file():
             cached = None  # cached without its model (an earlier run had no +kd arm): retrain
         if cached is not None:
             done(cached)
             continue
         if ARMS[name].uses_gan and gen is None:
-            gen = _regime_generator(settings, subset, test, given, gan_dir, seed)
+            gen = regime_generator(settings, subset, test, given, gan_dir, seed)
         saved_real = cache.real_model(regime, seed)
         if (ARMS[name].uses_gan and settings.min_confidence is not None and real_model is None
                 and saved_real.is_file()):
             real_model = load_classifier(saved_real)[0].to(settings.device)
         if settings.needs_teacher(name) and teacher is None:
-            teacher = _teacher(settings, teacher_path, subset, seed)
+            teacher = seed_teacher(settings, teacher_file, subset, seed)
         result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
                                   real_model=real_model, teacher=teacher, regime=regime,
                                   grids=cache.folder.parent if seed == 0 else None)
         if name == TEACHER and keeps_teacher:
             teacher = model
-            save_classifier(model, teacher_path)
+            save_classifier(model, teacher_file)
             model.to(settings.device)
         if name == "real":
             real_model = model
