@@ -43,3 +43,28 @@ ganaug experiment --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per
     "${CLF[@]}" --out runs/results/exp_cifar_all
 ganaug experiment --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per-class 50 \
     --seeds 2 --gan-steps 2000 --classifier-steps 300 "${CLF[@]}" --out runs/results/exp_cifar_50
+
+# 6. Budgets that converge (#15): train real+aug at S and 2S steps per seed; a budget is fair
+#    when doubling it moves real+aug by < 1 point (docs/results.md, "Classifier budgets").
+python benchmarks/budget_check.py --data mnist5k --per-class 10 --steps 300,600,1200,2400 --seeds 3 \
+    --out runs/results/budget_mnist10
+python benchmarks/budget_check.py --data mnist5k --per-class all --imbalance 50 --steps 300,600 \
+    --seeds 3 --out runs/results/budget_mnist_lt50
+
+# 7. The recipe, fixed on mnist5k, 10 per class, seed 0 only (300 classifier steps; the real
+#    arms are computed once, each line retrains only the GAN arms: the cells are keyed per arm).
+TUNE=(--data mnist5k --per-class 10 --seeds 1 --gan-steps 2000 --classifier-steps 300 "${CLF[@]}"
+      --out runs/results/tune_mnist10)
+ganaug experiment "${TUNE[@]}" --arms real,real+aug,real+aug+kd,real+aug+gan,real+aug+gan+kd
+ganaug experiment "${TUNE[@]}" --arms real+aug+kd,real+aug+gan+kd --teacher-filter 0.1
+ganaug experiment "${TUNE[@]}" --arms real+aug+kd,real+aug+gan+kd --synthetic-loss-weight 0.3
+ganaug experiment "${TUNE[@]}" --arms real+aug+kd,real+aug+gan+kd --synthetic-ratio 3
+ganaug experiment "${TUNE[@]}" --arms real+aug+kd,real+aug+gan+kd --kd-alpha 0
+ganaug experiment "${TUNE[@]}" --arms real+aug+kd,real+aug+gan+kd --teacher-filter 0.1 \
+    --synthetic-loss-weight 0.3
+
+# 8. The recommended recipe against its controls, 3 seeds, at the converged budget (1200 steps;
+#    the seed-0 GAN of step 7 can be copied into runs/results/recipe_mnist10/gans/ to reuse it).
+ganaug experiment --data mnist5k --per-class 10 --seeds 3 --gan-steps 2000 \
+    --classifier-steps 1200 "${CLF[@]}" --arms real+aug,real+aug+kd,real+aug+gan+kd \
+    --teacher-filter 0.1 --synthetic-loss-weight 0.3 --out runs/results/recipe_mnist10
