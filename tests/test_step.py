@@ -56,6 +56,19 @@ def test_split_arch_kwargs_routes_and_rejects_unknown():
     assert d_kw == {"width": 8, "spectral_norm": False}
     with pytest.raises(GanaugConfigError, match=r"\['widht'\].*Did you mean 'width'"):
         split_arch_kwargs("dcgan", {"widht": 8})
+    # d_width: a wider discriminator than the generator
+    g_kw, d_kw = split_arch_kwargs("dcgan", {"width": 8, "d_width": 16})
+    assert (g_kw, d_kw) == ({"width": 8}, {"width": 16})
+    with pytest.raises(GanaugConfigError, match=r"\['d_widht'\].*Did you mean 'd_width'"):
+        split_arch_kwargs("dcgan", {"d_widht": 8})
+
+
+def test_d_width_widens_only_the_discriminator():
+    step = GANStep(tiny_cfg(arch_kwargs={"width": 8, "embed_dim": 8, "d_width": 16}), CLASSES)
+    plain = GANStep(tiny_cfg(), CLASSES)
+    assert step.D.net[0].weight.shape[0] == 16 and plain.D.net[0].weight.shape[0] == 8
+    assert sum(p.numel() for p in step.G.parameters()) == sum(
+        p.numel() for p in plain.G.parameters())
 
 
 def test_unresolved_config_is_refused():

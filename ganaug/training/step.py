@@ -72,17 +72,23 @@ def ema_decay_at(step: int, decay: float, start: int) -> float:
 def split_arch_kwargs(arch: str, arch_kwargs: dict[str, Any]) -> tuple[dict, dict]:
     """Route ``arch_kwargs`` to the generator and/or discriminator that accept each key.
 
+    A key both accept (``width``) goes to both; ``d_width`` sets the discriminator's ``width``
+    alone (a wider D than G).
+
     Raises:
         GanaugConfigError: a key neither network accepts.
     """
     g_keys, d_keys = set(arch_defaults(arch)), set(disc_defaults(arch))
-    unknown = sorted(set(arch_kwargs) - g_keys - d_keys)
+    known = g_keys | d_keys | ({"d_width"} if "width" in d_keys else set())
+    unknown = sorted(set(arch_kwargs) - known)
     if unknown:
         raise GanaugConfigError(
             f"arch_kwargs {unknown} are not arguments of arch '{arch}'; it accepts "
-            f"{', '.join(sorted(g_keys | d_keys))}." + did_you_mean(unknown[0], g_keys | d_keys))
-    return ({k: v for k, v in arch_kwargs.items() if k in g_keys},
-            {k: v for k, v in arch_kwargs.items() if k in d_keys})
+            f"{', '.join(sorted(known))}." + did_you_mean(unknown[0], known))
+    d_kwargs = {k: v for k, v in arch_kwargs.items() if k in d_keys}
+    if "d_width" in arch_kwargs:
+        d_kwargs["width"] = arch_kwargs["d_width"]
+    return {k: v for k, v in arch_kwargs.items() if k in g_keys}, d_kwargs
 
 
 def amp_settings(device: torch.device, amp: bool) -> tuple[bool, torch.dtype | None, bool]:
