@@ -428,6 +428,17 @@ def test_new_run_refuses_the_dataset_folder_and_a_file(npz_data, tmp_path):
     assert a_file.read_text() == "mine"
 
 
+def test_a_refused_run_leaves_its_folder_free_for_the_corrected_command(npz_data, tmp_path):
+    # Refusals found while building the networks (here an arch_kwargs key no network takes)
+    # come before config.yaml is written: the retry into the same --out is not refused.
+    out = tmp_path / "run"
+    with pytest.raises(GanaugConfigError, match=r"arch_kwargs \['widht'\]"):
+        Trainer(make_cfg(npz_data, out, arch_kwargs={"widht": 8})).fit()
+    assert not out.exists() or not any(out.iterdir())
+    Trainer(make_cfg(npz_data, out, steps=1)).fit()
+    assert (out / "generator.safetensors").is_file()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_unwritable_out_is_refused(npz_data, tmp_path):
     locked = tmp_path / "locked"

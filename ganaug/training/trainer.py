@@ -217,11 +217,12 @@ class Trainer:
                 self.log(note)
         distributed.barrier(self.dist)
         self.log(self.preset)
-        if write:
-            run.write_config(self.cfg)
         self.gan = GANStep(self.cfg, data.classes, device=self.device, dist=self.dist)
         self.log(self.gan.describe())
         self.batches = RealBatchSource(data, self.cfg, self.device, self.dist)
+        if write:
+            # Only now: a run refused while its networks were built leaves --out as it was.
+            run.write_config(self.cfg)
         rng = RankRNG(self.dist, self.cfg.seed, log=self.log)
         run.register(self, self.gan, rng, self.callbacks)
         if ckpt is None:

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The generator ablation of issue #13: the default preset against + LeCam, + bCR and a wider D,
+# 3 seeds each, on a fixed budget of CPU time per run, then `ganaug evaluate` on each and a
+# table of CAS ratio, intra-class FID, precision and recall (mean ± std over seeds).
+#
+# Usage: benchmarks/gan_ablation.sh DATA MINUTES [OUT] [EXTRA EVALUATE ARGS...]
+#   benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist
+#   benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
+# One torch thread per run (OMP_NUM_THREADS=1), one run at a time: the budget is wall time of
+# one core (`timeout -s INT` = Ctrl-C: the trainer saves generator.safetensors and stops).
+# Finished runs (metrics.json present) are skipped, so a rerun continues.
+set -euo pipefail
+DATA=$1
+MINUTES=$2
+OUT=${3:-runs/ablation}
+shift $(( $# >= 3 ? 3 : $# ))
+EVAL_DATA=${DATA%%\?*}  # evaluate against the data's own test split
+export OMP_NUM_THREADS=1
+mkdir -p "$OUT"
+# name | extra TrainConfig YAML (a --config file; the command line sets data, seed and steps)
+CONFIGS=(
+  "preset|{}"
+  "lecam|{lecam_weight: 0.3}"
+  "bcr|{cr_weight: 10.0}"
+  "wide_d|{arch_kwargs: {width: 32, d_width: 64}}"
+)
+for entry in "${CONFIGS[@]}"; do
+  name=${entry%%|*}
+  yaml=${entry#*|}
+  for seed in 0 1 2; do
+    run="$OUT/$name-s$seed"
+    [ -f "$run/metrics.json" ] && continue
+    mkdir -p "$OUT/configs"
+    CONFIG=()
+    if [ "$yaml" != "{}" ]; then
+      echo "$yaml" > "$OUT/configs/$name.yaml"
+      CONFIG=(--config "$OUT/configs/$name.yaml")
+    fi
+    echo "== $name seed $seed: $MINUTES CPU-minutes"
+    timeout -s INT "$((MINUTES * 60))" ganaug train --data "$DATA" --seed "$seed" \
+      --steps 1000000 --sample-every 1000 "${CONFIG[@]}" --out "$run" --threads 1 || true
+    ganaug evaluate "$run/generator.safetensors" --data "$EVAL_DATA" --n-per-class 500 \
+      --out "$run/metrics.json" "$@"
+  done
+done
+python - "$OUT" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+keys = ("cas_ratio", "intra_fid", "precision", "recall")
+print("| config | " + " | ".join(keys) + " | steps |")
+print("|---" * (len(keys) + 2) + "|")
+for name in ("preset", "lecam", "bcr", "wide_d"):
+    runs = sorted(out.glob(f"{name}-s*/metrics.json"))
+    if not runs:
+        continue
+    ms = [json.loads(p.read_text()) for p in runs]
+    steps = []
+    for p in runs:
+        lines = (p.parent / "metrics.jsonl").read_text().splitlines()
+        steps.append(json.loads(lines[-1]).get("step", 0) if lines else 0)
+    cells = []
+    for k in keys:
+        v = [m[k] for m in ms]
+        sd = statistics.stdev(v) if len(v) > 1 else float("nan")
+        cells.append(f"{statistics.mean(v):.3f} ± {sd:.3f}")
+    print(f"| {name} ({len(ms)} seeds) | " + " | ".join(cells) + f" | {statistics.mean(steps):,.0f} |")
+PY
