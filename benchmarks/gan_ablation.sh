@@ -8,7 +8,8 @@
 #   benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
 # One torch thread per run (OMP_NUM_THREADS=1), one run at a time: the budget is wall time of
 # one core (`timeout -s INT` = Ctrl-C: the trainer saves generator.safetensors and stops).
-# Finished runs (metrics.json present) are skipped, so a rerun continues.
+# Finished runs (metrics.json present) are skipped, so a rerun continues. MINUTES may be a
+# fraction (0.1 for a smoke test); SEEDS="0" and ONLY=bcr narrow the grid.
 set -euo pipefail
 DATA=$1
 MINUTES=$2
@@ -27,7 +28,8 @@ CONFIGS=(
 for entry in "${CONFIGS[@]}"; do
   name=${entry%%|*}
   yaml=${entry#*|}
-  for seed in 0 1 2; do
+  [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && continue
+  for seed in ${SEEDS:-0 1 2}; do
     run="$OUT/$name-s$seed"
     [ -f "$run/metrics.json" ] && continue
     mkdir -p "$OUT/configs"
@@ -37,7 +39,7 @@ for entry in "${CONFIGS[@]}"; do
       CONFIG=(--config "$OUT/configs/$name.yaml")
     fi
     echo "== $name seed $seed: $MINUTES CPU-minutes"
-    timeout -s INT "$((MINUTES * 60))" ganaug train --data "$DATA" --seed "$seed" \
+    timeout -s INT "${MINUTES}m" ganaug train --data "$DATA" --seed "$seed" \
       --steps 1000000 --sample-every 1000 "${CONFIG[@]}" --out "$run" --threads 1 || true
     ganaug evaluate "$run/generator.safetensors" --data "$EVAL_DATA" --n-per-class 500 \
       --out "$run/metrics.json" "$@"
