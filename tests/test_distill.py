@@ -64,21 +64,31 @@ def test_bad_knobs_are_refused(teacher, kwargs, message):
         DistillMixer(teacher, **kwargs)
 
 
-def test_kd_arms_learn_from_the_same_seeds_real_aug_classifier(tmp_path, monkeypatch):
-    from ganaug.evaluation import experiment
-    from ganaug.evaluation.experiment import run_experiment
+TINY_KD = {"per_class": "10", "backbone": "resnet10t", "stem": "cifar-3x3-pool", "seeds": 1,
+           "gan_steps": 2, "classifier_steps": 2, "image_size": 16, "batch_size": 16,
+           "model_kwargs": {"channels": (8, 8, 8, 8), "stem_width": 8}, "progress": False}
 
-    tiny = {"per_class": "10", "backbone": "resnet10t", "stem": "cifar-3x3-pool", "seeds": 1,
-            "gan_steps": 2, "classifier_steps": 2, "image_size": 16, "batch_size": 16,
-            "model_kwargs": {"channels": (8, 8, 8, 8), "stem_width": 8}, "progress": False}
-    teachers = []
+
+@pytest.fixture
+def teachers(monkeypatch):
+    """``(arm, teacher)`` of every cell the experiment computes, in order."""
+    from ganaug.evaluation import experiment
+
+    seen = []
     real_cell = experiment._run_cell
 
     def spy(name, *args, teacher=None, **kwargs):
-        teachers.append((name, teacher))
+        seen.append((name, teacher))
         return real_cell(name, *args, teacher=teacher, **kwargs)
 
     monkeypatch.setattr(experiment, "_run_cell", spy)
+    return seen
+
+
+def test_kd_arms_learn_from_the_same_seeds_real_aug_classifier(tmp_path, teachers):
+    from ganaug.evaluation.experiment import run_experiment
+
+    tiny = TINY_KD
     doc = run_experiment("digits", out=tmp_path, arms="real+aug+gan+kd,real+aug+kd",
                          kd_temperature=2.0, **tiny)
     assert doc["settings"]["arms"] == ["real+aug", "real+aug+gan+kd", "real+aug+kd"]
@@ -188,21 +198,10 @@ def test_received_grid_shows_the_kept_synthetic_rows_only(tmp_path, monkeypatch)
 
 
 def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_cannot_touch(
-        tmp_path, monkeypatch):
-    from ganaug.evaluation import experiment
-    from ganaug.evaluation.experiment import run_experiment
+        tmp_path, teachers):
+    from ganaug.evaluation.experiment import ExperimentSettings, run_experiment
 
-    tiny = {"per_class": "10", "backbone": "resnet10t", "stem": "cifar-3x3-pool", "seeds": 1,
-            "gan_steps": 2, "classifier_steps": 2, "image_size": 16, "batch_size": 16,
-            "model_kwargs": {"channels": (8, 8, 8, 8), "stem_width": 8}, "progress": False}
-    teachers = []
-    real_cell = experiment._run_cell
-
-    def spy(name, *args, teacher=None, **kwargs):
-        teachers.append((name, teacher))
-        return real_cell(name, *args, teacher=teacher, **kwargs)
-
-    monkeypatch.setattr(experiment, "_run_cell", spy)
+    tiny = TINY_KD
     doc = run_experiment("digits", out=tmp_path, arms="real+aug+kd,real+aug+gan+kd",
                          teacher_backbone="resnet14t", **tiny)
     assert len({id(t) for n, t in teachers if n.endswith("kd")}) == 1  # one teacher for both
@@ -221,4 +220,4 @@ def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_ca
     notes = {c["arm"]: c["train_data"] for c in again["cells"]}
     assert notes["real+aug+gan+kd"].endswith(", synthetic loss x0.25")
     with pytest.raises(GanaugConfigError, match=r"--teacher-backbone is empty"):
-        experiment.ExperimentSettings(data="digits", teacher_backbone=" ")
+        ExperimentSettings(data="digits", teacher_backbone=" ")
