@@ -68,3 +68,10 @@ ganaug experiment "${TUNE[@]}" --arms real+aug+kd,real+aug+gan+kd --teacher-filt
 ganaug experiment --data mnist5k --per-class 10 --seeds 3 --gan-steps 2000 \
     --classifier-steps 1200 "${CLF[@]}" --arms real+aug,real+aug+kd,real+aug+gan+kd \
     --teacher-filter 0.1 --synthetic-loss-weight 0.3 --out runs/results/recipe_mnist10
+
+# 9. Diagnosis: how often the seed's teacher agrees with the class the generator was asked for
+#    (against its accuracy on real test images).
+for s in 0 1 2; do
+  python benchmarks/teacher_agreement.py runs/results/recipe_mnist10/gans/10-s$s/generator.safetensors \
+      runs/results/recipe_mnist10/cells/10-s$s-real_aug.safetensors --seed $s
+done
