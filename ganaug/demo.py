@@ -30,8 +30,8 @@ from ganaug.plots import save_generator_grid
 
 __all__ = ["DEMO_ARMS", "DEMO_BUDGETS", "demo"]
 
-#: Budgets of ``ganaug demo``: the full one fits in 10 minutes on 2 CPU cores once installed;
-#: ``quick`` takes seconds (tests).
+#: Budgets of ``ganaug demo``: the full one took 32 minutes on one CPU thread beside another job
+#: (docs/results.md, section 3); ``quick`` takes seconds (tests).
 DEMO_BUDGETS: dict[bool, dict[str, Any]] = {
     False: {"data": "mnist5k", "size": None, "gan_steps": 5000, "eval_per_class": 300,
             "eval_steps": 300, "classifier_steps": 250, "seeds": 2},
