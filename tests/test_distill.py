@@ -180,21 +180,22 @@ def test_received_grid_shows_the_kept_synthetic_rows_only(tmp_path, monkeypatch)
                         lambda images, labels, classes, path, **kw: saved.update(
                             {path.name: labels.tolist()}))
 
-    class Subset:
-        classes = ("a", "b")
-
-        def __len__(self):
-            return 2
-
     images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
     labels = torch.tensor([0, 1, 0, 1, 1, 0])  # rows 0-1 real, 2-5 synthetic
-    experiment._save_received(tmp_path, "real+aug+gan", "10", Subset(), images, labels,
-                              torch.tensor([3, 4]))
+    keep = torch.tensor([True, True, True, False, False, True])  # the filter dropped rows 3, 4
+    experiment._save_received(tmp_path, "real+aug+gan", "10", ("a", "b"), images, labels, keep, 2)
     assert saved == {"received-10-real_aug_gan.png": [0, 0], "dropped-10-real_aug_gan.png": [1, 1]}
     saved.clear()
-    experiment._save_received(None, "real+aug+gan", "10", Subset(), images, labels,
-                              torch.tensor([3]))
-    assert saved == {}
+    experiment._save_received(tmp_path, "real+aug+gan", "10", ("a", "b"), images, labels,
+                              torch.ones(6, dtype=torch.bool), 2)
+    assert saved == {"received-10-real_aug_gan.png": [0, 1, 1, 0]}  # nothing dropped: no grid
+    # in a run, only seed 0 writes these grids (two seeds here: still one received, one dropped)
+    calls = []
+    monkeypatch.setattr(experiment, "save_class_grid",
+                        lambda images, labels, classes, path, **kw: calls.append(path.name))
+    experiment.run_experiment("digits", out=tmp_path / "run", arms="real+aug+gan",
+                              teacher_filter=0.25, **{**TINY_KD, "seeds": 2})
+    assert sorted(calls) == ["dropped-10-real_aug_gan.png", "received-10-real_aug_gan.png"]
 
 
 def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_cannot_touch(

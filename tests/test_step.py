@@ -27,6 +27,21 @@ def tiny_cfg(**kw) -> TrainConfig:
     return cfg
 
 
+def reload_and_compare_next_step(a: GANStep, b: GANStep) -> None:
+    """Load ``a``'s state (through ``torch.save``/``weights_only`` load) into ``b``; then the
+    same next step must give both the same outputs."""
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    out = []
+    for gan in (a, b):
+        torch.manual_seed(5)
+        out.append(gan.step(batches(1, seed=3), step=2))
+    for key in out[0]:
+        assert torch.equal(out[0][key], out[1][key]), key
+
+
 def batches(n: int = 2, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
     return [(torch.rand(4, 3, 16, 16, generator=g) * 2 - 1, torch.randint(0, 3, (4,), generator=g))
@@ -117,19 +132,9 @@ def test_state_dict_round_trip_continues_identically(loss):
     extra = {"ada": True, "lecam_weight": 0.3, "r1_gamma": 1.0}
     a = GANStep(tiny_cfg(loss=loss, d_steps=1, **extra), CLASSES)
     a.step(batches(1), step=1)
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    state = torch.load(buf, weights_only=True)
     b = GANStep(tiny_cfg(loss=loss, d_steps=1, seed=99, **extra), CLASSES)
-    b.load_state_dict(state)
+    reload_and_compare_next_step(a, b)
     assert b.ada.state_dict() == a.ada.state_dict() and b.lecam.state_dict() == a.lecam.state_dict()
-    out = []
-    for gan in (a, b):
-        torch.manual_seed(5)
-        out.append(gan.step(batches(1, seed=3), step=2))
-    for key in out[0]:
-        assert torch.equal(out[0][key], out[1][key]), key
     for name, value in a.state_dict()["G_ema"].items():
         assert torch.equal(value, b.G_ema.state_dict()[name]), name
 
@@ -218,14 +223,5 @@ def test_cr_term_is_positive_and_grows_the_d_loss():
 def test_cr_weight_state_round_trip_continues_identically():
     a = GANStep(tiny_cfg(cr_weight=10.0, r1_gamma=1.0, d_steps=1), CLASSES)
     a.step(batches(1), step=1)
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
     b = GANStep(tiny_cfg(cr_weight=10.0, r1_gamma=1.0, d_steps=1, seed=99), CLASSES)
-    b.load_state_dict(torch.load(buf, weights_only=True))
-    out = []
-    for gan in (a, b):
-        torch.manual_seed(5)
-        out.append(gan.step(batches(1, seed=3), step=2))
-    for key in out[0]:
-        assert torch.equal(out[0][key], out[1][key]), key
+    reload_and_compare_next_step(a, b)

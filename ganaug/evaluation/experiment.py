@@ -212,22 +212,17 @@ def _environment(device: torch.device) -> dict[str, Any]:
 
 
 # -- the cells --------------------------------------------------------------------------------------
-def _save_received(grids: Path | None, name: str, regime: str, subset, images, labels,
-                   dropped: torch.Tensor) -> None:
-    """Grids of the synthetic images an arm's classifier received (and of those its teacher
-    filter dropped): ``received-<regime>-<arm>.png``, ``dropped-<regime>-<arm>.png``."""
-    if grids is None:
-        return
+def _save_received(grids: Path, name: str, regime: str, classes, images, labels,
+                   keep: torch.Tensor, first: int) -> None:
+    """Grids of the synthetic rows (``first:``) an arm's classifier received (``keep``) and of
+    those its teacher filter dropped: ``received-<regime>-<arm>.png``, ``dropped-<...>.png``."""
     tag = f"{regime}-{name.replace('+', '_')}"
-    first = len(subset) if ARMS[name].data == "real+synthetic" else 0
-    keep = torch.ones(len(images), dtype=torch.bool)
-    keep[dropped] = False
-    keep[:first] = False
-    save_class_grid(images[keep], labels[keep], subset.classes, grids / f"received-{tag}.png",
+    received = keep.clone()
+    received[:first] = False
+    save_class_grid(images[received], labels[received], classes, grids / f"received-{tag}.png",
                     title=f"{name}, regime {regime}, seed 0: synthetic images received")
-    if len(dropped):
-        save_class_grid(images[dropped], labels[dropped], subset.classes,
-                        grids / f"dropped-{tag}.png",
+    if not keep.all():
+        save_class_grid(images[~keep], labels[~keep], classes, grids / f"dropped-{tag}.png",
                         title=f"{name}, regime {regime}, seed 0: dropped by the teacher filter")
 
 
@@ -241,17 +236,18 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
         filter_model=real_model, min_confidence=settings.min_confidence)
     who = settings.teacher_backbone or TEACHER
     if arm.uses_gan and mixer is None:
-        dropped = torch.zeros(0, dtype=torch.int64)
+        images, labels = train_data
+        first = len(subset) if arm.data == "real+synthetic" else 0  # the first synthetic row
+        keep = torch.ones(len(labels), dtype=torch.bool)
         if settings.teacher_filter is not None:
-            first = len(subset) if arm.data == "real+synthetic" else 0
-            dropped = hardest_rows(teacher, *train_data, start=first,
+            dropped = hardest_rows(teacher, images, labels, start=first,
                                    fraction=settings.teacher_filter)
-            note += f", {len(dropped)} synthetic dropped by the {who} teacher's loss"
-        _save_received(grids, name, regime, subset, *train_data, dropped)
-        if len(dropped):
-            keep = torch.ones(len(train_data[1]), dtype=torch.bool)
             keep[dropped] = False
-            train_data = (train_data[0][keep], train_data[1][keep])
+            note += f", {len(dropped)} synthetic dropped by the {who} teacher's loss"
+        if grids is not None:
+            _save_received(grids, name, regime, subset.classes, images, labels, keep, first)
+        if not keep.all():
+            train_data = (images[keep], labels[keep])
     if arm.distill:
         mixer = DistillMixer(teacher, temperature=settings.kd_temperature,
                              alpha=settings.kd_alpha, then=mixer)
