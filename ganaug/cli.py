@@ -318,7 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--imbalance", type=finite_float, default=None,
                    help="seeded long-tail subsets with max/min class ratio R")
     p.add_argument("--arms", default=None,
-                   help="comma-separated: real,real+aug,real+gan,real+aug+gan,gan")
+                   help="comma-separated: real,real+aug,real+gan,real+aug+gan,gan,real+weighted,"
+                        "real+oversample,real+weighted+gan,real+oversample+gan,real+aug+kd,"
+                        "real+aug+gan+kd (default: the first five; --imbalance adds the "
+                        "weighted and oversample arms)")
     p.add_argument("--backbone", default="resnet18", help="any timm model name")
     p.add_argument("--stem", default="auto",
                    help="small-image stem of ResNet-like backbones: auto (3x3 stride 1, no "

@@ -116,3 +116,11 @@ def test_experiment_checks_the_generator_before_any_compute(model_file, tmp_path
     err = capsys.readouterr().err
     assert "was trained on other classes than --data digits" in err
     assert "the generator has ['a', 'b', 'c'] that the data lacks" in err
+
+
+def test_experiment_arms_help_names_every_arm():
+    from ganaug.evaluation.arms import ARMS
+
+    arms = next(a for a in COMMANDS["experiment"]._actions if a.dest == "arms")
+    listed = arms.help.split(": ", 1)[1].split(" (")[0].split(",")
+    assert sorted(listed) == sorted(ARMS)
