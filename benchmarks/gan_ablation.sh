@@ -50,8 +50,9 @@ import json, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 keys = ("cas_ratio", "intra_fid", "precision", "recall")
-print("| config | " + " | ".join(keys) + " | steps |")
-print("|---" * (len(keys) + 2) + "|")
+print("| config | " + " | ".join(keys) + " | steps | steps vs preset |")
+print("|---" * (len(keys) + 3) + "|")
+base = None
 for name in ("preset", "lecam", "bcr", "wide_d"):
     runs = sorted(out.glob(f"{name}-s*/metrics.json"))
     if not runs:
@@ -66,5 +67,10 @@ for name in ("preset", "lecam", "bcr", "wide_d"):
         v = [m[k] for m in ms]
         sd = statistics.stdev(v) if len(v) > 1 else float("nan")
         cells.append(f"{statistics.mean(v):.3f} ± {sd:.3f}")
-    print(f"| {name} ({len(ms)} seeds) | " + " | ".join(cells) + f" | {statistics.mean(steps):,.0f} |")
+    # Same wall-time budget per run: the ratio of steps is the ratio of speed per step.
+    if name == "preset":
+        base = statistics.mean(steps)
+    ratio = f"{statistics.mean(steps) / base:.2f}" if base else "—"
+    print(f"| {name} ({len(ms)} seeds) | " + " | ".join(cells)
+          + f" | {statistics.mean(steps):,.0f} | {ratio} |")
 PY
