@@ -205,8 +205,9 @@ class GANStep:
             real_aug = real_aug.detach().requires_grad_(True)
         inputs, input_labels = [real_aug, fake_aug], [labels, fake_labels]
         if cfg.cr_weight > 0:
-            # bCR's T(x): a second view of the un-augmented images, drawn independently.
-            inputs += [self.cr_augment(real), self.cr_augment(fake)]
+            # bCR's second view: T applied to the view D scores, so D is asked to ignore a
+            # shift only, never a second cutout (that made D class-blind: docs/training.md).
+            inputs += [self.cr_augment(real_aug.detach()), self.cr_augment(fake_aug)]
             input_labels += [labels, fake_labels]
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
@@ -265,7 +266,7 @@ class GANStep:
 
     @staticmethod
     def cr_augment(x: torch.Tensor) -> torch.Tensor:
-        """bCR's ``T``: :data:`ganaug.diffaug.CR_POLICY` (translation, cutout) at probability 1."""
+        """bCR's ``T``: :data:`ganaug.diffaug.CR_POLICY` (a translation) at probability 1."""
         return diff_augment(x, CR_POLICY)
 
     def _autocast(self):
