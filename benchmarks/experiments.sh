@@ -48,7 +48,7 @@ ganaug experiment --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per
 #    when doubling it moves real+aug by < 1 point (docs/results.md, "Classifier budgets").
 python benchmarks/budget_check.py --data mnist5k --per-class 10 --steps 300,600,1200,2400 --seeds 3 \
     --out runs/results/budget_mnist10
-python benchmarks/budget_check.py --data mnist5k --per-class all --imbalance 50 --steps 300,600,1200 \
+python benchmarks/budget_check.py --data mnist5k --per-class all --imbalance 50 --steps 300,600,1200,2400 \
     --seeds 3 --out runs/results/budget_mnist_lt50
 
 # 7. The recipe, fixed on mnist5k, 10 per class, seed 0 only (300 classifier steps; the real
