@@ -20,12 +20,6 @@ import torch.nn.functional as F
 from ganaug.errors import GanaugConfigError, did_you_mean
 
 POLICIES = ("color", "translation", "cutout")
-#: The augmentation ``T`` of balanced consistency regularisation (``cr_weight``): a translation by
-#: up to 1/8 of the size (bCR's CIFAR setting: 4 of 32 px), applied with probability 1 to the
-#: view D already scores. T must keep what makes an image its class: no cutout (a hidden stroke
-#: changes a digit; with it, cr_weight 10 made D class-blind), no flip (it changes digits and
-#: text) and no colour (the label of some classes is their colour).
-CR_POLICY = ("translation",)
 
 
 def _rand(x: torch.Tensor) -> torch.Tensor:
@@ -42,17 +36,30 @@ def _color(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) * (_rand(x) + 0.5) + mean
 
 
-def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+def _translation(x: torch.Tensor, ratio: float = 0.125, *, edge: bool = False) -> torch.Tensor:
+    """Shift each image by up to ``ratio`` of its size; what enters is zero (DiffAugment), or
+    with ``edge`` the nearest edge pixel (no value the image lacks)."""
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     ty = torch.randint(-sh, sh + 1, (n, 1, 1), device=x.device)
     tx = torch.randint(-sw, sw + 1, (n, 1, 1), device=x.device)
-    # Index into a 1-pixel zero border; clamping sends every out-of-image read to that border.
+    # Index into a 1-pixel border (zeros, or the edge itself); clamping sends every
+    # out-of-image read to that border.
     rows = (torch.arange(h, device=x.device).view(1, h, 1) + ty + 1).clamp(0, h + 1)
     cols = (torch.arange(w, device=x.device).view(1, 1, w) + tx + 1).clamp(0, w + 1)
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    padded = F.pad(x, [1, 1, 1, 1])
+    padded = F.pad(x, [1, 1, 1, 1], mode="replicate" if edge else "constant")
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+
+
+def cr_shift(x: torch.Tensor) -> torch.Tensor:
+    """The augmentation ``T`` of balanced consistency regularisation (``cr_weight``): every image
+    shifted by up to 1/8 of its size (bCR's CIFAR setting: 4 of 32 px), the edge pixels filling
+    what enters. T must keep the class and the image statistics: no cutout (a hidden stroke
+    changes a digit; with one, cr_weight 10 made D class-blind), no zero border (G learnt to
+    draw the grey frame D was taught to ignore), no flip (it changes digits and text) and no
+    colour (some classes are their colour)."""
+    return _translation(x, edge=True)
 
 
 def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:

@@ -150,9 +150,9 @@ def test_state_dict_holds_no_ada_or_lecam_when_off():
 def _d_step_by_hand(gan: GANStep, real, labels, *, cr_weight: float):
     """The D step written out: the pre-bCR step (one D forward on [T1(real); T1(fake)], hinge)
     plus, when ``cr_weight > 0``, ``cr_weight * (consistency(real) + consistency(fake))`` over
-    a second view ``T(T1(x)) = diff_augment(T1(x), CR_POLICY)`` of the view D scores. Returns
+    a second view ``T(T1(x)) = cr_shift(T1(x))`` of the view D scores. Returns
     (loss, D's weights)."""
-    from ganaug.diffaug import CR_POLICY, diff_augment
+    from ganaug.diffaug import cr_shift
     from ganaug.losses import consistency_reg, hinge_d
 
     n = real.shape[0]
@@ -161,7 +161,7 @@ def _d_step_by_hand(gan: GANStep, real, labels, *, cr_weight: float):
         fake = gan.G(z, fake_labels)
     views = [gan.augment(real), gan.augment(fake)]
     if cr_weight > 0:
-        views += [diff_augment(views[0], CR_POLICY), diff_augment(views[1], CR_POLICY)]
+        views += [cr_shift(views[0]), cr_shift(views[1])]
     logits = gan.D(torch.cat(views), torch.cat([labels, fake_labels] * (len(views) // 2))).float()
     loss = hinge_d(logits[:n], logits[n:2 * n])
     if cr_weight > 0:
@@ -247,10 +247,14 @@ def test_cr_second_view_is_a_shift_of_the_view_d_scores(monkeypatch):
 
 
 def test_cr_view_keeps_the_image_content():
-    """T moves the image by at most 1/8 of its size and cuts nothing out of it."""
-    x = torch.ones(64, 1, 32, 32)
+    """T moves the image by at most 1/8 of its size, cuts nothing out and brings in no value the
+    image lacks: a zero (grey) border let G draw a grey frame round every digit, which D,
+    taught to ignore the frame, never penalised (precision 0.03 on mnist5k; docs/results.md)."""
+    x = torch.full((64, 1, 32, 32), -1.0)
+    x[:, :, 8:24, 8:24] = 1.0  # a white square on black
     view = GANStep.cr_augment(x)
-    assert torch.equal(view[:, :, 4:28, 4:28], torch.ones(64, 1, 24, 24))
+    assert set(view.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(view[:, :, 12:20, 12:20], torch.ones(64, 1, 8, 8))
     assert not torch.equal(view, x)  # it does move the images
 
 

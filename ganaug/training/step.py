@@ -20,7 +20,7 @@ from torch import nn
 
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.config import TrainConfig
-from ganaug.diffaug import CR_POLICY, AdaptiveAugment, diff_augment, parse_policy
+from ganaug.diffaug import AdaptiveAugment, cr_shift, diff_augment, parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.generator import Generator
 from ganaug.losses import (
@@ -266,8 +266,8 @@ class GANStep:
 
     @staticmethod
     def cr_augment(x: torch.Tensor) -> torch.Tensor:
-        """bCR's ``T``: :data:`ganaug.diffaug.CR_POLICY` (a translation) at probability 1."""
-        return diff_augment(x, CR_POLICY)
+        """bCR's ``T``: :func:`ganaug.diffaug.cr_shift` (a shift filled from the edges)."""
+        return cr_shift(x)
 
     def _autocast(self):
         if not self.autocast:
