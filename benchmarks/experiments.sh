@@ -76,8 +76,8 @@ for s in 0 1 2; do
       runs/results/recipe_mnist10/cells/10-s$s-real_aug.safetensors --seed $s
 done
 
-# 10. The generator ablation of #13 on a fixed budget of one core's minutes per run (preset,
-#     + LeCam, + bCR, a wider D, a faster D; 3 seeds; then `ganaug evaluate` on each). mnist5k:
+# 10. The generator ablation of #13 on a fixed budget of one core's minutes per run (equal lr,
+#     a faster D, + LeCam, + bCR, a wider D; 3 seeds; then `ganaug evaluate` on each). mnist5k:
 #     15 runs x ~13 minutes; cifar10-mini: 15 x ~33 minutes.
 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist
 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"

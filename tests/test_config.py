@@ -34,7 +34,7 @@ def test_precedence_defaults_then_yaml_then_overrides(tmp_path):
     assert cfg.lr_d is None  # a flag left out (None) does not override
     resolved, _ = resolve_config(cfg, num_images=100, channels=1, image_size=16,
                                  device_type="cpu")
-    assert resolved.lr_d == pytest.approx(2e-4)  # default via preset
+    assert resolved.lr_d == pytest.approx(4e-4)  # default via preset (dcgan: TTUR)
     assert resolved.seed == FIXED_DEFAULTS["seed"] and resolved.sample_every == 250
 
 
@@ -200,3 +200,16 @@ def test_config_fifo_is_refused_without_blocking(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(GanaugConfigError, match="is not a regular file"):
         read_yaml(fifo)
+
+
+def test_dcgan_preset_gives_d_the_faster_learning_rate():
+    """TTUR: lr_d 4e-4 against lr_g 2e-4 beat equal rates on 10 CPU-minutes of mnist5k, 3 seeds
+    (recall 0.31 ± 0.04 vs 0.21 ± 0.01, intra-class FID 3.85 vs 4.48; docs/results.md)."""
+    for channels in (1, 3):
+        cfg, desc = resolve_config(TrainConfig(), num_images=4000, channels=channels,
+                                   image_size=28, device_type="cpu")
+        assert (cfg.arch, cfg.lr_g, cfg.lr_d) == ("dcgan", 2e-4, 4e-4)
+        assert "Adam 0.0002/0.0004" in desc
+    mine, _ = resolve_config(TrainConfig(lr_d=1e-4), num_images=4000, channels=1, image_size=28,
+                             device_type="cpu")
+    assert mine.lr_d == 1e-4  # a user's rate is kept
