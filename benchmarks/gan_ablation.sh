@@ -49,7 +49,7 @@ for entry in "${CONFIGS[@]}"; do
       --out "$run/metrics.json" "$@"
   done
 done
-python - "$OUT" <<'PY'
+python - "$OUT" "${CONFIGS[@]%%|*}" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
@@ -57,7 +57,7 @@ keys = ("cas_ratio", "intra_fid", "precision", "recall")
 print("| config | " + " | ".join(keys) + " | steps | steps vs equal_lr |")
 print("|---" * (len(keys) + 3) + "|")
 base = None
-for name in ("equal_lr", "ttur", "lecam", "bcr", "wide_d"):
+for name in sys.argv[2:]:  # the CONFIGS names, in their order
     runs = sorted(out.glob(f"{name}-s*/metrics.json"))
     if not runs:
         continue

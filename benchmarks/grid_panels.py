@@ -1,0 +1,36 @@
+"""Several class grids (``ganaug sample`` PNGs) side by side in one figure, each with a title.
+
+    python benchmarks/grid_panels.py docs/img/ablation_mnist_grids.png \
+        "equal_lr (old preset)=/tmp/g_equal_lr-s0.png" "ttur (preset now)=/tmp/g_ttur-s0.png"
+"""
+
+from __future__ import annotations
+
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from PIL import Image
+
+
+def main(out: str, items: list[str], cols: int = 3) -> None:
+    panels = [item.split("=", 1) for item in items]
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 4.2, rows * 4.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, path) in zip(axes.flat, panels):
+        im = Image.open(path)
+        w, h = im.size
+        ax.imshow(im.crop((int(w * 0.1), int(h * 0.06), int(w * 0.9), h)))  # drop the margins
+        ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=70)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2:])
