@@ -332,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier batch size")
     p.add_argument("--seeds", type=positive_int, default=3,
                    help="repetitions per regime and arm (>= 2 for a tested difference)")
+    p.add_argument("--first-seed", type=seed, default=0, dest="first_seed",
+                   help="run seeds FIRST..FIRST+SEEDS-1 (default 0): processes sharing --out "
+                        "can split the seeds, and a run over all of them reuses their cells")
     p.add_argument("--gan-steps", type=positive_int, default=None, dest="gan_steps",
                    help="steps of each regime's GAN (default: the trainer's preset)")
     p.add_argument("--classifier-steps", type=positive_int, default=None,

@@ -39,6 +39,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     doc = run_experiment(
         args.data, out=args.out, test=args.test, per_class=args.per_class,
         imbalance=args.imbalance, arms=args.arms, backbone=args.backbone, seeds=args.seeds,
+        first_seed=args.first_seed,
         stem=args.stem, batch_size=args.batch_size,
         model_kwargs=parse_model_kwargs(args.model_kwargs),
         gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,

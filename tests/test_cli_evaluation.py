@@ -63,11 +63,13 @@ def test_evaluate_cli_reports_a_class_mismatch(tmp_path, capsys):
 # -- ganaug experiment ---------------------------------------------------------------------------
 def test_experiment_cli_prints_the_table_and_paths(tmp_path, capsys):
     code = main(["experiment", "--data", "digits", "--per-class", "10", "--arms", "real",
-                 "--backbone", "resnet10t", "--seeds", "1", "--classifier-steps", "2",
-                 "--size", "16", "--out", str(tmp_path)])
+                 "--backbone", "resnet10t", "--seeds", "1", "--first-seed", "2",
+                 "--classifier-steps", "2", "--size", "16", "--out", str(tmp_path)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "| 10 | real |" in printed and str(tmp_path / "report.md") in printed
+    assert [c.name for c in (tmp_path / "cells").glob("*.json")] == ["10-s2-real.json"]
+    assert "1 seeds (from seed 2)" in (tmp_path / "report.md").read_text()
     # one arm, no GAN arm: the verdict (last line) says there is nothing to compare
     assert printed.rstrip().splitlines()[-1] == ("regime 10: not comparable (no GAN arm in this "
                                                  "run)")

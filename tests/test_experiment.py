@@ -152,6 +152,36 @@ def test_changed_settings_retrain_cells(tiny_run, monkeypatch):
     assert calls == [1]
 
 
+def test_first_seed_runs_only_later_seeds_and_their_cells_join_a_full_run(tiny_run, tmp_path,
+                                                                          monkeypatch):
+    """Seeds can be split across processes sharing ``out``; a full rerun then reuses every cell."""
+    import ganaug.evaluation.recipe
+    import ganaug.training
+
+    _, doc = tiny_run
+    early = run_experiment("digits", out=tmp_path / "a", **{**TINY, "seeds": 1})
+    late = run_experiment("digits", out=tmp_path / "b", first_seed=1, **{**TINY, "seeds": 1})
+    assert {c["seed"] for c in late["cells"]} == {1}
+    assert (early["settings"]["first_seed"], late["settings"]["first_seed"]) == (0, 1)
+    assert [c["accuracy"] for c in early["cells"] + late["cells"]] == [
+        c["accuracy"] for c in doc["cells"]]
+
+    def boom(*args, **kwargs):
+        raise AssertionError("retrained a cached cell")
+
+    monkeypatch.setattr(ganaug.evaluation.recipe, "train_classifier", boom)
+    monkeypatch.setattr(ganaug.training.Trainer, "fit", boom)
+    for cell in (tmp_path / "a" / "cells").glob("*.json"):  # as if both shared one --out
+        (tmp_path / "b" / "cells" / cell.name).write_bytes(cell.read_bytes())
+    full = run_experiment("digits", out=tmp_path / "b", **TINY)
+    assert [c["accuracy"] for c in full["cells"]] == [c["accuracy"] for c in doc["cells"]]
+
+
+def test_first_seed_is_checked():
+    with pytest.raises(GanaugConfigError, match=r"first_seed"):
+        ExperimentSettings(data="digits", first_seed=-1)
+
+
 # -- leakage ---------------------------------------------------------------------------------------
 def _saved_generator(tmp_path, training):
     from ganaug.generator import Generator

@@ -103,6 +103,7 @@ class ExperimentSettings:
     regimes: str | Sequence = "all"
     arms: str | Sequence | None = None
     seeds: int = 3
+    first_seed: int = 0
     imbalance: float | None = None
     backbone: str = "resnet18"
     stem: str = "auto"
@@ -129,6 +130,8 @@ class ExperimentSettings:
         self.regimes = parse_regimes(self.regimes)
         self.arms = parse_arms(self.arms, self.imbalance)
         self.seeds = check_int("seeds", self.seeds)
+        self.first_seed = check_int("first_seed", self.first_seed, minimum=0,
+                                    hint="(CLI: --first-seed.)")
         if self.replace_p is not None:
             check_float("replace_p", self.replace_p, minimum=0.0, maximum=1.0, open_min=True,
                         hint="(CLI: --replace-p.)")
@@ -314,7 +317,7 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
 def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None,
                    per_class: str | Sequence = "all", imbalance: float | None = None,
                    arms: str | Sequence | None = None, backbone: str = "resnet18",
-                   stem: str = "auto", seeds: int = 3, gan_steps: int | None = None,
+                   stem: str = "auto", seeds: int = 3, first_seed: int = 0, gan_steps: int | None = None,
                    classifier_steps: int | None = None, batch_size: int = 128,
                    generator: str | os.PathLike | None = None, image_size: int | None = None,
                    synthetic_ratio: float | None = None, replace_p: float | None = None,
@@ -337,7 +340,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         imbalance: long-tail ratio; adds ``real+weighted`` and ``real+oversample``.
         arms: subset of :data:`ARMS` (default :data:`DEFAULT_ARMS`).
         backbone, stem: the timm classifier (see :func:`ganaug.evaluation.create_classifier`).
-        seeds: seeds 0..seeds-1; each draws its own subset, GAN and classifiers.
+        seeds, first_seed: seeds ``first_seed`` .. ``first_seed + seeds - 1``; each draws its
+            own subset, GAN and classifiers. Processes sharing ``out`` can take different seeds;
+            a run over all seeds then reuses their cells.
         gan_steps: generator steps per GAN (default: the trainer's preset).
         classifier_steps: optimiser steps of every classifier (default 500).
         batch_size: classifier batch size.
@@ -374,7 +379,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
     """
 
     settings = ExperimentSettings(
-        data=data, test=test, regimes=per_class, arms=arms, seeds=seeds, imbalance=imbalance,
+        data=data, test=test, regimes=per_class, arms=arms, seeds=seeds, first_seed=first_seed,
+        imbalance=imbalance,
         backbone=backbone, stem=stem, model_kwargs=model_kwargs,
         classifier_steps=classifier_steps, batch_size=batch_size, gan_steps=gan_steps,
         gan_config=gan_config, generator=generator, image_size=image_size,
@@ -402,7 +408,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         bar.update(1)
 
     for regime in settings.regimes:
-        for seed in range(settings.seeds):
+        for seed in range(settings.first_seed, settings.first_seed + settings.seeds):
             subset = load_regime(data, regime, seed=seed, test=test,
                                  image_size=settings.image_size, channels=settings.channels,
                                  imbalance=imbalance)
@@ -420,7 +426,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         samples[grid.stem] = grid
     doc = {
         "settings": {**settings.cell_key(), "regimes": settings.regimes, "arms": settings.arms,
-                     "seeds": settings.seeds, "baseline": settings.baseline,
+                     "seeds": settings.seeds, "first_seed": settings.first_seed, "baseline": settings.baseline,
                      "test_spec": test_data.spec, "n_test": len(test_data),
                      "classes": list(test_data.classes)},
         "environment": _environment(settings.device),

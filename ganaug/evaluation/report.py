@@ -127,8 +127,9 @@ def _report(doc: dict[str, Any], samples: dict[str, Path | None]) -> str:
                   "paired over seeds, win = gain with p < 0.05):\n\n")
         out.write("".join(f"- {v['line']}\n" for v in doc["verdict"]) + "\n")
     tail = "" if st["imbalance"] is None else f", long tail ratio {st['imbalance']}"
+    first = f" (from seed {st['first_seed']})" if st.get("first_seed") else ""
     out.write(f"Data `{st['data']}`, test `{st['test_spec']}` ({st['n_test']} images); regimes "
-              f"{', '.join(st['regimes'])} images per class{tail}; {st['seeds']} seeds; "
+              f"{', '.join(st['regimes'])} images per class{tail}; {st['seeds']} seeds{first}; "
               f"classifier `{st['backbone']}` (stem {st['stem']}), "
               f"{st['classifier_steps']} steps x {st['batch_size']} images for every arm; GAN "
               f"steps {st['gan_steps'] or 'preset'}"
