@@ -268,11 +268,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise GanaugConfigError(
             f"Config file {str(path)!r} must hold a mapping of TrainConfig fields, got "
             f"{type(doc).__name__}.")
-    _check_keys(doc, f"config file {str(path)!r}")
+    check_keys(doc, f"config file {str(path)!r}")
     return doc
 
 
-def _check_keys(doc: dict[str, Any], where: str) -> None:
+def check_keys(doc: dict[str, Any], where: str) -> None:
+    """Refuse a key of ``doc`` that is not a :class:`TrainConfig` field (``where`` names it)."""
     names = field_names()
     for key in doc:
         if key not in names:
@@ -304,7 +305,7 @@ def train_config_from_sources(yaml_path: str | Path | None,
     """
     values: dict[str, Any] = read_yaml(yaml_path) if yaml_path else {}
     given = {k: v for k, v in overrides.items() if v is not None}
-    _check_keys(given, "the overrides")
+    check_keys(given, "the overrides")
     values.update(given)
     return TrainConfig(**values)
 
@@ -399,7 +400,7 @@ def arch_differences(saved: dict[str, Any], now: TrainConfig) -> list[str]:
 
 def merge_saved(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
     """On resume: fields not set now (``None``) take the value of the run's saved config."""
-    _check_keys(saved, "the run's config.yaml")
+    check_keys(saved, "the run's config.yaml")
     values = {}
     for f in fields(TrainConfig):
         value = getattr(cfg, f.name)
@@ -415,6 +416,7 @@ __all__ = [
     "SMALL_DATA_IMAGES",
     "TrainConfig",
     "arch_differences",
+    "check_keys",
     "data_name",
     "merge_saved",
     "normalize_policy",

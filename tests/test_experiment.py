@@ -59,7 +59,7 @@ def test_settings_are_normalised_with_their_defaults():
                                      "image_size", "synthetic_ratio", "replace_p",
                                      "min_confidence", "model_kwargs", "kd_temperature",
                                      "kd_alpha", "teacher_filter", "synthetic_loss_weight",
-                                     "teacher_backbone"]
+                                     "teacher_backbone", "gan_config"]
     # A real-only arm's cell does not depend on the GAN, distillation or teacher settings.
     assert list(tail.cell_key("real")) == ["data", "test", "imbalance", "backbone", "stem",
                                            "classifier_steps", "batch_size", "image_size",
@@ -180,6 +180,42 @@ def test_first_seed_runs_only_later_seeds_and_their_cells_join_a_full_run(tiny_r
 def test_first_seed_is_checked():
     with pytest.raises(GanaugConfigError, match=r"first_seed"):
         ExperimentSettings(data="digits", first_seed=-1)
+
+
+def test_gan_config_is_checked_before_any_compute():
+    with pytest.raises(GanaugConfigError, match=r"Unknown key 'lr_gen' in gan_config.*lr_g"):
+        ExperimentSettings(data="digits", gan_config={"lr_gen": 1e-4})
+    with pytest.raises(GanaugConfigError, match=r"lr_d"):
+        ExperimentSettings(data="digits", gan_config={"lr_d": -1.0})
+    for key in ("steps", "seed", "out", "data"):
+        with pytest.raises(GanaugConfigError, match=rf"gan_config sets {key!r}.*experiment"):
+            ExperimentSettings(data="digits", gan_config={key: 1})
+
+
+def test_gan_config_keys_the_gan_cells_and_folders(tmp_path, monkeypatch):
+    """Other GAN settings must not reuse the GAN arms' cells or a GAN trained with others."""
+    import ganaug.evaluation.recipe
+
+    plain = ExperimentSettings(data="digits", arms="real,real+gan")
+    tuned = ExperimentSettings(data="digits", arms="real,real+gan", gan_config={"lr_d": 1e-4})
+    assert plain.cell_key("real") == tuned.cell_key("real")
+    assert plain.cell_key("real+gan") != tuned.cell_key("real+gan")
+    assert tuned.cell_key("real+gan")["gan_config"] == {"lr_d": 1e-4}
+
+    one = {**TINY, "seeds": 1, "arms": "real,real+gan"}
+    out = tmp_path
+    run_experiment("digits", out=out, **one)
+    trained = []
+    real_train = ganaug.evaluation.recipe.train_classifier
+    monkeypatch.setattr(ganaug.evaluation.recipe, "train_classifier",
+                        lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    before = {p: p.stat().st_mtime_ns for p in (out / "gans").rglob("*") if p.is_file()}
+    again = run_experiment("digits", out=out, gan_config={"lr_d": 1e-4}, **one)
+    # the real arm's cell is reused, the GAN arm's is not, and the first GAN is left as it was
+    assert [c["arm"] for c in again["cells"]] == ["real", "real+gan"] and len(trained) == 1
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    tuned_runs = [p for p in (out / "gans").iterdir() if p.name.startswith("10-s0-")]
+    assert len(tuned_runs) == 1 and (tuned_runs[0] / "generator.safetensors").is_file()
 
 
 # -- leakage ---------------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, s
 from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.regime import (
+    check_gan_config,
     check_no_leakage,
+    gan_folder,
     load_regime,
     regime_generator,
     seed_teacher,
@@ -74,11 +76,11 @@ def parse_regimes(per_class: str | Sequence) -> list[str]:
 _CELL_KEYS = ("data", "test", "imbalance", "backbone", "stem", "classifier_steps", "batch_size",
               "gan_steps", "generator", "image_size", "synthetic_ratio", "replace_p",
               "min_confidence", "model_kwargs", "kd_temperature", "kd_alpha", "teacher_filter",
-              "synthetic_loss_weight", "teacher_backbone")
+              "synthetic_loss_weight", "teacher_backbone", "gan_config")
 # Settings that cannot change an arm without synthetic images, without distillation, or without
 # a teacher: left out of that arm's cell key, so changing them reuses the cells they cannot touch.
 _GAN_KEYS = ("gan_steps", "generator", "synthetic_ratio", "replace_p", "min_confidence",
-             "teacher_filter", "synthetic_loss_weight")
+             "teacher_filter", "synthetic_loss_weight", "gan_config")
 _KD_KEYS = ("kd_temperature", "kd_alpha")
 _TEACHER_KEYS = ("teacher_backbone",)
 
@@ -89,13 +91,13 @@ class ExperimentSettings:
 
     The arguments of :func:`run_experiment` (``regimes`` is its ``per_class``). After creation
     ``regimes`` and ``arms`` are lists of names, ``classifier_steps`` and ``synthetic_ratio`` have
-    their defaults (500 and 1.0), ``model_kwargs`` is a dict, ``generator`` a string or None and
-    ``device`` a :class:`torch.device`. ``channels`` converts the data (it is set from the
-    generator when one is given).
+    their defaults (500 and 1.0), ``model_kwargs`` and ``gan_config`` are dicts, ``generator`` a
+    string or None and ``device`` a :class:`torch.device`. ``channels`` converts the data (it is
+    set from the generator when one is given).
 
     Raises:
-        GanaugConfigError: an invalid regime, arm, seed count, ratio or probability, or an invalid
-            classifier budget.
+        GanaugConfigError: an invalid regime, arm, seed count, ratio or probability, an invalid
+            classifier budget or ``gan_config``.
     """
 
     data: str
@@ -163,6 +165,7 @@ class ExperimentSettings:
         self.classifier_steps = self.classifier_steps or EXPERIMENT_CLASSIFIER_STEPS
         self.synthetic_ratio = self.synthetic_ratio or 1.0
         self.model_kwargs = dict(self.model_kwargs or {})
+        self.gan_config = check_gan_config(self.gan_config)
         self.generator = str(self.generator) if self.generator else None
         self.device = resolve_device(self.device)
         self.recipe(None)  # checks the classifier budget before any data is loaded
@@ -416,7 +419,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                 raise GanaugDataError(f"The test data has {test_data.num_classes} classes but "
                                       f"the training data has {subset.num_classes}.")
             gen = _run_arms(settings, cache, regime, seed, subset, test_data, given,
-                            out / "gans" / f"{regime}-s{seed}", done)
+                            gan_folder(out, regime, seed, settings.gan_config), done)
             uses_gan = any(ARMS[a].uses_gan for a in settings.arms)
             if uses_gan and seed == 0 and regime not in samples:
                 samples[regime] = _sample_grid(out, regime, gen or given)

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from ganaug._devices import DeviceLike
-from ganaug.config import TrainConfig
+from ganaug.config import TrainConfig, check_keys
 from ganaug.data import LabeledImages, load_data
-from ganaug.errors import GanaugDataError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.arms import TEACHER
 from ganaug.evaluation.classifier import load_classifier, save_classifier
 from ganaug.io import load
 from ganaug.training import train_or_resume
 
-__all__ = ["check_no_leakage", "load_regime", "regime_generator", "seed_teacher", "teacher_path",
-           "train_gan"]
+__all__ = ["check_gan_config", "check_no_leakage", "gan_folder", "load_regime", "regime_generator",
+           "seed_teacher", "teacher_path", "train_gan"]
 
 
 def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_size: int | None,
@@ -69,6 +69,35 @@ def train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
     cfg = TrainConfig(data=data.spec or "subset", seed=seed, steps=steps, out=str(out),
                       device=None if device is None else str(device), **fields)
     return train_or_resume(cfg, data=data)
+
+
+#: TrainConfig fields the experiment sets itself for every GAN (steps: ``gan_steps``).
+_EXPERIMENT_GAN_FIELDS = ("data", "per_class", "imbalance", "steps", "seed", "out", "resume",
+                          "device")
+
+
+def check_gan_config(gan_config: dict[str, Any] | None) -> dict[str, Any]:
+    """``gan_config`` as a dict of valid :class:`ganaug.TrainConfig` fields, checked before any
+    compute (an unknown key or a bad value would otherwise surface at the first GAN arm)."""
+    fields = dict(gan_config or {})
+    for key in _EXPERIMENT_GAN_FIELDS:
+        if key in fields:
+            raise GanaugConfigError(
+                f"gan_config sets {key!r}, which the experiment sets itself for every GAN "
+                "(the regime's subset, its seed, the folder; steps: gan_steps / --gan-steps); "
+                "leave it out.")
+    check_keys(fields, "gan_config")
+    TrainConfig(**fields)  # the values, checked as `ganaug train` checks them
+    return fields
+
+
+def gan_folder(out: Path, regime: str, seed: int, gan_config: dict[str, Any]) -> Path:
+    """The run folder of a regime and seed's GAN; other ``gan_config`` fields get another one,
+    so that a GAN trained with other settings is neither reused nor overwritten."""
+    name = f"{regime}-s{seed}"
+    if gan_config:
+        name += "-" + hashlib.sha256(json.dumps(gan_config, sort_keys=True).encode()).hexdigest()[:10]
+    return out / "gans" / name
 
 
 def regime_generator(settings, subset, test, given, gan_dir: Path, seed: int):
