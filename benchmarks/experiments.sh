@@ -81,3 +81,23 @@ done
 #     15 runs x ~13 minutes; cifar10-mini: 15 x ~33 minutes.
 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist
 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
+
+# 11. The recommended recipe in the long tail (mnist5k, --imbalance 50, 1,200 steps: step 6),
+#     against every control (--imbalance adds real+weighted, real+oversample and the two fixes
+#     combined with the GAN). About 75 minutes of one core per seed: two processes share the
+#     --out and split the seeds, then a last run over all three writes the report from the cells.
+LT=(--data mnist5k --per-class all --imbalance 50 --gan-steps 2000 --classifier-steps 1200 "${CLF[@]}"
+    --arms real+aug,real+aug+kd,real+aug+gan+kd --teacher-filter 0.1 --synthetic-loss-weight 0.3
+    --out runs/results/recipe_mnist_lt50 --threads 1)
+OMP_NUM_THREADS=1 ganaug experiment "${LT[@]}" --seeds 2 &
+OMP_NUM_THREADS=1 ganaug experiment "${LT[@]}" --seeds 1 --first-seed 2
+wait
+ganaug experiment "${LT[@]}" --seeds 3
+for s in 0 1 2; do
+  python benchmarks/teacher_agreement.py runs/results/recipe_mnist_lt50/gans/all-s$s/generator.safetensors \
+      runs/results/recipe_mnist_lt50/cells/all-s$s-real_aug.safetensors --seed $s
+done
+
+# 12. cifar10-mini's budget at 50 per class (step 6's rule), before its recipe table.
+python benchmarks/budget_check.py --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" \
+    --per-class 50 --steps 600,1200,2400 --seeds 3 --out runs/results/budget_cifar50
