@@ -127,8 +127,9 @@ class TrainConfig:
         for name in ("image_size", "channels", "per_class", "batch_size", "d_steps", "z_dim",
                      "steps", "sample_every", "ckpt_every", "log_every"):
             self._int(name, minimum=1)
-        for name in ("seed", "ema_start", "num_workers"):
+        for name in ("ema_start", "num_workers"):
             self._int(name, minimum=0)
+        self._int("seed", minimum=0, maximum=2**63 - 1)  # as `--seed` takes it
         if self.channels is not None and self.channels not in (1, 3):
             _bad("channels", self.channels, "1 (grey) or 3 (RGB)")
         for name in ("lr_g", "lr_d"):
@@ -146,18 +147,24 @@ class TrainConfig:
         self._check_choices()
 
     # -- checks ---------------------------------------------------------------------------
-    def _int(self, name: str, minimum: int) -> None:
+    def _int(self, name: str, minimum: int, maximum: int | None = None) -> None:
         value = getattr(self, name)
         if value is None:
             return
+        accepted = (f"an integer >= {minimum}" if maximum is None
+                    else f"an integer from {minimum} to {maximum}")
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            _bad(name, value, f"an integer >= {minimum}")
-        try:
-            as_int = int(value)
-        except ValueError:
-            _bad(name, value, f"an integer >= {minimum}")
-        if as_int != float(value) or as_int < minimum:
-            _bad(name, value, f"an integer >= {minimum}")
+            _bad(name, value, accepted)
+        # Exact: an int or an integer string stays as it is (a float holds only 53 bits).
+        if isinstance(value, float):
+            as_int = int(value) if value.is_integer() else None
+        else:
+            try:
+                as_int = int(value)
+            except ValueError:
+                as_int = None
+        if as_int is None or as_int < minimum or (maximum is not None and as_int > maximum):
+            _bad(name, value, accepted)
         setattr(self, name, as_int)
 
     def _float(self, name: str, ok, accepted: str) -> None:

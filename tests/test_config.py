@@ -85,11 +85,25 @@ def test_broken_yaml_names_the_line_in_one_line(tmp_path):
     ("arch_kwargs", [1], r"Invalid arch_kwargs=\[1\]"),
     ("diffaug", "colour", r"Unknown DiffAugment policy 'colour'.*Did you mean 'color'"),
     ("data", "", r"Invalid data=''"),
-    ("seed", -1, r"Invalid seed=-1; accepted: an integer >= 0"),
+    ("seed", -1, r"Invalid seed=-1; accepted: an integer from 0 to 9223372036854775807"),
 ])
 def test_invalid_values_name_field_value_and_accepted(field, value, match):
     with pytest.raises(GanaugConfigError, match=match):
         TrainConfig(**{field: value})
+
+
+def test_large_integers_are_kept_exactly():
+    """A seed the CLI accepts (below 2**63) must not be refused for not surviving a float."""
+    assert TrainConfig(seed=2**63 - 1).seed == 2**63 - 1
+    assert TrainConfig(seed=str(2**53 + 1)).seed == 2**53 + 1
+    assert TrainConfig(steps=2**53 + 1).steps == 2**53 + 1
+    assert TrainConfig(steps=40.0).steps == 40
+    with pytest.raises(GanaugConfigError, match=r"Invalid seed=9223372036854775808; accepted: "
+                                                r"an integer from 0 to 9223372036854775807"):
+        TrainConfig(seed=2**63)
+    for bad in (40.5, float("inf"), float("nan")):
+        with pytest.raises(GanaugConfigError, match=r"Invalid steps"):
+            TrainConfig(steps=bad)
 
 
 def test_ada_needs_a_policy():

@@ -180,6 +180,11 @@ def test_first_seed_runs_only_later_seeds_and_their_cells_join_a_full_run(tiny_r
 def test_first_seed_is_checked():
     with pytest.raises(GanaugConfigError, match=r"first_seed"):
         ExperimentSettings(data="digits", first_seed=-1)
+    # every seed it runs must be one `ganaug train --seed` takes (below 2**63)
+    assert ExperimentSettings(data="digits", seeds=3, first_seed=2**63 - 3).first_seed == 2**63 - 3
+    with pytest.raises(GanaugConfigError, match=r"first_seed must be an integer from 0 to "
+                                                r"9223372036854775805"):
+        ExperimentSettings(data="digits", seeds=3, first_seed=2**63 - 2)
 
 
 def test_gan_config_is_checked_before_any_compute():

@@ -133,7 +133,7 @@ class ExperimentSettings:
         self.arms = parse_arms(self.arms, self.imbalance)
         self.seeds = check_int("seeds", self.seeds)
         self.first_seed = check_int("first_seed", self.first_seed, minimum=0,
-                                    hint="(CLI: --first-seed.)")
+                                    maximum=2**63 - self.seeds, hint="(CLI: --first-seed.)")
         if self.replace_p is not None:
             check_float("replace_p", self.replace_p, minimum=0.0, maximum=1.0, open_min=True,
                         hint="(CLI: --replace-p.)")
