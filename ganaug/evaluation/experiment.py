@@ -320,7 +320,8 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
 def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None,
                    per_class: str | Sequence = "all", imbalance: float | None = None,
                    arms: str | Sequence | None = None, backbone: str = "resnet18",
-                   stem: str = "auto", seeds: int = 3, first_seed: int = 0, gan_steps: int | None = None,
+                   stem: str = "auto", seeds: int = 3, first_seed: int = 0,
+                   gan_steps: int | None = None,
                    classifier_steps: int | None = None, batch_size: int = 128,
                    generator: str | os.PathLike | None = None, image_size: int | None = None,
                    synthetic_ratio: float | None = None, replace_p: float | None = None,
@@ -383,8 +384,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
 
     settings = ExperimentSettings(
         data=data, test=test, regimes=per_class, arms=arms, seeds=seeds, first_seed=first_seed,
-        imbalance=imbalance,
-        backbone=backbone, stem=stem, model_kwargs=model_kwargs,
+        imbalance=imbalance, backbone=backbone, stem=stem, model_kwargs=model_kwargs,
         classifier_steps=classifier_steps, batch_size=batch_size, gan_steps=gan_steps,
         gan_config=gan_config, generator=generator, image_size=image_size,
         synthetic_ratio=synthetic_ratio, replace_p=replace_p, min_confidence=min_confidence,
@@ -429,9 +429,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         samples[grid.stem] = grid
     doc = {
         "settings": {**settings.cell_key(), "regimes": settings.regimes, "arms": settings.arms,
-                     "seeds": settings.seeds, "first_seed": settings.first_seed, "baseline": settings.baseline,
-                     "test_spec": test_data.spec, "n_test": len(test_data),
-                     "classes": list(test_data.classes)},
+                     "seeds": settings.seeds, "first_seed": settings.first_seed,
+                     "baseline": settings.baseline, "test_spec": test_data.spec,
+                     "n_test": len(test_data), "classes": list(test_data.classes)},
         "environment": _environment(settings.device),
         "wall_s": round(time.perf_counter() - started, 1),
         "summary": summarize(cells, settings.regimes, settings.arms, settings.baseline),

@@ -96,7 +96,8 @@ def gan_folder(out: Path, regime: str, seed: int, gan_config: dict[str, Any]) ->
     so that a GAN trained with other settings is neither reused nor overwritten."""
     name = f"{regime}-s{seed}"
     if gan_config:
-        name += "-" + hashlib.sha256(json.dumps(gan_config, sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha256(json.dumps(gan_config, sort_keys=True).encode()).hexdigest()
+        name += "-" + digest[:10]
     return out / "gans" / name
 
 
