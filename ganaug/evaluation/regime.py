@@ -71,6 +71,12 @@ def train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
     return train_or_resume(cfg, data=data)
 
 
+def _digest(settings: dict[str, Any]) -> str:
+    """A short name for a set of settings (JSON, sorted keys): folders and files made with other
+    settings get other names."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
 #: TrainConfig fields the experiment sets itself for every GAN (steps: ``gan_steps``).
 _EXPERIMENT_GAN_FIELDS = ("data", "per_class", "imbalance", "steps", "seed", "out", "resume",
                           "device")
@@ -96,8 +102,7 @@ def gan_folder(out: Path, regime: str, seed: int, gan_config: dict[str, Any]) ->
     so that a GAN trained with other settings is neither reused nor overwritten."""
     name = f"{regime}-s{seed}"
     if gan_config:
-        digest = hashlib.sha256(json.dumps(gan_config, sort_keys=True).encode()).hexdigest()
-        name += "-" + digest[:10]
+        name += "-" + _digest(gan_config)
     return out / "gans" / name
 
 
@@ -119,8 +124,7 @@ def teacher_path(settings, cache, regime: str, seed: int) -> Path:
     shape = {k: getattr(settings, k) for k in ("data", "test", "imbalance", "stem", "image_size",
                                                "classifier_steps", "batch_size",
                                                "teacher_backbone")}
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
-    return cache.real_model(regime, seed, f"teacher-{digest}")
+    return cache.real_model(regime, seed, f"teacher-{_digest(shape)}")
 
 
 def seed_teacher(settings, path: Path, subset, seed: int):
