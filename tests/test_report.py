@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import random
 
 import pytest
 
@@ -122,3 +123,29 @@ def test_accuracy_plot_of_one_regime_puts_the_arms_along_x_with_their_intervals(
     assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(2.35 / 3)
     lo, hi = ax.get_ylim()
     assert lo >= 0.0 and hi <= 1.02
+
+
+def test_accuracy_plot_text_does_not_overlap_with_long_arm_names():
+    """The long-tail run's seven arms: no label, note or title may cover a tick label."""
+    from ganaug.evaluation.report import accuracy_figure
+    from ganaug.evaluation.verdict import verdicts
+
+    arms = ["real+aug", "real+weighted", "real+oversample", "real+weighted+gan",
+            "real+oversample+gan", "real+aug+kd", "real+aug+gan+kd"]
+    rng = random.Random(0)
+    cells = [_cell("all", s, arm, 0.90 + 0.01 * i + rng.uniform(0.0, 0.01))
+             for i, arm in enumerate(arms) for s in range(3)]
+    settings = {**_doc()["settings"], "regimes": ["all"], "arms": arms, "imbalance": 50.0}
+    doc = {"settings": settings, "summary": summarize(cells, ["all"], arms, "real+aug"),
+           "verdict": verdicts(cells, ["all"], arms), "cells": cells}
+    fig = accuracy_figure(doc)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = fig.axes
+    ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels()]
+    others = [t for t in fig.findobj(lambda o: hasattr(o, "get_text") and o.get_text())
+              if t not in ax.get_xticklabels()]
+    assert any("best control (real+aug+kd)" in t.get_text() for t in others)
+    for text in others:
+        box = text.get_window_extent(renderer)
+        assert not any(box.overlaps(tick) for tick in ticks), text.get_text()

@@ -201,14 +201,16 @@ def accuracy_figure(doc: dict[str, Any]):
             spans += [acc["mean"] if acc["low"] is None else acc["low"],
                       acc["mean"] if acc["high"] is None else acc["high"]]
         verdict = best.get(regime)
+        title = f"{regime} per class" + (
+            "" if doc["settings"].get("imbalance") is None else " (long tail)")
         if verdict and verdict.get("control_mean") is not None:
             ax.axhline(verdict["control_mean"], color="tab:blue", linestyle="--", linewidth=1,
-                       alpha=0.7, label=f"best control ({verdict['best_control']})")
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.22), frameon=False)
+                       alpha=0.7)
+            # Named in the title: a legend below the axes would cover long tick labels.
+            title += f"\ndashed: best control ({verdict['best_control']})"
         ax.set_xticks(xs, shown, rotation=30, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(shown) - 0.4)
-        tail = "" if doc["settings"].get("imbalance") is None else " (long tail)"
-        ax.set_title(f"{regime} per class{tail}", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
         # Accuracy lives in [0, 1]; a t-interval from few seeds can reach past it (cut off here).
         if spans:
