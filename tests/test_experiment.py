@@ -192,6 +192,11 @@ def test_gan_config_is_checked_before_any_compute():
         ExperimentSettings(data="digits", gan_config={"lr_gen": 1e-4})
     with pytest.raises(GanaugConfigError, match=r"lr_d"):
         ExperimentSettings(data="digits", gan_config={"lr_d": -1.0})
+    # normalised as `ganaug train` normalises them: the same settings, the same key and folder
+    given = ExperimentSettings(data="digits", gan_config={"lr_d": "1e-4", "betas": [0, 0.99]})
+    assert given.gan_config == {"lr_d": 1e-4, "betas": (0.0, 0.99)}
+    assert given.cell_key("real+gan") == ExperimentSettings(
+        data="digits", gan_config={"betas": (0.0, 0.99), "lr_d": 0.0001}).cell_key("real+gan")
     for key in ("steps", "seed", "out", "data"):
         with pytest.raises(GanaugConfigError, match=rf"gan_config sets {key!r}.*experiment"):
             ExperimentSettings(data="digits", gan_config={key: 1})

@@ -83,8 +83,9 @@ _EXPERIMENT_GAN_FIELDS = ("data", "per_class", "imbalance", "steps", "seed", "ou
 
 
 def check_gan_config(gan_config: dict[str, Any] | None) -> dict[str, Any]:
-    """``gan_config`` as a dict of valid :class:`ganaug.TrainConfig` fields, checked before any
-    compute (an unknown key or a bad value would otherwise surface at the first GAN arm)."""
+    """``gan_config`` as a dict of :class:`ganaug.TrainConfig` fields, checked and normalised
+    before any compute (an unknown key or a bad value would otherwise surface at the first GAN
+    arm; ``"1e-4"`` and ``0.0001`` must name the same GAN)."""
     fields = dict(gan_config or {})
     for key in _EXPERIMENT_GAN_FIELDS:
         if key in fields:
@@ -93,8 +94,8 @@ def check_gan_config(gan_config: dict[str, Any] | None) -> dict[str, Any]:
                 "(the regime's subset, its seed, the folder; steps: gan_steps / --gan-steps); "
                 "leave it out.")
     check_keys(fields, "gan_config")
-    TrainConfig(**fields)  # the values, checked as `ganaug train` checks them
-    return fields
+    cfg = TrainConfig(**fields)  # the values, checked and normalised as `ganaug train` does
+    return {key: getattr(cfg, key) for key in fields}
 
 
 def gan_folder(out: Path, regime: str, seed: int, gan_config: dict[str, Any]) -> Path:
