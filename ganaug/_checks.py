@@ -70,9 +70,13 @@ def check_truncation(value: Any) -> float:
                             "images.")
 
 
+#: The largest seed (seeds are integers in ``[0, 2**63)``: what ``--seed`` and torch take).
+MAX_SEED = 2**63 - 1
+
+
 def check_seed(name: str, value: Any, *, allow_none: bool = False) -> int | None:
     """A seed: an integer in ``[0, 2**63)`` (``None`` too where ``allow_none``)."""
     if value is None and allow_none:
         return None
-    return check_int(name, value, minimum=0, maximum=2**63 - 1,
+    return check_int(name, value, minimum=0, maximum=MAX_SEED,
                      hint="Seeds are integers >= 0, e.g. 0.")

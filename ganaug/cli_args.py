@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from ganaug._checks import MAX_SEED
+
 #: ``ganaug COMMAND --help`` ends with these (argparse epilog).
 EXAMPLES = {
     "data info": "ganaug data info digits\n"
@@ -64,7 +66,7 @@ positive_int = int_at_least(1)
 def seed(text: str) -> int:
     """An argparse type: a seed, an integer in ``[0, 2**63)``."""
     value = int_at_least(0)(text)
-    if value >= 2**63:
+    if value > MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be below 2**63, got {value}")
     return value
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug import losses
+from ganaug._checks import MAX_SEED
 from ganaug._files import atomic_write_text
 from ganaug.diffaug import parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
@@ -129,7 +130,7 @@ class TrainConfig:
             self._int(name, minimum=1)
         for name in ("ema_start", "num_workers"):
             self._int(name, minimum=0)
-        self._int("seed", minimum=0, maximum=2**63 - 1)  # as `--seed` takes it
+        self._int("seed", minimum=0, maximum=MAX_SEED)  # as `--seed` takes it
         if self.channels is not None and self.channels not in (1, 3):
             _bad("channels", self.channels, "1 (grey) or 3 (RGB)")
         for name in ("lr_g", "lr_d"):

@@ -23,7 +23,7 @@ import torch
 import torchvision
 
 from ganaug import __version__
-from ganaug._checks import check_float, check_int, check_probability
+from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -133,7 +133,7 @@ class ExperimentSettings:
         self.arms = parse_arms(self.arms, self.imbalance)
         self.seeds = check_int("seeds", self.seeds)
         self.first_seed = check_int("first_seed", self.first_seed, minimum=0,
-                                    maximum=2**63 - self.seeds, hint="(CLI: --first-seed.)")
+                                    maximum=MAX_SEED + 1 - self.seeds, hint="(CLI: --first-seed.)")
         if self.replace_p is not None:
             check_float("replace_p", self.replace_p, minimum=0.0, maximum=1.0, open_min=True,
                         hint="(CLI: --replace-p.)")
