@@ -83,6 +83,8 @@ def test_broken_yaml_names_the_line_in_one_line(tmp_path):
     ("device", "gpu", r"Invalid device='gpu'; accepted: cpu, cuda, cuda:N or mps"),
     ("amp", "yes", r"Invalid amp='yes'; accepted: true or false"),
     ("arch_kwargs", [1], r"Invalid arch_kwargs=\[1\]"),
+    ("arch_kwargs", {"width": object}, r"Invalid arch_kwargs.*width.*accepted: numbers, "),
+    ("arch_kwargs", {3: 8}, r"Invalid arch_kwargs=\{3: 8\}; accepted: a mapping"),
     ("diffaug", "colour", r"Unknown DiffAugment policy 'colour'.*Did you mean 'color'"),
     ("data", "", r"Invalid data=''"),
     ("seed", -1, r"Invalid seed=-1; accepted: an integer from 0 to 9223372036854775807"),
@@ -90,6 +92,19 @@ def test_broken_yaml_names_the_line_in_one_line(tmp_path):
 def test_invalid_values_name_field_value_and_accepted(field, value, match):
     with pytest.raises(GanaugConfigError, match=match):
         TrainConfig(**{field: value})
+
+
+def test_arch_kwargs_are_plain_values_ready_for_yaml(tmp_path):
+    """NumPy scalars in arch_kwargs become Python numbers (they used to fail when the run's
+    config.yaml was written, with yaml's RepresenterError)."""
+    import numpy as np
+
+    cfg = TrainConfig(arch_kwargs={"width": np.int64(8), "spectral_norm": np.bool_(True),
+                                   "embed_dim": np.int32(4)})
+    assert cfg.arch_kwargs == {"width": 8, "spectral_norm": True, "embed_dim": 4}
+    assert [type(v) for v in cfg.arch_kwargs.values()] == [int, bool, int]
+    cfg.to_yaml(tmp_path / "c.yaml")
+    assert TrainConfig.from_yaml(tmp_path / "c.yaml").arch_kwargs == cfg.arch_kwargs
 
 
 def test_large_integers_are_kept_exactly():

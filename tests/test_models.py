@@ -191,3 +191,24 @@ def test_numpy_ints_are_accepted_and_stored_as_int():
                         width=np.int32(8), z_dim=4)
     assert json.loads(json.dumps(g.config))["width"] == 8
     assert all(type(v) is int for v in g.config.values())
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_argument_kinds_follow_the_parameter_not_the_value(arch):
+    """A bool where a width is expected, or a non-bool switch, is refused by name, not passed on
+    to torch (``width=True`` used to reach ``nn.Conv2d`` and fail there with a TypeError)."""
+    with pytest.raises(GanaugConfigError, match=r"width must be an integer >= 1, got True"):
+        build_discriminator(arch, num_classes=3, image_size=16, width=True)
+    with pytest.raises(GanaugConfigError, match=r"embed_dim must be an integer >= 1, got False"):
+        build_generator(arch, num_classes=3, image_size=16, embed_dim=False)
+
+
+def test_switches_must_be_bools():
+    import numpy as np
+
+    for value in ("no", 0, None):
+        with pytest.raises(GanaugConfigError, match=r"spectral_norm must be true or false, got"):
+            build_discriminator("dcgan", num_classes=3, image_size=16, spectral_norm=value)
+    d = build_discriminator("dcgan", num_classes=3, image_size=16, width=8,
+                            spectral_norm=np.bool_(False))
+    assert d.config["spectral_norm"] is False

@@ -101,7 +101,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         record_config(self, ARCH, "discriminator", extra, num_classes=num_classes,
                       channels=channels, image_size=image_size, width=width,
-                      spectral_norm=bool(spectral_norm))
+                      spectral_norm=spectral_norm)
 
         start, n_down = resolution_plan(image_size)
         sn = bool(spectral_norm)

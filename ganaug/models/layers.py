@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,17 @@ def check_positive_int(arch: str, name: str, value: Any, *, minimum: int = 1) ->
     """
     return check_int(f"Arch '{arch}': {name}", value, minimum=minimum,
                      hint=f"Pass {name}={max(minimum, 8)} or larger (e.g. width=64).")
+
+
+def check_switch(arch: str, name: str, value: Any) -> bool:
+    """Return ``value`` as bool, or raise if it is not a bool (NumPy's ``bool_`` accepted).
+
+    Raises:
+        GanaugConfigError: ``value`` is not a bool (``1``, ``"no"`` and the like are refused).
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise GanaugConfigError(f"Arch '{arch}': {name} must be true or false, got {value!r}.")
+    return bool(value)
 
 
 def check_image_size(arch: str, image_size: Any, sizes: tuple[int, ...] = SUPPORTED_SIZES) -> int:
@@ -77,7 +89,8 @@ def record_config(module: nn.Module, arch: str, role: str, extra: dict[str, Any]
 
     Sets ``num_classes``, ``channels``, ``image_size`` (and ``z_dim`` when given) as attributes
     and ``module.config``: every constructor argument, so ``type(module)(**module.config)``
-    rebuilds it. Integer ``arch_args`` must be >= 1; booleans are stored as bools.
+    rebuilds it. An ``arch_args`` whose default is a bool (a switch such as ``spectral_norm``)
+    must be a bool; every other one must be an integer >= 1.
 
     This is the one place a network's arguments are checked: every constructor calls it, so a
     network built through the registry and one built from its class directly are checked alike.
@@ -92,9 +105,10 @@ def record_config(module: nn.Module, arch: str, role: str, extra: dict[str, Any]
     module.num_classes, module.channels, module.image_size = num_classes, channels, image_size
     config: dict[str, Any] = {"num_classes": num_classes, "channels": channels,
                               "image_size": image_size}
+    switches = {k for k, v in type(module).DEFAULTS.items() if isinstance(v, bool)}
     for name, value in arch_args.items():
-        if isinstance(value, bool):
-            config[name] = value
+        if name in switches:
+            config[name] = check_switch(arch, name, value)
         else:
             config[name] = check_positive_int(arch, name, value)
     if "z_dim" in config:
