@@ -11,6 +11,13 @@ from pathlib import Path
 import torch
 
 from ganaug._files import atomic_path
+from ganaug.errors import GanaugConfigError
+
+#: The most pixels a class grid drawn on request may have: well below Pillow's
+#: decompression-bomb limit (89.5 M pixels), past which viewers built on it refuse to open one.
+MAX_GRID_PIXELS = 50_000_000
+#: Pixels between the images of a grid (make_grid's padding).
+GRID_PAD = 2
 
 
 def pyplot():
@@ -51,6 +58,31 @@ def class_rows(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
     return out
 
 
+def _figure_inches(width: int, height: int, image_height: int,
+                   title: str | None) -> tuple[float, float]:
+    """The figure size (inches, at 100 dpi) of a class grid ``width`` x ``height`` pixels."""
+    scale = max(1.0, 48 / image_height)  # keep tiny images readable
+    return width * scale / 100 + 1.6, height * scale / 100 + (0.4 if title else 0.1)
+
+
+def check_grid_size(rows: int, per_row: int, image_size: int) -> None:
+    """Refuse, before anything is drawn, a grid of ``rows`` x ``per_row`` images too large to
+    view (more than :data:`MAX_GRID_PIXELS`).
+
+    Raises:
+        GanaugConfigError: the grid would be too large; names the size and what to ask instead.
+    """
+    side = image_size + GRID_PAD
+    inches = _figure_inches(per_row * side + GRID_PAD, rows * side + GRID_PAD, image_size, "t")
+    width, height = (round(x * 100) for x in inches)
+    if width * height > MAX_GRID_PIXELS:
+        raise GanaugConfigError(
+            f"A grid of {rows} classes x {per_row:,} images of {image_size}x{image_size} would "
+            f"be {width:,} x {height:,} pixels, more than image viewers open "
+            f"({MAX_GRID_PIXELS:,} pixels). Ask for fewer images per class (--n-per-class) or "
+            f"fewer classes (--classes); to write many images, use ganaug export.")
+
+
 def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
                     path: str | Path, *, per_row: int = 8, title: str | None = None,
                     row_classes: Sequence[int] | None = None) -> Path:
@@ -78,14 +110,11 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
     keep = remap[labels] >= 0
     grid_imgs = class_rows(images[keep.to(images.device)].cpu(), remap[labels[keep]], len(rows),
                            per_row)
-    pad = 2
+    pad = GRID_PAD
     grid = make_grid(grid_imgs, nrow=per_row, padding=pad, pad_value=255)
     _, h, _w = grid_imgs.shape[1:]
     arr = grid.permute(1, 2, 0).numpy()
-    scale = max(1.0, 48 / h)  # keep tiny images readable
-    fig_w = (arr.shape[1] * scale) / 100 + 1.6
-    fig_h = (arr.shape[0] * scale) / 100 + (0.4 if title else 0.1)
-    fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=100)
+    fig, ax = plt.subplots(figsize=_figure_inches(arr.shape[1], arr.shape[0], h, title), dpi=100)
     ax.imshow(arr.squeeze(-1) if arr.shape[-1] == 1 else arr,
               cmap="gray" if arr.shape[-1] == 1 else None, interpolation="nearest")
     ax.set_xticks([])
@@ -136,7 +165,12 @@ def save_generator_grid(generator, path: str | Path, *, per_class: int = 8, seed
 
     Returns:
         ``path`` as a :class:`Path`.
+
+    Raises:
+        GanaugConfigError: the grid would be too large to view (:func:`check_grid_size`).
     """
+    rows = generator.num_classes if classes is None else len(classes)
+    check_grid_size(rows, per_class, generator.image_size)
     images, labels = generator.sample(classes, n_per_class=per_class, seed=seed,
                                       truncation=truncation, output="uint8", return_labels=True)
     order = labels.tolist()

@@ -132,6 +132,28 @@ def test_sample_writer_draws_grids_and_the_loss_plot(tmp_path, tiny_generator):
     assert (out / "loss.png").is_file()
 
 
+def test_sample_writer_shows_at_most_the_first_classes_of_a_large_label_set(tmp_path):
+    """One row per class made the training grid of a 1,000-class run 1,000 rows tall (and drew
+    8,000 images every sample step); it shows the first MAX_SAMPLE_ROWS classes and says so."""
+    from PIL import Image
+
+    from ganaug.generator import Generator
+    from ganaug.models import build_generator
+    from ganaug.training.callbacks import MAX_SAMPLE_ROWS
+
+    n = MAX_SAMPLE_ROWS + 30
+    net = build_generator("dcgan", num_classes=n, channels=1, image_size=16, z_dim=4, width=8)
+    trainer = fake_trainer(tmp_path, steps=1)
+    trainer.generator = Generator(net.eval(), classes=[f"c{i}" for i in range(n)], arch="dcgan")
+    drawn = []
+    real = Generator.sample
+    trainer.generator.sample = lambda *a, **k: drawn.append(a[0]) or real(trainer.generator, *a, **k)
+    run_steps(trainer, SampleWriter(every=1, per_class=2), 1)
+    assert list(drawn[0]) == list(range(MAX_SAMPLE_ROWS))
+    with Image.open(trainer.run.out / "samples" / "step_000001.png") as grid:
+        assert grid.format == "PNG"
+
+
 def test_sample_writer_is_quiet_on_other_ranks(tmp_path, tiny_generator):
     trainer = fake_trainer(tmp_path, steps=3)
     trainer.dist, trainer.generator = DistInfo(rank=1, world=2), tiny_generator

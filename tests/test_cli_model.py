@@ -39,6 +39,25 @@ def test_sample_grid(model_file, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.parametrize("n", ["100000000", "20000"])
+def test_sample_refuses_a_grid_too_large_to_view_before_drawing_it(n, model_file, tmp_path,
+                                                                    capsys, monkeypatch):
+    """A huge --n-per-class was drawn at once (an out-of-memory traceback) or written as a PNG
+    hundreds of thousands of pixels wide that image viewers refuse to open."""
+    from ganaug.generator import Generator
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before the size check")
+
+    monkeypatch.setattr(Generator, "sample", no_sampling)
+    out = tmp_path / "grid.png"
+    assert main(["sample", str(model_file), "--n-per-class", n, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"3 classes x {int(n):,} images" in err and "pixels" in err
+    assert "--n-per-class" in err and "ganaug export" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_export(model_file, tmp_path, capsys):
     out = tmp_path / "synth"
     args = ["export", str(model_file), "--n-per-class", "3", "--out", str(out), "--batch", "2"]

@@ -24,6 +24,8 @@ from ganaug.training import distributed
 from ganaug.training.step import NO_STEP
 
 SAMPLE_PER_CLASS = 8
+#: The training sample grids show at most this many classes (the first ones), one row each.
+MAX_SAMPLE_ROWS = 64
 
 
 class Callback:
@@ -222,7 +224,8 @@ class Checkpointer(Callback):
 
 class SampleWriter(Callback):
     """Every ``every`` steps and at the end (rank 0): ``samples/step_XXXXXX.png`` (one row per
-    class of the EMA generator, fixed noise from ``cfg.seed``) and ``loss.png``.
+    class of the EMA generator, the first :data:`MAX_SAMPLE_ROWS` of a larger label set; fixed
+    noise from ``cfg.seed``) and ``loss.png``.
 
     Args:
         every: steps between grids (None: ``cfg.sample_every``).
@@ -238,10 +241,12 @@ class SampleWriter(Callback):
 
     def write(self, trainer) -> None:
         """Draw the sample grid of this step and the loss plot."""
-        run, step = trainer.run, trainer.step
+        run, step, n = trainer.run, trainer.step, trainer.generator.num_classes
+        shown = None if n <= MAX_SAMPLE_ROWS else list(range(MAX_SAMPLE_ROWS))
         save_generator_grid(trainer.generator, run.out / "samples" / f"step_{step:06d}.png",
-                            per_class=self.per_class, seed=trainer.cfg.seed,
-                            title=f"step {step} (EMA)")
+                            per_class=self.per_class, seed=trainer.cfg.seed, classes=shown,
+                            title=f"step {step} (EMA)" + ("" if shown is None else
+                                                          f", classes 1-{MAX_SAMPLE_ROWS} of {n}"))
         records = run.read_metrics()
         if records:
             save_loss_plot(records, run.out / "loss.png", title=run.out.name)
