@@ -14,9 +14,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
-from collections.abc import Iterable, Sequence
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,9 @@ FORMATS = ("png", "jpg")
 JPEG_QUALITY = 95
 EXPORT_FORMAT = 1
 MANIFEST_FIELDS = ("path", "class", "label", "seed", "index")
+#: The fewest bytes one exported image and its manifest row can take (the smallest valid PNG is
+#: 67 bytes): an export is refused only when even that much cannot fit on the disk.
+MIN_IMAGE_BYTES = 64
 
 
 # -- deterministic per-image noise (image_seed lives in ganaug._seeding) -----------------------
@@ -210,6 +216,39 @@ class ImageFolderLayout:
         return guard_folder(self.root, spec, keys, name=self.SPEC, what="a ganaug export",
                             fix=fix, write=write)
 
+    def present(self, label: int, n_per_class: int) -> set[int]:
+        """The indices below ``n_per_class`` of class ``label`` whose image file exists."""
+        folder = self.root / self.folders[label]
+        if not folder.is_dir():
+            return set()
+        name = re.compile(rf"(\d{{{self.digits}}})\.{self.fmt}")
+        found = set()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                match = name.fullmatch(entry.name)
+                if match and int(match[1]) < n_per_class and entry.is_file():
+                    found.add(int(match[1]))
+        return found
+
+    def check_space(self, n_images: int) -> None:
+        """Refuse writing ``n_images`` more images when even :data:`MIN_IMAGE_BYTES` each
+        cannot fit on the disk that holds (or will hold) the root.
+
+        Raises:
+            GanaugConfigError: the disk is too small; names the sizes and the fix.
+        """
+        from ganaug._imaging import _human
+
+        disk = self.root
+        while not disk.exists() and disk != disk.parent:
+            disk = disk.parent
+        need, free = n_images * MIN_IMAGE_BYTES, shutil.disk_usage(disk).free
+        if need > free:
+            raise GanaugConfigError(
+                f"An export of {n_images:,} images needs at least {_human(need)}, but the disk "
+                f"of {self.root} has {_human(free)} free. Export fewer images (n_per_class, CLI "
+                f"--n-per-class) or to a larger disk.")
+
     def write_manifest(self, items: Iterable[tuple[int, int]], seed: int) -> Path:
         """Write ``manifest.csv`` atomically: one row per ``(label, index)`` in ``items``."""
         manifest = self.root / self.MANIFEST
@@ -298,26 +337,29 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
     spec = export_spec(generator, n_per_class=n_per_class, seed=seed, fmt=fmt, labels=labels,
                        truncation=truncation)
     layout.guard(spec, write=False)
+    total = len(labels) * n_per_class
+    present = {y: layout.present(y, n_per_class) for y in labels}  # an earlier run's images
+    skipped = sum(map(len, present.values()))
+    layout.check_space(total - skipped)
     atomic_write_text(root / layout.SPEC, json.dumps(spec, indent=2) + "\n")
-
-    items = [(y, i, layout.relpath(y, i)) for y in labels for i in range(n_per_class)]
     for y in labels:
         (root / layout.folders[y]).mkdir(parents=True, exist_ok=True)
         for stale in (root / layout.folders[y]).glob(".*.tmp"):  # left by a killed run
             stale.unlink()
-    todo = [item for item in items if not (root / item[2]).is_file()]
-    with progress_bar(len(items), initial=len(items) - len(todo), unit="img",
-                      desc=f"export {root.name}", disable=not progress) as bar:
-        for start in range(0, len(todo), int(batch_size)):
-            chunk = todo[start:start + int(batch_size)]
-            images = generate_items(generator, [y for y, _, _ in chunk],
-                                    [i for _, i, _ in chunk], seed=seed, truncation=truncation,
+
+    # Lazily, chunk by chunk: the list of every image of a large export would not fit in memory.
+    todo: Iterator[tuple[int, int]] = ((y, i) for y in labels for i in range(n_per_class)
+                                       if i not in present[y])
+    with progress_bar(total, initial=skipped, unit="img", desc=f"export {root.name}",
+                      disable=not progress) as bar:
+        while chunk := list(itertools.islice(todo, int(batch_size))):
+            images = generate_items(generator, [y for y, _ in chunk], [i for _, i in chunk],
+                                    seed=seed, truncation=truncation,
                                     batch_size=int(batch_size)).cpu()
-            for (_, _, rel), image in zip(chunk, images):
-                _save_image(root / rel, image, fmt)
+            for (y, i), image in zip(chunk, images):
+                _save_image(layout.path(y, i), image, fmt)
             bar.update(len(chunk))
 
-    manifest = layout.write_manifest([(y, i) for y, i, _ in items], seed)
-    return ExportResult(root=root, manifest=manifest, written=len(todo),
-                        skipped=len(items) - len(todo),
+    manifest = layout.write_manifest(((y, i) for y in labels for i in range(n_per_class)), seed)
+    return ExportResult(root=root, manifest=manifest, written=total - skipped, skipped=skipped,
                         counts={generator.classes[y]: n_per_class for y in labels})

@@ -229,3 +229,28 @@ def test_export_refuses_class_names_that_cannot_be_folders(tmp_path, name, match
     with pytest.raises(GanaugConfigError, match=match):
         export_image_folder(gen, tmp_path / "out", n_per_class=1, progress=False)
     assert not (tmp_path / "out" / "ok").exists()
+
+
+def test_an_export_larger_than_the_free_disk_is_refused_before_anything_is_written(gen, tmp_path):
+    """export --n-per-class 100000000000 used to list every image first (hanging, then running
+    out of memory); it is refused at once when even tiny files could not fit on the disk."""
+    root = tmp_path / "out"
+    with pytest.raises(GanaugConfigError, match=r"300,000,000,000,000 images needs at least .* "
+                                                r"free.*fewer images"):
+        export_image_folder(gen, root, n_per_class=10**14, progress=False)
+    assert not root.exists()
+
+
+def test_a_large_export_starts_writing_without_listing_every_image(gen, tmp_path, monkeypatch):
+    class Stop(Exception):
+        pass
+
+    def first_chunk(generator, labels, indices, **kwargs):
+        assert (labels, indices) == ([0, 0, 0], [0, 1, 2])
+        raise Stop
+
+    monkeypatch.setattr(export_mod, "generate_items", first_chunk)
+    monkeypatch.setattr(export_mod, "MIN_IMAGE_BYTES", 0)
+    with pytest.raises(Stop):  # 3 x 10**12 items: a list of them would not fit in memory
+        export_image_folder(gen, tmp_path / "out", n_per_class=10**12, batch_size=3,
+                            progress=False)
