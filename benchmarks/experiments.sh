@@ -101,3 +101,32 @@ done
 # 12. cifar10-mini's budget at 50 per class (step 6's rule), before its recipe table.
 python benchmarks/budget_check.py --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" \
     --per-class 50 --steps 600,1200,2400 --seeds 3 --out runs/results/budget_cifar50
+
+# 13. The recommended recipe on cifar10-mini at 50 per class (1,200 steps: step 12), 3 seeds.
+#     About 55 minutes of one core per seed (the GAN ~11, each classifier 9-17); two processes
+#     split the seeds, then a run over all three writes the report from their cells.
+C50=(--data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per-class 50 --gan-steps 2000
+     --classifier-steps 1200 "${CLF[@]}" --arms real+aug,real+aug+kd,real+aug+gan+kd
+     --teacher-filter 0.1 --synthetic-loss-weight 0.3 --out runs/results/recipe_cifar50 --threads 1)
+ganaug experiment "${C50[@]}" --seeds 2 &
+ganaug experiment "${C50[@]}" --seeds 1 --first-seed 2
+wait
+ganaug experiment "${C50[@]}" --seeds 3
+for s in 0 1 2; do
+  python benchmarks/teacher_agreement.py runs/results/recipe_cifar50/gans/50-s$s/generator.safetensors \
+      runs/results/recipe_cifar50/cells/50-s$s-real_aug.safetensors --seed $s
+done
+
+# 14. The recommended recipe on mnist5k at 50 per class (1,200 steps: the budget checked at 10
+#     per class and in the long tail of step 6), 3 seeds, split like step 13.
+M50=(--data mnist5k --per-class 50 --gan-steps 2000 --classifier-steps 1200 "${CLF[@]}"
+     --arms real+aug,real+aug+kd,real+aug+gan+kd --teacher-filter 0.1 --synthetic-loss-weight 0.3
+     --out runs/results/recipe_mnist50 --threads 1)
+ganaug experiment "${M50[@]}" --seeds 2 &
+ganaug experiment "${M50[@]}" --seeds 1 --first-seed 2
+wait
+ganaug experiment "${M50[@]}" --seeds 3
+for s in 0 1 2; do
+  python benchmarks/teacher_agreement.py runs/results/recipe_mnist50/gans/50-s$s/generator.safetensors \
+      runs/results/recipe_mnist50/cells/50-s$s-real_aug.safetensors --seed $s
+done
