@@ -26,6 +26,31 @@ def test_synthetic_layout_and_items(tiny_generator):
         ds[8]
 
 
+def test_a_huge_synthetic_dataset_is_lazy_and_refuses_to_materialise(tiny_generator, tmp_path,
+                                                                     monkeypatch):
+    """n_per_class=10**15 used to hang building a list of every label; the dataset is lazy, so
+    it is made at once, and generate() refuses what cannot fit in memory or on the disk."""
+    import ganaug.augment.synthetic as synthetic_mod
+
+    n = 10**15
+    ds = SyntheticDataset(tiny_generator, n_per_class=n)
+    assert len(ds) == len(ds.targets) == 3 * n
+    assert (ds.targets[0], ds.targets[n], ds.targets[-1]) == (0, 1, 2)
+    assert ds.targets[n - 1:n + 2] == [0, 1, 1] and ds.locate(2 * n + 5) == (2, 5)
+    with pytest.raises(IndexError):
+        ds.targets[3 * n]
+    monkeypatch.setattr(synthetic_mod, "available_memory", lambda: 2**30)
+    with pytest.raises(GanaugConfigError, match=r"3,000,000,000,000,000 images of 3x16x16 .* "
+                                                r"memory.*cache="):
+        ds.generate()
+    cached = SyntheticDataset(tiny_generator, n_per_class=n, cache=tmp_path / "c")
+    with pytest.raises(GanaugConfigError, match=r"needs at least .* free"):
+        cached.generate()
+    small = SyntheticDataset(tiny_generator, counts=[2, 0, 1])
+    assert small.targets == [0, 0, 2] and list(small.targets) == [0, 0, 2]
+    assert small.targets != [0, 0, 1] and small.targets[::2] == [0, 2]
+
+
 def test_synthetic_items_do_not_depend_on_access_order(tiny_generator):
     fwd = SyntheticDataset(tiny_generator, n_per_class=5, chunk_size=2, seed=3)
     rev = SyntheticDataset(tiny_generator, n_per_class=5, chunk_size=2, seed=3)

@@ -8,11 +8,15 @@ confidently are kept, as in https://arxiv.org/abs/2304.08466.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import math
+import operator
 import os
+import sys
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from ganaug._checks import (
     check_truncation,
 )
 from ganaug._files import atomic_path, guard_folder
+from ganaug._imaging import _human, available_memory
 from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, to_class_to_idx
 from ganaug.augment.functional import per_class_counts
@@ -46,6 +51,42 @@ CACHE_META = "ganaug-synthetic.json"
 #: Default bytes of generated chunks kept per process (and per DataLoader worker) with
 #: ``cache=None``: 256 MiB holds ~87,000 32x32 RGB images or ~1,700 224x224 RGB ones.
 MEMORY_MB = 256
+
+
+class LabelRuns(Sequence):
+    """``counts[c]`` copies of ``labels[c]``, class after class: a :class:`SyntheticDataset`'s
+    ``targets``, indexable like the list it stands for without holding one item per image."""
+
+    def __init__(self, counts: Sequence[int], labels: Sequence[int]) -> None:
+        self._runs = [(int(label), int(n)) for label, n in zip(labels, counts) if n]
+        self._starts = list(itertools.accumulate((n for _, n in self._runs), initial=0))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = operator.index(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"label index {index} is out of range for {len(self)} images")
+        return self._runs[bisect.bisect_right(self._starts, index) - 1][0]
+
+    def __iter__(self) -> Iterator[int]:
+        for label, n in self._runs:
+            yield from itertools.repeat(label, n)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  (a list's equal is not hashable either)
+
+    def __repr__(self) -> str:
+        return "LabelRuns(" + ", ".join(f"{label} x {n}" for label, n in self._runs) + ")"
 
 
 class SyntheticDataset(FromSource, Dataset):
@@ -135,8 +176,11 @@ class SyntheticDataset(FromSource, Dataset):
                                        what="n_per_class" if counts is None else "counts")
         self._labels = self._label_space(to_class_to_idx(class_to_idx=class_to_idx,
                                                             classes=classes), n_per_class)
-        self.offsets = np.cumsum([0] + self.counts).tolist()
-        self.targets = [self._labels[c] for c, n in enumerate(self.counts) for _ in range(n)]
+        self.offsets = list(itertools.accumulate(self.counts, initial=0))
+        if self.offsets[-1] > sys.maxsize:
+            raise GanaugConfigError(f"{self.offsets[-1]:,} synthetic images are more than a "
+                                    f"dataset can index ({sys.maxsize:,}); ask for fewer.")
+        self.targets = LabelRuns(self.counts, self._labels)
         self.seed = check_seed("seed", seed)
         self.truncation = check_truncation(truncation)
         self.chunk_size = check_int("chunk_size", chunk_size)
@@ -248,12 +292,13 @@ class SyntheticDataset(FromSource, Dataset):
 
         With ``cache=None`` this switches the cache to ``"memory"`` so the work is kept.
         """
+        self._check_room()
         if self.cache is None:
             self.cache = "memory"
-        jobs = [(c, k) for c, n in enumerate(self.counts) for k in range(-(-n // self.chunk_size))]
-        bar = progress_bar(len(jobs), desc="synthetic chunks", unit="chunk",
+        chunks = [-(-n // self.chunk_size) for n in self.counts]
+        bar = progress_bar(sum(chunks), desc="synthetic chunks", unit="chunk",
                            disable=not self.progress)
-        for cls, k in jobs:
+        for cls, k in ((c, k) for c, n in enumerate(chunks) for k in range(n)):
             self._chunk(cls, k)
             bar.update(1)
         bar.close()
@@ -261,8 +306,24 @@ class SyntheticDataset(FromSource, Dataset):
             manifest = self.cache_dir / ImageFolderLayout.MANIFEST
             if not manifest.is_file() or self.teacher is not None:  # keep an export's own
                 self.layout.write_manifest(
-                    [(c, j) for c, n in enumerate(self.counts) for j in range(n)], self.seed)
+                    ((c, j) for c, n in enumerate(self.counts) for j in range(n)), self.seed)
         return self
+
+    def _check_room(self) -> None:
+        """Refuse, before generating, what :meth:`generate` cannot keep: more images than fit
+        in memory (no cache folder) or on the cache folder's disk."""
+        if self.layout is not None:
+            self.layout.check_space(len(self))
+            return
+        gen = self.source.generator  # generate() loads it anyway
+        shape = (gen.channels, gen.image_size, gen.image_size)
+        need, have = len(self) * math.prod(shape), available_memory()
+        if need > have:
+            raise GanaugConfigError(
+                f"generate() would keep {len(self):,} images of {'x'.join(map(str, shape))} "
+                f"({_human(need)}) in memory, but {_human(have)} is available. Pass a cache "
+                f"folder (cache=DIR) to keep them on disk, ask for fewer images, or let a "
+                f"DataLoader read items lazily without generate().")
 
     # -- acceptance -------------------------------------------------------------------------
     @property
