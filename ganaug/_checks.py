@@ -37,9 +37,10 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | 
 
 
 def check_float(name: str, value: Any, *, minimum: float | None = None,
-                maximum: float | None = None, open_min: bool = False, hint: str = "",
-                error: type[GanaugError] = GanaugConfigError) -> float:
-    """``value`` as a finite ``float`` in ``[minimum, maximum]`` (``(minimum, ...`` if ``open_min``)."""
+                maximum: float | None = None, open_min: bool = False, open_max: bool = False,
+                hint: str = "", error: type[GanaugError] = GanaugConfigError) -> float:
+    """``value`` as a finite ``float`` in ``[minimum, maximum]`` (``(minimum, ...`` if
+    ``open_min``, ``..., maximum)`` if ``open_max``)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -48,10 +49,10 @@ def check_float(name: str, value: Any, *, minimum: float | None = None,
     if ok and minimum is not None:
         ok = v > minimum if open_min else v >= minimum
     if ok and maximum is not None:
-        ok = v <= maximum
+        ok = v < maximum if open_max else v <= maximum
     if not ok:
         lo = "" if minimum is None else ("(" if open_min else "[") + f"{minimum:g}, "
-        hi = "" if maximum is None else f"{maximum:g}]"
+        hi = "" if maximum is None else f"{maximum:g}" + (")" if open_max else "]")
         rng = f" in {lo or '(-inf, '}{hi or 'inf)'}" if (lo or hi) else ""
         raise error(f"{name} must be a finite number{rng}, got {value!r}."
                     + (f" {hint}" if hint else ""))
@@ -80,3 +81,31 @@ def check_seed(name: str, value: Any, *, allow_none: bool = False) -> int | None
         return None
     return check_int(name, value, minimum=0, maximum=MAX_SEED,
                      hint="Seeds are integers >= 0, e.g. 0.")
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` as the plain YAML/JSON value it stands for (NumPy scalars become Python ones);
+    raises ``TypeError`` for anything else."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) for v in value]
+    raise TypeError(value)
+
+
+def check_arch_kwargs(arch_kwargs: Any) -> dict[str, Any]:
+    """``arch_kwargs`` checked to be a mapping of names to plain values, which the run's
+    ``config.yaml`` and a model file's JSON metadata can hold."""
+    accepted = "a mapping of argument names to values, such as {width: 32}"
+    if not isinstance(arch_kwargs, dict) or not all(isinstance(k, str) for k in arch_kwargs):
+        raise GanaugConfigError(f"Invalid arch_kwargs={arch_kwargs!r}; accepted: {accepted}.")
+    out = {}
+    for name, value in arch_kwargs.items():
+        try:
+            out[name] = plain_value(value)
+        except TypeError:
+            raise GanaugConfigError(f"Invalid arch_kwargs[{name!r}]={value!r}; accepted: "
+                                    f"numbers, true/false, strings, or lists of them.") from None
+    return out

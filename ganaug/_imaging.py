@@ -16,8 +16,8 @@ import torch
 from ganaug.errors import GanaugDataError
 
 __all__ = ["GREY_MODES", "MAX_DECODED_PIXELS", "ClassImageDataset", "ImagesDataset",
-           "available_memory", "check_memory", "decoded_array", "fit_images", "normalize",
-           "read_image_file", "to_float01"]
+           "available_memory", "check_memory", "decoded_array", "fit_images", "human_bytes",
+           "normalize", "read_image_file", "to_float01"]
 
 
 def fit_images(images: torch.Tensor, channels: int | None = None,
@@ -80,7 +80,7 @@ def available_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if n < 1000 or unit == "PB":
             return f"{n:.1f} {unit}"
@@ -97,8 +97,8 @@ def check_memory(n: int, c: int, h: int, w: int, what: str) -> None:
     have = available_memory()
     if 2 * need > have:
         raise GanaugDataError(
-            f"{what}: {n:,} images of {c}x{h}x{w} need {_human(need)} as uint8 (twice that while "
-            f"loading), but only {_human(have)} of memory is available. Lower size "
+            f"{what}: {n:,} images of {c}x{h}x{w} need {human_bytes(need)} as uint8 (twice that "
+            f"while loading), but only {human_bytes(have)} of memory is available. Lower size "
             f"(CLI: --size), take fewer images (per_class=N), or split the data.")
 
 

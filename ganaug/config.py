@@ -15,10 +15,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ganaug import losses
-from ganaug._checks import MAX_SEED
+from ganaug._checks import MAX_SEED, check_arch_kwargs
 from ganaug._files import atomic_write_text
 from ganaug.diffaug import parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
@@ -197,7 +195,7 @@ class TrainConfig:
                 _bad("betas", self.betas, "two floats in [0, 1), e.g. [0.0, 0.999]")
             self.betas = betas
         if self.arch_kwargs is not None:
-            self.arch_kwargs = _plain_arch_kwargs(self.arch_kwargs)
+            self.arch_kwargs = check_arch_kwargs(self.arch_kwargs)
         if self.diffaug is not None:
             self.diffaug = normalize_policy(self.diffaug)
         if self.ada and self.diffaug == "none":
@@ -232,34 +230,6 @@ class TrainConfig:
 
 def _bad(name: str, value: Any, accepted: str, hint: str = "") -> None:
     raise GanaugConfigError(f"Invalid {name}={value!r}; accepted: {accepted}.{hint}")
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as the plain YAML/JSON value it stands for (NumPy scalars become Python ones);
-    raises ``TypeError`` for anything else."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.bool_, np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    raise TypeError(value)
-
-
-def _plain_arch_kwargs(arch_kwargs: Any) -> dict[str, Any]:
-    """``arch_kwargs`` checked to be a mapping of names to plain values, which the run's
-    ``config.yaml`` and a model file's JSON metadata can hold."""
-    accepted = "a mapping of argument names to values, such as {width: 32}"
-    if not isinstance(arch_kwargs, dict) or not all(isinstance(k, str) for k in arch_kwargs):
-        _bad("arch_kwargs", arch_kwargs, accepted)
-    out = {}
-    for name, value in arch_kwargs.items():
-        try:
-            out[name] = _plain(value)
-        except TypeError:
-            _bad(f"arch_kwargs[{name!r}]", value,
-                 "numbers, true/false, strings, or lists of them")
-    return out
 
 
 def normalize_policy(policy: Any) -> str:

@@ -237,7 +237,7 @@ class ImageFolderLayout:
         Raises:
             GanaugConfigError: the disk is too small; names the sizes and the fix.
         """
-        from ganaug._imaging import _human
+        from ganaug._imaging import human_bytes
 
         disk = self.root
         while not disk.exists() and disk != disk.parent:
@@ -245,9 +245,9 @@ class ImageFolderLayout:
         need, free = n_images * MIN_IMAGE_BYTES, shutil.disk_usage(disk).free
         if need > free:
             raise GanaugConfigError(
-                f"An export of {n_images:,} images needs at least {_human(need)}, but the disk "
-                f"of {self.root} has {_human(free)} free. Export fewer images (n_per_class, CLI "
-                f"--n-per-class) or to a larger disk.")
+                f"An export of {n_images:,} images needs at least {human_bytes(need)}, but the "
+                f"disk of {self.root} has {human_bytes(free)} free. Export fewer images "
+                f"(n_per_class, CLI --n-per-class) or to a larger disk.")
 
     def write_manifest(self, items: Iterable[tuple[int, int]], seed: int) -> Path:
         """Write ``manifest.csv`` atomically: one row per ``(label, index)`` in ``items``."""

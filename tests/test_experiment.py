@@ -82,8 +82,9 @@ def test_settings_are_normalised_with_their_defaults():
     ("kd_temperature", 0.0, (r"kd_temperature must be a finite number in \(0, inf\), got 0.0"
                             r".*--kd-temperature")),
     ("kd_alpha", 1.5, r"kd_alpha must be a finite number in \[0, 1\], got 1.5.*--kd-alpha"),
-    ("teacher_filter", 1.5, (r"teacher_filter must be a finite number in \[0, 1\], got 1.5"
+    ("teacher_filter", 1.5, (r"teacher_filter must be a finite number in \[0, 1\), got 1.5"
                             r".*--teacher-filter")),
+    ("teacher_filter", 1.0, r"teacher_filter must be a finite number in \[0, 1\), got 1.0"),
     ("arms", "real,gann", r"Unknown arm 'gann'.*Did you mean 'gan'"),
     ("regimes", "0", r"--per-class takes positive integers or 'all'"),
     ("device", "cuda:99", r"device 'cuda:99'"),
@@ -283,3 +284,28 @@ def test_bad_options_are_refused(tmp_path):
     with pytest.raises(GanaugConfigError, match=r"seeds must be an integer >= 1, got 0"):
         run_experiment("digits", out=tmp_path, **{**TINY, "seeds": 0})
     assert not (tmp_path / "cells").exists()
+
+
+def test_an_out_that_is_a_file_or_holds_other_files_is_refused_before_any_compute(tmp_path):
+    """--out run/generator.safetensors trained classifiers, then failed writing; a GAN run folder
+    got an experiment's files mixed into it."""
+    model = tmp_path / "g.safetensors"
+    model.write_bytes(b"weights")
+    with pytest.raises(GanaugConfigError, match=r"g.safetensors is a file, not a folder"):
+        run_experiment("digits", out=model, **TINY)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("steps: 1\n")
+    with pytest.raises(GanaugConfigError, match=r"holds other files \(config.yaml\) and no "
+                                                r"experiment.*new or empty folder"):
+        run_experiment("digits", out=run, **TINY)
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+    assert model.read_bytes() == b"weights"
+
+
+def test_a_test_set_that_shares_the_training_images_is_refused(tmp_path):
+    """--test naming the training data itself would report training accuracy as test accuracy."""
+    with pytest.raises(GanaugDataError, match=r"of the 1,797 test images are also training images"
+                                              r".*disjoint"):
+        run_experiment("digits", test="digits", out=tmp_path / "exp", **TINY)
+    assert not (tmp_path / "exp" / "cells").exists()

@@ -8,7 +8,10 @@ and value range of the image it replaces, through a ``{type: kernel}`` table lik
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import bisect
+import itertools
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,7 @@ from ganaug._checks import check_int
 from ganaug._imaging import fit_images, normalize
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugError, did_you_mean
 
-__all__ = ["UnsupportedImageError", "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
+__all__ = ["LabelRuns", "UnsupportedImageError", "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
            "match_image", "normalize", "per_class_counts"]
 
 
@@ -207,3 +210,39 @@ def check_unnormalised(image: Any, where: str, fix: str) -> None:
             f"{where} got a float image with values in [{low:.3g}, {high:.3g}], not [0, 1]: it "
             f"was normalised (or scaled) before {where}, which would insert [0, 1] synthetic "
             f"images into a normalised stream. {fix}")
+
+
+class LabelRuns(Sequence):
+    """``counts[c]`` copies of ``labels[c]``, class after class: a :class:`SyntheticDataset`'s
+    ``targets``, indexable like the list it stands for without holding one item per image."""
+
+    def __init__(self, counts: Sequence[int], labels: Sequence[int]) -> None:
+        self._runs = [(int(label), int(n)) for label, n in zip(labels, counts) if n]
+        self._starts = list(itertools.accumulate((n for _, n in self._runs), initial=0))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = operator.index(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"label index {index} is out of range for {len(self)} images")
+        return self._runs[bisect.bisect_right(self._starts, index) - 1][0]
+
+    def __iter__(self) -> Iterator[int]:
+        for label, n in self._runs:
+            yield from itertools.repeat(label, n)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  (a list's equal is not hashable either)
+
+    def __repr__(self) -> str:
+        return "LabelRuns(" + ", ".join(f"{label} x {n}" for label, n in self._runs) + ")"

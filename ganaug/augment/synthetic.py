@@ -8,15 +8,13 @@ confidently are kept, as in https://arxiv.org/abs/2304.08466.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import itertools
 import math
-import operator
 import os
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +32,10 @@ from ganaug._checks import (
     check_truncation,
 )
 from ganaug._files import atomic_path, guard_folder
-from ganaug._imaging import _human, available_memory
+from ganaug._imaging import available_memory, human_bytes
 from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, to_class_to_idx
-from ganaug.augment.functional import per_class_counts
+from ganaug.augment.functional import LabelRuns, per_class_counts
 from ganaug.augment.source import FromSource, GeneratorSource
 from ganaug.augment.teacher import make_teacher
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -51,42 +49,6 @@ CACHE_META = "ganaug-synthetic.json"
 #: Default bytes of generated chunks kept per process (and per DataLoader worker) with
 #: ``cache=None``: 256 MiB holds ~87,000 32x32 RGB images or ~1,700 224x224 RGB ones.
 MEMORY_MB = 256
-
-
-class LabelRuns(Sequence):
-    """``counts[c]`` copies of ``labels[c]``, class after class: a :class:`SyntheticDataset`'s
-    ``targets``, indexable like the list it stands for without holding one item per image."""
-
-    def __init__(self, counts: Sequence[int], labels: Sequence[int]) -> None:
-        self._runs = [(int(label), int(n)) for label, n in zip(labels, counts) if n]
-        self._starts = list(itertools.accumulate((n for _, n in self._runs), initial=0))
-
-    def __len__(self) -> int:
-        return self._starts[-1]
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        index = operator.index(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"label index {index} is out of range for {len(self)} images")
-        return self._runs[bisect.bisect_right(self._starts, index) - 1][0]
-
-    def __iter__(self) -> Iterator[int]:
-        for label, n in self._runs:
-            yield from itertools.repeat(label, n)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    __hash__ = None  # type: ignore[assignment]  (a list's equal is not hashable either)
-
-    def __repr__(self) -> str:
-        return "LabelRuns(" + ", ".join(f"{label} x {n}" for label, n in self._runs) + ")"
 
 
 class SyntheticDataset(FromSource, Dataset):
@@ -321,8 +283,8 @@ class SyntheticDataset(FromSource, Dataset):
         if need > have:
             raise GanaugConfigError(
                 f"generate() would keep {len(self):,} images of {'x'.join(map(str, shape))} "
-                f"({_human(need)}) in memory, but {_human(have)} is available. Pass a cache "
-                f"folder (cache=DIR) to keep them on disk, ask for fewer images, or let a "
+                f"({human_bytes(need)}) in memory, but {human_bytes(have)} is available. Pass a "
+                f"cache folder (cache=DIR) to keep them on disk, ask for fewer images, or let a "
                 f"DataLoader read items lazily without generate().")
 
     # -- acceptance -------------------------------------------------------------------------

@@ -5,13 +5,43 @@ with the same settings, and the classifiers other cells need (the ``real`` filte
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ganaug._files import atomic_write_text
+from ganaug.errors import GanaugConfigError
 
-__all__ = ["CellCache"]
+__all__ = ["CellCache", "experiment_folder"]
+
+#: What an experiment writes into its folder (write_outputs, the grids, the caches).
+_OUTPUTS = re.compile(r"cells|gans|report\.md|results\.(json|csv)|accuracy\.png|"
+                      r"(samples|received|dropped)-.+\.png")
+
+
+def experiment_folder(out) -> Path:
+    """``out`` as the experiment's folder: new, empty, or one an experiment wrote (to resume it
+    or reuse its cells), never a file or a folder of other files.
+
+    Raises:
+        GanaugConfigError: ``out`` is a file, or a folder holding files an experiment does not
+            write and no experiment (no ``cells/`` or ``results.json``).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GanaugConfigError(f"--out {out} is a file, not a folder. Pass a new or empty "
+                                f"folder for the experiment.")
+    if not out.is_dir() or (out / "cells").is_dir() or (out / "results.json").is_file():
+        return out
+    other = sorted(p.name for p in out.iterdir() if not _OUTPUTS.fullmatch(p.name))
+    if other:
+        shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+        raise GanaugConfigError(
+            f"--out {out} holds other files ({shown}) and no experiment (no cells/ or "
+            f"results.json), so its results would be mixed in with them. Pass a new or empty "
+            f"folder.")
+    return out
 
 
 class CellCache:

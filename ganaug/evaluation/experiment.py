@@ -28,11 +28,12 @@ from ganaug._devices import DeviceLike, resolve_device
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms
-from ganaug.evaluation.cells import CellCache
+from ganaug.evaluation.cells import CellCache, experiment_folder
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
 from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.regime import (
+    check_disjoint,
     check_gan_config,
     check_no_leakage,
     gan_folder,
@@ -41,10 +42,10 @@ from ganaug.evaluation.regime import (
     seed_teacher,
     teacher_path,
 )
-from ganaug.evaluation.report import summarize, write_outputs
+from ganaug.evaluation.report import save_received, summarize, write_outputs
 from ganaug.evaluation.verdict import verdicts
 from ganaug.io import load
-from ganaug.plots import save_class_grid, save_generator_grid
+from ganaug.plots import save_generator_grid
 from ganaug.progress import progress_bar
 
 __all__ = [
@@ -155,7 +156,7 @@ class ExperimentSettings:
                                     "classifier.")
         if self.teacher_filter is not None:
             check_float("teacher_filter", self.teacher_filter, minimum=0.0, maximum=1.0,
-                        hint="(CLI: --teacher-filter.)")
+                        open_max=True, hint="(CLI: --teacher-filter.)")
             if self.replace_p is not None:
                 raise GanaugConfigError(
                     "--teacher-filter drops appended synthetic images, but --replace-p draws "
@@ -218,20 +219,6 @@ def _environment(device: torch.device) -> dict[str, Any]:
 
 
 # -- the cells --------------------------------------------------------------------------------------
-def _save_received(grids: Path, name: str, regime: str, classes, images, labels,
-                   keep: torch.Tensor, first: int) -> None:
-    """Grids of the synthetic rows (``first:``) an arm's classifier received (``keep``) and of
-    those its teacher filter dropped: ``received-<regime>-<arm>.png``, ``dropped-<...>.png``."""
-    tag = f"{regime}-{name.replace('+', '_')}"
-    received = keep.clone()
-    received[:first] = False
-    save_class_grid(images[received], labels[received], classes, grids / f"received-{tag}.png",
-                    title=f"{name}, regime {regime}, seed 0: synthetic images received")
-    if not keep.all():
-        save_class_grid(images[~keep], labels[~keep], classes, grids / f"dropped-{tag}.png",
-                        title=f"{name}, regime {regime}, seed 0: dropped by the teacher filter")
-
-
 def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSettings, seed: int,
               real_model, teacher=None, grids: Path | None = None, regime: str = ""):
     arm = ARMS[name]
@@ -251,7 +238,7 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
             keep[dropped] = False
             note += f", {len(dropped)} synthetic dropped by the {who} teacher's loss"
         if grids is not None:
-            _save_received(grids, name, regime, subset.classes, images, labels, keep, first)
+            save_received(grids, name, regime, subset.classes, images, labels, keep, first)
         if not keep.all():
             train_data = (images[keep], labels[keep])
     if arm.distill:
@@ -391,7 +378,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         kd_temperature=kd_temperature, kd_alpha=kd_alpha, teacher_filter=teacher_filter,
         synthetic_loss_weight=synthetic_loss_weight, teacher_backbone=teacher_backbone,
         device=device, progress=progress)
-    out = Path(out)
+    out = experiment_folder(out)
     given = None
     if settings.generator is not None:
         given = load(settings.generator, device=settings.device or "cpu")
@@ -399,6 +386,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         settings.channels = given.channels
     test_data = load_data(test or data, split=None if test else "test",
                           size=settings.image_size, channels=settings.channels)
+    check_disjoint(data, test, test_data, image_size=settings.image_size,
+                   channels=settings.channels)
     started = time.perf_counter()
     cache = CellCache(out / "cells", settings.cell_key)
     cells: list[dict[str, Any]] = []

@@ -17,7 +17,7 @@ from ganaug.evaluation.classifier import load_classifier, save_classifier
 from ganaug.io import load
 from ganaug.training import train_or_resume
 
-__all__ = ["check_gan_config", "check_no_leakage", "gan_folder", "load_regime", "regime_generator",
+__all__ = ["check_disjoint", "check_gan_config", "check_no_leakage", "gan_folder", "load_regime", "regime_generator",
            "seed_teacher", "teacher_path", "train_gan"]
 
 
@@ -27,6 +27,38 @@ def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_si
     n = None if regime == "all" else int(regime)
     return load_data(data, split=None if test else "train", size=image_size, channels=channels,
                      per_class=n, imbalance=imbalance, seed=seed)
+
+
+#: The share of test images that may also be training images (exact copies) before the test
+#: accuracy stops being a test accuracy.
+MAX_SHARED = 0.01
+
+
+def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
+                   image_size: int | None, channels: int | None) -> None:
+    """Refuse a ``test`` set of which more than :data:`MAX_SHARED` are images (pixel for pixel)
+    of the training pool the regimes draw from: for example ``--test`` naming ``--data`` itself.
+    Without ``test`` the data's own train and test splits are disjoint by construction.
+
+    Raises:
+        GanaugDataError: the sets share too many images.
+    """
+    if test is None:
+        return
+    pool = load_regime(data, "all", seed=0, test=test, image_size=image_size, channels=channels,
+                       imbalance=None)
+
+    def digests(images) -> list[bytes]:
+        return [hashlib.blake2b(x.numpy().tobytes(), digest_size=16).digest() for x in images]
+
+    train = set(digests(pool.images))
+    shared = sum(d in train for d in digests(test_data.images))
+    if shared > MAX_SHARED * len(test_data):
+        raise GanaugDataError(
+            f"{shared:,} of the {len(test_data):,} test images are also training images of "
+            f"{pool.spec}: the accuracy would be measured on what the classifiers learned "
+            f"from. Give a --test set disjoint from --data (or leave --test out to use the "
+            f"data's own test split).")
 
 
 def check_no_leakage(generator, subset, test, *, path: str = "the generator") -> None:

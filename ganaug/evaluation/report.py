@@ -14,17 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ganaug._files import atomic_write_text
 from ganaug.evaluation.arms import ARMS
 from ganaug.evaluation.stats import paired_comparison, t_interval
-from ganaug.plots import pyplot, save_figure
+from ganaug.plots import pyplot, save_class_grid, save_figure
 
 __all__ = [
     "accuracy_figure",
     "finite_json",
     "format_table",
     "save_accuracy_plot",
+    "save_received",
     "summarize",
     "write_outputs",
 ]
@@ -239,3 +241,16 @@ def write_outputs(out: Path, doc: dict[str, Any], samples: dict[str, Path | None
     save_accuracy_plot(doc, out / "accuracy.png")
     atomic_write_text(out / "report.md", _report(doc, samples))
 
+
+def save_received(grids: Path, name: str, regime: str, classes, images, labels,
+                   keep: torch.Tensor, first: int) -> None:
+    """Grids of the synthetic rows (``first:``) an arm's classifier received (``keep``) and of
+    those its teacher filter dropped: ``received-<regime>-<arm>.png``, ``dropped-<...>.png``."""
+    tag = f"{regime}-{name.replace('+', '_')}"
+    received = keep.clone()
+    received[:first] = False
+    save_class_grid(images[received], labels[received], classes, grids / f"received-{tag}.png",
+                    title=f"{name}, regime {regime}, seed 0: synthetic images received")
+    if not keep.all():
+        save_class_grid(images[~keep], labels[~keep], classes, grids / f"dropped-{tag}.png",
+                        title=f"{name}, regime {regime}, seed 0: dropped by the teacher filter")
