@@ -102,31 +102,28 @@ done
 python benchmarks/budget_check.py --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" \
     --per-class 50 --steps 600,1200,2400 --seeds 3 --out runs/results/budget_cifar50
 
+# The recipe table of one regime over 3 seeds: two processes share OUT and split the seeds, a
+# run over all three writes the report from their cells, then each seed's teacher agreement.
+# Usage: recipe_table OUT REGIME ARGS... (REGIME: the --per-class value).
+RECIPE=(--gan-steps 2000 --classifier-steps 1200 "${CLF[@]}" --arms real+aug,real+aug+kd,real+aug+gan+kd
+        --teacher-filter 0.1 --synthetic-loss-weight 0.3 --threads 1)
+recipe_table() {
+  local out=$1 regime=$2
+  shift 2
+  ganaug experiment "$@" --per-class "$regime" "${RECIPE[@]}" --out "$out" --seeds 2 &
+  ganaug experiment "$@" --per-class "$regime" "${RECIPE[@]}" --out "$out" --seeds 1 --first-seed 2
+  wait
+  ganaug experiment "$@" --per-class "$regime" "${RECIPE[@]}" --out "$out" --seeds 3
+  for s in 0 1 2; do
+    python benchmarks/teacher_agreement.py "$out/gans/$regime-s$s/generator.safetensors" \
+        "$out/cells/$regime-s$s-real_aug.safetensors" --seed "$s"
+  done
+}
+
 # 13. The recommended recipe on cifar10-mini at 50 per class (1,200 steps: step 12), 3 seeds.
-#     About 55 minutes of one core per seed (the GAN ~11, each classifier 9-17); two processes
-#     split the seeds, then a run over all three writes the report from their cells.
-C50=(--data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per-class 50 --gan-steps 2000
-     --classifier-steps 1200 "${CLF[@]}" --arms real+aug,real+aug+kd,real+aug+gan+kd
-     --teacher-filter 0.1 --synthetic-loss-weight 0.3 --out runs/results/recipe_cifar50 --threads 1)
-ganaug experiment "${C50[@]}" --seeds 2 &
-ganaug experiment "${C50[@]}" --seeds 1 --first-seed 2
-wait
-ganaug experiment "${C50[@]}" --seeds 3
-for s in 0 1 2; do
-  python benchmarks/teacher_agreement.py runs/results/recipe_cifar50/gans/50-s$s/generator.safetensors \
-      runs/results/recipe_cifar50/cells/50-s$s-real_aug.safetensors --seed $s
-done
+#     About 55 minutes of one core per seed (the GAN ~11, each classifier 9-17).
+recipe_table runs/results/recipe_cifar50 50 --data "folder:$CIFAR/train" --test "folder:$CIFAR/test"
 
 # 14. The recommended recipe on mnist5k at 50 per class (1,200 steps: the budget checked at 10
-#     per class and in the long tail of step 6), 3 seeds, split like step 13.
-M50=(--data mnist5k --per-class 50 --gan-steps 2000 --classifier-steps 1200 "${CLF[@]}"
-     --arms real+aug,real+aug+kd,real+aug+gan+kd --teacher-filter 0.1 --synthetic-loss-weight 0.3
-     --out runs/results/recipe_mnist50 --threads 1)
-ganaug experiment "${M50[@]}" --seeds 2 &
-ganaug experiment "${M50[@]}" --seeds 1 --first-seed 2
-wait
-ganaug experiment "${M50[@]}" --seeds 3
-for s in 0 1 2; do
-  python benchmarks/teacher_agreement.py runs/results/recipe_mnist50/gans/50-s$s/generator.safetensors \
-      runs/results/recipe_mnist50/cells/50-s$s-real_aug.safetensors --seed $s
-done
+#     per class and in the long tail of step 6), 3 seeds; about 35 minutes of one core per seed.
+recipe_table runs/results/recipe_mnist50 50 --data mnist5k
