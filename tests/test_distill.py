@@ -173,25 +173,25 @@ def test_teacher_filter_runs_the_teacher_first_and_drops_synthetic_images(tmp_pa
 
 
 def test_received_grid_shows_the_kept_synthetic_rows_only(tmp_path, monkeypatch):
-    from ganaug.evaluation import experiment
+    from ganaug.evaluation import experiment, report
 
     saved = {}
-    monkeypatch.setattr(experiment, "save_class_grid",
+    monkeypatch.setattr(report, "save_class_grid",
                         lambda images, labels, classes, path, **kw: saved.update(
                             {path.name: labels.tolist()}))
 
     images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
     labels = torch.tensor([0, 1, 0, 1, 1, 0])  # rows 0-1 real, 2-5 synthetic
     keep = torch.tensor([True, True, True, False, False, True])  # the filter dropped rows 3, 4
-    experiment._save_received(tmp_path, "real+aug+gan", "10", ("a", "b"), images, labels, keep, 2)
+    report.save_received(tmp_path, "real+aug+gan", "10", ("a", "b"), images, labels, keep, 2)
     assert saved == {"received-10-real_aug_gan.png": [0, 0], "dropped-10-real_aug_gan.png": [1, 1]}
     saved.clear()
-    experiment._save_received(tmp_path, "real+aug+gan", "10", ("a", "b"), images, labels,
-                              torch.ones(6, dtype=torch.bool), 2)
+    report.save_received(tmp_path, "real+aug+gan", "10", ("a", "b"), images, labels,
+                         torch.ones(6, dtype=torch.bool), 2)
     assert saved == {"received-10-real_aug_gan.png": [0, 1, 1, 0]}  # nothing dropped: no grid
     # in a run, only seed 0 writes these grids (two seeds here: still one received, one dropped)
     calls = []
-    monkeypatch.setattr(experiment, "save_class_grid",
+    monkeypatch.setattr(report, "save_class_grid",
                         lambda images, labels, classes, path, **kw: calls.append(path.name))
     experiment.run_experiment("digits", out=tmp_path / "run", arms="real+aug+gan",
                               teacher_filter=0.25, **{**TINY_KD, "seeds": 2})
