@@ -29,6 +29,7 @@ import torch
 from ganaug import __version__
 from ganaug._checks import check_int, check_seed, check_truncation
 from ganaug._files import atomic_path, atomic_write_bytes, atomic_write_text, guard_folder
+from ganaug._imaging import human_bytes
 from ganaug._seeding import image_seed
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator, truncated_normal
@@ -237,8 +238,6 @@ class ImageFolderLayout:
         Raises:
             GanaugConfigError: the disk is too small; names the sizes and the fix.
         """
-        from ganaug._imaging import human_bytes
-
         disk = self.root
         while not disk.exists() and disk != disk.parent:
             disk = disk.parent
