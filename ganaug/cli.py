@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--z-dim", type=positive_int, default=None, dest="z_dim",
                    help="noise dimension of the generator")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16/fp16 autocast (CUDA)")
+                   help="bf16/fp16 autocast (CUDA; off by default: slower at batch 64)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the networks")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
