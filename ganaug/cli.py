@@ -43,7 +43,10 @@ def _add_data_options(p: argparse.ArgumentParser, *, spec_flag: bool) -> None:
 # -- ganaug data info ---------------------------------------------------------------------------
 def _cmd_data_info(args: argparse.Namespace) -> int:
     from ganaug.data import describe, load_data
+    from ganaug.plots import figure_format
 
+    if args.grid:
+        figure_format(args.grid)  # a name that is no picture is refused before the data loads
     data = load_data(args.spec, size=args.image_size, channels=args.channels, split=args.split,
                      per_class=args.per_class, imbalance=args.imbalance, seed=args.seed,
                      download=args.download)
@@ -192,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "and of the grid's pick (default 0)")
     p.add_argument("--download", action="store_true",
                    help="torchvision:NAME only: download when missing (needs internet)")
-    p.add_argument("--grid", default=None, metavar="PNG", help="write a grid, one row per class")
+    p.add_argument("--grid", default=None, metavar="IMAGE",
+                   help="write a grid, one row per class (.png, .jpg, .webp, .pdf, ...)")
     p.add_argument("--per-row", type=positive_int, default=8, dest="per_row",
                    help="images per class row of --grid (default 8)")
     add_threads(p)
@@ -263,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0, help="noise seed (default 0)")
     p.add_argument("--device", default=None,
                    help="cpu | cuda | cuda:N | mps (default: cuda if available, else cpu)")
-    p.add_argument("--out", required=True, metavar="PNG", help="the grid image to write")
+    p.add_argument("--out", required=True, metavar="IMAGE",
+                   help="the grid image to write (.png, .jpg, .webp, .pdf, ...)")
     add_threads(p)
     p.set_defaults(func=_cmd_sample)
 

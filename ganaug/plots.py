@@ -18,6 +18,9 @@ from ganaug.errors import GanaugConfigError
 MAX_GRID_PIXELS = 50_000_000
 #: Pixels between the images of a grid (make_grid's padding).
 GRID_PAD = 2
+#: What a figure's file name may end in, and the format matplotlib writes for it.
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp",
+                  ".tif": "tiff", ".tiff": "tiff", ".pdf": "pdf", ".svg": "svg"}
 
 
 def pyplot():
@@ -30,11 +33,28 @@ def pyplot():
     return plt
 
 
+def figure_format(path: str | Path) -> str:
+    """The format a figure named ``path`` is written in, from its suffix (case-insensitive).
+
+    Raises:
+        GanaugConfigError: the suffix names no image format (a ``.txt``, or none at all), so
+            the file's name would lie about what it holds.
+    """
+    fmt = FIGURE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise GanaugConfigError(
+            f"Cannot write a picture to {str(path)!r}: its name does not end in an image "
+            f"format. Use one of {', '.join(FIGURE_FORMATS)} (e.g. {Path(path).stem}.png).")
+    return fmt
+
+
 def save_figure(fig, path: str | Path, *, dpi: int | None = None) -> Path:
-    """Write a matplotlib figure as PNG atomically, close it, and return the path."""
+    """Write a matplotlib figure atomically in the format its suffix names (:func:`figure_format`),
+    close it, and return the path."""
     path = Path(path)
+    fmt = figure_format(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format=fmt, dpi=dpi)
     pyplot().close(fig)
     return path
 
@@ -92,7 +112,7 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
         images: ``(N, C, H, W) uint8`` (C is 1 or 3).
         labels: ``(N,)`` int64 class indices into ``class_names``.
         class_names: all class names of the dataset or generator.
-        path: the PNG to write (atomically).
+        path: the image to write (atomically; its suffix names the format).
         per_row: images per class row.
         title: optional figure title.
         row_classes: which classes get a row (default: all), in order.
@@ -156,7 +176,7 @@ def save_generator_grid(generator, path: str | Path, *, per_class: int = 8, seed
 
     Args:
         generator: a :class:`ganaug.Generator`.
-        path: the PNG to write (atomically).
+        path: the image to write (atomically; its suffix names the format).
         per_class: images per row.
         seed: the noise seed (the same seed gives the same grid).
         classes: class names or indices to show, in this order (default: every class).
@@ -167,8 +187,10 @@ def save_generator_grid(generator, path: str | Path, *, per_class: int = 8, seed
         ``path`` as a :class:`Path`.
 
     Raises:
-        GanaugConfigError: the grid would be too large to view (:func:`check_grid_size`).
+        GanaugConfigError: the grid would be too large to view (:func:`check_grid_size`), or
+            ``path`` names no image format (:func:`figure_format`).
     """
+    figure_format(path)
     rows = generator.num_classes if classes is None else len(classes)
     check_grid_size(rows, per_class, generator.image_size)
     images, labels = generator.sample(classes, n_per_class=per_class, seed=seed,

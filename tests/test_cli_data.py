@@ -35,6 +35,27 @@ def test_data_info_options_and_grid(tmp_path, capsys):
     assert Image.open(grid).format == "PNG"
 
 
+@pytest.mark.parametrize("grid, said", [("grid.txt", "image format"),
+                                         ("grid.png", "pixels")])
+def test_data_info_refuses_a_grid_it_cannot_write_before_loading(grid, said, tmp_path, capsys,
+                                                                  monkeypatch):
+    """--grid g.txt wrote PNG bytes under a .txt name, and --per-row 10**8 drew a grid no viewer
+    opens; both are refused, the name before the data is even loaded."""
+    import ganaug.data
+
+    loaded = []
+    real_load = ganaug.data.load_data
+    monkeypatch.setattr(ganaug.data, "load_data", lambda *a, **k: loaded.append(1) or
+                        real_load(*a, **k))
+    out = tmp_path / grid
+    argv = ["data", "info", "digits", "--grid", str(out), "--per-row", "100000000"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and not out.exists()
+    if grid.endswith(".txt"):
+        assert loaded == []
+
+
 def test_data_info_imbalance(capsys):
     assert main(["data", "info", "digits", "--imbalance", "10", "--per-class", "100"]) == 0
     out = capsys.readouterr().out

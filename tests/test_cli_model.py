@@ -39,6 +39,32 @@ def test_sample_grid(model_file, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.parametrize("name, fmt", [("grid.jpg", "JPEG"), ("grid.JPEG", "JPEG"),
+                                       ("grid.webp", "WEBP"), ("grid.png", "PNG")])
+def test_sample_writes_the_format_its_name_says(name, fmt, model_file, tmp_path):
+    """--out g.jpg used to hold PNG bytes: a file whose name lies about its format."""
+    out = tmp_path / name
+    assert main(["sample", str(model_file), "--n-per-class", "2", "--out", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.format == fmt
+
+
+@pytest.mark.parametrize("name", ["grid.txt", "grid", "grid.safetensors"])
+def test_sample_refuses_a_name_that_is_not_an_image_before_drawing(name, model_file, tmp_path,
+                                                                   capsys, monkeypatch):
+    from ganaug.generator import Generator
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before the name check")
+
+    monkeypatch.setattr(Generator, "sample", no_sampling)
+    out = tmp_path / name
+    assert main(["sample", str(model_file), "--n-per-class", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and ".png" in err and ".jpg" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("n", ["100000000", "20000"])
 def test_sample_refuses_a_grid_too_large_to_view_before_drawing_it(n, model_file, tmp_path,
                                                                     capsys, monkeypatch):

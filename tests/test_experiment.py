@@ -39,6 +39,18 @@ def test_parse_regimes():
         parse_regimes(" , ")
 
 
+@pytest.mark.parametrize("given, named", [("10,10", "10"), ("10,010", "10"),
+                                          ("all,50,ALL", "all"), ([5, "05"], "5")])
+def test_parse_regimes_refuses_a_regime_named_twice(given, named):
+    """--per-class 10,10 ran and reported the same regime twice; 010 was a second regime "010"."""
+    with pytest.raises(GanaugConfigError, match=f"names {named} twice"):
+        parse_regimes(given)
+
+
+def test_parse_regimes_normalises_spelling():
+    assert parse_regimes("010,All") == ["10", "all"]
+
+
 def test_settings_are_normalised_with_their_defaults():
     s = ExperimentSettings(data="digits", regimes="10,all", generator=None, device="cpu")
     assert s.regimes == ["10", "all"]

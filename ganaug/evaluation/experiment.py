@@ -61,16 +61,22 @@ EXPERIMENT_CLASSIFIER_STEPS = 500
 
 # -- settings -------------------------------------------------------------------------------------
 def parse_regimes(per_class: str | Sequence) -> list[str]:
-    """``"10,50,all"`` -> ``["10", "50", "all"]`` (checked)."""
+    """``"10,50,all"`` -> ``["10", "50", "all"]`` (checked, spelled one way: ``010`` is ``10``,
+    ``ALL`` is ``all``; a regime named twice is refused)."""
     items = per_class.split(",") if isinstance(per_class, str) else [str(v) for v in per_class]
-    items = [i.strip() for i in items if i.strip()]
-    for item in items:
-        if item != "all" and not (item.isdigit() and int(item) > 0):
+    regimes: list[str] = []
+    for item in (i.strip().lower() for i in items if i.strip()):
+        if item != "all" and not (item.isascii() and item.isdigit() and int(item) > 0):
             raise GanaugConfigError(f"--per-class takes positive integers or 'all', comma-"
                                     f"separated (e.g. 10,50,all); got {item!r}.")
-    if not items:
+        regime = item if item == "all" else str(int(item))
+        if regime in regimes:
+            raise GanaugConfigError(f"--per-class names {regime} twice; name each regime once "
+                                    f"(e.g. 10,50,all).")
+        regimes.append(regime)
+    if not regimes:
         raise GanaugConfigError("--per-class is empty; give e.g. 10,50,all.")
-    return items
+    return regimes
 
 
 # The settings a cached cell must match to be reused (in this order in results.json).
