@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arms", default=None,
                    help="comma-separated: real,real+aug,real+gan,real+aug+gan,gan,real+weighted,"
                         "real+oversample,real+weighted+gan,real+oversample+gan,real+aug+kd,"
-                        "real+aug+gan+kd (default: the first five; --imbalance adds the "
+                        "real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd (default: the "
+                        "first five; --imbalance adds the "
                         "weighted and oversample arms)")
     p.add_argument("--backbone", default="resnet18", help="any timm model name")
     p.add_argument("--stem", default="auto",

@@ -21,10 +21,11 @@ from ganaug.evaluation.arms import (
 def test_the_arms_table():
     assert list(ARMS) == ["real", "real+aug", "real+gan", "real+aug+gan", "gan", "real+weighted",
                           "real+oversample", "real+weighted+gan", "real+oversample+gan",
-                          "real+aug+kd", "real+aug+gan+kd"]
+                          "real+aug+kd", "real+aug+gan+kd", "real+weighted+kd",
+                          "real+weighted+gan+kd"]
     assert {n for n, a in ARMS.items() if a.uses_gan} == {
         "real+gan", "real+aug+gan", "gan", "real+weighted+gan", "real+oversample+gan",
-        "real+aug+gan+kd"}
+        "real+aug+gan+kd", "real+weighted+gan+kd"}
     assert {n for n, a in ARMS.items() if a.augment == "standard"} == set(ARMS) - {
         "real", "real+gan", "gan"}
     # the GAN combined with the usual long-tail fixes: same loss/sampler, plus synthetic data
@@ -32,8 +33,13 @@ def test_the_arms_table():
                                             class_weights="balanced")
     assert ARMS["real+oversample+gan"] == Arm(data="real+synthetic", augment="standard",
                                               sampler="balanced")
-    assert {n for n, a in ARMS.items() if a.distill} == set(KD_ARMS) == {"real+aug+kd",
-                                                                         "real+aug+gan+kd"}
+    assert {n for n, a in ARMS.items() if a.distill} == set(KD_ARMS) == {
+        "real+aug+kd", "real+aug+gan+kd", "real+weighted+kd", "real+weighted+gan+kd"}
+    # the recipe combined with the long tail's best fix, and its control without the GAN
+    assert ARMS["real+weighted+gan+kd"] == Arm(data="real+synthetic", augment="standard",
+                                               class_weights="balanced", distill=True)
+    assert ARMS["real+weighted+kd"] == Arm(augment="standard", class_weights="balanced",
+                                           distill=True)
     assert ARMS["real+aug+gan+kd"].data == "real+synthetic" and ARMS["real+aug+kd"].data == "real"
     assert ARMS["real+weighted"] == Arm(augment="standard", class_weights="balanced")
     assert ARMS["real+oversample"] == Arm(augment="standard", sampler="balanced")

@@ -222,3 +222,35 @@ def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_ca
     assert notes["real+aug+gan+kd"].endswith(", synthetic loss x0.25")
     with pytest.raises(GanaugConfigError, match=r"--teacher-backbone is empty"):
         ExperimentSettings(data="digits", teacher_backbone=" ")
+
+
+def test_the_recipe_combined_with_class_weighting(tmp_path, monkeypatch):
+    """real+weighted+gan+kd: the recipe (teacher-filtered synthetic images, distilled) with the
+    long tail's best fix, a class-weighted loss; real+weighted+kd is its control without the GAN."""
+    from ganaug.evaluation import experiment
+    from ganaug.evaluation.distill import DistillMixer
+    from ganaug.evaluation.recipe import ClassifierRecipe
+
+    trained = {}
+    real_train = ClassifierRecipe.train
+
+    def spy(self, data, *args, desc=None, **kwargs):
+        trained[desc] = (kwargs.get("class_weights"), type(kwargs.get("mixer")).__name__,
+                         len(data[1]))
+        return real_train(self, data, *args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(ClassifierRecipe, "train", spy)
+    doc = experiment.run_experiment("digits", out=tmp_path, imbalance=5.0,
+                                    arms="real+weighted+kd,real+weighted+gan+kd",
+                                    teacher_filter=0.1, **TINY_KD)
+    assert trained["real+weighted+gan+kd"][:2] == ("balanced", DistillMixer.__name__)
+    assert trained["real+weighted+kd"][:2] == ("balanced", DistillMixer.__name__)
+    assert trained["real+weighted"][:2] == ("balanced", "NoneType")
+    # the synthetic images are there, less the tenth the teacher disagrees with most
+    assert trained["real+weighted+gan+kd"][2] > trained["real+weighted+kd"][2]
+    notes = {c["arm"]: c["train_data"] for c in doc["cells"]}
+    assert "dropped by the real+aug teacher" in notes["real+weighted+gan+kd"]
+    assert notes["real+weighted+kd"].endswith("distilled from real+aug (T=4, alpha=0.5)")
+    (verdict,) = doc["verdict"]
+    assert "real+weighted+kd" not in verdict["comparisons"]  # a control, not a GAN arm
+    assert "real+weighted+gan+kd" in verdict["comparisons"]

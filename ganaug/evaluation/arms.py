@@ -74,14 +74,18 @@ ARMS: dict[str, Arm] = {
     "real+oversample+gan": Arm(data="real+synthetic", augment="standard", sampler="balanced"),
     "real+aug+kd": Arm(augment="standard", distill=True),
     "real+aug+gan+kd": Arm(data="real+synthetic", augment="standard", distill=True),
+    "real+weighted+kd": Arm(augment="standard", class_weights="balanced", distill=True),
+    "real+weighted+gan+kd": Arm(data="real+synthetic", augment="standard",
+                                class_weights="balanced", distill=True),
 }
 DEFAULT_ARMS = ("real", "real+aug", "real+gan", "real+aug+gan", "gan")
 # Added to every long-tailed (``imbalance``) run: the usual remedies, to compare the GAN with.
 IMBALANCE_ARMS = ("real+weighted", "real+oversample", "real+weighted+gan",
                   "real+oversample+gan")
 # Opt-in (``--arms``): distillation from the seed's real+aug classifier, on real images only (a
-# control: does a gain come from distillation alone?) and with the GAN's images relabelled.
-KD_ARMS = ("real+aug+kd", "real+aug+gan+kd")
+# control: does a gain come from distillation alone?) and with the GAN's images relabelled; the
+# same two with a class-weighted loss (the recipe combined with the long tail's usual fix).
+KD_ARMS = ("real+aug+kd", "real+aug+gan+kd", "real+weighted+kd", "real+weighted+gan+kd")
 # The recipe ganaug recommends, fixed on mnist5k at 10 real images per class on seed 0 (then run
 # once on the other seeds: docs/results.md): the GAN's images relabelled by a teacher trained on
 # the real data, the images it disagrees with most dropped, their loss down-weighted; shown with
