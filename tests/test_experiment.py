@@ -153,6 +153,29 @@ def test_rerun_uses_cached_cells(tiny_run, monkeypatch):
     assert [c["accuracy"] for c in again["cells"]] == [c["accuracy"] for c in doc["cells"]]
 
 
+def test_cells_from_before_a_setting_existed_are_reused_while_it_is_unset(tiny_run,
+                                                                         monkeypatch):
+    """A setting added later (gan_config) with None, its 'as before' value, must not throw away
+    hours of cells written before it existed; set to anything else, it retrains them."""
+    import ganaug.evaluation.recipe
+
+    out, doc = tiny_run
+    for path in (out / "cells").glob("*.json"):
+        cell = json.loads(path.read_text())
+        cell["settings"].pop("gan_config", None)
+        path.write_text(json.dumps(cell))
+    calls = []
+    real_train = ganaug.evaluation.recipe.train_classifier
+    monkeypatch.setattr(ganaug.evaluation.recipe, "train_classifier",
+                        lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    again = run_experiment("digits", out=out, **TINY)
+    assert calls == [] and [c["accuracy"] for c in again["cells"]] == [
+        c["accuracy"] for c in doc["cells"]]
+    run_experiment("digits", out=out, gan_config={"lr_d": 1e-4}, **{**TINY, "arms": "real+gan",
+                                                                    "seeds": 1})
+    assert calls == [1]
+
+
 def test_changed_settings_retrain_cells(tiny_run, monkeypatch):
     import ganaug.evaluation.recipe
 

@@ -44,6 +44,15 @@ def experiment_folder(out) -> Path:
     return out
 
 
+def _same_settings(saved: Any, key: dict[str, Any]) -> bool:
+    """Whether a cell saved with ``saved`` settings matches ``key``. A setting the cell lacks
+    matches while it is unset (None or empty: what a setting added later takes for "as
+    before"), so adding a setting does not throw away the cells written before it existed."""
+    return (isinstance(saved, dict) and set(saved) <= set(key)
+            and all(saved[k] == v if k in saved else v in (None, {}, [])
+                    for k, v in key.items()))
+
+
 class CellCache:
     """Finished cells in ``folder``, one JSON file each with the settings that made it: a rerun
     with the same settings reuses a cell, a cell made with other settings is recomputed."""
@@ -64,7 +73,7 @@ class CellCache:
         path = self._path(regime, seed, arm)
         if path.is_file():
             cached = json.loads(path.read_text())
-            if cached.get("settings") == self.key(arm):
+            if _same_settings(cached.get("settings"), self.key(arm)):
                 return cached
         return None
 
