@@ -37,6 +37,8 @@ def main() -> None:
     p.add_argument("--imbalance", type=float, default=None)
     p.add_argument("--steps", default="300,600", help="comma-separated budgets")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, dest="first_seed",
+                   help="run seeds FIRST..FIRST+SEEDS-1 (to split seeds across processes)")
     p.add_argument("--backbone", default="resnet10t")
     p.add_argument("--stem", default="cifar-3x3-pool")
     p.add_argument("--model-kwargs", default="{channels: [32, 64, 128, 256], stem_width: 16}")
@@ -57,7 +59,7 @@ def main() -> None:
             data=args.data, test=args.test, arms="real+aug", backbone=args.backbone,
             stem=args.stem, model_kwargs=yaml.safe_load(args.model_kwargs),
             classifier_steps=steps, batch_size=args.batch, device="cpu", progress=False)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             key = f"{args.per_class}-{args.imbalance}-{steps}-s{seed}"
             if key not in done:
                 subset = load_regime(args.data, args.per_class, seed=seed, test=args.test,
