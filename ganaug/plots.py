@@ -52,10 +52,12 @@ def save_figure(fig, path: str | Path, *, dpi: int | None = None) -> Path:
     """Write a matplotlib figure atomically in the format its suffix names (:func:`figure_format`),
     close it, and return the path."""
     path = Path(path)
-    fmt = figure_format(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
-    pyplot().close(fig)
+    try:
+        fmt = figure_format(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+    finally:
+        pyplot().close(fig)  # also when refused or failed: pyplot keeps open figures alive
     return path
 
 
@@ -122,6 +124,7 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
     """
     from torchvision.utils import make_grid
 
+    figure_format(path)  # before anything is drawn
     plt = pyplot()
     rows = list(range(len(class_names))) if row_classes is None else list(row_classes)
     remap = torch.full((len(class_names),), -1, dtype=torch.int64)
