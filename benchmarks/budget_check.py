@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--model-kwargs", default="{channels: [32, 64, 128, 256], stem_width: 16}")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -58,16 +59,17 @@ def main() -> None:
         settings = ExperimentSettings(
             data=args.data, test=args.test, arms="real+aug", backbone=args.backbone,
             stem=args.stem, model_kwargs=yaml.safe_load(args.model_kwargs),
-            classifier_steps=steps, batch_size=args.batch, device="cpu", progress=False)
+            classifier_steps=steps, batch_size=args.batch, device=args.device, progress=False)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             key = f"{args.per_class}-{args.imbalance}-{steps}-s{seed}"
             if key not in done:
                 subset = load_regime(args.data, args.per_class, seed=seed, test=args.test,
                                      image_size=None, channels=None, imbalance=args.imbalance)
                 start = time.perf_counter()
-                model = settings.recipe("standard").train(subset, seed=seed, device="cpu",
+                model = settings.recipe("standard").train(subset, seed=seed, device=args.device,
                                                           progress=False)
-                acc = evaluate_classifier(model, test.images, test.labels)["accuracy"]
+                acc = evaluate_classifier(model, test.images, test.labels,
+                                          device=args.device)["accuracy"]
                 done[key] = {"accuracy": acc, "wall_s": round(time.perf_counter() - start, 1),
                              "n_real": len(subset)}
                 store.write_text(json.dumps(done, indent=1) + "\n")
