@@ -343,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "can split the seeds, and a run over all of them reuses their cells")
     p.add_argument("--gan-steps", type=positive_int, default=None, dest="gan_steps",
                    help="steps of each regime's GAN (default: the trainer's preset)")
+    p.add_argument("--gan-config", default=None, dest="gan_config", metavar="YAML",
+                   help="ganaug train settings of every GAN (config.yaml keys), e.g. "
+                        "'{arch: dcgan, arch_kwargs: {width: 32}}' (default: the preset)")
     p.add_argument("--classifier-steps", type=positive_int, default=None,
                    dest="classifier_steps", help="steps of each classifier")
     p.add_argument("--generator", default=None, metavar="FILE",

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 
-def parse_model_kwargs(text: str | None) -> dict | None:
-    """``--model-kwargs`` (a YAML/JSON mapping) -> dict, with a clear error otherwise."""
+def parse_mapping(text: str | None, flag: str, what: str, example: str) -> dict | None:
+    """A YAML/JSON mapping given on the command line as ``flag`` -> dict (None when not given),
+    with one clear error naming ``flag``, ``what`` it maps and an ``example`` otherwise."""
     if not text:
         return None
     import yaml
@@ -19,14 +20,18 @@ def parse_model_kwargs(text: str | None) -> dict | None:
         value = yaml.safe_load(text)
     except yaml.YAMLError as err:
         _, problem = yaml_problem(err)
-        raise GanaugConfigError(
-            f"--model-kwargs is not valid YAML/JSON: {text!r} ({problem}). "
-            "Example: --model-kwargs '{channels: [32, 64, 128, 256]}'.") from None
+        raise GanaugConfigError(f"{flag} is not valid YAML/JSON: {text!r} ({problem}). "
+                                f"Example: {flag} '{example}'.") from None
     if not isinstance(value, dict):
-        raise GanaugConfigError(
-            f"--model-kwargs must be a mapping of timm.create_model arguments, got {text!r}. "
-            "Example: --model-kwargs '{drop_rate: 0.1}'.")
+        raise GanaugConfigError(f"{flag} must be a mapping of {what}, got {text!r}. "
+                                f"Example: {flag} '{example}'.")
     return value
+
+
+def parse_model_kwargs(text: str | None) -> dict | None:
+    """``--model-kwargs`` (a YAML/JSON mapping) -> dict, with a clear error otherwise."""
+    return parse_mapping(text, "--model-kwargs", "timm.create_model arguments",
+                         "{channels: [32, 64, 128, 256]}")
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -42,6 +47,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         first_seed=args.first_seed,
         stem=args.stem, batch_size=args.batch_size,
         model_kwargs=parse_model_kwargs(args.model_kwargs),
+        gan_config=parse_mapping(args.gan_config, "--gan-config", "ganaug train settings",
+                                 "{arch: dcgan, lr_d: 0.0004}"),
         gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,
         generator=args.generator, image_size=args.image_size,
         synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,

@@ -128,3 +128,36 @@ def test_experiment_cli_passes_the_kd_knobs(tmp_path, capsys, monkeypatch):
                  "--out", str(tmp_path)])
     assert code == 2
     assert "kd_alpha must be a finite number in [0, 1], got 2.0" in capsys.readouterr().err
+
+
+# -- --gan-config -----------------------------------------------------------------------------
+def test_experiment_cli_passes_gan_config(tmp_path, monkeypatch):
+    """--gan-config sets the experiment's GANs (e.g. the CPU preset pinned on a GPU)."""
+    import ganaug.evaluation
+
+    seen = {}
+
+    def spy(data, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(ganaug.evaluation, "run_experiment", spy)
+    with pytest.raises(SystemExit):
+        main(["experiment", "--data", "digits", "--arms", "real+gan", "--out", str(tmp_path),
+              "--gan-config", "{arch: dcgan, arch_kwargs: {width: 32}, ema_decay: 0.999}"])
+    assert seen["gan_config"] == {"arch": "dcgan", "arch_kwargs": {"width": 32},
+                                  "ema_decay": 0.999}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1]", r"--gan-config must be a mapping of ganaug train settings"),
+    ("{steps: 5}", r"gan_config sets 'steps', which the experiment sets itself"),
+    ("{lr_dd: 1e-4}", r"lr_dd"),
+])
+def test_experiment_cli_refuses_a_bad_gan_config(text, message, tmp_path, capsys):
+    code = main(["experiment", "--data", "digits", "--arms", "real+gan", "--out", str(tmp_path),
+                 "--gan-config", text])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+    assert not (tmp_path / "cells").exists()
