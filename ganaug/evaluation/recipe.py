@@ -208,7 +208,19 @@ def _check_synthetic(synthetic, synthetic_weight: float, n_rows: int | None) -> 
 
 
 def _batch_loss(logits, labels, *, weights, label_smoothing, row_weights) -> torch.Tensor:
-    """Cross-entropy of a batch; with ``row_weights``, ``sum_i w_i CE_i / sum_i w_i``."""
+    """Cross-entropy of a batch; with ``row_weights``, ``sum_i r_i CE_i / sum_i r_i``.
+
+    Class ``weights`` scale a hard-label row's loss by its class's weight (PyTorch's
+    ``weight=``). A soft ``(N, K)`` target row is scaled by its expected class weight
+    ``sum_c y_ic w_c``, never inside the row: ``weight=`` on probability targets moves the
+    loss's minimum away from the target, towards the heavy (rare) classes.
+    """
+    if weights is not None and labels.ndim == 2:
+        per_row = F.cross_entropy(logits, labels, label_smoothing=label_smoothing,
+                                  reduction="none") * (labels.float() @ weights)
+        if row_weights is None:
+            return per_row.sum() / (labels.float() @ weights).sum()
+        return (row_weights * per_row).sum() / row_weights.sum()
     if row_weights is None:
         return F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing)
     per_row = F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing,
