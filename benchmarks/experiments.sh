@@ -127,3 +127,21 @@ recipe_table runs/results/recipe_cifar50 50 --data "folder:$CIFAR/train" --test 
 # 14. The recommended recipe on mnist5k at 50 per class (1,200 steps: the budget checked at 10
 #     per class and in the long tail of step 6), 3 seeds; about 35 minutes of one core per seed.
 recipe_table runs/results/recipe_mnist50 50 --data mnist5k
+
+# 15. cifar10-mini long tail (--imbalance 10: 500 training images of class 0 down to 50 of class 9,
+#     2,044 in all): its classifier budget (step 6's rule). Each 1,200-step run took ~12 minutes
+#     of one core, 2,400 ~23, 4,800 ~50; two processes, one budget each.
+for steps in 1200 2400; do
+  python benchmarks/budget_check.py --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" \
+      --per-class all --imbalance 10 --steps $steps --seeds 3 --out runs/results/budget_cifar_lt10_$steps &
+done
+wait
+python benchmarks/budget_check.py --data "folder:$CIFAR/train" --test "folder:$CIFAR/test" \
+    --per-class all --imbalance 10 --steps 4800 --seeds 1 --out runs/results/budget_cifar_lt10_4800
+#     The same check (2,400 and 4,800, 3 seeds) and the recipe table of the regime at 2,400 steps
+#     fit one lent GPU: benchmarks/gpu_experiments.sh (about 9 CPU-hours here).
+
+# 16. The recipe combined with class weighting in the mnist5k long tail (step 11's --out: its cells
+#     are reused, only the two new arms train; about 55 minutes of one core).
+ganaug experiment "${LT[@]}" --seeds 3 \
+    --arms real+aug,real+aug+kd,real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd
