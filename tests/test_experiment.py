@@ -21,6 +21,8 @@ TINY = {"per_class": "10", "arms": "real,real+aug,real+gan,gan", "backbone": "re
         "stem": "cifar-3x3-pool", "seeds": 2, "gan_steps": 2, "classifier_steps": 3,
         "image_size": 16, "batch_size": 32,
         "model_kwargs": {"channels": (8, 16, 32, 64), "stem_width": 8}, "progress": False}
+# TINY for a run with --generator: no GAN is trained, so no gan_steps
+GIVEN_GENERATOR = {k: v for k, v in TINY.items() if k != "gan_steps"}
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +106,14 @@ def test_settings_are_normalised_with_their_defaults():
 def test_settings_refuse_bad_values(field, value, message):
     with pytest.raises(GanaugConfigError, match=message):
         ExperimentSettings(data="digits", **{field: value})
+
+
+@pytest.mark.parametrize("given", [{"gan_steps": 500}, {"gan_config": {"lr_d": 1e-4}}])
+def test_gan_settings_with_a_given_generator_are_refused(given):
+    """With --generator no GAN is trained: --gan-steps and --gan-config would silently do
+    nothing (and still split the cell cache)."""
+    with pytest.raises(GanaugConfigError, match=r"--generator .* no GAN is trained.*leave out"):
+        ExperimentSettings(data="digits", generator="g.safetensors", **given)
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -285,7 +295,7 @@ def test_generator_trained_on_the_full_train_split_is_refused_for_a_subset(tmp_p
     with pytest.raises(GanaugDataError, match=r"was trained on digits\?split=train.*not on this "
                                               r"regime's training subset.*test split"):
         run_experiment("digits", out=tmp_path / "exp", generator=path,
-                       **{**TINY, "arms": "real+gan", "seeds": 1})
+                       **{**GIVEN_GENERATOR, "arms": "real+gan", "seeds": 1})
 
 
 def test_generator_that_saw_the_test_split_is_refused(tmp_path):

@@ -172,7 +172,8 @@ class ExperimentSettings:
         self.classifier_steps = self.classifier_steps or EXPERIMENT_CLASSIFIER_STEPS
         self.synthetic_ratio = self.synthetic_ratio or 1.0
         self.model_kwargs = dict(self.model_kwargs or {})
-        self.gan_config = check_gan_config(self.gan_config)
+        self.gan_config = check_gan_config(self.gan_config, generator=self.generator,
+                                           gan_steps=self.gan_steps)
         self.generator = str(self.generator) if self.generator else None
         self.device = resolve_device(self.device)
         self.recipe(None)  # checks the classifier budget before any data is loaded

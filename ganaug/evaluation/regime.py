@@ -114,10 +114,17 @@ _EXPERIMENT_GAN_FIELDS = ("data", "per_class", "imbalance", "steps", "seed", "ou
                           "device")
 
 
-def check_gan_config(gan_config: dict[str, Any] | None) -> dict[str, Any]:
+def check_gan_config(gan_config: dict[str, Any] | None, *, generator: str | None = None,
+                     gan_steps: int | None = None) -> dict[str, Any]:
     """``gan_config`` as a dict of :class:`ganaug.TrainConfig` fields, checked and normalised
     before any compute (an unknown key or a bad value would otherwise surface at the first GAN
-    arm; ``"1e-4"`` and ``0.0001`` must name the same GAN)."""
+    arm; ``"1e-4"`` and ``0.0001`` must name the same GAN). With a given ``generator`` no GAN
+    is trained, so ``gan_config`` and ``gan_steps`` are refused: they would do nothing."""
+    if generator and (gan_config or gan_steps is not None):
+        raise GanaugConfigError(
+            f"--generator {generator} is used as given, so no GAN is trained and --gan-steps / "
+            f"--gan-config would do nothing: leave out those two, or leave out --generator to "
+            f"train a GAN per regime and seed.")
     fields = dict(gan_config or {})
     for key in _EXPERIMENT_GAN_FIELDS:
         if key in fields:
