@@ -24,6 +24,19 @@ def _umask() -> int:
     return mask
 
 
+def check_not_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, refused when it is an existing folder (a file is to be written there).
+
+    Raises:
+        GanaugConfigError: ``path`` is a folder; the message suggests a file inside it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise GanaugConfigError(
+            f"Cannot write {path}: it is a folder. Pass a file path (e.g. {path / 'out.png'}).")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -31,10 +44,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Write the file to the yielded path (with any library's ``save(tmp)``); when the block exits
     without an exception the temp file replaces ``path`` atomically, otherwise it is removed.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise GanaugConfigError(
-            f"Cannot write {path}: it is a folder. Pass a file path (e.g. {path / 'out.png'}).")
+    path = check_not_folder(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -1,9 +1,77 @@
-"""``ganaug experiment``: check ``--generator`` before any compute, run, print the paths."""
+"""``ganaug experiment``: its options, the checks of ``--generator`` before any compute, the run."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from ganaug.cli_args import add_threads, command_parser, finite_float, positive_int, seed
+
+
+def add_experiment_parser(sub) -> None:
+    """The ``ganaug experiment`` subcommand and its options."""
+    p = command_parser(sub, "experiment", "does GAN augmentation help my classifier?")
+    p.add_argument("--data", required=True, metavar="SPEC", help="the real data spec")
+    p.add_argument("--test", default=None, metavar="SPEC",
+                   help="real test data (default: the test split of --data)")
+    p.add_argument("--per-class", default="all", dest="per_class",
+                   help="comma-separated regimes, e.g. 10,50,all")
+    p.add_argument("--imbalance", type=finite_float, default=None,
+                   help="seeded long-tail subsets with max/min class ratio R")
+    p.add_argument("--arms", default=None,
+                   help="comma-separated: real,real+aug,real+gan,real+aug+gan,gan,real+weighted,"
+                        "real+oversample,real+weighted+gan,real+oversample+gan,real+aug+kd,"
+                        "real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd (default: the "
+                        "first five; --imbalance adds the "
+                        "weighted and oversample arms)")
+    p.add_argument("--backbone", default="resnet18", help="any timm model name")
+    p.add_argument("--stem", default="auto",
+                   help="small-image stem of ResNet-like backbones: auto (3x3 stride 1, no "
+                        "max-pool, up to 64 px) | cifar-3x3-pool (cheaper) | timm (unchanged)")
+    p.add_argument("--model-kwargs", default=None, dest="model_kwargs", metavar="YAML",
+                   help="extra timm.create_model arguments, e.g. '{channels: [32, 64, 128, 256]}'")
+    p.add_argument("--batch", type=positive_int, default=128, dest="batch_size",
+                   help="classifier batch size")
+    p.add_argument("--seeds", type=positive_int, default=3,
+                   help="repetitions per regime and arm (>= 2 for a tested difference)")
+    p.add_argument("--first-seed", type=seed, default=0, dest="first_seed",
+                   help="run seeds FIRST..FIRST+SEEDS-1 (default 0): processes sharing --out "
+                        "can split the seeds, and a run over all of them reuses their cells")
+    p.add_argument("--gan-steps", type=positive_int, default=None, dest="gan_steps",
+                   help="steps of each regime's GAN (default: the trainer's preset)")
+    p.add_argument("--gan-config", default=None, dest="gan_config", metavar="YAML",
+                   help="ganaug train settings of every GAN (config.yaml keys), e.g. "
+                        "'{arch: dcgan, arch_kwargs: {width: 32}}' (default: the preset)")
+    p.add_argument("--classifier-steps", type=positive_int, default=None,
+                   dest="classifier_steps", help="steps of each classifier")
+    p.add_argument("--generator", default=None, metavar="FILE",
+                   help="use this model file instead of training GANs (checked first)")
+    p.add_argument("--size", type=positive_int, default=None, dest="image_size",
+                   help="resize the data (default: the generator's size, else the data's)")
+    p.add_argument("--synthetic-ratio", type=finite_float, default=None,
+                   dest="synthetic_ratio", help="synthetic images per real image (gan arms)")
+    p.add_argument("--replace-p", type=finite_float, default=None, dest="replace_p",
+                   help="probability that GANAugment replaces a real image")
+    p.add_argument("--min-confidence", type=finite_float, default=None,
+                   dest="min_confidence", help="drop synthetic images a classifier doubts")
+    p.add_argument("--kd-temperature", type=finite_float, default=4.0, dest="kd_temperature",
+                   help="+kd arms: the teacher's softmax temperature (default 4)")
+    p.add_argument("--kd-alpha", type=finite_float, default=0.5, dest="kd_alpha",
+                   help="+kd arms: weight of the hard labels against the teacher's (default 0.5)")
+    p.add_argument("--teacher-filter", type=finite_float, default=None, dest="teacher_filter",
+                   metavar="Q", help="drop the fraction Q of synthetic images that the seed's "
+                   "teacher finds hardest (highest loss)")
+    p.add_argument("--synthetic-loss-weight", type=finite_float, default=1.0, metavar="W",
+                   dest="synthetic_loss_weight", help="weight of each synthetic image's loss in "
+                   "the real+...+gan arms (default 1; e.g. 0.1)")
+    p.add_argument("--teacher-backbone", default=None, metavar="NAME", dest="teacher_backbone",
+                   help="teacher of the +kd arms and --teacher-filter: a timm backbone trained "
+                   "on each seed's real images (default: the seed's real+aug classifier)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder of the report, results and cached runs")
+    add_threads(p)
+    p.set_defaults(func=cmd_experiment)
 
 
 def parse_mapping(text: str | None, flag: str, what: str, example: str) -> dict | None:

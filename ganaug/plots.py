@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ganaug._files import atomic_path
+from ganaug._files import atomic_path, check_not_folder
 from ganaug.errors import GanaugConfigError
 
 #: The most pixels a class grid drawn on request may have: well below Pillow's
@@ -37,10 +37,10 @@ def figure_format(path: str | Path) -> str:
     """The format a figure named ``path`` is written in, from its suffix (case-insensitive).
 
     Raises:
-        GanaugConfigError: the suffix names no image format (a ``.txt``, or none at all), so
-            the file's name would lie about what it holds.
+        GanaugConfigError: ``path`` is a folder, or its suffix names no image format (a
+            ``.txt``, or none at all), so the file's name would lie about what it holds.
     """
-    fmt = FIGURE_FORMATS.get(Path(path).suffix.lower())
+    fmt = FIGURE_FORMATS.get(check_not_folder(path).suffix.lower())
     if fmt is None:
         raise GanaugConfigError(
             f"Cannot write a picture to {str(path)!r}: its name does not end in an image "
