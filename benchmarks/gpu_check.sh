@@ -14,16 +14,8 @@
 #   cifar10-mini run, ended by SIGINT, which saves the model), GPU_BUDGET_SECONDS (default 480).
 set -uo pipefail
 
-QUICK=0
-DATA=""
-for arg in "$@"; do
-    case "$arg" in
-        --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-        -*) echo "gpu_check.sh: unknown option $arg (use --quick or a data folder)" >&2; exit 2 ;;
-        *) DATA="$arg" ;;
-    esac
-done
+source "$(dirname "$0")/gpu_common.sh"
+gpu_args gpu_check.sh 2,15p "$@"
 PY=${PYTHON:-python}
 DATA=${DATA:-../shared/data/cifar10-mini}
 DEST=${OUT:-runs/gpu_check}
@@ -41,10 +33,7 @@ if [ "$QUICK" = 1 ]; then
     TRAIN_SIZE=(--size 16 --batch 8 --width 8 --quick --threads 1)
     SAMPLE=(--quick --threads 1 --size 16)
 else
-    if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-        echo "gpu_check.sh: no CUDA device here; run 'benchmarks/gpu_check.sh --quick' on a CPU" >&2
-        exit 2
-    fi
+    require_cuda gpu_check.sh
     DEVICE=cuda
     TRAIN_SIZE=(--size 32 --batch 64)
     SAMPLE=(--size 32)
