@@ -26,7 +26,7 @@ from ganaug._checks import check_int
 from ganaug._imaging import ClassImageDataset, ImagesDataset, check_memory, fit_images
 from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, TV_NAMES, has_own_split
 from ganaug.errors import GanaugDataError, did_you_mean
-from ganaug.plots import check_grid_size, figure_format, save_class_grid
+from ganaug.plots import check_grid_size, save_class_grid
 
 __all__ = [
     "DEFAULT_TV_ROOT",
@@ -438,10 +438,9 @@ def save_data_grid(data: LabeledImages, path: str | os.PathLike, *, per_row: int
     """Write a grid with one row of ``per_row`` seeded random images per class; returns the path.
 
     Raises:
-        GanaugConfigError: ``path`` names no image format, or the grid would be too large to
-            view; both before anything is drawn.
+        GanaugConfigError: the grid would be too large to view (before anything is drawn), or
+            ``path`` names no image format (:func:`ganaug.plots.figure_format`).
     """
-    figure_format(path)
     check_grid_size(len(data.classes), per_row, max(data.images.shape[-2:]))
     counts = data.class_counts()
     pick = _pick(data.labels, [min(per_row, n) for n in counts], seed)

@@ -124,7 +124,6 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
     """
     from torchvision.utils import make_grid
 
-    figure_format(path)  # before anything is drawn
     plt = pyplot()
     rows = list(range(len(class_names))) if row_classes is None else list(row_classes)
     remap = torch.full((len(class_names),), -1, dtype=torch.int64)

@@ -216,15 +216,16 @@ def _batch_loss(logits, labels, *, weights, label_smoothing, row_weights) -> tor
     loss's minimum away from the target, towards the heavy (rare) classes.
     """
     if weights is not None and labels.ndim == 2:
-        per_row = F.cross_entropy(logits, labels, label_smoothing=label_smoothing,
-                                  reduction="none") * (labels.float() @ weights)
+        expected = labels.float() @ weights  # each row's class weight under its target
+        per_row = expected * F.cross_entropy(logits, labels, label_smoothing=label_smoothing,
+                                             reduction="none")
         if row_weights is None:
-            return per_row.sum() / (labels.float() @ weights).sum()
-        return (row_weights * per_row).sum() / row_weights.sum()
-    if row_weights is None:
+            return per_row.sum() / expected.sum()
+    elif row_weights is None:
         return F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing)
-    per_row = F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing,
-                              reduction="none")
+    else:
+        per_row = F.cross_entropy(logits, labels, weight=weights, label_smoothing=label_smoothing,
+                                  reduction="none")
     return (row_weights * per_row).sum() / row_weights.sum()
 
 
