@@ -73,7 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = Trainer(cfg).fit()
     except KeyboardInterrupt as err:
         # The trainer wrote a checkpoint and printed how to resume; exit like Ctrl-C does.
-        print(f"ganaug: {err or 'interrupted'}", file=sys.stderr)
+        print(f"ganaug: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130
     final = result.get("final") or {}
     losses = ", ".join(f"{k} {final[k]:.3f}" for k in ("loss_d", "loss_g") if final.get(k) is not None)

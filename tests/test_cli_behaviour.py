@@ -124,3 +124,16 @@ def test_experiment_arms_help_names_every_arm():
     arms = next(a for a in COMMANDS["experiment"]._actions if a.dest == "arms")
     listed = arms.help.split(": ", 1)[1].split(" (")[0].split(",")
     assert sorted(listed) == sorted(ARMS)
+
+
+def test_ctrl_c_before_the_first_step_says_interrupted(monkeypatch, capsys, tmp_path):
+    """A bare KeyboardInterrupt (Ctrl-C while the data loads) has no message: the CLI still
+    says what happened instead of printing 'ganaug: ' and nothing else."""
+    from ganaug.training import Trainer
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    assert main(["train", "--data", "digits", "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "ganaug: interrupted"
