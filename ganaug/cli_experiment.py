@@ -66,7 +66,8 @@ def add_experiment_parser(sub) -> None:
                    "the real+...+gan arms (default 1; e.g. 0.1)")
     p.add_argument("--teacher-backbone", default=None, metavar="NAME", dest="teacher_backbone",
                    help="teacher of the +kd arms and --teacher-filter: a timm backbone trained "
-                   "on each seed's real images (default: the seed's real+aug classifier)")
+                   "on each seed's real images (default: the seed's classifier of the arm's real-only "
+                   "counterpart: real+aug, or real+weighted / real+oversample)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="folder of the report, results and cached runs")

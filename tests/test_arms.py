@@ -48,6 +48,17 @@ def test_the_arms_table():
     assert BASELINE in DEFAULT_ARMS
 
 
+def test_each_arm_learns_from_its_real_only_counterpart():
+    """The teacher of a +kd arm (and the filter of a GAN arm): the seed's classifier trained on
+    the real images the same way, without the GAN or distillation."""
+    assert {n: a.teacher for n, a in ARMS.items() if a.teacher != "real+aug"} == {
+        "real+weighted": "real+weighted", "real+weighted+gan": "real+weighted",
+        "real+weighted+kd": "real+weighted", "real+weighted+gan+kd": "real+weighted",
+        "real+oversample": "real+oversample", "real+oversample+gan": "real+oversample"}
+    assert all(not ARMS[a.teacher].uses_gan and not ARMS[a.teacher].distill
+               for a in ARMS.values())
+
+
 def test_parse_arms():
     assert parse_arms(None, None) == list(DEFAULT_ARMS)
     assert parse_arms("real, gan,real", None) == ["real", "gan"]
@@ -60,6 +71,7 @@ def test_parse_arms():
     assert parse_arms("real+aug+kd", None) == ["real+aug", "real+aug+kd"]
     assert parse_arms("real+aug+gan+kd,real,real+aug", None) == ["real", "real+aug",
                                                                  "real+aug+gan+kd"]
+    assert parse_arms("real+weighted+kd", None) == ["real+weighted", "real+weighted+kd"]
     with pytest.raises(GanaugConfigError,
                        match=r"Unknown arm 'real\+gann'. Available: real, .*Did you mean 'real\+gan'"):
         parse_arms("real,real+gann", None)

@@ -224,20 +224,24 @@ def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_ca
         ExperimentSettings(data="digits", teacher_backbone=" ")
 
 
-def test_the_recipe_combined_with_class_weighting(tmp_path, monkeypatch):
+def test_the_recipe_combined_with_class_weighting(tmp_path, monkeypatch, teachers):
     """real+weighted+gan+kd: the recipe (teacher-filtered synthetic images, distilled) with the
-    long tail's best fix, a class-weighted loss; real+weighted+kd is its control without the GAN."""
+    long tail's best fix, a class-weighted loss; real+weighted+kd is its control without the GAN.
+    Both learn from the seed's real+weighted classifier: a real+aug teacher, biased towards the
+    head classes, would pull the student back from what its weighting does (and its filter would
+    drop the rare classes' images first). Each arm's teacher is its real-only counterpart."""
     from ganaug.evaluation import experiment
     from ganaug.evaluation.distill import DistillMixer
     from ganaug.evaluation.recipe import ClassifierRecipe
 
-    trained = {}
+    trained, models = {}, {}
     real_train = ClassifierRecipe.train
 
     def spy(self, data, *args, desc=None, **kwargs):
         trained[desc] = (kwargs.get("class_weights"), type(kwargs.get("mixer")).__name__,
                          len(data[1]))
-        return real_train(self, data, *args, desc=desc, **kwargs)
+        models[desc] = real_train(self, data, *args, desc=desc, **kwargs)
+        return models[desc]
 
     monkeypatch.setattr(ClassifierRecipe, "train", spy)
     doc = experiment.run_experiment("digits", out=tmp_path, imbalance=5.0,
@@ -248,9 +252,29 @@ def test_the_recipe_combined_with_class_weighting(tmp_path, monkeypatch):
     assert trained["real+weighted"][:2] == ("balanced", "NoneType")
     # the synthetic images are there, less the tenth the teacher disagrees with most
     assert trained["real+weighted+gan+kd"][2] > trained["real+weighted+kd"][2]
+    taught = dict(teachers)
+    assert taught["real+weighted+kd"] is models["real+weighted"]
+    assert taught["real+weighted+gan+kd"] is models["real+weighted"]
+    assert taught["real+weighted+gan"] is models["real+weighted"]  # its filter, too
+    assert taught["real+oversample+gan"] is models["real+oversample"]
     notes = {c["arm"]: c["train_data"] for c in doc["cells"]}
-    assert "dropped by the real+aug teacher" in notes["real+weighted+gan+kd"]
-    assert notes["real+weighted+kd"].endswith("distilled from real+aug (T=4, alpha=0.5)")
+    assert "dropped by the real+weighted teacher" in notes["real+weighted+gan+kd"]
+    assert notes["real+weighted+kd"].endswith("distilled from real+weighted (T=4, alpha=0.5)")
+    assert "dropped by the real+oversample teacher" in notes["real+oversample+gan"]
     (verdict,) = doc["verdict"]
     assert "real+weighted+kd" not in verdict["comparisons"]  # a control, not a GAN arm
     assert "real+weighted+gan+kd" in verdict["comparisons"]
+    # cells distilled from another teacher are not reused; the others are, teachers from files
+    cells = tmp_path / "cells"
+    for arm in ("real+weighted+kd", "real+weighted+gan+kd"):
+        path = next(cells.glob(f"*-s0-{arm.replace('+', '_')}.json"))
+        cell = json.loads(path.read_text())
+        assert cell["settings"]["teacher_arm"] == "real+weighted"
+        del cell["settings"]["teacher_arm"]  # as written before the weighted teacher
+        path.write_text(json.dumps(cell))
+    teachers.clear()
+    experiment.run_experiment("digits", out=tmp_path, imbalance=5.0,
+                              arms="real+weighted+kd,real+weighted+gan+kd",
+                              teacher_filter=0.1, **TINY_KD)
+    assert sorted(n for n, _ in teachers) == ["real+weighted+gan+kd", "real+weighted+kd"]
+    assert all(t is not None for _, t in teachers)

@@ -29,7 +29,8 @@ from ganaug.evaluation.classifier import to_input
 from ganaug.evaluation.recipe import collate_images
 
 __all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "KD_ARMS", "RECOMMENDED_ARMS",
-           "RECOMMENDED_SETTINGS", "TEACHER", "Arm", "arm_data", "parse_arms"]
+           "RECOMMENDED_SETTINGS", "TEACHER", "Arm", "arm_data", "parse_arms",
+           "teachers_first"]
 
 TrainData = tuple[tuple[torch.Tensor, torch.Tensor], Callable | None, str]
 
@@ -45,8 +46,8 @@ class Arm:
         augment: None, or ``"standard"`` (random crop + a flip where it suits).
         sampler: ``"uniform"`` or ``"balanced"`` (class-balanced oversampling).
         class_weights: None, or ``"balanced"`` (a class-weighted loss).
-        distill: distil the seed's ``real+aug`` classifier (the teacher) into this one: every
-            batch's labels are blended with the teacher's soft targets
+        distill: distil the seed's :attr:`teacher` classifier into this one: every batch's
+            labels are blended with the teacher's soft targets
             (:class:`ganaug.evaluation.distill.DistillMixer`), synthetic images included.
     """
 
@@ -60,6 +61,16 @@ class Arm:
     def uses_gan(self) -> bool:
         """Whether the arm needs the regime's generator."""
         return self.data != "real"
+
+    @property
+    def teacher(self) -> str:
+        """The arm whose classifier (same seed) teaches this one (``distill``) and filters its
+        synthetic images (``teacher_filter``): its real-only counterpart, trained the same way
+        without the GAN or distillation. A class-weighted arm learns from ``real+weighted``: a
+        ``real+aug`` teacher, biased towards the head classes, would undo its weighting."""
+        if self.class_weights is not None:
+            return "real+weighted"
+        return "real+oversample" if self.sampler == "balanced" else TEACHER
 
 
 ARMS: dict[str, Arm] = {
@@ -95,13 +106,13 @@ RECOMMENDED_ARMS = ("real", "real+aug", "real+aug+kd", "real+aug+gan+kd")
 RECOMMENDED_SETTINGS: dict[str, float] = {"teacher_filter": 0.1, "synthetic_loss_weight": 0.3}
 # What users already do: every other arm is reported as a paired difference against it.
 BASELINE = "real+aug"
-# The arm whose classifier (same seed) teaches the ``distill`` arms.
+# The arm whose classifier (same seed) teaches the ``distill`` arms without a long-tail fix.
 TEACHER = "real+aug"
 
 
 def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str]:
     """Checked arm names; imbalanced runs also get :data:`IMBALANCE_ARMS`, and a ``distill``
-    arm brings its teacher ``real+aug`` (run first)."""
+    arm brings its :attr:`Arm.teacher` (run first)."""
     items = list(DEFAULT_ARMS) if arms is None else (
         [a.strip() for a in arms.split(",") if a.strip()] if isinstance(arms, str) else list(arms))
     for arm in items:
@@ -110,11 +121,18 @@ def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str
                                     + did_you_mean(arm, ARMS))
     if imbalance is not None:
         items += [a for a in IMBALANCE_ARMS if a not in items]
-    if any(ARMS[a].distill for a in items) and TEACHER not in items:
-        items.insert(0, TEACHER)
     items = list(dict.fromkeys(items))
-    # The teacher's cell is trained before any distilled one.
+    items = [t for t in dict.fromkeys(ARMS[a].teacher for a in items if ARMS[a].distill)
+             if t not in items] + items
+    # A teacher's cell is trained before any distilled one.
     return [a for a in items if not ARMS[a].distill] + [a for a in items if ARMS[a].distill]
+
+
+def teachers_first(arms: Sequence[str], taught: Callable[[str], bool]) -> list[str]:
+    """``arms`` with the :attr:`Arm.teacher` of every arm ``taught`` says learns from one moved
+    (or added) to the front: a teacher's cell is trained before any arm it teaches."""
+    teachers = list(dict.fromkeys(ARMS[a].teacher for a in arms if taught(a)))
+    return teachers + [a for a in arms if a not in teachers]
 
 
 # -- the training data of each kind of arm --------------------------------------------------------

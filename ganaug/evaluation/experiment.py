@@ -27,7 +27,7 @@ from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms
+from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms, teachers_first
 from ganaug.evaluation.cells import CellCache, experiment_folder
 from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
 from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
@@ -39,10 +39,9 @@ from ganaug.evaluation.regime import (
     gan_folder,
     load_regime,
     regime_generator,
-    seed_teacher,
-    teacher_path,
 )
 from ganaug.evaluation.report import save_received, summarize, write_outputs
+from ganaug.evaluation.teachers import SeedTeachers
 from ganaug.evaluation.verdict import verdicts
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
@@ -167,8 +166,7 @@ class ExperimentSettings:
                 raise GanaugConfigError(
                     "--teacher-filter drops appended synthetic images, but --replace-p draws "
                     "them inside each batch; use one of the two.")
-            # The teacher (the seed's real+aug classifier) is trained before every other arm.
-            self.arms = [TEACHER] + [a for a in self.arms if a != TEACHER]
+            self.arms = teachers_first(self.arms, self.needs_teacher)
         self.classifier_steps = self.classifier_steps or EXPERIMENT_CLASSIFIER_STEPS
         self.synthetic_ratio = self.synthetic_ratio or 1.0
         self.model_kwargs = dict(self.model_kwargs or {})
@@ -212,7 +210,11 @@ class ExperimentSettings:
             if not self.needs_teacher(arm):
                 drop.update(_TEACHER_KEYS)
             keys = [k for k in keys if k not in drop]
-        return {k: getattr(self, k) for k in keys}
+        key = {k: getattr(self, k) for k in keys}
+        if arm is not None and self.needs_teacher(arm) and self.teacher_backbone is None:
+            # Unset for real+aug, the only teacher before the long-tail arms had their own.
+            key["teacher_arm"] = None if ARMS[arm].teacher == TEACHER else ARMS[arm].teacher
+        return key
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
@@ -234,7 +236,7 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
         arm, subset, generator, seed=seed, synthetic_ratio=settings.synthetic_ratio,
         replace_p=settings.replace_p, balanced=settings.imbalance is not None,
         filter_model=real_model, min_confidence=settings.min_confidence)
-    who = settings.teacher_backbone or TEACHER
+    who = settings.teacher_backbone or arm.teacher
     if arm.uses_gan and mixer is None:
         images, labels = train_data
         first = len(subset) if arm.data == "real+synthetic" else 0  # the first synthetic row
@@ -272,15 +274,10 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
 def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed: int, subset,
               test, given, gan_dir: Path, done: Callable[[dict[str, Any]], None]):
     """Every arm of one regime and seed (cached or computed); returns the generator used, if any."""
-    gen = real_model = teacher = None
-    teacher_file = teacher_path(settings, cache, regime, seed)
-    # The real+aug arm is the teacher unless a teacher_backbone is given; it then keeps its model.
-    keeps_teacher = (settings.teacher_backbone is None
-                     and any(settings.needs_teacher(a) for a in settings.arms))
+    gen = real_model = None
+    teachers = SeedTeachers(settings, cache, regime, seed, subset)
     for name in settings.arms:
-        cached = cache.get(regime, seed, name)
-        if name == TEACHER and keeps_teacher and not teacher_file.is_file():
-            cached = None  # cached without its model (an earlier run had no +kd arm): retrain
+        cached = None if teachers.missing(name) else cache.get(regime, seed, name)
         if cached is not None:
             done(cached)
             continue
@@ -290,15 +287,10 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
         if (ARMS[name].uses_gan and settings.min_confidence is not None and real_model is None
                 and saved_real.is_file()):
             real_model = load_classifier(saved_real)[0].to(settings.device)
-        if settings.needs_teacher(name) and teacher is None:
-            teacher = seed_teacher(settings, teacher_file, subset, seed)
         result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
-                                  real_model=real_model, teacher=teacher, regime=regime,
-                                  grids=cache.folder.parent if seed == 0 else None)
-        if name == TEACHER and keeps_teacher:
-            teacher = model
-            save_classifier(model, teacher_file)
-            model.to(settings.device)
+                                  real_model=real_model, teacher=teachers.of(name),
+                                  regime=regime, grids=cache.folder.parent if seed == 0 else None)
+        teachers.keep(name, model)
         if name == "real":
             real_model = model
             if settings.min_confidence is not None:

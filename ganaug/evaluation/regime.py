@@ -1,5 +1,6 @@
-"""What each regime and seed of an experiment brings: its real training subset, its generator (a GAN
-trained on exactly that subset, or a given one that passed the leakage check), and its teacher."""
+"""What each regime and seed of an experiment brings: its real training subset and its generator (a
+GAN trained on exactly that subset, or a given one that passed the leakage check). Its teachers:
+:mod:`ganaug.evaluation.teachers`."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ from ganaug._devices import DeviceLike
 from ganaug.config import TrainConfig, check_keys
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.evaluation.arms import TEACHER
-from ganaug.evaluation.classifier import load_classifier, save_classifier
 from ganaug.io import load
 from ganaug.training import train_or_resume
 
-__all__ = ["check_disjoint", "check_gan_config", "check_no_leakage", "gan_folder", "load_regime", "regime_generator",
-           "seed_teacher", "teacher_path", "train_gan"]
+__all__ = ["check_disjoint", "check_gan_config", "check_no_leakage", "gan_folder", "load_regime",
+           "regime_generator", "settings_digest", "train_gan"]
 
 
 def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_size: int | None,
@@ -103,7 +102,7 @@ def train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
     return train_or_resume(cfg, data=data)
 
 
-def _digest(settings: dict[str, Any]) -> str:
+def settings_digest(settings: dict[str, Any]) -> str:
     """A short name for a set of settings (JSON, sorted keys): folders and files made with other
     settings get other names."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
@@ -142,7 +141,7 @@ def gan_folder(out: Path, regime: str, seed: int, gan_config: dict[str, Any]) ->
     so that a GAN trained with other settings is neither reused nor overwritten."""
     name = f"{regime}-s{seed}"
     if gan_config:
-        name += "-" + _digest(gan_config)
+        name += "-" + settings_digest(gan_config)
     return out / "gans" / name
 
 
@@ -154,29 +153,3 @@ def regime_generator(settings, subset, test, given, gan_dir: Path, seed: int):
     path = train_gan(subset, gan_dir, seed=seed, steps=settings.gan_steps,
                       device=settings.device, config=settings.gan_config)
     return load(path, device=settings.device or "cpu")
-
-
-def teacher_path(settings, cache, regime: str, seed: int) -> Path:
-    """Where the seed's teacher is kept: the ``real+aug`` cell's classifier, or a
-    ``teacher_backbone`` classifier named by a hash of everything that shaped it."""
-    if settings.teacher_backbone is None:
-        return cache.real_model(regime, seed, TEACHER)
-    shape = {k: getattr(settings, k) for k in ("data", "test", "imbalance", "stem", "image_size",
-                                               "classifier_steps", "batch_size",
-                                               "teacher_backbone")}
-    return cache.real_model(regime, seed, f"teacher-{_digest(shape)}")
-
-
-def seed_teacher(settings, path: Path, subset, seed: int):
-    """The seed's teacher, from ``path``; a ``teacher_backbone`` teacher is trained (real+aug's
-    recipe on the real subset) and saved there the first time."""
-    if path.is_file():
-        return load_classifier(path)[0].to(settings.device)
-    if settings.teacher_backbone is None:
-        raise GanaugDataError(f"The {TEACHER} classifier that teaches the +kd arms is missing "
-                              f"({path}); delete {path.parent} to recompute.")
-    model = settings.teacher_recipe().train(subset, seed=seed, device=settings.device,
-                                            progress=settings.progress,
-                                            desc=f"teacher {settings.teacher_backbone}")
-    save_classifier(model, path)
-    return model.to(settings.device)
