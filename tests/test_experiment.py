@@ -100,6 +100,10 @@ def test_settings_are_normalised_with_their_defaults():
                             r".*--teacher-filter")),
     ("teacher_filter", 1.0, r"teacher_filter must be a finite number in \[0, 1\), got 1.0"),
     ("arms", "real,gann", r"Unknown arm 'gann'.*Did you mean 'gan'"),
+    ("arms", " , ,", r"--arms names no arm \(got ' , ,'\); give one or more of real, "),
+    ("arms", [], r"--arms names no arm"),
+    ("backbone", "resnet1B", r"Unknown timm model 'resnet1B'.*Did you mean 'resnet18'"),
+    ("teacher_backbone", "resnet1B", r"Unknown timm model 'resnet1B'"),
     ("regimes", "0", r"--per-class takes positive integers or 'all'"),
     ("device", "cuda:99", r"device 'cuda:99'"),
 ])
@@ -329,6 +333,32 @@ def test_bad_options_are_refused(tmp_path):
     with pytest.raises(GanaugConfigError, match=r"seeds must be an integer >= 1, got 0"):
         run_experiment("digits", out=tmp_path, **{**TINY, "seeds": 0})
     assert not (tmp_path / "cells").exists()
+
+
+def test_a_gan_that_cannot_make_the_datas_size_is_refused_before_any_compute(tmp_path,
+                                                                           monkeypatch):
+    """digits are 8x8: the GAN arms failed only after the real arms of the first seed had
+    trained; the size is known once the test split is loaded."""
+    from ganaug.evaluation import experiment
+
+    cells, real_cell = [], experiment._run_cell
+
+    def spy(name, *args, **kwargs):
+        cells.append(name)
+        return real_cell(name, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "_run_cell", spy)
+    tiny = {**TINY, "image_size": None}
+    with pytest.raises(GanaugConfigError, match=r"The GAN arms \(real\+gan\) need a generator "
+                       r"of 8x8 images, but arch 'dcgan' makes sizes 16, 28, 32, 64.*--size 16"):
+        run_experiment("digits", out=tmp_path, **{**tiny, "arms": "real,real+gan"})
+    with pytest.raises(GanaugConfigError, match=r"arch 'resnet' makes sizes"):
+        run_experiment("digits", out=tmp_path, **{**tiny, "arms": "real,real+gan",
+                                                  "gan_config": {"arch": "resnet"}})
+    assert cells == []
+    # without a GAN arm the size is the classifier's business only
+    run_experiment("digits", out=tmp_path, **{**tiny, "arms": "real"})
+    assert cells == ["real", "real"]  # two seeds
 
 
 def test_an_out_that_is_a_file_or_holds_other_files_is_refused_before_any_compute(tmp_path):

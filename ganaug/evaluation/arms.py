@@ -115,6 +115,10 @@ def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str
     arm brings its :attr:`Arm.teacher` (run first)."""
     items = list(DEFAULT_ARMS) if arms is None else (
         [a.strip() for a in arms.split(",") if a.strip()] if isinstance(arms, str) else list(arms))
+    if not items:
+        raise GanaugConfigError(f"--arms names no arm (got {arms!r}); give one or more of "
+                                f"{', '.join(ARMS)}, comma-separated, or leave it out for "
+                                f"{','.join(DEFAULT_ARMS)}.")
     for arm in items:
         if arm not in ARMS:
             raise GanaugConfigError(f"Unknown arm '{arm}'. Available: {', '.join(ARMS)}."

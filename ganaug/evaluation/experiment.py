@@ -29,15 +29,22 @@ from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms, teachers_first
 from ganaug.evaluation.cells import CellCache, experiment_folder
-from ganaug.evaluation.classifier import evaluate_classifier, load_classifier, save_classifier
+from ganaug.evaluation.classifier import (
+    check_timm_name,
+    evaluate_classifier,
+    load_classifier,
+    save_classifier,
+)
 from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.regime import (
     check_disjoint,
     check_gan_config,
+    check_gan_size,
     check_no_leakage,
     gan_folder,
     load_regime,
+    parse_regimes,
     regime_generator,
 )
 from ganaug.evaluation.report import save_received, summarize, write_outputs
@@ -59,25 +66,6 @@ EXPERIMENT_CLASSIFIER_STEPS = 500
 
 
 # -- settings -------------------------------------------------------------------------------------
-def parse_regimes(per_class: str | Sequence) -> list[str]:
-    """``"10,50,all"`` -> ``["10", "50", "all"]`` (checked, spelled one way: ``010`` is ``10``,
-    ``ALL`` is ``all``; a regime named twice is refused)."""
-    items = per_class.split(",") if isinstance(per_class, str) else [str(v) for v in per_class]
-    regimes: list[str] = []
-    for item in (i.strip().lower() for i in items if i.strip()):
-        if item != "all" and not (item.isascii() and item.isdigit() and int(item) > 0):
-            raise GanaugConfigError(f"--per-class takes positive integers or 'all', comma-"
-                                    f"separated (e.g. 10,50,all); got {item!r}.")
-        regime = item if item == "all" else str(int(item))
-        if regime in regimes:
-            raise GanaugConfigError(f"--per-class names {regime} twice; name each regime once "
-                                    f"(e.g. 10,50,all).")
-        regimes.append(regime)
-    if not regimes:
-        raise GanaugConfigError("--per-class is empty; give e.g. 10,50,all.")
-    return regimes
-
-
 # The settings a cached cell must match to be reused (in this order in results.json).
 _CELL_KEYS = ("data", "test", "imbalance", "backbone", "stem", "classifier_steps", "batch_size",
               "gan_steps", "generator", "image_size", "synthetic_ratio", "replace_p",
@@ -159,6 +147,9 @@ class ExperimentSettings:
             raise GanaugConfigError("--teacher-backbone is empty; give a timm model name (e.g. "
                                     "resnet18) or leave it out to use each seed's real+aug "
                                     "classifier.")
+        for name in (self.backbone, self.teacher_backbone):
+            if name is not None:
+                check_timm_name(name)  # before any cell trains, not when the first one is built
         if self.teacher_filter is not None:
             check_float("teacher_filter", self.teacher_filter, minimum=0.0, maximum=1.0,
                         open_max=True, hint="(CLI: --teacher-filter.)")
@@ -193,6 +184,11 @@ class ExperimentSettings:
         return ClassifierRecipe(backbone=self.teacher_backbone, stem=self.stem,
                                 steps=self.classifier_steps, batch_size=self.batch_size,
                                 augment="standard")
+
+    @property
+    def gan_arms(self) -> list[str]:
+        """The arms that use the regime's generator."""
+        return [a for a in self.arms if ARMS[a].uses_gan]
 
     def needs_teacher(self, arm: str) -> bool:
         """Whether ``arm`` uses a teacher (``+kd``, or ``teacher_filter`` on a GAN arm)."""
@@ -387,6 +383,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                           size=settings.image_size, channels=settings.channels)
     check_disjoint(data, test, test_data, image_size=settings.image_size,
                    channels=settings.channels)
+    if given is None:
+        check_gan_size(settings.gan_arms, settings.gan_config, test_data.image_size,
+                       test_data.channels, device=settings.device)
     started = time.perf_counter()
     cache = CellCache(out / "cells", settings.cell_key)
     cells: list[dict[str, Any]] = []
@@ -408,8 +407,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                                       f"the training data has {subset.num_classes}.")
             gen = _run_arms(settings, cache, regime, seed, subset, test_data, given,
                             gan_folder(out, regime, seed, settings.gan_config), done)
-            uses_gan = any(ARMS[a].uses_gan for a in settings.arms)
-            if uses_gan and seed == 0 and regime not in samples:
+            if settings.gan_arms and seed == 0 and regime not in samples:
                 samples[regime] = _sample_grid(out, regime, gen or given)
     bar.close()
     # What the GAN arms' classifiers received (seed 0, after any teacher filter), and what it dropped.

@@ -6,18 +6,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ganaug._devices import DeviceLike
-from ganaug.config import TrainConfig, check_keys
+from ganaug.config import TrainConfig, check_keys, resolve_config
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.io import load
+from ganaug.models import supported_sizes
 from ganaug.training import train_or_resume
 
-__all__ = ["check_disjoint", "check_gan_config", "check_no_leakage", "gan_folder", "load_regime",
-           "regime_generator", "settings_digest", "train_gan"]
+__all__ = ["check_disjoint", "check_gan_config", "check_gan_size", "check_no_leakage", "gan_folder",
+           "load_regime", "parse_regimes", "regime_generator", "settings_digest", "train_gan"]
+
+
+def parse_regimes(per_class: str | Sequence) -> list[str]:
+    """``"10,50,all"`` -> ``["10", "50", "all"]`` (checked, spelled one way: ``010`` is ``10``,
+    ``ALL`` is ``all``; a regime named twice is refused)."""
+    items = per_class.split(",") if isinstance(per_class, str) else [str(v) for v in per_class]
+    regimes: list[str] = []
+    for item in (i.strip().lower() for i in items if i.strip()):
+        if item != "all" and not (item.isascii() and item.isdigit() and int(item) > 0):
+            raise GanaugConfigError(f"--per-class takes positive integers or 'all', comma-"
+                                    f"separated (e.g. 10,50,all); got {item!r}.")
+        regime = item if item == "all" else str(int(item))
+        if regime in regimes:
+            raise GanaugConfigError(f"--per-class names {regime} twice; name each regime once "
+                                    f"(e.g. 10,50,all).")
+        regimes.append(regime)
+    if not regimes:
+        raise GanaugConfigError("--per-class is empty; give e.g. 10,50,all.")
+    return regimes
 
 
 def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_size: int | None,
@@ -100,6 +123,29 @@ def train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
     cfg = TrainConfig(data=data.spec or "subset", seed=seed, steps=steps, out=str(out),
                       device=None if device is None else str(device), **fields)
     return train_or_resume(cfg, data=data)
+
+
+def check_gan_size(gan_arms: list[str], gan_config: dict[str, Any], image_size: int,
+                   channels: int, *, device: torch.device) -> None:
+    """Refuse, before any cell trains, GAN arms whose generator cannot be built for the data's
+    ``image_size`` (the arch the GAN's preset picks for it, or ``gan_config``'s).
+
+    Raises:
+        GanaugConfigError: the arch makes no ``image_size`` images.
+    """
+    if not gan_arms:
+        return
+    fields = {k: v for k, v in gan_config.items() if k in ("arch", "loss")}
+    cfg, _ = resolve_config(TrainConfig(data="experiment", **fields), num_images=1,
+                            channels=channels, image_size=image_size, device_type=device.type)
+    sizes = supported_sizes(cfg.arch)
+    if image_size not in sizes:
+        fit = min(sizes, key=lambda s: (s < image_size, abs(s - image_size)))
+        raise GanaugConfigError(
+            f"The GAN arms ({', '.join(gan_arms)}) need a generator of {image_size}x{image_size} "
+            f"images, but arch '{cfg.arch}' makes sizes {', '.join(map(str, sizes))}. Resize "
+            f"the data (--size {fit}), give a --generator of this size, or leave the GAN arms "
+            "out (--arms).")
 
 
 def settings_digest(settings: dict[str, Any]) -> str:
