@@ -51,10 +51,15 @@ for entry in "${CONFIGS[@]}"; do
     fi
     if [ ! -f "$run/trained" ]; then
       echo "== $name seed $seed: $MINUTES CPU-minutes"
-      "${PYTHON:-python}" "$(dirname "$0")/cpu_budget.py" "$MINUTES" -- ganaug train \
-        --data "$DATA" --seed "$seed" --steps 1000000 --sample-every 1000 "${CONFIG[@]}" \
-        --out "$run" --threads 1 || true
-      [ -f "$run/generator.safetensors" ] && touch "$run/trained"
+      mkdir -p "$run"
+      # $run/trained: written only if the run spent its budget (not if it was killed)
+      "${PYTHON:-python}" "$(dirname "$0")/cpu_budget.py" "$MINUTES" --done "$run/trained" \
+        -- ganaug train --data "$DATA" --seed "$seed" --steps 1000000 --sample-every 1000 \
+        "${CONFIG[@]}" --out "$run" --threads 1 || true
+      if [ ! -f "$run/trained" ] || [ ! -f "$run/generator.safetensors" ]; then
+        echo "$run was stopped before its budget was spent; rerun to start it again" >&2
+        exit 1
+      fi
     fi
     ganaug evaluate "$run/generator.safetensors" --data "$EVAL_DATA" --n-per-class 500 \
       --out "$run/metrics.json" "$@"
