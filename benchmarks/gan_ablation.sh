@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # The generator ablation of issue #13: the dcgan preset as it was (equal_lr: lr 2e-4 for G and D)
 # against a faster D (ttur: lr_d 4e-4, the preset since), + LeCam, + bCR and a wider D,
-# 3 seeds each, on a fixed budget of CPU time per run, then `ganaug evaluate` on each and a
+# 3 seeds each, on a fixed budget of compute per run, then `ganaug evaluate` on each and a
 # table of CAS ratio, intra-class FID, precision and recall (mean ± std over seeds).
 #
 # Usage: benchmarks/gan_ablation.sh DATA MINUTES [OUT] [EXTRA EVALUATE ARGS...]
 #   benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist
 #   benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
-# One torch thread per run (OMP_NUM_THREADS=1). The budget is CPU time (benchmarks/cpu_budget.py
-# sends Ctrl-C once the run has used MINUTES of CPU: the trainer saves generator.safetensors and
-# stops), so runs side by side or beside other jobs get the same compute. (The mnist rows of
-# docs/results.md 1.1 were budgeted in wall time, `timeout -s INT`, before this.)
-# Finished runs (metrics.json present) are skipped, so a rerun continues; a run cut short before
-# its generator was saved is moved aside (RUN.stale-TIME), never deleted. MINUTES may be a
-# fraction (0.1 for a smoke test); SEEDS="0" and ONLY="ttur bcr_1" narrow the grid.
+#
+# The budget is MINUTES of one quiet CPU core per run, turned into a number of generator steps
+# per config before any run: a calibration trains each config for CAL_STEPS (default 300) steps
+# and times them (median step time of the second half, out of metrics.jsonl), and the config's
+# runs then train MINUTES * 60 / that many steps. A config that costs more per step gets fewer.
+# Why steps and not a clock: on this 2-core machine neither wall time (`timeout`) nor CPU time
+# survives other jobs. A mnist5k run beside three others reached 3,330 steps in 10 CPU-minutes
+# (CPU time, read from /proc), one alone 8,768 in 10 minutes. A step count does survive, so the
+# runs may go side by side. The calibration needs the machine to itself: it prints the load, and
+# CALIBRATE_ONLY=1 stops after it. The mnist rows of docs/results.md 1.1 predate this; they were
+# budgeted in wall time beside one other job.
+#
+# One torch thread per run (OMP_NUM_THREADS=1). Finished runs (metrics.json present) are skipped
+# and calibrations kept ($OUT/calibration/NAME.steps), so a rerun continues; a run killed before
+# it finished is moved aside (RUN.stale-TIME), never deleted. MINUTES may be a fraction (0.1 for a
+# smoke test); SEEDS="0" and ONLY="ttur bcr_1" narrow the grid.
 set -euo pipefail
 DATA=$1
 MINUTES=$2
@@ -33,39 +42,60 @@ CONFIGS=(
   "bcr_1|{lr_d: 0.0002, cr_weight: 1.0}"
   "wide_d|{lr_d: 0.0002, arch_kwargs: {width: 32, d_width: 64}}"
 )
+PY=${PYTHON:-python}
+selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+set_config() {  # set_config NAME YAML: CONFIG=(--config FILE), or () for "{}"
+  CONFIG=()
+  if [ "$2" != "{}" ]; then
+    mkdir -p "$OUT/configs"
+    echo "$2" > "$OUT/configs/$1.yaml"
+    CONFIG=(--config "$OUT/configs/$1.yaml")
+  fi
+}
+# 1. Calibration: each config's step count for MINUTES of one quiet core.
 for entry in "${CONFIGS[@]}"; do
   name=${entry%%|*}
-  yaml=${entry#*|}
-  [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]] && continue
+  selected "$name" || continue
+  [ -f "$OUT/calibration/$name.steps" ] && continue
+  cal="$OUT/calibration/$name"
+  [ -e "$cal" ] && mv "$cal" "$cal.stale-$(date +%s)"
+  echo "== calibrating $name: ${CAL_STEPS:-300} steps (load $(cut -d' ' -f1 /proc/loadavg))"
+  set_config "$name" "${entry#*|}"
+  mkdir -p "$OUT/calibration"
+  ganaug train --data "$DATA" --seed 0 --steps "${CAL_STEPS:-300}" --sample-every 1000000 \
+    "${CONFIG[@]}" --out "$cal" --threads 1 > "$cal.log" 2>&1
+  "$PY" - "$cal/metrics.jsonl" "$MINUTES" > "$OUT/calibration/$name.steps" <<'CAL'
+import json, statistics, sys
+records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+times = [r["step_time"] for r in records[len(records) // 2:] if r.get("step_time")]
+print(max(1, round(float(sys.argv[2]) * 60 / statistics.median(times))))
+CAL
+  echo "   $name: $(cat "$OUT/calibration/$name.steps") steps for $MINUTES minutes"
+done
+[ -n "${CALIBRATE_ONLY:-}" ] && exit 0
+# 2. The runs: each config's step count, then the evaluation.
+for entry in "${CONFIGS[@]}"; do
+  name=${entry%%|*}
+  selected "$name" || continue
+  steps=$(cat "$OUT/calibration/$name.steps")
   for seed in ${SEEDS:-0 1 2}; do
     run="$OUT/$name-s$seed"
     [ -f "$run/metrics.json" ] && continue
     if [ -e "$run" ] && [ ! -f "$run/trained" ]; then
-      mv "$run" "$run.stale-$(date +%s)"  # killed before its budget was spent: start again
-    fi
-    mkdir -p "$OUT/configs"
-    CONFIG=()
-    if [ "$yaml" != "{}" ]; then
-      echo "$yaml" > "$OUT/configs/$name.yaml"
-      CONFIG=(--config "$OUT/configs/$name.yaml")
+      mv "$run" "$run.stale-$(date +%s)"  # killed before it finished: start again
     fi
     if [ ! -f "$run/trained" ]; then
-      echo "== $name seed $seed: $MINUTES CPU-minutes"
-      mkdir -p "$run"
-      # $run/trained: written only if the run spent its budget (not if it was killed)
-      "${PYTHON:-python}" "$(dirname "$0")/cpu_budget.py" "$MINUTES" --done "$run/trained" \
-        -- ganaug train --data "$DATA" --seed "$seed" --steps 1000000 --sample-every 1000 \
-        "${CONFIG[@]}" --out "$run" --threads 1 || true
-      if [ ! -f "$run/trained" ] || [ ! -f "$run/generator.safetensors" ]; then
-        echo "$run was stopped before its budget was spent; rerun to start it again" >&2
-        exit 1
-      fi
+      echo "== $name seed $seed: $steps steps ($MINUTES quiet CPU-minutes)"
+      set_config "$name" "${entry#*|}"
+      ganaug train --data "$DATA" --seed "$seed" --steps "$steps" --sample-every 1000 \
+        "${CONFIG[@]}" --out "$run" --threads 1
+      touch "$run/trained"
     fi
     ganaug evaluate "$run/generator.safetensors" --data "$EVAL_DATA" --n-per-class 500 \
       --out "$run/metrics.json" "$@"
   done
 done
-"${PYTHON:-python}" - "$OUT" "${CONFIGS[@]%%|*}" <<'PY'
+"$PY" - "$OUT" "${CONFIGS[@]%%|*}" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
@@ -87,7 +117,7 @@ for name in sys.argv[2:]:  # the CONFIGS names, in their order
         v = [m[k] for m in ms]
         sd = statistics.stdev(v) if len(v) > 1 else float("nan")
         cells.append(f"{statistics.mean(v):.3f} ± {sd:.3f}")
-    # Same CPU budget per run: the ratio of steps is the ratio of speed per step.
+    # Same budget per run: the ratio of steps is the ratio of speed per step (calibration).
     if name == "equal_lr":
         base = statistics.mean(steps)
     ratio = f"{statistics.mean(steps) / base:.2f}" if base else "—"
