@@ -41,7 +41,8 @@ def add_experiment_parser(sub) -> None:
                    help="steps of each regime's GAN (default: the trainer's preset)")
     p.add_argument("--gan-config", default=None, dest="gan_config", metavar="YAML",
                    help="ganaug train settings of every GAN (config.yaml keys), e.g. "
-                        "'{arch: dcgan, arch_kwargs: {width: 32}}' (default: the preset)")
+                        "'{arch: dcgan, arch_kwargs: {width: 32}}', or a config.yaml path "
+                        "(default: the preset)")
     p.add_argument("--classifier-steps", type=positive_int, default=None,
                    dest="classifier_steps", help="steps of each classifier")
     p.add_argument("--generator", default=None, metavar="FILE",
@@ -97,6 +98,20 @@ def parse_mapping(text: str | None, flag: str, what: str, example: str) -> dict 
     return value
 
 
+def parse_gan_config(text: str | None) -> dict | None:
+    """``--gan-config``: a YAML/JSON mapping of ``ganaug train`` settings, or the path of a
+    config.yaml holding one (what ``ganaug train --config`` takes)."""
+    from pathlib import Path
+
+    from ganaug.config import read_yaml
+
+    if text and not text.lstrip().startswith(("{", "[")) and (
+            Path(text).exists() or Path(text).suffix.lower() in (".yaml", ".yml", ".json")):
+        return read_yaml(text, flag="--gan-config")
+    return parse_mapping(text, "--gan-config", "ganaug train settings (or a config.yaml path)",
+                         "{arch: dcgan, lr_d: 0.0004}")
+
+
 def parse_model_kwargs(text: str | None) -> dict | None:
     """``--model-kwargs`` (a YAML/JSON mapping) -> dict, with a clear error otherwise."""
     return parse_mapping(text, "--model-kwargs", "timm.create_model arguments",
@@ -116,8 +131,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         first_seed=args.first_seed,
         stem=args.stem, batch_size=args.batch_size,
         model_kwargs=parse_model_kwargs(args.model_kwargs),
-        gan_config=parse_mapping(args.gan_config, "--gan-config", "ganaug train settings",
-                                 "{arch: dcgan, lr_d: 0.0004}"),
+        gan_config=parse_gan_config(args.gan_config),
         gan_steps=args.gan_steps, classifier_steps=args.classifier_steps,
         generator=args.generator, image_size=args.image_size,
         synthetic_ratio=args.synthetic_ratio, replace_p=args.replace_p,

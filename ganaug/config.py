@@ -253,8 +253,8 @@ def field_names() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping of a TrainConfig YAML file, checked for unknown keys.
+def read_yaml(path: str | Path, flag: str = "--config") -> dict[str, Any]:
+    """The mapping of a TrainConfig YAML file (given as ``flag``), checked for unknown keys.
 
     Raises:
         GanaugConfigError: missing file, not a mapping, or an unknown key.
@@ -264,7 +264,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():  # False for a FIFO or device too: never open one (it would block)
         what = "is not a regular file" if path.exists() else "does not exist"
-        raise GanaugConfigError(f"Config file {str(path)!r} {what}; check the --config path.")
+        raise GanaugConfigError(f"Config file {str(path)!r} {what}; check the {flag} path.")
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

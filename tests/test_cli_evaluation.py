@@ -149,8 +149,30 @@ def test_experiment_cli_passes_gan_config(tmp_path, monkeypatch):
                                   "ema_decay": 0.999}
 
 
+def test_experiment_cli_reads_gan_config_from_a_file(tmp_path, monkeypatch):
+    """A config.yaml file (what `ganaug train --config` takes) works as --gan-config too; it
+    used to be refused as 'a mapping ..., got PATH'."""
+    import ganaug.evaluation
+
+    seen = {}
+
+    def spy(data, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(ganaug.evaluation, "run_experiment", spy)
+    config = tmp_path / "gan.yaml"
+    config.write_text("arch: dcgan\nlr_d: 0.0004\n")
+    with pytest.raises(SystemExit):
+        main(["experiment", "--data", "digits", "--arms", "real+gan", "--out",
+              str(tmp_path / "o"), "--gan-config", str(config)])
+    assert seen["gan_config"] == {"arch": "dcgan", "lr_d": 0.0004}
+
+
 @pytest.mark.parametrize("text, message", [
     ("[1]", r"--gan-config must be a mapping of ganaug train settings"),
+    ("no/such/gan.yaml", r"Config file 'no/such/gan.yaml' does not exist; check the "
+                         r"--gan-config path"),
     ("{steps: 5}", r"gan_config sets 'steps', which the experiment sets itself"),
     ("{lr_dd: 1e-4}", r"lr_dd"),
 ])
