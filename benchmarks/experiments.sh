@@ -143,6 +143,18 @@ python benchmarks/budget_check.py --data "folder:$CIFAR/train" --test "folder:$C
 #     for one lent GPU.
 
 # 16. The recipe combined with class weighting in the mnist5k long tail (step 11's --out: its cells
-#     are reused, only the two new arms train; about 55 minutes of one core).
-ganaug experiment "${LT[@]}" --seeds 3 \
-    --arms real+aug,real+aug+kd,real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd
+#     are reused, only the two new arms train; about 55 minutes of one core). Made before each
+#     arm had its own teacher: with today's code the command is step 17's.
+# 17. The same with each arm's own teacher (2026-11-28: real+weighted teaches and filters the
+#     class-weighted arms, real+oversample filters real+oversample+gan). Step 11/16's cells are
+#     copied in; the cells of those arms are computed again, the others reused (18 cells, about
+#     3 hours of one core; the seeds in parallel processes, then one run writes the report).
+LT17=("${LT[@]}" --out runs/results/recipe_mnist_lt50_own_teacher
+      --arms real+aug,real+aug+kd,real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd)
+[ -d runs/results/recipe_mnist_lt50_own_teacher ] ||
+  cp -a runs/results/recipe_mnist_lt50 runs/results/recipe_mnist_lt50_own_teacher
+OMP_NUM_THREADS=1 ganaug experiment "${LT17[@]}" --seeds 1 &
+OMP_NUM_THREADS=1 ganaug experiment "${LT17[@]}" --seeds 1 --first-seed 1 &
+OMP_NUM_THREADS=1 ganaug experiment "${LT17[@]}" --seeds 1 --first-seed 2
+wait
+ganaug experiment "${LT17[@]}" --seeds 3

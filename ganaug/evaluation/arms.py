@@ -95,7 +95,8 @@ IMBALANCE_ARMS = ("real+weighted", "real+oversample", "real+weighted+gan",
                   "real+oversample+gan")
 # Opt-in (``--arms``): distillation from the seed's real+aug classifier, on real images only (a
 # control: does a gain come from distillation alone?) and with the GAN's images relabelled; the
-# same two with a class-weighted loss (the recipe combined with the long tail's usual fix).
+# same two with a class-weighted loss, taught by real+weighted (the recipe combined with the long
+# tail's usual fix).
 KD_ARMS = ("real+aug+kd", "real+aug+gan+kd", "real+weighted+kd", "real+weighted+gan+kd")
 # The recipe ganaug recommends, fixed on mnist5k at 10 real images per class on seed 0 (then run
 # once on the other seeds: docs/results.md): the GAN's images relabelled by a teacher trained on

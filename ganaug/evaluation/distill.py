@@ -2,7 +2,8 @@
 
 Hinton et al. 2015, https://arxiv.org/abs/1503.02531 (soft targets at a temperature); for
 synthetic images relabelled by a teacher trained on the real data, see cGAN-KD (Ding et al. 2023,
-https://arxiv.org/abs/2104.03164). The teacher of a seed is that seed's ``real+aug`` classifier.
+https://arxiv.org/abs/2104.03164). The teacher of an arm is the seed's classifier of its
+real-only counterpart (:attr:`ganaug.evaluation.arms.Arm.teacher`).
 
 :class:`DistillMixer` is a mixer (``(images, labels) -> (images, soft labels)``) for
 :func:`ganaug.evaluation.train_classifier`: each row's target becomes

@@ -145,8 +145,8 @@ class ExperimentSettings:
             hint="(CLI: --synthetic-loss-weight.)")
         if self.teacher_backbone is not None and not str(self.teacher_backbone).strip():
             raise GanaugConfigError("--teacher-backbone is empty; give a timm model name (e.g. "
-                                    "resnet18) or leave it out to use each seed's real+aug "
-                                    "classifier.")
+                                    "resnet18) or leave it out to use each seed's own "
+                                    "classifiers (real+aug, real+weighted).")
         for name in (self.backbone, self.teacher_backbone):
             if name is not None:
                 check_timm_name(name)  # before any cell trains, not when the first one is built
@@ -346,8 +346,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
             with the highest loss under the seed's teacher.
         synthetic_loss_weight: weight of each synthetic row's loss in the ``real+synthetic``
             arms (``sum w_i CE_i / sum w_i``; 1 = unweighted; e.g. 0.1 as in EC-GAN).
-        teacher_backbone: the teacher of ``+kd`` arms and ``teacher_filter``: None uses each
-            seed's ``real+aug`` classifier (already trained, no extra cost); a timm name trains
+        teacher_backbone: the teacher of ``+kd`` arms and ``teacher_filter``: None uses the
+            seed's classifier of each arm's real-only counterpart (``real+aug``, or
+            ``real+weighted``/``real+oversample``: already trained, no extra cost); a timm name trains
             that backbone (default width, real+aug's recipe) on each seed's real subset once.
         device: where classifiers and GANs run (``None``: the best available).
         gan_config: extra :class:`ganaug.TrainConfig` fields for the GANs.
