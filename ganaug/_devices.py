@@ -9,6 +9,8 @@ this machine.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ganaug.errors import GanaugConfigError
@@ -55,3 +57,20 @@ def resolve_device(device: DeviceLike, *, local_rank: int = 0) -> torch.device:
             raise GanaugConfigError(
                 f"device {str(device)!r}: MPS is not available on this machine. Use cpu or auto.")
     return dev
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """What a result was computed with: versions, platform, device and thread count."""
+    import os
+    import platform
+
+    import timm
+    import torchvision
+
+    from ganaug import __version__
+
+    return {"ganaug": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "timm": timm.__version__,
+            "platform": platform.platform(), "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}

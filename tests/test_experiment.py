@@ -85,6 +85,10 @@ def test_settings_are_normalised_with_their_defaults():
     assert (tail.kd_temperature, tail.kd_alpha) == (4.0, 0.5)
 
 
+def test_an_int_per_class_is_one_regime():
+    assert ExperimentSettings(data="digits", regimes=10, device="cpu").regimes == ["10"]
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("seeds", 0, r"seeds must be an integer >= 1, got 0"),
     ("seeds", True, r"seeds must be an integer >= 1, got True"),
@@ -103,6 +107,18 @@ def test_settings_are_normalised_with_their_defaults():
     ("arms", " , ,", r"--arms names no arm \(got ' , ,'\); give one or more of real, "),
     ("arms", [], r"--arms names no arm"),
     ("backbone", "resnet1B", r"Unknown timm model 'resnet1B'.*Did you mean 'resnet18'"),
+    # the API's hostile types: each used to pass the settings and fail later, or with a TypeError
+    ("imbalance", True, r"imbalance must be a finite number in \[1, inf\), got True"),
+    ("imbalance", "ten", r"imbalance must be a finite number in \[1, inf\), got 'ten'"),
+    ("backbone", None, r"backbone must be a timm model name \(a string\), got None"),
+    ("teacher_backbone", 5, r"teacher_backbone must be a timm model name \(a string\), got 5"),
+    ("stem", "bogus", r"Unknown stem 'bogus'"),
+    ("model_kwargs", [1, 2], r"model_kwargs must be a mapping of timm.create_model arguments"),
+    ("gan_steps", 0, r"gan_steps must be an integer >= 1, got 0"),
+    ("gan_steps", True, r"gan_steps must be an integer >= 1, got True"),
+    ("image_size", True, r"image_size must be an integer >= 1, got True"),
+    ("arms", 5, r"--arms takes arm names, comma-separated, or a list of them; got 5"),
+    ("regimes", 2.5, r"--per-class takes positive integers or 'all'.*got 2.5"),
     ("teacher_backbone", "resnet1B", r"Unknown timm model 'resnet1B'"),
     ("regimes", "0", r"--per-class takes positive integers or 'all'"),
     ("device", "cuda:99", r"device 'cuda:99'"),

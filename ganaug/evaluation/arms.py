@@ -114,6 +114,9 @@ TEACHER = "real+aug"
 def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str]:
     """Checked arm names; imbalanced runs also get :data:`IMBALANCE_ARMS`, and a ``distill``
     arm brings its :attr:`Arm.teacher` (run first)."""
+    if arms is not None and not isinstance(arms, (str, Sequence)):
+        raise GanaugConfigError(f"--arms takes arm names, comma-separated, or a list of them; "
+                                f"got {arms!r}.")
     items = list(DEFAULT_ARMS) if arms is None else (
         [a.strip() for a in arms.split(",") if a.strip()] if isinstance(arms, str) else list(arms))
     if not items:

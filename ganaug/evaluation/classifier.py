@@ -26,6 +26,7 @@ from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError, 
 __all__ = [
     "STEMS",
     "check_same_classes",
+    "check_stem",
     "check_timm_name",
     "config_of",
     "create_classifier",
@@ -50,10 +51,21 @@ def _is_resnet_like(model: nn.Module) -> bool:
     return all(hasattr(model, a) for a in ("conv1", "bn1", "maxpool"))
 
 
-def check_timm_name(name: str) -> None:
-    """Raise a :class:`GanaugConfigError` (with a suggestion) unless timm knows model ``name``."""
+def check_stem(stem: str) -> None:
+    """Raise a :class:`GanaugConfigError` (with a suggestion) unless ``stem`` is in STEMS."""
+    if stem not in STEMS:
+        raise GanaugConfigError(f"Unknown stem '{stem}'. Use one of: {', '.join(STEMS)}."
+                                + did_you_mean(str(stem), STEMS))
+
+
+def check_timm_name(name: str, what: str = "backbone") -> None:
+    """Raise a :class:`GanaugConfigError` (with a suggestion) unless timm knows model ``name``
+    (``what`` names the argument when it is not a string)."""
     import timm
 
+    if not isinstance(name, str):
+        raise GanaugConfigError(f"{what} must be a timm model name (a string), got {name!r}; "
+                                "e.g. resnet18.")
     if not timm.is_model(name):
         raise GanaugConfigError(
             f"Unknown timm model '{name}'. Use any name from timm.list_models(), e.g. resnet18, "
@@ -88,9 +100,7 @@ def create_classifier(name: str = "resnet18", *, num_classes: int, in_chans: int
     import timm
 
     check_timm_name(name)
-    if stem not in STEMS:
-        raise GanaugConfigError(f"Unknown stem '{stem}'. Use one of: {', '.join(STEMS)}."
-                                + did_you_mean(stem, STEMS))
+    check_stem(stem)
     num_classes = check_int("num_classes", num_classes)
     image_size = check_int("image_size", image_size)
     if in_chans not in (1, 3):

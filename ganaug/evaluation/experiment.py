@@ -12,7 +12,6 @@ cached in ``OUT/cells`` so a rerun resumes.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,16 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
-from ganaug import __version__
 from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
-from ganaug._devices import DeviceLike, resolve_device
+from ganaug._devices import DeviceLike, environment, resolve_device
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms, teachers_first
 from ganaug.evaluation.cells import CellCache, experiment_folder
 from ganaug.evaluation.classifier import (
+    check_stem,
     check_timm_name,
     evaluate_classifier,
     load_classifier,
@@ -143,13 +141,24 @@ class ExperimentSettings:
         self.synthetic_loss_weight = check_float(
             "synthetic_loss_weight", self.synthetic_loss_weight, minimum=0.0, open_min=True,
             hint="(CLI: --synthetic-loss-weight.)")
-        if self.teacher_backbone is not None and not str(self.teacher_backbone).strip():
+        if isinstance(self.teacher_backbone, str) and not self.teacher_backbone.strip():
             raise GanaugConfigError("--teacher-backbone is empty; give a timm model name (e.g. "
                                     "resnet18) or leave it out to use each seed's own "
                                     "classifiers (real+aug, real+weighted).")
-        for name in (self.backbone, self.teacher_backbone):
-            if name is not None:
-                check_timm_name(name)  # before any cell trains, not when the first one is built
+        # Before any cell trains, not when the first classifier is built.
+        check_timm_name(self.backbone)
+        if self.teacher_backbone is not None:
+            check_timm_name(self.teacher_backbone, "teacher_backbone")
+        check_stem(self.stem)
+        if self.imbalance is not None:
+            self.imbalance = check_float("imbalance", self.imbalance, minimum=1.0,
+                                         hint="(CLI: --imbalance.)")
+        for name in ("gan_steps", "image_size"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name))
+        if not isinstance(self.model_kwargs, (dict, type(None))):
+            raise GanaugConfigError(f"model_kwargs must be a mapping of timm.create_model "
+                                    f"arguments, got {self.model_kwargs!r}.")
         if self.teacher_filter is not None:
             check_float("teacher_filter", self.teacher_filter, minimum=0.0, maximum=1.0,
                         open_max=True, hint="(CLI: --teacher-filter.)")
@@ -211,16 +220,6 @@ class ExperimentSettings:
             # Unset for real+aug, the only teacher before the long-tail arms had their own.
             key["teacher_arm"] = None if ARMS[arm].teacher == TEACHER else ARMS[arm].teacher
         return key
-
-
-def _environment(device: torch.device) -> dict[str, Any]:
-    import timm
-
-    return {"ganaug": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "timm": timm.__version__,
-            "platform": platform.platform(), "device": str(device),
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
 # -- the cells --------------------------------------------------------------------------------------
@@ -300,7 +299,7 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
 
 
 def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None,
-                   per_class: str | Sequence = "all", imbalance: float | None = None,
+                   per_class: str | int | Sequence = "all", imbalance: float | None = None,
                    arms: str | Sequence | None = None, backbone: str = "resnet18",
                    stem: str = "auto", seeds: int = 3, first_seed: int = 0,
                    gan_steps: int | None = None,
@@ -419,7 +418,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                      "seeds": settings.seeds, "first_seed": settings.first_seed,
                      "baseline": settings.baseline, "test_spec": test_data.spec,
                      "n_test": len(test_data), "classes": list(test_data.classes)},
-        "environment": _environment(settings.device),
+        "environment": environment(settings.device),
         "wall_s": round(time.perf_counter() - started, 1),
         "summary": summarize(cells, settings.regimes, settings.arms, settings.baseline),
         "verdict": verdicts(cells, settings.regimes, settings.arms),

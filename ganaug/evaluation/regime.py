@@ -27,6 +27,11 @@ __all__ = ["check_disjoint", "check_gan_config", "check_gan_size", "check_no_lea
 def parse_regimes(per_class: str | Sequence) -> list[str]:
     """``"10,50,all"`` -> ``["10", "50", "all"]`` (checked, spelled one way: ``010`` is ``10``,
     ``ALL`` is ``all``; a regime named twice is refused)."""
+    if isinstance(per_class, int) and not isinstance(per_class, bool):
+        per_class = [per_class]  # per_class=10: one regime
+    if not isinstance(per_class, (str, Sequence)):
+        raise GanaugConfigError(f"--per-class takes positive integers or 'all', comma-separated "
+                                f"(e.g. 10,50,all) or as a list; got {per_class!r}.")
     items = per_class.split(",") if isinstance(per_class, str) else [str(v) for v in per_class]
     regimes: list[str] = []
     for item in (i.strip().lower() for i in items if i.strip()):
