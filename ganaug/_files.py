@@ -25,15 +25,27 @@ def _umask() -> int:
 
 
 def check_not_folder(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, refused when it is an existing folder (a file is to be written there).
+    """``path`` as a Path, refused when a file cannot be written there: it is an existing
+    folder, or its nearest existing parent is a file (or a folder this user cannot write).
+    Call it before the compute whose result goes there.
 
     Raises:
-        GanaugConfigError: ``path`` is a folder; the message suggests a file inside it.
+        GanaugConfigError: ``path`` is a folder (the message suggests a file inside it), or
+            its parent is a file or not writable.
     """
     path = Path(path)
     if path.is_dir():
         raise GanaugConfigError(
             f"Cannot write {path}: it is a folder. Pass a file path (e.g. {path / 'out.png'}).")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GanaugConfigError(f"Cannot write {path}: a file is in the way ({parent}); a "
+                                "folder is needed there.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GanaugConfigError(f"Cannot write {path}: permission denied in {parent}; choose a "
+                                "folder this user can write.")
     return path
 
 

@@ -54,6 +54,25 @@ def test_evaluate_cli_writes_the_json(tmp_path, capsys):
     assert printed.startswith("generator:") and "\nWARNING: the feature classifier" in printed
 
 
+@pytest.mark.parametrize("out, message", [
+    ("{tmp}", r"Cannot write .*: it is a folder\. Pass a file path"),
+    ("{tmp}/g.safetensors/metrics.json",
+     r"Cannot write .*metrics\.json: a file is in the way \(.*g\.safetensors\)"),
+])
+def test_evaluate_cli_refuses_an_out_it_cannot_write_before_any_compute(
+        out, message, tmp_path, capsys, monkeypatch):
+    """`--out DIR` (or a path under a file) computed every metric, then failed writing them."""
+    import ganaug.evaluation
+
+    path = _digits_generator_file(tmp_path)
+    monkeypatch.setattr(ganaug.evaluation, "evaluate_generator",
+                        lambda *a, **k: pytest.fail("computed before refusing --out"))
+    code = main(["evaluate", str(path), "--data", "digits", "--out", out.format(tmp=tmp_path)])
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert path.read_bytes()[:8] and path.is_file()  # the model file is untouched
+
+
 def test_evaluate_cli_reports_a_class_mismatch(tmp_path, capsys):
     path = _digits_generator_file(tmp_path, num_classes=3)
     assert main(["evaluate", str(path), "--data", "digits", "--classifier-steps", "1"]) == 2
