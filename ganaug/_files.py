@@ -24,7 +24,7 @@ def _umask() -> int:
     return mask
 
 
-def check_not_folder(path: str | os.PathLike) -> Path:
+def check_writable_file(path: str | os.PathLike) -> Path:
     """``path`` as a Path, refused when a file cannot be written there: it is an existing
     folder, or its nearest existing parent is a file (or a folder this user cannot write).
     Call it before the compute whose result goes there.
@@ -56,7 +56,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Write the file to the yielded path (with any library's ``save(tmp)``); when the block exits
     without an exception the temp file replaces ``path`` atomically, otherwise it is removed.
     """
-    path = check_not_folder(path)
+    path = check_writable_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -101,8 +101,6 @@ def parse_mapping(text: str | None, flag: str, what: str, example: str) -> dict 
 def parse_gan_config(text: str | None) -> dict | None:
     """``--gan-config``: a YAML/JSON mapping of ``ganaug train`` settings, or the path of a
     config.yaml holding one (what ``ganaug train --config`` takes)."""
-    from pathlib import Path
-
     from ganaug.config import read_yaml
 
     if text and not text.lstrip().startswith(("{", "[")) and (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ganaug._files import atomic_path, check_not_folder
+from ganaug._files import atomic_path, check_writable_file
 from ganaug.errors import GanaugConfigError
 
 #: The most pixels a class grid drawn on request may have: well below Pillow's
@@ -40,7 +40,7 @@ def figure_format(path: str | Path) -> str:
         GanaugConfigError: ``path`` is a folder, or its suffix names no image format (a
             ``.txt``, or none at all), so the file's name would lie about what it holds.
     """
-    fmt = FIGURE_FORMATS.get(check_not_folder(path).suffix.lower())
+    fmt = FIGURE_FORMATS.get(check_writable_file(path).suffix.lower())
     if fmt is None:
         raise GanaugConfigError(
             f"Cannot write a picture to {str(path)!r}: its name does not end in an image "

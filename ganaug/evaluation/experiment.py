@@ -155,7 +155,7 @@ class ExperimentSettings:
                                          hint="(CLI: --imbalance.)")
         for name in ("gan_steps", "image_size"):
             if getattr(self, name) is not None:
-                check_int(name, getattr(self, name))
+                setattr(self, name, check_int(name, getattr(self, name)))
         if not isinstance(self.model_kwargs, (dict, type(None))):
             raise GanaugConfigError(f"model_kwargs must be a mapping of timm.create_model "
                                     f"arguments, got {self.model_kwargs!r}.")
