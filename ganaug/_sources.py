@@ -10,7 +10,6 @@ option checks, splits, subsets and resizing stay in :mod:`ganaug.data`.
 from __future__ import annotations
 
 import functools
-import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ganaug._folders import TEST_FOLDERS, find_classes, folder_splits, scan_folder
 from ganaug._imaging import GREY_MODES, check_memory, fit_images, read_image_file
 from ganaug.errors import GanaugDataError, did_you_mean
 
@@ -78,54 +78,7 @@ def read_bundled(kind: str, arg: str = "", *, split: str | None = None, size: in
 
 
 # -- folder -------------------------------------------------------------------------------------
-#: Folder names taken as the held-out part of a folder's own split, in order of preference.
-TEST_FOLDERS = ("test", "val", "valid", "validation")
 _BIG_PIXELS = 256 * 256  # above this, an image is resized to size= as soon as it is decoded
-
-
-def folder_splits(path: Path) -> dict[str, Path] | None:
-    """``{"train": path/train, "test": path/test (or val/, valid/, validation/)}`` or None."""
-    test = next((path / n for n in TEST_FOLDERS if (path / n).is_dir()), None)
-    if (path / "train").is_dir() and test is not None:
-        return {"train": path / "train", "test": test}
-    return None
-
-
-def _class_files(folder: str, extensions: tuple[str, ...]) -> list[str]:
-    """Image files under ``folder`` (symlinks followed), no directory visited twice.
-
-    Same order as torchvision's ``make_dataset`` (sorted by directory, then by file name), but
-    a symlink loop (or two links to one directory) adds each image once.
-    """
-    seen, found = set(), []
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        found.append((root, sorted(f for f in files if f.lower().endswith(extensions))))
-    return [os.path.join(root, f) for root, files in sorted(found) for f in files]
-
-
-def _scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
-
-    try:
-        classes, class_to_idx = find_classes(path)
-    except FileNotFoundError:
-        raise GanaugDataError(f"Folder {str(path)!r} has no class sub-folders. Expected the "
-                              f"ImageFolder layout PATH/<class>/<image>; make one folder per "
-                              f"class.") from None
-    samples = [(f, class_to_idx[c]) for c in classes
-               for f in _class_files(str(path / c), IMG_EXTENSIONS)]
-    counts = np.bincount([k for _, k in samples], minlength=len(classes))
-    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
-    if empty:
-        raise GanaugDataError(f"Class folder(s) with no images in {str(path)!r}: "
-                              f"{', '.join(empty)}. Accepted extensions: {', '.join(IMG_EXTENSIONS)}; "
-                              f"add images or remove these folders.")
-    return samples, classes
 
 
 def _check_folder_memory(samples: list[tuple[str, int]], size: int | None, where: Path) -> None:
@@ -201,12 +154,14 @@ def read_folder(arg: str, *, split: str | None = None, size: int | None = None,
                               f"folder:PATH with PATH/<class>/<image files>.")
     splits = folder_splits(path)
     parts, chosen = _own_parts(splits, split, path)
-    scanned = [_scan_folder(p) for p in parts]
+    if splits:  # every split, also one read alone: its labels must mean what the other's do
+        (train, a), (test, b) = ((p, find_classes(p)) for p in splits.values())
+        if a != b:
+            raise GanaugDataError(f"{str(train)!r} and {str(test)!r} have different class folders "
+                                  f"({a} vs {b}), so a label would name another class in each; "
+                                  f"give both the same class folders.")
+    scanned = [scan_folder(p) for p in parts]
     classes = scanned[0][1]
-    for p, (_, other) in zip(parts[1:], scanned[1:], strict=True):
-        if other != classes:
-            raise GanaugDataError(f"{str(parts[0])!r} and {str(p)!r} have different class folders "
-                                  f"({classes} vs {other}); give both the same classes.")
     decoded = [_decode_folder(s, size, p) for p, (s, _) in zip(parts, scanned, strict=True)]
     if splits and any(x.shape[1] == 3 for x, _ in decoded):
         decoded = [(x.expand(-1, 3, -1, -1), y) for x, y in decoded]
@@ -233,7 +188,7 @@ def _any_rgb(folder: Path) -> bool:
     """Whether any image of ``folder`` (an ImageFolder) is RGB, from the headers alone."""
     from PIL import Image
 
-    for p, _ in _scan_folder(folder)[0]:
+    for p, _ in scan_folder(folder)[0]:
         try:
             with Image.open(p) as img:
                 if img.mode not in GREY_MODES:

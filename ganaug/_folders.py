@@ -1,0 +1,109 @@
+"""Scanning an ImageFolder (``PATH/<class>/<image>``) into ``(file, label)`` samples.
+
+The layout and order are torchvision's ``ImageFolder`` (classes are the sorted sub-folder names,
+files are sorted by directory, then by name, symlinks are followed), with three differences that
+keep litter out of the classes: hidden entries (names starting with ``.``: ``.ipynb_checkpoints``,
+``.DS_Store``, macOS ``._name`` AppleDouble files) and ``__MACOSX`` folders are skipped, each
+directory is read once (a symlink loop adds no duplicates), and a folder that cannot be read is
+refused instead of silently skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ganaug.errors import GanaugDataError
+
+__all__ = ["TEST_FOLDERS", "find_classes", "folder_splits", "is_litter", "scan_folder"]
+
+#: Folder names taken as the held-out part of a folder's own split, in order of preference.
+TEST_FOLDERS = ("test", "val", "valid", "validation")
+
+
+def is_litter(name: str) -> bool:
+    """Whether a file or folder name is no data: hidden (``.name``) or macOS' ``__MACOSX``."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _unreadable(path: str, err: OSError) -> GanaugDataError:
+    return GanaugDataError(f"Cannot read folder {path!r} ({err.strerror or err}). Make it "
+                           f"readable (chmod), or move it out of the dataset.")
+
+
+def folder_splits(path: Path) -> dict[str, Path] | None:
+    """``{"train": path/train, "test": path/test (or val/, valid/, validation/)}`` or None."""
+    test = next((path / n for n in TEST_FOLDERS if (path / n).is_dir()), None)
+    if (path / "train").is_dir() and test is not None:
+        return {"train": path / "train", "test": test}
+    return None
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """``entry.is_dir()`` with a dangling or looping symlink as no folder (torchvision's view)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def find_classes(path: Path) -> list[str]:
+    """The sorted names of the class folders of ``path`` (litter left out).
+
+    Raises:
+        GanaugDataError: ``path`` cannot be read, or has no class folder.
+    """
+    try:
+        with os.scandir(path) as entries:
+            classes = sorted(e.name for e in entries if _is_dir(e) and not is_litter(e.name))
+    except OSError as err:
+        raise _unreadable(str(path), err) from None
+    if not classes:
+        raise GanaugDataError(f"Folder {str(path)!r} has no class sub-folders. Expected the "
+                              f"ImageFolder layout PATH/<class>/<image>; make one folder per "
+                              f"class.")
+    return classes
+
+
+def class_files(folder: str, extensions: tuple[str, ...]) -> list[str]:
+    """Image files under ``folder`` (symlinks followed, litter skipped), each directory once.
+
+    Raises:
+        GanaugDataError: a folder below ``folder`` cannot be read (os.walk would skip it).
+    """
+    def refuse(err: OSError) -> None:
+        raise _unreadable(err.filename or folder, err)
+
+    seen, found = set(), []
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=refuse):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not is_litter(d)]
+        found.append((root, sorted(f for f in files
+                                   if f.lower().endswith(extensions) and not is_litter(f))))
+    return [os.path.join(root, f) for root, files in sorted(found) for f in files]
+
+
+def scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
+    """``([(file, label), ...], classes)`` of the ImageFolder at ``path``.
+
+    Raises:
+        GanaugDataError: no class folders, a class folder without images, an unreadable folder.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    classes = find_classes(path)
+    samples = [(f, k) for k, c in enumerate(classes)
+               for f in class_files(str(path / c), IMG_EXTENSIONS)]
+    counts = np.bincount([k for _, k in samples], minlength=len(classes))
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if empty:
+        raise GanaugDataError(f"Class folder(s) with no images in {str(path)!r}: "
+                              f"{', '.join(empty)}. Accepted extensions: {', '.join(IMG_EXTENSIONS)}; "
+                              f"add images or remove these folders.")
+    return samples, classes

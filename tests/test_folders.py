@@ -1,0 +1,102 @@
+"""ImageFolder oddities: hidden entries, macOS litter, symlink loops, unreadable folders, splits
+whose class folders differ (``ganaug._folders``, through ``load_data("folder:...")``)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganaug.cli import main
+from ganaug.data import load_data
+from ganaug.errors import GanaugDataError
+
+
+def _folder(root, classes=("a", "b"), per_class=2):
+    for k, c in enumerate(classes):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(np.full((4, 4, 3), 40 * k + i, np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_hidden_folders_are_not_classes(tmp_path):
+    root = _folder(tmp_path / "ds")
+    _folder(root / ".ipynb_checkpoints", classes=("x",), per_class=1)  # a hidden folder with images
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / ".thumbs.png")
+    data = load_data(f"folder:{root}")
+    assert data.classes == ["a", "b"]
+    assert data.class_counts() == [2, 2]
+
+
+def test_macos_litter_is_skipped(tmp_path):
+    root = _folder(tmp_path / "ds")
+    (root / "a" / "._0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # not an image
+    (root / "a" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "__MACOSX" / "a").mkdir(parents=True)
+    (root / "__MACOSX" / "a" / "._0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    data = load_data(f"folder:{root}")
+    assert data.classes == ["a", "b"] and data.class_counts() == [2, 2]
+
+
+def test_hidden_sub_folders_of_a_class_are_skipped(tmp_path):
+    root = _folder(tmp_path / "ds")
+    _folder(root / "a" / ".cache", classes=("deep",), per_class=3)
+    assert load_data(f"folder:{root}").class_counts() == [2, 2]
+
+
+def test_a_symlink_loop_beside_the_classes_is_no_class(tmp_path):
+    root = _folder(tmp_path / "ds")
+    os.symlink(root / "loop", root / "loop")  # readlink loop: neither file nor folder
+    os.symlink(root / "gone", root / "dangling")
+    data = load_data(f"folder:{root}")
+    assert data.classes == ["a", "b"]
+
+
+def test_unreadable_sub_folder_is_refused_not_skipped(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "ds")
+    (root / "a" / "more").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("more"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(GanaugDataError, match=r"Cannot read folder .*more.*Permission denied.*"
+                                              r"readable"):
+        load_data(f"folder:{root}")
+
+
+def test_unreadable_dataset_folder_is_refused(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "ds")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(root):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(GanaugDataError, match=r"Cannot read folder .*ds.*Permission denied"):
+        load_data(f"folder:{root}")
+
+
+@pytest.mark.parametrize("split", ["train", "test", None])
+def test_one_split_alone_is_refused_when_the_splits_have_other_classes(tmp_path, split):
+    _folder(tmp_path / "ds" / "train", classes=("a", "b", "c"))
+    _folder(tmp_path / "ds" / "test", classes=("b", "c"))  # label 0 would be 'b' here, 'a' there
+    with pytest.raises(GanaugDataError, match=r"different class folders.*\['a', 'b', 'c'\] vs "
+                                              r"\['b', 'c'\]"):
+        load_data(f"folder:{tmp_path / 'ds'}", split=split)
+
+
+def test_cli_prints_a_folder_problem_without_traceback(tmp_path, capsys):
+    _folder(tmp_path / "ds" / "train", classes=("a", "b", "c"))
+    _folder(tmp_path / "ds" / "val", classes=("a", "b"))
+    assert main(["data", "info", f"folder:{tmp_path / 'ds'}", "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganaug: error: ") and "different class folders" in err
