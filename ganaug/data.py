@@ -24,8 +24,9 @@ import torch
 
 from ganaug._checks import check_int
 from ganaug._imaging import ClassImageDataset, ImagesDataset, check_memory, fit_images
-from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, TV_NAMES, has_own_split
-from ganaug.errors import GanaugDataError, did_you_mean
+from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, has_own_split
+from ganaug._specs import SPEC_FORMS, parse_spec, spec_option, spec_with, split_query
+from ganaug.errors import GanaugDataError
 from ganaug.plots import check_grid_size, save_class_grid
 
 __all__ = [
@@ -46,15 +47,12 @@ __all__ = [
     "subset_per_class",
 ]
 
-#: ``("mnist5k", "digits", "folder:PATH", "npz:PATH", "torchvision:NAME[:ROOT]")``
-SPEC_FORMS = tuple(f"{kind}:{s.arg}" if s.arg else kind for kind, s in SOURCES.items())
 # Fixed on purpose: the held-out split must not move with the subset seed, or train and test of
 # two runs with different seeds would overlap.
 SPLIT_SEED = 20240601
 DEFAULT_HOLDOUT = 0.2
 #: The values of ``split``: None (the default) is ``"train"`` where the source has its own split.
 SPLITS = ("train", "test", "all")
-_OPTION_ORDER = ("split", "holdout", "per_class", "imbalance", "seed", "size", "channels")
 
 
 # -- the container ------------------------------------------------------------------------------
@@ -120,86 +118,6 @@ class LabeledImages:
         return ImagesDataset(self, transform=transform, target_transform=target_transform)
 
 
-# -- spec parsing -------------------------------------------------------------------------------
-def _bad_spec(spec: str, why: str) -> GanaugDataError:
-    names = [f"{kind}:" if s.arg else kind for kind, s in SOURCES.items()]
-    hint = did_you_mean(spec.split(":")[0].split("?")[0], names)
-    base = spec.split("?")[0].lower()
-    if base in TV_NAMES:
-        also = f"'{hint[15:-2]}' (offline) or " if hint else ""
-        hint = f" Did you mean {also}'torchvision:{TV_NAMES[base]}'?"
-    elif os.path.isdir(base):
-        hint = f" Did you mean 'folder:{spec}'?"
-    elif base.endswith(".npz"):
-        hint = f" Did you mean 'npz:{spec}'?"
-    return GanaugDataError(f"{why} Valid specs: {', '.join(SPEC_FORMS)}, optionally followed by "
-                           f"'?key=value&...' options ({', '.join(_OPTION_ORDER)}).{hint}")
-
-
-def _split_query(spec: str) -> tuple[str, dict[str, str]]:
-    """``"base?k=v&k=v"`` -> ``("base", {"k": "v", ...})``; a ``?`` without ``k=v`` stays in base."""
-    head, sep, tail = spec.rpartition("?")
-    if not (sep and tail and all("=" in part for part in tail.split("&"))):
-        return spec, {}
-    options = {}
-    for part in tail.split("&"):
-        key, _, value = part.partition("=")
-        if key not in _OPTION_ORDER:
-            raise _bad_spec(spec, f"Unknown option {key!r} in dataset spec {spec!r}; options "
-                                  f"are {', '.join(_OPTION_ORDER)}.{did_you_mean(key, _OPTION_ORDER)}")
-        options[key] = value
-    return head, options
-
-
-def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
-    """Split ``"kind:arg?k=v&k=v"`` into ``(kind, arg, options)``.
-
-    Raises:
-        GanaugDataError: unknown kind, missing PATH/NAME, or an unknown option key.
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise _bad_spec(str(spec), f"Empty dataset spec {spec!r}.")
-    base, options = _split_query(spec.strip())
-    kind, colon, arg = base.partition(":")
-    kind = kind.lower()
-    source = SOURCES.get(kind)
-    if source is not None and not source.arg and not colon:
-        return kind, "", options
-    if source is not None and source.arg and colon:
-        if not arg:
-            what = source.arg.split("[")[0]
-            raise _bad_spec(spec, f"Dataset spec {spec!r} needs a {what} after '{kind}:'.")
-        return kind, arg, options
-    raise _bad_spec(spec, f"Unknown dataset spec {spec!r}.")
-
-
-def _spec_with(spec: str, **options: Any) -> str:
-    """``spec`` with the given options (None dropped) merged in, in canonical order."""
-    head, current = _split_query(spec)
-    merged = {**current, **{k: v for k, v in options.items() if v is not None}}
-    parts = [f"{k}={_fmt(merged[k])}" for k in _OPTION_ORDER if k in merged]
-    return head + ("?" + "&".join(parts) if parts else "")
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _option(options: dict[str, str], key: str, given: Any, cast, default: Any = None) -> Any:
-    """The explicit argument when given, else the spec's ``?key=`` option, else ``default``."""
-    if given is not None:
-        return given
-    if key not in options:
-        return default
-    try:
-        return cast(options[key])
-    except ValueError:
-        raise GanaugDataError(f"Option {key}={options[key]!r} in the dataset spec is not a valid "
-                              f"{cast.__name__}; fix the value after '{key}='.") from None
-
-
 # -- regimes ------------------------------------------------------------------------------------
 def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOLDOUT) -> np.ndarray:
     """Sorted indices of the stratified ``"train"`` or ``"test"`` part (seeded with SPLIT_SEED).
@@ -249,7 +167,7 @@ def subset_per_class(data: LabeledImages, n: int, seed: int = 0) -> LabeledImage
                   hint="Use e.g. per_class=50 (CLI: --per-class 50).")
     _check_enough(data, [n] * data.num_classes, f"per_class={n}")
     out = data.subset(_pick(data.labels, [n] * data.num_classes, seed))
-    out.spec = _spec_with(data.spec, per_class=n, seed=seed) if data.spec else ""
+    out.spec = spec_with(data.spec, per_class=n, seed=seed) if data.spec else ""
     return out
 
 
@@ -277,7 +195,7 @@ def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,
     counts = long_tail_counts(n_max, data.num_classes, float(ratio))
     _check_enough(data, counts, f"imbalance={ratio}")
     out = data.subset(_pick(data.labels, counts, seed))
-    out.spec = _spec_with(data.spec, imbalance=ratio, seed=seed) if data.spec else ""
+    out.spec = spec_with(data.spec, imbalance=ratio, seed=seed) if data.spec else ""
     return out
 
 
@@ -327,13 +245,13 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
         GanaugDataError: an unknown spec, a missing or unreadable source, or invalid options.
     """
     kind, arg, opts = parse_spec(spec)
-    size = _option(opts, "size", size, int)
-    channels = _option(opts, "channels", channels, int)
-    split = _option(opts, "split", split, str)
-    per_class = _option(opts, "per_class", per_class, int)
-    imbalance = _option(opts, "imbalance", imbalance, float)
-    seed = _option(opts, "seed", seed if seed != 0 else None, int, 0)
-    holdout = _option(opts, "holdout", holdout if holdout != DEFAULT_HOLDOUT else None, float,
+    size = spec_option(opts, "size", size, int)
+    channels = spec_option(opts, "channels", channels, int)
+    split = spec_option(opts, "split", split, str)
+    per_class = spec_option(opts, "per_class", per_class, int)
+    imbalance = spec_option(opts, "imbalance", imbalance, float)
+    seed = spec_option(opts, "seed", seed if seed != 0 else None, int, 0)
+    holdout = spec_option(opts, "holdout", holdout if holdout != DEFAULT_HOLDOUT else None, float,
                       DEFAULT_HOLDOUT)
     size, channels = _check_pixels(size, channels)
     seed = check_int("seed", seed, minimum=0, error=GanaugDataError, hint="Use e.g. seed=0.")
@@ -348,17 +266,17 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
         raise GanaugDataError(f"Dataset {spec!r} has {len(classes)} class(es) {classes}; a "
                               f"class-conditional GAN needs at least 2. Add class folders/labels.")
 
-    base = _split_query(spec.strip())[0]
+    base = split_query(spec.strip())[0]
     data = LabeledImages(images, labels, list(classes), source, base)
     if split and not own_split:
         data = data.subset(split_indices(labels, split, holdout))
         data.source += f", stratified {split} split (holdout {holdout:g})"
-    data.spec = _spec_with(base, split=split,
+    data.spec = spec_with(base, split=split,
                            holdout=holdout if split and not own_split and holdout != DEFAULT_HOLDOUT
                            else None)
     if imbalance is not None:
         data = long_tail_subset(data, imbalance, seed, n_max=per_class)
-        data.spec = _spec_with(data.spec, per_class=per_class)
+        data.spec = spec_with(data.spec, per_class=per_class)
     elif per_class is not None:
         data = subset_per_class(data, per_class, seed)
     # Resize first, then convert channels: the order the canonical spec (and its pixels) names.
@@ -366,7 +284,7 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     check_memory(n, max(c, channels or 1), size or h, size or w, f"Dataset {spec!r}")
     images = fit_images(fit_images(data.images, size=size), channels=channels)
     data.images = images.contiguous()
-    data.spec = _spec_with(data.spec, size=size, channels=channels)
+    data.spec = spec_with(data.spec, size=size, channels=channels)
     return data
 
 
@@ -398,7 +316,7 @@ def describe(data: LabeledImages) -> str:
 
 
 def _split_text(data: LabeledImages) -> str:
-    split = _split_query(data.spec)[1].get("split")
+    split = split_query(data.spec)[1].get("split")
     if not data.spec:
         return "(a hand-made subset)"
     if split is None:
@@ -418,7 +336,7 @@ def spec_with_split(spec: str, split: str | None) -> str:
     """
     if split is not None and split not in SPLITS:
         raise GanaugDataError(f"split must be 'train', 'test' or 'all'; got {split!r}.")
-    return _spec_with(spec, split=split or _split_query(spec)[1].get("split", "train"))
+    return spec_with(spec, split=split or split_query(spec)[1].get("split", "train"))
 
 
 def split_note(spec: str) -> str:

@@ -23,14 +23,14 @@ MAX_LINES = 450
 #: The modules below training/augment; none of them may import an upper layer.
 LOWER = ("ganaug.errors", "ganaug._files", "ganaug._checks", "ganaug._seeding", "ganaug._devices",
          "ganaug._imaging", "ganaug._timing", "ganaug.plots", "ganaug.data", "ganaug._sources",
-         "ganaug._folders", "ganaug.models",
+         "ganaug._folders", "ganaug._specs", "ganaug.models",
          "ganaug.losses", "ganaug.diffaug", "ganaug.config", "ganaug.generator", "ganaug.io",
          "ganaug.export", "ganaug.model_document", "ganaug.progress")
 UPPER = ("ganaug.training", "ganaug.augment", "ganaug.evaluation", "ganaug.bench", "ganaug.cli",
          "ganaug.cli_args", "ganaug.cli_experiment", "ganaug.demo", "ganaug.reference_loop")
 #: Private leaf modules that exist to be imported across the package.
 SHARED_PRIVATE = {"_checks", "_seeding", "_devices", "_imaging", "_files", "_sources", "_timing",
-                  "_folders"}
+                  "_folders", "_specs"}
 #: The one cycle allowed: the registry imports the built-in families so that their
 #: ``@register_arch`` runs (timm-style plugin registration); they import the registry back.
 PLUGIN_EDGES = {("ganaug.models.registry", "ganaug.models.dcgan"),
