@@ -39,7 +39,11 @@ def bad_spec(spec: str, why: str) -> GanaugDataError:
 
 
 def split_query(spec: str) -> tuple[str, dict[str, str]]:
-    """``"base?k=v&k=v"`` -> ``("base", {"k": "v", ...})``; a ``?`` without ``k=v`` stays in base."""
+    """``"base?k=v&k=v"`` -> ``("base", {"k": "v", ...})``; a ``?`` without ``k=v`` stays in base.
+
+    Raises:
+        GanaugDataError: an unknown option, or one given twice.
+    """
     head, sep, tail = spec.rpartition("?")
     if not (sep and tail and all("=" in part for part in tail.split("&"))):
         return spec, {}
@@ -49,6 +53,9 @@ def split_query(spec: str) -> tuple[str, dict[str, str]]:
         if key not in OPTION_ORDER:
             raise bad_spec(spec, f"Unknown option {key!r} in dataset spec {spec!r}; options "
                                   f"are {', '.join(OPTION_ORDER)}.{did_you_mean(key, OPTION_ORDER)}")
+        if key in options:  # the last one would win silently: split=train&split=test
+            raise GanaugDataError(f"Option {key!r} is given twice in dataset spec {spec!r} "
+                                  f"({options[key]!r} and {value!r}); give each option once.")
         options[key] = value
     return head, options
 

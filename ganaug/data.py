@@ -127,15 +127,32 @@ def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOL
     """
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < holdout < 1.0:
-        raise GanaugDataError(f"holdout must be a fraction in (0, 1); got {holdout}. Use e.g. 0.2.")
+    holdout = _check_holdout(holdout)
     counts = torch.bincount(labels)
     if (counts[counts > 0] < 2).any():
         raise GanaugDataError(f"Cannot make a stratified {split} split: some class has fewer than "
                               f"2 images (counts {counts.tolist()}). Add images or use split=None.")
+    n, k = len(labels), int((counts > 0).sum())
+    n_test = math.ceil(holdout * n)  # as sklearn counts; each part must hold every class
+    for part, m in (("test", n_test), ("train", math.floor((1.0 - holdout) * n))):
+        if m < k:
+            raise GanaugDataError(f"holdout={holdout:g} leaves {m} {part} image(s) of {n:,}, fewer "
+                                  f"than the {k} classes, so a stratified split cannot hold every "
+                                  f"class. Use a fraction from {k / n:.2g} to {1 - k / n:.2g}, "
+                                  f"e.g. holdout=0.2.")
     train, test = train_test_split(np.arange(len(labels)), test_size=holdout,
                                    random_state=SPLIT_SEED, stratify=labels.numpy())
     return np.sort(train if split == "train" else test)
+
+
+def _check_holdout(holdout: Any) -> float:
+    try:
+        ok = not isinstance(holdout, bool) and 0.0 < float(holdout) < 1.0  # NaN fails too
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise GanaugDataError(f"holdout must be a fraction in (0, 1); got {holdout}. Use e.g. 0.2.")
+    return float(holdout)
 
 
 def _pick(labels: torch.Tensor, counts: Sequence[int], seed: int) -> np.ndarray:
@@ -253,6 +270,7 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     seed = spec_option(opts, "seed", seed if seed != 0 else None, int, 0)
     holdout = spec_option(opts, "holdout", holdout if holdout != DEFAULT_HOLDOUT else None, float,
                       DEFAULT_HOLDOUT)
+    holdout = _check_holdout(holdout)  # also when no split uses it: a bad value is no no-op
     size, channels = _check_pixels(size, channels)
     seed = check_int("seed", seed, minimum=0, error=GanaugDataError, hint="Use e.g. seed=0.")
     if split not in (None, *SPLITS):

@@ -144,3 +144,39 @@ def test_evaluate_parser_has_split():
 def test_evaluate_refuses_a_split_that_overlaps_the_test_images(capsys):
     assert main(["evaluate", "nofile.safetensors", "--data", "digits", "--split", "all"]) == 2
     assert "--split all leaves no held-out test images" in capsys.readouterr().err
+
+
+# -- hostile spec options ------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["digits?split=train&split=test", "digits?size=8&seed=1&size=16",
+                                  "digits?split=train&split=train"])
+def test_an_option_given_twice_is_refused(spec):
+    # the last one used to win silently: '?split=train&split=test' trained on the test images
+    with pytest.raises(GanaugDataError, match=r"Option '(split|size)' is given twice in dataset "
+                                              r"spec .*; give each option once"):
+        load_data(spec)
+    with pytest.raises(GanaugDataError, match=r"given twice"):
+        spec_with_split(spec, None)
+
+
+@pytest.mark.parametrize("spec, kw", [("digits?holdout=nan", {}), ("digits?holdout=1", {}),
+                                      ("digits", {"holdout": float("nan")}),
+                                      ("digits", {"holdout": -0.5, "split": "all"})])
+def test_a_bad_holdout_is_refused_even_when_no_split_uses_it(spec, kw):
+    with pytest.raises(GanaugDataError, match=r"holdout must be a fraction in \(0, 1\)"):
+        load_data(spec, **kw)
+
+
+@pytest.mark.parametrize("holdout, part", [(1e-9, "test"), (0.0001, "test"), (0.999999, "train")])
+def test_a_holdout_that_leaves_a_split_without_every_class_is_refused(holdout, part):
+    # sklearn's ValueError used to reach the CLI as a traceback
+    for split in ("train", "test"):
+        with pytest.raises(GanaugDataError, match=rf"holdout={holdout:g} leaves \d+ {part} "
+                                                  rf"image\(s\) of 1,797, fewer than the 10 "
+                                                  rf"classes.*holdout=0\.2"):
+            load_data("digits", split=split, holdout=holdout)
+
+
+def test_cli_tiny_holdout_is_a_clean_error(capsys):
+    assert main(["data", "info", "digits?split=test&holdout=1e-9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganaug: error: holdout=1e-09 leaves 1 test image(s)")
