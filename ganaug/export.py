@@ -29,6 +29,7 @@ import torch
 from ganaug import __version__
 from ganaug._checks import check_int, check_seed, check_truncation
 from ganaug._files import atomic_path, atomic_write_bytes, atomic_write_text, guard_folder
+from ganaug._folders import is_litter
 from ganaug._imaging import human_bytes
 from ganaug._seeding import image_seed
 from ganaug.errors import GanaugConfigError
@@ -137,7 +138,9 @@ def export_spec(generator: Generator, *, n_per_class: int, seed: int, fmt: str,
 
 
 def folder_name(name: str, label: int) -> str:
-    """A class name made safe as one folder name (no separators, not '.' or '..').
+    """A class name made safe as one folder name that loads back as a class: no separators, not
+    '.' or '..', not hidden or ``__MACOSX`` (``folder:`` skips those), not ``export.json`` or
+    ``manifest.csv`` (the export's own files); such names get a leading ``_``.
 
     Raises:
         GanaugConfigError: the name cannot be a file name here: longer than 255 bytes, or not
@@ -145,6 +148,8 @@ def folder_name(name: str, label: int) -> str:
     """
     safe = "".join("_" if c in '/\\\0' else c for c in name).strip()
     safe = safe if safe not in ("", ".", "..") else f"class_{label}"
+    if is_litter(safe) or safe.casefold() in (ImageFolderLayout.SPEC, ImageFolderLayout.MANIFEST):
+        safe = "_" + safe.lstrip(".")  # read back, a hidden folder is no class; the root's files
     try:
         encoded = os.fsencode(safe)
         safe.encode("utf-8")  # manifest.csv is UTF-8

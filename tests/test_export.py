@@ -254,3 +254,19 @@ def test_a_large_export_starts_writing_without_listing_every_image(gen, tmp_path
     with pytest.raises(Stop):  # 3 x 10**12 items: a list of them would not fit in memory
         export_image_folder(gen, tmp_path / "out", n_per_class=10**12, batch_size=3,
                             progress=False)
+
+
+@pytest.mark.parametrize("names, folders", [
+    ([".hidden", "b", "c"], ["_hidden", "b", "c"]),      # a hidden folder is no class when loaded
+    (["..x", "__MACOSX", "c"], ["_x", "___MACOSX", "c"]),
+    (["export.json", "manifest.csv", "c"], ["_export.json", "_manifest.csv", "c"]),  # the root's files
+])
+def test_export_class_folders_read_back_as_every_class(tiny_net, tmp_path, names, folders):
+    from ganaug.data import load_data
+
+    gen = Generator(tiny_net, classes=names)
+    result = export_image_folder(gen, tmp_path / "out", n_per_class=1, progress=False)
+    rows = _read_manifest(result.root)
+    assert [r["path"].split("/")[0] for r in rows] == folders
+    assert [r["class"] for r in rows] == names
+    assert load_data(f"folder:{result.root}").classes == sorted(folders)  # none lost
