@@ -345,10 +345,13 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
     Returns the result dict.
 
     Raises:
-        GanaugConfigError: ``threads`` below 1.
+        GanaugConfigError: ``threads``, ``batch_size`` or ``width`` below 1.
     """
     if threads is not None:
         torch.set_num_threads(check_int("--threads", threads, minimum=1, hint="e.g. --threads 1."))
+    for name, value in (("batch_size", batch_size), ("width", width)):
+        if value is not None:  # 0 must not read as "not given" below
+            check_int(name, value, minimum=1)
     if what == "sample":
         if file:
             gen, name = load(file, device=device or "cpu"), Path(file).name

@@ -333,9 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="dcgan", help="train, sample without FILE: dcgan | resnet")
     p.add_argument("--size", type=positive_int, default=32, dest="image_size",
                    help="image size (default 32)")
-    p.add_argument("--batch", type=int, default=None, dest="batch_size",
+    p.add_argument("--batch", type=positive_int, default=None, dest="batch_size",
                    help="train: 64, loader: 128")
-    p.add_argument("--width", type=int, default=None,
+    p.add_argument("--width", type=positive_int, default=None,
                    help="train: network width (default: the preset's; 32 for resnet --quick on CPU)")
     p.add_argument("--device", default=None, help="train, sample (loader runs on the CPU)")
     p.add_argument("--data", default=None, metavar="SPEC",

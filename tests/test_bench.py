@@ -14,6 +14,7 @@ import torch
 
 from ganaug import bench
 from ganaug.cli import main
+from ganaug.errors import GanaugConfigError
 
 FLOAT = r"(\d+(?:\.\d+)?)"
 
@@ -184,3 +185,28 @@ def test_reference_loop_autocasts_only_with_amp_on_cuda():
     assert trainer.gan.autocast is False and not ref.scaler.is_enabled()
     ref.step()
     assert ref.step_count == 1
+
+
+@pytest.mark.parametrize("argv", [["train", "--batch", "0"], ["loader", "--batch", "-4"],
+                                  ["train", "--width", "0"]])
+def test_bench_flags_below_one_are_usage_errors(argv, capsys):
+    # --batch 0 and --width 0 used to be taken as "not given": the preset ran, silently
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *argv])
+    assert exit_info.value.code == 2
+    assert f"argument {argv[1]}: must be an integer >= 1, got {argv[2]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"width": 0}, "width must be an integer >= 1, got 0"),
+    ({"width": True}, "width must be an integer >= 1"),
+])
+def test_run_bench_refuses_zero_batch_and_width_before_any_work(kwargs, match, monkeypatch):
+    from ganaug import bench
+
+    monkeypatch.setattr(bench, "bench_loader", lambda **kw: pytest.fail("ran"))
+    monkeypatch.setattr(bench, "bench_train", lambda **kw: pytest.fail("ran"))
+    for what in ("train", "loader"):
+        with pytest.raises(GanaugConfigError, match=match):
+            bench.run_bench(what, **kwargs)
