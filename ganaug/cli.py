@@ -91,12 +91,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_list(text: str | None) -> list[str] | None:
+    """``--classes a,b`` as names; ``""`` is one empty name (refused), not "every class"."""
+    return None if text is None else [c.strip() for c in text.split(",")]
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from ganaug.io import load
     from ganaug.plots import save_generator_grid
 
     gen = load(args.file, device=args.device or "auto")
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    classes = _class_list(args.classes)
     labels = gen.resolve_labels(classes, args.n_per_class)
     path = save_generator_grid(gen, args.out, per_class=args.n_per_class, seed=args.seed,
                                classes=classes, truncation=args.truncation,
@@ -111,7 +116,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ganaug.io import load
 
     gen = load(args.file, device=args.device or "auto")
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    classes = _class_list(args.classes)
     out = export_image_folder(gen, args.out, n_per_class=args.n_per_class, seed=args.seed,
                               fmt=args.format, classes=classes, truncation=args.truncation,
                               batch_size=args.batch)

@@ -173,3 +173,15 @@ def test_device_cuda_without_a_gpu_is_a_clean_error(model_file, tmp_path, capsys
     err = capsys.readouterr().err
     assert "asked for CUDA, but torch sees no CUDA GPU here" in err
     assert "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("command", ["sample", "export"])
+@pytest.mark.parametrize("classes", ["", " ", ","])
+def test_empty_classes_flag_is_refused_not_read_as_all(model_file, tmp_path, capsys, command,
+                                                       classes):
+    out = str(tmp_path / ("s.png" if command == "sample" else "out"))
+    extra = ["--n-per-class", "1"] if command == "export" else []
+    # --classes "" used to draw every class, as if the flag were not given
+    assert main([command, str(model_file), "--classes", classes, "--out", out, *extra]) == 2
+    assert "Unknown class ''" in capsys.readouterr().err
+    assert not Path(out).exists()
