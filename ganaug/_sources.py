@@ -105,11 +105,14 @@ def _decode_folder(samples: list[tuple[str, int]], size: int | None,
     # small ones are resized together afterwards (one batched call: 1 s less on cifar10-mini).
     _check_folder_memory(samples, size, where)
     tensors, bad, sizes, any_rgb = [], [], set(), False
-    for p, _ in samples:
+    for n, (p, _) in enumerate(samples):
         arr, rgb, wh = read_image_file(p, size)
         if arr is None:
             bad.append(p)
             continue
+        if size is None and sizes and wh not in sizes:  # refused below; the rest may be huge
+            sizes |= {wh, *_header_sizes(p for p, _ in samples[n + 1:])}
+            break
         t = torch.from_numpy(np.ascontiguousarray(arr))
         t = t.permute(2, 0, 1) if rgb else t[None]
         big = size is not None and t.shape[1] * t.shape[2] > _BIG_PIXELS
@@ -131,6 +134,20 @@ def _decode_folder(samples: list[tuple[str, int]], size: int | None,
     if any_rgb:
         tensors = [t.expand(3, -1, -1) if t.shape[0] == 1 else t for t in tensors]
     return torch.stack(tensors), torch.tensor([k for _, k in samples], dtype=torch.int64)
+
+
+def _header_sizes(paths) -> set[tuple[int, int]]:
+    """The ``(w, h)`` of each readable image, from its header alone (nothing is decoded)."""
+    from PIL import Image
+
+    found = set()
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                found.add(img.size)
+        except Exception:  # noqa: BLE001, S112 - only the sizes are wanted here
+            continue
+    return found
 
 
 def _own_parts(splits: dict[str, Path] | None, split: str | None,

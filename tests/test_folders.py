@@ -100,3 +100,23 @@ def test_cli_prints_a_folder_problem_without_traceback(tmp_path, capsys):
     assert main(["data", "info", f"folder:{tmp_path / 'ds'}", "--split", "test"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ganaug: error: ") and "different class folders" in err
+
+
+def test_different_sizes_without_size_stop_decoding_at_the_first_other_size(tmp_path, monkeypatch):
+    # every image used to be decoded before the refusal: 1 small then many huge ones filled memory
+    import ganaug._sources as sources
+
+    root = tmp_path / "ds"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "a" / "0.png")
+    for i in range(1, 4):
+        Image.fromarray(np.zeros((6 + i, 6, 3), np.uint8)).save(root / "a" / f"{i}.png")
+        Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(root / "b" / f"{i}.png")
+    decoded = []
+    real = sources.read_image_file
+    monkeypatch.setattr(sources, "read_image_file", lambda p, s: decoded.append(p) or real(p, s))
+    with pytest.raises(GanaugDataError, match=r"different sizes, e\.g\. 4x4 and 6x9 \(5 sizes in "
+                                              r"all\).*--size"):
+        load_data(f"folder:{root}")
+    assert len(decoded) == 2
