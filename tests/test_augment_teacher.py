@@ -386,3 +386,46 @@ def test_mixed_replace_mode_teacher_and_refusals(const_generator):
                                 teacher_input="unit")
     mixed = MixedDataset(_real(), labelled, mode="replace", p=1.0)
     torch.testing.assert_close(mixed[2][1], labelled.target(labelled.index_of(2, 0)))
+
+
+@pytest.mark.parametrize("temperature", [1e-45, 1e-300])
+def test_a_tiny_temperature_gives_the_argmax_not_nan(temperature):
+    # logits / T overflowed to inf, and softmax(inf, inf) is NaN: NaN targets poisoned the loss.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit", temperature=temperature)
+    logits = torch.tensor([[2.0, 0.0, -2.0], [1e30, -1e30, 0.0], [0.0, 0.0, 0.0]])
+    targets = teacher.targets(logits, torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(targets, torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0],
+                                                      [1 / 3, 1 / 3, 1 / 3]]))
+
+
+def test_huge_finite_logits_give_finite_targets():
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit", temperature=0.5)
+    targets = teacher.targets(torch.tensor([[3e38, 0.0, -3e38]]), torch.tensor([0]))
+    torch.testing.assert_close(targets, torch.tensor([[1.0, 0.0, 0.0]]))
+
+
+class StrictLinear(MeanLinear):
+    """MeanLinear through ``F.linear``, which refuses an input of another dtype than its own."""
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        mean = x.to(self.w.dtype) if x.dtype == torch.uint8 else x
+        mean = mean.flatten(1).mean(1, keepdim=True)
+        return torch.nn.functional.linear(mean, self.w[:, None], self.b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("teacher_input", ["unit", "normalized", "uint8"])
+def test_a_teacher_in_another_float_dtype_gets_its_own_dtype(const_generator, dtype,
+                                                           teacher_input):
+    # A float64/half teacher used to fail deep in torch: "mat1 and mat2 must have the same dtype".
+    model = StrictLinear().to(dtype)
+    stats = {"teacher_mean": [0.5] * 3, "teacher_std": [0.5] * 3} if teacher_input == \
+        "normalized" else {}
+    mixer = BatchMixer(const_generator, 1.0, teacher=model, teacher_input=teacher_input, seed=0,
+                       **stats)
+    _x, y = mixer(torch.zeros(2, 3, 16, 16), torch.tensor([0, 2]))
+    seen = model.seen[0]
+    assert seen.dtype == (torch.uint8 if teacher_input == "uint8" else dtype)
+    assert y.dtype == torch.float32 and bool(torch.isfinite(y).all())
+    torch.testing.assert_close(y.sum(1), torch.ones(2))

@@ -59,7 +59,8 @@ class Teacher:
     Args:
         model: an ``nn.Module`` (or callable) mapping ``(N, C, H, W)`` images to ``(N, K)``
             logits over the same K classes as the labels. It is put in ``eval()`` mode and run
-            under ``no_grad`` on its own device. A ganaug classifier file is loaded with
+            under ``no_grad`` on its own device, with float inputs in its parameters' dtype
+            (a float64 or half teacher works). A ganaug classifier file is loaded with
             ``ganaug.evaluation.load_classifier(path)[0]`` (ganaug.augment sits below
             ganaug.evaluation and does not import it).
         num_classes: K, the label count; a teacher returning another count is refused.
@@ -146,13 +147,18 @@ class Teacher:
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
         model = self.model
-        device = images.device
+        device, dtype = images.device, None
         if isinstance(model, torch.nn.Module):
             model.eval()  # no dropout / batch statistics: the same image, the same target
             param = next(iter(model.parameters()), None)
             device = param.device if param is not None else device
+            floats = (p.dtype for p in model.parameters() if p.is_floating_point())
+            dtype = next(floats, None)
         with torch.no_grad():
-            out = model(self.prepare(images.to(device)))
+            inputs = self.prepare(images.to(device))
+            if dtype is not None and inputs.is_floating_point():  # a float64/half teacher
+                inputs = inputs.to(dtype)
+            out = model(inputs)
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(images):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "
@@ -170,7 +176,10 @@ class Teacher:
     def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
         onehot = F.one_hot(intended.long().to(logits.device), self.num_classes).float()
-        soft = (logits / self.temperature).softmax(dim=1)
+        # Shift by the row maximum before dividing: logits / T overflows to inf for a tiny T or
+        # huge logits, and softmax(inf, inf) is NaN; shifted values are <= 0, so at worst -inf.
+        shifted = logits.double() - logits.double().amax(dim=1, keepdim=True)
+        soft = (shifted / self.temperature).softmax(dim=1).float()
         return (1 - self.weight) * onehot + self.weight * soft
 
     def keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
