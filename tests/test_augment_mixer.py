@@ -124,6 +124,7 @@ def test_mixer_config_errors(const_generator, kwargs, match):
     (torch.zeros(2, 3, 8, 8), torch.tensor([0, 3]), r"Targets must be in 0\.\.2.*got 0\.\.3"),
     (torch.zeros(2, 3, 8, 8), torch.zeros(2, 5), r"Soft targets have 5 columns"),
     (torch.zeros(2, 3, 8, 8), torch.tensor([0, 1, 2]), r"B=2, got \(3,\)"),
+    (torch.zeros(2, 3, 0, 8), torch.tensor([0, 1]), r"has no pixels \(size 0x8\)"),
 ])
 def test_mixer_data_errors(const_generator, x, y, match):
     with pytest.raises(GanaugDataError, match=match):
