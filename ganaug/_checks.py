@@ -59,6 +59,14 @@ def check_float(name: str, value: Any, *, minimum: float | None = None,
     return v
 
 
+def check_bool(name: str, value: Any, *, error: type[GanaugError] = GanaugConfigError) -> bool:
+    """``value`` as a ``bool``: True/False (NumPy bools too). Strings such as ``"no"`` and
+    numbers are refused, since ``bool("no")`` is True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
 def check_probability(name: str, value: Any) -> float:
     """``value`` as a float probability in [0, 1]."""
     return check_float(name, value, minimum=0.0, maximum=1.0)

@@ -281,3 +281,9 @@ def test_tensor_and_numpy_targets_are_read():
         assert dataset_labels(real) == REAL_TARGETS
     real = RealSet(with_targets=False)
     assert dataset_labels(real) == REAL_TARGETS
+
+
+def test_return_mask_must_be_a_bool(const_generator):
+    # return_mask="no" was truthy: items came as (image, label, mask) triples
+    with pytest.raises(GanaugConfigError, match=r"return_mask must be True or False, got 'no'"):
+        MixedDataset(RealSet(), const_generator, ratio=0.5, return_mask="no")

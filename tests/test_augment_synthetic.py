@@ -268,3 +268,8 @@ def test_a_subset_of_classes_and_the_filter_columns(const_generator):
 
     kept = SyntheticDataset(const_generator, counts={"c": 2}, classes=["c", "a"], filter=by_label)
     assert kept.targets == [0, 0] and kept.image(1).shape == (3, 16, 16) and seen == [2]
+
+
+def test_progress_must_be_a_bool(const_generator):
+    with pytest.raises(GanaugConfigError, match=r"progress must be True or False, got 'no'"):
+        SyntheticDataset(const_generator, 2, progress="no")

@@ -18,7 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ganaug._checks import check_float, check_probability, check_seed, check_truncation
+from ganaug._checks import (
+    check_bool,
+    check_float,
+    check_probability,
+    check_seed,
+    check_truncation,
+)
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
 from ganaug.augment.functional import label_to_index, match_image, per_class_counts
@@ -238,7 +244,7 @@ class MixedDataset(Dataset):
             raise GanaugConfigError(f"Unknown mode '{mode}'. Use 'append' or 'replace'."
                                     + did_you_mean(str(mode), MODES))
         self.real, self.mode, self.seed = real, mode, check_seed("seed", seed)
-        self.return_mask = bool(return_mask)
+        self.return_mask = check_bool("return_mask", return_mask)
         self.truncation = check_truncation(truncation)
         self.transform, self.target_transform = transform, target_transform
         given = synthetic_or_generator if isinstance(
