@@ -287,3 +287,29 @@ def test_return_mask_must_be_a_bool(const_generator):
     # return_mask="no" was truthy: items came as (image, label, mask) triples
     with pytest.raises(GanaugConfigError, match=r"return_mask must be True or False, got 'no'"):
         MixedDataset(RealSet(), const_generator, ratio=0.5, return_mask="no")
+
+
+class NormalisedSet(RealSet):
+    """RealSet whose images were Normalize-d before MixedDataset: float tensors around 0."""
+
+    def __getitem__(self, i):
+        return torch.full((3, 32, 32), -1.5 + 0.1 * i), REAL_TARGETS[i]
+
+
+@pytest.mark.parametrize("kwargs", [{"ratio": 0.5}, {"mode": "replace", "p": 1.0}])
+def test_normalised_real_images_are_refused(const_generator, kwargs):
+    # [0, 1] synthetic images were mixed silently into a [-2, 2] normalised stream
+    mixed = MixedDataset(NormalisedSet(), const_generator, **kwargs)
+    index = len(mixed) - 1 if "ratio" in kwargs else 0
+    with pytest.raises(GanaugDataError, match=r"MixedDataset got a float image with values in "
+                                              r"\[-1\.5, -1\.5\].*MixedDataset\(\.\.\., "
+                                              r"transform=v2\.Compose"):
+        mixed[index]
+
+
+def test_a_negative_real_label_is_named(const_generator):
+    # the message said "Real labels go up to 2 but the generator has 3 classes" for a -1
+    real = [(PIL.Image.new("RGB", (4, 4)), label) for label in (0, -1, 2)]
+    with pytest.raises(GanaugDataError, match=r"Real labels span -1\.\.2 but the generator has "
+                                              r"3 classes \(labels 0\.\.2\)"):
+        MixedDataset(real, const_generator, ratio=0.5)
