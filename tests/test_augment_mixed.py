@@ -313,3 +313,15 @@ def test_a_negative_real_label_is_named(const_generator):
     with pytest.raises(GanaugDataError, match=r"Real labels span -1\.\.2 but the generator has "
                                               r"3 classes \(labels 0\.\.2\)"):
         MixedDataset(real, const_generator, ratio=0.5)
+
+
+def test_mixed_indices_are_integers_in_range(const_generator):
+    ds = MixedDataset(RealSet(), const_generator, ratio=0.5)
+    assert ds[torch.tensor(3)][1] == ds[np.int64(3)][1] == ds[3][1]
+    with pytest.raises(IndexError, match=r"index -16 is out of range for 15 items"):
+        ds[-16]  # the message named the shifted index -1
+    for bad in (1.5, "1", None):
+        with pytest.raises(TypeError, match=r"indices must be integers, got"):
+            ds[bad]
+    with pytest.raises(TypeError, match=r"indices must be integers, got 1\.5"):
+        ds.is_synthetic(1.5)  # answered False

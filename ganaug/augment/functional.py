@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -173,8 +173,9 @@ def per_class_counts(value: Mapping | Sequence | int, classes: Sequence[str], *,
         out = [0] * len(classes)
         for key, n in value.items():
             out[label_to_index(key, classes, what=what)] = n
-    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        out = [value] * len(classes)
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        # one count for every class; a float, a bool or a string is refused as that count
+        out = [check_int(what, value, minimum=0)] * len(classes)
     else:
         out = list(value)
         if len(out) != len(classes):

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from ganaug._checks import (
     check_bool,
     check_float,
+    check_index,
     check_probability,
     check_seed,
     check_truncation,
@@ -345,18 +346,14 @@ class MixedDataset(Dataset):
     def is_synthetic(self, index: int) -> bool:
         """Append: whether item ``index`` is synthetic. Replace: whether its last access in
         this process was replaced."""
+        index = check_index(index, len(self))
         if self.replacer is not None:
             return self._last_replaced.get(index, False)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} items")
-        return index % len(self) >= len(self.real_targets)
+        return index >= len(self.real_targets)
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         n_real = len(self.real_targets)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} items")
+        index = check_index(index, len(self))
         if index < n_real:
             img, label = self.real[index][:2]
             soft = None

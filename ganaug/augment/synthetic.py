@@ -27,6 +27,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 from ganaug._checks import (
     check_bool,
     check_float,
+    check_index,
     check_int,
     check_probability,
     check_seed,
@@ -211,16 +212,15 @@ class SyntheticDataset(FromSource, Dataset):
 
     def locate(self, index: int) -> tuple[int, int]:
         """``index -> (class, index within the class)``."""
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {index} is out of range for {n} synthetic images")
+        index = check_index(index, len(self), what="synthetic images")
         cls = int(np.searchsorted(self.offsets, index, side="right")) - 1
         return cls, index - self.offsets[cls]
 
     def index_of(self, cls: int, j: int) -> int:
         """The dataset index of image ``j`` of class ``cls``."""
+        if isinstance(cls, bool) or not isinstance(cls, int) or not 0 <= cls < len(self.counts):
+            raise IndexError(f"class {cls!r} is not one of 0..{len(self.counts) - 1} (the "
+                             "generator's class indices)")
         if not 0 <= j < self.counts[cls]:
             raise IndexError(f"class {cls} has {self.counts[cls]} images, asked for {j}")
         return self.offsets[cls] + j
