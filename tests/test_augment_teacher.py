@@ -429,3 +429,26 @@ def test_a_teacher_in_another_float_dtype_gets_its_own_dtype(const_generator, dt
     assert seen.dtype == (torch.uint8 if teacher_input == "uint8" else dtype)
     assert y.dtype == torch.float32 and bool(torch.isfinite(y).all())
     torch.testing.assert_close(y.sum(1), torch.ones(2))
+
+
+@pytest.mark.parametrize("args,match", [
+    ((torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), r"empty batch"),  # was NaN
+    ((torch.zeros(2, 3), torch.full((2, 3), float("nan"))), r"finite and >= 0"),  # was NaN
+    ((torch.zeros(2, 3), torch.tensor([True, False])), r"got torch\.bool"),  # read as 1, 0
+    ((torch.zeros(2, 3), [0, 1]), r"tensors, got Tensor and list"),  # AttributeError
+    ((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), torch.ones(2, 2, dtype=torch.bool)),
+     r"synthetic_mask must be \(B,\) bool"),  # reshaped to 4 rows silently
+    ((torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.tensor([0.5, 0.0])),
+     r"synthetic_mask must be \(B,\) bool"),  # 0.5 was read as True
+])
+def test_weighted_loss_refuses_what_would_give_nan_or_a_wrong_weight(args, match):
+    with pytest.raises(GanaugDataError, match=match):
+        weighted_loss(*args)
+
+
+def test_weighted_loss_takes_int_masks_and_int32_targets():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    loss = weighted_loss(logits, torch.tensor([0, 0], dtype=torch.int32), torch.tensor([0, 1]),
+                         synthetic_weight=0.5)
+    ce = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0]), reduction="none")
+    assert float(loss) == pytest.approx(float((ce[0] + 0.5 * ce[1]) / 1.5))

@@ -46,7 +46,7 @@ def check_soft_targets(y: torch.Tensor) -> None:
     if not (low >= 0 and high < float("inf")):
         raise GanaugDataError(
             f"Soft targets (B, K) must be finite and >= 0 (probabilities), got values in "
-            f"[{low:g}, {high:g}]. Check the label smoothing or mixing before BatchMixer.")
+            f"[{low:g}, {high:g}]. Check the label smoothing or mixing that made them.")
 
 
 def check_params(params: Any, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

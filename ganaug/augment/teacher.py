@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ganaug._checks import check_float, check_int, check_probability
 from ganaug._imaging import fit_images, normalize, to_float01
+from ganaug.augment.batch import check_soft_targets
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "make_teacher", "parse_stats",
@@ -264,6 +265,9 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
         A scalar tensor (differentiable in ``logits``).
     """
     weight = check_float("synthetic_weight", synthetic_weight, minimum=0.0)
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise GanaugDataError(f"weighted_loss takes tensors, got {type(logits).__name__} and "
+                              f"{type(targets).__name__}; use torch.as_tensor(targets).")
     if logits.ndim != 2 or targets.shape[:1] != logits.shape[:1]:
         raise GanaugDataError(f"weighted_loss takes (B, K) logits and (B,) or (B, K) targets, got "
                               f"{tuple(logits.shape)} and {tuple(targets.shape)}.")
@@ -271,17 +275,26 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
         if targets.shape != logits.shape:
             raise GanaugDataError(f"Soft targets {tuple(targets.shape)} do not match the logits "
                                   f"{tuple(logits.shape)}.")
+        check_soft_targets(targets)
         per_row = -(targets.to(logits.dtype) * logits.log_softmax(dim=1)).sum(dim=1)
     else:
-        if targets.is_floating_point() or (targets.numel() and not (
+        if targets.is_floating_point() or targets.dtype == torch.bool or (targets.numel() and not (
                 int(targets.min()) >= 0 and int(targets.max()) < logits.shape[1])):
             raise GanaugDataError(f"Class-index targets must be integers in 0..{logits.shape[1] - 1}"
                                   f", got {targets.dtype} {targets.min().item()}.."
                                   f"{targets.max().item()}.")
         per_row = F.cross_entropy(logits, targets.long(), reduction="none")
+    if not len(per_row):
+        raise GanaugDataError("weighted_loss got an empty batch (B=0): its mean loss is 0/0 "
+                              "(NaN). Skip empty batches, or use drop_last=True.")
     if synthetic_mask is None:
         return per_row.mean()
-    mask = torch.as_tensor(synthetic_mask, device=logits.device).bool().reshape(-1)
+    mask = torch.as_tensor(synthetic_mask, device=logits.device)
+    if mask.ndim != 1 or (mask.numel() and mask.dtype != torch.bool
+                          and not bool(((mask == 0) | (mask == 1)).all())):
+        raise GanaugDataError(f"synthetic_mask must be (B,) bool (or 0/1), True for synthetic "
+                              f"rows, got {mask.dtype} {tuple(mask.shape)}.")
+    mask = mask.bool()
     if mask.shape[0] != logits.shape[0]:
         raise GanaugDataError(f"synthetic_mask has {mask.shape[0]} rows for a batch of "
                               f"{logits.shape[0]}.")
