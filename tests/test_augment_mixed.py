@@ -325,3 +325,40 @@ def test_mixed_indices_are_integers_in_range(const_generator):
             ds[bad]
     with pytest.raises(TypeError, match=r"indices must be integers, got 1\.5"):
         ds.is_synthetic(1.5)  # answered False
+
+
+def _uniform_by_heap(real_counts, budget):
+    """balance_counts('uniform', budget) one image at a time, as it was computed before."""
+    import heapq
+
+    heap = [(n, c) for c, n in enumerate(real_counts)]
+    heapq.heapify(heap)
+    extra = [0] * len(real_counts)
+    for _ in range(budget):
+        n, c = heapq.heappop(heap)
+        extra[c] += 1
+        heapq.heappush(heap, (n + 1, c))
+    return extra
+
+
+def test_uniform_budget_is_the_one_at_a_time_fill():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        counts = rng.integers(0, 12, size=int(rng.integers(1, 6))).tolist()
+        budget = int(rng.integers(0, 40))
+        assert balance_counts(counts, "uniform", budget=budget) == \
+            _uniform_by_heap(counts, budget), (counts, budget)
+
+
+def test_a_huge_ratio_or_budget_is_lazy(const_generator):
+    # ratio=1e9 built a list of 10**10 indices (and 'uniform' looped once per image): a hang
+    import time
+
+    start = time.perf_counter()
+    ds = MixedDataset(RealSet(), const_generator, ratio=1e9)
+    assert len(ds) == 10 + 10**10 and ds.class_counts("synthetic") == {
+        "a": 6 * 10**9, "b": 3 * 10**9, "c": 10**9}
+    assert ds[10][1] == 0 and ds[len(ds) - 1][1] == 2 and ds[-10**9 - 1][1] == 1
+    uniform = MixedDataset(RealSet(), const_generator, balance="uniform", ratio=1e9)
+    assert uniform.class_counts() == {"a": 3333333337, "b": 3333333337, "c": 3333333336}
+    assert time.perf_counter() - start < 10

@@ -6,7 +6,6 @@ https://arxiv.org/abs/1803.09014).
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -80,13 +79,29 @@ def balance_counts(real_counts: Sequence[int], balance: str | Mapping, *,
                                 "{class: total} dict." + did_you_mean(str(balance), BALANCE_MODES))
     if budget is None:
         return [top - n for n in real_counts]
-    heap = [(n, c) for c, n in enumerate(real_counts)]
-    heapq.heapify(heap)
-    extra = [0] * len(real_counts)
-    for _ in range(budget):
-        n, c = heapq.heappop(heap)
-        extra[c] += 1
-        heapq.heappush(heap, (n + 1, c))
+    return _fill_evenly(list(real_counts), budget)
+
+
+def _fill_evenly(real_counts: list[int], budget: int) -> list[int]:
+    """Give ``budget`` images one at a time to the class with the fewest (ties: the lower
+    index), in closed form: raise every class to the highest level the budget reaches, then
+    one more to the first classes at that level (a loop per image hung on ratio=1e9)."""
+    if not real_counts or budget <= 0:
+        return [0] * len(real_counts)
+
+    def cost(level: int) -> int:
+        return sum(max(0, level - n) for n in real_counts)
+
+    low, high = min(real_counts), max(real_counts) + budget  # cost(low) = 0 <= budget
+    while low < high:  # the highest level whose cost fits the budget
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if cost(mid) <= budget else (low, mid - 1)
+    extra = [max(0, low - n) for n in real_counts]
+    left = budget - sum(extra)
+    for c, n in enumerate(real_counts):
+        if left and n <= low:
+            extra[c] += 1
+            left -= 1
     return extra
 
 

@@ -8,6 +8,7 @@ https://arxiv.org/abs/2302.07944).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ from ganaug.augment.counts import (  # re-exported: their home was this module
     dataset_labels,
     proportional_counts,
 )
-from ganaug.augment.functional import check_unnormalised, match_image
+from ganaug.augment.functional import LabelRuns, check_unnormalised, match_image
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
 from ganaug.augment.teacher import Teacher, teacher_from_kwargs
@@ -192,8 +193,9 @@ class MixedDataset(Dataset):
         self.real_counts = np.bincount(np.asarray(self.real_targets, dtype=np.int64),
                                        minlength=len(self.classes)).tolist()
         self.synthetic, self.replacer = given, None
-        self.synthetic_counts, self._synth_index = [0] * len(self.classes), []
-        self._synth_labels: list[int] = []
+        self.synthetic_counts = [0] * len(self.classes)
+        self._synth_labels = LabelRuns([], [])  # the label of each appended item, lazily
+        self._synth_starts = [0] * (len(self.classes) + 1)
         self._like = None
         self._last_replaced: dict[int, bool] = {}
         self.teacher = self._teacher(teacher, teacher_settings, given, mode)
@@ -314,18 +316,18 @@ class MixedDataset(Dataset):
                 f"The SyntheticDataset has {have} images of class '{name}' but {want} are "
                 "needed; build it with counts= at least that large, or pass the generator.")
         self.synthetic_counts = needed
-        self._synth_index = [self.synthetic.index_of(self._gen(c), j)
-                             for c, n in enumerate(needed) for j in range(n)]
-        self._synth_labels = [c for c, n in enumerate(needed) for _ in range(n)]
+        # lazy, like SyntheticDataset: a list of indices held ratio=1e9 forever (or never)
+        self._synth_labels = LabelRuns(needed, range(len(needed)))
+        self._synth_starts = list(itertools.accumulate(needed, initial=0))
         self._like = self.real[0][0]
 
     # -- access -----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.real_targets) + len(self._synth_index)
+        return len(self.real_targets) + len(self._synth_labels)
 
     @property
     def targets(self) -> list[int]:
-        return self.real_targets + self._synth_labels
+        return self.real_targets + list(self._synth_labels)
 
     def class_counts(self, part: str = "all") -> dict[str, int]:
         """Images per class name: ``"all"``, ``"real"`` or ``"synthetic"`` (append mode)."""
@@ -364,8 +366,9 @@ class MixedDataset(Dataset):
                 label = soft if soft is not None else F.one_hot(
                     torch.tensor(int(label)), len(self.classes)).float()
         else:
-            k = self._synth_index[index - n_real]
             label = self._synth_labels[index - n_real]
+            k = self.synthetic.index_of(self._gen(label),
+                                        index - n_real - self._synth_starts[label])
             img = self.synthetic.image(k)
             label = self.synthetic.target(k) if self.soft else label
             img = match_real(img, self._like) if self._like is not None else img
