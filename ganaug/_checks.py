@@ -8,6 +8,7 @@ argument, the value received and what is accepted.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,31 @@ def check_float(name: str, value: Any, *, minimum: float | None = None,
         raise error(f"{name} must be a finite number{rng}, got {value!r}."
                     + (f" {hint}" if hint else ""))
     return v
+
+
+def check_bool(name: str, value: Any, *, error: type[GanaugError] = GanaugConfigError) -> bool:
+    """``value`` as a ``bool``: True/False (NumPy bools too). Strings such as ``"no"`` and
+    numbers are refused, since ``bool("no")`` is True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_index(index: Any, length: int, *, what: str = "items") -> int:
+    """A sequence index of a dataset of ``length`` items as an ``int`` in ``[0, length)``
+    (negative ones count from the end). Ints, NumPy ints and 0-d integer tensors are indices.
+
+    Raises the builtins a sequence raises, with the value and the range: ``TypeError`` for a
+    non-integer, ``IndexError`` out of range (``for x in dataset`` stops at it).
+    """
+    try:
+        i = operator.index(index)
+    except TypeError:
+        raise TypeError(f"Dataset indices must be integers, got {index!r} "
+                        f"({type(index).__name__}).") from None
+    if not -length <= i < length:
+        raise IndexError(f"index {i} is out of range for {length} {what}")
+    return i + length if i < 0 else i
 
 
 def check_probability(name: str, value: Any) -> float:

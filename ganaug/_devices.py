@@ -59,6 +59,12 @@ def resolve_device(device: DeviceLike, *, local_rank: int = 0) -> torch.device:
     return dev
 
 
+def check_device(device: DeviceLike) -> torch.device | None:
+    """A ``device=`` argument checked as :func:`resolve_device` does; ``None`` stays ``None``
+    (no preference), so the caller decides what it means."""
+    return None if device is None else resolve_device(device)
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """What a result was computed with: versions, platform, device and thread count."""
     import os

@@ -46,8 +46,17 @@ def fit_images(images: torch.Tensor, channels: int | None = None,
                 "are supported. Convert the images to RGB or L first.")
     if size is not None:
         hw = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+        if min(hw) < 1:
+            raise GanaugDataError(
+                f"The image to match has no pixels (size {hw[0]}x{hw[1]}); synthetic images "
+                "cannot be resized to it. Drop empty images from the data.")
         if tuple(images.shape[-2:]) != hw:
-            images = F.resize(images, list(hw), antialias=True)
+            if images.dtype == torch.uint8 and min(hw) == 1:
+                # torch's antialiased uint8 kernel fails an internal assert at 1x1 (RGB)
+                images = F.resize(images.float(), list(hw), antialias=True)
+                images = images.round_().clamp_(0, 255).to(torch.uint8)
+            else:
+                images = F.resize(images, list(hw), antialias=True)
     return images
 
 

@@ -187,7 +187,9 @@ class Generator(nn.Module):
                 f"Unknown class '{label}'. This generator has: {', '.join(self.classes)}."
                 + did_you_mean(label, self.classes)
             )
-        if isinstance(label, bool) or not hasattr(label, "__index__"):
+        floating = (label.is_floating_point() if isinstance(label, torch.Tensor)
+                    else isinstance(label, np.ndarray) and label.dtype.kind not in "iu")
+        if isinstance(label, (bool, np.bool_)) or floating or not hasattr(label, "__index__"):
             raise GanaugConfigError(
                 f"A label must be an int or a class name, got {label!r} "
                 f"({type(label).__name__}). Use 0..{self.num_classes - 1} or one of: "
@@ -238,6 +240,7 @@ class Generator(nn.Module):
         trick: fewer, more typical images); t = 1 (the default) leaves z standard normal.
         """
         check_truncation(truncation)
+        n = check_int("n", n, minimum=0, hint="n is the number of noise rows.")
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         seed = check_seed("seed", seed)
@@ -291,6 +294,7 @@ class Generator(nn.Module):
         """
         _check_output(output)
         batch_size = check_int("batch_size", batch_size, hint="Use e.g. batch_size=256.")
+        labels = self._check_label_tensor(labels)
         if z.ndim != 2 or z.shape[1] != self.z_dim or z.shape[0] != len(labels):
             raise GanaugConfigError(
                 f"z must be (N, {self.z_dim}) with N = len(labels) = {len(labels)}, "
@@ -320,6 +324,22 @@ class Generator(nn.Module):
         if return_labels:
             return images, labels.to(run_device) if output != "pil" else labels.cpu()
         return images
+
+    def _check_label_tensor(self, labels: Any) -> torch.Tensor:
+        """``labels`` of :meth:`generate`: a 1-D integer tensor of class indices in range."""
+        if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or \
+                labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            got = (f"{tuple(labels.shape)} {labels.dtype}" if isinstance(labels, torch.Tensor)
+                   else type(labels).__name__)
+            raise GanaugConfigError(f"labels must be a 1-D integer tensor of class indices, got "
+                                    f"{got}; resolve_labels() makes one from names or ints.")
+        if labels.numel():
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= self.num_classes:
+                raise GanaugConfigError(
+                    f"labels must be class indices in 0..{self.num_classes - 1}, got "
+                    f"{low}..{high}.")
+        return labels.long()
 
     def extra_repr(self) -> str:
         return (f"arch={self.arch}, classes={self.num_classes}, size={self.image_size}, "

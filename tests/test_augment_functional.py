@@ -111,3 +111,29 @@ def test_check_same_classes():
     with pytest.raises(GanaugDataError, match=r"^A's classes \(x, y\) differ from B's \(y, x\)\. "
                                               r"Fix it\.$"):
         check_same_classes("A", ["x", "y"], "B", ["y", "x"], fix="Fix it.")
+
+
+@pytest.mark.parametrize("like", [
+    PIL.Image.new("RGB", (1, 1)), torch.zeros(3, 1, 1, dtype=torch.uint8),
+    np.zeros((1, 1, 3), np.uint8), torch.zeros(3, 1, 1), PIL.Image.new("RGB", (1, 7))])
+def test_a_one_pixel_image_is_replaced(like):
+    # A 1x1 uint8 RGB resize hit an internal assert of torch's antialiased kernel.
+    out = np.asarray(match_image(FAKE, like)).reshape(-1)
+    scale = 255 if out.dtype.kind == "f" else 1
+    assert out.size == np.asarray(like).size
+    np.testing.assert_allclose(out[:3] * scale, [255, 0, 51], atol=1)
+
+
+@pytest.mark.parametrize("like", [PIL.Image.new("RGB", (0, 0)), torch.zeros(3, 0, 5),
+                                  np.zeros((4, 0, 3), np.uint8)])
+def test_an_empty_image_is_refused(like):
+    with pytest.raises(GanaugDataError, match=r"has no pixels \(size"):
+        match_image(FAKE, like)
+
+
+@pytest.mark.parametrize("like", [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4), np.int64),
+                                  np.zeros((4, 4, 3), bool), torch.zeros(3, 4, 4, dtype=torch.bool)])
+def test_images_of_unknown_value_range_are_refused(like):
+    # uint16/int64 arrays came back as all 0 (x / 255 truncated), bool ones as all True.
+    with pytest.raises(UnsupportedImageError, match=r"dtype .*; accepted: uint8, or float"):
+        match_image(FAKE, like)

@@ -281,3 +281,84 @@ def test_tensor_and_numpy_targets_are_read():
         assert dataset_labels(real) == REAL_TARGETS
     real = RealSet(with_targets=False)
     assert dataset_labels(real) == REAL_TARGETS
+
+
+def test_return_mask_must_be_a_bool(const_generator):
+    # return_mask="no" was truthy: items came as (image, label, mask) triples
+    with pytest.raises(GanaugConfigError, match=r"return_mask must be True or False, got 'no'"):
+        MixedDataset(RealSet(), const_generator, ratio=0.5, return_mask="no")
+
+
+class NormalisedSet(RealSet):
+    """RealSet whose images were Normalize-d before MixedDataset: float tensors around 0."""
+
+    def __getitem__(self, i):
+        return torch.full((3, 32, 32), -1.5 + 0.1 * i), REAL_TARGETS[i]
+
+
+@pytest.mark.parametrize("kwargs", [{"ratio": 0.5}, {"mode": "replace", "p": 1.0}])
+def test_normalised_real_images_are_refused(const_generator, kwargs):
+    # [0, 1] synthetic images were mixed silently into a [-2, 2] normalised stream
+    mixed = MixedDataset(NormalisedSet(), const_generator, **kwargs)
+    index = len(mixed) - 1 if "ratio" in kwargs else 0
+    with pytest.raises(GanaugDataError, match=r"MixedDataset got a float image with values in "
+                                              r"\[-1\.5, -1\.5\].*MixedDataset\(\.\.\., "
+                                              r"transform=v2\.Compose"):
+        mixed[index]
+
+
+def test_a_negative_real_label_is_named(const_generator):
+    # the message said "Real labels go up to 2 but the generator has 3 classes" for a -1
+    real = [(PIL.Image.new("RGB", (4, 4)), label) for label in (0, -1, 2)]
+    with pytest.raises(GanaugDataError, match=r"Real labels span -1\.\.2 but the generator has "
+                                              r"3 classes \(labels 0\.\.2\)"):
+        MixedDataset(real, const_generator, ratio=0.5)
+
+
+def test_mixed_indices_are_integers_in_range(const_generator):
+    ds = MixedDataset(RealSet(), const_generator, ratio=0.5)
+    assert ds[torch.tensor(3)][1] == ds[np.int64(3)][1] == ds[3][1]
+    with pytest.raises(IndexError, match=r"index -16 is out of range for 15 items"):
+        ds[-16]  # the message named the shifted index -1
+    for bad in (1.5, "1", None):
+        with pytest.raises(TypeError, match=r"indices must be integers, got"):
+            ds[bad]
+    with pytest.raises(TypeError, match=r"indices must be integers, got 1\.5"):
+        ds.is_synthetic(1.5)  # answered False
+
+
+def _uniform_by_heap(real_counts, budget):
+    """balance_counts('uniform', budget) one image at a time, as it was computed before."""
+    import heapq
+
+    heap = [(n, c) for c, n in enumerate(real_counts)]
+    heapq.heapify(heap)
+    extra = [0] * len(real_counts)
+    for _ in range(budget):
+        n, c = heapq.heappop(heap)
+        extra[c] += 1
+        heapq.heappush(heap, (n + 1, c))
+    return extra
+
+
+def test_uniform_budget_is_the_one_at_a_time_fill():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        counts = rng.integers(0, 12, size=int(rng.integers(1, 6))).tolist()
+        budget = int(rng.integers(0, 40))
+        assert balance_counts(counts, "uniform", budget=budget) == \
+            _uniform_by_heap(counts, budget), (counts, budget)
+
+
+def test_a_huge_ratio_or_budget_is_lazy(const_generator):
+    # ratio=1e9 built a list of 10**10 indices (and 'uniform' looped once per image): a hang
+    import time
+
+    start = time.perf_counter()
+    ds = MixedDataset(RealSet(), const_generator, ratio=1e9)
+    assert len(ds) == 10 + 10**10 and ds.class_counts("synthetic") == {
+        "a": 6 * 10**9, "b": 3 * 10**9, "c": 10**9}
+    assert ds[10][1] == 0 and ds[len(ds) - 1][1] == 2 and ds[-10**9 - 1][1] == 1
+    uniform = MixedDataset(RealSet(), const_generator, balance="uniform", ratio=1e9)
+    assert uniform.class_counts() == {"a": 3333333337, "b": 3333333337, "c": 3333333336}
+    assert time.perf_counter() - start < 10

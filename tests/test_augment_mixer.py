@@ -124,6 +124,7 @@ def test_mixer_config_errors(const_generator, kwargs, match):
     (torch.zeros(2, 3, 8, 8), torch.tensor([0, 3]), r"Targets must be in 0\.\.2.*got 0\.\.3"),
     (torch.zeros(2, 3, 8, 8), torch.zeros(2, 5), r"Soft targets have 5 columns"),
     (torch.zeros(2, 3, 8, 8), torch.tensor([0, 1, 2]), r"B=2, got \(3,\)"),
+    (torch.zeros(2, 3, 0, 8), torch.tensor([0, 1]), r"has no pixels \(size 0x8\)"),
 ])
 def test_mixer_data_errors(const_generator, x, y, match):
     with pytest.raises(GanaugDataError, match=match):
@@ -398,3 +399,50 @@ def test_smoothed_and_mixed_targets_keep_their_mass(const_generator):
         cls = target.argmax(1)
         torch.testing.assert_close(yo, mixup_target(cls, 3, lam=1.0, smoothing=0.3))
         assert _names_of_pixels(xo, "abc") == ["abc"[i] for i in cls]
+
+
+@pytest.mark.parametrize("y,match", [
+    # bool targets were read as classes 0/1 and a drawn class 2 was stored as True
+    (torch.tensor([True, False]), r"Class-index targets must be integers, got torch\.bool"),
+    (torch.tensor([[float("nan"), 0.0, 1.0], [1.0, 0.0, 0.0]]), r"finite and >= 0.*got values in \[nan"),
+    (torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), r"finite and >= 0.*-1"),
+    (torch.tensor([[float("inf"), 0.0, 0.0], [1.0, 0.0, 0.0]]), r"finite and >= 0.*inf"),
+])
+def test_bool_and_non_finite_or_negative_soft_targets_are_refused(const_generator, y, match):
+    # NaN/negative rows drew an arbitrary argmax class, and the replaced row came back NaN.
+    with pytest.raises(GanaugDataError, match=match):
+        BatchMixer(const_generator, 1.0, balance="uniform", seed=0)(torch.zeros(2, 3, 8, 8), y)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"idx": torch.tensor([9]), "classes": torch.tensor([0]), "seed": 1},
+     r"positions must be distinct integers in 0\.\.3 \(the batch's rows\), got \[9\]"),
+    ({"idx": torch.tensor([-1]), "classes": torch.tensor([0]), "seed": 1},
+     r"positions must be distinct integers in 0\.\.3 \(the batch's rows\), got \[-1\]"),
+    ({"idx": torch.tensor([1, 1]), "classes": torch.tensor([0, 2]), "seed": 1},
+     r"positions must be distinct integers in 0\.\.3 \(the batch's rows\), got \[1, 1\]"),
+    ({"idx": torch.tensor([1.7]), "classes": torch.tensor([0]), "seed": 1},
+     r"integer tensors \(what make_params returns\), got torch\.float32"),
+    ({"idx": torch.tensor([1])}, r"params must hold 'idx', 'classes' and 'seed'"),
+    ({"idx": [1], "classes": [0], "seed": 3}, r"integer tensors \(what make_params returns\), got list"),
+    ({"idx": torch.tensor([1]), "classes": torch.tensor([0]), "seed": None},
+     r"params\['seed'\] must be an integer"),
+    ({"idx": torch.tensor([1]), "classes": torch.tensor([0]), "seed": -3},
+     r"params\['seed'\] must be an integer"),
+])
+def test_apply_refuses_params_it_did_not_draw(const_generator, params, match):
+    # These raised IndexError/KeyError/AttributeError, or wrote two fakes at one position,
+    # truncated 1.7 to 1, took -1 as the last row, or drew an unseeded (not reproducible) image.
+    mixer = BatchMixer(const_generator, 1.0)
+    with pytest.raises(GanaugConfigError, match=match):
+        mixer.apply(torch.zeros(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]), params)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"enabled": "no"}, r"enabled must be True or False, got 'no'"),
+    ({"device": "bogus"}, r"Unknown device 'bogus'"),
+])
+def test_switch_and_device_are_checked(const_generator, kwargs, match):
+    # enabled="no" was truthy (the mixer ran); device="bogus" failed inside torch.device
+    with pytest.raises(GanaugConfigError, match=match):
+        BatchMixer(const_generator, **kwargs)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganaug._seeding import WorkerStream, derive_seed, worker_stream_seed
-from ganaug.augment import GeneratorSource, SampleBank
+from ganaug.augment import GeneratorSource, SampleBank, SyntheticDataset
 from ganaug.errors import GanaugConfigError, GanaugModelError
 
 
@@ -152,3 +152,12 @@ def test_refills_run_channels_last_without_touching_the_callers_model(tiny_gener
     from_file = SampleBank(tiny_model_path, bank_size=4, seed=0)
     from_file.draw(0)
     assert from_file.sampler is from_file.generator  # loaded by the bank: converted in place
+
+
+@pytest.mark.parametrize("make", [
+    lambda g: SampleBank(g, device="bogus"), lambda g: GeneratorSource(g, device="gpu0"),
+    lambda g: SyntheticDataset(g, 2, device="bogus")])
+def test_an_unknown_device_is_refused_up_front(const_generator, make):
+    # torch.device("bogus") raised a RuntimeError listing torch's device types
+    with pytest.raises(GanaugConfigError, match=r"Unknown device .*Use cpu, cuda, cuda:N, mps"):
+        make(const_generator)

@@ -268,3 +268,42 @@ def test_a_subset_of_classes_and_the_filter_columns(const_generator):
 
     kept = SyntheticDataset(const_generator, counts={"c": 2}, classes=["c", "a"], filter=by_label)
     assert kept.targets == [0, 0] and kept.image(1).shape == (3, 16, 16) and seen == [2]
+
+
+def test_progress_must_be_a_bool(const_generator):
+    with pytest.raises(GanaugConfigError, match=r"progress must be True or False, got 'no'"):
+        SyntheticDataset(const_generator, 2, progress="no")
+
+
+@pytest.mark.parametrize("n,match", [
+    (2.0, r"n_per_class must be an integer >= 0, got 2\.0"),  # TypeError: not iterable
+    (True, r"n_per_class must be an integer >= 0, got True"),
+])
+def test_a_non_integer_n_per_class_is_refused(const_generator, n, match):
+    with pytest.raises(GanaugConfigError, match=match):
+        SyntheticDataset(const_generator, n)
+
+
+def test_counts_given_as_a_string_is_refused_whole(const_generator):
+    # "abc" was read as three counts 'a', 'b', 'c'
+    with pytest.raises(GanaugConfigError, match=r"counts must be an integer >= 0, got 'abc'"):
+        SyntheticDataset(const_generator, counts="abc")
+
+
+def test_indices_are_integers_in_range(const_generator):
+    ds = SyntheticDataset(const_generator, 2)
+    # a 0-d tensor index (a sampler's torch.randperm) used to reach batch_size=tensor(2)
+    assert ds[torch.tensor(3)][1] == ds[3][1] == 1
+    assert ds[-6][1] == 0
+    with pytest.raises(IndexError, match=r"index -7 is out of range for 6 synthetic images"):
+        ds[-7]
+    for bad in (1.5, 2.0, "1", None, slice(0, 2)):
+        with pytest.raises(TypeError, match=r"indices must be integers, got"):
+            ds[bad]
+    # index_of(-1, 0) returned 6 (= len) through counts[-1]; class 5 raised a bare IndexError
+    for cls, j in ((-1, 0), (5, 0)):
+        with pytest.raises(IndexError, match=rf"class {cls} is not one of 0\.\.2"):
+            ds.index_of(cls, j)
+    with pytest.raises(IndexError, match=r"class 0 has 2 images, asked for -1"):
+        ds.index_of(0, -1)
+    assert ds.index_of(2, 1) == 5

@@ -386,3 +386,69 @@ def test_mixed_replace_mode_teacher_and_refusals(const_generator):
                                 teacher_input="unit")
     mixed = MixedDataset(_real(), labelled, mode="replace", p=1.0)
     torch.testing.assert_close(mixed[2][1], labelled.target(labelled.index_of(2, 0)))
+
+
+@pytest.mark.parametrize("temperature", [1e-45, 1e-300])
+def test_a_tiny_temperature_gives_the_argmax_not_nan(temperature):
+    # logits / T overflowed to inf, and softmax(inf, inf) is NaN: NaN targets poisoned the loss.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit", temperature=temperature)
+    logits = torch.tensor([[2.0, 0.0, -2.0], [1e30, -1e30, 0.0], [0.0, 0.0, 0.0]])
+    targets = teacher.targets(logits, torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(targets, torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0],
+                                                      [1 / 3, 1 / 3, 1 / 3]]))
+
+
+def test_huge_finite_logits_give_finite_targets():
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit", temperature=0.5)
+    targets = teacher.targets(torch.tensor([[3e38, 0.0, -3e38]]), torch.tensor([0]))
+    torch.testing.assert_close(targets, torch.tensor([[1.0, 0.0, 0.0]]))
+
+
+class StrictLinear(MeanLinear):
+    """MeanLinear through ``F.linear``, which refuses an input of another dtype than its own."""
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        mean = x.to(self.w.dtype) if x.dtype == torch.uint8 else x
+        mean = mean.flatten(1).mean(1, keepdim=True)
+        return torch.nn.functional.linear(mean, self.w[:, None], self.b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("teacher_input", ["unit", "normalized", "uint8"])
+def test_a_teacher_in_another_float_dtype_gets_its_own_dtype(const_generator, dtype,
+                                                           teacher_input):
+    # A float64/half teacher used to fail deep in torch: "mat1 and mat2 must have the same dtype".
+    model = StrictLinear().to(dtype)
+    stats = {"teacher_mean": [0.5] * 3, "teacher_std": [0.5] * 3} if teacher_input == \
+        "normalized" else {}
+    mixer = BatchMixer(const_generator, 1.0, teacher=model, teacher_input=teacher_input, seed=0,
+                       **stats)
+    _x, y = mixer(torch.zeros(2, 3, 16, 16), torch.tensor([0, 2]))
+    seen = model.seen[0]
+    assert seen.dtype == (torch.uint8 if teacher_input == "uint8" else dtype)
+    assert y.dtype == torch.float32 and bool(torch.isfinite(y).all())
+    torch.testing.assert_close(y.sum(1), torch.ones(2))
+
+
+@pytest.mark.parametrize("args,match", [
+    ((torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), r"empty batch"),  # was NaN
+    ((torch.zeros(2, 3), torch.full((2, 3), float("nan"))), r"finite and >= 0"),  # was NaN
+    ((torch.zeros(2, 3), torch.tensor([True, False])), r"got torch\.bool"),  # read as 1, 0
+    ((torch.zeros(2, 3), [0, 1]), r"tensors, got Tensor and list"),  # AttributeError
+    ((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), torch.ones(2, 2, dtype=torch.bool)),
+     r"synthetic_mask must be \(B,\) bool"),  # reshaped to 4 rows silently
+    ((torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.tensor([0.5, 0.0])),
+     r"synthetic_mask must be \(B,\) bool"),  # 0.5 was read as True
+])
+def test_weighted_loss_refuses_what_would_give_nan_or_a_wrong_weight(args, match):
+    with pytest.raises(GanaugDataError, match=match):
+        weighted_loss(*args)
+
+
+def test_weighted_loss_takes_int_masks_and_int32_targets():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    loss = weighted_loss(logits, torch.tensor([0, 0], dtype=torch.int32), torch.tensor([0, 1]),
+                         synthetic_weight=0.5)
+    ce = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0]), reduction="none")
+    assert float(loss) == pytest.approx(float((ce[0] + 0.5 * ce[1]) / 1.5))

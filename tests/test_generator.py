@@ -249,3 +249,31 @@ def test_check_truncation_is_the_shared_rule():
     from ganaug import _checks, generator
 
     assert generator.check_truncation is _checks.check_truncation
+
+
+@pytest.mark.parametrize("n,match", [(-1, r"n must be an integer >= 0, got -1"),
+                                     (2.5, r"n must be an integer >= 0, got 2\.5"),
+                                     (True, r"n must be an integer >= 0, got True")])
+def test_noise_refuses_a_bad_count(tiny_generator, n, match):
+    # torch raised "negative dimension" or a randn() argument TypeError
+    with pytest.raises(GanaugConfigError, match=match):
+        tiny_generator.noise(n, seed=0)
+
+
+@pytest.mark.parametrize("labels,match", [
+    (torch.tensor([0, 5]), r"labels must be class indices in 0\.\.2, got 0\.\.5"),  # IndexError
+    (torch.tensor([-1, 0]), r"labels must be class indices in 0\.\.2, got -1\.\.0"),
+    (torch.tensor([0.0, 1.0]), r"labels must be a 1-D integer tensor of class indices, got \(2,\) torch\.float32"),
+    ([0, 1], r"labels must be a 1-D integer tensor of class indices, got list"),  # AttributeError
+    (torch.tensor([True, False]), r"labels must be a 1-D integer tensor of class indices, got \(2,\) torch\.bool"),
+])
+def test_generate_refuses_labels_out_of_range_or_not_integers(tiny_generator, labels, match):
+    with pytest.raises(GanaugConfigError, match=match):
+        tiny_generator.generate(torch.zeros(2, 16), labels)
+
+
+def test_class_index_of_a_float_tensor_is_refused(tiny_generator):
+    # a TypeError from torch: "only integer tensors of a single element can be converted"
+    with pytest.raises(GanaugConfigError, match=r"A label must be an int or a class name"):
+        tiny_generator.class_index(torch.tensor(1.0))
+    assert tiny_generator.class_index(torch.tensor(2)) == 2

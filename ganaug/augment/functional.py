@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,10 +53,19 @@ def _match_pil(fake: torch.Tensor, like: PIL.Image.Image) -> PIL.Image.Image:
     return img if img.mode == like.mode else img.convert(like.mode)
 
 
+def _unknown_range(dtype: Any) -> UnsupportedImageError:
+    return UnsupportedImageError(
+        f"Cannot replace an image of dtype {dtype}; accepted: uint8, or float in [0, 1] (and "
+        "integer tensors in torchvision's full-range convention). The value range of this "
+        "dtype is unknown (a bool array is a mask): convert the images to uint8 first.")
+
+
 def _match_ndarray(fake: torch.Tensor, like: np.ndarray) -> np.ndarray:
     chw = like.ndim == 3
     if like.ndim not in (2, 3) or (chw and like.shape[2] not in (1, 3)):
         raise _not_an_image(like.shape, "NumPy (H, W, C) array")
+    if like.dtype != np.uint8 and like.dtype.kind != "f":
+        raise _unknown_range(like.dtype)  # x / 255 cast to uint16/int64 was all 0
     out = fit_images(fake, like.shape[2] if chw else 1, like.shape[:2])
     arr = out.permute(1, 2, 0).numpy() if chw else out[0].numpy()
     if like.dtype == np.uint8:
@@ -67,6 +76,8 @@ def _match_ndarray(fake: torch.Tensor, like: np.ndarray) -> np.ndarray:
 def _match_tensor(fake: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if like.ndim not in (2, 3) or (like.ndim == 3 and like.shape[0] not in (1, 3)):
         raise _not_an_image(tuple(like.shape), "tensor (C, H, W)")
+    if like.dtype == torch.bool or like.is_complex():
+        raise _unknown_range(like.dtype)
     channels = like.shape[0] if like.ndim == 3 else 1
     out = fit_images(fake, channels, like.shape[-2:])
     out = F.to_dtype(out, like.dtype, scale=True) if like.dtype != torch.uint8 else out
@@ -100,8 +111,9 @@ def match_image(fake: torch.Tensor, like: Any) -> Any:
         and device (float in [0, 1]), a ``tv_tensors.Image``, or an array of the same dtype.
 
     Raises:
-        UnsupportedImageError: no kernel for ``type(like)`` (a GanaugDataError and TypeError).
-        GanaugDataError: ``like`` is not a single image with 1 or 3 channels.
+        UnsupportedImageError: no kernel for ``type(like)``, or a dtype of unknown value range
+            (bool, NumPy integers other than uint8) (a GanaugDataError and TypeError).
+        GanaugDataError: ``like`` is not a single image with 1 or 3 channels, or has no pixels.
     """
     for cls in type(like).__mro__:
         kernel = KERNELS.get(cls)
@@ -161,8 +173,9 @@ def per_class_counts(value: Mapping | Sequence | int, classes: Sequence[str], *,
         out = [0] * len(classes)
         for key, n in value.items():
             out[label_to_index(key, classes, what=what)] = n
-    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        out = [value] * len(classes)
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        # one count for every class; a float, a bool or a string is refused as that count
+        out = [check_int(what, value, minimum=0)] * len(classes)
     else:
         out = list(value)
         if len(out) != len(classes):

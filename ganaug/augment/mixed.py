@@ -8,7 +8,7 @@ https://arxiv.org/abs/2302.07944).
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,10 +18,22 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ganaug._checks import check_float, check_probability, check_seed, check_truncation
+from ganaug._checks import (
+    check_bool,
+    check_float,
+    check_index,
+    check_probability,
+    check_seed,
+    check_truncation,
+)
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
-from ganaug.augment.functional import label_to_index, match_image, per_class_counts
+from ganaug.augment.counts import (  # re-exported: their home was this module
+    balance_counts,
+    dataset_labels,
+    proportional_counts,
+)
+from ganaug.augment.functional import LabelRuns, check_unnormalised, match_image
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
 from ganaug.augment.teacher import Teacher, teacher_from_kwargs
@@ -29,88 +41,16 @@ from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["MixedDataset", "Replacer", "balance_counts", "dataset_labels", "proportional_counts"]
 
-BALANCE_MODES = ("uniform", "match_max")
 MODES = ("append", "replace")
 
 
-# -- counting --------------------------------------------------------------------------------
-def dataset_labels(dataset: Dataset) -> list[int]:
-    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it.
-
-    Raises:
-        GanaugDataError: a label that is not an integer class index (a float, a string, a
-            multi-element tensor), instead of truncating it.
-    """
-    targets = getattr(dataset, "targets", None)
-    if targets is None:
-        targets = [dataset[i][1] for i in range(len(dataset))]
-    elif isinstance(targets, (torch.Tensor, np.ndarray)):
-        targets = list(targets.reshape(-1)) if targets.ndim == 1 else [targets]
-    return [_int_label(t, i) for i, t in enumerate(targets)]
-
-
-def _int_label(label: Any, i: int) -> int:
-    size = label.numel() if isinstance(label, torch.Tensor) else getattr(label, "size", None)
-    if isinstance(label, (torch.Tensor, np.ndarray)) and size == 1:
-        label = label.item()
-    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
-        return int(label)
-    raise GanaugDataError(
-        f"Label {i} of the real dataset is {label!r} ({type(label).__name__}); MixedDataset "
-        "needs one integer class index per item: give the real dataset int labels "
-        "(its own target_transform can convert them).")
-
-
-def balance_counts(real_counts: Sequence[int], balance: str | Mapping, *,
-                   budget: int | None = None, classes: Sequence[str] | None = None) -> list[int]:
-    """Synthetic images to add per class.
-
-    * ``"match_max"``: top every class up to the largest real class count.
-    * ``"uniform"``: spend ``budget`` synthetic images (default: exactly what ``match_max``
-      needs) filling the smallest classes first, so totals end as equal as possible; a
-      budget beyond equality is spread evenly (ties go to the lower class index).
-    * ``{class: total}``: top each listed class up to that total (never removes real images).
-    """
-    classes = list(classes) if classes is not None else [str(i) for i in range(len(real_counts))]
-    top = max(real_counts) if real_counts else 0
-    if isinstance(balance, Mapping):
-        if budget is not None:
-            raise GanaugConfigError("ratio= cannot be combined with a {class: total} balance; "
-                                    "the dict already fixes the totals.")
-        targets = per_class_counts(balance, classes, what="balance")
-        listed = {label_to_index(key, classes, what="balance") for key in balance}
-        return [max(0, targets[c] - n) if c in listed else 0 for c, n in enumerate(real_counts)]
-    if balance == "match_max":
-        if budget is not None:
-            raise GanaugConfigError("ratio= cannot be combined with balance='match_max'; use "
-                                    "balance='uniform' to spend a ratio on the rarest classes.")
-        return [top - n for n in real_counts]
-    if balance != "uniform":
-        raise GanaugConfigError(f"Unknown balance {balance!r}. Use 'uniform', 'match_max' or a "
-                                "{class: total} dict." + did_you_mean(str(balance), BALANCE_MODES))
-    if budget is None:
-        return [top - n for n in real_counts]
-    heap = [(n, c) for c, n in enumerate(real_counts)]
-    heapq.heapify(heap)
-    extra = [0] * len(real_counts)
-    for _ in range(budget):
-        n, c = heapq.heappop(heap)
-        extra[c] += 1
-        heapq.heappush(heap, (n + 1, c))
-    return extra
-
-
-def proportional_counts(real_counts: Sequence[int], total: int) -> list[int]:
-    """Split ``total`` in proportion to ``real_counts`` (largest remainder, exact sum)."""
-    n = sum(real_counts)
-    if n == 0:
-        return [0] * len(real_counts)
-    exact = [total * c / n for c in real_counts]
-    out = [math.floor(e) for e in exact]
-    order = sorted(range(len(exact)), key=lambda c: (-(exact[c] - out[c]), c))
-    for c in order[: total - sum(out)]:
-        out[c] += 1
-    return out
+def match_real(fake: torch.Tensor, real: Any) -> Any:
+    """:func:`match_image` of a synthetic image to the real one, which must not be normalised."""
+    check_unnormalised(real, "MixedDataset",
+                       "Give the real dataset no Normalize (or any rescaling) and put the "
+                       "pipeline in MixedDataset(..., transform=v2.Compose([..., "
+                       "v2.Normalize(mean, std)])), which runs on real and synthetic items.")
+    return match_image(fake, real)
 
 
 # -- replace mode ----------------------------------------------------------------------------
@@ -169,7 +109,7 @@ class Replacer:
             index = self.synthetic.index_of(label, j)
             fake = self.synthetic.image(index)
             target = self.synthetic.target(index) if self.synthetic.soft else None
-        return match_image(fake, img), True, target
+        return match_real(fake, img), True, target
 
 
 # -- MixedDataset ----------------------------------------------------------------------------
@@ -238,7 +178,7 @@ class MixedDataset(Dataset):
             raise GanaugConfigError(f"Unknown mode '{mode}'. Use 'append' or 'replace'."
                                     + did_you_mean(str(mode), MODES))
         self.real, self.mode, self.seed = real, mode, check_seed("seed", seed)
-        self.return_mask = bool(return_mask)
+        self.return_mask = check_bool("return_mask", return_mask)
         self.truncation = check_truncation(truncation)
         self.transform, self.target_transform = transform, target_transform
         given = synthetic_or_generator if isinstance(
@@ -253,8 +193,9 @@ class MixedDataset(Dataset):
         self.real_counts = np.bincount(np.asarray(self.real_targets, dtype=np.int64),
                                        minlength=len(self.classes)).tolist()
         self.synthetic, self.replacer = given, None
-        self.synthetic_counts, self._synth_index = [0] * len(self.classes), []
-        self._synth_labels: list[int] = []
+        self.synthetic_counts = [0] * len(self.classes)
+        self._synth_labels = LabelRuns([], [])  # the label of each appended item, lazily
+        self._synth_starts = [0] * (len(self.classes) + 1)
         self._like = None
         self._last_replaced: dict[int, bool] = {}
         self.teacher = self._teacher(teacher, teacher_settings, given, mode)
@@ -293,10 +234,10 @@ class MixedDataset(Dataset):
         if mapping is None:  # no names: labels are the generator's indices
             self.classes = gen_classes
             self.class_to_idx = {name: k for k, name in enumerate(gen_classes)}
-            top = max(self.real_targets, default=-1)
-            if top >= len(gen_classes) or min(self.real_targets, default=0) < 0:
+            top, low = max(self.real_targets, default=-1), min(self.real_targets, default=0)
+            if top >= len(gen_classes) or low < 0:
                 raise GanaugDataError(
-                    f"Real labels go up to {top} but the generator has {len(gen_classes)} "
+                    f"Real labels span {low}..{top} but the generator has {len(gen_classes)} "
                     f"classes (labels 0..{len(gen_classes) - 1}). Pass class_to_idx= / "
                     "classes= (the real dataset's), or use a generator trained on it.")
             return None
@@ -375,18 +316,18 @@ class MixedDataset(Dataset):
                 f"The SyntheticDataset has {have} images of class '{name}' but {want} are "
                 "needed; build it with counts= at least that large, or pass the generator.")
         self.synthetic_counts = needed
-        self._synth_index = [self.synthetic.index_of(self._gen(c), j)
-                             for c, n in enumerate(needed) for j in range(n)]
-        self._synth_labels = [c for c, n in enumerate(needed) for _ in range(n)]
+        # lazy, like SyntheticDataset: a list of indices held ratio=1e9 forever (or never)
+        self._synth_labels = LabelRuns(needed, range(len(needed)))
+        self._synth_starts = list(itertools.accumulate(needed, initial=0))
         self._like = self.real[0][0]
 
     # -- access -----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.real_targets) + len(self._synth_index)
+        return len(self.real_targets) + len(self._synth_labels)
 
     @property
     def targets(self) -> list[int]:
-        return self.real_targets + self._synth_labels
+        return self.real_targets + list(self._synth_labels)
 
     def class_counts(self, part: str = "all") -> dict[str, int]:
         """Images per class name: ``"all"``, ``"real"`` or ``"synthetic"`` (append mode)."""
@@ -407,18 +348,14 @@ class MixedDataset(Dataset):
     def is_synthetic(self, index: int) -> bool:
         """Append: whether item ``index`` is synthetic. Replace: whether its last access in
         this process was replaced."""
+        index = check_index(index, len(self))
         if self.replacer is not None:
             return self._last_replaced.get(index, False)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} items")
-        return index % len(self) >= len(self.real_targets)
+        return index >= len(self.real_targets)
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         n_real = len(self.real_targets)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} items")
+        index = check_index(index, len(self))
         if index < n_real:
             img, label = self.real[index][:2]
             soft = None
@@ -429,11 +366,12 @@ class MixedDataset(Dataset):
                 label = soft if soft is not None else F.one_hot(
                     torch.tensor(int(label)), len(self.classes)).float()
         else:
-            k = self._synth_index[index - n_real]
             label = self._synth_labels[index - n_real]
+            k = self.synthetic.index_of(self._gen(label),
+                                        index - n_real - self._synth_starts[label])
             img = self.synthetic.image(k)
             label = self.synthetic.target(k) if self.soft else label
-            img = match_image(img, self._like) if self._like is not None else img
+            img = match_real(img, self._like) if self._like is not None else img
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:

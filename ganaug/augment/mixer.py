@@ -16,15 +16,25 @@ from typing import Any
 
 import torch
 
-from ganaug._checks import check_float, check_int, check_probability, check_seed, check_truncation
-from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
-from ganaug.augment.functional import (
-    fit_images,
-    label_to_index,
-    normalize,
-    outside_unit_range,
+from ganaug._checks import (
+    check_bool,
+    check_float,
+    check_int,
+    check_probability,
+    check_seed,
+    check_truncation,
 )
+from ganaug._devices import check_device
+from ganaug._seeding import WorkerStream, worker_stream_seed
+from ganaug.augment.batch import (
+    check_params,
+    check_soft_targets,
+    check_unit_range,
+    soft_rows,
+    unpack,
+)
+from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
+from ganaug.augment.functional import fit_images, label_to_index, normalize
 from ganaug.augment.source import GeneratorSource
 from ganaug.augment.teacher import Teacher, make_teacher, parse_stats
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -33,11 +43,6 @@ from ganaug.generator import Generator
 __all__ = ["BatchMixer"]
 
 _EMPTY = torch.empty(0, dtype=torch.int64)
-#: A float batch without mean/std must lie in [0, 1]; this much slack covers the overshoot of
-#: bicubic/antialiased resizing, while any Normalize-d batch reaches far below it.
-RANGE_SLACK = 0.1  # a batch: antialiased resizes overshoot [0, 1] a little
-_LABEL_KEYS = ("labels", "label", "targets", "target", "y")
-_IMAGE_KEYS = ("images", "image", "inputs", "input", "img", "x")
 
 
 class BatchMixer:
@@ -111,9 +116,9 @@ class BatchMixer:
                  temperature: float = 1.0, teacher_weight: float = 1.0,
                  teacher_input: str | None = None, teacher_mean=None, teacher_std=None,
                  min_confidence: float | None = None, drop_top: float = 0.0) -> None:
-        self.generator = GeneratorSource(generator, device=device).generator
+        self.device = check_device(device)
+        self.generator = GeneratorSource(generator, device=self.device).generator
         self.fraction = check_probability("fraction", fraction)
-        self.device = torch.device(device) if device is not None else None
         self.mean, self.std = parse_stats(mean, std)
         self.class_to_idx = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
         self._lut = class_lookup(self.generator.classes, self.class_to_idx, what="class_to_idx")
@@ -127,7 +132,7 @@ class BatchMixer:
         self.weights = self._balance_weights(balance)
         self.balance = balance
         self.truncation = check_truncation(truncation)
-        self.enabled = bool(enabled)
+        self.enabled = check_bool("enabled", enabled)
         self.seed = check_seed("seed", seed, allow_none=True)
         self._stream, self._rng = WorkerStream(), None
         self.last_indices = _EMPTY
@@ -221,7 +226,7 @@ class BatchMixer:
                 ``x``: ``(B, C, H, W)`` uint8 in [0, 255], or float in [0, 1] (or normalised);
                 ``y``: ``(B,)`` int class labels or ``(B, K)`` float soft targets.
         """
-        x, y, pack = _unpack(inputs)
+        x, y, pack = unpack(inputs)
         soft = self._check(x, y)
         if not self.enabled:
             self._record(x, _EMPTY, _EMPTY)
@@ -276,11 +281,7 @@ class BatchMixer:
 
     def _apply(self, x: torch.Tensor, y: torch.Tensor, params: Mapping[str, Any],
                soft: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        idx, labels = params["idx"].long().cpu(), params["classes"].long().cpu()
-        if len(idx) != len(labels):
-            raise GanaugConfigError(
-                f"params hold {len(idx)} positions but {len(labels)} classes; pass what "
-                "make_params returned.")
+        idx, labels = check_params(params, x.shape[0])
         if len(idx) == 0:
             self._record(x, _EMPTY, _EMPTY)
             return x, self._uniform(y)
@@ -299,7 +300,7 @@ class BatchMixer:
         if targets is not None:
             y_out[rows] = targets.to(y.device, y_out.dtype)
         elif soft:
-            y_out[rows] = _soft_rows(y[rows], labels.to(y.device))
+            y_out[rows] = soft_rows(y[rows], labels.to(y.device))
         else:
             y_out[rows] = labels.to(y.device, y.dtype)
         self._record(x, idx, labels)
@@ -353,7 +354,7 @@ class BatchMixer:
         if self.mean is not None and len(self.mean) not in (1, x.shape[1]):
             raise GanaugConfigError(f"mean has {len(self.mean)} values for {x.shape[1]} channels.")
         if self.mean is None and x.is_floating_point():
-            _check_unit_range(x)
+            check_unit_range(x)
         if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1] or y.ndim not in (1, 2):
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise GanaugDataError(
@@ -366,75 +367,9 @@ class BatchMixer:
                     "pass num_classes= to BatchMixer.")
             if not y.is_floating_point():
                 raise GanaugDataError(f"Soft targets (B, K) must be float, got {y.dtype}.")
+            check_soft_targets(y)
             return True
-        if y.is_floating_point():
+        if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
             raise GanaugDataError(f"Class-index targets must be integers, got {y.dtype}.")
         self._to_generator(y)
         return False
-
-
-def _check_unit_range(x: torch.Tensor) -> None:
-    """Refuse a float batch that is clearly not in [0, 1] (normalised, or 0-255 floats)."""
-    bad = outside_unit_range(x, RANGE_SLACK)
-    if bad is not None:
-        low, high = bad
-        raise GanaugDataError(
-            f"The float batch spans [{low:.3g}, {high:.3g}], but without mean=/std= "
-            "BatchMixer takes float batches as [0, 1] and would insert [0, 1] images "
-            "into it. Pass the pipeline's Normalize statistics: BatchMixer(gen, "
-            "mean=..., std=...) (for timm's prefetcher: BatchMixer.for_loader(gen, "
-            "loader)), or scale the batch to [0, 1] (x / 255 for 0-255 floats).")
-
-
-def _soft_rows(rows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Soft targets of generated images of ``labels``, keeping each row's mass and floor."""
-    work = rows.float()
-    floor = work.min(dim=1, keepdim=True).values
-    mass = work.sum(dim=1, keepdim=True) - floor * work.shape[1]
-    out = floor.expand_as(work).clone()
-    out.scatter_add_(1, labels.view(-1, 1), mass)
-    return out.to(rows.dtype)
-
-
-def _unpack(inputs: tuple) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    """``(x, y, pack)``: the images, the labels, and a function rebuilding the structure."""
-    if len(inputs) == 2:
-        return inputs[0], inputs[1], lambda x, y: (x, y)
-    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)) and len(inputs[0]) == 2:
-        kind = type(inputs[0])
-        kind = kind if kind in (tuple, list) else tuple
-        return inputs[0][0], inputs[0][1], lambda x, y: kind((x, y))
-    if len(inputs) == 1 and isinstance(inputs[0], Mapping):
-        batch = inputs[0]
-        label_key = _find_key(batch, _LABEL_KEYS, contains="label")
-        image_key = _find_key(batch, _IMAGE_KEYS, exclude=label_key)
-
-        def pack(x, y):
-            out = dict(batch)
-            out[image_key], out[label_key] = x, y
-            return out
-
-        return batch[image_key], batch[label_key], pack
-    got = ", ".join(type(i).__name__ for i in inputs) or "nothing"
-    raise GanaugDataError(f"BatchMixer takes (images, labels), one (images, labels) tuple, or a "
-                          f"dict with an image and a label entry; got {got}.")
-
-
-def _find_key(batch: Mapping, names: tuple[str, ...], *, contains: str | None = None,
-              exclude: Any = None) -> Any:
-    keys = [k for k in batch if k != exclude]
-    for name in names:
-        for key in keys:
-            if isinstance(key, str) and key.lower() == name:
-                return key
-    if contains is not None:
-        for key in keys:
-            if isinstance(key, str) and contains in key.lower():
-                return key
-    else:
-        tensors = [k for k in keys if isinstance(batch[k], torch.Tensor) and batch[k].ndim == 4]
-        if len(tensors) == 1:
-            return tensors[0]
-    what = "labels" if contains else "images"
-    raise GanaugDataError(f"BatchMixer cannot find the {what} in a dict batch with keys "
-                          f"{list(batch)}; name them one of: {', '.join(names)}.")

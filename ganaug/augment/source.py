@@ -17,6 +17,7 @@ import torch
 
 from ganaug import io
 from ganaug._checks import check_int, check_seed, check_truncation
+from ganaug._devices import check_device
 from ganaug._seeding import WorkerStream, derive_seed, worker_stream_seed
 from ganaug.augment.functional import label_to_index
 from ganaug.errors import GanaugConfigError
@@ -60,7 +61,7 @@ class GeneratorSource:
         if isinstance(generator_or_path, GeneratorSource):
             other = generator_or_path
             generator_or_path = other.path if other.path is not None else other.generator
-        self.device = None if device is None else torch.device(device)
+        self.device = check_device(device)
         self.path: str | None = None
         self._generator: Generator | None = None
         self._classes: list[str] | None = None
@@ -159,7 +160,7 @@ class SampleBank(FromSource):
         self.reuse = check_int("reuse", reuse)
         self.seed = check_seed("seed", seed, allow_none=True)
         self.truncation = check_truncation(truncation)
-        self.device = torch.device(device)
+        self.device = check_device(device) or torch.device("cpu")
         self.source = GeneratorSource(generator_or_path, device=self.device)
         self._stream = WorkerStream()
         self.reseed_count = 0

@@ -25,12 +25,15 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
 from ganaug._checks import (
+    check_bool,
     check_float,
+    check_index,
     check_int,
     check_probability,
     check_seed,
     check_truncation,
 )
+from ganaug._devices import check_device
 from ganaug._files import atomic_path, guard_folder
 from ganaug._imaging import available_memory, human_bytes
 from ganaug._seeding import derive_seed
@@ -147,7 +150,7 @@ class SyntheticDataset(FromSource, Dataset):
         self.truncation = check_truncation(truncation)
         self.chunk_size = check_int("chunk_size", chunk_size)
         self.transform, self.target_transform = transform, target_transform
-        self.progress, self.filter = progress, filter
+        self.progress, self.filter = check_bool("progress", progress), filter
         if filter is not None and teacher is not None:
             raise GanaugConfigError("Pass teacher= or its older alias filter=, not both.")
         if filter is not None and (teacher_input, teacher_mean, teacher_std, temperature,
@@ -169,7 +172,7 @@ class SyntheticDataset(FromSource, Dataset):
             min_confidence=min_confidence, drop_top=drop_top)
         self._soft: dict[tuple[int, int], torch.Tensor] = {}
         self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)
-        self.device = None if device is None else torch.device(device)
+        self.device = check_device(device)
         self.memory_mb = check_float("memory_mb", memory_mb, minimum=0.0)
         self.cache_dir: Path | None = None
         self.layout: ImageFolderLayout | None = None
@@ -209,16 +212,15 @@ class SyntheticDataset(FromSource, Dataset):
 
     def locate(self, index: int) -> tuple[int, int]:
         """``index -> (class, index within the class)``."""
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {index} is out of range for {n} synthetic images")
+        index = check_index(index, len(self), what="synthetic images")
         cls = int(np.searchsorted(self.offsets, index, side="right")) - 1
         return cls, index - self.offsets[cls]
 
     def index_of(self, cls: int, j: int) -> int:
         """The dataset index of image ``j`` of class ``cls``."""
+        if isinstance(cls, bool) or not isinstance(cls, int) or not 0 <= cls < len(self.counts):
+            raise IndexError(f"class {cls!r} is not one of 0..{len(self.counts) - 1} (the "
+                             "generator's class indices)")
         if not 0 <= j < self.counts[cls]:
             raise IndexError(f"class {cls} has {self.counts[cls]} images, asked for {j}")
         return self.offsets[cls] + j

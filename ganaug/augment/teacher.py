@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ganaug._checks import check_float, check_int, check_probability
 from ganaug._imaging import fit_images, normalize, to_float01
+from ganaug.augment.batch import check_soft_targets
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "make_teacher", "parse_stats",
@@ -59,7 +60,8 @@ class Teacher:
     Args:
         model: an ``nn.Module`` (or callable) mapping ``(N, C, H, W)`` images to ``(N, K)``
             logits over the same K classes as the labels. It is put in ``eval()`` mode and run
-            under ``no_grad`` on its own device. A ganaug classifier file is loaded with
+            under ``no_grad`` on its own device, with float inputs in its parameters' dtype
+            (a float64 or half teacher works). A ganaug classifier file is loaded with
             ``ganaug.evaluation.load_classifier(path)[0]`` (ganaug.augment sits below
             ganaug.evaluation and does not import it).
         num_classes: K, the label count; a teacher returning another count is refused.
@@ -146,13 +148,18 @@ class Teacher:
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
         model = self.model
-        device = images.device
+        device, dtype = images.device, None
         if isinstance(model, torch.nn.Module):
             model.eval()  # no dropout / batch statistics: the same image, the same target
             param = next(iter(model.parameters()), None)
             device = param.device if param is not None else device
+            floats = (p.dtype for p in model.parameters() if p.is_floating_point())
+            dtype = next(floats, None)
         with torch.no_grad():
-            out = model(self.prepare(images.to(device)))
+            inputs = self.prepare(images.to(device))
+            if dtype is not None and inputs.is_floating_point():  # a float64/half teacher
+                inputs = inputs.to(dtype)
+            out = model(inputs)
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(images):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "
@@ -170,7 +177,10 @@ class Teacher:
     def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
         onehot = F.one_hot(intended.long().to(logits.device), self.num_classes).float()
-        soft = (logits / self.temperature).softmax(dim=1)
+        # Shift by the row maximum before dividing: logits / T overflows to inf for a tiny T or
+        # huge logits, and softmax(inf, inf) is NaN; shifted values are <= 0, so at worst -inf.
+        shifted = logits.double() - logits.double().amax(dim=1, keepdim=True)
+        soft = (shifted / self.temperature).softmax(dim=1).float()
         return (1 - self.weight) * onehot + self.weight * soft
 
     def keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
@@ -255,6 +265,9 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
         A scalar tensor (differentiable in ``logits``).
     """
     weight = check_float("synthetic_weight", synthetic_weight, minimum=0.0)
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise GanaugDataError(f"weighted_loss takes tensors, got {type(logits).__name__} and "
+                              f"{type(targets).__name__}; use torch.as_tensor(targets).")
     if logits.ndim != 2 or targets.shape[:1] != logits.shape[:1]:
         raise GanaugDataError(f"weighted_loss takes (B, K) logits and (B,) or (B, K) targets, got "
                               f"{tuple(logits.shape)} and {tuple(targets.shape)}.")
@@ -262,17 +275,26 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
         if targets.shape != logits.shape:
             raise GanaugDataError(f"Soft targets {tuple(targets.shape)} do not match the logits "
                                   f"{tuple(logits.shape)}.")
+        check_soft_targets(targets)
         per_row = -(targets.to(logits.dtype) * logits.log_softmax(dim=1)).sum(dim=1)
     else:
-        if targets.is_floating_point() or (targets.numel() and not (
+        if targets.is_floating_point() or targets.dtype == torch.bool or (targets.numel() and not (
                 int(targets.min()) >= 0 and int(targets.max()) < logits.shape[1])):
             raise GanaugDataError(f"Class-index targets must be integers in 0..{logits.shape[1] - 1}"
                                   f", got {targets.dtype} {targets.min().item()}.."
                                   f"{targets.max().item()}.")
         per_row = F.cross_entropy(logits, targets.long(), reduction="none")
+    if not len(per_row):
+        raise GanaugDataError("weighted_loss got an empty batch (B=0): its mean loss is 0/0 "
+                              "(NaN). Skip empty batches, or use drop_last=True.")
     if synthetic_mask is None:
         return per_row.mean()
-    mask = torch.as_tensor(synthetic_mask, device=logits.device).bool().reshape(-1)
+    mask = torch.as_tensor(synthetic_mask, device=logits.device)
+    if mask.ndim != 1 or (mask.numel() and mask.dtype != torch.bool
+                          and not bool(((mask == 0) | (mask == 1)).all())):
+        raise GanaugDataError(f"synthetic_mask must be (B,) bool (or 0/1), True for synthetic "
+                              f"rows, got {mask.dtype} {tuple(mask.shape)}.")
+    mask = mask.bool()
     if mask.shape[0] != logits.shape[0]:
         raise GanaugDataError(f"synthetic_mask has {mask.shape[0]} rows for a batch of "
                               f"{logits.shape[0]}.")

@@ -1,0 +1,118 @@
+"""How many synthetic images each class gets: a real dataset's labels, long-tail rebalancing
+(:func:`balance_counts`) and proportional splits (:func:`proportional_counts`), for
+:class:`ganaug.augment.MixedDataset` (rebalancing with synthetic data, e.g.
+https://arxiv.org/abs/1803.09014).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ganaug.augment.functional import label_to_index, per_class_counts
+from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
+
+__all__ = ["BALANCE_MODES", "balance_counts", "dataset_labels", "proportional_counts"]
+
+BALANCE_MODES = ("uniform", "match_max")
+
+
+# -- counting --------------------------------------------------------------------------------
+def dataset_labels(dataset: Dataset) -> list[int]:
+    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it.
+
+    Raises:
+        GanaugDataError: a label that is not an integer class index (a float, a string, a
+            multi-element tensor), instead of truncating it.
+    """
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        targets = [dataset[i][1] for i in range(len(dataset))]
+    elif isinstance(targets, (torch.Tensor, np.ndarray)):
+        targets = list(targets.reshape(-1)) if targets.ndim == 1 else [targets]
+    return [_int_label(t, i) for i, t in enumerate(targets)]
+
+
+def _int_label(label: Any, i: int) -> int:
+    size = label.numel() if isinstance(label, torch.Tensor) else getattr(label, "size", None)
+    if isinstance(label, (torch.Tensor, np.ndarray)) and size == 1:
+        label = label.item()
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return int(label)
+    raise GanaugDataError(
+        f"Label {i} of the real dataset is {label!r} ({type(label).__name__}); MixedDataset "
+        "needs one integer class index per item: give the real dataset int labels "
+        "(its own target_transform can convert them).")
+
+
+def balance_counts(real_counts: Sequence[int], balance: str | Mapping, *,
+                   budget: int | None = None, classes: Sequence[str] | None = None) -> list[int]:
+    """Synthetic images to add per class.
+
+    * ``"match_max"``: top every class up to the largest real class count.
+    * ``"uniform"``: spend ``budget`` synthetic images (default: exactly what ``match_max``
+      needs) filling the smallest classes first, so totals end as equal as possible; a
+      budget beyond equality is spread evenly (ties go to the lower class index).
+    * ``{class: total}``: top each listed class up to that total (never removes real images).
+    """
+    classes = list(classes) if classes is not None else [str(i) for i in range(len(real_counts))]
+    top = max(real_counts) if real_counts else 0
+    if isinstance(balance, Mapping):
+        if budget is not None:
+            raise GanaugConfigError("ratio= cannot be combined with a {class: total} balance; "
+                                    "the dict already fixes the totals.")
+        targets = per_class_counts(balance, classes, what="balance")
+        listed = {label_to_index(key, classes, what="balance") for key in balance}
+        return [max(0, targets[c] - n) if c in listed else 0 for c, n in enumerate(real_counts)]
+    if balance == "match_max":
+        if budget is not None:
+            raise GanaugConfigError("ratio= cannot be combined with balance='match_max'; use "
+                                    "balance='uniform' to spend a ratio on the rarest classes.")
+        return [top - n for n in real_counts]
+    if balance != "uniform":
+        raise GanaugConfigError(f"Unknown balance {balance!r}. Use 'uniform', 'match_max' or a "
+                                "{class: total} dict." + did_you_mean(str(balance), BALANCE_MODES))
+    if budget is None:
+        return [top - n for n in real_counts]
+    return _fill_evenly(list(real_counts), budget)
+
+
+def _fill_evenly(real_counts: list[int], budget: int) -> list[int]:
+    """Give ``budget`` images one at a time to the class with the fewest (ties: the lower
+    index), in closed form: raise every class to the highest level the budget reaches, then
+    one more to the first classes at that level (a loop per image hung on ratio=1e9)."""
+    if not real_counts or budget <= 0:
+        return [0] * len(real_counts)
+
+    def cost(level: int) -> int:
+        return sum(max(0, level - n) for n in real_counts)
+
+    low, high = min(real_counts), max(real_counts) + budget  # cost(low) = 0 <= budget
+    while low < high:  # the highest level whose cost fits the budget
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if cost(mid) <= budget else (low, mid - 1)
+    extra = [max(0, low - n) for n in real_counts]
+    left = budget - sum(extra)
+    for c, n in enumerate(real_counts):
+        if left and n <= low:
+            extra[c] += 1
+            left -= 1
+    return extra
+
+
+def proportional_counts(real_counts: Sequence[int], total: int) -> list[int]:
+    """Split ``total`` in proportion to ``real_counts`` (largest remainder, exact sum)."""
+    n = sum(real_counts)
+    if n == 0:
+        return [0] * len(real_counts)
+    exact = [total * c / n for c in real_counts]
+    out = [math.floor(e) for e in exact]
+    order = sorted(range(len(exact)), key=lambda c: (-(exact[c] - out[c]), c))
+    for c in order[: total - sum(out)]:
+        out[c] += 1
+    return out
