@@ -227,3 +227,10 @@ def test_estimate_refuses_sizes_beyond_int64_as_a_config_error(arch, kwargs):
     with pytest.raises(GanaugConfigError, match=r"cannot be built.*too large"):
         estimate_parameters(arch, num_classes=3, channels=1, image_size=16, z_dim=z_dim,
                             disc_kwargs=d_kw or {}, where="this run", **kwargs)
+
+
+@pytest.mark.parametrize("size, nearest", [(8, 16), (20, 28), (30, 32), (48, 64), (100000, 64)])
+def test_an_unsupported_size_names_the_nearest_size_the_arch_makes(size, nearest):
+    with pytest.raises(GanaugConfigError, match=rf"cannot make {size}x{size} images.*"
+                                                rf"--size {nearest}\b"):
+        build_generator("dcgan", num_classes=3, image_size=size)
