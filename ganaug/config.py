@@ -10,6 +10,7 @@ https://arxiv.org/abs/2006.10738). The resolved config is written to the run as 
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -204,6 +205,10 @@ class TrainConfig:
                 "policy (e.g. --diffaug translation,cutout) or drop --ada.")
         if self.device is not None and not _DEVICE_RE.match(str(self.device)):
             _bad("device", self.device, "cpu, cuda, cuda:N or mps")
+        self.out = os.fspath(self.out) if isinstance(self.out, os.PathLike) else self.out
+        if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()
+                                     or "\0" in self.out):  # '' fell back to runs/<data>
+            _bad("out", self.out, "a folder path such as runs/pets (leave it out for runs/<data>)")
 
     # -- YAML -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -245,7 +250,7 @@ def normalize_policy(policy: Any) -> str:
     text = policy.strip().lower().replace(" ", "")
     if text in ("", "none", "off", "false"):
         return "none"
-    return ",".join(parse_policy(text))
+    return ",".join(parse_policy(text)) or "none"  # ",," names no op
 
 
 def field_names() -> list[str]:

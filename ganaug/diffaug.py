@@ -89,7 +89,8 @@ def parse_policy(policy: str | Sequence[str] | None) -> tuple[str, ...]:
         The op names, e.g. ``("color", "translation")``; ``()`` for none.
 
     Raises:
-        GanaugConfigError: an unknown name; the message lists :data:`POLICIES`.
+        GanaugConfigError: an unknown name (the message lists :data:`POLICIES`), a name given
+            twice, or ``none`` among names.
     """
     if policy is None:
         return ()
@@ -97,7 +98,15 @@ def parse_policy(policy: str | Sequence[str] | None) -> tuple[str, ...]:
     names = tuple(str(p).strip().lower() for p in parts if str(p).strip())
     if names in ((), ("none",)):
         return ()
+    if "none" in names:
+        raise GanaugConfigError(
+            f"DiffAugment policy {policy!r}: 'none' cannot be combined with ops; give 'none' "
+            f"alone, or ops from {', '.join(POLICIES)}.")
     for name in names:
+        if names.count(name) > 1:
+            raise GanaugConfigError(
+                f"DiffAugment policy {policy!r} names {name!r} twice; name each op once (a "
+                "repeated op would be applied again, e.g. a double shift).")
         if name not in POLICIES:
             raise GanaugConfigError(
                 f"Unknown DiffAugment policy '{name}' in {policy!r}. Valid names: "

@@ -88,6 +88,25 @@ def test_check_data_needs_one_batch_per_process():
         check_data(data, 8, DistInfo(rank=0, world=2))
 
 
+def test_check_data_says_the_count_once_without_processes():
+    with pytest.raises(GanaugDataError, match=r"The dataset has 10 images — fewer than one "
+                                              r"batch of 16"):
+        check_data(ramp_data(10), 16, DistInfo())
+
+
+def test_absurd_worker_counts_are_refused_before_any_process_starts(monkeypatch):
+    import os
+
+    from ganaug.errors import GanaugConfigError
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    data = ramp_data(20)
+    RealBatchSource(data, cfg_for(data, num_workers=8), torch.device("cpu"))  # 4x the CPUs
+    with pytest.raises(GanaugConfigError, match=r"num_workers=1000000 .*worker processes.*"
+                                                r"2 CPUs.*--workers 0"):
+        RealBatchSource(data, cfg_for(data, num_workers=10**6), torch.device("cpu"))
+
+
 def test_check_data_refuses_labels_outside_the_classes():
     data = ramp_data(10)
     data.labels = data.labels.clone()

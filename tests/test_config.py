@@ -126,6 +126,24 @@ def test_ada_needs_a_policy():
         TrainConfig(ada=True, diffaug="none")
 
 
+def test_a_policy_of_only_commas_is_none_so_ada_is_refused():
+    # ",," used to become diffaug='' and slip past the "ada needs a policy" check.
+    assert TrainConfig(diffaug=" , ,").diffaug == "none"
+    with pytest.raises(GanaugConfigError, match=r"ada=true .* diffaug is 'none'"):
+        TrainConfig(ada=True, diffaug=",,")
+
+
+@pytest.mark.parametrize("out", ["", "   ", True, 5, "runs/a\x00b", ["runs/a"]])
+def test_out_must_name_a_folder(out):
+    # --out '' silently trained into runs/<data>; True or 5 failed later with a TypeError.
+    with pytest.raises(GanaugConfigError, match=r"Invalid out=.*accepted: a folder path"):
+        TrainConfig(out=out)
+
+
+def test_out_accepts_a_path_object_as_text(tmp_path):
+    assert TrainConfig(out=tmp_path / "run").out == str(tmp_path / "run")
+
+
 def test_values_are_normalised():
     cfg = TrainConfig(steps="40", lr_g="2e-4", betas=[0, 0.9], diffaug=" Translation, cutout ")
     assert cfg.steps == 40 and isinstance(cfg.steps, int)

@@ -107,6 +107,15 @@ def test_channels_last_input_matches_contiguous():
     torch.testing.assert_close(a, b)
 
 
+def test_parse_policy_refuses_a_repeated_op_and_none_among_ops():
+    # "translation,translation" shifted twice (up to 1/4 of the side): a typo, never the paper's.
+    with pytest.raises(GanaugConfigError, match=r"names 'translation' twice.*once"):
+        parse_policy("translation,cutout,Translation")
+    with pytest.raises(GanaugConfigError, match=r"'none' cannot be combined.*'none' alone"):
+        parse_policy("none,color")
+    assert parse_policy(" , ,") == ()
+
+
 def test_parse_policy_variants_and_errors():
     assert parse_policy("Color, translation") == ("color", "translation")
     assert parse_policy(["cutout", "color"]) == ("cutout", "color")

@@ -114,6 +114,52 @@ def test_evaluate_refuses_a_generator_of_another_size(digits16):
         evaluate_generator(gen, train, test, classifier_steps=1, progress=False)
 
 
+@pytest.mark.parametrize("n", [0, -1, True, 2.5])
+def test_evaluate_refuses_an_n_per_class_below_1_or_not_an_integer(digits16, n):
+    # 0 used to mean "the default" silently.
+    from ganaug.errors import GanaugConfigError
+
+    train, test = digits16
+    with pytest.raises(GanaugConfigError, match=r"n_per_class must be an integer >= 1"):
+        evaluate_generator(RealImagesGenerator(train), train, test, n_per_class=n,
+                           classifier_steps=1, progress=False)
+
+
+def test_too_few_fakes_for_the_neighbourhoods_are_refused_before_any_compute(digits16,
+                                                                             monkeypatch):
+    # 3 classes x 1 fake is not more than k_pr=3: precision/recall failed after both
+    # classifiers had trained, with a message that did not name --n-per-class.
+    import ganaug.evaluation.generator_metrics as gm
+
+    train, test = digits16
+
+    def first_three(data):
+        keep = data.labels < 3
+        return type(data)(data.images[keep], data.labels[keep], data.classes[:3], "three", "")
+
+    train, test = first_three(train), first_three(test)
+    monkeypatch.setattr(gm, "train_real_classifier", lambda *a, **k: pytest.fail("computed"))
+    with pytest.raises(GanaugDataError, match=r"3 generated images \(n_per_class=1 x 3 "
+                                              r"classes\).*more than k_pr=3.*--n-per-class 2"):
+        evaluate_generator(RealImagesGenerator(train), train, test, n_per_class=1,
+                           classifier_steps=1, progress=False)
+
+
+def test_evaluate_refuses_more_fakes_than_memory_before_any_compute(digits16, monkeypatch):
+    # --n-per-class 1000000000 died in torch's allocator (a raw RuntimeError) after training
+    # the real classifier; smaller huge values would swap for hours.
+    import ganaug.evaluation.generator_metrics as gm
+    from ganaug.errors import GanaugConfigError
+
+    train, test = digits16
+    monkeypatch.setattr(gm, "available_memory", lambda: 10**9)
+    monkeypatch.setattr(gm, "train_real_classifier", lambda *a, **k: pytest.fail("computed"))
+    with pytest.raises(GanaugConfigError, match=r"n_per_class=1000000 .*10,000,000 generated "
+                                                r"images.*1.0 GB.*fewer"):
+        evaluate_generator(RealImagesGenerator(train), train, test, n_per_class=10**6,
+                           classifier_steps=1, progress=False)
+
+
 def test_format_metrics_shows_values_and_the_note():
     text = format_metrics({"fid": 12.5, "cas_ratio": None,
                            "how": {"feature_extractor": "x", "note": "NOT comparable"}})

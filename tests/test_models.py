@@ -212,3 +212,25 @@ def test_switches_must_be_bools():
     d = build_discriminator("dcgan", num_classes=3, image_size=16, width=8,
                             spectral_norm=np.bool_(False))
     assert d.config["spectral_norm"] is False
+
+
+@pytest.mark.parametrize("arch", list_archs())
+@pytest.mark.parametrize("kwargs", [{"z_dim": 10**30}, {"width": 10**30}, {"embed_dim": 10**30},
+                                    {"d_width": 10**30}])
+def test_estimate_refuses_sizes_beyond_int64_as_a_config_error(arch, kwargs):
+    """Widths torch cannot even unpack (above 2**63) were a raw TypeError from torch.empty."""
+    from ganaug.models import estimate_parameters
+
+    kwargs = dict(kwargs)  # shared by the arch parametrisation
+    z_dim = kwargs.pop("z_dim", 16)
+    d_kw = {"width": kwargs.pop("d_width")} if "d_width" in kwargs else {}
+    with pytest.raises(GanaugConfigError, match=r"cannot be built.*too large"):
+        estimate_parameters(arch, num_classes=3, channels=1, image_size=16, z_dim=z_dim,
+                            disc_kwargs=d_kw or {}, where="this run", **kwargs)
+
+
+@pytest.mark.parametrize("size, nearest", [(8, 16), (20, 28), (30, 32), (48, 64), (100000, 64)])
+def test_an_unsupported_size_names_the_nearest_size_the_arch_makes(size, nearest):
+    with pytest.raises(GanaugConfigError, match=rf"cannot make {size}x{size} images.*"
+                                                rf"--size {nearest}\b"):
+        build_generator("dcgan", num_classes=3, image_size=size)

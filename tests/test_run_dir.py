@@ -124,6 +124,66 @@ def test_check_resume_refuses_arch_changes_and_notes_the_rest(tmp_path):
         run.check_resume(TrainConfig(data="d", arch="dcgan", z_dim=8), _data(3), ckpt, saved, "")
 
 
+def test_check_resume_refuses_other_class_names_of_the_same_count(tmp_path):
+    # Same count, other names: the class embeddings would silently change meaning.
+    run = RunDir(tmp_path)
+    saved = TrainConfig(data="d", arch="dcgan", z_dim=16).to_dict()
+    ckpt = {"num_classes": 2, "classes": ["cat", "dog"], "data_fingerprint": "abc"}
+    now = TrainConfig(data="d", arch="dcgan", z_dim=16)
+    with pytest.raises(GanaugTrainingError, match=r"classes: \['cat', 'dog'\] \(checkpoint\) "
+                                                  r"-> \['0', '1'\] \(now, from the data\)"):
+        run.check_resume(now, _data(2), ckpt, saved, "abc")
+    same = {**ckpt, "classes": ["0", "1"]}
+    assert run.check_resume(now, _data(2), same, saved, "abc") == []
+
+
+def test_check_resume_compares_the_checkpoint_config_not_only_config_yaml(tmp_path):
+    # config.yaml edited by hand (or a checkpoint copied from another run): the weights follow
+    # the checkpoint's own config, so its architecture is what the resume must keep.
+    run = RunDir(tmp_path)
+    edited = TrainConfig(data="d", arch="dcgan", z_dim=16, arch_kwargs={"width": 16}).to_dict()
+    ckpt = {"num_classes": 2, "data_fingerprint": "abc",
+            "config": TrainConfig(data="d", arch="dcgan", z_dim=16,
+                                  arch_kwargs={"width": 8}).to_dict()}
+    now = TrainConfig(data="d", arch="dcgan", z_dim=16, arch_kwargs={"width": 16})
+    with pytest.raises(GanaugTrainingError, match=r"arch_kwargs: \{'width': 8\} \(checkpoint\) "
+                                                  r"-> \{'width': 16\} \(now\)"):
+        run.check_resume(now, _data(2), ckpt, edited, "abc")
+
+
+@pytest.mark.parametrize("ckpt", [{}, {"num_classes": "2"}, {"num_classes": True}])
+def test_check_resume_refuses_a_checkpoint_without_its_class_count(tmp_path, ckpt):
+    run = RunDir(tmp_path)
+    saved = TrainConfig(data="d").to_dict()
+    with pytest.raises(GanaugTrainingError, match=r"damaged.*num_classes"):
+        run.check_resume(TrainConfig(data="d"), _data(2), ckpt, saved, "abc")
+
+
+def test_saved_config_of_a_checkpoint_without_config_is_refused(tmp_path):
+    run = RunDir(tmp_path)
+    for ckpt in ({}, {"config": "steps: 3"}):
+        with pytest.raises(GanaugTrainingError, match=r"damaged.*no config"):
+            run.saved_config(ckpt)
+
+
+class Strict:
+    """Loads like a torch module: a missing key or another shape raises."""
+
+    def state_dict(self):
+        return {"w": torch.zeros(3)}
+
+    def load_state_dict(self, state):
+        torch.nn.Linear(3, 1).load_state_dict({"weight": state["w"], "bias": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("state", [{"format": 1}, {"format": 1, "w": torch.zeros(5)}])
+def test_restore_of_a_checkpoint_that_does_not_fit_is_a_training_error(tmp_path, state):
+    run = RunDir(tmp_path)
+    run.register(Strict())
+    with pytest.raises(GanaugTrainingError, match=r"(?s)does not fit this run.*Strict.*another --out"):
+        run.restore(state)
+
+
 def test_metrics_append_read_and_trim(tmp_path):
     run = RunDir(tmp_path / "run")
     assert run.read_metrics() == []

@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
+from ganaug._checks import check_int
 from ganaug._devices import DeviceLike
-from ganaug.errors import GanaugDataError
+from ganaug._imaging import available_memory, human_bytes
+from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.classifier import check_same_classes, evaluate_classifier
 from ganaug.evaluation.distances import (
     density_coverage,
@@ -158,6 +160,42 @@ def _check_generator_fits(generator, data, what: str) -> None:
             f"channels={generator.channels} (CLI: the evaluate command does this for you).")
 
 
+#: Bytes each generated image costs beyond its pixels: its features (float32, then float64 in
+#: the distances, ~512 wide) and its column of a 1024-row float64 distance chunk.
+_BYTES_PER_FAKE = 16 * 1024
+
+
+def _check_fakes_fit(generator, n_per_class: int) -> None:
+    """Refuse, before any compute, more generated images than memory holds with their
+    features (the images, their features and distance chunks are all in memory at once)."""
+    total = n_per_class * len(generator.classes)
+    pixels = generator.channels * generator.image_size ** 2
+    need, have = total * (2 * pixels + _BYTES_PER_FAKE), available_memory()
+    if need > have:
+        fits = max(1, have // (len(generator.classes) * (2 * pixels + _BYTES_PER_FAKE)))
+        raise GanaugConfigError(
+            f"n_per_class={n_per_class} asks for {total:,} generated images of "
+            f"{generator.channels}x{generator.image_size}x{generator.image_size}; with their "
+            f"features they need about {human_bytes(need)}, but {human_bytes(have)} of memory "
+            f"is available. Ask for fewer (--n-per-class {min(fits, 1000)}; the default is the "
+            "largest real class, at most 1000).")
+
+
+def _check_neighbourhoods(num_classes: int, n_per_class: int, n_test: int, k_pr: int,
+                          k_dc: int) -> None:
+    """Refuse, before any compute, too few fakes or test images for the k-NN metrics."""
+    k = max(check_int("k_pr", k_pr), check_int("k_dc", k_dc))
+    if n_per_class * num_classes <= k_pr:
+        raise GanaugDataError(
+            f"{n_per_class * num_classes} generated images (n_per_class={n_per_class} x "
+            f"{num_classes} classes) are too few for precision/recall, which needs more than "
+            f"k_pr={k_pr}. Use --n-per-class {k_pr // num_classes + 1} or more.")
+    if n_test <= k:
+        raise GanaugDataError(
+            f"The real test data has {n_test} images; precision/recall and density/coverage "
+            f"need more than {k}. Use a larger --test set.")
+
+
 def _finite_mean(values) -> float:
     vals = [v for v in values if not math.isnan(v)]
     return float(sum(vals) / len(vals)) if vals else float("nan")
@@ -207,7 +245,10 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
     _check_generator_fits(generator, test_data, "the test data")
     steps = DEFAULT_CLASSIFIER_STEPS if classifier_steps is None else classifier_steps
     recipe = evaluation_recipe(backbone, stem, model_kwargs, steps, batch_size)
-    n = n_per_class or min(1000, max(train_data.class_counts()))
+    n = (min(1000, max(train_data.class_counts())) if n_per_class is None
+         else check_int("n_per_class", n_per_class, hint="Use e.g. n_per_class=100."))
+    _check_fakes_fit(generator, n)
+    _check_neighbourhoods(len(generator.classes), n, len(test_data), k_pr, k_dc)
     real_model, cache_path, cached = train_real_classifier(
         train_data, backbone=backbone, stem=stem, model_kwargs=model_kwargs, steps=steps,
         batch_size=batch_size, seed=seed,

@@ -18,6 +18,7 @@ from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.io import load
 from ganaug.models import supported_sizes
+from ganaug.models.layers import nearest_size
 from ganaug.training import train_or_resume
 
 __all__ = ["check_disjoint", "check_gan_config", "check_gan_size", "check_no_leakage", "gan_folder",
@@ -145,7 +146,7 @@ def check_gan_size(gan_arms: list[str], gan_config: dict[str, Any], image_size: 
                             channels=channels, image_size=image_size, device_type=device.type)
     sizes = supported_sizes(cfg.arch)
     if image_size not in sizes:
-        fit = min(sizes, key=lambda s: (s < image_size, abs(s - image_size)))
+        fit = nearest_size(sizes, image_size)
         raise GanaugConfigError(
             f"The GAN arms ({', '.join(gan_arms)}) need a generator of {image_size}x{image_size} "
             f"images, but arch '{cfg.arch}' makes sizes {', '.join(map(str, sizes))}. Resize "

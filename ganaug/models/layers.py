@@ -61,11 +61,20 @@ def check_image_size(arch: str, image_size: Any, sizes: tuple[int, ...] = SUPPOR
         GanaugConfigError: the size is not supported.
     """
     if isinstance(image_size, bool) or image_size not in sizes:
+        near = (f"the nearest is {nearest_size(sizes, image_size)}: "
+                f"--size {nearest_size(sizes, image_size)}" if isinstance(image_size, int)
+                else "one of those")
         raise GanaugConfigError(
             f"Arch '{arch}' cannot make {image_size}x{image_size} images; it supports sizes "
-            f"{', '.join(map(str, sizes))}. Resize the data with --size (one of those)."
+            f"{', '.join(map(str, sizes))}. Resize the data with --size ({near})."
         )
     return int(image_size)
+
+
+def nearest_size(sizes: tuple[int, ...], image_size: int) -> int:
+    """The size of ``sizes`` to resize ``image_size`` images to: the closest not smaller (no
+    detail lost), else the largest."""
+    return min(sizes, key=lambda s: (s < image_size, abs(s - image_size)))
 
 
 def check_common(arch: str, num_classes: Any, channels: Any) -> None:

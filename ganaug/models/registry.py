@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ganaug.errors import GanaugConfigError, did_you_mean
-from ganaug.models.layers import check_parameter_budget, count_parameters
+from ganaug.models.layers import MAX_PARAMETERS, check_parameter_budget, count_parameters
 
 _ARCHS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {}
 
@@ -136,16 +136,36 @@ def estimate_parameters(arch: str, *, num_classes: int, channels: int = 3, image
             (:data:`ganaug.models.layers.MAX_PARAMETERS`).
     """
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        g = count_parameters(build_generator(arch, num_classes=num_classes, channels=channels,
-                                             image_size=image_size, z_dim=z_dim, **arch_kwargs))
+        g = count_parameters(_meta_build(
+            build_generator, f"The {arch} generator of {where}", arch, num_classes=num_classes,
+            channels=channels, image_size=image_size, z_dim=z_dim, **arch_kwargs))
         check_parameter_budget(g, f"The {arch} generator of {where}")
         d = 0
         if disc_kwargs is not None:
-            d = count_parameters(build_discriminator(
-                arch, num_classes=num_classes, channels=channels, image_size=image_size,
+            d = count_parameters(_meta_build(
+                build_discriminator, f"The {arch} discriminator of {where}", arch,
+                num_classes=num_classes, channels=channels, image_size=image_size,
                 **disc_kwargs))
             check_parameter_budget(d, f"The {arch} discriminator of {where}")
     return g, d
+
+
+def _meta_build(build: Callable[..., nn.Module], what: str, arch: str,
+                **kwargs: Any) -> nn.Module:
+    """``build(arch, **kwargs)``; a size torch cannot hold (above 2**63) becomes a config error."""
+    try:
+        return build(arch, **kwargs)
+    except (TypeError, RuntimeError, OverflowError) as err:
+        # One size above the cap alone makes a layer too large to build.
+        sizes = {k: v for k, v in kwargs.items()
+                 if isinstance(v, int) and not isinstance(v, bool) and v > MAX_PARAMETERS}
+        if not sizes:
+            raise
+        raise GanaugConfigError(
+            f"{what} cannot be built: {', '.join(f'{k}={v}' for k, v in sizes.items())} is "
+            f"far too large (ganaug builds at most {MAX_PARAMETERS:,} parameters; torch "
+            "cannot even hold sizes from 2**63). A value this large is a typo or a damaged "
+            "file.") from err
 
 
 def supported_sizes(arch: str | None = None) -> tuple[int, ...]:

@@ -5,13 +5,14 @@ or ahead of time by DataLoader workers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
 
 from ganaug.config import TrainConfig
 from ganaug.data import LabeledImages
-from ganaug.errors import GanaugDataError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.training.distributed import DistInfo
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -63,9 +64,9 @@ def check_data(data: LabeledImages, batch_size: int, dist: DistInfo) -> None:
     """
     n_rank = len(data) // dist.world
     if n_rank < batch_size:
-        per = f" per process ({dist.world} processes)" if dist.enabled else ""
+        per = f", {n_rank} per process ({dist.world} processes)" if dist.enabled else ""
         raise GanaugDataError(
-            f"The dataset has {len(data)} images, {n_rank}{per} — fewer than one batch of "
+            f"The dataset has {len(data)} images{per} — fewer than one batch of "
             f"{batch_size}. Use a smaller batch, e.g. --batch {max(1, n_rank // 2)}, "
             "or more data.")
     labels = data.labels
@@ -74,6 +75,22 @@ def check_data(data: LabeledImages, batch_size: int, dist: DistInfo) -> None:
             f"Labels range over [{int(labels.min())}, {int(labels.max())}] but the dataset "
             f"has {data.num_classes} classes ({', '.join(data.classes[:10])}); labels must "
             f"be in [0, {data.num_classes - 1}]. Fix the labels or the class list.")
+
+
+def check_workers(num_workers: int) -> None:
+    """Refuse more DataLoader workers than 4 per CPU (at least 8): each is a process.
+
+    Raises:
+        GanaugConfigError: ``num_workers`` above that (``--workers 1000000`` started processes
+            until the machine froze).
+    """
+    cpus = os.cpu_count() or 1
+    most = max(8, 4 * cpus)
+    if num_workers > most:
+        raise GanaugConfigError(
+            f"num_workers={num_workers} would start {num_workers:,} worker processes; this "
+            f"machine has {cpus} CPUs, so ganaug allows at most {most}. Use --workers 0 (batches "
+            "are slices of an in-memory tensor) or a few.")
 
 
 class RealBatchSource:
@@ -94,6 +111,7 @@ class RealBatchSource:
     def __init__(self, data: LabeledImages, cfg: TrainConfig, device: torch.device,
                  dist: DistInfo | None = None) -> None:
         dist = dist or DistInfo()
+        check_workers(cfg.num_workers)
         images = data.images
         if device.type == "cuda" and images.numel() < 2**31:
             images = images.to(device)

@@ -132,8 +132,22 @@ class RunDir:
             cfg.to_yaml(self.config_path)
 
     def saved_config(self, ckpt: Mapping[str, Any]) -> dict[str, Any]:
-        """The run's settings: ``config.yaml``, or the checkpoint's copy when it is gone."""
-        return read_yaml(self.config_path) if self.config_path.is_file() else ckpt["config"]
+        """The run's settings: ``config.yaml``, or the checkpoint's copy when it is gone.
+
+        Raises:
+            GanaugTrainingError: no ``config.yaml`` and the checkpoint holds no config.
+        """
+        if self.config_path.is_file():
+            return read_yaml(self.config_path)
+        saved = ckpt.get("config")
+        if not isinstance(saved, dict):
+            raise self._damaged("it holds no config and the run has no config.yaml")
+        return saved
+
+    def _damaged(self, why: str) -> GanaugTrainingError:
+        return GanaugTrainingError(
+            f"The checkpoint {str(self.ckpt_path)!r} is damaged or not a checkpoint of this "
+            f"run: {why}. Start a new run with another --out (or restore the run's files).")
 
     def refuse_overwrite(self) -> None:
         """Refuse a new run in a folder that is not new or empty (it would clobber a model,
@@ -205,10 +219,20 @@ class RunDir:
             GanaugTrainingError: an architecture field or the class count differs, listing
                 each difference.
         """
-        diffs = arch_differences(dict(saved), cfg)
-        if int(ckpt["num_classes"]) != data.num_classes:
-            diffs.append(f"num_classes: {ckpt['num_classes']} (checkpoint) -> "
+        num_classes, classes = ckpt.get("num_classes"), ckpt.get("classes")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+            raise self._damaged(f"num_classes is {num_classes!r}, not a class count")
+        # The weights follow the checkpoint's own config; config.yaml may have been edited, or
+        # the checkpoint copied from another run.
+        own = ckpt.get("config")
+        diffs = arch_differences(own if isinstance(own, dict) else dict(saved), cfg)
+        if num_classes != data.num_classes:
+            diffs.append(f"num_classes: {num_classes} (checkpoint) -> "
                          f"{data.num_classes} (now, from the data)")
+        elif isinstance(classes, list) and classes != list(data.classes):
+            # Same count, other names or order: each label's embedding would change meaning.
+            diffs.append(f"classes: {classes!r} (checkpoint) -> {list(data.classes)!r} "
+                         "(now, from the data)")
         if diffs:
             raise GanaugTrainingError(
                 f"Cannot resume {str(self.out)!r}: the architecture changed.\n  "
@@ -273,9 +297,24 @@ class RunDir:
         return state
 
     def restore(self, ckpt: Mapping[str, Any]) -> None:
-        """Give the checkpoint to every registered object's ``load_state_dict``, in order."""
+        """Give the checkpoint to every registered object's ``load_state_dict``, in order.
+
+        Raises:
+            GanaugTrainingError: the checkpoint lacks an object's keys or holds tensors of
+                other shapes (another network's checkpoint, or a damaged one).
+        """
         for obj in self._stateful:
-            obj.load_state_dict(ckpt)
+            try:
+                obj.load_state_dict(ckpt)
+            except (KeyError, IndexError, RuntimeError, TypeError, ValueError,
+                    AttributeError) as err:
+                problem = " ".join(str(err).split())
+                raise GanaugTrainingError(
+                    f"The checkpoint {str(self.ckpt_path)!r} does not fit this run: "
+                    f"{type(obj).__name__} cannot load it ({type(err).__name__}: "
+                    f"{problem[:300]}). It is damaged or comes from another network; resume "
+                    "with the run's own checkpoint, or start a new run with another --out."
+                ) from err
 
     # -- metrics ----------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:

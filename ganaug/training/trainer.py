@@ -23,6 +23,7 @@ from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator
 from ganaug.models import list_archs, supported_sizes
+from ganaug.models.layers import nearest_size
 from ganaug.training import distributed
 from ganaug.training.batches import RealBatchSource, check_data
 from ganaug.training.callbacks import Callback, CallbackList, HookCallback
@@ -58,8 +59,9 @@ def check_image_size(cfg: TrainConfig) -> None:
         raise GanaugConfigError(
             (f"Arch {cfg.arch!r} cannot make" if cfg.arch else "No registered arch makes")
             + f" {n}x{n} images "
-            f"(image_size / --size {n}); it supports sizes {', '.join(map(str, sizes))}. "
-            "Images are resized to it before training.")
+            f"(image_size / --size {n}); it supports sizes {', '.join(map(str, sizes))}, the "
+            f"nearest is {nearest_size(sizes, n)}: --size {nearest_size(sizes, n)}. Images are "
+            "resized to it before training.")
 
 
 class Trainer:
