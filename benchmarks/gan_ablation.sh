@@ -100,7 +100,7 @@ import json, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 keys = ("cas_ratio", "intra_fid", "precision", "recall")
-print("| config | " + " | ".join(keys) + " | steps | steps vs equal_lr |")
+print("| config | " + " | ".join(keys) + " | steps | steps vs first row |")
 print("|---" * (len(keys) + 3) + "|")
 base = None
 for name in sys.argv[2:]:  # the CONFIGS names, in their order
@@ -117,8 +117,9 @@ for name in sys.argv[2:]:  # the CONFIGS names, in their order
         v = [m[k] for m in ms]
         sd = statistics.stdev(v) if len(v) > 1 else float("nan")
         cells.append(f"{statistics.mean(v):.3f} ± {sd:.3f}")
-    # Same budget per run: the ratio of steps is the ratio of speed per step (calibration).
-    if name == "equal_lr":
+    # Same budget per run: the ratio of steps is the ratio of speed per step (calibration),
+    # against the first config listed (equal_lr when it ran, else the preset ttur).
+    if base is None:
         base = statistics.mean(steps)
     ratio = f"{statistics.mean(steps) / base:.2f}" if base else "—"
     print(f"| {name} ({len(ms)} seeds) | " + " | ".join(cells)
