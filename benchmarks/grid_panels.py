@@ -17,6 +17,7 @@ from PIL import Image
 
 def main(out: str, items: list[str], cols: int = 3) -> None:
     panels = [item.split("=", 1) for item in items]
+    cols = min(cols, len(panels))
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 4.2, rows * 4.4), squeeze=False)
     for ax in axes.flat:
@@ -24,7 +25,7 @@ def main(out: str, items: list[str], cols: int = 3) -> None:
     for ax, (title, path) in zip(axes.flat, panels):
         im = Image.open(path)
         w, h = im.size
-        ax.imshow(im.crop((int(w * 0.1), int(h * 0.06), int(w * 0.9), h)))  # drop the margins
+        ax.imshow(im.crop((int(w * 0.02), int(h * 0.06), int(w * 0.9), h)))  # drop the margins, keep the class names
         ax.set_title(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=70)
