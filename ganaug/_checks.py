@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
 
-from ganaug.errors import GanaugConfigError, GanaugError
+from ganaug.errors import GanaugConfigError, GanaugError, GanaugTypeError
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None,
@@ -83,6 +85,26 @@ def check_index(index: Any, length: int, *, what: str = "items") -> int:
     if not -length <= i < length:
         raise IndexError(f"index {i} is out of range for {length} {what}")
     return i + length if i < 0 else i
+
+
+def check_label_sequence(labels: Any, name: str = "labels") -> Iterable:
+    """``labels`` if it is an ordered iterable of labels (a list, tuple, range, array, iterator).
+
+    Sets and dicts are refused: a set has no order (``{2, 1}`` would draw the classes in hash
+    order, not as written) and a dict would silently use only its keys. Bytes and strings are
+    refused too (they iterate as byte values or characters).
+    """
+    kind = ("a set (unordered)" if isinstance(labels, AbstractSet) else
+            "a mapping (only its keys would be used)" if isinstance(labels, Mapping) else
+            "bytes" if isinstance(labels, (bytes, bytearray, memoryview)) else None)
+    if kind is None and not isinstance(labels, Iterable):
+        kind = f"a {type(labels).__name__}, not a sequence"
+    if kind is not None:
+        raise GanaugTypeError(
+            f"{name} must be an ordered sequence of labels (a list, tuple, range or 1-D int "
+            f"array/tensor of class indices or names), got {kind}: {labels!r}. Use e.g. "
+            f"{name}=[1, 2], or sorted(...) of a set.")
+    return labels
 
 
 def check_probability(name: str, value: Any) -> float:

@@ -30,7 +30,6 @@ def test_a_huge_synthetic_dataset_is_lazy_and_refuses_to_materialise(tiny_genera
                                                                      monkeypatch):
     """n_per_class=10**15 used to hang building a list of every label; the dataset is lazy, so
     it is made at once, and generate() refuses what cannot fit in memory or on the disk."""
-    import ganaug.augment.synthetic as synthetic_mod
 
     n = 10**15
     ds = SyntheticDataset(tiny_generator, n_per_class=n)
@@ -39,7 +38,7 @@ def test_a_huge_synthetic_dataset_is_lazy_and_refuses_to_materialise(tiny_genera
     assert ds.targets[n - 1:n + 2] == [0, 1, 1] and ds.locate(2 * n + 5) == (2, 5)
     with pytest.raises(IndexError):
         ds.targets[3 * n]
-    monkeypatch.setattr(synthetic_mod, "available_memory", lambda: 2**30)
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 2**30)
     with pytest.raises(GanaugConfigError, match=r"3,000,000,000,000,000 images of 3x16x16 .* "
                                                 r"memory.*cache="):
         ds.generate()

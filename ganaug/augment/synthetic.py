@@ -35,7 +35,7 @@ from ganaug._checks import (
 )
 from ganaug._devices import check_device
 from ganaug._files import atomic_path, guard_folder
-from ganaug._imaging import available_memory, human_bytes
+from ganaug._imaging import human_bytes, memory_shortfall
 from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, to_class_to_idx
 from ganaug.augment.functional import LabelRuns, per_class_counts
@@ -149,6 +149,9 @@ class SyntheticDataset(FromSource, Dataset):
         self.seed = check_seed("seed", seed)
         self.truncation = check_truncation(truncation)
         self.chunk_size = check_int("chunk_size", chunk_size)
+        # one chunk (and its noise) is generated at once
+        self.source.check_memory(min(self.chunk_size, max(self.counts, default=0)), "chunk_size",
+                                 self.chunk_size)
         self.transform, self.target_transform = transform, target_transform
         self.progress, self.filter = check_bool("progress", progress), filter
         if filter is not None and teacher is not None:
@@ -281,8 +284,9 @@ class SyntheticDataset(FromSource, Dataset):
             return
         gen = self.source.generator  # generate() loads it anyway
         shape = (gen.channels, gen.image_size, gen.image_size)
-        need, have = len(self) * math.prod(shape), available_memory()
-        if need > have:
+        short = memory_shortfall(len(self), math.prod(shape))
+        if short is not None:
+            need, have, _ = short
             raise GanaugConfigError(
                 f"generate() would keep {len(self):,} images of {'x'.join(map(str, shape))} "
                 f"({human_bytes(need)}) in memory, but {human_bytes(have)} is available. Pass a "
