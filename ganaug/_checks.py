@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -105,6 +106,36 @@ def check_label_sequence(labels: Any, name: str = "labels") -> Iterable:
             f"array/tensor of class indices or names), got {kind}: {labels!r}. Use e.g. "
             f"{name}=[1, 2], or sorted(...) of a set.")
     return labels
+
+
+def check_cache(value: Any, modes: tuple[str, ...] = ("memory",), name: str = "cache") -> Any:
+    """A ``cache=`` argument: ``None``, one of ``modes``, or a folder path (str or PathLike).
+
+    A string that is not a mode but reads like one (``"Memory"``, ``" memory"``, ``"memroy"``,
+    ``"none"``, ``""``) is refused unless that folder already exists: it would silently become
+    a folder in the working directory. A string with a path separator, or a ``pathlib.Path``,
+    is always a path.
+    """
+    if value is None or value in modes or isinstance(value, os.PathLike):
+        return value
+    if not isinstance(value, str):
+        raise GanaugTypeError(f"{name} must be None, {' or '.join(map(repr, modes))} or a folder "
+                              f"path, got {value!r} ({type(value).__name__}).")
+    import difflib
+
+    word = value.strip().lower()
+    pathlike = os.sep in value or "/" in value or value.startswith(("~", "."))
+    like = [m for m in (*modes, "none") if m == word] or difflib.get_close_matches(
+        word, [*modes, "none", "null"], n=1, cutoff=0.75)
+    if not pathlike and (like or not word) and not os.path.isdir(value):
+        mean = (f"the mode {like[0]!r}" if like and like[0] in modes else "None"
+                if like or not word else "")
+        raise GanaugConfigError(
+            f"{name}={value!r} is not a mode ({', '.join(map(repr, modes))}) and would create a "
+            f"folder named {value!r} in the working directory. Did you mean {mean}? For a cache "
+            f"folder of that name pass a path such as {name}='./{value.strip() or 'cache'}' or "
+            f"pathlib.Path({value!r}).")
+    return value
 
 
 def check_probability(name: str, value: Any) -> float:

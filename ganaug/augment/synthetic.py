@@ -26,6 +26,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
 from ganaug._checks import (
     check_bool,
+    check_cache,
     check_float,
     check_index,
     check_int,
@@ -179,6 +180,7 @@ class SyntheticDataset(FromSource, Dataset):
         self.memory_mb = check_float("memory_mb", memory_mb, minimum=0.0)
         self.cache_dir: Path | None = None
         self.layout: ImageFolderLayout | None = None
+        cache = check_cache(cache)
         if cache not in (None, "memory"):
             self.cache_dir = Path(cache)
             self.layout = self._claim_cache_dir()
