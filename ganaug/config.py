@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug import losses
-from ganaug._checks import MAX_SEED, check_arch_kwargs
+from ganaug._checks import MAX_SEED, check_arch_kwargs, number_text
 from ganaug._files import atomic_write_text
 from ganaug.diffaug import parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
@@ -162,7 +162,7 @@ class TrainConfig:
             as_int = int(value) if value.is_integer() else None
         else:
             try:
-                as_int = int(value)
+                as_int = number_text(value, int) if isinstance(value, str) else int(value)
             except ValueError:
                 as_int = None
         if as_int is None or as_int < minimum or (maximum is not None and as_int > maximum):
@@ -175,7 +175,8 @@ class TrainConfig:
             return
         try:
             # PyYAML reads 2e-4 (no dot) as a string, so accept numeric strings.
-            as_float = float(value) if not isinstance(value, bool) else math.nan
+            as_float = (math.nan if isinstance(value, bool) else number_text(value)
+                        if isinstance(value, str) else float(value))
         except (TypeError, ValueError):
             as_float = math.nan
         if not math.isfinite(as_float) or not ok(as_float):

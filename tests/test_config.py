@@ -121,6 +121,18 @@ def test_large_integers_are_kept_exactly():
             TrainConfig(steps=bad)
 
 
+@pytest.mark.parametrize("field,text", [("steps", "1_000"), ("steps", "\u0661\u0660"),
+                                        ("steps", " 40"), ("seed", "4.0"), ("lr_g", "1_0e-4"),
+                                        ("lr_g", "\u0662e-4"), ("lr_d", " 2e-4"), ("lr_g", "nan")])
+def test_numbers_as_text_are_only_plain_ascii_numbers(field, text):
+    # PyYAML leaves 2e-4 a string, so TrainConfig takes numbers as text; int() and float()
+    # also took underscores, Unicode digits and blanks, which no config file means
+    with pytest.raises(GanaugConfigError, match=rf"Invalid {field}="):
+        TrainConfig(**{field: text})
+    assert (TrainConfig(lr_g="2e-4").lr_g, TrainConfig(steps="40").steps) == (2e-4, 40)
+    assert (TrainConfig(lr_g=".5").lr_g, TrainConfig(seed="+3").seed) == (0.5, 3)
+
+
 def test_ada_needs_a_policy():
     with pytest.raises(GanaugConfigError, match=r"ada=true .* diffaug is 'none'.*--diffaug"):
         TrainConfig(ada=True, diffaug="none")
