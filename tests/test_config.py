@@ -283,3 +283,15 @@ def test_dcgan_preset_gives_d_the_faster_learning_rate():
     mine, _ = resolve_config(TrainConfig(lr_d=1e-4), num_images=4000, channels=1, image_size=28,
                              device_type="cpu")
     assert mine.lr_d == 1e-4  # a user's rate is kept
+
+
+def test_d_steps_has_an_upper_bound_that_says_why():
+    # d_steps: 10**30 was accepted, and the first generator step never ended
+    from ganaug.config import MAX_D_STEPS
+
+    for bad in (10**30, MAX_D_STEPS + 1, "1000"):
+        with pytest.raises(GanaugConfigError, match=rf"Invalid d_steps={bad!r}; accepted: an integer "
+                                                    rf"from 1 to {MAX_D_STEPS}\. A generator step "
+                                                    r"runs all of them first.*WGAN-GP uses 5"):
+            TrainConfig(d_steps=bad)
+    assert TrainConfig(d_steps=MAX_D_STEPS).d_steps == MAX_D_STEPS == 100
