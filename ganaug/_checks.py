@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import re
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
 
-from ganaug.errors import GanaugConfigError, GanaugError
+from ganaug.errors import GanaugConfigError, GanaugError, GanaugTypeError
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None,
@@ -41,7 +45,20 @@ def check_float(name: str, value: Any, *, minimum: float | None = None,
                 maximum: float | None = None, open_min: bool = False, open_max: bool = False,
                 hint: str = "", error: type[GanaugError] = GanaugConfigError) -> float:
     """``value`` as a finite ``float`` in ``[minimum, maximum]`` (``(minimum, ...`` if
-    ``open_min``, ``..., maximum)`` if ``open_max``)."""
+    ``open_min``, ``..., maximum)`` if ``open_max``).
+
+    Strings are refused, even numeric ones (``"0.5"``): in the Python API a string where a
+    number is expected is a mistake (the CLI converts its flags to numbers first). They raise
+    :class:`~ganaug.errors.GanaugTypeError` with the default ``error``.
+    """
+    lo = "" if minimum is None else ("(" if open_min else "[") + f"{minimum:g}, "
+    hi = "" if maximum is None else f"{maximum:g}" + (")" if open_max else "]")
+    want = "a finite number" + (f" in {lo or '(-inf, '}{hi or 'inf)'}" if (lo or hi) else "")
+    hint = f" {hint}" if hint else ""
+    if isinstance(value, (str, bytes, bytearray)):
+        kind = GanaugTypeError if error is GanaugConfigError else error
+        raise kind(f"{name} must be {want}, got the {type(value).__name__} {value!r}: pass the "
+                   f"number itself, not its text.{hint}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -52,12 +69,22 @@ def check_float(name: str, value: Any, *, minimum: float | None = None,
     if ok and maximum is not None:
         ok = v < maximum if open_max else v <= maximum
     if not ok:
-        lo = "" if minimum is None else ("(" if open_min else "[") + f"{minimum:g}, "
-        hi = "" if maximum is None else f"{maximum:g}" + (")" if open_max else "]")
-        rng = f" in {lo or '(-inf, '}{hi or 'inf)'}" if (lo or hi) else ""
-        raise error(f"{name} must be a finite number{rng}, got {value!r}."
-                    + (f" {hint}" if hint else ""))
+        raise error(f"{name} must be {want}, got {value!r}.{hint}")
     return v
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def number_text(text: str, kind: type = float) -> int | float:
+    """A number written as plain ASCII text (``"2e-4"``, which PyYAML leaves a string; ``"40"``)
+    as ``kind``. Raises ``ValueError`` for anything Python's ``int()``/``float()`` would also
+    accept but a config file should not: underscores (``"1_000"``), Unicode digits
+    (``"١٠"``), blanks, ``"nan"``, ``"inf"``, and a fraction where ``kind`` is ``int``."""
+    if not (_INT_TEXT if kind is int else _FLOAT_TEXT).fullmatch(text):
+        raise ValueError(text)
+    return kind(text)
 
 
 def check_bool(name: str, value: Any, *, error: type[GanaugError] = GanaugConfigError) -> bool:
@@ -83,6 +110,56 @@ def check_index(index: Any, length: int, *, what: str = "items") -> int:
     if not -length <= i < length:
         raise IndexError(f"index {i} is out of range for {length} {what}")
     return i + length if i < 0 else i
+
+
+def check_label_sequence(labels: Any, name: str = "labels") -> Iterable:
+    """``labels`` if it is an ordered iterable of labels (a list, tuple, range, array, iterator).
+
+    Sets and dicts are refused: a set has no order (``{2, 1}`` would draw the classes in hash
+    order, not as written) and a dict would silently use only its keys. Bytes are refused too
+    (they iterate as byte values). A single string is one class name, handled by the caller.
+    """
+    kind = ("a set (unordered)" if isinstance(labels, AbstractSet) else
+            "a mapping (only its keys would be used)" if isinstance(labels, Mapping) else
+            "bytes" if isinstance(labels, (bytes, bytearray, memoryview)) else None)
+    if kind is None and not isinstance(labels, Iterable):
+        kind = f"a {type(labels).__name__}, not a sequence"
+    if kind is not None:
+        raise GanaugTypeError(
+            f"{name} must be an ordered sequence of labels (a list, tuple, range or 1-D int "
+            f"array/tensor of class indices or names), got {kind}: {labels!r}. Use e.g. "
+            f"{name}=[1, 2], or sorted(...) of a set.")
+    return labels
+
+
+def check_cache(value: Any, modes: tuple[str, ...] = ("memory",), name: str = "cache") -> Any:
+    """A ``cache=`` argument: ``None``, one of ``modes``, or a folder path (str or PathLike).
+
+    A string that is not a mode but reads like one (``"Memory"``, ``" memory"``, ``"memroy"``,
+    ``"none"``, ``""``) is refused unless that folder already exists: it would silently become
+    a folder in the working directory. A string with a path separator, or a ``pathlib.Path``,
+    is always a path.
+    """
+    if value is None or value in modes or isinstance(value, os.PathLike):
+        return value
+    if not isinstance(value, str):
+        raise GanaugTypeError(f"{name} must be None, {' or '.join(map(repr, modes))} or a folder "
+                              f"path, got {value!r} ({type(value).__name__}).")
+    import difflib
+
+    word = value.strip().lower()
+    pathlike = os.sep in value or "/" in value or value.startswith(("~", "."))
+    like = [m for m in (*modes, "none") if m == word] or difflib.get_close_matches(
+        word, [*modes, "none", "null"], n=1, cutoff=0.75)
+    if not pathlike and (like or not word) and not os.path.isdir(value):
+        mean = (f"the mode {like[0]!r}" if like and like[0] in modes else "None"
+                if like or not word else "")
+        raise GanaugConfigError(
+            f"{name}={value!r} is not a mode ({', '.join(map(repr, modes))}) and would create a "
+            f"folder named {value!r} in the working directory. Did you mean {mean}? For a cache "
+            f"folder of that name pass a path such as {name}='./{value.strip() or 'cache'}' or "
+            f"pathlib.Path({value!r}).")
+    return value
 
 
 def check_probability(name: str, value: Any) -> float:

@@ -3,7 +3,8 @@
 Tensors are ``(N, C, H, W)`` or ``(C, H, W)``; uint8 in [0, 255] or float. Nothing here
 changes the value range except :func:`to_float01` and :func:`normalize`. Also: bounded reading
 of one image file (:func:`read_image_file`), the memory check of a load, and the
-ImageFolder-like dataset views that :mod:`ganaug.data` re-exports.
+ImageFolder-like dataset views that :mod:`ganaug.data` re-exports; the memory estimate every
+"too many images" refusal shares (:func:`memory_shortfall`, :func:`check_sample_memory`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 
 import torch
 
-from ganaug.errors import GanaugDataError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 
 __all__ = ["GREY_MODES", "MAX_DECODED_PIXELS", "ClassImageDataset", "ImagesDataset",
-           "available_memory", "check_memory", "decoded_array", "fit_images", "human_bytes",
-           "normalize", "read_image_file", "to_float01"]
+           "available_memory", "check_memory", "check_sample_memory", "decoded_array",
+           "device_memory", "fit_images", "human_bytes", "memory_shortfall", "normalize",
+           "read_image_file", "sample_bytes", "to_float01"]
 
 
 def fit_images(images: torch.Tensor, channels: int | None = None,
@@ -97,18 +99,80 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} PB"  # pragma: no cover
 
 
+def device_memory(device: Any = None) -> int:
+    """Bytes free on ``device``: a CUDA device's free memory, else :func:`available_memory`."""
+    if device is not None and torch.device(device).type == "cuda":
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    return available_memory()
+
+
+def memory_shortfall(n: int, bytes_each: int, device: Any = None) -> tuple[int, int, int] | None:
+    """``(need, have, fits)`` when ``n`` items of ``bytes_each`` bytes do not fit in the memory
+    of ``device`` (the host by default), where ``fits`` is the most items that do; else ``None``.
+
+    The one memory estimate every "too many images" refusal uses, so each caller only words
+    its own message and fix.
+    """
+    need, have = int(n) * int(bytes_each), device_memory(device)
+    if need <= have:
+        return None
+    return need, have, have // max(1, int(bytes_each))
+
+
 def check_memory(n: int, c: int, h: int, w: int, what: str) -> None:
     """Refuse, before allocating, ``n`` uint8 images of ``c x h x w`` that do not fit in memory.
 
     The budget is half the available memory: loading keeps the decoded images and their copy.
     """
-    need = int(n) * int(c) * int(h) * int(w)
-    have = available_memory()
-    if 2 * need > have:
+    short = memory_shortfall(n, 2 * int(c) * int(h) * int(w))
+    if short is not None:
+        need, have, _ = short
         raise GanaugDataError(
-            f"{what}: {n:,} images of {c}x{h}x{w} need {human_bytes(need)} as uint8 (twice that "
-            f"while loading), but only {human_bytes(have)} of memory is available. Lower size "
-            f"(CLI: --size), take fewer images (per_class=N), or split the data.")
+            f"{what}: {n:,} images of {c}x{h}x{w} need {human_bytes(need // 2)} as uint8 (twice "
+            f"that while loading), but only {human_bytes(have)} of memory is available. Lower "
+            f"size (CLI: --size), take fewer images (per_class=N), or split the data.")
+
+
+#: Copies of each image's pixels a sampling call holds at its peak, per output: the batch
+#: outputs and their concatenation (uint8 or float32), plus the PIL images for "pil".
+_OUTPUT_BYTES = {"uint8": 2, "float": 8, "pil": 3}
+
+
+def sample_bytes(channels: int, image_size: int, z_dim: int, output: str = "uint8") -> int:
+    """Bytes one image costs a :meth:`ganaug.Generator.sample` call at its peak: its noise row
+    (float32), its int64 label and the copies of its pixels in ``output``."""
+    return 4 * int(z_dim) + 8 + _OUTPUT_BYTES.get(output, 8) * int(channels) * int(image_size) ** 2
+
+
+def check_sample_memory(n: int, channels: int, image_size: int, z_dim: int, *,
+                        output: str = "uint8", device: Any = None, what: str = "",
+                        fix: str = "", divisor: int = 1,
+                        extra_bytes: int = 0) -> None:
+    """Refuse, before allocating, ``n`` generated images that do not fit in memory.
+
+    Args:
+        n: images that one call holds at once.
+        channels, image_size, z_dim: the generator's.
+        output: as in :meth:`ganaug.Generator.sample`.
+        device: where the images are kept (host memory by default).
+        what: the request, e.g. ``"n_per_class=10**9 (3 classes)"``; default ``n images``.
+        fix: how to ask for fewer; ``{fits}`` is replaced by the most images that fit,
+            divided by ``divisor`` (e.g. the class count, for a fitting ``n_per_class``).
+        extra_bytes: what each image costs the caller beyond :func:`sample_bytes`.
+
+    Raises:
+        GanaugConfigError: naming the memory needed and available, and ``fix``.
+    """
+    per = sample_bytes(channels, image_size, z_dim, output) + int(extra_bytes)
+    short = memory_shortfall(n, per, device)
+    if short is not None:
+        need, have, fits = short
+        fits //= max(1, int(divisor))
+        fix = fix.format(fits=f"{fits:,}") if fix else f"Ask for at most {fits:,} images."
+        raise GanaugConfigError(
+            f"{what + ': ' if what else ''}{int(n):,} generated images of {channels}x"
+            f"{image_size}x{image_size} ({output}) need about {human_bytes(need)} of memory, but "
+            f"{human_bytes(have)} is available. {fix}")
 
 
 def decoded_array(img, path: str):

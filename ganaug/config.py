@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug import losses
-from ganaug._checks import MAX_SEED, check_arch_kwargs
+from ganaug._checks import MAX_SEED, check_arch_kwargs, number_text
 from ganaug._files import atomic_write_text
 from ganaug.diffaug import parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
@@ -31,6 +31,9 @@ ARCH_FIELDS = ("arch", "arch_kwargs", "image_size", "channels", "z_dim")
 #: are on CIFAR-10 at 10-20 % (5k-10k images); at 100 % (50k) the gain is small, so the preset
 #: stays conservative and leaves larger sets unaugmented (pass --diffaug to force it).
 SMALL_DATA_IMAGES = 20_000
+#: Most discriminator steps per generator step (WGAN-GP uses 5): one generator step runs them
+#: all, so 10**30 never finished its first step, and beyond ~100 the generator barely trains.
+MAX_D_STEPS = 100
 #: Values of fields that do not depend on the data or the device. They are applied by
 #: :func:`resolve_config`, not as dataclass defaults, so ``None`` always means "not given" and a
 #: resume can tell a flag from a default. None of them depends on ``steps``: one 40-step run and
@@ -126,9 +129,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.data, str) or not self.data.strip():
             _bad("data", self.data, "a dataset spec such as mnist5k, digits, folder:PATH, npz:PATH")
-        for name in ("image_size", "channels", "per_class", "batch_size", "d_steps", "z_dim",
+        for name in ("image_size", "channels", "per_class", "batch_size", "z_dim",
                      "steps", "sample_every", "ckpt_every", "log_every"):
             self._int(name, minimum=1)
+        self._int("d_steps", minimum=1, maximum=MAX_D_STEPS, hint=" A generator step runs all "
+                  "of them first (a huge count never ends it); WGAN-GP uses 5, others 1-4.")
         for name in ("ema_start", "num_workers"):
             self._int(name, minimum=0)
         self._int("seed", minimum=0, maximum=MAX_SEED)  # as `--seed` takes it
@@ -149,7 +154,7 @@ class TrainConfig:
         self._check_choices()
 
     # -- checks ---------------------------------------------------------------------------
-    def _int(self, name: str, minimum: int, maximum: int | None = None) -> None:
+    def _int(self, name: str, minimum: int, maximum: int | None = None, hint: str = "") -> None:
         value = getattr(self, name)
         if value is None:
             return
@@ -162,11 +167,11 @@ class TrainConfig:
             as_int = int(value) if value.is_integer() else None
         else:
             try:
-                as_int = int(value)
+                as_int = number_text(value, int) if isinstance(value, str) else int(value)
             except ValueError:
                 as_int = None
         if as_int is None or as_int < minimum or (maximum is not None and as_int > maximum):
-            _bad(name, value, accepted)
+            _bad(name, value, accepted, hint)
         setattr(self, name, as_int)
 
     def _float(self, name: str, ok, accepted: str) -> None:
@@ -175,7 +180,8 @@ class TrainConfig:
             return
         try:
             # PyYAML reads 2e-4 (no dot) as a string, so accept numeric strings.
-            as_float = float(value) if not isinstance(value, bool) else math.nan
+            as_float = (math.nan if isinstance(value, bool) else number_text(value)
+                        if isinstance(value, str) else float(value))
         except (TypeError, ValueError):
             as_float = math.nan
         if not math.isfinite(as_float) or not ok(as_float):

@@ -20,6 +20,11 @@ class GanaugConfigError(GanaugError, ValueError):
     """A configuration value (CLI flag, YAML field, argument) is invalid."""
 
 
+class GanaugTypeError(GanaugConfigError, TypeError):
+    """An argument of the wrong kind (a set where an ordered sequence is needed, a string where
+    a number is). Also a ``ValueError``, as the config errors it refines were."""
+
+
 class GanaugModelError(GanaugError, ValueError):
     """A model file is missing, corrupt, foreign, or does not match its architecture."""
 

@@ -30,7 +30,7 @@ from ganaug import __version__
 from ganaug._checks import check_int, check_seed, check_truncation
 from ganaug._files import atomic_path, atomic_write_bytes, atomic_write_text, guard_folder
 from ganaug._folders import is_litter
-from ganaug._imaging import human_bytes
+from ganaug._imaging import check_sample_memory, human_bytes
 from ganaug._seeding import image_seed
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator, truncated_normal
@@ -345,6 +345,10 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
     present = {y: layout.present(y, n_per_class) for y in labels}  # an earlier run's images
     skipped = sum(map(len, present.values()))
     layout.check_space(total - skipped)
+    # a batch's items, noise rows (one tensor each) and images are in memory at once
+    check_sample_memory(min(int(batch_size), total - skipped), generator.channels,
+                        generator.image_size, generator.z_dim, extra_bytes=512,
+                        what=f"batch_size={int(batch_size):,}", fix="Use batch_size <= {fits}.")
     atomic_write_text(root / layout.SPEC, json.dumps(spec, indent=2) + "\n")
     for y in labels:
         (root / layout.folders[y]).mkdir(parents=True, exist_ok=True)

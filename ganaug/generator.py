@@ -18,16 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganaug._checks import check_int, check_seed, check_truncation
+from ganaug._checks import check_int, check_label_sequence, check_seed, check_truncation
 from ganaug._devices import DeviceLike, resolve_device
+from ganaug._imaging import check_sample_memory, human_bytes, memory_shortfall
 from ganaug.errors import GanaugConfigError, GanaugModelError, did_you_mean
 
 __all__ = ["OUTPUTS", "Generator", "check_truncation", "to_uint8", "to_unit_float",
            "truncated_normal"]
 
 OUTPUTS = ("uint8", "float", "pil")
-
-
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Map generator output ``(N, C, H, W) float in [-1, 1]`` to ``uint8 in [0, 255]``."""
     return ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
@@ -58,6 +57,21 @@ def _refuse_nonfinite_output(out: torch.Tensor, start: int) -> None:
             f"{len(out)} images (first: image {first}), which would pass as black images. Its "
             "weights are damaged or come from a diverged run; use the model of an earlier, "
             "finite checkpoint.")
+
+
+def _forward(net: nn.Module, z: torch.Tensor, labels: torch.Tensor,
+             batch_size: int) -> torch.Tensor:
+    """``net(z, labels)``; a forward pass that runs out of memory is refused with the fix."""
+    try:
+        return net(z, labels)
+    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) or the CPU allocator's ENOMEM
+        if not (isinstance(e, getattr(torch, "OutOfMemoryError", ())) or
+                "can't allocate memory" in str(e) or "out of memory" in str(e).lower()):
+            raise
+        raise GanaugConfigError(
+            f"One forward pass of {len(labels):,} images (batch_size={batch_size:,}) ran out of "
+            f"memory on {z.device}. Use a smaller batch_size, e.g. "
+            f"{max(1, min(256, len(labels) // 4))}.") from None
 
 
 def _weights_key(net: nn.Module) -> tuple | None:
@@ -209,6 +223,19 @@ class Generator(nn.Module):
         With ``n_per_class``, ``labels`` names the classes to draw (default: all) and the result
         is class-major: ``n_per_class`` of the first class, then of the second, ...
         """
+        idx, n = self._label_list(labels, n_per_class)
+        if n is None:
+            return torch.tensor(idx, dtype=torch.int64)
+        short = memory_shortfall(len(idx) * n, 8)
+        if short is not None:
+            raise GanaugConfigError(
+                f"n_per_class={n:,} x {len(idx)} class(es) is {len(idx) * n:,} labels: "
+                f"{human_bytes(short[0])}, but {human_bytes(short[1])} of memory is available. "
+                f"Use n_per_class <= {short[2] // max(1, len(idx)):,}.")
+        return torch.tensor(idx, dtype=torch.int64).repeat_interleave(n)
+
+    def _label_list(self, labels: Any, n_per_class: Any) -> tuple[list[int], int | None]:
+        """The checked class indices of ``labels`` and the checked ``n_per_class``."""
         if labels is None:
             if n_per_class is None:
                 raise GanaugConfigError("Pass labels=... or n_per_class=... to sample().")
@@ -225,12 +252,23 @@ class Generator(nn.Module):
         elif isinstance(labels, (int, str)):
             idx = [self.class_index(labels)]
         else:
-            idx = [self.class_index(v) for v in labels]
-        out = torch.tensor(idx, dtype=torch.int64)
-        if n_per_class is not None:
-            n = check_int("n_per_class", n_per_class, hint="Use e.g. n_per_class=8.")
-            out = out.repeat_interleave(n)
-        return out
+            idx = [self.class_index(v) for v in check_label_sequence(labels)]
+        if n_per_class is None:
+            return idx, None
+        return idx, check_int("n_per_class", n_per_class, hint="Use e.g. n_per_class=8.")
+
+    def _check_memory(self, n: int, *, output: str = "uint8", device: Any = None,
+                      per_class: int | None = None, n_per_class: int | None = None) -> None:
+        """Refuse ``n`` images (of ``per_class`` classes x ``n_per_class``) beyond memory."""
+        if per_class:
+            what = f"n_per_class={n_per_class:,} x {per_class} class(es)"
+            fix = ("Use n_per_class <= {fits}, or draw in parts (a loop of sample() calls, "
+                   "SyntheticDataset, or ganaug export).")
+        else:
+            what, fix = "", ("Draw at most {fits} images per call: split the labels into parts "
+                             "(SyntheticDataset and ganaug export stream many images).")
+        check_sample_memory(n, self.channels, self.image_size, self.z_dim, output=output,
+                            device=device, what=what, fix=fix, divisor=per_class or 1)
 
     # -- sampling --------------------------------------------------------------------------
     def noise(self, n: int, *, seed: int | None = None, truncation: float = 1.0) -> torch.Tensor:
@@ -241,6 +279,12 @@ class Generator(nn.Module):
         """
         check_truncation(truncation)
         n = check_int("n", n, minimum=0, hint="n is the number of noise rows.")
+        # the rows, then (truncated) a mask and float64 redraws of up to every component
+        short = memory_shortfall(n, (4 if truncation == 1.0 else 21) * self.z_dim)
+        if short is not None:
+            raise GanaugConfigError(
+                f"noise(n={n:,}) needs about {human_bytes(short[0])} of memory, but "
+                f"{human_bytes(short[1])} is available. Use n <= {short[2]:,}, in parts.")
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         seed = check_seed("seed", seed)
@@ -273,7 +317,12 @@ class Generator(nn.Module):
             The images, or ``(images, labels)`` with ``return_labels=True``.
         """
         _check_output(output)
-        label_idx = self.resolve_labels(labels, n_per_class)
+        idx, n = self._label_list(labels, n_per_class)
+        run_device = self.device if device is None else resolve_device(device)
+        self._check_memory(len(idx) * (n or 1), output=output, device=run_device,
+                           per_class=len(idx) if n else None, n_per_class=n)
+        label_idx = torch.tensor(idx, dtype=torch.int64)  # labels may be a one-pass iterator
+        label_idx = label_idx if n is None else label_idx.repeat_interleave(n)
         z = self.noise(len(label_idx), seed=seed, truncation=truncation)
         return self.generate(z, label_idx, batch_size=batch_size, output=output, device=device,
                              return_labels=return_labels)
@@ -294,12 +343,14 @@ class Generator(nn.Module):
         """
         _check_output(output)
         batch_size = check_int("batch_size", batch_size, hint="Use e.g. batch_size=256.")
+        run_device = self.device if device is None else resolve_device(device)
+        if isinstance(labels, torch.Tensor) and labels.ndim == 1:  # before reading them
+            self._check_memory(len(labels), output=output, device=run_device)
         labels = self._check_label_tensor(labels)
         if z.ndim != 2 or z.shape[1] != self.z_dim or z.shape[0] != len(labels):
             raise GanaugConfigError(
                 f"z must be (N, {self.z_dim}) with N = len(labels) = {len(labels)}, "
                 f"got {tuple(z.shape)}.")
-        run_device = self.device if device is None else resolve_device(device)
         net = self._net_on(run_device)
         dtype = next(net.parameters()).dtype
         chunks = []
@@ -310,7 +361,7 @@ class Generator(nn.Module):
             for start in range(0, len(labels), batch_size):
                 zb = z[start:start + batch_size].to(run_device, dtype, non_blocking=True)
                 yb = labels[start:start + batch_size].to(run_device, non_blocking=True)
-                out = net(zb, yb)
+                out = _forward(net, zb, yb, batch_size)
                 _refuse_nonfinite_output(out, start)
                 chunks.append(to_uint8(out) if output in ("uint8", "pil") else to_unit_float(out))
         self.train(was_training)

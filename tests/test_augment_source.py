@@ -161,3 +161,30 @@ def test_an_unknown_device_is_refused_up_front(const_generator, make):
     # torch.device("bogus") raised a RuntimeError listing torch's device types
     with pytest.raises(GanaugConfigError, match=r"Unknown device .*Use cpu, cuda, cuda:N, mps"):
         make(const_generator)
+
+
+def test_a_bank_larger_than_memory_is_refused_when_made(tiny_generator, model_path, monkeypatch):
+    # GANAugment(bank_size=10**12) made a bank, then its first refill died in torch's allocator
+    # (a raw RuntimeError inside a DataLoader worker); a model path is measured from its header
+    from ganaug import GANAugment
+
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 10**6)
+    for source in (tiny_generator, model_path):
+        with pytest.raises(GanaugConfigError, match=r"bank_size=1,000,000,000,000: "
+                                                    r"3,000,000,000,000 generated images of "
+                                                    r"3x16x16 .*1\.0 MB is available\. Use "
+                                                    r"bank_size <= 207\."):
+            SampleBank(source, bank_size=10**12)
+    with pytest.raises(GanaugConfigError, match=r"Use bank_size <= 207\."):
+        GANAugment(model_path, bank_size=208)
+    assert GeneratorSource(model_path).shape == (3, 16, 16)
+    assert SampleBank(model_path, bank_size=207).bank_size == 207
+
+
+def test_a_synthetic_chunk_larger_than_memory_is_refused_when_made(tiny_generator, monkeypatch):
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 10**6)
+    with pytest.raises(GanaugConfigError, match=r"chunk_size=1,000,000,000,000: 1,000,000,000,000 "
+                                                r"generated images.*Use chunk_size <= 621\."):
+        SyntheticDataset(tiny_generator, n_per_class=10**12, chunk_size=10**12)
+    # a chunk is never longer than a class: a huge chunk_size of a small dataset is fine
+    assert len(SyntheticDataset(tiny_generator, n_per_class=4, chunk_size=10**12)) == 12

@@ -30,7 +30,6 @@ def test_a_huge_synthetic_dataset_is_lazy_and_refuses_to_materialise(tiny_genera
                                                                      monkeypatch):
     """n_per_class=10**15 used to hang building a list of every label; the dataset is lazy, so
     it is made at once, and generate() refuses what cannot fit in memory or on the disk."""
-    import ganaug.augment.synthetic as synthetic_mod
 
     n = 10**15
     ds = SyntheticDataset(tiny_generator, n_per_class=n)
@@ -39,7 +38,7 @@ def test_a_huge_synthetic_dataset_is_lazy_and_refuses_to_materialise(tiny_genera
     assert ds.targets[n - 1:n + 2] == [0, 1, 1] and ds.locate(2 * n + 5) == (2, 5)
     with pytest.raises(IndexError):
         ds.targets[3 * n]
-    monkeypatch.setattr(synthetic_mod, "available_memory", lambda: 2**30)
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 2**30)
     with pytest.raises(GanaugConfigError, match=r"3,000,000,000,000,000 images of 3x16x16 .* "
                                                 r"memory.*cache="):
         ds.generate()
@@ -307,3 +306,35 @@ def test_indices_are_integers_in_range(const_generator):
     with pytest.raises(IndexError, match=r"class 0 has 2 images, asked for -1"):
         ds.index_of(0, -1)
     assert ds.index_of(2, 1) == 5
+
+
+@pytest.mark.parametrize("cache,mean", [("Memory", "the mode 'memory'"),
+                                        (" memory", "the mode 'memory'"),
+                                        ("memroy", "the mode 'memory'"),
+                                        ("None", "None"), ("", "None")])
+def test_a_misspelt_cache_mode_is_refused_without_creating_a_folder(tiny_generator, tmp_path,
+                                                                    monkeypatch, cache, mean):
+    # cache="Memory" silently made a folder ./Memory and filled it with PNGs
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GanaugConfigError, match=rf"cache={cache!r} is not a mode \('memory'\) "
+                                                rf"and would create a folder.*Did you mean "
+                                                rf"{mean}\?.*cache='\./"):
+        SyntheticDataset(tiny_generator, n_per_class=2, cache=cache)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cache_folders_that_look_like_modes_are_still_folders(tiny_generator, tmp_path,
+                                                              monkeypatch):
+    from pathlib import Path
+
+    from ganaug.errors import GanaugTypeError
+
+    monkeypatch.chdir(tmp_path)
+    for cache in (Path("Memory"), "./None", "synth"):  # a Path, a path with a separator, a word
+        ds = SyntheticDataset(tiny_generator, n_per_class=1, cache=cache).generate()
+        assert ds.cache_dir == Path(cache) and (tmp_path / Path(cache).name / "a").is_dir()
+    assert SyntheticDataset(tiny_generator, n_per_class=1, cache="Memory").cache_dir == \
+        Path("Memory")  # the folder exists now: it is used
+    with pytest.raises(GanaugTypeError, match=r"cache must be None, 'memory' or a folder path, "
+                                              r"got True \(bool\)"):
+        SyntheticDataset(tiny_generator, n_per_class=1, cache=True)

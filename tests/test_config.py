@@ -121,6 +121,18 @@ def test_large_integers_are_kept_exactly():
             TrainConfig(steps=bad)
 
 
+@pytest.mark.parametrize("field,text", [("steps", "1_000"), ("steps", "\u0661\u0660"),
+                                        ("steps", " 40"), ("seed", "4.0"), ("lr_g", "1_0e-4"),
+                                        ("lr_g", "\u0662e-4"), ("lr_d", " 2e-4"), ("lr_g", "nan")])
+def test_numbers_as_text_are_only_plain_ascii_numbers(field, text):
+    # PyYAML leaves 2e-4 a string, so TrainConfig takes numbers as text; int() and float()
+    # also took underscores, Unicode digits and blanks, which no config file means
+    with pytest.raises(GanaugConfigError, match=rf"Invalid {field}="):
+        TrainConfig(**{field: text})
+    assert (TrainConfig(lr_g="2e-4").lr_g, TrainConfig(steps="40").steps) == (2e-4, 40)
+    assert (TrainConfig(lr_g=".5").lr_g, TrainConfig(seed="+3").seed) == (0.5, 3)
+
+
 def test_ada_needs_a_policy():
     with pytest.raises(GanaugConfigError, match=r"ada=true .* diffaug is 'none'.*--diffaug"):
         TrainConfig(ada=True, diffaug="none")
@@ -271,3 +283,15 @@ def test_dcgan_preset_gives_d_the_faster_learning_rate():
     mine, _ = resolve_config(TrainConfig(lr_d=1e-4), num_images=4000, channels=1, image_size=28,
                              device_type="cpu")
     assert mine.lr_d == 1e-4  # a user's rate is kept
+
+
+def test_d_steps_has_an_upper_bound_that_says_why():
+    # d_steps: 10**30 was accepted, and the first generator step never ended
+    from ganaug.config import MAX_D_STEPS
+
+    for bad in (10**30, MAX_D_STEPS + 1, "1000"):
+        with pytest.raises(GanaugConfigError, match=rf"Invalid d_steps={bad!r}; accepted: an integer "
+                                                    rf"from 1 to {MAX_D_STEPS}\. A generator step "
+                                                    r"runs all of them first.*WGAN-GP uses 5"):
+            TrainConfig(d_steps=bad)
+    assert TrainConfig(d_steps=MAX_D_STEPS).d_steps == MAX_D_STEPS == 100

@@ -90,3 +90,26 @@ def test_two_process_gloo_run(tiny_npz, tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     assert (out / "samples" / "step_000003.png").is_file() and (out / "loss.png").is_file()
+
+
+@pytest.mark.parametrize("env,match", [
+    ({"WORLD_SIZE": "two"}, r"WORLD_SIZE='two' is not an integer >= 0"),  # a raw ValueError
+    ({"WORLD_SIZE": "\u0662"}, r"WORLD_SIZE='\u0662' is not an integer"),
+    ({"WORLD_SIZE": "2"}, (r"WORLD_SIZE=2 asks for 2 processes, but RANK, LOCAL_RANK, "
+                          r"MASTER_ADDR, MASTER_PORT are not set.*torchrun")),
+    ({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+      "MASTER_PORT": "29500"}, r"RANK=2 and LOCAL_RANK=0 do not fit WORLD_SIZE=2"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "-1", "MASTER_ADDR": "127.0.0.1",
+      "MASTER_PORT": "29500"}, r"LOCAL_RANK='-1' is not an integer >= 0"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+      "MASTER_PORT": "x"}, r"MASTER_PORT='x' is not an integer"),
+])
+def test_inconsistent_torchrun_environment_is_refused_before_joining(monkeypatch, env, match):
+    # WORLD_SIZE=2 alone used to wait in init_process_group or fail inside torch
+    for name in distributed.TORCHRUN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(GanaugConfigError, match=match):
+        distributed.setup("cpu")
+    assert not torch.distributed.is_initialized()

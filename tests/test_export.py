@@ -270,3 +270,17 @@ def test_export_class_folders_read_back_as_every_class(tiny_net, tmp_path, names
     assert [r["path"].split("/")[0] for r in rows] == folders
     assert [r["class"] for r in rows] == names
     assert load_data(f"folder:{result.root}").classes == sorted(folders)  # none lost
+
+
+def test_a_batch_larger_than_memory_is_refused_before_anything_is_written(gen, tmp_path,
+                                                                         monkeypatch):
+    # batch_size=10**12 listed a batch of every image, then died in torch's allocator
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 10**6)
+    root = tmp_path / "out"
+    with pytest.raises(GanaugConfigError, match=r"batch_size=1,000,000,000,000: 30,000 generated "
+                                                r"images of .* need about .* of memory, but 1\.0 "
+                                                r"MB is available\. Use batch_size <= \d+\."):
+        export_image_folder(gen, root, n_per_class=10**4, batch_size=10**12, progress=False)
+    assert not root.exists()
+    assert export_image_folder(gen, root, n_per_class=2, batch_size=10**12,
+                               progress=False).written == 6  # a batch is never more than the export

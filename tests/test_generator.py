@@ -277,3 +277,72 @@ def test_class_index_of_a_float_tensor_is_refused(tiny_generator):
     with pytest.raises(GanaugConfigError, match=r"A label must be an int or a class name"):
         tiny_generator.class_index(torch.tensor(1.0))
     assert tiny_generator.class_index(torch.tensor(2)) == 2
+
+
+# -- requests larger than memory are refused before anything is allocated ---------------------
+@pytest.fixture
+def one_mb_free(monkeypatch):
+    """Pretend 1 MB of memory is available (the shared estimate of ganaug._imaging)."""
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 10**6)
+
+
+@pytest.mark.parametrize("call,match", [
+    # raw allocator RuntimeErrors ("you tried to allocate 24000000000000 bytes") before
+    (lambda g: g.sample(n_per_class=10**12), (r"n_per_class=1,000,000,000,000 x 3 class\(es\): "
+     r"3,000,000,000,000 generated images of 3x16x16 \(uint8\) need about 4\.8 PB of memory, "
+     r"but 1\.0 MB is available\. Use n_per_class <= 207,")),
+    (lambda g: g.sample(n_per_class=1000, output="float"), r"float.*Use n_per_class <= 53,"),
+    (lambda g: g.sample([0] * 1000), r"1,000 generated images .*Draw at most 621 images"),
+    (lambda g: g.resolve_labels(n_per_class=10**12), (r"3,000,000,000,000 labels: 24\.0 TB.*"
+                                                     r"Use n_per_class <= 41,666\.")),
+    (lambda g: g.noise(10**12), (r"noise\(n=1,000,000,000,000\) needs about 64\.0 TB.*"
+                                r"Use n <= 15,625, in parts")),
+    (lambda g: g.generate(torch.zeros(1, 16).expand(10**12, 16),
+                          torch.zeros(1, dtype=torch.long).expand(10**12)),
+     r"1,000,000,000,000 generated images .*Draw at most 621 images per call"),
+])
+def test_more_images_than_memory_holds_are_refused_up_front(tiny_generator, one_mb_free, call,
+                                                             match):
+    with pytest.raises(GanaugConfigError, match=match):
+        call(tiny_generator)
+
+
+def test_what_fits_is_still_drawn(tiny_generator, one_mb_free):
+    assert tiny_generator.sample(n_per_class=200, seed=0).shape == (600, 3, 16, 16)
+
+
+def test_a_forward_pass_out_of_memory_names_batch_size(tiny_generator, monkeypatch):
+    def oom(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 10 bytes")
+    monkeypatch.setattr(tiny_generator.net, "forward", oom)
+    with pytest.raises(GanaugConfigError, match=r"One forward pass of 8 images \(batch_size=8\) "
+                                                r"ran out of memory on cpu\. Use a smaller "
+                                                r"batch_size, e\.g\. 2"):
+        tiny_generator.sample([0] * 8, batch_size=8)
+    monkeypatch.setattr(tiny_generator.net, "forward", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # other errors are not disguised
+        tiny_generator.sample([0])
+
+
+# -- labels must be ordered ---------------------------------------------------------------------
+@pytest.mark.parametrize("labels,kind", [({1, 2}, r"a set \(unordered\)"),
+                                         (frozenset({0}), r"a set \(unordered\)"),
+                                         ({"a": 1}, r"a mapping \(only its keys"),
+                                         (b"\x00\x01", "bytes"), (2.0, "a float, not a sequence")])
+def test_unordered_or_mapping_labels_are_refused(tiny_generator, labels, kind):
+    # a set drew its classes in hash order; a dict silently used its keys; bytes their values
+    from ganaug.errors import GanaugTypeError
+
+    for call in (tiny_generator.sample, tiny_generator.resolve_labels):
+        with pytest.raises(GanaugTypeError, match=r"labels must be an ordered sequence of "
+                                                  rf"labels .*got {kind}"):
+            call(labels)
+    with pytest.raises(TypeError):
+        tiny_generator.sample(labels, n_per_class=2)
+
+
+def test_a_one_pass_iterator_of_labels_is_drawn_once(tiny_generator):
+    images, labels = tiny_generator.sample(iter([2, 0]), seed=0, return_labels=True)
+    assert labels.tolist() == [2, 0] and len(images) == 2
+    torch.testing.assert_close(images, tiny_generator.sample([2, 0], seed=0))

@@ -152,7 +152,7 @@ def test_evaluate_refuses_more_fakes_than_memory_before_any_compute(digits16, mo
     from ganaug.errors import GanaugConfigError
 
     train, test = digits16
-    monkeypatch.setattr(gm, "available_memory", lambda: 10**9)
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 10**9)
     monkeypatch.setattr(gm, "train_real_classifier", lambda *a, **k: pytest.fail("computed"))
     with pytest.raises(GanaugConfigError, match=r"n_per_class=1000000 .*10,000,000 generated "
                                                 r"images.*1.0 GB.*fewer"):

@@ -20,7 +20,7 @@ def test_check_int_accepts_numpy_and_refuses_bools_and_range():
 
 
 def test_check_float_and_probability_and_truncation():
-    assert check_float("x", "0.5") == 0.5
+    assert check_float("x", np.float32(0.5)) == 0.5
     assert check_probability("p", 1) == 1.0
     with pytest.raises(GanaugConfigError, match=r"p must be a finite number in \[0, 1\]"):
         check_probability("p", 1.5)
@@ -30,6 +30,21 @@ def test_check_float_and_probability_and_truncation():
     for bad in (0, 1.5, -0.1, True, "x"):
         with pytest.raises(GanaugConfigError, match=r"truncation must be a finite number in \(0, 1\]"):
             check_truncation(bad)
+
+
+@pytest.mark.parametrize("text", ["0.5", "1_000", "\u0661", b"1", "nan"])
+def test_check_float_refuses_numbers_as_text(text):
+    # fraction="0.5", p="0.5" were accepted: in the API a string for a number is a type error
+    from ganaug.errors import GanaugTypeError
+
+    with pytest.raises(GanaugTypeError, match=rf"p must be a finite number in \[0, 1\], got the "
+                                              rf"{type(text).__name__} .*not its text"):
+        check_probability("p", text)
+    with pytest.raises(GanaugDataError, match="not its text"):  # the caller's error class
+        check_float("x", text, error=GanaugDataError)
+    for check_text in (check_int, check_seed):  # integer checks never took text
+        with pytest.raises(GanaugConfigError, match="must be an integer"):
+            check_text("n", text)
 
 
 def test_check_seed():

@@ -18,6 +18,7 @@ import torch
 from ganaug import io
 from ganaug._checks import check_int, check_seed, check_truncation
 from ganaug._devices import check_device
+from ganaug._imaging import check_sample_memory
 from ganaug._seeding import WorkerStream, derive_seed, worker_stream_seed
 from ganaug.augment.functional import label_to_index
 from ganaug.errors import GanaugConfigError
@@ -95,6 +96,21 @@ class GeneratorSource:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(channels, image_size, z_dim)``, from the file header when not loaded."""
+        if self._generator is None:
+            meta = io.read_metadata(self.path)
+            return int(meta["channels"]), int(meta["image_size"]), int(meta["z_dim"])
+        gen = self._generator
+        return gen.channels, gen.image_size, gen.z_dim
+
+    def check_memory(self, n: int, name: str, value: int, **kwargs: Any) -> None:
+        """Refuse, before any image exists, a setting ``name=value`` under which one call
+        holds ``n`` images (``divisor``: images per unit of ``value``) that memory cannot."""
+        check_sample_memory(n, *self.shape, device=self.device, what=f"{name}={value:,}",
+                            fix=f"Use {name} <= {{fits}}.", **kwargs)
+
     def class_index(self, label: Any, **kwargs: Any) -> int:
         """:func:`~ganaug.augment.functional.label_to_index` against this source's classes."""
         return label_to_index(label, self.classes, **kwargs)
@@ -162,6 +178,9 @@ class SampleBank(FromSource):
         self.truncation = check_truncation(truncation)
         self.device = check_device(device) or torch.device("cpu")
         self.source = GeneratorSource(generator_or_path, device=self.device)
+        # every class's buffer is kept: num_classes x bank_size images at once
+        self.source.check_memory(self.bank_size * self.source.num_classes, "bank_size",
+                                 self.bank_size, divisor=self.source.num_classes)
         self._stream = WorkerStream()
         self.reseed_count = 0
         self._sampler: Generator | None = None

@@ -26,6 +26,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 
 from ganaug._checks import (
     check_bool,
+    check_cache,
     check_float,
     check_index,
     check_int,
@@ -35,7 +36,7 @@ from ganaug._checks import (
 )
 from ganaug._devices import check_device
 from ganaug._files import atomic_path, guard_folder
-from ganaug._imaging import available_memory, human_bytes
+from ganaug._imaging import human_bytes, memory_shortfall
 from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, to_class_to_idx
 from ganaug.augment.functional import LabelRuns, per_class_counts
@@ -149,6 +150,9 @@ class SyntheticDataset(FromSource, Dataset):
         self.seed = check_seed("seed", seed)
         self.truncation = check_truncation(truncation)
         self.chunk_size = check_int("chunk_size", chunk_size)
+        # one chunk (and its noise) is generated at once
+        self.source.check_memory(min(self.chunk_size, max(self.counts, default=0)), "chunk_size",
+                                 self.chunk_size)
         self.transform, self.target_transform = transform, target_transform
         self.progress, self.filter = check_bool("progress", progress), filter
         if filter is not None and teacher is not None:
@@ -176,6 +180,7 @@ class SyntheticDataset(FromSource, Dataset):
         self.memory_mb = check_float("memory_mb", memory_mb, minimum=0.0)
         self.cache_dir: Path | None = None
         self.layout: ImageFolderLayout | None = None
+        cache = check_cache(cache)
         if cache not in (None, "memory"):
             self.cache_dir = Path(cache)
             self.layout = self._claim_cache_dir()
@@ -281,8 +286,9 @@ class SyntheticDataset(FromSource, Dataset):
             return
         gen = self.source.generator  # generate() loads it anyway
         shape = (gen.channels, gen.image_size, gen.image_size)
-        need, have = len(self) * math.prod(shape), available_memory()
-        if need > have:
+        short = memory_shortfall(len(self), math.prod(shape))
+        if short is not None:
+            need, have, _ = short
             raise GanaugConfigError(
                 f"generate() would keep {len(self):,} images of {'x'.join(map(str, shape))} "
                 f"({human_bytes(need)}) in memory, but {human_bytes(have)} is available. Pass a "

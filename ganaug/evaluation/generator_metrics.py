@@ -16,7 +16,7 @@ import torch
 
 from ganaug._checks import check_int
 from ganaug._devices import DeviceLike
-from ganaug._imaging import available_memory, human_bytes
+from ganaug._imaging import human_bytes, memory_shortfall
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.classifier import check_same_classes, evaluate_classifier
 from ganaug.evaluation.distances import (
@@ -170,14 +170,15 @@ def _check_fakes_fit(generator, n_per_class: int) -> None:
     features (the images, their features and distance chunks are all in memory at once)."""
     total = n_per_class * len(generator.classes)
     pixels = generator.channels * generator.image_size ** 2
-    need, have = total * (2 * pixels + _BYTES_PER_FAKE), available_memory()
-    if need > have:
-        fits = max(1, have // (len(generator.classes) * (2 * pixels + _BYTES_PER_FAKE)))
+    short = memory_shortfall(total, 2 * pixels + _BYTES_PER_FAKE)
+    if short is not None:
+        need, have, fits = short
         raise GanaugConfigError(
             f"n_per_class={n_per_class} asks for {total:,} generated images of "
             f"{generator.channels}x{generator.image_size}x{generator.image_size}; with their "
             f"features they need about {human_bytes(need)}, but {human_bytes(have)} of memory "
-            f"is available. Ask for fewer (--n-per-class {min(fits, 1000)}; the default is the "
+            f"is available. Ask for fewer (--n-per-class "
+            f"{min(max(1, fits // len(generator.classes)), 1000)}; the default is the "
             "largest real class, at most 1000).")
 
 

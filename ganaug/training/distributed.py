@@ -17,6 +17,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from ganaug._devices import DeviceLike, resolve_device
+from ganaug.errors import GanaugConfigError
+
+#: What torchrun sets for every process; a partial or inconsistent set is refused by name.
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass
@@ -46,10 +50,22 @@ def setup(device: DeviceLike) -> tuple[DistInfo, torch.device]:
     Raises:
         GanaugConfigError: the requested device does not exist on this machine.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _env_int("WORLD_SIZE", "1")
     if world <= 1:
         return DistInfo(), resolve_device(device)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    missing = [name for name in TORCHRUN_ENV if not os.environ.get(name, "").strip()]
+    if missing:
+        raise GanaugConfigError(
+            f"WORLD_SIZE={world} asks for {world} processes, but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set. Start multi-process training with "
+            "torchrun --nproc_per_node=N -m ganaug train ..., which sets all of "
+            f"{', '.join(TORCHRUN_ENV)}; or unset WORLD_SIZE for one process.")
+    rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK")
+    if not 0 <= rank < world or not 0 <= local_rank <= rank:
+        raise GanaugConfigError(
+            f"RANK={rank} and LOCAL_RANK={local_rank} do not fit WORLD_SIZE={world}: "
+            f"0 <= LOCAL_RANK <= RANK < WORLD_SIZE. Let torchrun set them.")
+    _env_int("MASTER_PORT")
     dev = resolve_device(device, local_rank=local_rank)
     owns = False
     if not dist.is_initialized():
@@ -58,6 +74,15 @@ def setup(device: DeviceLike) -> tuple[DistInfo, torch.device]:
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
         owns = True
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, owns), dev
+
+
+def _env_int(name: str, default: str | None = None) -> int:
+    """The torchrun environment variable ``name`` as an int >= 0 (``default`` when unset)."""
+    text = os.environ.get(name, default)
+    if text is None or not text.strip().isascii() or not text.strip().isdigit():
+        raise GanaugConfigError(f"The environment variable {name}={text!r} is not an integer "
+                                f">= 0. torchrun sets it; unset it to train in one process.")
+    return int(text)
 
 
 def teardown(info: DistInfo) -> None:
