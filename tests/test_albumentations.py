@@ -173,6 +173,27 @@ def test_spatial_targets_are_refused(const_generator, target):
         aug(image=np.zeros((8, 8, 3), np.uint8), label=0, **target)
 
 
+@pytest.mark.parametrize("extra", [
+    {"images": np.zeros((4, 8, 8, 3), np.uint8)},
+    {"image": np.zeros((8, 8, 3), np.uint8), "images": np.zeros((2, 8, 8, 3), np.uint8)},
+], ids=["images-alone", "image-and-images"])
+def test_an_image_batch_with_one_label_is_refused(const_generator, extra):
+    # Every image of the batch came back as the same fake of the one label's class.
+    pipe = A.Compose([GA.GANAugment(const_generator, p=1.0)], seed=0)
+    with pytest.raises(GanaugDataError, match=r"one label names the class of one image.*images"):
+        pipe(label=1, **extra)
+
+
+def test_an_additional_image_target_is_refused(const_generator):
+    # additional_targets={"image2": "image"}: image2 was replaced by the same fake as image.
+    pipe = A.Compose([GA.GANAugment(const_generator, p=1.0)], seed=0,
+                     additional_targets={"image2": "image"})
+    x = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(GanaugDataError, match=r"one label names the class of one image.*image2"):
+        pipe(image=x, image2=x, label=1)
+    assert _decode(pipe(image=x, label=1)["image"]) == 1  # without image2 it runs
+
+
 @pytest.mark.filterwarnings("ignore:Got processor for bboxes")
 def test_empty_boxes_pass_through_compose(const_generator):
     aug = A.Compose([GA.GANAugment(const_generator, p=1.0)],

@@ -135,10 +135,22 @@ class GANAugment(A.ImageOnlyTransform):
                 f"{', '.join(stale)} would no longer match it. Use it in pipelines of image "
                 "and label only (classification), or apply it to the samples without "
                 f"{' / '.join(stale)}.")
+        extra = [key for key in ("images", *self._image_targets()) if _not_empty(kwargs.get(key))]
+        if extra:
+            raise GanaugDataError(
+                f"ganaug.albumentations.GANAugment draws one fake per call, and one label names "
+                f"the class of one image, but the call also gives {', '.join(extra)} (every "
+                f"image would become the same fake). Call the pipeline once per image: "
+                f"aug(image=img, {self.label_key}=y).")
         check_unnormalised(kwargs.get("image"), "ganaug.albumentations.GANAugment",
                            "Put GANAugment before A.Normalize (float images must be in [0, 1]).")
         self._ensure_stream()
         return super().__call__(*args, force_apply=force_apply, **kwargs)
+
+    def _image_targets(self) -> list[str]:
+        """Compose's ``additional_targets`` that are images or image batches (``image2``)."""
+        extra = getattr(self, "_additional_targets", None) or {}
+        return [key for key, kind in extra.items() if kind in ("image", "images")]
 
     def get_params_dependent_on_data(self, params: dict[str, Any],
                                      data: dict[str, Any]) -> dict[str, Any]:
