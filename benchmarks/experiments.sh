@@ -80,7 +80,12 @@ done
 #     a faster D, + LeCam, + bCR, a wider D; 3 seeds; then `ganaug evaluate` on each). mnist5k:
 #     15 runs x ~13 minutes; cifar10-mini: 15 x ~33 minutes.
 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist
-bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
+# cifar10-mini as run on 2026-11-28 (docs/results.md 1.2): the preset against + LeCam, two runs side
+# by side after the calibration (bcr_1 was calibrated too: 3,485 steps, not yet run).
+CALIBRATE_ONLY=1 ONLY="ttur lecam bcr_1" bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar
+ONLY=ttur bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test" &
+ONLY=lecam bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
+wait
 
 # 11. The recommended recipe in the long tail (mnist5k, --imbalance 50, 1,200 steps: step 6),
 #     against every control (--imbalance adds real+weighted, real+oversample and the two fixes
