@@ -272,7 +272,7 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
     gen = real_model = None
     teachers = SeedTeachers(settings, cache, regime, seed, subset)
     for name in settings.arms:
-        cached = None if teachers.missing(name) else cache.get(regime, seed, name)
+        cached = None if teachers.missing(name) else cache.get(regime, seed, name, subset)
         if cached is not None:
             done(cached)
             continue
@@ -291,8 +291,7 @@ def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed:
             if settings.min_confidence is not None:
                 save_classifier(model, cache.real_model(regime, seed))
                 model.to(settings.device)
-        cell = {"regime": regime, "seed": seed, "arm": name, "n_real": len(subset),
-                "real_spec": subset.spec, "settings": cache.key(name), **result}
+        cell = cache.cell(regime, seed, name, subset, result)
         cache.put(cell)
         done(cell)
     return gen
@@ -387,7 +386,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         check_gan_size(settings.gan_arms, settings.gan_config, test_data.image_size,
                        test_data.channels, device=settings.device)
     started = time.perf_counter()
-    cache = CellCache(out / "cells", settings.cell_key)
+    cache = CellCache(out / "cells", settings.cell_key, test=test_data,
+                      generator=settings.generator)
     cells: list[dict[str, Any]] = []
     samples: dict[str, Path | None] = {}
     bar = progress_bar(total=len(settings.regimes) * settings.seeds * len(settings.arms),
