@@ -15,7 +15,7 @@ from typing import Any
 from ganaug._files import atomic_write_text
 from ganaug.errors import GanaugConfigError, GanaugDataError
 
-__all__ = ["CellCache", "experiment_folder"]
+__all__ = ["CellCache", "as_json", "experiment_folder"]
 
 #: What an experiment writes into its folder (write_outputs, the grids, the caches).
 _OUTPUTS = re.compile(r"cells|gans|report\.md|results\.(json|csv)|accuracy\.png|"
@@ -44,6 +44,11 @@ def experiment_folder(out) -> Path:
             f"results.json), so its results would be mixed in with them. Pass a new or empty "
             f"folder.")
     return out
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(value))
 
 
 def _same_settings(saved: Any, key: dict[str, Any]) -> bool:
@@ -110,7 +115,7 @@ class CellCache:
 
     def key(self, arm: str) -> dict[str, Any]:
         """The settings (as JSON would give them back) that a cell of ``arm`` must match."""
-        return json.loads(json.dumps(self._key(arm) if callable(self._key) else self._key))
+        return as_json(self._key(arm) if callable(self._key) else self._key)
 
     def _print(self, data) -> str | None:
         """The fingerprint of ``data`` (images), computed once per object."""
