@@ -130,7 +130,10 @@ def test_min_confidence_filters_the_synthetic_images(subset, tiny_generator):
                                               r"reach min_confidence=0.999 under the filter"):
         arm_data(ARMS["gan"], subset, tiny_generator, seed=0, filter_model=model,
                  min_confidence=0.999)
-    # without the model there is no filter
-    (images, _), _, _ = arm_data(ARMS["gan"], subset, tiny_generator, seed=0,
+    # without the model the images would go unfiltered while the cell says min_confidence
+    with pytest.raises(GanaugConfigError, match=r"min_confidence=0.999 .*no filter_model"):
+        arm_data(ARMS["gan"], subset, tiny_generator, seed=0, min_confidence=0.999)
+    # a real-only arm has no synthetic images to filter
+    (images, _), _, _ = arm_data(ARMS["real"], subset, tiny_generator, seed=0,
                                  min_confidence=0.999)
-    assert len(images) == 9
+    assert len(images) == 7

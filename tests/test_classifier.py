@@ -174,3 +174,30 @@ def test_load_refuses_foreign_and_broken_files(tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"xx")
     with pytest.raises(GanaugModelError, match=r"Cannot read classifier file"):
         load_classifier(tmp_path / "broken.safetensors")
+
+
+@pytest.mark.parametrize("doc", ["{not json", "[]", '{"config": 3}', '{"metadata": {}}',
+                                 '{"config": {"name": "resnet10t"}}'])
+def test_load_refuses_damaged_classifier_metadata(tmp_path, doc):
+    """A classifier file whose ganaug metadata was damaged raised a raw JSONDecodeError,
+    KeyError or TypeError."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "clf.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"ganaug_classifier": doc})
+    with pytest.raises(GanaugModelError, match=r"clf\.safetensors.*damaged.*Delete it"):
+        load_classifier(path)
+
+
+def test_load_refuses_weights_of_another_network(tmp_path):
+    model = tiny()
+    path = save_classifier(model, tmp_path / "clf.safetensors")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in list(f.keys())[:-1]}
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(GanaugModelError, match=r"clf\.safetensors.*do not fit"):
+        load_classifier(path)

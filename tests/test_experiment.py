@@ -400,3 +400,39 @@ def test_a_test_set_that_shares_the_training_images_is_refused(tmp_path):
                                               r".*disjoint"):
         run_experiment("digits", test="digits", out=tmp_path / "exp", **TINY)
     assert not (tmp_path / "exp" / "cells").exists()
+
+
+@pytest.mark.parametrize("arms, expected", [("gan", ["real", "gan"]),
+                                            ("gan,real", ["real", "gan"]),
+                                            ("real+aug", ["real+aug"])])
+def test_min_confidence_runs_the_real_arm_first(arms, expected):
+    """The real arm's classifier filters the GAN arms: without it (or after them) they went
+    unfiltered while their cells said min_confidence."""
+    settings = ExperimentSettings(data="digits", arms=arms, min_confidence=0.0)
+    assert settings.arms == expected
+
+
+def test_min_confidence_filter_is_retrained_when_its_file_is_not_this_cells(tmp_path,
+                                                                            monkeypatch):
+    """A real cell reused with a classifier file left by other settings (or none) must not
+    filter the GAN arms: the real arm is trained again, and its classifier filters them."""
+    import ganaug.evaluation.recipe
+    from ganaug.evaluation import experiment
+    from ganaug.evaluation.classifier import save_classifier
+
+    tiny = {**TINY, "arms": "real,gan", "seeds": 1, "min_confidence": 0.0}
+    run_experiment("digits", out=tmp_path, **tiny)
+    real_file = tmp_path / "cells" / "10-s0-real.safetensors"
+    assert real_file.is_file()
+    stale = ganaug.evaluation.classifier.load_classifier(real_file)[0]
+    save_classifier(stale, real_file)  # as a run without min_confidence left it
+    filters, trained = [], []
+    real_data = experiment.arm_data
+    monkeypatch.setattr(experiment, "arm_data",
+                        lambda arm, *a, **k: filters.append(k["filter_model"]) or real_data(
+                            arm, *a, **k))
+    real_train = ganaug.evaluation.recipe.train_classifier
+    monkeypatch.setattr(ganaug.evaluation.recipe, "train_classifier",
+                        lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    run_experiment("digits", out=tmp_path, **{**tiny, "synthetic_ratio": 2.0})
+    assert len(trained) == 2 and filters[0] is None and filters[1] is not None

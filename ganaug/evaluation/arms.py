@@ -29,7 +29,7 @@ from ganaug.evaluation.classifier import to_input
 from ganaug.evaluation.recipe import collate_images
 
 __all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "KD_ARMS", "RECOMMENDED_ARMS",
-           "RECOMMENDED_SETTINGS", "TEACHER", "Arm", "arm_data", "parse_arms",
+           "RECOMMENDED_SETTINGS", "TEACHER", "Arm", "arm_data", "filter_first", "parse_arms",
            "teachers_first"]
 
 TrainData = tuple[tuple[torch.Tensor, torch.Tensor], Callable | None, str]
@@ -136,6 +136,14 @@ def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str
     return [a for a in items if not ARMS[a].distill] + [a for a in items if ARMS[a].distill]
 
 
+def filter_first(arms: Sequence[str]) -> list[str]:
+    """``arms`` with ``real`` moved (or added) to the front when any arm uses the GAN: under
+    ``min_confidence`` its classifier filters their synthetic images, so it trains first."""
+    if not any(ARMS[a].uses_gan for a in arms):
+        return list(arms)
+    return ["real"] + [a for a in arms if a != "real"]
+
+
 def teachers_first(arms: Sequence[str], taught: Callable[[str], bool]) -> list[str]:
     """``arms`` with the :attr:`Arm.teacher` of every arm ``taught`` says learns from one moved
     (or added) to the front: a teacher's cell is trained before any arm it teaches."""
@@ -213,11 +221,20 @@ def arm_data(arm: Arm, subset: LabeledImages, generator, *, seed: int,
         balanced: fill the rarest classes first (long-tailed data) instead of keeping the
             class proportions.
         filter_model, min_confidence: keep only synthetic images that ``filter_model`` assigns to
-            their class with at least ``min_confidence`` (both needed, else no filter).
+            their class with at least ``min_confidence`` (a GAN arm given ``min_confidence``
+            needs ``filter_model``).
 
     Returns:
         ``(images uint8 (N, C, H, W), labels (N,))``, the mixer or None, and a note for reports.
+
+    Raises:
+        GanaugConfigError: a GAN arm with ``min_confidence`` but no ``filter_model`` (its
+            synthetic images would go unfiltered while its settings say otherwise).
     """
+    if arm.uses_gan and min_confidence is not None and filter_model is None:
+        raise GanaugConfigError(f"min_confidence={min_confidence} filters a GAN arm's synthetic "
+                                "images by a classifier, but no filter_model was given (they "
+                                "would go unfiltered); pass the real arm's classifier.")
     keep: dict[str, Any] = {}
     if min_confidence is not None and filter_model is not None:
         keep = {"filter": _filter_fn(filter_model), "min_confidence": min_confidence}

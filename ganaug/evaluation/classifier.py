@@ -21,7 +21,13 @@ from ganaug._checks import check_int
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug._files import atomic_path
 from ganaug._imaging import fit_images, to_float01
-from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugModelError, did_you_mean
+from ganaug.errors import (
+    GanaugConfigError,
+    GanaugDataError,
+    GanaugError,
+    GanaugModelError,
+    did_you_mean,
+)
 
 __all__ = [
     "STEMS",
@@ -277,12 +283,25 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if _METADATA_KEY not in meta:
         raise GanaugModelError(f"{path} is a safetensors file but not a ganaug classifier (no "
                                f"'{_METADATA_KEY}' metadata). Delete it to retrain.")
-    doc = json.loads(meta[_METADATA_KEY])
-    cfg = dict(doc["config"])
-    model = create_classifier(cfg.pop("name"), **cfg.pop("model_kwargs"), **cfg)
-    load_model(model, str(path))
+    try:
+        doc = json.loads(meta[_METADATA_KEY])
+        cfg = dict(doc["config"])
+        name, kwargs = cfg.pop("name"), cfg.pop("model_kwargs")
+        model = create_classifier(name, **kwargs, **cfg)
+    except GanaugError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GanaugModelError(f"The ganaug metadata of classifier file {path} is damaged "
+                               f"({type(exc).__name__}: {exc}). Delete it to retrain.") from exc
+    try:
+        load_model(model, str(path))
+    except (RuntimeError, SafetensorError) as exc:
+        raise GanaugModelError(f"The weights in classifier file {path} do not fit the network "
+                               f"its metadata describes ({str(exc)[:200]}). Delete it to "
+                               "retrain.") from exc
     model.eval()
-    return model, doc.get("metadata", {})
+    metadata = doc.get("metadata") or {}
+    return model, metadata if isinstance(metadata, dict) else {}
 
 
 def check_same_classes(what_a: str, classes_a: Sequence[str], what_b: str,

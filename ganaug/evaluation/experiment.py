@@ -24,14 +24,20 @@ from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, environment, resolve_device
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.evaluation.arms import ARMS, BASELINE, TEACHER, arm_data, parse_arms, teachers_first
+from ganaug.evaluation.arms import (
+    ARMS,
+    BASELINE,
+    TEACHER,
+    arm_data,
+    filter_first,
+    parse_arms,
+    teachers_first,
+)
 from ganaug.evaluation.cells import CellCache, experiment_folder
 from ganaug.evaluation.classifier import (
     check_stem,
     check_timm_name,
     evaluate_classifier,
-    load_classifier,
-    save_classifier,
 )
 from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
 from ganaug.evaluation.recipe import ClassifierRecipe
@@ -134,6 +140,7 @@ class ExperimentSettings:
                         hint="(CLI: --synthetic-ratio.)")
         if self.min_confidence is not None:
             check_probability("min_confidence", self.min_confidence)
+            self.arms = filter_first(self.arms)  # the real arm's classifier filters
         self.kd_temperature = check_float("kd_temperature", self.kd_temperature, minimum=0.0,
                                           open_min=True, hint="(CLI: --kd-temperature.)")
         self.kd_alpha = check_float("kd_alpha", self.kd_alpha, minimum=0.0, maximum=1.0,
@@ -269,30 +276,23 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
 def _run_arms(settings: ExperimentSettings, cache: CellCache, regime: str, seed: int, subset,
               test, given, gan_dir: Path, done: Callable[[dict[str, Any]], None]):
     """Every arm of one regime and seed (cached or computed); returns the generator used, if any."""
-    gen = real_model = None
+    gen = None
     teachers = SeedTeachers(settings, cache, regime, seed, subset)
     for name in settings.arms:
-        cached = None if teachers.missing(name) else cache.get(regime, seed, name)
+        cached = None if teachers.missing(name) else cache.get(regime, seed, name, subset)
         if cached is not None:
             done(cached)
             continue
         if ARMS[name].uses_gan and gen is None:
             gen = regime_generator(settings, subset, test, given, gan_dir, seed)
-        saved_real = cache.real_model(regime, seed)
-        if (ARMS[name].uses_gan and settings.min_confidence is not None and real_model is None
-                and saved_real.is_file()):
-            real_model = load_classifier(saved_real)[0].to(settings.device)
+        # min_confidence: the real arm (run first) filters the GAN arms' synthetic images.
+        real_model = (teachers.real_filter() if ARMS[name].uses_gan
+                      and settings.min_confidence is not None else None)
         result, model = _run_cell(name, subset, test, gen, settings=settings, seed=seed,
                                   real_model=real_model, teacher=teachers.of(name),
                                   regime=regime, grids=cache.folder.parent if seed == 0 else None)
         teachers.keep(name, model)
-        if name == "real":
-            real_model = model
-            if settings.min_confidence is not None:
-                save_classifier(model, cache.real_model(regime, seed))
-                model.to(settings.device)
-        cell = {"regime": regime, "seed": seed, "arm": name, "n_real": len(subset),
-                "real_spec": subset.spec, "settings": cache.key(name), **result}
+        cell = cache.cell(regime, seed, name, subset, result)
         cache.put(cell)
         done(cell)
     return gen
@@ -338,7 +338,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         replace_p: instead of appending, replace this fraction of each batch with
             :class:`ganaug.BatchMixer`.
         min_confidence: keep only synthetic images that the ``real`` arm's classifier assigns
-            to their class with at least this probability.
+            to their class with at least this probability (with GAN arms, ``real`` is added to
+            the arms if missing, and runs first).
         kd_temperature, kd_alpha: the ``+kd`` arms' teacher temperature and the weight of the
             hard labels (see :class:`ganaug.evaluation.distill.DistillMixer`).
         teacher_filter: drop this fraction of each GAN arm's appended synthetic images, those
@@ -387,7 +388,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         check_gan_size(settings.gan_arms, settings.gan_config, test_data.image_size,
                        test_data.channels, device=settings.device)
     started = time.perf_counter()
-    cache = CellCache(out / "cells", settings.cell_key)
+    cache = CellCache(out / "cells", settings.cell_key, test=test_data,
+                      generator=settings.generator)
     cells: list[dict[str, Any]] = []
     samples: dict[str, Path | None] = {}
     bar = progress_bar(total=len(settings.regimes) * settings.seeds * len(settings.arms),
