@@ -109,7 +109,7 @@ def test_an_int_per_class_is_one_regime():
     ("backbone", "resnet1B", r"Unknown timm model 'resnet1B'.*Did you mean 'resnet18'"),
     # the API's hostile types: each used to pass the settings and fail later, or with a TypeError
     ("imbalance", True, r"imbalance must be a finite number in \[1, inf\), got True"),
-    ("imbalance", "ten", r"imbalance must be a finite number in \[1, inf\), got 'ten'"),
+    ("imbalance", "ten", r"imbalance must be a finite number in \[1, inf\), got the str 'ten': pass the number itself"),
     ("backbone", None, r"backbone must be a timm model name \(a string\), got None"),
     ("teacher_backbone", 5, r"teacher_backbone must be a timm model name \(a string\), got 5"),
     ("stem", "bogus", r"Unknown stem 'bogus'"),
