@@ -96,7 +96,7 @@ for entry in "${CONFIGS[@]}"; do
   done
 done
 "$PY" - "$OUT" "${CONFIGS[@]%%|*}" <<'PY'
-import json, statistics, sys
+import json, re, statistics, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 keys = ("cas_ratio", "intra_fid", "precision", "recall")
@@ -104,7 +104,9 @@ print("| config | " + " | ".join(keys) + " | steps | steps vs first row |")
 print("|---" * (len(keys) + 3) + "|")
 base = None
 for name in sys.argv[2:]:  # the CONFIGS names, in their order
-    runs = sorted(out.glob(f"{name}-s*/metrics.json"))
+    # NAME-sSEED only: a run moved aside (NAME-sSEED.stale-TIME) is never counted.
+    runs = sorted(p for p in out.glob(f"{name}-s*/metrics.json")
+                  if re.fullmatch(rf"{re.escape(name)}-s\d+", p.parent.name))
     if not runs:
         continue
     ms = [json.loads(p.read_text()) for p in runs]

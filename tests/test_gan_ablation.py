@@ -3,6 +3,7 @@ runs train exactly that many steps, a rerun continues, and the table reads the r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +38,24 @@ def test_a_config_trains_its_calibrated_steps_and_a_rerun_continues(tmp_path):
     again = _ablation(tmp_path)
     assert again.returncode == 0 and "== ttur seed 0" not in again.stdout
     assert "calibrating" not in again.stdout and "| ttur (1 seeds) |" in again.stdout
+
+
+def _finished_run(folder: Path, cas_ratio: float, steps: int) -> None:
+    folder.mkdir(parents=True)
+    metrics = {"cas_ratio": cas_ratio, "intra_fid": 1.0, "precision": 0.5, "recall": 0.5}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "metrics.jsonl").write_text(json.dumps({"step": steps}) + "\n")
+    (folder / "trained").touch()
+
+
+def test_the_table_counts_finished_runs_only_never_runs_moved_aside(tmp_path):
+    # A run killed at 1,000 steps and moved aside (ttur-s0.stale-...) still held an evaluation
+    # of its cut-short generator; the table took it for a fourth seed.
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "calibration" / "ttur.steps").write_text("100\n")
+    _finished_run(tmp_path / "ttur-s0", 0.8, 100)
+    _finished_run(tmp_path / "ttur-s0.stale-killed-at-1000-steps", 0.1, 10)
+    done = _ablation(tmp_path)  # everything is finished: nothing trains, the table prints
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| ttur (1 seeds) | 0.800 ± nan |" in done.stdout
+    assert "| 100 | 1.00 |" in done.stdout
