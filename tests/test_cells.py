@@ -109,3 +109,19 @@ def test_a_per_class_nan_is_kept(cache):
     got = cache.get("10", 0, "real", SUBSET)
     assert got["per_class_accuracy"][0] == 0.5 and all(
         math.isnan(v) for v in got["per_class_accuracy"][1:])
+
+
+def test_a_cell_of_another_given_generator_is_recomputed(tmp_path, tiny_generator, tiny_net):
+    """--generator names the same file after it was replaced: other weights, same path."""
+    import copy
+
+    key = {**KEY, "generator": "gen.safetensors"}
+    first = CellCache(tmp_path / "cells", key, test=TEST, generator=tiny_generator)
+    first.put(first.cell("10", 0, "gan", SUBSET, _result()))
+    same = CellCache(tmp_path / "cells", key, test=TEST, generator=copy.deepcopy(tiny_generator))
+    assert same.get("10", 0, "gan", SUBSET) is not None
+    other = copy.deepcopy(tiny_generator)
+    with torch.no_grad():
+        next(other.net.parameters()).add_(1.0)
+    replaced = CellCache(tmp_path / "cells", key, test=TEST, generator=other)
+    assert replaced.get("10", 0, "gan", SUBSET) is None

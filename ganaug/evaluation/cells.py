@@ -4,7 +4,6 @@ with the same settings, and the classifiers other cells need (the ``real`` filte
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -93,7 +92,7 @@ class CellCache:
     with the same settings reuses a cell, a cell made with other settings is recomputed.
 
     A cell also records fingerprints of the images it was trained and tested on (and of a given
-    generator file): the same spec or path with other contents is other settings. A cell file
+    generator's weights): the same spec or path with other contents is other settings. A cell file
     that cannot be read, holds another cell (copied or renamed) or holds results an experiment
     does not write is refused by name, never reused or silently overwritten.
 
@@ -101,12 +100,13 @@ class CellCache:
         folder: the ``cells`` folder.
         key: the settings a cell must match, or ``arm -> settings``.
         test: the test images (:class:`ganaug.data.LabeledImages`) every cell is tested on.
-        generator: the model file of a given generator (used by the arms whose key names it).
+        generator: the given generator (:class:`ganaug.Generator`), for the arms whose key
+            names one; its weights' :func:`ganaug.export.model_fingerprint` is recorded.
     """
 
     def __init__(self, folder: Path,
                  key: dict[str, Any] | Callable[[str], dict[str, Any]], *, test=None,
-                 generator: str | Path | None = None) -> None:
+                 generator=None) -> None:
         self.folder = folder
         self._key = key
         self._test, self._generator = test, generator
@@ -127,12 +127,13 @@ class CellCache:
 
     def inputs(self, arm: str, subset) -> dict[str, Any]:
         """Fingerprints of what a cell of ``arm`` is computed from: its training ``subset``, the
-        test images, and (for an arm using it) the given generator file."""
+        test images, and (for an arm using it) the given generator's weights."""
         out = {"data": self._print(subset), "test": self._print(self._test)}
         if self._generator is not None and self.key(arm).get("generator"):
             if self._generator_digest is None:
-                data = Path(self._generator).read_bytes()
-                self._generator_digest = hashlib.sha256(data).hexdigest()
+                from ganaug.export import model_fingerprint
+
+                self._generator_digest = model_fingerprint(self._generator)
             out["generator"] = self._generator_digest
         return out
 

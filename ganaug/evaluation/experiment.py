@@ -388,8 +388,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         check_gan_size(settings.gan_arms, settings.gan_config, test_data.image_size,
                        test_data.channels, device=settings.device)
     started = time.perf_counter()
-    cache = CellCache(out / "cells", settings.cell_key, test=test_data,
-                      generator=settings.generator)
+    cache = CellCache(out / "cells", settings.cell_key, test=test_data, generator=given)
     cells: list[dict[str, Any]] = []
     samples: dict[str, Path | None] = {}
     bar = progress_bar(total=len(settings.regimes) * settings.seeds * len(settings.arms),
