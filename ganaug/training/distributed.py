@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ganaug._checks import number_text
 from ganaug._devices import DeviceLike, resolve_device
 from ganaug.errors import GanaugConfigError
 
@@ -79,10 +80,14 @@ def setup(device: DeviceLike) -> tuple[DistInfo, torch.device]:
 def _env_int(name: str, default: str | None = None) -> int:
     """The torchrun environment variable ``name`` as an int >= 0 (``default`` when unset)."""
     text = os.environ.get(name, default)
-    if text is None or not text.strip().isascii() or not text.strip().isdigit():
+    try:
+        value = number_text((text or "").strip(), int)
+    except ValueError:
+        value = -1
+    if value < 0:
         raise GanaugConfigError(f"The environment variable {name}={text!r} is not an integer "
                                 f">= 0. torchrun sets it; unset it to train in one process.")
-    return int(text)
+    return value
 
 
 def teardown(info: DistInfo) -> None:
