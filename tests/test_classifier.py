@@ -201,3 +201,38 @@ def test_load_refuses_weights_of_another_network(tmp_path):
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(GanaugModelError, match=r"clf\.safetensors.*do not fit"):
         load_classifier(path)
+
+
+@pytest.mark.parametrize("key,value", [("num_classes", 10**6), ("channels", [64, 128, 256, 512])])
+def test_load_refuses_metadata_larger_than_the_weights_before_building(tmp_path, monkeypatch,
+                                                                       key, value):
+    """A damaged or edited config (num_classes 10**6, wider channels) built the full network,
+    allocating what the metadata asked for, before the weights were found not to fit: a
+    hostile file could ask for terabytes. The network is now measured without memory first."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ganaug.evaluation import classifier
+
+    path = save_classifier(tiny(), tmp_path / "clf.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in list(f.keys())}
+    doc = json.loads(meta["ganaug_classifier"])
+    config = doc["config"] if key == "num_classes" else doc["config"]["model_kwargs"]
+    config[key] = value
+    save_file(tensors, str(path), metadata={"ganaug_classifier": json.dumps(doc)})
+    built = []
+    real = classifier.create_classifier
+
+    def spy(*args, **kwargs):
+        model = real(*args, **kwargs)
+        built.append(next(model.parameters()).device.type)
+        return model
+
+    monkeypatch.setattr(classifier, "create_classifier", spy)
+    with pytest.raises(GanaugModelError, match=r"clf\.safetensors.*do not fit.*Delete it"):
+        load_classifier(path)
+    assert built == ["meta"]  # measured without memory, never built for real

@@ -10,6 +10,7 @@ before the last stage.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,7 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in list(f.keys())}
     except (SafetensorError, OSError) as exc:
         raise GanaugModelError(f"Cannot read classifier file {path}: {exc}. Delete it to "
                                "retrain.") from exc
@@ -287,6 +289,14 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         doc = json.loads(meta[_METADATA_KEY])
         cfg = dict(doc["config"])
         name, kwargs = cfg.pop("name"), cfg.pop("model_kwargs")
+        # Measured on the meta device first: a damaged or hostile config allocates nothing.
+        with torch.device("meta"):
+            skeleton = create_classifier(name, **kwargs, **cfg)
+        misfit = _misfit(skeleton, shapes)
+        if misfit:
+            raise GanaugModelError(f"The weights in classifier file {path} do not fit the "
+                                   f"network its metadata describes ({misfit}). Delete it to "
+                                   "retrain.")
         model = create_classifier(name, **kwargs, **cfg)
     except GanaugError:
         raise
@@ -302,6 +312,20 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     model.eval()
     metadata = doc.get("metadata") or {}
     return model, metadata if isinstance(metadata, dict) else {}
+
+
+def _misfit(skeleton: nn.Module, shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """Why a network (on the meta device) cannot hold the weights of shapes ``shapes``: a tensor
+    of another shape, or more elements in all than the file has. ``None`` when it may."""
+    for key, tensor in skeleton.state_dict().items():
+        if key in shapes and tuple(tensor.shape) != shapes[key]:
+            return f"{key}: {tuple(tensor.shape)} in the network, {shapes[key]} in the file"
+    tensors = {id(t): t for t in (*skeleton.parameters(), *skeleton.buffers())}
+    wanted = sum(t.numel() for t in tensors.values())
+    stored = sum(math.prod(shape) for shape in shapes.values())
+    if wanted > stored:
+        return f"the network has {wanted:,} numbers, the file {stored:,}"
+    return None
 
 
 def check_same_classes(what_a: str, classes_a: Sequence[str], what_b: str,
