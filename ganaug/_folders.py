@@ -34,11 +34,28 @@ def _unreadable(path: str, err: OSError) -> GanaugDataError:
 
 
 def folder_splits(path: Path) -> dict[str, Path] | None:
-    """``{"train": path/train, "test": path/test (or val/, valid/, validation/)}`` or None."""
+    """``{"train": path/train, "test": path/test (or val/, valid/, validation/)}`` or None.
+
+    A split's folders hold class folders and no images of their own: folders called ``train``
+    and ``val`` that hold images are classes (a vehicles set's ``train``), not a split.
+    """
     test = next((path / n for n in TEST_FOLDERS if (path / n).is_dir()), None)
-    if (path / "train").is_dir() and test is not None:
+    if test is not None and _holds_classes(path / "train") and _holds_classes(test):
         return {"train": path / "train", "test": test}
     return None
+
+
+def _holds_classes(path: Path) -> bool:
+    """Whether ``path`` is a folder of class folders: a sub-folder and no image of its own."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    try:
+        with os.scandir(path) as entries:
+            seen = [(_is_dir(e), e.name.lower()) for e in entries if not is_litter(e.name)]
+    except OSError:
+        return False
+    return (any(folder for folder, _ in seen)
+            and not any(name.endswith(IMG_EXTENSIONS) for folder, name in seen if not folder))
 
 
 def _is_dir(entry: os.DirEntry) -> bool:

@@ -120,3 +120,13 @@ def test_different_sizes_without_size_stop_decoding_at_the_first_other_size(tmp_
                                               r"all\).*--size"):
         load_data(f"folder:{root}")
     assert len(decoded) == 2
+
+
+def test_class_folders_named_train_and_val_are_classes_not_a_split(tmp_path):
+    """A dataset whose classes are called train and val (a vehicles set: bus, car, train, and a
+    'val' class) was read as its own train/val split: 'train' has no class folders, so the
+    user got 'no class folders' for a valid ImageFolder. A split's folders hold class folders;
+    folders of images are classes."""
+    root = _folder(tmp_path / "ds", classes=("bus", "train", "val"))
+    data = load_data(f"folder:{root}")
+    assert data.classes == ["bus", "train", "val"] and data.class_counts() == [2, 2, 2]
