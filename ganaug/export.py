@@ -19,6 +19,8 @@ import json
 import os
 import re
 import shutil
+import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +168,30 @@ def folder_name(name: str, label: int) -> str:
     return safe
 
 
+def one_folder_on_disk(root: Path, names: Iterable[str]) -> tuple[str, str] | None:
+    """Two of ``names`` that the file system holding ``root`` takes for one folder (``a`` and
+    ``A`` where case is ignored), found by making them in a hidden scratch folder; None if none
+    (or if nothing can be made there: writing will then fail with its own error)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
+    pairs = [group[:2] for group in groups.values() if len(group) > 1]
+    if not pairs:
+        return None
+    near = root
+    while not near.exists() and near != near.parent:
+        near = near.parent
+    try:
+        with tempfile.TemporaryDirectory(dir=near, prefix=".ganaug-case-") as scratch:
+            for a, b in pairs:
+                os.mkdir(Path(scratch, a))
+                if os.path.lexists(Path(scratch, b)):
+                    return a, b
+    except OSError:
+        return None
+    return None
+
+
 class ImageFolderLayout:
     """Where an export keeps image ``index`` of class ``label``, and its two bookkeeping files.
 
@@ -200,6 +226,13 @@ class ImageFolderLayout:
             raise GanaugConfigError(
                 f"Class names {[self.classes[y] for y in labels]} map to clashing folder names "
                 f"{sorted(self.folders.values())}; rename the classes (Generator.classes) first.")
+        folded = one_folder_on_disk(self.root, self.folders.values())
+        if folded:
+            raise GanaugConfigError(
+                f"Class names {folded[0]!r} and {folded[1]!r} are one folder on the file system "
+                f"of {self.root} (it ignores case or Unicode normalisation, as macOS and Windows "
+                "do): their images would mix. Write to a case-sensitive file system, or rename "
+                "the classes (Generator.classes) first.")
 
     def relpath(self, label: int, index: int) -> str:
         """``<class folder>/<index>.<fmt>``, relative to the root, with ``/`` separators."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,36 @@ def test_a_batch_larger_than_memory_is_refused_before_anything_is_written(gen, t
     assert not root.exists()
     assert export_image_folder(gen, root, n_per_class=2, batch_size=10**12,
                                progress=False).written == 6  # a batch is never more than the export
+
+
+def _fold_case(monkeypatch):
+    """Make folder names case-insensitive, as on macOS' and Windows' default file systems."""
+    real_mkdir, real_lexists = os.mkdir, os.path.lexists
+
+    def mkdir(path, *args, **kwargs):
+        p = Path(path)
+        return real_mkdir(p.parent / p.name.casefold(), *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os.path, "lexists", lambda p: real_lexists(Path(p).parent
+                                                                  / Path(p).name.casefold()))
+
+
+def test_classes_that_differ_only_in_case_export_where_the_file_system_keeps_them_apart(
+        tiny_net, tmp_path):
+    from ganaug.data import load_data
+
+    gen = Generator(tiny_net, classes=["a", "A", "b"])  # EMNIST-style letter classes
+    result = export_image_folder(gen, tmp_path / "out", n_per_class=1, progress=False)
+    assert load_data(f"folder:{result.root}").classes == ["A", "a", "b"]
+
+
+def test_classes_one_folder_on_a_case_insensitive_file_system_are_refused(tiny_net, tmp_path,
+                                                                           monkeypatch):
+    """On macOS or Windows, 'a' and 'A' are one folder: the export wrote both classes into it
+    (and took A's images as already present), so reading it back gave one mixed class."""
+    gen = Generator(tiny_net, classes=["a", "A", "b"])
+    _fold_case(monkeypatch)
+    with pytest.raises(GanaugConfigError, match=r"'a' and 'A'.*one folder.*case"):
+        export_image_folder(gen, tmp_path / "out", n_per_class=1, progress=False)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
