@@ -41,6 +41,13 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | 
     return int(value)
 
 
+def most_threads() -> int:
+    """The most CPU threads (``--threads``) or DataLoader workers ganaug starts: 4 per CPU, at
+    least 8. Each is an OS thread or process; ``--workers 1000000`` forked until the machine
+    froze, and ``--threads 10**30`` overflowed inside torch."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
 def check_float(name: str, value: Any, *, minimum: float | None = None,
                 maximum: float | None = None, open_min: bool = False, open_max: bool = False,
                 hint: str = "", error: type[GanaugError] = GanaugConfigError) -> float:

@@ -149,6 +149,12 @@ def guard_folder(folder: str | os.PathLike, settings: Mapping[str, Any],
         except (ValueError, OSError) as err:
             raise GanaugConfigError(
                 f"{path} is unreadable ({err}); delete {folder} or use another folder.") from err
+        if not isinstance(old, dict):  # edited or damaged: old.get raised an AttributeError
+            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+                type(old), "number")
+            raise GanaugConfigError(
+                f"{path} is unreadable (it holds a JSON {kind}, not the object ganaug writes); "
+                f"delete {folder} or use another folder.")
         diffs = [f"{k}: {old.get(k)!r} there, {settings[k]!r} now" for k in keys
                  if old.get(k) != settings[k]]
         if diffs:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from ganaug._checks import check_int
+from ganaug._checks import check_int, most_threads
 from ganaug._devices import resolve_device
 from ganaug._timing import (
     alternate,
@@ -345,10 +345,14 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
     Returns the result dict.
 
     Raises:
-        GanaugConfigError: ``threads``, ``batch_size`` or ``width`` below 1.
+        GanaugConfigError: ``threads``, ``batch_size`` or ``width`` below 1; ``threads``
+            above :func:`ganaug._checks.most_threads`.
     """
     if threads is not None:
-        torch.set_num_threads(check_int("--threads", threads, minimum=1, hint="e.g. --threads 1."))
+        check_int("--threads", threads, minimum=1, hint="e.g. --threads 1.")
+        check_int("--threads", threads, minimum=None, maximum=most_threads(),
+                  hint="(4 per CPU): more than the CPUs only slow the work down.")
+        torch.set_num_threads(threads)
     for name, value in (("batch_size", batch_size), ("width", width)):
         if value is not None:  # 0 must not read as "not given" below
             check_int(name, value, minimum=1)

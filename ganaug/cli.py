@@ -19,6 +19,7 @@ from ganaug.cli_args import (
     positive_int,
     seed,
     set_threads,
+    thread_count,
 )
 from ganaug.cli_experiment import add_experiment_parser, parse_model_kwargs  # noqa: F401
 from ganaug.errors import GanaugError
@@ -346,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, metavar="SPEC",
                    help="loader: dataset spec (default: digits at 32 px RGB), e.g. "
                         "folder:../shared/data/cifar10-mini/train")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=thread_count(None), default=None,  # 0: run_bench says
                    help="torch CPU threads (default: torch's; 1 on a shared machine)")
     p.add_argument("--quick", action="store_true", help="short runs (seconds)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures here")

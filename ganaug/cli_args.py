@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
-from ganaug._checks import MAX_SEED
+from ganaug._checks import MAX_SEED, most_threads
 
 #: ``ganaug COMMAND --help`` ends with these (argparse epilog).
 EXAMPLES = {
@@ -82,9 +83,27 @@ def finite_float(text: str) -> float:
     return value
 
 
+def thread_count(minimum: int | None = 1):
+    """An argparse type: torch CPU threads, an integer ``>= minimum`` (None: any, left to the
+    command's own check) and at most :func:`ganaug._checks.most_threads`."""
+
+    def parse(text: str) -> int:
+        value = int_at_least(-math.inf if minimum is None else minimum)(text)
+        if value > (most := most_threads()):
+            raise argparse.ArgumentTypeError(
+                f"must be at most {most} (4 per CPU, at least 8; this machine has "
+                f"{os.cpu_count() or 1}), "
+                f"got {text:.40}: each is an OS thread, and more than the CPUs only slow the "
+                "work down")
+        return value
+
+    parse.__name__ = "thread count"
+    return parse
+
+
 def add_threads(p: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads, set before the command's work starts."""
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+    p.add_argument("--threads", type=thread_count(), default=None, metavar="N",
                    help="torch CPU threads (default: torch's, one per core); use 1 or 2 on a "
                         "shared machine, where several processes on all cores run far slower")
 

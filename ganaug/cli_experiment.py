@@ -83,11 +83,11 @@ def parse_mapping(text: str | None, flag: str, what: str, example: str) -> dict 
         return None
     import yaml
 
-    from ganaug.config import yaml_problem
+    from ganaug._yaml import safe_load, yaml_problem
     from ganaug.errors import GanaugConfigError
 
     try:
-        value = yaml.safe_load(text)
+        value = safe_load(text)
     except yaml.YAMLError as err:
         _, problem = yaml_problem(err)
         raise GanaugConfigError(f"{flag} is not valid YAML/JSON: {text!r} ({problem}). "

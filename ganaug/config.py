@@ -19,6 +19,7 @@ from typing import Any
 from ganaug import losses
 from ganaug._checks import MAX_SEED, check_arch_kwargs, number_text
 from ganaug._files import atomic_write_text
+from ganaug._yaml import yaml_problem
 from ganaug.diffaug import parse_policy
 from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.models import list_archs
@@ -272,12 +273,14 @@ def read_yaml(path: str | Path, flag: str = "--config") -> dict[str, Any]:
     """
     import yaml
 
+    from ganaug._yaml import safe_load
+
     path = Path(path)
     if not path.is_file():  # False for a FIFO or device too: never open one (it would block)
         what = "is not a regular file" if path.exists() else "does not exist"
         raise GanaugConfigError(f"Config file {str(path)!r} {what}; check the {flag} path.")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = safe_load(path.read_bytes()) or {}  # bytes: a UTF-16 BOM is read
     except yaml.YAMLError as err:
         where, problem = yaml_problem(err)
         raise GanaugConfigError(
@@ -299,16 +302,6 @@ def check_keys(doc: dict[str, Any], where: str) -> None:
             raise GanaugConfigError(
                 f"Unknown key {key!r} in {where}. Known keys: {', '.join(names)}."
                 + did_you_mean(key, names))
-
-
-def yaml_problem(err: Exception) -> tuple[str, str]:
-    """PyYAML's multi-line error as ``(" at line L, column C" or "", "the problem")``.
-
-    Our errors are one paragraph; PyYAML's message quotes the source over several lines.
-    """
-    mark = getattr(err, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return where, getattr(err, "problem", None) or "cannot be parsed"
 
 
 def train_config_from_sources(yaml_path: str | Path | None,

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ganaug._files import atomic_write_text
+from ganaug._files import atomic_write_text, guard_folder
 from ganaug.data import load_data, save_data_grid
 from ganaug.evaluation import (
     DEFAULT_BACKBONE,
@@ -49,6 +49,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
     ``out/gan``), writes a sample grid, evaluates the generator (FID-style distances,
     precision/recall, CAS) against the held-out test split, and runs a small experiment with
     that generator (``per_class=all``: the generator saw exactly that split, so no leakage).
+    ``out`` must be new, empty, or an earlier demo's folder (``out/demo.json``).
     ``quick=True`` uses seconds-long budgets on ``digits`` (for tests).
 
     Returns:
@@ -56,6 +57,10 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
     """
     b = DEMO_BUDGETS[bool(quick)]
     out = Path(out)
+    # data.png, samples.png and metrics.json would replace a user's files of those names
+    guard_folder(out, {"demo": "ganaug demo", "data": b["data"]}, name="demo.json",
+                 what="a ganaug demo", fix="Use another --out, or the --quick setting of the "
+                                           "demo there.")
     train = load_data(b["data"], split="train", size=b["size"])
     test = load_data(b["data"], split="test", size=b["size"])
     print(f"[1/4] data: {train.source}: {len(train):,} training and {len(test):,} held-out test "

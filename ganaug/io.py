@@ -245,15 +245,28 @@ def _check_tensors(path: Path, net: nn.Module, tensors: Mapping[str, tuple[str, 
             "come from a different architecture than its metadata says.")
 
 
-def _check_weights_finite(path: Path) -> None:
-    """Refuse NaN/Inf weights, reading one tensor at a time (never the whole model at once)."""
+def _network_dtype(name: str, tensor: torch.Tensor, dtypes: Mapping[str, torch.dtype]
+                   ) -> tuple[str, torch.Tensor]:
+    """A floating tensor cast to the network's dtype, and its name for a message: float64 of
+    1e300 is finite in the file but inf in a float32 network; float8 has no ``isfinite``."""
+    want = dtypes.get(name, tensor.dtype)
+    if not tensor.is_floating_point() or tensor.dtype == want:
+        return name, tensor
+    src, dst = (str(d).removeprefix("torch.") for d in (tensor.dtype, want))
+    return f"{name} (stored as {src}, read as {dst})", tensor.to(want)
+
+
+def _check_weights_finite(path: Path, net: nn.Module) -> None:
+    """Refuse NaN/Inf weights, as the network's dtypes read them, one tensor at a time (never
+    the whole model at once)."""
     from safetensors import SafetensorError, safe_open
 
+    dtypes = {k: v.dtype for k, v in net.state_dict().items()}
     bad: list[str] = []
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             for name in f.keys():  # noqa: SIM118
-                bad += nonfinite_tensors({name: f.get_tensor(name)})
+                bad += nonfinite_tensors(dict([_network_dtype(name, f.get_tensor(name), dtypes)]))
     except (SafetensorError, OSError, RuntimeError) as err:
         raise GanaugModelError(f"{path}: the weights cannot be read ({err}). The file is "
                                "damaged; re-save the generator with ganaug.save.") from err
@@ -290,11 +303,13 @@ def load(path: str | os.PathLike, device: DeviceLike = "cpu") -> Generator:
     _check_tensors(path, _build_net(path, doc, meta_device=True), tensors)
     net = _build_net(path, doc, meta_device=False)
     try:
+        dtypes = {k: v.dtype for k, v in net.state_dict().items()}
         with safe_open(str(path), framework="pt", device="cpu") as f:
             state = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        _refuse_nonfinite(state, f"{path}: the weights are", "The file was saved from a "
+        named = dict(_network_dtype(name, t, dtypes) for name, t in state.items())
+        _refuse_nonfinite(named, f"{path}: the weights are", "The file was saved from a "
                           "diverged run or is damaged; use the model of an earlier checkpoint.")
-        net.load_state_dict(state, strict=True)
+        net.load_state_dict(dict(zip(state, named.values())), strict=True)
     except (SafetensorError, OSError, RuntimeError) as err:
         raise GanaugModelError(
             f"{path}: the weights cannot be loaded into arch '{doc['arch']}' ({err}). The file "
@@ -332,7 +347,7 @@ def describe_model_file(path: str | os.PathLike) -> str:
     doc = _parse_document(path, meta, tensors)
     net = _build_net(path, doc, meta_device=True)
     _check_tensors(path, net, tensors)
-    _check_weights_finite(path)  # ganaug info passes exactly the files load() accepts
+    _check_weights_finite(path, net)  # ganaug info passes exactly the files load() accepts
     n_params = sum(p.numel() for p in net.parameters())
     rows: list[tuple[str, str]] = [
         ("file", f"{path} ({path.stat().st_size / 1e6:.2f} MB)"),

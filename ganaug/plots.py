@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -151,6 +152,10 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
     return save_figure(fig, path)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def save_loss_plot(records: Sequence[dict], path: str | Path,
                    keys: Sequence[str] = ("loss_d", "loss_g"), *, x: str = "step",
                    title: str | None = None) -> Path:
@@ -158,7 +163,8 @@ def save_loss_plot(records: Sequence[dict], path: str | Path,
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key in keys:
-        pts = [(r[x], r[key]) for r in records if key in r and x in r]
+        pts = [(r[x], r[key]) for r in records
+               if _is_number(r.get(x)) and _is_number(r.get(key))]  # text, None: not plotted
         if pts:
             xs, ys = zip(*pts, strict=True)
             ax.plot(xs, ys, label=key, linewidth=1.2)

@@ -136,6 +136,20 @@ def test_bench_loader_cli_prints_both_pipelines_and_the_mixer(tmp_path, capsys):
 def test_bench_rejects_zero_threads(capsys):
     assert main(["bench", "sample", "--threads", "0"]) == 2
     assert "--threads must be an integer >= 1, got 0. e.g. --threads 1." in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a raw ValueError from torch
+        main(["bench", "sample", "--threads", str(10**30)])
+    assert exit_info.value.code == 2
+    assert "argument --threads: must be at most" in capsys.readouterr().err
+
+
+def test_run_bench_refuses_more_threads_than_the_cap():
+    from ganaug._checks import most_threads
+    from ganaug.bench import run_bench
+    from ganaug.errors import GanaugConfigError
+
+    with pytest.raises(GanaugConfigError, match=r"--threads must be an integer <= \d+, got \d+\. "
+                                                r"\(4 per CPU\)"):
+        run_bench("sample", threads=most_threads() + 1, quick=True)
 
 
 def test_run_bench_takes_keywords_and_returns_the_result(tmp_path, capsys):

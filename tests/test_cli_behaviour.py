@@ -64,6 +64,21 @@ def test_threads_are_set_before_the_work(monkeypatch):
     assert not any(a.dest == "threads" for a in COMMANDS["info"]._actions)  # reads a header
 
 
+@pytest.mark.parametrize("argv", COMPUTING, ids=lambda a: " ".join(a[:2]))
+def test_threads_have_an_upper_bound_on_every_computing_command(argv, capsys):
+    # --threads 10**30 was a raw ValueError ("Overflow when unpacking long long") from
+    # torch.set_num_threads; --threads 100000 asked OpenMP for 100,000 threads
+    from ganaug._checks import most_threads
+
+    for text in (str(10**30), str(most_threads() + 1)):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([*argv, "--threads", text])
+        assert exit_info.value.code == 2
+        assert f"must be at most {most_threads()} (4 per CPU" in capsys.readouterr().err
+    assert build_parser().parse_args([*argv, "--threads", str(most_threads())]).threads == \
+        most_threads()
+
+
 @pytest.mark.parametrize(("argv", "usage"), [
     (["train", "--data", "digits", "--bogus"], "usage: ganaug train"),
     (["data", "info", "digits", "--bogus"], "usage: ganaug data info"),

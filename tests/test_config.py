@@ -295,3 +295,47 @@ def test_d_steps_has_an_upper_bound_that_says_why():
                                                     r"runs all of them first.*WGAN-GP uses 5"):
             TrainConfig(d_steps=bad)
     assert TrainConfig(d_steps=MAX_D_STEPS).d_steps == MAX_D_STEPS == 100
+
+
+# -- hostile YAML: duplicate keys, alias bombs, deep nesting, other encodings --------------------
+def test_a_key_given_twice_is_refused_naming_the_key_and_its_lines(tmp_path):
+    # PyYAML keeps the last one silently: `steps: 3` appended under `steps: 5000` won
+    for text, key in [("steps: 5000\nbatch_size: 8\nsteps: 3\n", "steps"),
+                      ("arch_kwargs:\n  width: 8\n  width: 64\n", "width")]:
+        with pytest.raises(GanaugConfigError, match=rf"gives '{key}' twice \(lines \d and \d\)"
+                                                    r".*Keep one"):
+            train_config_from_sources(write(tmp_path / "c.yaml", text), {"data": "digits"})
+    # a merge key (`<<: *base`) is not a duplicate: the explicit key overrides, as YAML says
+    merged = write(tmp_path / "m.yaml", "arch_kwargs:\n  <<: &b {width: 8}\n  width: 16\n")
+    assert train_config_from_sources(merged, {"data": "digits"}).arch_kwargs == {"width": 16}
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    # 8 lines: each level repeats the one before 10 times, 10**7 values once expanded (one line
+    # more is 10**8); reading it, then asdict/plain_value copying it, took gigabytes
+    levels = ["  a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [
+        f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    bomb = write(tmp_path / "c.yaml", "arch_kwargs:\n" + "\n".join(levels) + "\n")
+    with pytest.raises(GanaugConfigError, match=r"expand to more than [\d,]+ values.*aliases"):
+        train_config_from_sources(bomb, {"data": "digits"})
+    from ganaug.cli_experiment import parse_model_kwargs
+
+    inline = "{" + ", ".join(line.strip() for line in levels) + "}"
+    with pytest.raises(GanaugConfigError, match=r"--model-kwargs.*expand to more than"):
+        parse_model_kwargs(inline)
+
+
+def test_yaml_nested_too_deeply_is_a_clean_error(tmp_path):
+    deep = write(tmp_path / "c.yaml", "arch_kwargs: {w: " + "[" * 20000 + "]" * 20000 + "}\n")
+    with pytest.raises(GanaugConfigError, match=r"nested too deeply"):
+        train_config_from_sources(deep, {"data": "digits"})
+
+
+def test_a_config_in_utf16_is_read_and_bytes_that_are_no_text_are_refused(tmp_path):
+    utf16 = tmp_path / "c.yaml"
+    utf16.write_bytes("steps: 7\n".encode("utf-16"))  # Windows editors write UTF-16 with a BOM
+    assert train_config_from_sources(utf16, {"data": "digits"}).steps == 7
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"steps: 7\n\xff\xfe\xfd\n")  # a UnicodeDecodeError traceback
+    with pytest.raises(GanaugConfigError, match=r"is not valid YAML.*UTF-8"):
+        train_config_from_sources(binary, {"data": "digits"})

@@ -22,3 +22,33 @@ def test_quick_demo_writes_every_output(tmp_path, monkeypatch, capsys):
     (verdict,) = result["experiment"]["verdict"]
     last = capsys.readouterr().out.rstrip().splitlines()[-1]
     assert last == f"verdict: {verdict['line']}" and last.startswith("verdict: regime all: ")
+
+
+def test_demo_refuses_an_out_folder_holding_other_files_before_writing(tmp_path, monkeypatch):
+    # `ganaug demo --out ~/pictures` replaced the user's data.png, samples.png and metrics.json
+    import ganaug.demo
+    from ganaug.demo import demo
+    from ganaug.errors import GanaugConfigError
+
+    mine = tmp_path / "pictures"
+    mine.mkdir()
+    (mine / "data.png").write_bytes(b"my picture")
+    with pytest.raises(GanaugConfigError, match=r"pictures exists and is not an empty folder or "
+                                                r"a ganaug demo \(no demo\.json\)"):
+        demo(out=str(mine), quick=True)
+    assert [p.name for p in mine.iterdir()] == ["data.png"]
+    assert (mine / "data.png").read_bytes() == b"my picture"
+
+    class Reached(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr(ganaug.demo, "load_data", stop)
+    for _ in range(2):  # a new folder is claimed, and a demo folder is reused
+        with pytest.raises(Reached):
+            demo(out=str(tmp_path / "demo"), quick=True)
+    with pytest.raises(GanaugConfigError, match=r"already holds a ganaug demo made with other "
+                                                r"arguments \(data: 'digits' there, 'mnist5k'"):
+        demo(out=str(tmp_path / "demo"), quick=False)

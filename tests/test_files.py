@@ -67,6 +67,13 @@ def test_guard_folder_refuses_other_settings_foreign_files_and_bad_json(tmp_path
     (tmp_path / "bad" / "settings.json").write_text("{oops")
     with pytest.raises(GanaugConfigError, match=r"settings\.json is unreadable"):
         guard_folder(tmp_path / "bad", {"a": 1})
+    # JSON that is no object (an edited export.json): a raw AttributeError ('list' has no 'get')
+    for text, kind in [("[1, 2]", "array"), ("null", "null"), ('"x"', "string"), ("1", "number")]:
+        (tmp_path / "bad" / "settings.json").write_text(text)
+        with pytest.raises(GanaugConfigError, match=rf"settings\.json is unreadable \(it holds "
+                                                    rf"a JSON {kind}, not the object ganaug "
+                                                    r"writes\); delete"):
+            guard_folder(tmp_path / "bad", {"a": 1})
 
 
 def test_atomic_path_turns_os_errors_into_one_clear_error(tmp_path):

@@ -185,3 +185,39 @@ def test_every_sampler_refuses_a_generator_that_draws_nan(tiny_generator):
         BatchMixer(tiny_generator, 1.0, seed=0)(x, y)
     with pytest.raises(GanaugModelError, match="non-finite"):
         GANAugment(tiny_generator, p=1.0, seed=0)(torch.zeros(3, 16, 16, dtype=torch.uint8), 1)
+
+
+def _recast(model_file: Path, tmp_path: Path, dtype: torch.dtype, scale: float = 1.0) -> Path:
+    """``model_file`` with its float tensors stored as ``dtype`` (times ``scale``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    state = {k: (v.double() * scale).to(dtype) if v.is_floating_point() else v
+             for k, v in state.items()}
+    out = tmp_path / f"{str(dtype).split('.')[-1]}.safetensors"
+    save_file(state, str(out), metadata=meta)
+    return out
+
+
+def test_weights_that_overflow_the_network_dtype_are_refused_at_load_and_info(model_file,
+                                                                            tmp_path):
+    # float64 weights of 1e300 are finite in the file but inf once cast to the float32 network:
+    # load and info passed them, and every sample then failed on NaN pixels
+    path = _recast(model_file, tmp_path, torch.float64, scale=1e300)
+    with pytest.raises(GanaugModelError, match=r"non-finite.*float32"):
+        load(path)
+    with pytest.raises(GanaugModelError, match=r"non-finite.*float32"):
+        describe_model_file(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64,
+                                   torch.float8_e4m3fn, torch.float8_e5m2])
+def test_weights_of_any_float_width_load_and_pass_info(model_file, tmp_path, dtype):
+    # float8 was refused as "damaged": isfinite is not implemented for it
+    path = _recast(model_file, tmp_path, dtype)
+    gen = load(path)
+    assert next(gen.net.parameters()).dtype == torch.float32
+    assert gen.sample(n_per_class=1, seed=0).shape == (3, 3, 16, 16)
+    assert "parameters" in describe_model_file(path)

@@ -194,6 +194,25 @@ def test_metrics_append_read_and_trim(tmp_path):
     assert run.read_metrics() == [{"step": 1, "loss_d": 0.1}, {"step": 2, "loss_d": 0.2}]
 
 
+def test_metrics_lines_with_a_damaged_step_are_skipped_not_a_traceback(tmp_path):
+    # an edited or damaged metrics.jsonl ended `--resume` in a raw TypeError ('<=' between str
+    # and int) from trim_metrics, after the networks were built; the loss plot of a sample step
+    # would plot text
+    from ganaug.plots import save_loss_plot
+
+    run = RunDir(tmp_path / "run")
+    run.append_metrics({"step": 1, "loss_d": 0.5})
+    with open(run.metrics_path, "a") as f:
+        f.writelines(f'{{"step": {step}, "loss_d": 0.1}}\n'
+                     for step in ('"x"', "null", "[1]", "true", "2.5", "-1"))
+        f.write('{"step": 2, "loss_d": "abc", "loss_g": 0.25}\n')
+    run.append_metrics({"step": 9, "loss_d": 0.5})
+    assert [r["step"] for r in run.read_metrics()] == [1, 2, 9]
+    run.trim_metrics(5)
+    assert [r["step"] for r in run.read_metrics()] == [1, 2]
+    assert save_loss_plot(run.read_metrics(), tmp_path / "loss.png").is_file()
+
+
 def test_write_generator_and_finished(tmp_path, tiny_generator):
     from ganaug.io import read_metadata
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import torch
 
+from ganaug._checks import most_threads
 from ganaug.config import TrainConfig
 from ganaug.data import LabeledImages
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -84,8 +85,7 @@ def check_workers(num_workers: int) -> None:
         GanaugConfigError: ``num_workers`` above that (``--workers 1000000`` started processes
             until the machine froze).
     """
-    cpus = os.cpu_count() or 1
-    most = max(8, 4 * cpus)
+    cpus, most = os.cpu_count() or 1, most_threads()
     if num_workers > most:
         raise GanaugConfigError(
             f"num_workers={num_workers} would start {num_workers:,} worker processes; this "

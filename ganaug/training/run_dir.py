@@ -329,7 +329,8 @@ class RunDir:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The records of ``metrics.jsonl`` (empty when there is none); lines torn by a killed
-        write are skipped."""
+        write, and records whose ``step`` is no int >= 0 (an edited or damaged line), are
+        skipped."""
         if not self.metrics_path.is_file():
             return []
         records = []
@@ -338,7 +339,8 @@ class RunDir:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict):
+            step = record.get("step", 0) if isinstance(record, dict) else None
+            if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
                 records.append(record)
         return records
 
