@@ -29,6 +29,7 @@ from ganaug.augment.classes import (
     dataset_mapping,
     declared_class_to_idx,
 )
+from ganaug.augment.counts import declared_targets
 from ganaug.augment.functional import check_unnormalised, label_to_index, match_image
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -307,8 +308,13 @@ class LabeledTransformDataset(Dataset):
         return sorted(mapping, key=mapping.__getitem__)
 
     @property
-    def targets(self) -> list[int]:
-        return self.dataset.targets
+    def targets(self) -> list:
+        """The wrapped dataset's labels (also of a ``Subset``/``ConcatDataset``), unread."""
+        found = getattr(self.dataset, "targets", None)
+        found = found if found is not None else declared_targets(self.dataset)
+        if found is None:
+            raise AttributeError(f"{type(self.dataset).__name__} declares no targets")
+        return found
 
     def __repr__(self) -> str:
         return (f"with_labels({self.dataset!r}, {self.label_transform!r}"
