@@ -278,3 +278,9 @@ def test_error_sample_without_image(tiny_generator, sample, p):
     # it used to come back unchanged with p=1: GANAugment silently did nothing
     with pytest.raises(GanaugDataError, match=r"found no image.*PIL image"):
         GANAugment(tiny_generator, p=p)(sample())
+
+
+def test_error_image_without_values(tiny_generator):
+    # a meta-device image died in torch ("Tensor.item() cannot be called on meta tensors")
+    with pytest.raises(GanaugDataError, match=r"meta device.*no values"):
+        GANAugment(tiny_generator, p=1.0)(torch.empty(3, 8, 8, device="meta"), 1)

@@ -24,7 +24,7 @@ from ganaug._checks import check_int
 from ganaug._imaging import fit_images, normalize
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugError, did_you_mean
 
-__all__ = ["LabelRuns", "UnsupportedImageError", "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
+__all__ = ["LabelRuns", "UnsupportedImageError", "check_has_values", "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
            "match_image", "normalize", "per_class_counts"]
 
 
@@ -239,6 +239,16 @@ def outside_unit_range(image: Any, slack: float) -> tuple[float, float] | None:
     if low < -slack or high > 1 + slack or not (np.isfinite(low) and np.isfinite(high)):
         return low, high
     return None
+
+
+def check_has_values(where: str, *tensors: Any) -> None:
+    """Refuse tensors on the ``meta`` device: they hold shapes but no values to check, label
+    or replace (torch failed deep inside with "Tensor.item() cannot be called on meta")."""
+    if any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors):
+        raise GanaugDataError(
+            f"{where} got a tensor on the meta device, which has a shape but no values: there "
+            "is nothing to check, label or replace. Run it on real data (cpu, cuda); when "
+            "tracing shapes with meta tensors, leave the augmentation out of the trace.")
 
 
 def check_unnormalised(image: Any, where: str, fix: str) -> None:

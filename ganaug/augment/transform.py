@@ -30,7 +30,12 @@ from ganaug.augment.classes import (
     declared_class_to_idx,
 )
 from ganaug.augment.counts import declared_targets
-from ganaug.augment.functional import check_unnormalised, label_to_index, match_image
+from ganaug.augment.functional import (
+    check_has_values,
+    check_unnormalised,
+    label_to_index,
+    match_image,
+)
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
@@ -152,6 +157,7 @@ class GANAugment(v2.Transform):
         flat, spec = tree_flatten(sample)
         targets = _image_leaves(flat, label)
         _check_sample(flat, targets, label)
+        check_has_values("GANAugment", *(flat[i] for i in targets))
         for i in targets:
             check_unnormalised(flat[i], "GANAugment",
                                "Put GANAugment before Normalize (and before any transform that "
