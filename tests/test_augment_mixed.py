@@ -408,3 +408,30 @@ def test_targets_of_another_length_are_refused(tiny_generator):
     with pytest.raises(GanaugDataError, match=r"targets holds 10 labels but the dataset has 7 "
                                               r"items"):
         MixedDataset(Shorter(), tiny_generator, ratio=0.5)
+
+
+def test_replace_mode_remembers_its_draws_in_one_byte_per_item(tiny_generator):
+    # is_synthetic(i) came from a {index: bool} dict: ~100 bytes per item read, per process
+    # and DataLoader worker (over 100 MB per worker for an ImageNet-size dataset each epoch)
+    import tracemalloc
+
+    class Many(torch.utils.data.Dataset):
+        classes: ClassVar[list[str]] = ["a", "b", "c"]
+        targets: ClassVar[list[int]] = [i % 3 for i in range(20_000)]
+
+        def __len__(self):
+            return 20_000
+
+        def __getitem__(self, i):
+            return 0, self.targets[i]  # an image is never looked at when p=0
+
+    ds = MixedDataset(Many(), tiny_generator, mode="replace", p=0.0)
+    ds[0]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(len(ds)):
+        ds[i]
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 200_000, grown
+    assert not ds.is_synthetic(5) and len(ds) == 20_000
