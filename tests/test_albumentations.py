@@ -230,3 +230,23 @@ def test_truncation_checked_at_construction_everywhere(model_path):
         with pytest.raises(GanaugConfigError, match=r"truncation must be a finite number in "
                                                     r"\(0, 1\]"):
             make()
+
+
+@pytest.mark.filterwarnings("ignore:Got processor for")
+@pytest.mark.parametrize("kind, value", [
+    ("mask", np.ones((8, 8), np.uint8)),
+    ("masks", [np.ones((8, 8), np.uint8)]),
+    ("bboxes", np.array([[1.0, 1.0, 5.0, 5.0]])),
+    ("keypoints", np.array([[1.0, 2.0]])),
+])
+def test_an_additional_spatial_target_is_refused(const_generator, kind, value):
+    # additional_targets={"mask2": "mask"}: the image was replaced and mask2 (boxes2, ...) kept
+    # describing the old one; only the default names (mask, bboxes, ...) were refused
+    params = {"bbox_params": A.BboxParams(format="pascal_voc", label_fields=[])} \
+        if kind == "bboxes" else {"keypoint_params": A.KeypointParams(format="xy")} \
+        if kind == "keypoints" else {}
+    pipe = A.Compose([GA.GANAugment(const_generator, p=0.0)], seed=0,
+                     additional_targets={"extra2": kind}, **params)
+    x = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(GanaugDataError, match=r"so the sample's extra2 would no longer match"):
+        pipe(image=x, extra2=value, label=1)

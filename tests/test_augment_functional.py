@@ -137,3 +137,30 @@ def test_images_of_unknown_value_range_are_refused(like):
     # uint16/int64 arrays came back as all 0 (x / 255 truncated), bool ones as all True.
     with pytest.raises(UnsupportedImageError, match=r"dtype .*; accepted: uint8, or float"):
         match_image(FAKE, like)
+
+
+@pytest.mark.parametrize("mode, scale", [("I;16", 257), ("I;16L", 257), ("I;16B", 257),
+                                         ("I;16N", 257), ("F", 1 / 255)])
+def test_pil_16bit_and_float_images_keep_their_value_range(mode, scale):
+    # 16-bit images came back with 0..255 values (near black on a 0..65535 scale), float
+    # ones with 0..255 where ganaug (and torchvision's ToImage) read float images as [0, 1]
+    grey = int(np.asarray(match_image(FAKE, PIL.Image.new("L", (4, 4))))[0, 0])
+    like = PIL.Image.new(mode, (4, 3))
+    out = match_image(FAKE, like)
+    assert out.mode == mode and out.size == (4, 3)
+    values = np.asarray(out).astype(np.float64)
+    np.testing.assert_allclose(values, grey * scale, rtol=1e-6)
+
+
+def test_pil_32bit_integer_images_are_refused():
+    # mode I holds 16-bit scans as often as 0..255 data: its range is unknowable (data loading
+    # refuses such files too); fakes came back as 0..255 in it
+    with pytest.raises(UnsupportedImageError, match=r"PIL mode I .*Convert.*'I;16'.*'L'"):
+        match_image(FAKE, PIL.Image.new("I", (4, 4)))
+
+
+def test_pil_float_images_outside_unit_range_are_refused():
+    like = PIL.Image.fromarray(np.full((4, 4), 200.0, np.float32))  # a 0..255 float image
+    with pytest.raises(GanaugDataError, match=r"mode F.*\[200, 200\].*\[0, 1\]"):
+        match_image(FAKE, like)
+    assert np.asarray(match_image(FAKE, PIL.Image.fromarray(np.ones((4, 4), np.float32)))).max() <= 1

@@ -362,3 +362,76 @@ def test_a_huge_ratio_or_budget_is_lazy(const_generator):
     uniform = MixedDataset(RealSet(), const_generator, balance="uniform", ratio=1e9)
     assert uniform.class_counts() == {"a": 3333333337, "b": 3333333337, "c": 3333333336}
     assert time.perf_counter() - start < 10
+
+
+# -- labels of wrapped real datasets -------------------------------------------------------------
+class _Counting(RealSet):
+    """RealSet that counts the items read (a read decodes an image in a real dataset)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+
+def test_labels_of_subset_and_concat_are_read_from_targets(tiny_generator):
+    # Subset (random_split, a train/val split) and ConcatDataset have no .targets: every image
+    # was decoded once at construction just to read its label (an epoch of ImageFolder)
+    from torch.utils.data import ConcatDataset, Subset
+
+    from ganaug.augment import dataset_labels, with_labels
+
+    base = _Counting()
+    sub = Subset(base, np.array([9, 6, 0, 7]))
+    assert dataset_labels(sub) == [2, 1, 0, 1] and base.reads == 0
+    both = ConcatDataset([sub, Subset(base, [1])])
+    assert dataset_labels(both) == [2, 1, 0, 1, 0] and base.reads == 0
+    assert dataset_labels(with_labels(sub, None)) == [2, 1, 0, 1] and base.reads == 0
+    assert with_labels(sub, None).targets == [2, 1, 0, 1]
+    ds = MixedDataset(sub, tiny_generator, balance="match_max")
+    assert ds.class_counts("real") == {"a": 1, "b": 2, "c": 1}
+    assert base.reads <= 1  # the first real image, which synthetic images are matched to
+    unlabelled = _Counting(with_targets=False)  # no targets anywhere: one pass, as before
+    assert dataset_labels(Subset(unlabelled, [9, 0])) == [2, 0] and unlabelled.reads == 2
+
+
+def test_targets_of_another_length_are_refused(tiny_generator):
+    # len(real) items but .targets held more (or fewer) labels: MixedDataset's length, class
+    # counts and items followed .targets, reading past the dataset or dropping its last items
+    class Shorter(RealSet):
+        def __len__(self):
+            return 7
+
+    with pytest.raises(GanaugDataError, match=r"targets holds 10 labels but the dataset has 7 "
+                                              r"items"):
+        MixedDataset(Shorter(), tiny_generator, ratio=0.5)
+
+
+def test_replace_mode_remembers_its_draws_in_one_byte_per_item(tiny_generator):
+    # is_synthetic(i) came from a {index: bool} dict: ~100 bytes per item read, per process
+    # and DataLoader worker (over 100 MB per worker for an ImageNet-size dataset each epoch)
+    import tracemalloc
+
+    class Many(torch.utils.data.Dataset):
+        classes: ClassVar[list[str]] = ["a", "b", "c"]
+        targets: ClassVar[list[int]] = [i % 3 for i in range(20_000)]
+
+        def __len__(self):
+            return 20_000
+
+        def __getitem__(self, i):
+            return 0, self.targets[i]  # an image is never looked at when p=0
+
+    ds = MixedDataset(Many(), tiny_generator, mode="replace", p=0.0)
+    ds[0]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(len(ds)):
+        ds[i]
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 200_000, grown
+    assert not ds.is_synthetic(5) and len(ds) == 20_000

@@ -446,3 +446,23 @@ def test_switch_and_device_are_checked(const_generator, kwargs, match):
     # enabled="no" was truthy (the mixer ran); device="bogus" failed inside torch.device
     with pytest.raises(GanaugConfigError, match=match):
         BatchMixer(const_generator, **kwargs)
+
+
+@pytest.mark.parametrize("x,y", [
+    (torch.empty(2, 3, 8, 8, device="meta"), torch.tensor([0, 1])),
+    (torch.empty(2, 3, 8, 8, dtype=torch.uint8, device="meta"), torch.tensor([0, 1])),
+    (torch.zeros(2, 3, 8, 8), torch.tensor([0, 1], device="meta")),
+], ids=["float", "uint8", "labels"])
+def test_a_batch_without_values_is_refused(const_generator, x, y):
+    # a meta-device batch (shape-only tracing, a model built on "meta") died in torch with
+    # "Tensor.item() cannot be called on meta tensors"
+    with pytest.raises(GanaugDataError, match=r"meta device.*no values"):
+        BatchMixer(const_generator, 0.5, seed=0)(x, y)
+
+
+@pytest.mark.parametrize("y", [[0, 1], (0, 1)], ids=["list", "tuple"])
+def test_labels_that_are_not_a_tensor_name_the_fix(const_generator, y):
+    with pytest.raises(GanaugDataError, match=r"got list|got tuple"):
+        BatchMixer(const_generator, 0.5)(torch.zeros(2, 3, 8, 8), y)
+    with pytest.raises(GanaugDataError, match=r"torch\.as_tensor\(labels\)"):
+        BatchMixer(const_generator, 0.5)(torch.zeros(2, 3, 8, 8), y)

@@ -241,3 +241,46 @@ def test_with_labels_passes_label_and_attributes(tiny_generator):
 def test_with_labels_without_attributes():
     ds = with_labels(_Pil(with_targets=False), None)
     assert not hasattr(ds, "targets") and ds[1][1] == 0
+
+
+# -- samples whose other entries describe the image ---------------------------------------------
+def _spatial(kind):
+    box = tv_tensors.BoundingBoxes([[1, 1, 5, 5]], format="XYXY", canvas_size=(8, 8))
+    return {"mask": tv_tensors.Mask(torch.ones(8, 8, dtype=torch.uint8)), "boxes": box,
+            "keypoints": tv_tensors.KeyPoints([[2, 3]], canvas_size=(8, 8))}[kind]
+
+
+@pytest.mark.parametrize("kind", ["mask", "boxes", "keypoints"])
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_error_spatial_targets_would_go_stale(tiny_generator, kind, p):
+    # the image is replaced, the mask/boxes/keypoints described the old one (the albumentations
+    # transform refuses them too); refused whatever p, not at random inside a DataLoader
+    img = tv_tensors.Image(torch.zeros(3, 8, 8, dtype=torch.uint8))
+    name = {"mask": "Mask", "boxes": "BoundingBoxes", "keypoints": "KeyPoints"}[kind]
+    with pytest.raises(GanaugDataError, match=rf"replaces the whole image, so the sample's {name}"):
+        GANAugment(tiny_generator, p=p)({"image": img, kind: _spatial(kind), "label": 1})
+
+
+def test_empty_boxes_pass(tiny_generator):
+    img = tv_tensors.Image(torch.zeros(3, 8, 8, dtype=torch.uint8))
+    boxes = tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=(8, 8))
+    out = GANAugment(tiny_generator, p=1.0, seed=0)({"image": img, "boxes": boxes, "label": 1})
+    assert out["boxes"] is boxes and not torch.equal(out["image"], img)
+
+
+@pytest.mark.parametrize("sample", [
+    lambda: ("images/cat/1.png", 1),
+    lambda: (tv_tensors.Video(torch.zeros(2, 3, 8, 8, dtype=torch.uint8)), 1),
+    lambda: {"path": "x.png", "label": 1},
+], ids=["path", "video", "dict-without-image"])
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_error_sample_without_image(tiny_generator, sample, p):
+    # it used to come back unchanged with p=1: GANAugment silently did nothing
+    with pytest.raises(GanaugDataError, match=r"found no image.*PIL image"):
+        GANAugment(tiny_generator, p=p)(sample())
+
+
+def test_error_image_without_values(tiny_generator):
+    # a meta-device image died in torch ("Tensor.item() cannot be called on meta tensors")
+    with pytest.raises(GanaugDataError, match=r"meta device.*no values"):
+        GANAugment(tiny_generator, p=1.0)(torch.empty(3, 8, 8, device="meta"), 1)

@@ -128,14 +128,16 @@ class GANAugment(A.ImageOnlyTransform):
                 f"ganaug.albumentations.GANAugment needs the label: call the pipeline as "
                 f"aug(image=img, {self.label_key}=y) (got keys: {', '.join(sorted(kwargs))}), "
                 "or set label_key= to the name you pass.")
-        stale = [key for key in SPATIAL_TARGETS if _not_empty(kwargs.get(key))]
+        stale = [key for key in (*SPATIAL_TARGETS, *self._extra_targets(SPATIAL_TARGETS))
+                 if _not_empty(kwargs.get(key))]
         if stale:
             raise GanaugDataError(
                 f"ganaug.albumentations.GANAugment replaces the whole image, so the sample's "
                 f"{', '.join(stale)} would no longer match it. Use it in pipelines of image "
                 "and label only (classification), or apply it to the samples without "
                 f"{' / '.join(stale)}.")
-        extra = [key for key in ("images", *self._image_targets()) if _not_empty(kwargs.get(key))]
+        extra = [key for key in ("images", *self._extra_targets(("image", "images")))
+                 if _not_empty(kwargs.get(key))]
         if extra:
             raise GanaugDataError(
                 f"ganaug.albumentations.GANAugment draws one fake per call, and one label names "
@@ -147,10 +149,18 @@ class GANAugment(A.ImageOnlyTransform):
         self._ensure_stream()
         return super().__call__(*args, force_apply=force_apply, **kwargs)
 
-    def _image_targets(self) -> list[str]:
-        """Compose's ``additional_targets`` that are images or image batches (``image2``)."""
-        extra = getattr(self, "_additional_targets", None) or {}
-        return [key for key, kind in extra.items() if kind in ("image", "images")]
+    def add_targets(self, additional_targets: dict[str, str]) -> None:
+        # albumentations keeps only the image-like ones (an image-only transform's keys);
+        # remember them all, so a mask or boxes alias (``{"mask2": "mask"}``) is seen too
+        super().add_targets(additional_targets)
+        self.__dict__.setdefault("_compose_targets", {}).update(additional_targets)
+
+    def _extra_targets(self, kinds: tuple[str, ...]) -> list[str]:
+        """Compose's ``additional_targets`` of these kinds (``{"image2": "image"}``,
+        ``{"mask2": "mask"}``): aliases of the targets refused under their own names."""
+        extra = {**(getattr(self, "_additional_targets", None) or {}),
+                 **self.__dict__.get("_compose_targets", {})}
+        return [key for key, kind in extra.items() if kind in kinds and key not in kinds]
 
     def get_params_dependent_on_data(self, params: dict[str, Any],
                                      data: dict[str, Any]) -> dict[str, Any]:

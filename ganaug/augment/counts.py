@@ -12,30 +12,64 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ganaug.augment.functional import label_to_index, per_class_counts
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
-__all__ = ["BALANCE_MODES", "balance_counts", "dataset_labels", "proportional_counts"]
+__all__ = ["BALANCE_MODES", "balance_counts", "dataset_labels", "declared_targets",
+           "proportional_counts"]
 
 BALANCE_MODES = ("uniform", "match_max")
 
 
 # -- counting --------------------------------------------------------------------------------
+def declared_targets(dataset: Any) -> list | None:
+    """The labels a dataset declares without reading its items: its ``.targets``, else those of
+    a ``Subset`` (its parent's, at its indices) or a ``ConcatDataset`` (its parts'); ``None``
+    when it declares none. Not checked: see :func:`dataset_labels`."""
+    targets = getattr(dataset, "targets", None)
+    if isinstance(targets, (torch.Tensor, np.ndarray)):
+        return list(targets.reshape(-1)) if targets.ndim == 1 else [targets]
+    if targets is not None:
+        return targets if isinstance(targets, list) else list(targets)
+    if isinstance(dataset, Subset):
+        parent = declared_targets(dataset.dataset)
+        if parent is None:
+            return None
+        try:
+            return [parent[int(i)] for i in dataset.indices]
+        except (IndexError, TypeError):
+            return None  # indices the parent's labels do not cover: read the items
+    if isinstance(dataset, ConcatDataset):
+        parts = [declared_targets(part) for part in dataset.datasets]
+        if any(part is None for part in parts):
+            return None
+        return [label for part in parts for label in part]
+    return None
+
+
 def dataset_labels(dataset: Dataset) -> list[int]:
-    """The int labels of a map-style dataset: ``.targets`` if present, else one pass over it.
+    """The int labels of a map-style dataset: declared (``.targets``, also through ``Subset``
+    and ``ConcatDataset``: :func:`declared_targets`), else one pass over its items.
 
     Raises:
         GanaugDataError: a label that is not an integer class index (a float, a string, a
-            multi-element tensor), instead of truncating it.
+            multi-element tensor), instead of truncating it; ``.targets`` of another length
+            than the dataset.
     """
-    targets = getattr(dataset, "targets", None)
-    if targets is None:
+    targets = declared_targets(dataset)
+    declared = targets is not None
+    if not declared:
         targets = [dataset[i][1] for i in range(len(dataset))]
-    elif isinstance(targets, (torch.Tensor, np.ndarray)):
-        targets = list(targets.reshape(-1)) if targets.ndim == 1 else [targets]
-    return [_int_label(t, i) for i, t in enumerate(targets)]
+    labels = [_int_label(t, i) for i, t in enumerate(targets)]
+    if declared and len(labels) != len(dataset):
+        raise GanaugDataError(
+            f"The real dataset's .targets holds {len(targets)} labels but the dataset has "
+            f"{len(dataset)} items ({type(dataset).__name__}), so labels cannot be matched to "
+            "items. Keep .targets in step with the items (filter both), or remove .targets so "
+            "that the labels are read from the items.")
+    return labels
 
 
 def _int_label(label: Any, i: int) -> int:

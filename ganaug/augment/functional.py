@@ -24,7 +24,7 @@ from ganaug._checks import check_int
 from ganaug._imaging import fit_images, normalize
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugError, did_you_mean
 
-__all__ = ["LabelRuns", "UnsupportedImageError", "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
+__all__ = ["LabelRuns", "UnsupportedImageError", "check_has_values", "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
            "match_image", "normalize", "per_class_counts"]
 
 
@@ -37,7 +37,11 @@ class UnsupportedImageError(GanaugDataError, TypeError):
 
 
 def _channels_of_mode(mode: str) -> int:
-    return 1 if mode in ("L", "1", "I", "F", "I;16", "LA") else 3
+    return 1 if mode in ("L", "1", "I", "F", "LA") or mode.startswith("I;16") else 3
+
+
+#: byte order of PIL's 16-bit grey modes (0..65535, as torchvision's ToImage reads them)
+_UINT16_MODES = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
 
 
 def _not_an_image(shape, kind: str) -> GanaugDataError:
@@ -48,7 +52,27 @@ def _not_an_image(shape, kind: str) -> GanaugDataError:
 
 
 def _match_pil(fake: torch.Tensor, like: PIL.Image.Image) -> PIL.Image.Image:
+    if like.mode == "I":
+        raise UnsupportedImageError(
+            "Cannot replace a PIL mode I image (32-bit integers): its value range is unknown "
+            "(16-bit scans and 0..255 data both come as mode I), so a synthetic image cannot "
+            "be put on its scale. Convert the images first: to 'I;16' for 16-bit data, to "
+            "'L' for 8-bit (e.g. in the dataset's loader).")
+    if like.mode == "F":  # ganaug, like torchvision's ToImage, reads float images as [0, 1]
+        arr = np.asarray(like)
+        low, high = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if not (low >= -RANGE_SLACK and high <= 1 + RANGE_SLACK):  # NaN fails too
+            raise GanaugDataError(
+                f"A PIL mode F image has values in [{low:g}, {high:g}], not [0, 1]: a synthetic "
+                "image cannot be put on its scale. Scale the images to [0, 1] (or convert "
+                "them to 8-bit 'L') before GANAugment.")
     out = fit_images(fake, _channels_of_mode(like.mode), (like.height, like.width))
+    if like.mode == "F":
+        return PIL.Image.fromarray(out[0].numpy().astype(np.float32) / 255.0)  # mode F
+    if like.mode in _UINT16_MODES:
+        arr = out[0].numpy().astype(np.uint16) * 257  # 255 -> 65535
+        data = arr.astype(_UINT16_MODES[like.mode]).tobytes()
+        return PIL.Image.frombytes(like.mode, like.size, data)
     img = F.to_pil_image(out)
     return img if img.mode == like.mode else img.convert(like.mode)
 
@@ -107,12 +131,15 @@ def match_image(fake: torch.Tensor, like: Any) -> Any:
             [0, 1]), a ``tv_tensors.Image``, or a NumPy ``(H, W, C)``/``(H, W)`` array.
 
     Returns:
-        ``fake`` as the same type as ``like``: PIL in the same mode, a tensor of the same dtype
+        ``fake`` as the same type as ``like``: PIL in the same mode (16-bit ``I;16`` modes on
+        0..65535, ``F`` in [0, 1], as torchvision's ``ToImage`` reads them), a tensor of the same dtype
         and device (float in [0, 1]), a ``tv_tensors.Image``, or an array of the same dtype.
 
     Raises:
         UnsupportedImageError: no kernel for ``type(like)``, or a dtype of unknown value range
-            (bool, NumPy integers other than uint8) (a GanaugDataError and TypeError).
+            (bool, NumPy integers other than uint8, PIL mode ``I``) (a GanaugDataError and
+            TypeError).
+        GanaugDataError: a PIL mode ``F`` image outside [0, 1].
         GanaugDataError: ``like`` is not a single image with 1 or 3 channels, or has no pixels.
     """
     for cls in type(like).__mro__:
@@ -212,6 +239,16 @@ def outside_unit_range(image: Any, slack: float) -> tuple[float, float] | None:
     if low < -slack or high > 1 + slack or not (np.isfinite(low) and np.isfinite(high)):
         return low, high
     return None
+
+
+def check_has_values(where: str, *tensors: Any) -> None:
+    """Refuse tensors on the ``meta`` device: they hold shapes but no values to check, label
+    or replace (torch failed deep inside with "Tensor.item() cannot be called on meta")."""
+    if any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors):
+        raise GanaugDataError(
+            f"{where} got a tensor on the meta device, which has a shape but no values: there "
+            "is nothing to check, label or replace. Run it on real data (cpu, cuda); when "
+            "tracing shapes with meta tensors, leave the augmentation out of the trace.")
 
 
 def check_unnormalised(image: Any, where: str, fix: str) -> None:

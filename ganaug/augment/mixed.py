@@ -197,7 +197,7 @@ class MixedDataset(Dataset):
         self._synth_labels = LabelRuns([], [])  # the label of each appended item, lazily
         self._synth_starts = [0] * (len(self.classes) + 1)
         self._like = None
-        self._last_replaced: dict[int, bool] = {}
+        self._last_replaced: np.ndarray | None = None  # replace mode: one bool per real item
         self.teacher = self._teacher(teacher, teacher_settings, given, mode)
         self.soft = self.teacher is not None or bool(given is not None and given.soft)
         if mode == "append":
@@ -350,8 +350,12 @@ class MixedDataset(Dataset):
         this process was replaced."""
         index = check_index(index, len(self))
         if self.replacer is not None:
-            return self._last_replaced.get(index, False)
+            return self._replaced(index)
         return index >= len(self.real_targets)
+
+    def _replaced(self, index: int) -> bool:
+        """Whether the last access of real item ``index`` in this process was replaced."""
+        return self._last_replaced is not None and bool(self._last_replaced[index])
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         n_real = len(self.real_targets)
@@ -360,8 +364,10 @@ class MixedDataset(Dataset):
             img, label = self.real[index][:2]
             soft = None
             if self.replacer is not None:
-                img, self._last_replaced[index], soft = self.replacer.draw(
-                    img, self._gen(int(label)), int(label))
+                img, replaced, soft = self.replacer.draw(img, self._gen(int(label)), int(label))
+                if self._last_replaced is None:  # created lazily: not pickled to workers
+                    self._last_replaced = np.zeros(n_real, dtype=bool)
+                self._last_replaced[index] = replaced
             if self.soft:
                 label = soft if soft is not None else F.one_hot(
                     torch.tensor(int(label)), len(self.classes)).float()
@@ -377,5 +383,5 @@ class MixedDataset(Dataset):
         if self.target_transform is not None:
             label = self.target_transform(label)
         if self.return_mask:  # (image, label, is synthetic): a batch's synthetic_mask
-            return img, label, index >= n_real or self._last_replaced.get(index, False)
+            return img, label, index >= n_real or self._replaced(index)
         return img, label

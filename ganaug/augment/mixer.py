@@ -34,7 +34,7 @@ from ganaug.augment.batch import (
     unpack,
 )
 from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
-from ganaug.augment.functional import fit_images, label_to_index, normalize
+from ganaug.augment.functional import check_has_values, fit_images, label_to_index, normalize
 from ganaug.augment.source import GeneratorSource
 from ganaug.augment.teacher import Teacher, make_teacher, parse_stats
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -340,6 +340,7 @@ class BatchMixer:
         return fake
 
     def _check(self, x: torch.Tensor, y: torch.Tensor) -> bool:
+        check_has_values("BatchMixer", x, y)
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise GanaugDataError(f"BatchMixer expects a batch (B, C, H, W), got {shape}. "
@@ -359,7 +360,9 @@ class BatchMixer:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise GanaugDataError(
                 f"BatchMixer expects targets (B,) class indices or (B, K) soft targets with "
-                f"B={x.shape[0]}, got {got}.")
+                f"B={x.shape[0]}, got {got}."
+                + ("" if isinstance(y, torch.Tensor) else
+                   " Pass the labels as a tensor: torch.as_tensor(labels)."))
         if y.ndim == 2:
             if y.shape[1] != self.num_classes:
                 raise GanaugDataError(

@@ -29,7 +29,13 @@ from ganaug.augment.classes import (
     dataset_mapping,
     declared_class_to_idx,
 )
-from ganaug.augment.functional import check_unnormalised, label_to_index, match_image
+from ganaug.augment.counts import declared_targets
+from ganaug.augment.functional import (
+    check_has_values,
+    check_unnormalised,
+    label_to_index,
+    match_image,
+)
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
@@ -150,6 +156,8 @@ class GANAugment(v2.Transform):
         cls = self.class_map(label)
         flat, spec = tree_flatten(sample)
         targets = _image_leaves(flat, label)
+        _check_sample(flat, targets, label)
+        check_has_values("GANAugment", *(flat[i] for i in targets))
         for i in targets:
             check_unnormalised(flat[i], "GANAugment",
                                "Put GANAugment before Normalize (and before any transform that "
@@ -189,6 +197,30 @@ def _describe(sample: Any) -> str:
     if isinstance(sample, torch.Tensor):
         return f"a tensor of shape {tuple(sample.shape)}"
     return f"a {type(sample).__name__}"
+
+
+#: tv_tensors that describe the image's content: stale once it is replaced.
+SPATIAL_TYPES = tuple(getattr(tv_tensors, name) for name in ("Mask", "BoundingBoxes", "KeyPoints")
+                      if hasattr(tv_tensors, name))
+
+
+def _check_sample(flat: list[Any], targets: set[int], label: Any) -> None:
+    """Refuse, whatever ``p``, a sample with no image to replace (a path, a video: it came back
+    unchanged) or with non-empty masks/boxes/keypoints (they would describe the old image)."""
+    if not targets:
+        kinds = ", ".join(type(x).__name__ for x in flat if x is not label) or "nothing"
+        raise GanaugDataError(
+            f"GANAugment found no image to replace in the sample (it holds: {kinds}), so it "
+            "would silently do nothing. It replaces a PIL image, a (C, H, W) or (H, W) tensor, "
+            "a tv_tensors.Image or a NumPy (H, W, C) array: put it after the step that loads "
+            "the image (a video or a batch is not one image; for batches use "
+            "ganaug.BatchMixer).")
+    stale = sorted({type(x).__name__ for x in flat if isinstance(x, SPATIAL_TYPES) and x.numel()})
+    if stale:
+        raise GanaugDataError(
+            f"GANAugment replaces the whole image, so the sample's {', '.join(stale)} would no "
+            "longer match it. Use it in pipelines of image and label only (classification), or "
+            "apply it to the samples without masks, boxes or keypoints.")
 
 
 def _image_leaves(flat: list[Any], label: Any) -> set[int]:
@@ -282,8 +314,13 @@ class LabeledTransformDataset(Dataset):
         return sorted(mapping, key=mapping.__getitem__)
 
     @property
-    def targets(self) -> list[int]:
-        return self.dataset.targets
+    def targets(self) -> list:
+        """The wrapped dataset's labels (also of a ``Subset``/``ConcatDataset``), unread."""
+        found = getattr(self.dataset, "targets", None)
+        found = found if found is not None else declared_targets(self.dataset)
+        if found is None:
+            raise AttributeError(f"{type(self.dataset).__name__} declares no targets")
+        return found
 
     def __repr__(self) -> str:
         return (f"with_labels({self.dataset!r}, {self.label_transform!r}"
