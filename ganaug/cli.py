@@ -384,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     except GanaugError as err:
         print(f"ganaug: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `ganaug ... | head` closed the pipe: not an error of ours, and no traceback. Before
+        # OSError, of which it is one.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as err:  # a disk or permission problem not caught at its source
         from ganaug._files import os_problem
 
@@ -392,12 +399,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganaug: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # `ganaug ... | head` closed the pipe: not an error of ours, and no traceback.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

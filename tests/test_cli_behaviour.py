@@ -152,3 +152,18 @@ def test_ctrl_c_before_the_first_step_says_interrupted(monkeypatch, capsys, tmp_
     monkeypatch.setattr(Trainer, "fit", interrupted)
     assert main(["train", "--data", "digits", "--out", str(tmp_path / "run")]) == 130
     assert capsys.readouterr().err.splitlines()[-1] == "ganaug: interrupted"
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys, tmp_path):
+    """`ganaug data info digits | head -1`: the reader closes the pipe. BrokenPipeError is an
+    OSError, and the OSError branch came first: 'ganaug: error: ...' and status 2."""
+    from ganaug import cli
+
+    def closed(threads):  # the first thing main runs inside its error handling
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "set_threads", closed)
+    with open(tmp_path / "stdout", "w") as out:
+        monkeypatch.setattr("sys.stdout", out)
+        assert main(["data", "info", "digits"]) == 0
+    assert "error" not in capsys.readouterr().err
