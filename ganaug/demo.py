@@ -28,7 +28,7 @@ from ganaug.evaluation.verdict import format_verdict
 from ganaug.io import load
 from ganaug.plots import save_generator_grid
 
-__all__ = ["DEMO_ARMS", "DEMO_BUDGETS", "demo"]
+__all__ = ["DEMO_ARMS", "DEMO_BUDGETS", "adopt_old_demo", "demo"]
 
 #: Budgets of ``ganaug demo``: the full one took 32 minutes on one CPU thread beside another job
 #: (docs/results.md, section 3); ``quick`` takes seconds (tests).
@@ -40,6 +40,28 @@ DEMO_BUDGETS: dict[bool, dict[str, Any]] = {
 }
 #: The recommended recipe's GAN arm and its controls (``ganaug.evaluation.arms``).
 DEMO_ARMS = ",".join(RECOMMENDED_ARMS)
+
+
+#: What a demo writes in its folder (a folder of these alone, from before demo.json, is one).
+DEMO_OUTPUTS = frozenset({"data.png", "samples.png", "metrics.json", "gan", "experiment"})
+
+
+def adopt_old_demo(out: Path, data: str) -> None:
+    """Record ``demo.json`` in a folder that a demo made before it recorded one: it holds the
+    demo's outputs alone, and its ``gan`` run trained on ``data``. Any other folder is left to
+    the refusal of :func:`ganaug._files.guard_folder`."""
+    import yaml
+
+    if not out.is_dir() or (out / "demo.json").exists():
+        return
+    if not {p.name for p in out.iterdir()} <= DEMO_OUTPUTS:
+        return
+    try:
+        config = yaml.safe_load((out / "gan" / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return
+    if isinstance(config, dict) and str(config.get("data", "")).partition("?")[0] == data:
+        atomic_write_text(out / "demo.json", json.dumps({"demo": "ganaug demo", "data": data}))
 
 
 def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
@@ -58,6 +80,7 @@ def demo(out: str = "runs/demo", quick: bool = False) -> dict[str, Any]:
     b = DEMO_BUDGETS[bool(quick)]
     out = Path(out)
     # data.png, samples.png and metrics.json would replace a user's files of those names
+    adopt_old_demo(out, b["data"])
     guard_folder(out, {"demo": "ganaug demo", "data": b["data"]}, name="demo.json",
                  what="a ganaug demo", fix="Use another --out, or the --quick setting of the "
                                            "demo there.")

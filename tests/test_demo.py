@@ -52,3 +52,30 @@ def test_demo_refuses_an_out_folder_holding_other_files_before_writing(tmp_path,
     with pytest.raises(GanaugConfigError, match=r"already holds a ganaug demo made with other "
                                                 r"arguments \(data: 'digits' there, 'mnist5k'"):
         demo(out=str(tmp_path / "demo"), quick=False)
+
+
+def test_a_demo_folder_made_before_demo_json_is_still_a_demo_folder(tmp_path):
+    """`make demo` after an upgrade: runs/demo was made before the demo recorded demo.json.
+    It holds only the demo's outputs, with its GAN run on the demo's data: adopted, not refused
+    (the README's first command failed). A folder with anything else stays refused."""
+    from ganaug.demo import adopt_old_demo
+
+    old = tmp_path / "demo"
+    (old / "gan").mkdir(parents=True)
+    (old / "gan" / "config.yaml").write_text("data: digits?split=train\nsteps: 4\n")
+    for name in ("data.png", "samples.png", "metrics.json"):
+        (old / name).write_bytes(b"x")
+    (old / "experiment").mkdir()
+    adopt_old_demo(old, "digits")
+    assert (old / "demo.json").is_file()
+
+    other = tmp_path / "other"
+    (other / "gan").mkdir(parents=True)
+    (other / "gan" / "config.yaml").write_text("data: mnist5k?split=train\n")
+    adopt_old_demo(other, "digits")  # the other budget's demo: left to guard_folder's refusal
+    mine = tmp_path / "mine"
+    (mine / "gan").mkdir(parents=True)
+    (mine / "gan" / "config.yaml").write_text("data: digits?split=train\n")
+    (mine / "notes.txt").write_text("mine")
+    adopt_old_demo(mine, "digits")
+    assert not (other / "demo.json").exists() and not (mine / "demo.json").exists()
