@@ -22,6 +22,7 @@ from torchvision.transforms import v2
 
 from ganaug._checks import check_int, most_threads
 from ganaug._devices import resolve_device
+from ganaug._files import check_writable_file
 from ganaug._timing import (
     alternate,
     format_table,
@@ -346,7 +347,8 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
 
     Raises:
         GanaugConfigError: ``threads``, ``batch_size`` or ``width`` below 1; ``threads``
-            above :func:`ganaug._checks.most_threads`.
+            above :func:`ganaug._checks.most_threads`; a ``json_path`` that cannot be written
+            (checked before the benchmark).
     """
     if threads is not None:
         check_int("--threads", threads, minimum=1, hint="e.g. --threads 1.")
@@ -356,6 +358,8 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
     for name, value in (("batch_size", batch_size), ("width", width)):
         if value is not None:  # 0 must not read as "not given" below
             check_int(name, value, minimum=1)
+    if json_path:
+        check_writable_file(json_path)  # before the benchmark, not when writing its result
     if what == "sample":
         if file:
             gen, name = load(file, device=device or "cpu"), Path(file).name

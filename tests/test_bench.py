@@ -224,3 +224,19 @@ def test_run_bench_refuses_zero_batch_and_width_before_any_work(kwargs, match, m
     for what in ("train", "loader"):
         with pytest.raises(GanaugConfigError, match=match):
             bench.run_bench(what, **kwargs)
+
+
+def test_a_json_path_that_cannot_be_written_is_refused_before_the_benchmark(tmp_path,
+                                                                             monkeypatch):
+    """--json naming a folder, or a path under a file, failed only after the benchmark ran."""
+    from ganaug import bench
+    from ganaug.errors import GanaugConfigError
+
+    def ran(**kwargs):
+        raise AssertionError("the benchmark ran before --json was checked")
+
+    monkeypatch.setattr(bench, "bench_train", ran)
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path, tmp_path / "file" / "train.json"):
+        with pytest.raises(GanaugConfigError, match=r"Cannot write"):
+            bench.run_bench("train", quick=True, json_path=str(bad))
