@@ -269,3 +269,14 @@ def test_only_rank_0_judges_a_new_run_folder(tmp_path):
     RunDir(out, dist=DistInfo(rank=1, world=2)).refuse_overwrite()  # no error on rank 1
     with pytest.raises(GanaugTrainingError, match=r"already holds files \(\.write-test\)"):
         RunDir(out, dist=DistInfo(rank=0, world=2)).refuse_overwrite()
+
+
+@pytest.mark.parametrize("config", [[1], "steps: 3", 3])
+def test_finished_reads_an_edited_training_config_as_not_finished(tmp_path, tiny_generator,
+                                                                 config):
+    """A run's generator.safetensors whose training.config is no object (edited or damaged)
+    ended `ganaug train --out RUN` in a raw AttributeError from RunDir.finished."""
+    run = RunDir(tmp_path)
+    run.write_generator(tiny_generator, {"steps": 3, "data_fingerprint": "fp", "config": config})
+    assert not run.finished(None, lambda: "fp")
+    assert run.finished(3, lambda: "fp")  # the steps asked for are recorded: finished

@@ -363,7 +363,10 @@ class RunDir:
         if not self.generator_path.is_file():
             return False
         training = read_metadata(self.generator_path).get("training") or {}
-        target = steps if steps is not None else (training.get("config") or {}).get("steps")
+        config = training.get("config")
+        if steps is None and not isinstance(config, dict):
+            return False  # edited or damaged: its total is unknown, so train (or resume) again
+        target = steps if steps is not None else config.get("steps")
         return training.get("steps") == target and training.get("data_fingerprint") == fingerprint()
 
 
