@@ -611,3 +611,17 @@ def test_resume_is_bit_exact_with_bcr(npz_data, tmp_path):
     Trainer(make_cfg(npz_data, off, steps=4, diffaug="translation")).fit()
     with pytest.raises(AssertionError):  # bCR changed the run
         assert_same_tensors(one / "generator.safetensors", off / "generator.safetensors")
+
+
+@pytest.mark.parametrize("step", [-5, 2.5, True, "7"])
+def test_a_checkpoint_step_that_is_no_count_does_not_fit(tmp_path, step):
+    """An edited checkpoint with step -5 resumed and counted from -5 (more steps than asked,
+    noise streams seeded from a negative step); 2.5 and True were truncated silently."""
+    from types import SimpleNamespace
+
+    run = RunDir(tmp_path)
+    run.register(SimpleNamespace(state_dict=dict,
+                                 load_state_dict=lambda s: Trainer.load_state_dict(
+                                     SimpleNamespace(), s)))
+    with pytest.raises(GanaugTrainingError, match=r"does not fit this run.*step"):
+        run.restore({"format": 1, "step": step, "wall_time_s": 1.0})

@@ -183,7 +183,10 @@ class Trainer:
                 "config": self.cfg.to_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"its step is {step!r:.40}, not a count of steps (an int >= 0)")
+        self.step = step
         self.wall_time = float(state.get("wall_time_s", 0.0))
 
     # -- the run ---------------------------------------------------------------------------
