@@ -71,3 +71,75 @@ def test_one_reader_for_every_entry_points_class_arguments(const_generator):
         GANAugment(const_generator, dataset_classes=[])  # was a bare ValueError from max()
     with pytest.raises(GanaugDataError, match=r"classes= names a more than once"):
         to_class_to_idx(classes=["a", "a"])
+
+
+class Labelled:
+    """A tiny map-style (image, label) dataset declaring ``class_to_idx``, like ImageFolder."""
+
+    def __init__(self, class_to_idx, labels, target_transform=None):
+        self.class_to_idx, self.targets = class_to_idx, list(labels)
+        self.target_transform = target_transform
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        y = self.targets[i]
+        return (torch.zeros(3, 16, 16, dtype=torch.uint8),
+                y if self.target_transform is None else self.target_transform(y))
+
+
+def test_a_concat_of_datasets_with_one_class_list_maps_by_its_names():
+    # torch's ConcatDataset declares no names itself: its parts' were ignored, and the labels
+    # were taken as the generator's indices
+    from torch.utils.data import ConcatDataset
+
+    names = {"c2": 0, "c1": 1}
+    both = ConcatDataset([Labelled(names, [0, 1]), Subset(Labelled(names, [1, 0]), [0])])
+    assert dataset_class_to_idx(both) == names
+
+
+def test_a_concat_of_datasets_with_other_class_lists_is_refused_everywhere(const_generator):
+    # part 0's label 0 is "a", part 1's label 0 is "b": labels were taken as the generator's
+    # indices by with_labels, BatchMixer.for_loader and MixedDataset (a "b" image drawn as "a")
+    from torch.utils.data import ConcatDataset, DataLoader
+
+    import ganaug
+
+    both = ConcatDataset([Labelled({"a": 0, "b": 1, "c": 2}, [0, 1, 2]),
+                          Labelled({"b": 0, "c": 1}, [0, 1])])
+    with pytest.raises(GanaugDataError, match=r"other class names.*\{'b': 0, 'c': 1\}"):
+        dataset_class_to_idx(both)
+    with pytest.raises(GanaugDataError, match="ConcatDataset"):
+        ganaug.with_labels(both, ganaug.GANAugment(const_generator, p=1.0))
+    with pytest.raises(GanaugDataError, match="ConcatDataset"):
+        ganaug.BatchMixer.for_loader(const_generator, DataLoader(both), 0.5)
+    with pytest.raises(GanaugDataError, match="ConcatDataset"):
+        ganaug.MixedDataset(both, const_generator, ratio=0.5)
+    # a part that declares no names beside one that does cannot be read either
+    half = ConcatDataset([Labelled({"a": 0, "b": 1}, [0, 1]), torch.utils.data.TensorDataset(
+        torch.zeros(1, 3, 4, 4), torch.tensor([0]))])
+    with pytest.raises(GanaugDataError, match="declares no class names"):
+        dataset_class_to_idx(half)
+
+
+def test_a_target_transform_behind_the_declared_names_is_refused(const_generator):
+    # ImageFolder's class_to_idx names the labels *before* its target_transform: a remapping
+    # (here 2 - y) made every entry point draw the wrong class for each label
+    from torch.utils.data import DataLoader
+
+    import ganaug
+
+    flipped = Labelled({"a": 0, "b": 1, "c": 2}, [0, 1, 2], target_transform=lambda y: 2 - y)
+    for wrapped in (flipped, Subset(flipped, [0, 1])):
+        with pytest.raises(GanaugDataError, match="target_transform.*class_to_idx="):
+            ganaug.with_labels(wrapped, ganaug.GANAugment(const_generator, p=1.0))
+        with pytest.raises(GanaugDataError, match="target_transform.*class_to_idx="):
+            ganaug.BatchMixer.for_loader(const_generator, DataLoader(wrapped), 0.5)
+        with pytest.raises(GanaugDataError, match=r"target_transform.*MixedDataset\(target_"):
+            ganaug.MixedDataset(wrapped, const_generator, ratio=0.5)
+    # naming the labels it returns is the user's word, and is taken
+    ganaug.with_labels(flipped, ganaug.GANAugment(const_generator, p=1.0),
+                       class_to_idx={"c": 0, "b": 1, "a": 2})
+    ganaug.BatchMixer.for_loader(const_generator, DataLoader(flipped), 0.5,
+                                 class_to_idx={"c": 0, "b": 1, "a": 2})

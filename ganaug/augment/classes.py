@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import ConcatDataset
 
 from ganaug.augment.functional import label_to_index
 from ganaug.errors import GanaugDataError
@@ -31,7 +32,11 @@ def dataset_class_to_idx(dataset: Any) -> dict[str, int] | None:
     Reads, in order: ``class_to_idx`` (torchvision ImageFolder and friends), timm's
     ``reader.class_to_idx`` (``timm.data.create_dataset``), ``classes`` (a list: label ``i`` is
     ``classes[i]``), looking through wrappers that keep the original as ``.dataset`` (``Subset``,
-    :func:`ganaug.with_labels`).
+    :func:`ganaug.with_labels`) and into the parts of a ``ConcatDataset``.
+
+    Raises:
+        GanaugDataError: a ``ConcatDataset`` whose parts declare other names (a label would
+            mean another class in each part), or of which only some parts declare names.
     """
     seen = set()
     while dataset is not None and id(dataset) not in seen:
@@ -39,7 +44,51 @@ def dataset_class_to_idx(dataset: Any) -> dict[str, int] | None:
         found = _declared(dataset)
         if found is not None:
             return found
+        if isinstance(dataset, ConcatDataset):
+            return _concat_class_to_idx(dataset)
         dataset = getattr(dataset, "dataset", None)
+    return None
+
+
+def _concat_class_to_idx(dataset: ConcatDataset) -> dict[str, int] | None:
+    """The one ``{name: label}`` all parts of a ``ConcatDataset`` declare (``None``: none do)."""
+    found = [dataset_class_to_idx(part) for part in dataset.datasets]
+    named = [i for i, names in enumerate(found) if names is not None]
+    if not named:
+        return None
+    first = named[0]
+    for i, names in enumerate(found):
+        part = f"part {i} ({type(dataset.datasets[i]).__name__})"
+        if names is None:
+            raise GanaugDataError(
+                f"The ConcatDataset's {part} declares no class names, while part {first} "
+                f"declares {found[first]}: ganaug cannot tell which class its labels are. Give "
+                "every part the same class_to_idx (or classes), or pass class_to_idx= naming "
+                "the labels of the whole ConcatDataset.")
+        if names != found[first]:
+            raise GanaugDataError(
+                f"The ConcatDataset joins datasets with other class names: part {first} "
+                f"declares {found[first]}, {part} {names}. A label would mean another class in "
+                "each part. Relabel the parts to one class_to_idx (e.g. a target_transform "
+                "mapping each part's labels by name) and pass class_to_idx= for the result, or "
+                "use one dataset.")
+    return found[first]
+
+
+def label_transform_owner(dataset: Any) -> str | None:
+    """The type name of the first dataset (through ``Subset``-like wrappers and
+    ``ConcatDataset`` parts) that passes its labels through a ``target_transform``, or
+    ``None``: then the labels are those its ``class_to_idx``/``classes``/``targets`` describe."""
+    stack, seen = [dataset], set()
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if getattr(item, "target_transform", None) is not None:
+            return type(item).__name__
+        stack.extend(item.datasets if isinstance(item, ConcatDataset) else
+                     [getattr(item, "dataset", None)])
     return None
 
 
@@ -172,16 +221,31 @@ def check_labels(class_to_idx: Mapping[Any, Any], what: str) -> None:
 
 
 def declared_class_to_idx(dataset: Any) -> dict[str, int] | None:
-    """:func:`dataset_class_to_idx`, with a bad declared mapping as a GanaugDataError."""
+    """:func:`dataset_class_to_idx`, with a bad declared mapping as a GanaugDataError.
+
+    Names that describe the labels before a ``target_transform`` (an ImageFolder's
+    ``class_to_idx`` with ``target_transform=`` set) are refused: the labels that reach the
+    caller are the transform's, whose classes nothing declares.
+    """
     for obj in (dataset, getattr(dataset, "reader", None)):
         mapping = getattr(obj, "class_to_idx", None)
         if isinstance(mapping, Mapping):
             check_labels(mapping, f"{type(dataset).__name__}.class_to_idx")
     try:
-        return dataset_class_to_idx(dataset)
+        found = dataset_class_to_idx(dataset)
+    except GanaugDataError:
+        raise
     except (TypeError, ValueError, OverflowError) as err:
         raise GanaugDataError(f"{type(dataset).__name__} declares class names ganaug cannot "
                               f"read ({err}). Pass class_to_idx= explicitly.") from None
+    owner = label_transform_owner(dataset) if found is not None else None
+    if owner is not None:
+        raise GanaugDataError(
+            f"{type(dataset).__name__} passes its labels through the target_transform of "
+            f"{owner}: its class_to_idx {found} names the labels before it, so ganaug cannot "
+            "tell which class each label it returns is. Pass class_to_idx= naming the labels "
+            "it returns, or remove the target_transform.")
+    return found
 
 
 class ClassMap:

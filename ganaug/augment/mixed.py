@@ -27,7 +27,13 @@ from ganaug._checks import (
     check_truncation,
 )
 from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
+from ganaug.augment.classes import (
+    class_lookup,
+    dataset_class_to_idx,
+    label_transform_owner,
+    lookup,
+    to_class_to_idx,
+)
 from ganaug.augment.counts import (  # re-exported: their home was this module
     balance_counts,
     dataset_labels,
@@ -188,6 +194,13 @@ class MixedDataset(Dataset):
         if len(real) == 0:
             raise GanaugDataError("The real dataset is empty (0 items): there is nothing to mix "
                                   "with or to take the class mix from. Check its root and split.")
+        owner = label_transform_owner(real)
+        if owner is not None:
+            raise GanaugDataError(
+                f"The real dataset passes its labels through the target_transform of {owner}: "
+                "its class_to_idx and targets describe the labels before it, so the class mix "
+                "and the class of each label would be wrong. Move it to MixedDataset("
+                "target_transform=...), which applies it to real and synthetic items alike.")
         self.real_targets = dataset_labels(real)
         self._lut = self._class_lookup(gen_classes, class_to_idx, classes)
         self.real_counts = np.bincount(np.asarray(self.real_targets, dtype=np.int64),

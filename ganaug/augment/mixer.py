@@ -33,7 +33,7 @@ from ganaug.augment.batch import (
     soft_rows,
     unpack,
 )
-from ganaug.augment.classes import class_lookup, dataset_class_to_idx, lookup, to_class_to_idx
+from ganaug.augment.classes import class_lookup, declared_class_to_idx, lookup, to_class_to_idx
 from ganaug.augment.functional import check_has_values, fit_images, label_to_index, normalize
 from ganaug.augment.source import GeneratorSource
 from ganaug.augment.teacher import Teacher, make_teacher, parse_stats
@@ -157,7 +157,7 @@ class BatchMixer:
         if "mean" not in kwargs and "std" not in kwargs and None not in stats:
             kwargs["mean"], kwargs["std"] = stats
         if "class_to_idx" not in kwargs and "classes" not in kwargs:
-            kwargs["class_to_idx"] = dataset_class_to_idx(getattr(loader, "dataset", None))
+            kwargs["class_to_idx"] = declared_class_to_idx(getattr(loader, "dataset", None))
         return cls(generator, fraction, **kwargs)
 
     def __getstate__(self) -> dict:
