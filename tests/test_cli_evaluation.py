@@ -79,6 +79,51 @@ def test_evaluate_cli_reports_a_class_mismatch(tmp_path, capsys):
     assert "Class-count mismatch: the generator has 3 classes" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags", [
+    ["--test", "digits"],                                   # --test naming --data: all of it
+    ["--split", "all", "--test", "digits?split=test"],      # train on all, test on a part of it
+])
+def test_evaluate_cli_refuses_test_images_that_are_training_images(flags, tmp_path, capsys,
+                                                                    monkeypatch):
+    """The feature classifier trained on the test images, and a generator copying its training
+    images got credit for it; `experiment` refused this (check_disjoint), `evaluate` did not."""
+    import ganaug.evaluation.generator_metrics as gm
+
+    path = _digits_generator_file(tmp_path)
+    monkeypatch.setattr(gm, "train_real_classifier",
+                        lambda *a, **k: pytest.fail("trained before refusing the overlap"))
+    assert main(["evaluate", str(path), "--data", "digits", *flags]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"of the [\d,]+ test images are also training images", err), err
+    assert "--test" in err
+
+
+def test_evaluate_cli_refuses_a_generator_that_saw_the_test_images(tmp_path, capsys,
+                                                                   monkeypatch):
+    """A generator trained on every image of digits (split=all) was scored against digits'
+    test split, which it had been trained on; its model file says so."""
+    import ganaug.evaluation.generator_metrics as gm
+    from ganaug.data import load_data
+    from ganaug.io import load, save
+
+    gen = load(_digits_generator_file(tmp_path))
+    seen = load_data("digits", size=16)
+    path = save(gen, tmp_path / "all.safetensors", metadata={"training": {
+        "data": "digits", "data_fingerprint": seen.fingerprint(), "steps": 1}})
+    monkeypatch.setattr(gm, "train_real_classifier",
+                        lambda *a, **k: pytest.fail("trained before refusing the generator"))
+    assert main(["evaluate", str(path), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"generator was trained on digits, which holds 360 of the 360 test images",
+                     err), err
+    # one trained on the train split alone passes the check (and reaches the compute)
+    train = load_data("digits", split="train", size=16)
+    path = save(gen, tmp_path / "train.safetensors", metadata={"training": {
+        "data": "digits?split=train", "data_fingerprint": train.fingerprint(), "steps": 1}})
+    with pytest.raises(pytest.fail.Exception, match="trained before"):
+        main(["evaluate", str(path), "--data", "digits"])
+
+
 # -- ganaug experiment ---------------------------------------------------------------------------
 def test_experiment_cli_prints_the_table_and_paths(tmp_path, capsys):
     code = main(["experiment", "--data", "digits", "--per-class", "10", "--arms", "real",

@@ -114,6 +114,24 @@ def test_evaluate_refuses_a_generator_of_another_size(digits16):
         evaluate_generator(gen, train, test, classifier_steps=1, progress=False)
 
 
+def test_evaluate_refuses_test_images_that_are_training_images(digits16, monkeypatch):
+    """evaluate_generator(gen, train, train) trained the feature classifier on its test images
+    and scored a copying generator against its own training images."""
+    import ganaug.evaluation.generator_metrics as gm
+
+    train, test = digits16
+    monkeypatch.setattr(gm, "train_real_classifier", lambda *a, **k: pytest.fail("trained"))
+    gen = RealImagesGenerator(train)
+    with pytest.raises(GanaugDataError, match=r"1,437 of the 1,437 test images are also "
+                                              r"training images"):
+        evaluate_generator(gen, train, train, classifier_steps=1, progress=False)
+    mixed = train.subset(range(100))
+    with pytest.raises(GanaugDataError, match=r"100 of the 460 test images"):
+        evaluate_generator(gen, train, mixed.__class__(
+            torch.cat([test.images, mixed.images]), torch.cat([test.labels, mixed.labels]),
+            list(test.classes), test.source, ""), classifier_steps=1, progress=False)
+
+
 @pytest.mark.parametrize("n", [0, -1, True, 2.5])
 def test_evaluate_refuses_an_n_per_class_below_1_or_not_an_integer(digits16, n):
     # 0 used to mean "the default" silently.

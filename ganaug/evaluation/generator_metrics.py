@@ -36,6 +36,7 @@ from ganaug.evaluation.features import (
     timm_feature_extractor,
     train_real_classifier,
 )
+from ganaug.evaluation.leakage import check_generator_unseen, check_unseen
 
 __all__ = [
     "classification_accuracy_score",
@@ -244,6 +245,8 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
     start = time.perf_counter()
     _check_generator_fits(generator, train_data, "the training data")
     _check_generator_fits(generator, test_data, "the test data")
+    check_unseen(train_data, test_data)  # the test images are held out from both
+    check_generator_unseen(generator, train_data, test_data)
     steps = DEFAULT_CLASSIFIER_STEPS if classifier_steps is None else classifier_steps
     recipe = evaluation_recipe(backbone, stem, model_kwargs, steps, batch_size)
     n = (min(1000, max(train_data.class_counts())) if n_per_class is None

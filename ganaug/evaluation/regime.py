@@ -16,6 +16,7 @@ from ganaug._devices import DeviceLike
 from ganaug.config import TrainConfig, check_keys, resolve_config
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
+from ganaug.evaluation.leakage import MAX_SHARED, shared_images
 from ganaug.io import load
 from ganaug.models import supported_sizes
 from ganaug.models.layers import nearest_size
@@ -57,9 +58,6 @@ def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_si
                      per_class=n, imbalance=imbalance, seed=seed)
 
 
-#: The share of test images that may also be training images (exact copies) before the test
-#: accuracy stops being a test accuracy.
-MAX_SHARED = 0.01
 
 
 def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
@@ -76,11 +74,7 @@ def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
     pool = load_regime(data, "all", seed=0, test=test, image_size=image_size, channels=channels,
                        imbalance=None)
 
-    def digests(images) -> list[bytes]:
-        return [hashlib.blake2b(x.numpy().tobytes(), digest_size=16).digest() for x in images]
-
-    train = set(digests(pool.images))
-    shared = sum(d in train for d in digests(test_data.images))
+    shared = shared_images(pool.images, test_data.images)
     if shared > MAX_SHARED * len(test_data):
         raise GanaugDataError(
             f"{shared:,} of the {len(test_data):,} test images are also training images of "
