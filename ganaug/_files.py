@@ -49,6 +49,23 @@ def check_writable_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_json_file(path: str | os.PathLike) -> Path:
+    """:func:`check_writable_file`, and a name that ends in ``.json``: a JSON report written
+    under another name would replace what that name says (``--out g.safetensors`` wrote the
+    metrics over the model file being evaluated).
+
+    Raises:
+        GanaugConfigError: as :func:`check_writable_file`, or a name without ``.json``.
+    """
+    path = check_writable_file(path)
+    if path.suffix.lower() != ".json":
+        raise GanaugConfigError(
+            f"Cannot write a JSON report to {str(path)!r}: its name does not end in .json, so it "
+            f"could replace another kind of file (a model, an image). Use e.g. "
+            f"{path.with_suffix('.json').name if path.stem else 'metrics.json'}.")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.

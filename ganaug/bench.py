@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 
 from ganaug._checks import check_int, most_threads
 from ganaug._devices import resolve_device
-from ganaug._files import check_writable_file
+from ganaug._files import check_json_file
 from ganaug._timing import (
     alternate,
     format_table,
@@ -359,7 +359,7 @@ def run_bench(what: str, *, file: str | None = None, data: str | None = None,
         if value is not None:  # 0 must not read as "not given" below
             check_int(name, value, minimum=1)
     if json_path:
-        check_writable_file(json_path)  # before the benchmark, not when writing its result
+        check_json_file(json_path)  # before the benchmark, not when writing its result
     if what == "sample":
         if file:
             gen, name = load(file, device=device or "cpu"), Path(file).name

@@ -130,7 +130,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """``ganaug evaluate FILE --data SPEC [--test SPEC] [--n-per-class N] [--out JSON]``."""
     import json
 
-    from ganaug._files import atomic_write_text, check_writable_file
+    from ganaug._files import atomic_write_text, check_json_file
     from ganaug.data import load_data
     from ganaug.errors import GanaugDataError
     from ganaug.evaluation import evaluate_generator, finite_json, format_metrics
@@ -140,7 +140,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise GanaugDataError(f"--split {args.split} leaves no held-out test images in --data; "
                               f"use --split train, or pass --test SPEC.")
     if args.out:
-        check_writable_file(args.out)  # before minutes of compute, not when writing the result
+        check_json_file(args.out)  # before minutes of compute, not when writing the result
     generator = load(args.file, device=args.device or "cpu")
     size, channels = generator.image_size, generator.channels
     if args.test:

@@ -240,3 +240,18 @@ def test_a_json_path_that_cannot_be_written_is_refused_before_the_benchmark(tmp_
     for bad in (tmp_path, tmp_path / "file" / "train.json"):
         with pytest.raises(GanaugConfigError, match=r"Cannot write"):
             bench.run_bench("train", quick=True, json_path=str(bad))
+
+
+def test_bench_refuses_a_json_path_that_is_no_json_file_name(tmp_path, tiny_generator,
+                                                             monkeypatch):
+    """--json g.safetensors (the benchmarked model) wrote the figures over the model file."""
+    from ganaug import bench
+    from ganaug.errors import GanaugConfigError
+    from ganaug.io import save
+
+    model = save(tiny_generator, tmp_path / "g.safetensors")
+    before = model.read_bytes()
+    monkeypatch.setattr(bench, "bench_sample", lambda *a, **kw: pytest.fail("ran first"))
+    with pytest.raises(GanaugConfigError, match=r"does not end in \.json"):
+        bench.run_bench("sample", file=str(model), quick=True, json_path=str(model))
+    assert model.read_bytes() == before

@@ -73,6 +73,23 @@ def test_evaluate_cli_refuses_an_out_it_cannot_write_before_any_compute(
     assert path.read_bytes()[:8] and path.is_file()  # the model file is untouched
 
 
+@pytest.mark.parametrize("name", ["g.safetensors", "metrics.txt", "metrics"])
+def test_evaluate_cli_refuses_an_out_that_is_no_json_file_name(name, tmp_path, capsys,
+                                                               monkeypatch):
+    """`--out g.safetensors` (the model file itself) computed every metric, then wrote the JSON
+    over the model: the user's finished generator was lost."""
+    import ganaug.evaluation
+
+    path = _digits_generator_file(tmp_path)
+    before = path.read_bytes()
+    monkeypatch.setattr(ganaug.evaluation, "evaluate_generator",
+                        lambda *a, **k: pytest.fail("computed before refusing --out"))
+    code = main(["evaluate", str(path), "--data", "digits", "--out", str(tmp_path / name)])
+    assert code == 2
+    assert re.search(r"does not end in \.json.*Use e\.g\. \w+\.json", capsys.readouterr().err)
+    assert path.read_bytes() == before
+
+
 def test_evaluate_cli_reports_a_class_mismatch(tmp_path, capsys):
     path = _digits_generator_file(tmp_path, num_classes=3)
     assert main(["evaluate", str(path), "--data", "digits", "--classifier-steps", "1"]) == 2
