@@ -394,6 +394,38 @@ def test_an_out_that_is_a_file_or_holds_other_files_is_refused_before_any_comput
     assert model.read_bytes() == b"weights"
 
 
+@pytest.mark.parametrize("test_names", [["A", "B", "C"],          # renamed by case
+                                        ["b", "a", "c"]])         # same names, another order
+def test_a_test_set_with_other_class_names_is_refused_before_any_compute(test_names, tmp_path,
+                                                                         monkeypatch):
+    """Only the class *count* was compared: a --test folder whose classes are named otherwise
+    (or an npz listing them in another order) scored each class against another's labels."""
+    import numpy as np
+    from PIL import Image
+
+    from ganaug.evaluation import experiment
+
+    def folder(root, names, shade):
+        for k, name in enumerate(names):
+            (root / name).mkdir(parents=True)
+            for i in range(12):
+                Image.fromarray(np.full((16, 16, 3), shade + 10 * k + i, np.uint8)).save(
+                    root / name / f"{i}.png")
+        return f"folder:{root}"
+
+    train = folder(tmp_path / "train", ["a", "b", "c"], 0)
+    test = (folder(tmp_path / "test", test_names, 100) if test_names[0] != "b" else None)
+    if test is None:  # an npz keeps the order it lists: b, a, c
+        images = np.stack([np.full((16, 16, 3), 100 + i, np.uint8) for i in range(36)])
+        np.savez(tmp_path / "test.npz", x=images, y=np.repeat(np.arange(3), 12),
+                 classes=np.array(test_names))
+        test = f"npz:{tmp_path / 'test.npz'}"
+    monkeypatch.setattr(experiment, "_run_arms", lambda *a, **k: pytest.fail("computed"))
+    with pytest.raises(GanaugDataError, match=r"Class names differ between the training data "
+                                              r"and the test data"):
+        run_experiment(train, test=test, out=tmp_path / "exp", **{**TINY, "per_class": "all"})
+
+
 def test_a_test_set_that_shares_the_training_images_is_refused(tmp_path):
     """--test naming the training data itself would report training accuracy as test accuracy."""
     with pytest.raises(GanaugDataError, match=r"of the 1,797 test images are also training images"

@@ -23,7 +23,7 @@ import torch
 from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, environment, resolve_device
 from ganaug.data import load_data
-from ganaug.errors import GanaugConfigError, GanaugDataError
+from ganaug.errors import GanaugConfigError
 from ganaug.evaluation.arms import (
     ARMS,
     BASELINE,
@@ -35,6 +35,7 @@ from ganaug.evaluation.arms import (
 )
 from ganaug.evaluation.cells import CellCache, experiment_folder
 from ganaug.evaluation.classifier import (
+    check_same_classes,
     check_stem,
     check_timm_name,
     evaluate_classifier,
@@ -403,9 +404,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
             subset = load_regime(data, regime, seed=seed, test=test,
                                  image_size=settings.image_size, channels=settings.channels,
                                  imbalance=imbalance)
-            if subset.num_classes != test_data.num_classes:
-                raise GanaugDataError(f"The test data has {test_data.num_classes} classes but "
-                                      f"the training data has {subset.num_classes}.")
+            # names and order, not the count alone: a label must name one class in both
+            check_same_classes("the training data", subset.classes, "the test data",
+                               test_data.classes)
             gen = _run_arms(settings, cache, regime, seed, subset, test_data, given,
                             gan_folder(out, regime, seed, settings.gan_config), done)
             if settings.gan_arms and seed == 0 and regime not in samples:
