@@ -426,6 +426,36 @@ def test_a_test_set_with_other_class_names_is_refused_before_any_compute(test_na
         run_experiment(train, test=test, out=tmp_path / "exp", **{**TINY, "per_class": "all"})
 
 
+def test_a_folder_whose_own_train_split_holds_its_test_images_is_refused(tmp_path,
+                                                                          monkeypatch):
+    """Without --test the data's own test split was taken as disjoint by construction, but a
+    folder's train/ can hold copies of its test/ images (a test set copied in to train on more
+    data): every accuracy was then partly a training accuracy."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from ganaug.evaluation import experiment
+
+    for split in ("train", "test"):
+        for k, name in enumerate(["a", "b", "c"]):
+            (tmp_path / "ds" / split / name).mkdir(parents=True)
+            for i in range(10):
+                shade = 100 * (split == "test") + 30 * k + i
+                Image.fromarray(np.full((16, 16, 3), shade, np.uint8)).save(
+                    tmp_path / "ds" / split / name / f"{i}.png")
+    for name in ("a", "b", "c"):  # the test images, copied into train
+        for i in range(10):
+            shutil.copy(tmp_path / "ds" / "test" / name / f"{i}.png",
+                        tmp_path / "ds" / "train" / name / f"copy{i}.png")
+    monkeypatch.setattr(experiment, "_run_arms", lambda *a, **k: pytest.fail("computed"))
+    with pytest.raises(GanaugDataError, match=r"30 of the 30 test images are also training "
+                                              r"images"):
+        run_experiment(f"folder:{tmp_path / 'ds'}", out=tmp_path / "exp",
+                       **{**TINY, "per_class": "all"})
+
+
 def test_a_test_set_that_shares_the_training_images_is_refused(tmp_path):
     """--test naming the training data itself would report training accuracy as test accuracy."""
     with pytest.raises(GanaugDataError, match=r"of the 1,797 test images are also training images"

@@ -64,17 +64,21 @@ def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
                    image_size: int | None, channels: int | None) -> None:
     """Refuse a ``test`` set of which more than :data:`MAX_SHARED` are images (pixel for pixel)
     of the training pool the regimes draw from: for example ``--test`` naming ``--data`` itself.
-    Without ``test`` the data's own train and test splits are disjoint by construction.
+    Without ``test`` the data's own split is checked too: a held-out split is disjoint by
+    index, but a folder's ``train/`` (or an npz's ``x_train``) can hold copies of its test images.
 
     Raises:
         GanaugDataError: the sets share too many images.
     """
-    if test is None:
-        return
     pool = load_regime(data, "all", seed=0, test=test, image_size=image_size, channels=channels,
                        imbalance=None)
-
     shared = shared_images(pool.images, test_data.images)
+    if shared > MAX_SHARED * len(test_data) and test is None:
+        raise GanaugDataError(
+            f"{shared:,} of the {len(test_data):,} test images are also training images of "
+            f"{pool.spec}: its own train split holds copies of its test split, so the accuracy "
+            "would be measured on what the classifiers learned from. Remove the copies from the "
+            "training images, or pass a --test set disjoint from them.")
     if shared > MAX_SHARED * len(test_data):
         raise GanaugDataError(
             f"{shared:,} of the {len(test_data):,} test images are also training images of "
