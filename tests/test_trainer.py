@@ -570,6 +570,33 @@ def test_dataset_of_tensors_with_class_to_idx(tmp_path):
     assert data.images.unique().tolist() == [128]
 
 
+def test_a_dataset_whose_labels_pass_a_target_transform_is_refused(tmp_path):
+    """ImageFolder(target_transform=lambda y: 2 - y): the model file recorded class_to_idx's
+    names for labels that meant other classes, so every later use by name drew the wrong one."""
+    from torch.utils.data import Subset
+
+    from ganaug.errors import GanaugDataError
+    from ganaug.training.dataset_input import images_from_dataset
+
+    class Flipped(torch.utils.data.Dataset):
+        classes = ["a", "b", "c"]  # noqa: RUF012
+
+        def __init__(self, target_transform=None):
+            self.target_transform = target_transform
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            y = i if self.target_transform is None else self.target_transform(i)
+            return torch.full((3, 16, 16), 0.5), y
+
+    for ds in (Flipped(lambda y: 2 - y), Subset(Flipped(lambda y: 2 - y), [0, 1])):
+        with pytest.raises(GanaugDataError, match=r"target_transform.*names the labels before"):
+            images_from_dataset(ds)
+    assert images_from_dataset(Flipped()).classes == ["a", "b", "c"]  # None is no transform
+
+
 def test_datasets_without_labels_or_class_names_are_refused(tmp_path):
     from ganaug.errors import GanaugDataError
     from ganaug.training.dataset_input import images_from_dataset

@@ -21,8 +21,22 @@ def dataset_classes(dataset: Any) -> list[str]:
     """The class names of ``dataset`` (index ``k`` is label ``k``).
 
     Raises:
-        GanaugDataError: the dataset tells no class names.
+        GanaugDataError: the dataset tells no class names, or its labels pass through a
+            ``target_transform`` (set on it or on the dataset a ``Subset`` wraps): its names
+            describe the labels before it, so the model file would name the wrong classes.
     """
+    seen = dataset
+    for _ in range(8):
+        if getattr(seen, "target_transform", None) is not None:
+            raise GanaugDataError(
+                f"{type(dataset).__name__} passes its labels through the target_transform of "
+                f"{type(seen).__name__}, and its classes/class_to_idx names the labels before "
+                "it: the model file would record the wrong class for each label. Remove the "
+                "target_transform (set target_transform = None), or give a dataset whose "
+                "classes name the labels it returns.")
+        if not hasattr(seen, "dataset"):
+            break
+        seen = seen.dataset
     seen = dataset
     for _ in range(8):  # Subset of a Subset of ...
         classes = getattr(seen, "classes", None)
