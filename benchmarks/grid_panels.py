@@ -2,10 +2,13 @@
 
     python benchmarks/grid_panels.py docs/img/ablation_mnist_grids.png \
         "equal_lr (old preset)=/tmp/g_equal_lr-s0.png" "ttur (preset now)=/tmp/g_ttur-s0.png"
+
+COLS=2 sets the panels per row (default 3).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import matplotlib
@@ -34,4 +37,4 @@ def main(out: str, items: list[str], cols: int = 3) -> None:
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2:])
+    main(sys.argv[1], sys.argv[2:], cols=int(os.environ.get("COLS", 3)))
