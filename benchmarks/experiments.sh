@@ -86,6 +86,13 @@ CALIBRATE_ONLY=1 ONLY="ttur lecam bcr_1" bash benchmarks/gan_ablation.sh "folder
 ONLY=ttur bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test" &
 ONLY=lecam bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
 wait
+# Then (2026-11-28, the next session) bCR 1.0 and the wider D on top of the preset, so that each
+# row differs from ttur in one setting: calibrated alone, then the two side by side.
+CALIBRATE_ONLY=1 ONLY="ttur_bcr_1 ttur_wide_d" bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar
+ONLY=ttur_bcr_1 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test" &
+ONLY=ttur_wide_d bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar --test "folder:$CIFAR/test"
+wait
+ONLY="ttur lecam ttur_bcr_1 ttur_wide_d" bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar  # the table
 
 # 11. The recommended recipe in the long tail (mnist5k, --imbalance 50, 1,200 steps: step 6),
 #     against every control (--imbalance adds real+weighted, real+oversample and the two fixes
