@@ -37,4 +37,4 @@ def main(out: str, items: list[str], cols: int = 3) -> None:
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2:], cols=int(os.environ.get("COLS", 3)))
+    main(sys.argv[1], sys.argv[2:], cols=int(os.environ.get("COLS", "3")))
