@@ -37,14 +37,20 @@ def check_unseen(train, test) -> None:
     """
     if tuple(train.images.shape[1:]) != tuple(test.images.shape[1:]):
         return  # other sizes: nothing can be shared pixel for pixel
-    shared = shared_images(train.images, test.images)
+    _refuse_shared(train.images, test, lambda shared: (
+        f"{shared:,} of the {len(test):,} test images are also training images of "
+        f"{train.spec or 'the training data'}: the classifiers would be tested on what they "
+        "learned from, and a generator that copies its training images would score well. "
+        "Give a --test set disjoint from --data, or leave --test out (and --split train) to "
+        "use the data's own test split."))
+
+
+def _refuse_shared(pool, test, message) -> None:
+    """Raise ``GanaugDataError(message(shared))`` when more than :data:`MAX_SHARED` of the
+    ``test`` images are in ``pool`` (a ``(N, C, H, W)`` tensor)."""
+    shared = shared_images(pool, test.images)
     if shared > MAX_SHARED * len(test):
-        raise GanaugDataError(
-            f"{shared:,} of the {len(test):,} test images are also training images of "
-            f"{train.spec or 'the training data'}: the classifiers would be tested on what they "
-            "learned from, and a generator that copies its training images would score well. "
-            "Give a --test set disjoint from --data, or leave --test out (and --split train) to "
-            "use the data's own test split.")
+        raise GanaugDataError(message(shared))
 
 
 def check_generator_unseen(generator: Any, train, test) -> None:
@@ -68,11 +74,9 @@ def check_generator_unseen(generator: Any, train, test) -> None:
         seen = load_data(spec, size=size, channels=channels)
     except (GanaugDataError, OSError, ValueError):
         return  # not loadable here: nothing to compare
-    shared = shared_images(seen.images, test.images)
-    if shared > MAX_SHARED * len(test):
-        raise GanaugDataError(
-            f"The generator was trained on {spec}, which holds {shared:,} of the {len(test):,} "
-            f"test images ({test.spec or 'the test data'}): it would be scored on images it was "
-            "trained on, and copying them would look like quality. Evaluate a generator trained "
-            "on the training split only (ganaug train --split train), or pass a --test set it "
-            "never saw.")
+    _refuse_shared(seen.images, test, lambda shared: (
+        f"The generator was trained on {spec}, which holds {shared:,} of the {len(test):,} "
+        f"test images ({test.spec or 'the test data'}): it would be scored on images it was "
+        "trained on, and copying them would look like quality. Evaluate a generator trained "
+        "on the training split only (ganaug train --split train), or pass a --test set it "
+        "never saw."))
