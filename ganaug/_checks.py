@@ -219,3 +219,22 @@ def check_arch_kwargs(arch_kwargs: Any) -> dict[str, Any]:
             raise GanaugConfigError(f"Invalid arch_kwargs[{name!r}]={value!r}; accepted: "
                                     f"numbers, true/false, strings, or lists of them.") from None
     return out
+
+
+def label_transform_owner(dataset: Any) -> str | None:
+    """The type name of the first dataset (through ``Subset``-like wrappers and
+    ``ConcatDataset`` parts) that passes its labels through a ``target_transform``, or
+    ``None``: then the labels are those its ``class_to_idx``/``classes``/``targets`` describe."""
+    from torch.utils.data import ConcatDataset
+
+    stack, seen = [dataset], set()
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if getattr(item, "target_transform", None) is not None:
+            return type(item).__name__
+        stack.extend(item.datasets if isinstance(item, ConcatDataset) else
+                     [getattr(item, "dataset", None)])
+    return None

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset
 
+from ganaug._checks import label_transform_owner
 from ganaug.augment.functional import label_to_index
 from ganaug.errors import GanaugDataError
 
@@ -73,23 +74,6 @@ def _concat_class_to_idx(dataset: ConcatDataset) -> dict[str, int] | None:
                 "mapping each part's labels by name) and pass class_to_idx= for the result, or "
                 "use one dataset.")
     return found[first]
-
-
-def label_transform_owner(dataset: Any) -> str | None:
-    """The type name of the first dataset (through ``Subset``-like wrappers and
-    ``ConcatDataset`` parts) that passes its labels through a ``target_transform``, or
-    ``None``: then the labels are those its ``class_to_idx``/``classes``/``targets`` describe."""
-    stack, seen = [dataset], set()
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if getattr(item, "target_transform", None) is not None:
-            return type(item).__name__
-        stack.extend(item.datasets if isinstance(item, ConcatDataset) else
-                     [getattr(item, "dataset", None)])
-    return None
 
 
 def _declared(dataset: Any) -> dict[str, int] | None:

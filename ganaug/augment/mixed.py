@@ -25,12 +25,12 @@ from ganaug._checks import (
     check_probability,
     check_seed,
     check_truncation,
+    label_transform_owner,
 )
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.classes import (
     class_lookup,
     dataset_class_to_idx,
-    label_transform_owner,
     lookup,
     to_class_to_idx,
 )

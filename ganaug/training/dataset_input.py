@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganaug._checks import label_transform_owner
 from ganaug.data import LabeledImages
 from ganaug.errors import GanaugDataError
 
@@ -25,18 +26,14 @@ def dataset_classes(dataset: Any) -> list[str]:
             ``target_transform`` (set on it or on the dataset a ``Subset`` wraps): its names
             describe the labels before it, so the model file would name the wrong classes.
     """
-    seen = dataset
-    for _ in range(8):
-        if getattr(seen, "target_transform", None) is not None:
-            raise GanaugDataError(
-                f"{type(dataset).__name__} passes its labels through the target_transform of "
-                f"{type(seen).__name__}, and its classes/class_to_idx names the labels before "
-                "it: the model file would record the wrong class for each label. Remove the "
-                "target_transform (set target_transform = None), or give a dataset whose "
-                "classes name the labels it returns.")
-        if not hasattr(seen, "dataset"):
-            break
-        seen = seen.dataset
+    owner = label_transform_owner(dataset)
+    if owner is not None:
+        raise GanaugDataError(
+            f"{type(dataset).__name__} passes its labels through the target_transform of "
+            f"{owner}, and its classes/class_to_idx names the labels before it: the model file "
+            "would record the wrong class for each label. Remove the target_transform (set "
+            "target_transform = None), or give a dataset whose classes name the labels it "
+            "returns.")
     seen = dataset
     for _ in range(8):  # Subset of a Subset of ...
         classes = getattr(seen, "classes", None)
