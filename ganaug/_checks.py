@@ -41,6 +41,16 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | 
     return int(value)
 
 
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a plain int or float (a bool is no number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is an int >= 0 (a step, a count; not a bool, a float or text)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def most_threads() -> int:
     """The most CPU threads (``--threads``) or DataLoader workers ganaug starts: 4 per CPU, at
     least 8. Each is an OS thread or process; ``--workers 1000000`` forked until the machine

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from ganaug._checks import is_number
 from ganaug._files import atomic_path, check_writable_file
 from ganaug.errors import GanaugConfigError
 
@@ -152,10 +152,6 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
     return save_figure(fig, path)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def save_loss_plot(records: Sequence[dict], path: str | Path,
                    keys: Sequence[str] = ("loss_d", "loss_g"), *, x: str = "step",
                    title: str | None = None) -> Path:
@@ -164,7 +160,7 @@ def save_loss_plot(records: Sequence[dict], path: str | Path,
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key in keys:
         pts = [(r[x], r[key]) for r in records
-               if _is_number(r.get(x)) and _is_number(r.get(key))]  # text, None: not plotted
+               if is_number(r.get(x)) and is_number(r.get(key))]  # text, None: not plotted
         if pts:
             xs, ys = zip(*pts, strict=True)
             ax.plot(xs, ys, label=key, linewidth=1.2)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ganaug._checks import is_number
 from ganaug._files import atomic_write_text
 from ganaug.errors import GanaugConfigError, GanaugDataError
 
@@ -64,8 +65,7 @@ def _number(value: Any, low: float, high: float, *, nan: bool = False) -> bool:
     ``nan``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return nan
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and low <= value <= high)
+    return is_number(value) and low <= value <= high
 
 
 def _broken_field(cell: dict[str, Any], n_classes: int) -> str | None:

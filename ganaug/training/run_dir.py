@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ganaug._checks import is_count
 from ganaug._files import atomic_path, atomic_write_text, os_problem
 from ganaug.config import TrainConfig, arch_differences, read_yaml
 from ganaug.data import LabeledImages
@@ -339,8 +340,7 @@ class RunDir:
                 record = json.loads(line)
             except ValueError:
                 continue
-            step = record.get("step", 0) if isinstance(record, dict) else None
-            if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+            if isinstance(record, dict) and is_count(record.get("step", 0)):
                 records.append(record)
         return records
 

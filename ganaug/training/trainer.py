@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ganaug._checks import is_count
 from ganaug._devices import resolve_device
 from ganaug.config import TrainConfig, data_name, merge_saved, resolve_config
 from ganaug.data import LabeledImages, load_data
@@ -184,7 +185,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         step = state["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        if not is_count(step):
             raise ValueError(f"its step is {step!r:.40}, not a count of steps (an int >= 0)")
         self.step = step
         self.wall_time = float(state.get("wall_time_s", 0.0))
