@@ -9,7 +9,7 @@ from typing import Any
 
 from ganaug.errors import GanaugDataError
 
-__all__ = ["MAX_SHARED", "check_generator_unseen", "check_unseen", "shared_images"]
+__all__ = ["MAX_SHARED", "check_generator_unseen", "check_unseen", "refuse_shared", "shared_images"]
 
 #: The share of test images that may also be training images (exact copies) before the test
 #: accuracy stops being a test accuracy.
@@ -37,7 +37,7 @@ def check_unseen(train, test) -> None:
     """
     if tuple(train.images.shape[1:]) != tuple(test.images.shape[1:]):
         return  # other sizes: nothing can be shared pixel for pixel
-    _refuse_shared(train.images, test, lambda shared: (
+    refuse_shared(train.images, test, lambda shared: (
         f"{shared:,} of the {len(test):,} test images are also training images of "
         f"{train.spec or 'the training data'}: the classifiers would be tested on what they "
         "learned from, and a generator that copies its training images would score well. "
@@ -45,7 +45,7 @@ def check_unseen(train, test) -> None:
         "use the data's own test split."))
 
 
-def _refuse_shared(pool, test, message) -> None:
+def refuse_shared(pool, test, message) -> None:
     """Raise ``GanaugDataError(message(shared))`` when more than :data:`MAX_SHARED` of the
     ``test`` images are in ``pool`` (a ``(N, C, H, W)`` tensor)."""
     shared = shared_images(pool, test.images)
@@ -74,7 +74,7 @@ def check_generator_unseen(generator: Any, train, test) -> None:
         seen = load_data(spec, size=size, channels=channels)
     except (GanaugDataError, OSError, ValueError):
         return  # not loadable here: nothing to compare
-    _refuse_shared(seen.images, test, lambda shared: (
+    refuse_shared(seen.images, test, lambda shared: (
         f"The generator was trained on {spec}, which holds {shared:,} of the {len(test):,} "
         f"test images ({test.spec or 'the test data'}): it would be scored on images it was "
         "trained on, and copying them would look like quality. Evaluate a generator trained "

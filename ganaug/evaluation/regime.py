@@ -16,7 +16,7 @@ from ganaug._devices import DeviceLike
 from ganaug.config import TrainConfig, check_keys, resolve_config
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError, GanaugDataError
-from ganaug.evaluation.leakage import MAX_SHARED, shared_images
+from ganaug.evaluation.leakage import refuse_shared
 from ganaug.io import load
 from ganaug.models import supported_sizes
 from ganaug.models.layers import nearest_size
@@ -58,11 +58,9 @@ def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_si
                      per_class=n, imbalance=imbalance, seed=seed)
 
 
-
-
 def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
                    image_size: int | None, channels: int | None) -> None:
-    """Refuse a ``test`` set of which more than :data:`MAX_SHARED` are images (pixel for pixel)
+    """Refuse a ``test`` set of which more than :data:`~ganaug.evaluation.leakage.MAX_SHARED` are images (pixel for pixel)
     of the training pool the regimes draw from: for example ``--test`` naming ``--data`` itself.
     Without ``test`` the data's own split is checked too: a held-out split is disjoint by
     index, but a folder's ``train/`` (or an npz's ``x_train``) can hold copies of its test images.
@@ -72,19 +70,17 @@ def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
     """
     pool = load_regime(data, "all", seed=0, test=test, image_size=image_size, channels=channels,
                        imbalance=None)
-    shared = shared_images(pool.images, test_data.images)
-    if shared > MAX_SHARED * len(test_data) and test is None:
-        raise GanaugDataError(
-            f"{shared:,} of the {len(test_data):,} test images are also training images of "
-            f"{pool.spec}: its own train split holds copies of its test split, so the accuracy "
-            "would be measured on what the classifiers learned from. Remove the copies from the "
-            "training images, or pass a --test set disjoint from them.")
-    if shared > MAX_SHARED * len(test_data):
-        raise GanaugDataError(
-            f"{shared:,} of the {len(test_data):,} test images are also training images of "
-            f"{pool.spec}: the accuracy would be measured on what the classifiers learned "
-            f"from. Give a --test set disjoint from --data (or leave --test out to use the "
-            f"data's own test split).")
+    if test is None:
+        why = ("its own train split holds copies of its test split, so the accuracy would be "
+               "measured on what the classifiers learned from. Remove the copies from the "
+               "training images, or pass a --test set disjoint from them.")
+    else:
+        why = ("the accuracy would be measured on what the classifiers learned from. Give a "
+               "--test set disjoint from --data (or leave --test out to use the data's own "
+               "test split).")
+    refuse_shared(pool.images, test_data, lambda shared: (
+        f"{shared:,} of the {len(test_data):,} test images are also training images of "
+        f"{pool.spec}: {why}"))
 
 
 def check_no_leakage(generator, subset, test, *, path: str = "the generator") -> None:
