@@ -54,7 +54,7 @@ def test_demo_refuses_an_out_folder_holding_other_files_before_writing(tmp_path,
         demo(out=str(tmp_path / "demo"), quick=False)
 
 
-def test_a_demo_folder_made_before_demo_json_is_still_a_demo_folder(tmp_path):
+def test_a_demo_folder_made_before_demo_json_is_still_a_demo_folder(tmp_path, monkeypatch):
     """`make demo` after an upgrade: runs/demo was made before the demo recorded demo.json.
     It holds only the demo's outputs, with its GAN run on the demo's data: adopted, not refused
     (the README's first command failed). A folder with anything else stays refused."""
@@ -66,7 +66,18 @@ def test_a_demo_folder_made_before_demo_json_is_still_a_demo_folder(tmp_path):
     for name in ("data.png", "samples.png", "metrics.json"):
         (old / name).write_bytes(b"x")
     (old / "experiment").mkdir()
-    adopt_old_demo(old, "digits")
+    import ganaug.demo
+    from ganaug.demo import demo
+
+    class Reached(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr(ganaug.demo, "load_data", stop)
+    with pytest.raises(Reached):  # demo() adopts it and goes on, past guard_folder
+        demo(out=str(old), quick=True)
     assert (old / "demo.json").is_file()
 
     other = tmp_path / "other"
