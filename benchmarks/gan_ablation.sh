@@ -41,11 +41,12 @@ CONFIGS=(
   "bcr|{lr_d: 0.0002, cr_weight: 10.0}"
   "bcr_1|{lr_d: 0.0002, cr_weight: 1.0}"
   "wide_d|{lr_d: 0.0002, arch_kwargs: {width: 32, d_width: 64}}"
-  # The same two on top of the preset (ttur), so that their row differs from the ttur row in
+  # The same on top of the preset (ttur), so that their row differs from the ttur row in
   # one setting only: the cifar10-mini lecam row above kept lr_d 2e-4 and lost to ttur on
   # every seed, which confounds the regulariser with the slower D.
   "ttur_bcr_1|{lr_d: 0.0004, cr_weight: 1.0}"
   "ttur_wide_d|{lr_d: 0.0004, arch_kwargs: {width: 32, d_width: 64}}"
+  "ttur_lecam|{lr_d: 0.0004, lecam_weight: 0.3}"
 )
 PY=${PYTHON:-python}
 selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
