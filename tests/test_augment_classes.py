@@ -143,3 +143,11 @@ def test_a_target_transform_behind_the_declared_names_is_refused(const_generator
                        class_to_idx={"c": 0, "b": 1, "a": 2})
     ganaug.BatchMixer.for_loader(const_generator, DataLoader(flipped), 0.5,
                                  class_to_idx={"c": 0, "b": 1, "a": 2})
+
+
+def test_a_class_named_twice_is_refused_on_the_augment_side_too():
+    class Twice:
+        classes = ("a", "b", "a")
+
+    with pytest.raises(GanaugDataError, match=r"Twice.classes names 'a' more than once"):
+        dataset_class_to_idx(Twice())

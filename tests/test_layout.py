@@ -4,7 +4,7 @@ The modules under test are read from the tree, so a new module is checked as soo
 The import graph comes from an AST pass over every ``import`` (top level and inside functions;
 imports under ``if TYPE_CHECKING:`` are left out, they never run). Layers, top to bottom:
 
-  leaves (errors, _files, _checks, _seeding, _devices, _imaging, _yaml, plots)
+  leaves (errors, _files, _checks, _classnames, _seeding, _devices, _imaging, _yaml, plots)
   -> data (+_sources), models, losses, diffaug, config -> generator -> io -> export
   -> training/ | augment/ (siblings: neither imports the other) -> evaluation/ -> demo, bench, cli
 """
@@ -21,7 +21,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganaug"
 MAX_LINES = 450
 
 #: The modules below training/augment; none of them may import an upper layer.
-LOWER = ("ganaug.errors", "ganaug._files", "ganaug._checks", "ganaug._seeding", "ganaug._devices",
+LOWER = ("ganaug.errors", "ganaug._files", "ganaug._checks", "ganaug._classnames",
+         "ganaug._seeding", "ganaug._devices",
          "ganaug._imaging", "ganaug._timing", "ganaug._yaml", "ganaug.plots", "ganaug.data", "ganaug._sources",
          "ganaug._folders", "ganaug._specs", "ganaug.models",
          "ganaug.losses", "ganaug.diffaug", "ganaug.config", "ganaug.generator", "ganaug.io",
@@ -30,7 +31,7 @@ UPPER = ("ganaug.training", "ganaug.augment", "ganaug.evaluation", "ganaug.bench
          "ganaug.cli_args", "ganaug.cli_experiment", "ganaug.demo", "ganaug.reference_loop")
 #: Private leaf modules that exist to be imported across the package.
 SHARED_PRIVATE = {"_checks", "_seeding", "_devices", "_imaging", "_files", "_sources", "_timing",
-                  "_folders", "_specs", "_yaml"}
+                  "_folders", "_specs", "_yaml", "_classnames"}
 #: The one cycle allowed: the registry imports the built-in families so that their
 #: ``@register_arch`` runs (timm-style plugin registration); they import the registry back.
 PLUGIN_EDGES = {("ganaug.models.registry", "ganaug.models.dcgan"),

@@ -652,3 +652,57 @@ def test_a_checkpoint_step_that_is_no_count_does_not_fit(tmp_path, step):
                                      SimpleNamespace(), s)))
     with pytest.raises(GanaugTrainingError, match=r"does not fit this run.*step"):
         run.restore({"format": 1, "step": step, "wall_time_s": 1.0})
+
+
+def test_a_concatdataset_of_parts_with_one_class_list_trains(pet_folder, tmp_path):
+    """Training refused every ConcatDataset ("does not tell its class names"), even two
+    ImageFolders of the same classes, while the augment entry points read its parts' names."""
+    import numpy as np
+    from torch.utils.data import ConcatDataset
+    from torchvision.datasets import ImageFolder
+
+    from ganaug.errors import GanaugDataError
+    from ganaug.training.dataset_input import images_from_dataset
+
+    both = ConcatDataset([ImageFolder(pet_folder), ImageFolder(pet_folder)])
+    data = images_from_dataset(both, size=16)
+    assert data.classes == ["cat", "dog", "fox"] and data.images.shape == (24, 3, 16, 16)
+    assert data.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [0] * 4 + [1] * 4 + [2] * 4
+    (tmp_path / "other" / "cat").mkdir(parents=True)
+    (pet_folder / "cat" / "0.png").rename(tmp_path / "other" / "cat" / "0.png")
+    (tmp_path / "other" / "emu").mkdir()
+    (pet_folder / "dog" / "0.png").rename(tmp_path / "other" / "emu" / "0.png")
+    mixed = ConcatDataset([ImageFolder(pet_folder), ImageFolder(tmp_path / "other")])
+    with pytest.raises(GanaugDataError, match="other class names"):
+        images_from_dataset(mixed, size=16)
+
+    class Arrays(torch.utils.data.Dataset):  # a label encoder's classes_ is a numpy array
+        classes = np.array(["b", "a"])
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return torch.full((3, 8, 8), 0.5), i
+
+    assert images_from_dataset(Arrays()).classes == ["b", "a"]
+    assert images_from_dataset(ConcatDataset([Arrays(), Arrays()])).classes == ["b", "a"]
+
+
+def test_class_names_given_twice_are_refused():
+    """classes = ["a", "a", "b"] trained silently into a model file naming two classes "a",
+    so every later lookup by name drew one of them for both labels."""
+    from ganaug.errors import GanaugDataError
+    from ganaug.training.dataset_input import images_from_dataset
+
+    class Twice(torch.utils.data.Dataset):
+        classes = ["a", "a", "b"]  # noqa: RUF012
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return torch.full((3, 8, 8), 0.5), i
+
+    with pytest.raises(GanaugDataError, match=r"Twice.classes names 'a' more than once"):
+        images_from_dataset(Twice())

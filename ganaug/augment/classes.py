@@ -17,75 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset
 
 from ganaug._checks import label_transform_owner
+from ganaug._classnames import dataset_class_to_idx
 from ganaug.augment.functional import label_to_index
 from ganaug.errors import GanaugDataError
 
 #: The largest label a dataset's class_to_idx may give (the lookup table has one entry each).
 MAX_LABEL = 2**16 - 1
-
-
-def dataset_class_to_idx(dataset: Any) -> dict[str, int] | None:
-    """The ``{class name: label}`` a dataset declares, or ``None`` when it declares none.
-
-    Reads, in order: ``class_to_idx`` (torchvision ImageFolder and friends), timm's
-    ``reader.class_to_idx`` (``timm.data.create_dataset``), ``classes`` (a list: label ``i`` is
-    ``classes[i]``), looking through wrappers that keep the original as ``.dataset`` (``Subset``,
-    :func:`ganaug.with_labels`) and into the parts of a ``ConcatDataset``.
-
-    Raises:
-        GanaugDataError: a ``ConcatDataset`` whose parts declare other names (a label would
-            mean another class in each part), or of which only some parts declare names.
-    """
-    seen = set()
-    while dataset is not None and id(dataset) not in seen:
-        seen.add(id(dataset))
-        found = _declared(dataset)
-        if found is not None:
-            return found
-        if isinstance(dataset, ConcatDataset):
-            return _concat_class_to_idx(dataset)
-        dataset = getattr(dataset, "dataset", None)
-    return None
-
-
-def _concat_class_to_idx(dataset: ConcatDataset) -> dict[str, int] | None:
-    """The one ``{name: label}`` all parts of a ``ConcatDataset`` declare (``None``: none do)."""
-    found = [dataset_class_to_idx(part) for part in dataset.datasets]
-    named = [i for i, names in enumerate(found) if names is not None]
-    if not named:
-        return None
-    first = named[0]
-    for i, names in enumerate(found):
-        part = f"part {i} ({type(dataset.datasets[i]).__name__})"
-        if names is None:
-            raise GanaugDataError(
-                f"The ConcatDataset's {part} declares no class names, while part {first} "
-                f"declares {found[first]}: ganaug cannot tell which class its labels are. Give "
-                "every part the same class_to_idx (or classes), or pass class_to_idx= naming "
-                "the labels of the whole ConcatDataset.")
-        if names != found[first]:
-            raise GanaugDataError(
-                f"The ConcatDataset joins datasets with other class names: part {first} "
-                f"declares {found[first]}, {part} {names}. A label would mean another class in "
-                "each part. Relabel the parts to one class_to_idx (e.g. a target_transform "
-                "mapping each part's labels by name) and pass class_to_idx= for the result, or "
-                "use one dataset.")
-    return found[first]
-
-
-def _declared(dataset: Any) -> dict[str, int] | None:
-    mapping = getattr(dataset, "class_to_idx", None)
-    if not isinstance(mapping, Mapping) or not mapping:
-        mapping = getattr(getattr(dataset, "reader", None), "class_to_idx", None)
-    if isinstance(mapping, Mapping) and mapping:
-        return {str(k): int(v) for k, v in mapping.items()}
-    classes = getattr(dataset, "classes", None)
-    if isinstance(classes, Sequence) and not isinstance(classes, str) and len(classes) > 0:
-        return {str(name): i for i, name in enumerate(classes)}
-    return None
 
 
 def to_class_to_idx(*, class_to_idx: Any = None, classes: Any = None,

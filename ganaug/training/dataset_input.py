@@ -2,8 +2,9 @@
 
 Accepted: any map-style dataset whose items are ``(image, label)`` with a PIL image, a
 ``(C, H, W)`` tensor (uint8, or float in [0, 1]) or an ``(H, W[, C])`` uint8 array, and an int
-label, that tells its class names: ``classes``, ``class_to_idx`` (torchvision ImageFolder,
-CIFAR, ...), timm's ``reader.class_to_idx``, or those of the dataset a ``Subset`` wraps.
+label, that tells its class names: ``class_to_idx`` (torchvision ImageFolder, CIFAR, ...),
+timm's ``reader.class_to_idx`` or ``classes``, or those of the dataset a ``Subset`` wraps or of
+the parts of a ``ConcatDataset`` (one class list for all parts).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from ganaug._checks import label_transform_owner
+from ganaug._classnames import dataset_class_to_idx
 from ganaug.data import LabeledImages
 from ganaug.errors import GanaugDataError
 
@@ -22,7 +24,8 @@ def dataset_classes(dataset: Any) -> list[str]:
     """The class names of ``dataset`` (index ``k`` is label ``k``).
 
     Raises:
-        GanaugDataError: the dataset tells no class names, or its labels pass through a
+        GanaugDataError: the dataset tells no class names, a ``ConcatDataset``'s parts tell
+            other ones, or its labels pass through a
             ``target_transform`` (set on it or on the dataset a ``Subset`` wraps): its names
             describe the labels before it, so the model file would name the wrong classes.
     """
@@ -34,23 +37,19 @@ def dataset_classes(dataset: Any) -> list[str]:
             "would record the wrong class for each label. Remove the target_transform (set "
             "target_transform = None), or give a dataset whose classes name the labels it "
             "returns.")
-    seen = dataset
-    for _ in range(8):  # Subset of a Subset of ...
-        classes = getattr(seen, "classes", None)
-        if classes is not None and not callable(classes):
-            return [str(c) for c in classes]
-        mapping = getattr(seen, "class_to_idx", None) or getattr(
-            getattr(seen, "reader", None), "class_to_idx", None)
-        if isinstance(mapping, dict) and mapping:
-            by_index = sorted(mapping.items(), key=lambda kv: kv[1])
-            if [i for _, i in by_index] != list(range(len(by_index))):
-                raise GanaugDataError(
-                    f"{type(dataset).__name__}.class_to_idx does not number its classes 0..K-1 "
-                    f"({dict(by_index[:5])}...); set dataset.classes to the names in label order.")
-            return [str(name) for name, _ in by_index]
-        if not hasattr(seen, "dataset"):
-            break
-        seen = seen.dataset
+    try:
+        mapping = dataset_class_to_idx(dataset)
+    except (TypeError, ValueError, OverflowError) as err:  # a declaration that is not names
+        raise GanaugDataError(f"{type(dataset).__name__} declares class names ganaug cannot "
+                              f"read ({err}); set dataset.classes to the names in label order.") \
+            from None
+    if mapping:
+        by_index = sorted(mapping.items(), key=lambda kv: kv[1])
+        if [i for _, i in by_index] != list(range(len(by_index))):
+            raise GanaugDataError(
+                f"{type(dataset).__name__}'s class_to_idx does not number its classes 0..K-1 "
+                f"({dict(by_index[:5])}...); set dataset.classes to the names in label order.")
+        return [name for name, _ in by_index]
     raise GanaugDataError(
         f"{type(dataset).__name__} does not tell its class names (no classes, class_to_idx or "
         "reader.class_to_idx, also not on the dataset a Subset wraps). Set dataset.classes = "
