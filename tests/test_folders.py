@@ -130,3 +130,15 @@ def test_class_folders_named_train_and_val_are_classes_not_a_split(tmp_path):
     root = _folder(tmp_path / "ds", classes=("bus", "train", "val"))
     data = load_data(f"folder:{root}")
     assert data.classes == ["bus", "train", "val"] and data.class_counts() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("marker", ["export.json", "metrics.jsonl", "results.json"])
+def test_a_ganaug_output_inside_the_dataset_is_refused_not_read_as_a_class(tmp_path, marker):
+    # `ganaug export G --out DATA/synth` (or a run's or experiment's --out inside DATA) used to
+    # become one more class of DATA: every class's synthetic images (or plots) under "synth".
+    root = _folder(tmp_path / "ds")
+    _folder(root / "synth", classes=("a", "b"), per_class=1)
+    (root / "synth" / marker).write_text("{}")
+    with pytest.raises(GanaugDataError, match=rf"synth' holds {marker}: it is a ganaug output.*Move it out"):
+        load_data(f"folder:{root}")
+    assert load_data(f"folder:{root / 'synth'}").classes == ["a", "b"]  # on its own it loads
