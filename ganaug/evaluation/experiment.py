@@ -22,6 +22,7 @@ import torch
 
 from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, environment, resolve_device
+from ganaug._folders import check_output_outside
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError
 from ganaug.evaluation.arms import (
@@ -375,6 +376,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         kd_temperature=kd_temperature, kd_alpha=kd_alpha, teacher_filter=teacher_filter,
         synthetic_loss_weight=synthetic_loss_weight, teacher_backbone=teacher_backbone,
         device=device, progress=progress)
+    for spec in (settings.data, settings.test):  # its GAN runs' sample grids would be classes
+        check_output_outside(out, spec)
     out = experiment_folder(out)
     given = None
     if settings.generator is not None:
