@@ -119,6 +119,17 @@ class LabeledImages:
 
 
 # -- regimes ------------------------------------------------------------------------------------
+def _fitting_holdout(n: int, k: int) -> float:
+    """A holdout that leaves each part of ``n`` images at least ``k``: the default if it does,
+    else the one nearest to it (``n >= 2 * k`` here, so ``k / n`` does)."""
+    def fits(h: float) -> bool:
+        return math.ceil(h * n) >= k and math.floor((1.0 - h) * n) >= k
+
+    tried = [DEFAULT_HOLDOUT] + sorted((float(f"{m / n:.2g}") for m in range(k, n - k + 1)),
+                                       key=lambda h: abs(h - DEFAULT_HOLDOUT))
+    return next((h for h in tried if fits(h)), k / n)
+
+
 def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOLDOUT) -> np.ndarray:
     """Sorted indices of the stratified ``"train"`` or ``"test"`` part (seeded with SPLIT_SEED).
 
@@ -139,7 +150,7 @@ def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOL
             raise GanaugDataError(f"holdout={holdout:g} leaves {m} {part} image(s) of {n:,}, fewer "
                                   f"than the {k} classes, so a stratified split cannot hold every "
                                   f"class. Use a fraction from {k / n:.2g} to {1 - k / n:.2g}, "
-                                  f"e.g. holdout=0.2.")
+                                  f"e.g. holdout={_fitting_holdout(n, k):g}.")
     train, test = train_test_split(np.arange(len(labels)), test_size=holdout,
                                    random_state=SPLIT_SEED, stratify=labels.numpy())
     return np.sort(train if split == "train" else test)
