@@ -219,8 +219,16 @@ def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1.0 <= ratio < math.inf:
         raise GanaugDataError(f"imbalance must be a finite ratio >= 1 (max/min images per class); "
                               f"got {ratio!r}. Use e.g. imbalance=10.")
+    head = "per_class" if n_max is not None else "the smallest class count"
     n_max = min(data.class_counts()) if n_max is None else n_max
     counts = long_tail_counts(n_max, data.num_classes, float(ratio))
+    if n_max < ratio and data.num_classes > 1:  # the tail would need below 1 image: clipped
+        raise GanaugDataError(
+            f"imbalance={ratio:g} needs at least {ratio:g} images of the head class (the tail "
+            f"keeps head/{ratio:g}, and no class fewer than 1), but it gets {n_max} ({head}), so "
+            f"the max/min ratio would be {counts[0] / counts[-1]:g}, not {ratio:g}. Use "
+            f"per_class >= {math.ceil(ratio)} (CLI: --per-class) on classes that large, or "
+            f"imbalance <= {n_max}.")
     _check_enough(data, counts, f"imbalance={ratio}")
     out = data.subset(_pick(data.labels, counts, seed))
     out.spec = spec_with(data.spec, imbalance=ratio, seed=seed) if data.spec else ""
