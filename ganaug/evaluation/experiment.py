@@ -48,6 +48,7 @@ from ganaug.evaluation.regime import (
     check_gan_config,
     check_gan_size,
     check_no_leakage,
+    check_regimes,
     gan_folder,
     load_regime,
     parse_regimes,
@@ -386,8 +387,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         settings.channels = given.channels
     test_data = load_data(test or data, split=None if test else "test",
                           size=settings.image_size, channels=settings.channels)
-    check_disjoint(data, test, test_data, image_size=settings.image_size,
-                   channels=settings.channels)
+    pool = check_disjoint(data, test, test_data, image_size=settings.image_size,
+                          channels=settings.channels)
+    check_regimes(pool, settings.regimes, settings.imbalance)
     if given is None:
         check_gan_size(settings.gan_arms, settings.gan_config, test_data.image_size,
                        test_data.channels, device=settings.device)
