@@ -17,7 +17,7 @@ import numpy as np
 
 from ganaug.errors import GanaugDataError
 
-__all__ = ["TEST_FOLDERS", "check_output_outside", "find_classes", "folder_splits", "is_litter", "scan_folder"]
+__all__ = ["TEST_FOLDERS", "find_classes", "folder_splits", "is_litter", "scan_folder"]
 
 #: Folder names taken as the held-out part of a folder's own split, in order of preference.
 TEST_FOLDERS = ("test", "val", "valid", "validation")
@@ -53,30 +53,6 @@ def _refuse_outputs(path: Path, classes: list[str]) -> None:
                 f"{c!r} of {str(path)!r} it would add its images as one more class. Move it out "
                 f"of {str(path)!r} (write outputs elsewhere), or read it on its own "
                 f"(folder:{path / c}).")
-
-
-def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "--out") -> None:
-    """Refuse an output folder inside the class folders that the ``folder:`` ``spec`` reads
-    (``PATH``, or its ``train/`` and ``test/``), before anything is written there: an empty
-    output folder is a class without images, a full one one more class of the data.
-
-    Raises:
-        GanaugDataError: naming ``flag``, the folder and the fix.
-    """
-    from ganaug._specs import parse_spec
-
-    if not isinstance(spec, str) or not spec.strip().lower().startswith("folder:"):
-        return
-    root = Path(parse_spec(spec)[1]).expanduser()
-    if not root.is_dir():
-        return  # the load names the problem
-    target = Path(out).expanduser().resolve()
-    for read in (folder_splits(root) or {"": root}).values():
-        if target == read.resolve() or read.resolve() in target.parents:
-            raise GanaugDataError(
-                f"{flag} {str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
-                f"--data {spec}: the output would be read as one more class (and, still empty, "
-                f"as a class without images). Write it outside {str(read)!r}.")
 
 
 def folder_splits(path: Path) -> dict[str, Path] | None:

@@ -145,7 +145,7 @@ def test_a_ganaug_output_inside_the_dataset_is_refused_not_read_as_a_class(tmp_p
 
 
 def test_an_output_inside_the_class_folders_of_the_data_is_refused(tmp_path):
-    from ganaug._folders import check_output_outside
+    from ganaug._specs import check_output_outside
 
     flat = _folder(tmp_path / "flat")
     for out in (flat / "run", flat / "a" / "deep" / "x", flat):

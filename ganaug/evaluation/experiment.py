@@ -22,7 +22,7 @@ import torch
 
 from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, environment, resolve_device
-from ganaug._folders import check_output_outside
+from ganaug._specs import check_output_outside
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError
 from ganaug.evaluation.arms import (

@@ -19,7 +19,7 @@ import torch
 
 from ganaug._checks import is_count
 from ganaug._devices import resolve_device
-from ganaug._folders import check_output_outside
+from ganaug._specs import check_output_outside
 from ganaug.config import TrainConfig, data_name, merge_saved, resolve_config
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError
