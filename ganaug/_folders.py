@@ -33,6 +33,28 @@ def _unreadable(path: str, err: OSError) -> GanaugDataError:
                            f"readable (chmod), or move it out of the dataset.")
 
 
+#: Files ganaug writes at the root of its own output folders, and what each marks.
+GANAUG_OUTPUTS = {"export.json": "an export (ganaug export, or a SyntheticDataset cache)",
+                  "ganaug-synthetic.json": "a SyntheticDataset cache",
+                  "metrics.jsonl": "a ganaug train run (sample grids and plots)",
+                  "results.json": "a ganaug experiment (plots, GAN runs)",
+                  "demo.json": "a ganaug demo"}
+
+
+def _refuse_outputs(path: Path, classes: list[str]) -> None:
+    """Refuse a class folder that is a ganaug output: read as a class, an export (every class's
+    synthetic images) or a run folder (its plots) would become one more class of the data."""
+    for c in classes:
+        marker = next((m for m in GANAUG_OUTPUTS if (path / c / m).is_file()), None)
+        if marker is not None:
+            raise GanaugDataError(
+                f"Folder {str(path / c)!r} holds {marker}: it is a ganaug output, "
+                f"{GANAUG_OUTPUTS[marker]}, not a class of real images, and read as class "
+                f"{c!r} of {str(path)!r} it would add its images as one more class. Move it out "
+                f"of {str(path)!r} (write outputs elsewhere), or read it on its own "
+                f"(folder:{path / c}).")
+
+
 def folder_splits(path: Path) -> dict[str, Path] | None:
     """``{"train": path/train, "test": path/test (or val/, valid/, validation/)}`` or None.
 
@@ -115,6 +137,7 @@ def scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
     classes = find_classes(path)
+    _refuse_outputs(path, classes)
     samples = [(f, k) for k, c in enumerate(classes)
                for f in class_files(str(path / c), IMG_EXTENSIONS)]
     counts = np.bincount([k for _, k in samples], minlength=len(classes))

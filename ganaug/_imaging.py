@@ -17,7 +17,7 @@ import torch
 from ganaug.errors import GanaugConfigError, GanaugDataError
 
 __all__ = ["GREY_MODES", "MAX_DECODED_PIXELS", "ClassImageDataset", "ImagesDataset",
-           "available_memory", "check_memory", "check_sample_memory", "decoded_array",
+           "available_memory", "check_batch_memory", "check_memory", "check_sample_memory", "decoded_array",
            "device_memory", "fit_images", "human_bytes", "memory_shortfall", "normalize",
            "read_image_file", "sample_bytes", "to_float01"]
 
@@ -131,6 +131,24 @@ def check_memory(n: int, c: int, h: int, w: int, what: str) -> None:
             f"{what}: {n:,} images of {c}x{h}x{w} need {human_bytes(need // 2)} as uint8 (twice "
             f"that while loading), but only {human_bytes(have)} of memory is available. Lower "
             f"size (CLI: --size), take fewer images (per_class=N), or split the data.")
+
+
+def check_batch_memory(batch_size: int, pixels: int) -> None:
+    """Refuse, before drawing one, a classifier batch of ``batch_size`` images of ``pixels``
+    values each that cannot fit in memory: its int64 index and label, the uint8 pixels and
+    two float32 copies (the network's input), before any activation.
+
+    Raises:
+        GanaugConfigError: naming the batch, the memory needed and available, and a batch size
+            that fits.
+    """
+    short = memory_shortfall(batch_size, 16 + 9 * int(pixels))
+    if short is not None:
+        need, have, fits = short
+        raise GanaugConfigError(
+            f"batch_size={int(batch_size):,}: one classifier batch of that many images needs "
+            f"at least {human_bytes(need)} of memory, but {human_bytes(have)} is available. "
+            f"Use a batch of at most {fits:,} images, e.g. 128 (CLI: --batch 128).")
 
 
 #: Copies of each image's pixels a sampling call holds at its peak, per output: the batch

@@ -9,12 +9,14 @@ themselves are the table in :mod:`ganaug._sources`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+from ganaug._folders import folder_splits
 from ganaug._sources import SOURCES, TV_NAMES
 from ganaug.errors import GanaugDataError, did_you_mean
 
-__all__ = ["OPTION_ORDER", "SPEC_FORMS", "bad_spec", "parse_spec", "spec_option", "spec_with",
+__all__ = ["OPTION_ORDER", "SPEC_FORMS", "bad_spec", "check_output_outside", "parse_spec", "spec_option", "spec_with",
            "split_query"]
 
 #: ``("mnist5k", "digits", "folder:PATH", "npz:PATH", "torchvision:NAME[:ROOT]")``
@@ -107,3 +109,25 @@ def spec_option(options: dict[str, str], key: str, given: Any, cast, default: An
     except ValueError:
         raise GanaugDataError(f"Option {key}={options[key]!r} in the dataset spec is not a valid "
                               f"{cast.__name__}; fix the value after '{key}='.") from None
+
+
+def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "--out") -> None:
+    """Refuse an output folder inside the class folders that the ``folder:`` ``spec`` reads
+    (``PATH``, or its ``train/`` and ``test/``), before anything is written there: an empty
+    output folder is a class without images, a full one one more class of the data.
+
+    Raises:
+        GanaugDataError: naming ``flag``, the folder and the fix.
+    """
+    if not isinstance(spec, str) or not spec.strip().lower().startswith("folder:"):
+        return
+    root = Path(parse_spec(spec)[1]).expanduser()
+    if not root.is_dir():
+        return  # the load names the problem
+    target = Path(out).expanduser().resolve()
+    for read in (folder_splits(root) or {"": root}).values():
+        if target == read.resolve() or read.resolve() in target.parents:
+            raise GanaugDataError(
+                f"{flag} {str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
+                f"--data {spec}: the output would be read as one more class (and, still empty, "
+                f"as a class without images). Write it outside {str(read)!r}.")

@@ -119,6 +119,17 @@ class LabeledImages:
 
 
 # -- regimes ------------------------------------------------------------------------------------
+def _fitting_holdout(n: int, k: int) -> float:
+    """A holdout that leaves each part of ``n`` images at least ``k``: the default if it does,
+    else the one nearest to it (``n >= 2 * k`` here, so ``k / n`` does)."""
+    def fits(h: float) -> bool:
+        return math.ceil(h * n) >= k and math.floor((1.0 - h) * n) >= k
+
+    tried = [DEFAULT_HOLDOUT] + sorted((float(f"{m / n:.2g}") for m in range(k, n - k + 1)),
+                                       key=lambda h: abs(h - DEFAULT_HOLDOUT))
+    return next((h for h in tried if fits(h)), k / n)
+
+
 def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOLDOUT) -> np.ndarray:
     """Sorted indices of the stratified ``"train"`` or ``"test"`` part (seeded with SPLIT_SEED).
 
@@ -139,7 +150,7 @@ def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOL
             raise GanaugDataError(f"holdout={holdout:g} leaves {m} {part} image(s) of {n:,}, fewer "
                                   f"than the {k} classes, so a stratified split cannot hold every "
                                   f"class. Use a fraction from {k / n:.2g} to {1 - k / n:.2g}, "
-                                  f"e.g. holdout=0.2.")
+                                  f"e.g. holdout={_fitting_holdout(n, k):g}.")
     train, test = train_test_split(np.arange(len(labels)), test_size=holdout,
                                    random_state=SPLIT_SEED, stratify=labels.numpy())
     return np.sort(train if split == "train" else test)
@@ -208,8 +219,16 @@ def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1.0 <= ratio < math.inf:
         raise GanaugDataError(f"imbalance must be a finite ratio >= 1 (max/min images per class); "
                               f"got {ratio!r}. Use e.g. imbalance=10.")
+    head = "per_class" if n_max is not None else "the smallest class count"
     n_max = min(data.class_counts()) if n_max is None else n_max
     counts = long_tail_counts(n_max, data.num_classes, float(ratio))
+    if n_max < ratio and data.num_classes > 1:  # the tail would need below 1 image: clipped
+        raise GanaugDataError(
+            f"imbalance={ratio:g} needs at least {ratio:g} images of the head class (the tail "
+            f"keeps head/{ratio:g}, and no class fewer than 1), but it gets {n_max} ({head}), so "
+            f"the max/min ratio would be {counts[0] / counts[-1]:g}, not {ratio:g}. Use "
+            f"per_class >= {math.ceil(ratio)} (CLI: --per-class) on classes that large, or "
+            f"imbalance <= {n_max}.")
     _check_enough(data, counts, f"imbalance={ratio}")
     out = data.subset(_pick(data.labels, counts, seed))
     out.spec = spec_with(data.spec, imbalance=ratio, seed=seed) if data.spec else ""

@@ -343,6 +343,19 @@ def test_long_tail_too_few_images():
         long_tail_subset(_tiny((10, 5, 10)), 2.0, n_max=8)
 
 
+def test_a_ratio_the_head_class_cannot_reach_is_refused():
+    # `--imbalance 1000 --per-class 5` kept 5, 2, 1, 1, ... (a ratio of 5), and a folder whose
+    # smallest class had 1 training image kept 1 of every class (a ratio of 1), while the
+    # experiment's report said "long tail ratio 1000": the tail cannot hold less than 1 image.
+    for n_max, ratio in ((5, 1000.0), (1, 1000.0), (5, 10.0)):
+        with pytest.raises(GanaugDataError, match=rf"imbalance={ratio:g} needs at least "
+                                                  rf"{ratio:g} images of the head class.*{n_max}"):
+            long_tail_subset(_tiny((10, 10, 10)), ratio, n_max=n_max)
+    with pytest.raises(GanaugDataError, match=r"imbalance=1000 needs .*per_class"):
+        load_data("digits", imbalance=1000, per_class=5)
+    assert long_tail_subset(_tiny((10, 10, 10)), 10.0, n_max=10).class_counts() == [10, 3, 1]
+
+
 # -- the container --------------------------------------------------------------------------------
 def test_fingerprint_sees_pixels_labels_and_classes():
     a = _tiny()

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ganaug.cli import build_parser, main
@@ -174,6 +175,19 @@ def test_a_holdout_that_leaves_a_split_without_every_class_is_refused(holdout, p
                                                   rf"image\(s\) of 1,797, fewer than the 10 "
                                                   rf"classes.*holdout=0\.2"):
             load_data("digits", split=split, holdout=holdout)
+
+
+def test_the_holdout_a_refusal_suggests_is_one_that_loads():
+    # 5 images of 2 classes: the message said "Use a fraction from 0.4 to 0.6, e.g.
+    # holdout=0.2", the refused value itself.
+    from ganaug.data import split_indices
+
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    with pytest.raises(GanaugDataError, match=r"from 0\.4 to 0\.6, e\.g\. holdout=0\.4\b") as err:
+        split_indices(labels, "test", holdout=0.2)
+    suggested = float(str(err.value).rsplit("holdout=", 1)[1].split()[0].rstrip(".)"))
+    for split in ("train", "test"):
+        assert len(set(labels[split_indices(labels, split, holdout=suggested)].tolist())) == 2
 
 
 def test_cli_tiny_holdout_is_a_clean_error(capsys):

@@ -89,6 +89,24 @@ def test_an_int_per_class_is_one_regime():
     assert ExperimentSettings(data="digits", regimes=10, device="cpu").regimes == ["10"]
 
 
+@pytest.mark.parametrize("per_class, imbalance, message", [
+    ("5,1000", None, r"per_class=1000 needs 1000 images"),
+    ("all,5", 50.0, r"imbalance=50 needs at least 50 images of the head class"),
+])
+def test_every_regime_is_checked_before_the_first_trains(tmp_path, monkeypatch, per_class,
+                                                         imbalance, message):
+    # `--per-class 5,1000` trained every arm of regime 5 (hours, with GANs), then refused 1000.
+    from ganaug.evaluation.recipe import ClassifierRecipe
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a classifier trained before every regime was checked")
+
+    monkeypatch.setattr(ClassifierRecipe, "train", no_training)
+    with pytest.raises(GanaugDataError, match=message):
+        run_experiment("digits", out=tmp_path, **{**TINY, "per_class": per_class, "arms": "real"},
+                       imbalance=imbalance)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("seeds", 0, r"seeds must be an integer >= 1, got 0"),
     ("seeds", True, r"seeds must be an integer >= 1, got True"),

@@ -130,3 +130,44 @@ def test_class_folders_named_train_and_val_are_classes_not_a_split(tmp_path):
     root = _folder(tmp_path / "ds", classes=("bus", "train", "val"))
     data = load_data(f"folder:{root}")
     assert data.classes == ["bus", "train", "val"] and data.class_counts() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("marker", ["export.json", "metrics.jsonl", "results.json"])
+def test_a_ganaug_output_inside_the_dataset_is_refused_not_read_as_a_class(tmp_path, marker):
+    # `ganaug export G --out DATA/synth` (or a run's or experiment's --out inside DATA) used to
+    # become one more class of DATA: every class's synthetic images (or plots) under "synth".
+    root = _folder(tmp_path / "ds")
+    _folder(root / "synth", classes=("a", "b"), per_class=1)
+    (root / "synth" / marker).write_text("{}")
+    with pytest.raises(GanaugDataError, match=rf"synth' holds {marker}: it is a ganaug output.*Move it out"):
+        load_data(f"folder:{root}")
+    assert load_data(f"folder:{root / 'synth'}").classes == ["a", "b"]  # on its own it loads
+
+
+def test_an_output_inside_the_class_folders_of_the_data_is_refused(tmp_path):
+    from ganaug._specs import check_output_outside
+
+    flat = _folder(tmp_path / "flat")
+    for out in (flat / "run", flat / "a" / "deep" / "x", flat):
+        with pytest.raises(GanaugDataError, match=r"--out .* is inside .*flat'.*Write it outside"):
+            check_output_outside(out, f"folder:{flat}?split=train")
+    split = tmp_path / "split"
+    _folder(split / "train"), _folder(split / "test")
+    with pytest.raises(GanaugDataError, match=r"inside .*test'"):
+        check_output_outside(split / "test" / "synth", f"folder:{split}")
+    for out in (tmp_path / "elsewhere", split / "runs", tmp_path / "flat2"):  # not read as classes
+        check_output_outside(out, f"folder:{flat}")
+        check_output_outside(out, f"folder:{split}")
+    check_output_outside(flat / "run", "digits")
+
+
+def test_train_and_experiment_refuse_an_out_inside_the_data_before_making_it(tmp_path, capsys):
+    # `ganaug train --data folder:DATA --out DATA/run` made DATA/run first, then refused it as an
+    # empty class of DATA, and left it there: every later load of DATA failed.
+    data = _folder(tmp_path / "ds", per_class=4)
+    for argv in (["train", "--data", f"folder:{data}", "--steps", "1", "--out", str(data / "run")],
+                 ["experiment", "--data", "digits", "--test", f"folder:{data}", "--arms", "real",
+                  "--out", str(data / "exp")]):
+        assert main(argv) == 2
+        assert "is inside" in capsys.readouterr().err
+        assert sorted(p.name for p in data.iterdir()) == ["a", "b"]

@@ -75,6 +75,28 @@ def test_uniform_sampler_visits_every_image_once_per_epoch():
     assert sorted(seen.tolist()) == list(range(10))
 
 
+def test_a_batch_larger_than_memory_is_refused_before_drawing_it(monkeypatch):
+    # --batch 10**12 on 40 images used to grow the index queue one permutation at a time:
+    # quadratic, then out of memory (`ganaug experiment --batch 1000000000000` never ended).
+    import ganaug._imaging as imaging
+
+    monkeypatch.setattr(imaging, "available_memory", lambda: 10**9)
+    images, labels = torch.zeros(40, 1, 8, 8, dtype=torch.uint8), torch.arange(40) % 4
+    for sampler in ("uniform", "balanced"):
+        with pytest.raises(GanaugConfigError, match=r"batch_size=1,000,000,000,000.*--batch"):
+            _TensorBatches(images, labels, 10**12, sampler, torch.Generator().manual_seed(0))
+
+
+def test_a_batch_of_many_epochs_is_drawn_in_one_go_as_epoch_by_epoch():
+    labels = torch.arange(7)
+    images = torch.arange(7, dtype=torch.uint8).reshape(7, 1, 1, 1)
+    gen = torch.Generator().manual_seed(3)
+    _, y = _TensorBatches(images, labels, 7 * 5000 + 3, "uniform", gen).next()
+    gen = torch.Generator().manual_seed(3)
+    expected = torch.cat([torch.randperm(7, generator=gen) for _ in range(5001)])[:7 * 5000 + 3]
+    assert torch.equal(y, expected)
+
+
 def test_balanced_class_weights_formula():
     labels = torch.tensor([0, 0, 0, 1])
     weights = _class_weight_tensor("balanced", labels, 2)

@@ -22,6 +22,7 @@ import torch
 
 from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, environment, resolve_device
+from ganaug._specs import check_output_outside
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError
 from ganaug.evaluation.arms import (
@@ -47,6 +48,7 @@ from ganaug.evaluation.regime import (
     check_gan_config,
     check_gan_size,
     check_no_leakage,
+    check_regimes,
     gan_folder,
     load_regime,
     parse_regimes,
@@ -375,6 +377,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         kd_temperature=kd_temperature, kd_alpha=kd_alpha, teacher_filter=teacher_filter,
         synthetic_loss_weight=synthetic_loss_weight, teacher_backbone=teacher_backbone,
         device=device, progress=progress)
+    for spec in (settings.data, settings.test):  # its GAN runs' sample grids would be classes
+        check_output_outside(out, spec)
     out = experiment_folder(out)
     given = None
     if settings.generator is not None:
@@ -383,8 +387,9 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
         settings.channels = given.channels
     test_data = load_data(test or data, split=None if test else "test",
                           size=settings.image_size, channels=settings.channels)
-    check_disjoint(data, test, test_data, image_size=settings.image_size,
-                   channels=settings.channels)
+    pool = check_disjoint(data, test, test_data, image_size=settings.image_size,
+                          channels=settings.channels)
+    check_regimes(pool, settings.regimes, settings.imbalance)
     if given is None:
         check_gan_size(settings.gan_arms, settings.gan_config, test_data.image_size,
                        test_data.channels, device=settings.device)

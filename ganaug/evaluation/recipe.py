@@ -20,6 +20,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ganaug._checks import check_float, check_int
 from ganaug._devices import DeviceLike, resolve_device
+from ganaug._imaging import check_batch_memory
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
 from ganaug.evaluation.classifier import config_of, create_classifier, to_input
 from ganaug.progress import progress_bar
@@ -107,6 +108,7 @@ class _TensorBatches:
     def __init__(self, images, labels, batch_size, sampler, generator):
         if len(labels) == 0:
             raise GanaugDataError("train_data is empty; a classifier needs at least one image.")
+        check_batch_memory(batch_size, images[0].numel())  # before the queue grows to it
         self.images, self.labels = images, labels
         self.batch_size, self.sampler, self.gen = batch_size, sampler, generator
         counts = torch.bincount(labels).float()
@@ -119,9 +121,9 @@ class _TensorBatches:
             idx = torch.multinomial(self.weights, self.batch_size, replacement=True,
                                     generator=self.gen)
         else:
-            while len(self.queue) < self.batch_size:
-                self.queue = torch.cat([self.queue, torch.randperm(len(self.labels),
-                                                                   generator=self.gen)])
+            n, short = len(self.labels), self.batch_size - len(self.queue)
+            epochs = [torch.randperm(n, generator=self.gen) for _ in range(-(-short // n))]
+            self.queue = torch.cat([self.queue, *epochs])  # at once: one by one was quadratic
             idx, self.queue = self.queue[:self.batch_size], self.queue[self.batch_size:]
         self.last_idx = idx
         return self.images[idx], self.labels[idx]

@@ -22,8 +22,9 @@ from ganaug.models import supported_sizes
 from ganaug.models.layers import nearest_size
 from ganaug.training import train_or_resume
 
-__all__ = ["check_disjoint", "check_gan_config", "check_gan_size", "check_no_leakage", "gan_folder",
-           "load_regime", "parse_regimes", "regime_generator", "settings_digest", "train_gan"]
+__all__ = ["check_disjoint", "check_gan_config", "check_gan_size", "check_no_leakage",
+           "check_regimes", "gan_folder", "load_regime", "parse_regimes", "regime_generator",
+           "settings_digest", "train_gan"]
 
 
 def parse_regimes(per_class: str | Sequence) -> list[str]:
@@ -59,11 +60,14 @@ def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_si
 
 
 def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
-                   image_size: int | None, channels: int | None) -> None:
+                   image_size: int | None, channels: int | None) -> LabeledImages:
     """Refuse a ``test`` set of which more than :data:`~ganaug.evaluation.leakage.MAX_SHARED` are images (pixel for pixel)
     of the training pool the regimes draw from: for example ``--test`` naming ``--data`` itself.
     Without ``test`` the data's own split is checked too: a held-out split is disjoint by
     index, but a folder's ``train/`` (or an npz's ``x_train``) can hold copies of its test images.
+
+    Returns:
+        The training pool (every regime draws its subset from it).
 
     Raises:
         GanaugDataError: the sets share too many images.
@@ -81,6 +85,25 @@ def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
     refuse_shared(pool.images, test_data, lambda shared: (
         f"{shared:,} of the {len(test_data):,} test images are also training images of "
         f"{pool.spec}: {why}"))
+    return pool
+
+
+def check_regimes(pool: LabeledImages, regimes: Sequence[str], imbalance: float | None) -> None:
+    """Refuse, before any cell trains, a regime whose subset cannot be drawn from the training
+    ``pool`` (a ``per_class`` above a class's count, an ``imbalance`` the head cannot reach):
+    the regimes before it would train first, for hours.
+
+    Raises:
+        GanaugDataError: as :func:`ganaug.data.load_data` would at that regime.
+    """
+    from ganaug.data import long_tail_subset, subset_per_class
+
+    for regime in regimes:
+        n = None if regime == "all" else int(regime)
+        if imbalance is not None:
+            long_tail_subset(pool, imbalance, n_max=n)
+        elif n is not None:
+            subset_per_class(pool, n)
 
 
 def check_no_leakage(generator, subset, test, *, path: str = "the generator") -> None:

@@ -19,6 +19,7 @@ import torch
 
 from ganaug._checks import is_count
 from ganaug._devices import resolve_device
+from ganaug._specs import check_output_outside
 from ganaug.config import TrainConfig, data_name, merge_saved, resolve_config
 from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError
@@ -194,6 +195,8 @@ class Trainer:
     def _prepare(self, *, write: bool) -> None:
         cfg = self.user_cfg
         self.run = run = RunDir(run_folder(cfg), dist=self.dist)
+        if self.data is None:  # before --out is made: as a class folder it would break --data
+            check_output_outside(run.out, cfg.data)
         ckpt = run.load_checkpoint() if cfg.resume else None
         saved = run.saved_config(ckpt) if ckpt is not None else None
         if saved is not None:
