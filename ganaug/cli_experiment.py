@@ -23,7 +23,8 @@ def add_experiment_parser(sub) -> None:
                         "real+oversample,real+weighted+gan,real+oversample+gan,real+aug+kd,"
                         "real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd (default: the "
                         "first five; --imbalance adds the "
-                        "weighted and oversample arms)")
+                        "weighted and oversample arms, their +gan versions only when a GAN arm "
+                        "runs)")
     p.add_argument("--backbone", default="resnet18", help="any timm model name")
     p.add_argument("--stem", default="auto",
                    help="small-image stem of ResNet-like backbones: auto (3x3 stride 1, no "

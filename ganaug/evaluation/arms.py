@@ -112,7 +112,8 @@ TEACHER = "real+aug"
 
 
 def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str]:
-    """Checked arm names; imbalanced runs also get :data:`IMBALANCE_ARMS`, and a ``distill``
+    """Checked arm names; imbalanced runs also get :data:`IMBALANCE_ARMS` (their GAN versions
+    only when a GAN arm is asked for: a GAN nobody asked for costs hours), and a ``distill``
     arm brings its :attr:`Arm.teacher` (run first)."""
     if arms is not None and not isinstance(arms, (str, Sequence)):
         raise GanaugConfigError(f"--arms takes arm names, comma-separated, or a list of them; "
@@ -128,7 +129,9 @@ def parse_arms(arms: str | Sequence | None, imbalance: float | None) -> list[str
             raise GanaugConfigError(f"Unknown arm '{arm}'. Available: {', '.join(ARMS)}."
                                     + did_you_mean(arm, ARMS))
     if imbalance is not None:
-        items += [a for a in IMBALANCE_ARMS if a not in items]
+        wants_gan = any(ARMS[a].uses_gan for a in items)
+        items += [a for a in IMBALANCE_ARMS
+                  if a not in items and (wants_gan or not ARMS[a].uses_gan)]
     items = list(dict.fromkeys(items))
     items = [t for t in dict.fromkeys(ARMS[a].teacher for a in items if ARMS[a].distill)
              if t not in items] + items
