@@ -31,7 +31,7 @@ def main(out: str, items: list[str], cols: int = 3) -> None:
         ax.imshow(im.crop((int(w * 0.02), int(h * 0.06), int(w * 0.9), h)))  # drop the margins, keep the class names
         ax.set_title(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(out, dpi=70)
+    fig.savefig(out, dpi=70, bbox_inches="tight", pad_inches=0.15)  # titles whole
 
 
 if __name__ == "__main__":
