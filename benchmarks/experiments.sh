@@ -174,7 +174,7 @@ ganaug experiment "${LT17[@]}" --seeds 3
 # 18. The mnist5k generator ablation again, on step budgets (2026-11-28, docs/results.md 1.1):
 #     each row one setting away from the preset (ttur), calibrated alone on a quiet machine
 #     (ttur 9,557 steps, ttur_bcr_1 6,710, ttur_lecam 9,880 for 10 minutes), then two runs side by
-#     side; then the preset at twice the budget (the calibration doubled by hand), 2 seeds.
+#     side; then the preset at twice the budget (the calibration doubled by hand), 3 seeds.
 CALIBRATE_ONLY=1 ONLY="ttur ttur_bcr_1 ttur_lecam" bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_steps
 ONLY=ttur bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_steps &
 ONLY=ttur_lecam bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_steps
@@ -187,4 +187,6 @@ mkdir -p runs/ablation_mnist_20/calibration
 echo $(( 2 * $(cat runs/ablation_mnist_steps/calibration/ttur.steps) )) > runs/ablation_mnist_20/calibration/ttur.steps
 ONLY=ttur SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_20 &
 ONLY=ttur SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_20
+wait
+ONLY=ttur SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_20
 wait
