@@ -47,6 +47,8 @@ CONFIGS=(
   "ttur_bcr_1|{lr_d: 0.0004, cr_weight: 1.0}"
   "ttur_wide_d|{lr_d: 0.0004, arch_kwargs: {width: 32, d_width: 64}}"
   "ttur_lecam|{lr_d: 0.0004, lecam_weight: 0.3}"
+  # A cheaper step instead of a regulariser: more steps for the same minutes (mnist5k 1.1.1).
+  "ttur_b32|{lr_d: 0.0004, batch_size: 32}"
 )
 PY=${PYTHON:-python}
 selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
