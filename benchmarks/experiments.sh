@@ -190,3 +190,9 @@ ONLY=ttur SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/
 wait
 ONLY=ttur SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_20
 wait
+# Then a cheaper step instead: the preset at batch 32, calibrated alone, then seeds 0 and 1 side by
+# side and seed 2.
+CALIBRATE_ONLY=1 ONLY=ttur_b32 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_steps
+ONLY=ttur_b32 SEEDS="0 2" bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_steps &
+ONLY=ttur_b32 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_steps
+wait
