@@ -9,6 +9,7 @@ A dataset's label ``i`` means the class *named* by its declaration: ``class_to_i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,8 @@ def dataset_class_to_idx(dataset: Any) -> dict[str, int] | None:
 
     Raises:
         GanaugDataError: a ``ConcatDataset`` whose parts declare other names (a label would
-            mean another class in each part), or of which only some parts declare names.
+            mean another class in each part), or of which only some parts declare names; a
+            ``class_to_idx`` whose labels are not ints; ``classes`` naming a class twice.
     """
     seen = set()
     while dataset is not None and id(dataset) not in seen:
@@ -70,14 +72,20 @@ def _declared(dataset: Any) -> dict[str, int] | None:
     if not isinstance(mapping, Mapping) or not mapping:
         mapping = getattr(getattr(dataset, "reader", None), "class_to_idx", None)
     if isinstance(mapping, Mapping) and mapping:
-        return {str(k): int(v) for k, v in mapping.items()}
+        try:
+            return {str(k): int(v) for k, v in mapping.items()}
+        except (TypeError, ValueError, OverflowError) as err:  # {"cat": "zero"}, {"cat": None}
+            raise GanaugDataError(
+                f"{type(dataset).__name__}.class_to_idx maps a class name to something that is "
+                f"not an int label ({err}). Give it {{name: label}} with int labels, or pass "
+                "class_to_idx= explicitly.") from None
     classes = getattr(dataset, "classes", None)
     if isinstance(classes, np.ndarray) and classes.ndim == 1:  # a label encoder's classes_
         classes = classes.tolist()
     if isinstance(classes, Sequence) and not isinstance(classes, str) and len(classes) > 0:
         names = [str(name) for name in classes]
         if len(set(names)) < len(names):
-            twice = sorted({n for n in names if names.count(n) > 1})
+            twice = sorted(n for n, k in Counter(names).items() if k > 1)
             raise GanaugDataError(
                 f"{type(dataset).__name__}.classes names {', '.join(map(repr, twice[:5]))} more "
                 "than once, so a class name would stand for two labels. Give each label its own "

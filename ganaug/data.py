@@ -40,6 +40,7 @@ __all__ = [
     "long_tail_counts",
     "long_tail_subset",
     "parse_spec",
+    "regime_counts",
     "save_data_grid",
     "spec_with_split",
     "split_indices",
@@ -185,17 +186,49 @@ def _check_enough(data: LabeledImages, wanted: Sequence[int], what: str) -> None
                               f"{min(have)} or add images.")
 
 
+def regime_counts(data: LabeledImages, *, per_class: int | None = None,
+                  imbalance: float | None = None) -> list[int]:
+    """Images each class keeps in a ``per_class`` (balanced) or ``imbalance`` (long-tail, with
+    ``per_class`` as the head, default the smallest class count) subset of ``data``, checked
+    as the subsets check them; no image is copied.
+
+    Raises:
+        GanaugDataError: ``per_class < 1``, ``imbalance < 1``, a ratio the head cannot reach
+            (the tail would be clipped to 1 image), or a class with fewer images than it keeps.
+    """
+    if imbalance is None:
+        n = check_int("per_class", per_class, error=GanaugDataError,
+                      hint="Use e.g. per_class=50 (CLI: --per-class 50).")
+        counts = [n] * data.num_classes
+        _check_enough(data, counts, f"per_class={n}")
+        return counts
+    ratio = imbalance
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1.0 <= ratio < math.inf:
+        raise GanaugDataError(f"imbalance must be a finite ratio >= 1 (max/min images per class); "
+                              f"got {ratio!r}. Use e.g. imbalance=10.")
+    head = "per_class" if per_class is not None else "the smallest class count"
+    n_max = min(data.class_counts()) if per_class is None else per_class
+    counts = long_tail_counts(n_max, data.num_classes, float(ratio))
+    if n_max < ratio and data.num_classes > 1:  # the tail would need below 1 image: clipped
+        raise GanaugDataError(
+            f"imbalance={ratio:g} needs at least {ratio:g} images of the head class (the tail "
+            f"keeps head/{ratio:g}, and no class fewer than 1), but it gets {n_max} ({head}), so "
+            f"the max/min ratio would be {counts[0] / counts[-1]:g}, not {ratio:g}. Use "
+            f"per_class >= {math.ceil(ratio)} (CLI: --per-class) on classes that large, or "
+            f"imbalance <= {n_max}.")
+    _check_enough(data, counts, f"imbalance={ratio}")
+    return counts
+
+
 def subset_per_class(data: LabeledImages, n: int, seed: int = 0) -> LabeledImages:
     """A seeded subset with exactly ``n`` images of every class (original order kept).
 
     Raises:
         GanaugDataError: ``n < 1`` or a class has fewer than ``n`` images.
     """
-    n = check_int("per_class", n, error=GanaugDataError,
-                  hint="Use e.g. per_class=50 (CLI: --per-class 50).")
-    _check_enough(data, [n] * data.num_classes, f"per_class={n}")
-    out = data.subset(_pick(data.labels, [n] * data.num_classes, seed))
-    out.spec = spec_with(data.spec, per_class=n, seed=seed) if data.spec else ""
+    counts = regime_counts(data, per_class=n)
+    out = data.subset(_pick(data.labels, counts, seed))
+    out.spec = spec_with(data.spec, per_class=counts[0], seed=seed) if data.spec else ""
     return out
 
 
@@ -214,22 +247,9 @@ def long_tail_subset(data: LabeledImages, ratio: float, seed: int = 0,
     (``n_max / ratio``), so the max/min count ratio is ``ratio`` up to rounding.
 
     Raises:
-        GanaugDataError: ``ratio < 1``, or a class has fewer images than it should keep.
+        GanaugDataError: as :func:`regime_counts`.
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1.0 <= ratio < math.inf:
-        raise GanaugDataError(f"imbalance must be a finite ratio >= 1 (max/min images per class); "
-                              f"got {ratio!r}. Use e.g. imbalance=10.")
-    head = "per_class" if n_max is not None else "the smallest class count"
-    n_max = min(data.class_counts()) if n_max is None else n_max
-    counts = long_tail_counts(n_max, data.num_classes, float(ratio))
-    if n_max < ratio and data.num_classes > 1:  # the tail would need below 1 image: clipped
-        raise GanaugDataError(
-            f"imbalance={ratio:g} needs at least {ratio:g} images of the head class (the tail "
-            f"keeps head/{ratio:g}, and no class fewer than 1), but it gets {n_max} ({head}), so "
-            f"the max/min ratio would be {counts[0] / counts[-1]:g}, not {ratio:g}. Use "
-            f"per_class >= {math.ceil(ratio)} (CLI: --per-class) on classes that large, or "
-            f"imbalance <= {n_max}.")
-    _check_enough(data, counts, f"imbalance={ratio}")
+    counts = regime_counts(data, per_class=n_max, imbalance=ratio)
     out = data.subset(_pick(data.labels, counts, seed))
     out.spec = spec_with(data.spec, imbalance=ratio, seed=seed) if data.spec else ""
     return out

@@ -706,3 +706,21 @@ def test_class_names_given_twice_are_refused():
 
     with pytest.raises(GanaugDataError, match=r"Twice.classes names 'a' more than once"):
         images_from_dataset(Twice())
+
+
+def test_a_class_to_idx_with_labels_that_are_not_ints_is_refused():
+    from ganaug.errors import GanaugDataError
+    from ganaug.training.dataset_input import images_from_dataset
+
+    class Words(torch.utils.data.Dataset):
+        class_to_idx = {"a": "zero", "b": "one"}  # noqa: RUF012
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return torch.full((3, 8, 8), 0.5), i
+
+    with pytest.raises(GanaugDataError, match=r"Words.class_to_idx maps a class name to "
+                                              r"something that is not an int label"):
+        images_from_dataset(Words())

@@ -154,13 +154,7 @@ def declared_class_to_idx(dataset: Any) -> dict[str, int] | None:
         mapping = getattr(obj, "class_to_idx", None)
         if isinstance(mapping, Mapping):
             check_labels(mapping, f"{type(dataset).__name__}.class_to_idx")
-    try:
-        found = dataset_class_to_idx(dataset)
-    except GanaugDataError:
-        raise
-    except (TypeError, ValueError, OverflowError) as err:
-        raise GanaugDataError(f"{type(dataset).__name__} declares class names ganaug cannot "
-                              f"read ({err}). Pass class_to_idx= explicitly.") from None
+    found = dataset_class_to_idx(dataset)
     owner = label_transform_owner(dataset) if found is not None else None
     if owner is not None:
         raise GanaugDataError(

@@ -96,14 +96,12 @@ def check_regimes(pool: LabeledImages, regimes: Sequence[str], imbalance: float 
     Raises:
         GanaugDataError: as :func:`ganaug.data.load_data` would at that regime.
     """
-    from ganaug.data import long_tail_subset, subset_per_class
+    from ganaug.data import regime_counts
 
-    for regime in regimes:
+    for regime in regimes:  # the counts only: no subset is copied
         n = None if regime == "all" else int(regime)
-        if imbalance is not None:
-            long_tail_subset(pool, imbalance, n_max=n)
-        elif n is not None:
-            subset_per_class(pool, n)
+        if imbalance is not None or n is not None:
+            regime_counts(pool, per_class=n, imbalance=imbalance)
 
 
 def check_no_leakage(generator, subset, test, *, path: str = "the generator") -> None:

@@ -37,12 +37,7 @@ def dataset_classes(dataset: Any) -> list[str]:
             "would record the wrong class for each label. Remove the target_transform (set "
             "target_transform = None), or give a dataset whose classes name the labels it "
             "returns.")
-    try:
-        mapping = dataset_class_to_idx(dataset)
-    except (TypeError, ValueError, OverflowError) as err:  # a declaration that is not names
-        raise GanaugDataError(f"{type(dataset).__name__} declares class names ganaug cannot "
-                              f"read ({err}); set dataset.classes to the names in label order.") \
-            from None
+    mapping = dataset_class_to_idx(dataset)
     if mapping:
         by_index = sorted(mapping.items(), key=lambda kv: kv[1])
         if [i for _, i in by_index] != list(range(len(by_index))):
