@@ -492,3 +492,15 @@ def test_distributed_ranks_do_not_draw_the_same_fakes(tiny_generator, monkeypatc
     assert not torch.equal(rank0[3], rank1[3])
     single = _rank_draws(tiny_generator, monkeypatch, 0, 1)  # one process: as before
     assert single[:3] == rank0[:3] and torch.equal(single[3], rank0[3])
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_class_indices_in_a_column_are_refused_with_the_squeeze(const_generator, dtype):
+    # A dataset returning torch.tensor([label]) collates to (B, 1) labels. They were taken for
+    # soft targets ("Soft targets have 1 columns but num_classes=3; pass num_classes="), and
+    # num_classes=1 is refused in turn: the message sent the user in a circle.
+    mixer = BatchMixer(const_generator, 0.5)
+    with pytest.raises(GanaugDataError, match=r"\(B, 1\) integer targets.*y\.squeeze\(1\)"):
+        mixer(torch.zeros(2, 3, 8, 8), torch.tensor([[0], [2]], dtype=dtype))
+    _x, y = mixer(torch.zeros(2, 3, 8, 8), torch.tensor([[0], [2]], dtype=dtype).squeeze(1))
+    assert y.tolist() == [0, 2]
