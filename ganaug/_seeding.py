@@ -37,20 +37,40 @@ def worker_key() -> tuple[int, int | None, int | None]:
     return (os.getpid(), int(info.id), int(info.seed))
 
 
+def distributed_rank() -> int:
+    """This process's rank in a distributed run of more than one process, else 0: from
+    ``torch.distributed`` when initialised, else torchrun's ``RANK``/``WORLD_SIZE`` (which
+    DataLoader workers inherit)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank()) if dist.get_world_size() > 1 else 0
+    try:
+        world, rank = int(os.environ.get("WORLD_SIZE") or 1), int(os.environ.get("RANK") or 0)
+    except ValueError:
+        return 0
+    return max(rank, 0) if world > 1 else 0
+
+
 def worker_stream_seed(seed: int | None) -> int:
-    """The seed of an augmentation stream in this process: distinct per worker and per epoch.
+    """The seed of an augmentation stream in this process: distinct per worker, per epoch and
+    per distributed rank.
 
     In a DataLoader worker, ``seed`` is mixed with the worker's seed, which the DataLoader draws
     afresh for every epoch from its ``generator=``: workers and epochs draw different images,
     and a seeded DataLoader reproduces them (``seed=None``: the worker seed alone). In the main
     process: a function of ``seed``, or a draw from torch's global RNG when ``seed`` is None.
+    In a distributed run the rank (:func:`distributed_rank`) is mixed in, so ranks seeded alike
+    do not draw the same images; rank 0 draws what a single process draws.
     """
     _, _, worker_seed = worker_key()
     if worker_seed is not None:
-        return derive_seed(worker_seed) if seed is None else derive_seed(seed, worker_seed)
-    if seed is not None:
-        return derive_seed(seed)
-    return int(torch.randint(0, 2**62, ()).item())
+        base = derive_seed(worker_seed) if seed is None else derive_seed(seed, worker_seed)
+    elif seed is not None:
+        base = derive_seed(seed)
+    else:
+        base = int(torch.randint(0, 2**62, ()).item())
+    rank = distributed_rank()
+    return derive_seed(base, rank) if rank else base
 
 
 class WorkerStream:

@@ -272,6 +272,41 @@ def test_non_integer_labels_are_refused_not_truncated(tiny_generator, targets, m
         MixedDataset(real, tiny_generator, ratio=1.0)
 
 
+class OneHotSet(RealSet):
+    """RealSet whose items carry one-hot float labels (a dataset built for soft-target losses)."""
+
+    def __init__(self):
+        super().__init__(with_targets=False)
+
+    def __getitem__(self, i):
+        return super().__getitem__(i)[0], torch.eye(3)[REAL_TARGETS[i]]
+
+
+def test_one_hot_labels_are_refused_with_a_fix_that_is_accepted(tiny_generator):
+    # The message said "its own target_transform can convert them", which MixedDataset then
+    # refuses in turn (a real dataset's target_transform is moved to MixedDataset's).
+    with pytest.raises(GanaugDataError, match=r"Label 0 of the real dataset is tensor") as err:
+        MixedDataset(OneHotSet(), tiny_generator, ratio=1.0)
+    assert "its own target_transform" not in str(err.value)
+    assert "MixedDataset(target_transform=" in str(err.value)
+
+    class IntLabels(torch.utils.data.Dataset):  # the fix the message names
+        def __init__(self, dataset):
+            self.dataset = dataset
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, i):
+            img, label = self.dataset[i]
+            return img, int(label.argmax())
+
+    mixed = MixedDataset(IntLabels(OneHotSet()), tiny_generator, ratio=1.0,
+                         target_transform=lambda y: torch.eye(3)[y])
+    assert mixed.class_counts("real") == {"a": 6, "b": 3, "c": 1}
+    torch.testing.assert_close(mixed[len(REAL_TARGETS)][1], torch.eye(3)[0])
+
+
 def test_tensor_and_numpy_targets_are_read():
     from ganaug.augment import dataset_labels
 

@@ -466,3 +466,41 @@ def test_labels_that_are_not_a_tensor_name_the_fix(const_generator, y):
         BatchMixer(const_generator, 0.5)(torch.zeros(2, 3, 8, 8), y)
     with pytest.raises(GanaugDataError, match=r"torch\.as_tensor\(labels\)"):
         BatchMixer(const_generator, 0.5)(torch.zeros(2, 3, 8, 8), y)
+
+
+def _rank_draws(generator, monkeypatch, rank, world):
+    """What a seeded mixer and a seeded SampleBank draw first in DDP rank ``rank`` of ``world``."""
+    from ganaug.augment import SampleBank
+
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    params = BatchMixer(generator, 0.5, seed=0).make_params(
+        torch.zeros(16, 3, 16, 16), torch.zeros(16, dtype=torch.long))
+    unseeded = BatchMixer(generator, 0.5)  # seed=None: torch's RNG, seeded alike in every rank
+    torch.manual_seed(0)
+    return (params["idx"].tolist(), params["seed"],
+            unseeded.make_params(torch.zeros(16, 3, 16, 16),
+                                 torch.zeros(16, dtype=torch.long))["seed"],
+            SampleBank(generator, seed=0, bank_size=2).draw(0))
+
+
+def test_distributed_ranks_do_not_draw_the_same_fakes(tiny_generator, monkeypatch):
+    # Every DDP rank (torchrun sets RANK and WORLD_SIZE) drew the same positions, noise and
+    # bank images from the same seed: the global batch held each fake world_size times.
+    rank0, rank1 = (_rank_draws(tiny_generator, monkeypatch, r, 2) for r in (0, 1))
+    assert rank0[0] != rank1[0] and rank0[1] != rank1[1] and rank0[2] != rank1[2]
+    assert not torch.equal(rank0[3], rank1[3])
+    single = _rank_draws(tiny_generator, monkeypatch, 0, 1)  # one process: as before
+    assert single[:3] == rank0[:3] and torch.equal(single[3], rank0[3])
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_class_indices_in_a_column_are_refused_with_the_squeeze(const_generator, dtype):
+    # A dataset returning torch.tensor([label]) collates to (B, 1) labels. They were taken for
+    # soft targets ("Soft targets have 1 columns but num_classes=3; pass num_classes="), and
+    # num_classes=1 is refused in turn: the message sent the user in a circle.
+    mixer = BatchMixer(const_generator, 0.5)
+    with pytest.raises(GanaugDataError, match=r"\(B, 1\) integer targets.*y\.squeeze\(1\)"):
+        mixer(torch.zeros(2, 3, 8, 8), torch.tensor([[0], [2]], dtype=dtype))
+    _x, y = mixer(torch.zeros(2, 3, 8, 8), torch.tensor([[0], [2]], dtype=dtype).squeeze(1))
+    assert y.tolist() == [0, 2]

@@ -100,6 +100,21 @@ def test_memory_budget_bounds_the_default_cache(tiny_generator):
         SyntheticDataset(tiny_generator, n_per_class=1, memory_mb=-1)
 
 
+def test_memory_budget_also_bounds_the_teachers_soft_targets(const_generator):
+    # The soft targets of every chunk ever generated were kept (and not counted) while their
+    # images were dropped: (K,) float32 per image, more than a 32x32 RGB image for K > 768.
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3))
+    chunk_bytes = 2 * 3 * 16 * 16 + 2 * 3 * 4  # images + (chunk_size, K) float32 targets
+    ds = SyntheticDataset(const_generator, n_per_class=20, chunk_size=2, teacher=teacher,
+                          teacher_input="unit", memory_mb=3.5 * chunk_bytes / 2**20)
+    full = SyntheticDataset(const_generator, n_per_class=20, chunk_size=2, teacher=teacher,
+                            teacher_input="unit", cache="memory")
+    for i in torch.randperm(60, generator=torch.Generator().manual_seed(1)).tolist():
+        torch.testing.assert_close(ds.target(i), full.target(i))
+        assert len(ds._chunks) <= 3 and len(ds._soft) <= 3 and ds._held <= 3 * chunk_bytes
+    assert len(full._soft) == 30
+
+
 def test_synthetic_transform_and_target_transform(tiny_generator):
     ds = SyntheticDataset(tiny_generator, n_per_class=2, transform=v2.PILToTensor(),
                           target_transform=lambda y: y + 10)

@@ -452,3 +452,33 @@ def test_weighted_loss_takes_int_masks_and_int32_targets():
                          synthetic_weight=0.5)
     ce = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0]), reduction="none")
     assert float(loss) == pytest.approx(float((ce[0] + 0.5 * ce[1]) / 1.5))
+
+
+class DropoutTeacher(MeanLinear):
+    """MeanLinear behind a Dropout and a BatchNorm: random and batch-dependent in train mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+        self.bn = torch.nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        return super().forward(self.drop(self.bn(x.float())))
+
+
+def test_a_teacher_in_train_mode_runs_in_eval_and_is_left_in_train_mode(const_generator):
+    # The teacher used to be switched to eval() for good: a teacher that is also being trained
+    # (online distillation, the model itself as teacher) silently lost its dropout and batch
+    # statistics for the rest of the training run.
+    model = DropoutTeacher()
+    model.bn.eval()  # a frozen BatchNorm inside a training model stays frozen
+    stats = {name: value.clone() for name, value in model.bn.state_dict().items()}
+    mixer = BatchMixer(const_generator, 1.0, teacher=model, teacher_input="unit", seed=0)
+    x, y = torch.zeros(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
+    first, second = mixer(x, y)[1], mixer.apply(x, y, {"idx": torch.arange(4),
+                                                       "classes": torch.tensor([0, 1, 2, 0]),
+                                                       "seed": 1})[1]
+    torch.testing.assert_close(first, second)  # no dropout: the same image, the same target
+    assert model.training and model.drop.training and not model.bn.training
+    for name, value in model.bn.state_dict().items():  # batch statistics untouched
+        torch.testing.assert_close(value, stats[name])

@@ -212,3 +212,37 @@ def test_classes_must_be_a_list(const_generator, classes):
 
     with pytest.raises(GanaugConfigError, match=r"classes= must be a list of classes, got "):
         GANAugment(const_generator, classes=classes)
+
+
+class NaturalSorted(torch.utils.data.Dataset):
+    """timm's reader order (c1, c2, c10) against the generator's plain sort (c1, c10, c2)."""
+
+    class_to_idx = {"c1": 0, "c2": 1, "c10": 2}  # noqa: RUF012
+    targets = [0, 1, 2]  # noqa: RUF012
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return torch.full((3, 8, 8), REAL, dtype=torch.uint8), i
+
+
+def test_an_int_in_classes_naming_another_dataset_class_is_refused():
+    # classes=[2] meant "the rare dataset label 2" (c10) but picked the generator's class 2 (c2):
+    # label 1's images were replaced and label 2's never were, silently.
+    import ganaug.albumentations as GA
+    from ganaug.errors import GanaugConfigError
+
+    gen = _probe(["c1", "c10", "c2"])
+    match = r"classes=\[2\] is ambiguous.*'c10'.*'c2'.*classes=\['c10'\]"
+    with pytest.raises(GanaugConfigError, match=match):
+        with_labels(NaturalSorted(), GANAugment(gen, p=1.0, classes=[2]))
+    with pytest.raises(GanaugConfigError, match=match):
+        GANAugment(gen, p=1.0, classes=[2], class_to_idx=NaturalSorted.class_to_idx)
+    with pytest.raises(GanaugConfigError, match=match):
+        GA.GANAugment(gen, p=1.0, classes=[2], class_to_idx=NaturalSorted.class_to_idx)
+    ds = with_labels(NaturalSorted(), GANAugment(gen, p=1.0, classes=["c10"], seed=0))
+    assert ds[0][0].float().mean() == REAL and ds[1][0].float().mean() == REAL
+    assert _decode(ds[2][0]) == 1  # label 2 (c10) got the generator's c10
+    # an int that names the same class on both sides stays accepted
+    with_labels(NaturalSorted(), GANAugment(gen, p=1.0, classes=[0]))

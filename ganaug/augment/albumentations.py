@@ -23,7 +23,7 @@ import torch
 from ganaug._checks import check_int, check_probability, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.classes import ClassMap, dataset_mapping
-from ganaug.augment.functional import check_unnormalised, match_image
+from ganaug.augment.functional import check_class_ints, check_unnormalised, match_image
 from ganaug.augment.source import SampleBank
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
@@ -100,6 +100,8 @@ class GANAugment(A.ImageOnlyTransform):
         self.class_to_idx = mapping
         self.class_map = ClassMap(self.bank.classes, "ganaug.albumentations.GANAugment")
         if mapping is not None:
+            check_class_ints(classes, self.bank.classes, mapping,
+                             what="ganaug.albumentations.GANAugment")
             self.class_map.bind(mapping, "class_to_idx=")
         if seed is not None:
             self.set_random_seed(seed)

@@ -14,8 +14,8 @@ from ganaug._checks import check_seed
 from ganaug.augment.functional import outside_unit_range
 from ganaug.errors import GanaugConfigError, GanaugDataError
 
-__all__ = ["RANGE_SLACK", "check_params", "check_soft_targets", "check_unit_range", "soft_rows",
-           "unpack"]
+__all__ = ["RANGE_SLACK", "check_params", "check_soft_targets", "check_target_matrix",
+           "check_unit_range", "soft_rows", "unpack"]
 
 #: A float batch without mean/std must lie in [0, 1]; this much slack covers the overshoot of
 #: bicubic/antialiased resizing, while any Normalize-d batch reaches far below it.
@@ -47,6 +47,23 @@ def check_soft_targets(y: torch.Tensor) -> None:
         raise GanaugDataError(
             f"Soft targets (B, K) must be finite and >= 0 (probabilities), got values in "
             f"[{low:g}, {high:g}]. Check the label smoothing or mixing that made them.")
+
+
+def check_target_matrix(y: torch.Tensor, num_classes: int) -> None:
+    """Refuse ``(B, K)`` targets that are not ``num_classes`` columns of probabilities, naming
+    ``(B, 1)`` integer targets (class indices in a column) for what they are."""
+    if y.shape[1] == 1 != num_classes and not y.is_floating_point():
+        raise GanaugDataError(
+            f"BatchMixer got (B, 1) integer targets {tuple(y.shape)}: class indices in a "
+            "column (a dataset returning torch.tensor([label]) collates to them). Pass "
+            "them as (B,): mixer(x, y.squeeze(1)).")
+    if y.shape[1] != num_classes:
+        raise GanaugDataError(
+            f"Soft targets have {y.shape[1]} columns but num_classes={num_classes}; "
+            "pass num_classes= to BatchMixer.")
+    if not y.is_floating_point():
+        raise GanaugDataError(f"Soft targets (B, K) must be float, got {y.dtype}.")
+    check_soft_targets(y)
 
 
 def check_params(params: Any, batch: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -80,8 +80,10 @@ def _int_label(label: Any, i: int) -> int:
         return int(label)
     raise GanaugDataError(
         f"Label {i} of the real dataset is {label!r} ({type(label).__name__}); MixedDataset "
-        "needs one integer class index per item: give the real dataset int labels "
-        "(its own target_transform can convert them).")
+        "needs one integer class index per item: give the real dataset int labels (a "
+        "wrapper dataset returning (image, int(label.argmax())) for one-hot labels; not a "
+        "target_transform of its own, which MixedDataset refuses), and turn them into the "
+        "targets the loss takes with MixedDataset(target_transform=...).")
 
 
 def balance_counts(real_counts: Sequence[int], balance: str | Mapping, *,

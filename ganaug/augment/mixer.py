@@ -28,7 +28,7 @@ from ganaug._devices import check_device
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.batch import (
     check_params,
-    check_soft_targets,
+    check_target_matrix,
     check_unit_range,
     soft_rows,
     unpack,
@@ -364,13 +364,7 @@ class BatchMixer:
                 + ("" if isinstance(y, torch.Tensor) else
                    " Pass the labels as a tensor: torch.as_tensor(labels)."))
         if y.ndim == 2:
-            if y.shape[1] != self.num_classes:
-                raise GanaugDataError(
-                    f"Soft targets have {y.shape[1]} columns but num_classes={self.num_classes}; "
-                    "pass num_classes= to BatchMixer.")
-            if not y.is_floating_point():
-                raise GanaugDataError(f"Soft targets (B, K) must be float, got {y.dtype}.")
-            check_soft_targets(y)
+            check_target_matrix(y, self.num_classes)
             return True
         if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
             raise GanaugDataError(f"Class-index targets must be integers, got {y.dtype}.")

@@ -73,8 +73,8 @@ class SyntheticDataset(FromSource, Dataset):
         seed: base seed of every chunk.
         transform, target_transform: applied to the PIL image / int label (settable).
         cache: ``None`` (default) keeps every generated chunk in memory, per process and
-            DataLoader worker, up to ``memory_mb``, so a shuffled epoch generates each image
-            once when the dataset fits; beyond it the least recently used chunks are dropped,
+            DataLoader worker, up to ``memory_mb`` (with a teacher's soft targets), so a
+            shuffled epoch generates each image once when the dataset fits; beyond it the least recently used chunks are dropped,
             and a shuffled read then often regenerates a whole chunk (``chunk_size`` images)
             for one image: use a cache directory, or :meth:`generate` before the DataLoader
             starts (workers share the parent's chunks copy-on-write). ``"memory"`` keeps every
@@ -241,11 +241,17 @@ class SyntheticDataset(FromSource, Dataset):
             return self.targets[index]
         cls, j = self.locate(index)
         key = (cls, j // self.chunk_size)
+        images = self._chunk(*key)
         if key not in self._soft:  # read from a cache folder: the teacher relabels it here
-            images = self._chunk(*key)
             labels = torch.full((len(images),), self._labels[cls], dtype=torch.int64)
-            self._soft[key] = self.teacher.targets(self.teacher.logits(images), labels).cpu()
+            self._keep_soft(key, self.teacher.targets(self.teacher.logits(images), labels).cpu())
         return self._soft[key][j % self.chunk_size].clone()
+
+    def _keep_soft(self, key: tuple[int, int], soft: torch.Tensor) -> None:
+        """Keep a chunk's soft targets with its images (counted in, and dropped with, them)."""
+        old = self._soft.get(key)
+        self._held += soft.nbytes - (0 if old is None else old.nbytes)
+        self._soft[key] = soft
 
     def __getitem__(self, index: int) -> tuple[Any, int | torch.Tensor]:
         img = to_pil_image(self.image(index))
@@ -320,7 +326,9 @@ class SyntheticDataset(FromSource, Dataset):
         self._held += images.nbytes
         budget = self.memory_mb * 2**20
         while self.cache != "memory" and self._held > budget and len(self._chunks) > 1:
-            self._held -= self._chunks.popitem(last=False)[1].nbytes
+            old, dropped = self._chunks.popitem(last=False)
+            soft = self._soft.pop(old, None)  # regenerated (or relabelled) with its images
+            self._held -= dropped.nbytes + (0 if soft is None else soft.nbytes)
         return images
 
     def _device(self) -> torch.device | None:
@@ -351,7 +359,7 @@ class SyntheticDataset(FromSource, Dataset):
             self._tried[cls] += n
             self._accepted[cls] += int(ok.sum())
         if self.soft:
-            self._soft[(cls, k)] = torch.cat(soft)[:m]
+            self._keep_soft((cls, k), torch.cat(soft)[:m])
         return torch.cat(kept)[:m]
 
     def _refuse(self, cls: int, tried: int, accepted: int, m: int, max_tries: int) -> None:

@@ -59,9 +59,9 @@ class Teacher:
 
     Args:
         model: an ``nn.Module`` (or callable) mapping ``(N, C, H, W)`` images to ``(N, K)``
-            logits over the same K classes as the labels. It is put in ``eval()`` mode and run
-            under ``no_grad`` on its own device, with float inputs in its parameters' dtype
-            (a float64 or half teacher works). A ganaug classifier file is loaded with
+            logits over the same K classes as the labels. It runs in ``eval()`` mode (each
+            module's mode is restored after the call), under ``no_grad`` on its own device,
+            with float inputs in its parameters' dtype (a float64 or half teacher works). A ganaug classifier file is loaded with
             ``ganaug.evaluation.load_classifier(path)[0]`` (ganaug.augment sits below
             ganaug.evaluation and does not import it).
         num_classes: K, the label count; a teacher returning another count is refused.
@@ -148,18 +148,25 @@ class Teacher:
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
         model = self.model
-        device, dtype = images.device, None
+        device, dtype, modes = images.device, None, []
         if isinstance(model, torch.nn.Module):
-            model.eval()  # no dropout / batch statistics: the same image, the same target
             param = next(iter(model.parameters()), None)
             device = param.device if param is not None else device
             floats = (p.dtype for p in model.parameters() if p.is_floating_point())
             dtype = next(floats, None)
-        with torch.no_grad():
-            inputs = self.prepare(images.to(device))
-            if dtype is not None and inputs.is_floating_point():  # a float64/half teacher
-                inputs = inputs.to(dtype)
-            out = model(inputs)
+            # eval: no dropout / batch statistics, so the same image gets the same target; each
+            # module's own mode is restored after, as the teacher may be in training too
+            modes = [(m, m.training) for m in model.modules()]
+            model.eval()
+        try:
+            with torch.no_grad():
+                inputs = self.prepare(images.to(device))
+                if dtype is not None and inputs.is_floating_point():  # a float64/half teacher
+                    inputs = inputs.to(dtype)
+                out = model(inputs)
+        finally:
+            for module, training in modes:
+                module.training = training
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(images):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "

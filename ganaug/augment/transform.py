@@ -31,6 +31,7 @@ from ganaug.augment.classes import (
 )
 from ganaug.augment.counts import declared_targets
 from ganaug.augment.functional import (
+    check_class_ints,
     check_has_values,
     check_unnormalised,
     label_to_index,
@@ -93,7 +94,8 @@ class GANAugment(v2.Transform):
         generator_or_path: a :class:`ganaug.Generator` or a model file path (loaded lazily
             in each DataLoader worker).
         p: replacement probability in [0, 1].
-        classes: only replace samples of these classes (names or indices), e.g. rare ones.
+        classes: only replace samples of these classes (names, or the generator's indices),
+            e.g. rare ones. An int whose dataset label names another class is refused.
         seed: base seed of the :class:`SampleBank`.
         bank_size: images generated per refill and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
@@ -132,15 +134,19 @@ class GANAugment(v2.Transform):
         if isinstance(classes, (str, int)):
             raise GanaugConfigError(f"classes= must be a list of classes, got {classes!r}. "
                                     f"Pass e.g. classes=[{classes!r}].")
+        self._classes_arg = None if classes is None else list(classes)
         if classes is not None:
             self.classes = frozenset(self.bank.source.class_index(c) for c in classes)
         self.class_map = ClassMap(self.bank.classes, "GANAugment")
         mapping = dataset_mapping(class_to_idx, dataset_classes)
         if mapping is not None:
-            self.class_map.bind(mapping, "class_to_idx=")
+            self.bind_classes(mapping, "class_to_idx=")
 
     def bind_classes(self, class_to_idx: Mapping[str, int], what: str = "the dataset") -> None:
-        """Map a dataset's labels by name (``{name: label}``); :func:`with_labels` calls it."""
+        """Map a dataset's labels by name (``{name: label}``); :func:`with_labels` calls it.
+        An int in ``classes=`` that names another class as the dataset's label is refused."""
+        check_class_ints(getattr(self, "_classes_arg", None), self.bank.classes, class_to_idx,
+                         what="GANAugment")
         self.class_map.bind(class_to_idx, what)
 
     def forward(self, *inputs: Any) -> Any:
