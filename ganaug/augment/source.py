@@ -23,6 +23,7 @@ from ganaug._seeding import WorkerStream, derive_seed, worker_stream_seed
 from ganaug.augment.functional import label_to_index
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator
+from ganaug.models.layers import to_channels_last
 
 __all__ = ["GeneratorSource", "SampleBank"]
 
@@ -198,7 +199,7 @@ class SampleBank(FromSource):
             if self.device.type == "cpu":
                 if self.source.path is None:  # never change the caller's model
                     gen = copy.deepcopy(gen)
-                gen.net.to(memory_format=torch.channels_last)
+                to_channels_last(gen.net)
             self._sampler = gen
         return self._sampler
 

@@ -121,7 +121,10 @@ class DCGANDiscriminator(nn.Module):
             if i > 0 and not sn:
                 layers.append(nn.BatchNorm2d(ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
-        self.net = nn.Sequential(*layers, nn.Flatten())
+        # The last activation runs on the flat features (the same function): on NHWC features
+        # its backward met a contiguous gradient from the flatten and ran 4x slower on the CPU.
+        layers.insert(len(layers) - 1, nn.Flatten())
+        self.net = nn.Sequential(*layers)
         self.linear = maybe_sn(linear, sn)
         self.embed = maybe_sn(embed, sn)
         _init_dcgan(nn.ModuleList(m for m in self.net if isinstance(m, nn.BatchNorm2d)))

@@ -163,6 +163,18 @@ def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module)
 
 
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Put ``module``'s 4-d weights and buffers in ``channels_last`` (NHWC), in place, except
+    the transposed convs of stride 1 and no padding: they project a 1x1 input (DCGAN's "project
+    and reshape"), and with NHWC weights the CPU's oneDNN ran them 5x slower (0.5 -> 2.5 ms at
+    batch 64, 192 -> 64 x 7 x 7). The outputs are the same. Returns ``module``."""
+    module.to(memory_format=torch.channels_last)
+    for m in module.modules():
+        if isinstance(m, nn.ConvTranspose2d) and m.stride == (1, 1) and m.padding == (0, 0):
+            m.weight.data = m.weight.data.contiguous()
+    return module
+
+
 class ConditionalBatchNorm2d(nn.Module):
     """BatchNorm whose per-channel gain and bias are linear functions of a class embedding.
 

@@ -38,7 +38,7 @@ from ganaug.models import (
     disc_defaults,
     estimate_parameters,
 )
-from ganaug.models.layers import count_parameters
+from ganaug.models.layers import count_parameters, to_channels_last
 from ganaug.training import distributed
 from ganaug.training.distributed import DistInfo
 
@@ -138,8 +138,8 @@ class GANStep:
         self.G = build_generator(cfg.arch, z_dim=cfg.z_dim, **shape, **g_kw).to(dev)
         self.D = build_discriminator(cfg.arch, **shape, **d_kw).to(dev)
         if cfg.channels_last:
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
+            to_channels_last(self.G)
+            to_channels_last(self.D)
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False).eval()
         self.generator = Generator(self.G_ema, classes=list(classes), arch=cfg.arch)
 
