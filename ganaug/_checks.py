@@ -231,10 +231,63 @@ def check_arch_kwargs(arch_kwargs: Any) -> dict[str, Any]:
     return out
 
 
+def _declared_label_values(dataset: Any) -> set[int] | None:
+    """The labels ``dataset`` declares before its ``target_transform``: its ``class_to_idx``
+    values, ``classes`` indices and distinct ``targets``; ``None`` when it declares none or
+    one that is not an int."""
+    import torch
+
+    values: set[int] = set()
+    mapping = getattr(dataset, "class_to_idx", None)
+    classes = getattr(dataset, "classes", None)
+    targets = getattr(dataset, "targets", None)
+    try:
+        if isinstance(mapping, Mapping):
+            values.update(mapping.values())
+        if isinstance(classes, (list, tuple)):
+            values.update(range(len(classes)))
+        if targets is not None:
+            targets = torch.as_tensor(np.asarray(targets))
+            if targets.is_floating_point() or targets.dtype == torch.bool:
+                return None
+            values.update(targets.unique().tolist())
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return None
+    return values
+
+
+def _keeps_labels(dataset: Any) -> bool:
+    """Whether ``dataset.target_transform`` returns each label it declares unchanged, as an int
+    (Python, NumPy or a 0-d integer tensor): then its names still describe the labels."""
+    import torch
+
+    values = _declared_label_values(dataset)
+    if values is None:
+        return False
+    for value in values:
+        try:
+            out = dataset.target_transform(value)
+        except Exception:  # noqa: BLE001 - one that cannot take an int index changes them
+            return False
+        if isinstance(out, torch.Tensor):
+            if out.ndim or out.is_floating_point() or out.dtype == torch.bool:
+                return False
+            out = out.item()
+        if isinstance(out, bool) or not isinstance(out, (int, np.integer)) or out != value:
+            return False
+    return True
+
+
 def label_transform_owner(dataset: Any) -> str | None:
     """The type name of the first dataset (through ``Subset``-like wrappers and
     ``ConcatDataset`` parts) that passes its labels through a ``target_transform``, or
-    ``None``: then the labels are those its ``class_to_idx``/``classes``/``targets`` describe."""
+    ``None``: then the labels are those its ``class_to_idx``/``classes``/``targets`` describe.
+
+    A ``target_transform`` that returns every label the dataset declares unchanged (an
+    identity, ``int``) is no change: it is probed once on each declared label value.
+    """
     from torch.utils.data import ConcatDataset
 
     stack, seen = [dataset], set()
@@ -243,7 +296,7 @@ def label_transform_owner(dataset: Any) -> str | None:
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        if getattr(item, "target_transform", None) is not None:
+        if getattr(item, "target_transform", None) is not None and not _keeps_labels(item):
             return type(item).__name__
         stack.extend(item.datasets if isinstance(item, ConcatDataset) else
                      [getattr(item, "dataset", None)])

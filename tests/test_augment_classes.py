@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Subset
@@ -143,6 +144,33 @@ def test_a_target_transform_behind_the_declared_names_is_refused(const_generator
                        class_to_idx={"c": 0, "b": 1, "a": 2})
     ganaug.BatchMixer.for_loader(const_generator, DataLoader(flipped), 0.5,
                                  class_to_idx={"c": 0, "b": 1, "a": 2})
+
+
+@pytest.mark.parametrize("keep", [lambda y: y, int, lambda y: np.int64(y),
+                                  lambda y: torch.tensor(y)])
+def test_a_target_transform_that_keeps_every_label_is_taken(const_generator, keep):
+    # one that returns each declared label unchanged (int, NumPy or 0-d tensor) keeps the
+    # names true; it was refused like a remapping by every entry point
+    from torch.utils.data import DataLoader
+
+    import ganaug
+
+    same = Labelled({"a": 0, "b": 1, "c": 2}, [0, 1, 2, 2], target_transform=keep)
+    for wrapped in (same, Subset(same, [0, 3])):
+        ganaug.with_labels(wrapped, ganaug.GANAugment(const_generator, p=1.0))
+        ganaug.BatchMixer.for_loader(const_generator, DataLoader(wrapped), 0.5)
+    mixed = ganaug.MixedDataset(same, const_generator, ratio=0.5)
+    assert mixed.class_counts("real") == {"a": 1, "b": 1, "c": 2}
+
+
+@pytest.mark.parametrize("change", [lambda y: (y + 1) % 3, float, str, lambda y: torch.eye(3)[y],
+                                    lambda y: y == 1, lambda y: 1 / 0])
+def test_a_target_transform_that_changes_a_label_is_still_refused(const_generator, change):
+    import ganaug
+
+    changed = Labelled({"a": 0, "b": 1, "c": 2}, [0, 1, 2], target_transform=change)
+    with pytest.raises(GanaugDataError, match=r"target_transform.*MixedDataset\(target_"):
+        ganaug.MixedDataset(changed, const_generator, ratio=0.5)
 
 
 def test_a_class_named_twice_is_refused_on_the_augment_side_too():

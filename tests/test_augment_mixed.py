@@ -38,6 +38,22 @@ class RealSet(torch.utils.data.Dataset):
 
 
 # -- MixedDataset ----------------------------------------------------------------------------
+def test_append_bounds_a_synthetic_part_memory_cannot_keep(tiny_generator, monkeypatch):
+    # append mode kept every synthetic image it read (cache="memory"), whatever the ratio: a
+    # shuffled epoch of ratio=10**5 grew the process until it ran out of memory. A part that
+    # cannot fit is now held up to memory_mb (chunks regenerated when dropped), still lazily
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 2**20)
+    big = MixedDataset(RealSet(), tiny_generator, ratio=10**5)
+    assert len(big) == 10 + 10**6 and big.synthetic.cache is None
+    big.synthetic.memory_mb = 0.25  # 256 KiB: one 256-image chunk of 3x16x16 is 192 KiB
+    first = big[10][0]
+    for i in range(10, 10 + 4 * 256, 7):
+        big[i]
+    assert big.synthetic._held <= 256 * 768 and len(big.synthetic._chunks) == 1
+    assert np.array_equal(np.asarray(big[10][0]), np.asarray(first))  # regenerated alike
+    assert MixedDataset(RealSet(), tiny_generator, ratio=100).synthetic.cache == "memory"
+
+
 @pytest.mark.parametrize("ratio", [0.25, 0.5, 1.3, 0.0])
 def test_append_exact_ratio(tiny_generator, ratio):
     ds = MixedDataset(RealSet(), tiny_generator, ratio=ratio)

@@ -50,6 +50,19 @@ def test_a_huge_synthetic_dataset_is_lazy_and_refuses_to_materialise(tiny_genera
     assert small.targets != [0, 0, 1] and small.targets[::2] == [0, 2]
 
 
+def test_a_memory_cache_that_cannot_keep_every_image_is_refused_up_front(tiny_generator,
+                                                                        monkeypatch):
+    # cache="memory" keeps every chunk read, with no bound: a shuffled epoch grew the process
+    # until it ran out of memory; it is now refused like generate() (768 B per 3x16x16 image)
+    monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 2**20)
+    with pytest.raises(GanaugConfigError, match=r"cache='memory' would keep 3,000 images of "
+                                                r"3x16x16 \(2\.3 MB\) in memory, but 1\.0 MB.*"
+                                                r"cache=None.*memory_mb.*cache=DIR.*1,365"):
+        SyntheticDataset(tiny_generator, n_per_class=1000, cache="memory")
+    SyntheticDataset(tiny_generator, n_per_class=1000)  # bounded by memory_mb: taken
+    SyntheticDataset(tiny_generator, n_per_class=400, cache="memory")  # fits
+
+
 def test_synthetic_items_do_not_depend_on_access_order(tiny_generator):
     fwd = SyntheticDataset(tiny_generator, n_per_class=5, chunk_size=2, seed=3)
     rev = SyntheticDataset(tiny_generator, n_per_class=5, chunk_size=2, seed=3)

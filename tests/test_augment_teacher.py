@@ -108,6 +108,77 @@ def test_a_ganaug_classifier_sees_what_ganaug_evaluation_feeds_it(tmp_path):
     torch.testing.assert_close(Teacher(loaded, num_classes=3).logits(images), expected)
 
 
+class ConvTeacher(torch.nn.Module):
+    """A CNN-like teacher: a 1x1 ``Conv2d(channels, 1)`` stem averaging the channels, then
+    MeanLinear; records the stem's input."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(channels, 1, 1, bias=False)
+        with torch.no_grad():
+            self.stem.weight.fill_(1 / channels)
+        self.head = MeanLinear()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return self.head(self.stem(x.float()))
+
+
+def _grey_generator():
+    from conftest import ClassConstNet
+
+    from ganaug.generator import Generator
+
+    return Generator(ClassConstNet(channels=1), classes=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("input", ["uint8", "unit"])
+def test_a_grey_generator_feeds_an_rgb_teacher_repeated_grey(const_generator, input):
+    # what torchvision's Grayscale(num_output_channels=3) gives: the grey value in R, G and B
+    rgb, grey = ConvTeacher(3), ConvTeacher(3)
+    expected = SyntheticDataset(const_generator, n_per_class=2, teacher=rgb, teacher_input=input,
+                                seed=0)
+    got = SyntheticDataset(_grey_generator(), n_per_class=2, teacher=grey, teacher_input=input,
+                           seed=0)
+    for i in range(len(got)):
+        torch.testing.assert_close(got[i][1], expected[i][1])
+    seen = torch.cat(grey.seen)
+    assert seen.shape == (6, 3, 16, 16) and torch.equal(seen, seen[:, :1].expand(-1, 3, -1, -1))
+    assert torch.equal(seen, torch.cat(rgb.seen))
+
+
+def test_an_rgb_generator_feeds_a_grey_teacher_its_luma(const_generator):
+    teacher = ConvTeacher(1)
+    ds = SyntheticDataset(const_generator, n_per_class=1, teacher=teacher, teacher_input="uint8")
+    ds.generate()
+    seen = torch.cat(teacher.seen)
+    assert seen.shape == (3, 1, 16, 16) and seen.dtype == torch.uint8
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    rgb = torch.stack([ds.image(i) for i in range(3)])  # torchvision's Grayscale(): 255 -> 254
+    assert torch.equal(seen, rgb_to_grayscale(rgb)) and seen[:, 0, 0, 0].tolist() == [0, 127, 254]
+
+
+def test_a_teacher_of_unknown_channels_that_fails_on_grey_images_is_refused_with_the_fix():
+    def rgb_only(x):  # a plain callable: its channels cannot be read off a Conv2d
+        return torch.nn.functional.conv2d(x, torch.ones(3, 3, 1, 1)).mean((2, 3))
+
+    ds = SyntheticDataset(_grey_generator(), n_per_class=1, teacher=rgb_only, teacher_input="unit")
+    with pytest.raises(GanaugConfigError, match=r"(?s)teacher failed on its first batch of "
+                                                r"\(1, 1, 16, 16\) .*1-channel.*Grayscale\("
+                                                r"num_output_channels=3\), teacher\)"):
+        ds[0]
+
+
+def test_a_teacher_taking_neither_1_nor_3_channels_is_refused(const_generator):
+    ds = SyntheticDataset(const_generator, n_per_class=1, teacher=ConvTeacher(4),
+                          teacher_input="unit")
+    with pytest.raises(GanaugConfigError, match=r"3-channel images but the teacher takes 4 "
+                                                r"channels \(its first Conv2d\)"):
+        ds[0]
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({}, r"teacher_input=None: say what the teacher takes, one of 'uint8', 'unit', 'normalized'"),
     ({"input": "normalised"}, r"teacher_input='normalised'.*Did you mean 'normalized'"),

@@ -595,6 +595,8 @@ def test_a_dataset_whose_labels_pass_a_target_transform_is_refused(tmp_path):
         with pytest.raises(GanaugDataError, match=r"target_transform.*names the labels before"):
             images_from_dataset(ds)
     assert images_from_dataset(Flipped()).classes == ["a", "b", "c"]  # None is no transform
+    # one that returns every label unchanged keeps the names true (it was refused too)
+    assert images_from_dataset(Flipped(lambda y: y)).classes == ["a", "b", "c"]
 
 
 def test_datasets_without_labels_or_class_names_are_refused(tmp_path):

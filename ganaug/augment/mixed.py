@@ -27,6 +27,7 @@ from ganaug._checks import (
     check_truncation,
     label_transform_owner,
 )
+from ganaug._imaging import memory_shortfall
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.classes import (
     class_lookup,
@@ -319,8 +320,13 @@ class MixedDataset(Dataset):
                 counts[self._gen(label)] = n
             extra = {} if self.teacher is None else {"class_to_idx": self.class_to_idx}
             self.synthetic = SyntheticDataset(source, counts=counts, seed=self.seed,
-                                              cache="memory", truncation=self.truncation,
+                                              truncation=self.truncation,
                                               teacher=self.teacher, **extra)
+            # keep every image read when all fit in memory; else at most memory_mb of chunks
+            # (regenerated when dropped), as keeping all grew the process until it ran out
+            c, size, _ = source.shape
+            fits = memory_shortfall(len(self.synthetic), c * size * size) is None
+            self.synthetic.cache = "memory" if fits else None
         short = [(self.classes[c], self.synthetic.counts[self._gen(c)], n)
                  for c, n in enumerate(needed) if self.synthetic.counts[self._gen(c)] < n]
         if short:

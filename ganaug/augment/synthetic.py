@@ -50,6 +50,8 @@ from ganaug.progress import progress_bar
 __all__ = ["SyntheticDataset"]
 
 CACHE_META = "ganaug-synthetic.json"
+_MEMORY_FIX = ("Use cache=None (at most memory_mb MiB kept, chunks regenerated when dropped), "
+               "a cache folder (cache=DIR) to keep them on disk, or at most {fits} images.")
 #: Default bytes of generated chunks kept per process (and per DataLoader worker) with
 #: ``cache=None``: 256 MiB holds ~87,000 32x32 RGB images or ~1,700 224x224 RGB ones.
 MEMORY_MB = 256
@@ -185,6 +187,8 @@ class SyntheticDataset(FromSource, Dataset):
             self.cache_dir = Path(cache)
             self.layout = self._claim_cache_dir()
         self.cache = cache
+        if cache == "memory":  # every chunk read is kept: refuse up front what cannot be
+            self.check_room("cache='memory' would keep", _MEMORY_FIX)
         self._chunks: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
         self._held = 0  # bytes in self._chunks
         self._tried = [0] * len(self.generator_classes)
@@ -267,7 +271,7 @@ class SyntheticDataset(FromSource, Dataset):
 
         With ``cache=None`` this switches the cache to ``"memory"`` so the work is kept.
         """
-        self._check_room()
+        self.check_room()
         if self.cache is None:
             self.cache = "memory"
         chunks = [-(-n // self.chunk_size) for n in self.counts]
@@ -284,22 +288,21 @@ class SyntheticDataset(FromSource, Dataset):
                     ((c, j) for c, n in enumerate(self.counts) for j in range(n)), self.seed)
         return self
 
-    def _check_room(self) -> None:
-        """Refuse, before generating, what :meth:`generate` cannot keep: more images than fit
-        in memory (no cache folder) or on the cache folder's disk."""
+    def check_room(self, keeps: str = "generate() would keep", fix: str = (
+            "Pass a cache folder (cache=DIR) to keep them on disk, ask for at most {fits} "
+            "images, or let a DataLoader read items lazily without generate().")) -> None:
+        """Refuse, before generating, what keeping every image needs: more images than fit
+        in memory (no cache folder; ``fix`` may use ``{fits}``) or on the folder's disk."""
         if self.layout is not None:
             self.layout.check_space(len(self))
             return
-        gen = self.source.generator  # generate() loads it anyway
-        shape = (gen.channels, gen.image_size, gen.image_size)
-        short = memory_shortfall(len(self), math.prod(shape))
+        c, size, _ = self.source.shape  # from the file header: the model need not load
+        short = memory_shortfall(len(self), c * size * size)
         if short is not None:
-            need, have, _ = short
+            need, have, fits = short
             raise GanaugConfigError(
-                f"generate() would keep {len(self):,} images of {'x'.join(map(str, shape))} "
-                f"({human_bytes(need)}) in memory, but {human_bytes(have)} is available. Pass a "
-                f"cache folder (cache=DIR) to keep them on disk, ask for fewer images, or let a "
-                f"DataLoader read items lazily without generate().")
+                f"{keeps} {len(self):,} images of {c}x{size}x{size} ({human_bytes(need)}) in "
+                f"memory, but {human_bytes(have)} is available. {fix.format(fits=f'{fits:,}')}")
 
     # -- acceptance -------------------------------------------------------------------------
     @property

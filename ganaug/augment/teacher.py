@@ -22,8 +22,8 @@ from ganaug._imaging import fit_images, normalize, to_float01
 from ganaug.augment.batch import check_soft_targets
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
-__all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "make_teacher", "parse_stats",
-           "teacher_from_kwargs", "weighted_loss"]
+__all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "input_channels", "make_teacher",
+           "parse_stats", "teacher_from_kwargs", "weighted_loss"]
 
 #: What a teacher takes: uint8 [0, 255], float [0, 1], or float normalised with mean/std.
 TEACHER_INPUTS = ("uint8", "unit", "normalized")
@@ -61,7 +61,10 @@ class Teacher:
         model: an ``nn.Module`` (or callable) mapping ``(N, C, H, W)`` images to ``(N, K)``
             logits over the same K classes as the labels. It runs in ``eval()`` mode (each
             module's mode is restored after the call), under ``no_grad`` on its own device,
-            with float inputs in its parameters' dtype (a float64 or half teacher works). A ganaug classifier file is loaded with
+            with float inputs in its parameters' dtype (a float64 or half teacher works). Grey
+            images for a teacher whose first ``nn.Conv2d`` takes 3 channels are repeated to RGB
+            (torchvision's ``Grayscale(num_output_channels=3)``); RGB images for a 1-channel one
+            become their luma. A ganaug classifier file is loaded with
             ``ganaug.evaluation.load_classifier(path)[0]`` (ganaug.augment sits below
             ganaug.evaluation and does not import it).
         num_classes: K, the label count; a teacher returning another count is refused.
@@ -110,6 +113,9 @@ class Teacher:
         if input is None and isinstance(config, dict):
             input, mean, std = "normalized", *GANAUG_STATS
             self.fit = (int(config["in_chans"]), int(config["image_size"]))
+        #: The channels the teacher takes, where it says (None: unknown, images pass as drawn).
+        self.channels = self.fit[0] if self.fit else input_channels(model)
+        self._ran = False  # a first call that fails is reported with the images it got
         if input not in TEACHER_INPUTS:
             raise GanaugConfigError(
                 f"teacher_input={input!r}: say what the teacher takes, one of "
@@ -136,6 +142,8 @@ class Teacher:
         """``(N, C, H, W)`` uint8 [0, 255] or float [0, 1] -> the teacher's input (same device)."""
         if self.fit is not None:  # a ganaug classifier: float [0, 1] at its size and channels
             images = fit_images(to_float01(images), *self.fit)
+        elif self.channels is not None and images.shape[-3] != self.channels:
+            images = self._convert_channels(images)
         if self.input == "uint8":
             if images.dtype == torch.uint8:
                 return images
@@ -144,6 +152,18 @@ class Teacher:
         if self.input == "unit":
             return unit
         return normalize(unit, self.mean.to(unit.device), self.std.to(unit.device))
+
+    def _convert_channels(self, images: torch.Tensor) -> torch.Tensor:
+        """Grey -> RGB by repeating (torchvision's ``Grayscale(num_output_channels=3)``), RGB ->
+        grey by luma (``Grayscale()``); other channel counts are refused."""
+        c = images.shape[-3]
+        if {c, self.channels} != {1, 3}:
+            raise GanaugConfigError(
+                f"The generator draws {c}-channel images but the teacher takes {self.channels} "
+                "channels (its first Conv2d); only grey <-> RGB (1 <-> 3) is converted. Use a "
+                f"teacher over {c}-channel images, or put the conversion in front of it: "
+                "teacher=torch.nn.Sequential(convert, teacher).")
+        return fit_images(images, self.channels)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
@@ -163,7 +183,7 @@ class Teacher:
                 inputs = self.prepare(images.to(device))
                 if dtype is not None and inputs.is_floating_point():  # a float64/half teacher
                     inputs = inputs.to(dtype)
-                out = model(inputs)
+                out = self._run(model, inputs)
         finally:
             for module, training in modes:
                 module.training = training
@@ -180,6 +200,27 @@ class Teacher:
                 f"{self.num_classes} classes; use a teacher trained on the same classes (in "
                 "the same order as the labels).")
         return out.float().to(images.device)
+
+    def _run(self, model: Any, inputs: torch.Tensor) -> Any:
+        """``model(inputs)``; a first call that fails (e.g. an RGB-only teacher given grey
+        images, whose channels could not be read off the model) is refused with its input."""
+        try:
+            out = model(inputs)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as exc:
+            if self._ran:
+                raise
+            c = inputs.shape[1] if inputs.ndim == 4 else "?"
+            fix = ("; a grey generator and an RGB teacher: teacher=torch.nn.Sequential("
+                   "torchvision.transforms.v2.Grayscale(num_output_channels=3), teacher)"
+                   if c == 1 else "")
+            raise GanaugConfigError(
+                f"The teacher failed on its first batch of {tuple(inputs.shape)} {inputs.dtype} "
+                f"images ({c}-channel, teacher_input={self.input!r}): {exc}. It must take the "
+                f"generator's images in that form; give it what it takes{fix}.") from exc
+        self._ran = True
+        return out
 
     def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
@@ -208,6 +249,17 @@ class Teacher:
         """``(targets (N, K) float32, keep (N,) bool)`` of generated ``images`` of ``intended``."""
         logits = self.logits(images)
         return self.targets(logits, intended), self.keep(logits, intended)
+
+
+def input_channels(model: Any) -> int | None:
+    """The channels ``model`` takes, read off its first ``nn.Conv2d`` (the stem of a
+    torchvision or timm CNN, a ViT's patch embedding); ``None`` when it has none (a plain
+    callable) or it is still lazy."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    stem = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    channels = getattr(stem, "in_channels", 0)
+    return int(channels) if isinstance(channels, int) and channels > 0 else None
 
 
 def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher | None:
