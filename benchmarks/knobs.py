@@ -52,10 +52,21 @@ def _keep_d_grads(trainer) -> None:
     trainer.gan.D.requires_grad_ = lambda requires_grad=True: trainer.gan.D
 
 
+def _old_nhwc_layout(trainer) -> None:
+    """The NHWC layout before 2026-11-28: every conv weight channels_last, the 1x1 projection's
+    too, and the DCGAN D's last LeakyReLU before its flatten (models.layers.to_channels_last)."""
+    gan = trainer.gan
+    gan.G.to(memory_format=torch.channels_last)
+    layers = list(gan.D.net)
+    if isinstance(layers[-2], torch.nn.Flatten):
+        layers[-2], layers[-1] = layers[-1], layers[-2]
+        gan.D.net = torch.nn.Sequential(*layers)
+
+
 def knobs(args: argparse.Namespace) -> list[dict]:
     """One row per knob: A (the Trainer as it is) vs B (the knob flipped)."""
     common = {"arch": args.arch, "image_size": args.size, "batch_size": args.batch,
-              "device": args.device, "width": args.width}
+              "channels": args.channels, "device": args.device, "width": args.width}
     rows = []
 
     def trainer(**kw):
@@ -64,6 +75,9 @@ def knobs(args: argparse.Namespace) -> list[dict]:
     cases = {}
     a, b = trainer(), trainer(channels_last=True)
     cases["channels_last on (B) vs off (A)"] = (a.train_step, b.train_step, a)
+    a, b = trainer(channels_last=True), trainer(channels_last=True)
+    _old_nhwc_layout(b)
+    cases["NHWC layout before 2026-11-28 (B) vs now (A)"] = (a.train_step, b.train_step, a)
     a, b = trainer(), trainer()
     _loop_adam(b)
     cases["Adam per-tensor loop (B) vs foreach (A)"] = (a.train_step, b.train_step, a)
@@ -100,6 +114,7 @@ def main() -> None:
     parser.add_argument("--arch", default="dcgan")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
@@ -109,7 +124,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = knobs(args)
-    print(f"{args.arch} {args.size}px batch {args.batch} on {args.device}, "
+    print(f"{args.arch} {args.size}px x {args.channels} batch {args.batch} on {args.device}, "
           f"{torch.get_num_threads()} thread(s), {args.rounds} rounds x {args.steps} steps")
     print(bench.format_table(rows, [("knob", "knob", ""), ("A_images_per_s", "A images/s", ".1f"),
                                     ("B_images_per_s", "B images/s", ".1f"),

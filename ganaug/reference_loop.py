@@ -32,7 +32,7 @@ def synthetic_data(*, num_classes: int = NUM_CLASSES, channels: int = 3, image_s
 
 
 def make_trainer(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 64,
-                 device: str | None = None, width: int | None = None,
+                 channels: int = 3, device: str | None = None, width: int | None = None,
                  channels_last: bool = False, amp: bool = False, compile: bool = False,
                  num_images: int | None = None, cr_weight: float = 0.0) -> Trainer:
     """A :class:`~ganaug.training.Trainer` set up (``setup()``) for benchmarking its real step.
@@ -44,7 +44,7 @@ def make_trainer(*, arch: str = "dcgan", image_size: int = 32, batch_size: int =
     Nothing is written: ``setup`` builds the run without a run folder.
     """
     n = num_images or max(4 * batch_size, 64)
-    data = synthetic_data(image_size=image_size, num_images=n)
+    data = synthetic_data(image_size=image_size, num_images=n, channels=channels)
     cfg = TrainConfig(data="bench", arch=arch, batch_size=batch_size, loss="hinge",
                       diffaug="none", ada=False, r1_gamma=0.0, lecam_weight=0.0, seed=0,
                       cr_weight=cr_weight,
