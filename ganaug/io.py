@@ -39,6 +39,7 @@ from ganaug.models import (
     check_parameter_budget,
     list_archs,
     nonfinite_tensors,
+    to_channels_last,
 )
 
 __all__ = ["CORE_FIELDS", "FORMAT_VERSION", "METADATA_KEY", "NORMALIZATION", "SCHEMA",
@@ -314,6 +315,8 @@ def load(path: str | os.PathLike, device: DeviceLike = "cpu") -> Generator:
         raise GanaugModelError(
             f"{path}: the weights cannot be loaded into arch '{doc['arch']}' ({err}). The file "
             "is damaged; re-save the generator with ganaug.save.") from err
+    if target.type == "cpu":  # 1.5-2.9x the images per second, the same images (performance.md)
+        to_channels_last(net)
     return Generator(net, classes=doc["class_names"], metadata=doc, arch=doc["arch"]).to(target)
 
 

@@ -5,6 +5,7 @@ from ganaug.models.layers import (
     check_parameter_budget,
     count_parameters,
     nonfinite_tensors,
+    to_channels_last,
 )
 from ganaug.models.registry import (
     arch_defaults,
@@ -32,4 +33,5 @@ __all__ = [
     "nonfinite_tensors",
     "register_arch",
     "supported_sizes",
+    "to_channels_last",
 ]
