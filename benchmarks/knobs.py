@@ -17,6 +17,7 @@ import statistics
 import torch
 
 from ganaug import bench
+from ganaug.models import to_channels_last
 from ganaug.training import step as step_module
 
 
@@ -87,16 +88,19 @@ def knobs(args: argparse.Namespace) -> list[dict]:
     a, b = trainer(), trainer()
     cases["EMA by _foreach_lerp_ (B) vs Python loop (A)"] = (a.train_step,
                                                              _step_with_foreach_ema(b), a)
-    gen_a = bench.default_generator(arch=args.arch, image_size=args.size)
-    gen_b = bench.default_generator(arch=args.arch, image_size=args.size)
+    gen_a = bench.default_generator(arch=args.arch, image_size=args.size,
+                                   channels=args.channels)
+    gen_b = bench.default_generator(arch=args.arch, image_size=args.size,
+                                   channels=args.channels)
     gen_a.to(args.device)
-    gen_b.to(args.device).net.to(memory_format=torch.channels_last)
+    gen_b.to(args.device)
+    to_channels_last(gen_b.net)  # what ganaug.load and SampleBank do on the CPU
     z, labels = gen_a.noise(args.batch, seed=0), torch.arange(args.batch) % 10
 
     def sampler(gen):
         return lambda: [gen.generate(z, labels, batch_size=args.batch) for _ in range(4)]
     # Sampling: 4 calls per "step"; images per step = 4 batches (not batch x d_steps).
-    cases["sampling: channels_last G (B) vs not (A)"] = (sampler(gen_a), sampler(gen_b), None)
+    cases["sampling: to_channels_last G (B) vs not (A)"] = (sampler(gen_a), sampler(gen_b), None)
     for name, (fa, fb, ta) in cases.items():
         timing = bench.alternate({"A": fa, "B": fb}, steps=args.steps, rounds=args.rounds,
                                  warmup=1, device=torch.device(args.device))
