@@ -49,6 +49,8 @@ CONFIGS=(
   "ttur_lecam|{lr_d: 0.0004, lecam_weight: 0.3}"
   # A cheaper step instead of a regulariser: more steps for the same minutes (mnist5k 1.1.1).
   "ttur_b32|{lr_d: 0.0004, batch_size: 32}"
+  # A cheaper step by a narrower D (half the preset's D width; G unchanged).
+  "ttur_d16|{lr_d: 0.0004, arch_kwargs: {width: 32, d_width: 16}}"
 )
 PY=${PYTHON:-python}
 selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
