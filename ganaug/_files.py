@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -91,6 +92,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def temp_files_of(folder: str | os.PathLike, name_pattern: str) -> list[Path]:
+    """The temp files that killed :func:`atomic_path` writes left in ``folder``, of files whose
+    names match the regex ``name_pattern``: ``.NAME.XXXXXXXX.tmp``, the 8 characters being
+    :mod:`tempfile`'s random part. Only these are ganaug's to delete: a user's ``.draft.tmp``
+    or ``.notes.txt.abcdefgh.tmp`` in the same folder is not (it was deleted).
+
+    Returns:
+        The regular files that match, sorted (none when ``folder`` is no folder).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    name = re.compile(rf"\.(?:{name_pattern})\.[a-z0-9_]{{8}}\.tmp")
+    return sorted(p for p in folder.iterdir() if name.fullmatch(p.name) and p.is_file()
+                  and not p.is_symlink())
 
 
 def os_problem(err: OSError) -> str:

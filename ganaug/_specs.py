@@ -111,10 +111,12 @@ def spec_option(options: dict[str, str], key: str, given: Any, cast, default: An
                               f"{cast.__name__}; fix the value after '{key}='.") from None
 
 
-def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "--out") -> None:
-    """Refuse an output folder inside the class folders that the ``folder:`` ``spec`` reads
-    (``PATH``, or its ``train/`` and ``test/``), before anything is written there: an empty
-    output folder is a class without images, a full one one more class of the data.
+def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "--out", *,
+                         file: bool = False) -> None:
+    """Refuse an output inside the class folders that the ``folder:`` ``spec`` reads (``PATH``,
+    or its ``train/`` and ``test/``), before anything is written there: an empty output folder
+    is a class without images, a full one one more class of the data; an output file (``file``)
+    in a class folder one more image of that class (beside the class folders it is not read).
 
     Raises:
         GanaugDataError: naming ``flag``, the folder and the fix.
@@ -126,7 +128,13 @@ def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "
         return  # the load names the problem
     target = Path(out).expanduser().resolve()
     for read in (folder_splits(root) or {"": root}).values():
-        if target == read.resolve() or read.resolve() in target.parents:
+        inside = read.resolve() in target.parents
+        if file and inside and target.parent != read.resolve():
+            raise GanaugDataError(
+                f"{flag} {str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
+                f"--data {spec}: the file would be read as one more image of that class. Write "
+                f"it outside the class folders (beside them in {str(read)!r} is fine).")
+        if not file and (target == read.resolve() or inside):
             raise GanaugDataError(
                 f"{flag} {str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
                 f"--data {spec}: the output would be read as one more class (and, still empty, "

@@ -43,11 +43,13 @@ def _add_data_options(p: argparse.ArgumentParser, *, spec_flag: bool) -> None:
 
 # -- ganaug data info ---------------------------------------------------------------------------
 def _cmd_data_info(args: argparse.Namespace) -> int:
+    from ganaug._specs import check_output_outside
     from ganaug.data import describe, load_data
     from ganaug.plots import figure_format
 
     if args.grid:
         figure_format(args.grid)  # a name that is no picture is refused before the data loads
+        check_output_outside(args.grid, args.spec, "--grid", file=True)
     data = load_data(args.spec, size=args.image_size, channels=args.channels, split=args.split,
                      per_class=args.per_class, imbalance=args.imbalance, seed=args.seed,
                      download=args.download)

@@ -25,7 +25,14 @@ import torch
 from ganaug._checks import check_int
 from ganaug._imaging import ClassImageDataset, ImagesDataset, check_memory, fit_images
 from ganaug._sources import DEFAULT_TV_ROOT, SOURCES, has_own_split
-from ganaug._specs import SPEC_FORMS, parse_spec, spec_option, spec_with, split_query
+from ganaug._specs import (
+    SPEC_FORMS,
+    check_output_outside,
+    parse_spec,
+    spec_option,
+    spec_with,
+    split_query,
+)
 from ganaug.errors import GanaugDataError
 from ganaug.plots import check_grid_size, save_class_grid
 
@@ -415,7 +422,9 @@ def save_data_grid(data: LabeledImages, path: str | os.PathLike, *, per_row: int
     Raises:
         GanaugConfigError: the grid would be too large to view (before anything is drawn), or
             ``path`` names no image format (:func:`ganaug.plots.figure_format`).
+        GanaugDataError: ``path`` is in a class folder of the ``folder:`` data it shows.
     """
+    check_output_outside(path, data.spec, "path", file=True)
     check_grid_size(len(data.classes), per_row, max(data.images.shape[-2:]))
     counts = data.class_counts()
     pick = _pick(data.labels, [min(per_row, n) for n in counts], seed)

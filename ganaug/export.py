@@ -30,7 +30,13 @@ import torch
 
 from ganaug import __version__
 from ganaug._checks import check_int, check_seed, check_truncation
-from ganaug._files import atomic_path, atomic_write_bytes, atomic_write_text, guard_folder
+from ganaug._files import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    guard_folder,
+    temp_files_of,
+)
 from ganaug._folders import is_litter
 from ganaug._imaging import check_sample_memory, human_bytes
 from ganaug._seeding import image_seed
@@ -385,8 +391,8 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
     atomic_write_text(root / layout.SPEC, json.dumps(spec, indent=2) + "\n")
     for y in labels:
         (root / layout.folders[y]).mkdir(parents=True, exist_ok=True)
-        for stale in (root / layout.folders[y]).glob(".*.tmp"):  # left by a killed run
-            stale.unlink()
+        for stale in temp_files_of(root / layout.folders[y], r"\d+\.(?:png|jpg)"):
+            stale.unlink()  # left by a killed run; a user's .draft.tmp is kept
 
     # Lazily, chunk by chunk: the list of every image of a large export would not fit in memory.
     todo: Iterator[tuple[int, int]] = ((y, i) for y in labels for i in range(n_per_class)

@@ -165,8 +165,17 @@ def _read_header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[str
     return meta, tensors
 
 
+#: The metadata key of ``ganaug.evaluation.save_classifier`` files (evaluation sits above io).
+CLASSIFIER_METADATA_KEY = "ganaug_classifier"
+
+
 def _parse_document(path: Path, meta: dict[str, str] | None,
                     tensors: Mapping[str, tuple[str, tuple]]) -> dict[str, Any]:
+    if meta and CLASSIFIER_METADATA_KEY in meta and METADATA_KEY not in meta:
+        raise GanaugModelError(
+            f"{path} is a ganaug classifier file, not a generator model. Load it with "
+            "ganaug.evaluation.load_classifier; a generator model is the generator.safetensors "
+            "that 'ganaug train' writes in its run folder.")
     if not meta or METADATA_KEY not in meta:
         names = ", ".join(list(tensors)[:3])
         raise GanaugModelError(

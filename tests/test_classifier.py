@@ -176,6 +176,39 @@ def test_load_refuses_foreign_and_broken_files(tmp_path):
         load_classifier(tmp_path / "broken.safetensors")
 
 
+def test_a_generator_file_is_named_as_one_and_never_to_be_deleted(model_file):
+    """load_classifier(generator.safetensors) said "not a ganaug classifier ... Delete it to
+    retrain": the advice would lose the user's model."""
+    with pytest.raises(GanaugModelError, match=r"g\.safetensors is a ganaug generator model "
+                                               r"file, not a classifier.*ganaug\.load") as err:
+        load_classifier(model_file)
+    assert "Delete" not in str(err.value)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing.safetensors", r"No classifier file at .*missing\.safetensors"),
+    ("folder", r"folder is not a file"),
+    ("foreign.safetensors", (r"foreign\.safetensors is a safetensors file but not a ganaug "
+                             r"classifier .*save_classifier")),
+    ("photo.png", r"Cannot read classifier file .*photo\.png: .*damaged.*save_classifier"),
+])
+def test_no_classifier_file_is_refused_without_advice_to_delete_it(tmp_path, name, message):
+    """A user's file (or a wrong path) passed to load_classifier is no cache entry: "Delete it
+    to retrain" was wrong advice, and nonsense for a path that does not exist."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / name
+    if name == "folder":
+        path.mkdir()
+    elif name == "foreign.safetensors":
+        save_file({"w": torch.zeros(2)}, str(path))
+    elif name == "photo.png":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n not a classifier")
+    with pytest.raises(GanaugModelError, match=message) as err:
+        load_classifier(path)
+    assert "Delete" not in str(err.value)
+
+
 @pytest.mark.parametrize("doc", ["{not json", "[]", '{"config": 3}', '{"metadata": {}}',
                                  '{"config": {"name": "resnet10t"}}'])
 def test_load_refuses_damaged_classifier_metadata(tmp_path, doc):

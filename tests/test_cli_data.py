@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,37 @@ def test_data_info_folder(tmp_path, capsys):
     assert main(["data", "info", f"folder:{tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert "images:   6" in out and "3x6x6 (RGB)" in out and "range:    0..52" in out
+
+
+def _two_classes(root):
+    for k, c in enumerate(("a", "b")):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((6, 6), 50 * k + i, np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("grid", ["a/grid.png", "a/deeper/grid.png", "b/grid.jpg"])
+def test_data_info_refuses_a_grid_inside_a_class_folder_of_its_data(tmp_path, capsys, grid):
+    """`data info folder:DATA --grid DATA/a/grid.png` wrote the grid into class a: the next load
+    of DATA read it as one more image of a (or refused DATA for its odd size)."""
+    root = _two_classes(tmp_path / "data")
+    code = main(["data", "info", f"folder:{root}", "--grid", str(root / grid)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert re.search(r"^ganaug: error: --grid .*grid\.(png|jpg)' is inside .*data', whose "
+                     r"folders are the classes of --data folder:.*Write it outside", err,
+                     re.MULTILINE)
+    assert not (root / grid).exists()
+    assert main(["data", "info", f"folder:{root}"]) == 0  # the data are as they were
+    assert "images:   6" in capsys.readouterr().out
+
+
+def test_data_info_writes_a_grid_beside_the_class_folders(tmp_path, capsys):
+    root = _two_classes(tmp_path / "data")
+    assert main(["data", "info", f"folder:{root}", "--grid", str(root / "grid.png")]) == 0
+    assert main(["data", "info", f"folder:{root}"]) == 0  # a loose file in the root is no image
+    assert "images:   6" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -54,6 +54,22 @@ def test_evaluate_cli_writes_the_json(tmp_path, capsys):
     assert printed.startswith("generator:") and "\nWARNING: the feature classifier" in printed
 
 
+def test_evaluate_refuses_a_foreign_features_file_before_any_compute(tmp_path, capsys):
+    """`--features resnet10t:g.safetensors` (the generator, not feature weights) was read only
+    after the feature classifier was trained; a damaged file then ended in a raw traceback."""
+    path = _digits_generator_file(tmp_path)
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    for weights, message in [(path, r"is a ganaug generator model file"),
+                             (tmp_path / "empty.safetensors", r"cannot be read as safetensors")]:
+        code = main(["evaluate", str(path), "--data", "digits", "--classifier-steps", "2",
+                     "--features", f"resnet10t:{weights}"])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert re.search(r"^ganaug: error: .*" + message + r".*Give the weights of timm "
+                         r"'resnet10t'", err, re.MULTILINE)
+    assert not (tmp_path / "cache").exists()  # no feature classifier was trained first
+
+
 @pytest.mark.parametrize("out, message", [
     ("{tmp}", r"Cannot write .*: it is a folder\. Pass a file path"),
     ("{tmp}/g.safetensors/metrics.json",

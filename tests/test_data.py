@@ -410,6 +410,21 @@ def test_describe_reports_counts_shape_range_and_mean(digits):
         assert any(line.split() == [name, str(n)] for line in text.splitlines())
 
 
+def test_save_data_grid_refuses_a_path_inside_a_class_folder_of_the_data(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((6, 6), 9 * i, np.uint8)).save(root / c / f"{i}.png")
+    data = load_data(f"folder:{root}")
+    with pytest.raises(GanaugDataError, match=r"path .*grid\.png' is inside .*data'.*Write it "
+                                              r"outside"):
+        save_data_grid(data, root / "b" / "grid.png")
+    assert sorted(p.name for p in (root / "b").iterdir()) == ["0.png", "1.png"]
+
+
 def test_save_data_grid_writes_png(tmp_path, digits):
     path = save_data_grid(digits, tmp_path / "g.png", per_row=4)
     img = Image.open(path)

@@ -134,10 +134,14 @@ def test_interrupted_export_resumes(gen, tmp_path, monkeypatch):
 def test_stale_temp_files_are_removed(gen, tmp_path):
     root = tmp_path / "out"
     export_image_folder(gen, root, n_per_class=2, progress=False)
-    stale = root / "a" / ".000000.png.abc.tmp"
+    stale = root / "a" / ".000000.png.abc_1234.tmp"  # atomic_path's: 8 random characters
     stale.write_bytes(b"half")
+    mine = [root / "a" / ".draft.tmp", root / "a" / ".notes.txt.abc_1234.tmp"]
+    for path in mine:
+        path.write_bytes(b"the user's")
     export_image_folder(gen, root, n_per_class=2, progress=False)
     assert not stale.exists()
+    assert [p.read_bytes() for p in mine] == [b"the user's"] * 2  # not ganaug's temp files
 
 
 def test_mismatched_rerun_is_refused(gen, tmp_path):

@@ -44,6 +44,55 @@ def test_timm_features_errors(tmp_path):
 
 
 
+#: Files that are no weights of a timm model, and what the message must say about each.
+FOREIGN_WEIGHTS = {
+    "g.safetensors": r"is a ganaug generator model file, not the weights of a timm model",
+    "empty.safetensors": r"cannot be read as safetensors \(.*header too small.*damaged",
+    "cut.safetensors": r"cannot be read as safetensors \(.*damaged",
+    "text.pth": r"cannot be read as a torch state dict \(.*\).*damaged",
+    "list.pth": r"holds a list, not a state dict",
+    "nested.pth": r"holds a list, not a state dict",
+    "values.pth": r"holds a state dict whose entry 'conv1\.weight' is of type str, not a tensor",
+    "folder.safetensors": r"does not exist or is not a file",
+    "clf.safetensors": r"is a ganaug classifier file, a network rebuilt by ganaug\.evaluation\."
+                       r"load_classifier, not by timm 'resnet10t'",
+}
+
+
+def _write_foreign_weights(tmp_path, tiny_generator, name):
+    from ganaug.evaluation import create_classifier, save_classifier
+    from ganaug.io import save
+
+    path = tmp_path / name
+    if name in ("g.safetensors", "cut.safetensors"):
+        save(tiny_generator, tmp_path / "g.safetensors")
+    writers = {
+        "empty.safetensors": lambda: path.write_bytes(b""),
+        "cut.safetensors": lambda: path.write_bytes((tmp_path / "g.safetensors").read_bytes()[:300]),
+        "text.pth": lambda: path.write_bytes(b"hello, not weights"),
+        "list.pth": lambda: torch.save([torch.zeros(2)], path),
+        "nested.pth": lambda: torch.save({"state_dict": [1, 2]}, path),
+        "values.pth": lambda: torch.save({"conv1.weight": "zeros", "step": 3}, path),
+        "folder.safetensors": path.mkdir,
+        "clf.safetensors": lambda: save_classifier(create_classifier(
+            "resnet10t", num_classes=3, in_chans=1, image_size=16, **TINY["model_kwargs"]), path),
+    }
+    if name in writers:
+        writers[name]()
+    return path
+
+
+@pytest.mark.parametrize("name", list(FOREIGN_WEIGHTS))
+def test_a_damaged_or_foreign_weights_file_is_one_model_error(tmp_path, tiny_generator, name):
+    """`--features NAME:FILE` ended in a raw SafetensorError, TypeError or KeyError traceback
+    for an empty, truncated or foreign file."""
+    path = _write_foreign_weights(tmp_path, tiny_generator, name)
+    with pytest.raises(GanaugModelError, match=FOREIGN_WEIGHTS[name] + r".*Give the weights of "
+                                                r"timm 'resnet10t'") as err:
+        timm_feature_extractor(f"resnet10t:{path}")
+    assert str(err.value).count("Give the weights") == 1  # one message, not one inside another
+
+
 def test_timm_features_are_the_normalised_pooled_pre_logits(tmp_path):
     import timm
     from safetensors.torch import save_file

@@ -93,3 +93,19 @@ def test_atomic_path_turns_os_errors_into_one_clear_error(tmp_path):
     with pytest.raises(GanaugConfigError, match=r"permission denied"), atomic_path(tmp_path / "y.bin"):
         raise PermissionError(errno.EACCES, "Permission denied")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_temp_files_of_matches_the_temp_file_atomic_path_makes(tmp_path, monkeypatch):
+    """RunDir and export delete only what temp_files_of finds: it must find atomic_path's own
+    temp file (tempfile's naming), and nothing else."""
+    from ganaug._files import temp_files_of
+
+    seen = []
+    with atomic_path(tmp_path / "last.pt") as tmp:
+        tmp.write_bytes(b"half")
+        seen = temp_files_of(tmp_path, "last\\.pt")
+    assert seen == [tmp]
+    (tmp_path / ".last.pt.tmp").write_bytes(b"the user's")
+    (tmp_path / ".last.pt.abcdefghi.tmp").write_bytes(b"the user's")
+    assert temp_files_of(tmp_path, "last\\.pt") == []
+    assert temp_files_of(tmp_path / "missing", "last\\.pt") == []

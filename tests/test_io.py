@@ -404,3 +404,19 @@ def test_a_model_loaded_on_the_cpu_samples_with_the_fast_layout(model_file, tiny
                for m in convs if m.stride == (2, 2))
     assert torch.equal(loaded.sample(n_per_class=8, seed=4),
                        tiny_generator.sample(n_per_class=8, seed=4))
+
+
+def test_a_classifier_file_is_named_as_one_where_a_generator_is_expected(tmp_path):
+    """ganaug.load / info of a ganaug classifier file said "If these are generator weights,
+    load them into ganaug.build_generator": they are a classifier's."""
+    from ganaug.evaluation import create_classifier, save_classifier
+
+    path = save_classifier(create_classifier("resnet10t", num_classes=3, in_chans=1,
+                                             image_size=16, channels=(8, 8, 8, 8), stem_width=8),
+                           tmp_path / "clf.safetensors")
+    for reader in (ganaug.load, read_metadata, describe_model_file):
+        with pytest.raises(GanaugModelError, match=r"clf\.safetensors is a ganaug classifier "
+                                                   r"file, not a generator model.*ganaug\."
+                                                   r"evaluation\.load_classifier") as err:
+            reader(path)
+        assert "build_generator" not in str(err.value)

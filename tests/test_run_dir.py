@@ -280,3 +280,40 @@ def test_finished_reads_an_edited_training_config_as_not_finished(tmp_path, tiny
     run.write_generator(tiny_generator, {"steps": 3, "data_fingerprint": "fp", "config": config})
     assert not run.finished(None, lambda: "fp")
     assert run.finished(3, lambda: "fp")  # the steps asked for are recorded: finished
+
+
+@pytest.mark.parametrize("mine", [".draft.tmp", ".notes.abcd1234.tmp", ".config.yaml.txt.tmp"])
+def test_a_refused_new_run_deletes_no_file_of_the_user(tmp_path, mine):
+    """`ganaug train --out DIR` on a folder of the user's deleted every `.*.tmp` in it (and in
+    its checkpoints/) before refusing the folder: a user's `.draft.tmp` was lost."""
+    out = tmp_path / "mine"
+    (out / "checkpoints").mkdir(parents=True)
+    for path in (out / mine, out / "notes.txt", out / "checkpoints" / mine):
+        path.write_text("the user's")
+    with pytest.raises(GanaugTrainingError, match=r"already holds files"):
+        RunDir(out).refuse_overwrite()
+    assert (out / mine).read_text() == (out / "checkpoints" / mine).read_text() == "the user's"
+    (out / "notes.txt").unlink()
+    (out / "checkpoints" / mine).unlink()
+    (out / "checkpoints").rmdir()
+    with pytest.raises(GanaugTrainingError, match=r"already holds files \(" + mine.replace(".", r"\.")):
+        RunDir(out).refuse_overwrite()  # the user's temp file alone is a file of the user's
+    assert (out / mine).read_text() == "the user's"
+
+
+def test_remove_temp_files_removes_only_what_a_killed_save_of_the_run_left(tmp_path):
+    run = RunDir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    # atomic_path's temp files: ".NAME." + tempfile's 8 random characters + ".tmp"
+    ours = [tmp_path / ".generator.safetensors.k2j3h4ab.tmp", tmp_path / ".config.yaml.x_9x_9x_.tmp",
+            tmp_path / ".metrics.jsonl.abcdefgh.tmp", tmp_path / ".loss.png.q1w2e3r4.tmp",
+            tmp_path / "checkpoints" / ".last.pt.abc123de.tmp"]
+    theirs = [tmp_path / ".draft.tmp", tmp_path / ".notes.txt.abc123de.tmp",
+              tmp_path / ".config.yaml.txt.tmp", tmp_path / "checkpoints" / ".best.pt.abc123de.tmp",
+              tmp_path / ".last.pt.abc123de.tmp"]
+    for path in ours + theirs:
+        path.write_bytes(b"x")
+    assert sorted(run.remove_temp_files()) == sorted(ours)
+    assert all(p.exists() for p in theirs) and not any(p.exists() for p in ours)
+    with pytest.raises(GanaugTrainingError, match=r"already holds files"):
+        run.refuse_overwrite()

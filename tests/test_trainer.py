@@ -454,11 +454,11 @@ def test_unwritable_out_is_refused(npz_data, tmp_path):
 def test_temp_files_of_a_killed_save_are_ignored_and_removed(npz_data, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    stale = out / ".generator.safetensors.k2j3h4.tmp"
+    stale = out / ".generator.safetensors.k2j3h4ab.tmp"
     stale.write_bytes(b"half a model")
     Trainer(make_cfg(npz_data, out, steps=1)).fit()
     assert not stale.exists()
-    ckpt_tmp = out / "checkpoints" / ".last.pt.abc123.tmp"
+    ckpt_tmp = out / "checkpoints" / ".last.pt.abc123de.tmp"
     ckpt_tmp.write_bytes(b"half")
     Trainer(make_cfg(npz_data, out, steps=2, resume=True)).fit()
     assert not ckpt_tmp.exists()

@@ -275,16 +275,27 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_model
 
+    from ganaug.io import METADATA_KEY as GENERATOR_KEY
+
+    # A file that is no ganaug classifier may be the user's own: no advice to delete it.
+    what = "pass the .safetensors file written by ganaug.evaluation.save_classifier"
+    path = Path(path)
+    if not path.is_file():
+        raise GanaugModelError(f"No classifier file at {path}; {what}." if not path.exists()
+                               else f"{path} is not a file (a folder, FIFO or device); {what}.")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in list(f.keys())}
     except (SafetensorError, OSError) as exc:
-        raise GanaugModelError(f"Cannot read classifier file {path}: {exc}. Delete it to "
-                               "retrain.") from exc
+        raise GanaugModelError(f"Cannot read classifier file {path}: {exc}. It is damaged or "
+                               f"no safetensors file; {what}.") from exc
+    if _METADATA_KEY not in meta and GENERATOR_KEY in meta:
+        raise GanaugModelError(f"{path} is a ganaug generator model file, not a classifier. "
+                               f"Load it with ganaug.load; for a classifier, {what}.")
     if _METADATA_KEY not in meta:
         raise GanaugModelError(f"{path} is a safetensors file but not a ganaug classifier (no "
-                               f"'{_METADATA_KEY}' metadata). Delete it to retrain.")
+                               f"'{_METADATA_KEY}' metadata); {what}.")
     try:
         doc = json.loads(meta[_METADATA_KEY])
         cfg = dict(doc["config"])

@@ -41,6 +41,7 @@ __all__ = [
     "cache_dir",
     "classifier_extractor",
     "evaluation_recipe",
+    "read_state_dict",
     "timm_feature_extractor",
     "train_real_classifier",
 ]
@@ -150,16 +151,7 @@ def timm_feature_extractor(spec: str, *, device: DeviceLike = None) -> FeatureEx
             f"got {spec!r}. Leave it out to train a feature classifier on your data.")
     check_timm_name(name)
     path = Path(weights).expanduser()
-    if not path.is_file():
-        raise GanaugModelError(f"Feature weights file {path} does not exist. Give a local "
-                               ".safetensors or .pth file (nothing is downloaded).")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    state = read_state_dict(path, name)
     model = timm.create_model(name, pretrained=False)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -186,6 +178,59 @@ def timm_feature_extractor(spec: str, *, device: DeviceLike = None) -> FeatureEx
 
     return FeatureExtractor(name=f"{name} ({path.name})",
                             note=f"features of timm {name} with weights {path}.", fn=fn)
+
+
+def read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file for timm model ``name``: safetensors (by the ``.safetensors``
+    suffix), else a torch state dict read with ``weights_only=True`` (``{"state_dict": ...}``
+    is unwrapped). Never unpickles anything but tensors and plain types.
+
+    Raises:
+        GanaugModelError: not a file, unreadable or damaged, a ganaug model or classifier
+            file, or no mapping of names to tensors.
+    """
+    fix = (f"Give the weights of timm '{name}' as a local .safetensors or .pth file (nothing "
+           "is downloaded).")
+    if not path.is_file():
+        raise GanaugModelError(f"Feature weights file {path} does not exist or is not a file. "
+                               + fix)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                kind = ("a ganaug generator model file, not the weights of a timm model"
+                        if "ganaug" in meta else
+                        "a ganaug classifier file, a network rebuilt by ganaug.evaluation."
+                        f"load_classifier, not by timm '{name}'"
+                        if "ganaug_classifier" in meta else None)
+                state: Any = {} if kind else {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as err:
+            raise GanaugModelError(f"{path} cannot be read as safetensors ({err}); it is "
+                                   f"damaged or no safetensors file. {fix}") from err
+        if kind:
+            raise GanaugModelError(f"{path} is {kind}. {fix}")
+    else:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for damaged / foreign files
+            problem = " ".join(str(err).split())[:200]
+            raise GanaugModelError(
+                f"{path} cannot be read as a torch state dict ({type(err).__name__}: "
+                f"{problem}); it is damaged, or a pickle of more than tensors (ganaug reads "
+                f"weights only). {fix}") from err
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise GanaugModelError(f"{path} holds a {type(state).__name__}, not a state dict "
+                               f"(parameter names to tensors). {fix}")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise GanaugModelError(
+                f"{path} holds a state dict whose entry {str(key)!r:.60} is of type "
+                f"{type(value).__name__}, not a tensor (a training checkpoint?). {fix}")
+    return state
 
 
 def classifier_extractor(model: torch.nn.Module, train_spec: str, backbone: str,

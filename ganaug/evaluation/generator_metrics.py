@@ -253,6 +253,8 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
          else check_int("n_per_class", n_per_class, hint="Use e.g. n_per_class=100."))
     _check_fakes_fit(generator, n)
     _check_neighbourhoods(len(generator.classes), n, len(test_data), k_pr, k_dc)
+    if isinstance(features, str):  # a wrong weights file is refused before minutes of compute
+        features = timm_feature_extractor(features, device=device)
     real_model, cache_path, cached = train_real_classifier(
         train_data, backbone=backbone, stem=stem, model_kwargs=model_kwargs, steps=steps,
         batch_size=batch_size, seed=seed,
@@ -261,8 +263,6 @@ def evaluate_generator(generator, train_data, test_data, *, n_per_class: int | N
 
     if features is None:
         extractor = classifier_extractor(real_model, train_data.spec, backbone, device)
-    elif isinstance(features, str):
-        extractor = timm_feature_extractor(features, device=device)
     else:
         extractor = features
     fake_images, fake_labels = _sample(generator, n, seed, device)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from ganaug._checks import is_count
-from ganaug._files import atomic_path, atomic_write_text, os_problem
+from ganaug._files import atomic_path, atomic_write_text, os_problem, temp_files_of
 from ganaug.config import TrainConfig, arch_differences, read_yaml
 from ganaug.data import LabeledImages
 from ganaug.errors import GanaugTrainingError
@@ -31,6 +32,8 @@ from ganaug.training import distributed
 from ganaug.training.distributed import DistInfo
 
 CHECKPOINT_FORMAT = 1
+#: The files of a run folder's root that are written atomically (their temp files are ganaug's).
+RUN_FILES = ("config.yaml", "metrics.jsonl", "generator.safetensors", "loss.png", ".write-test")
 
 
 class Stateful(Protocol):
@@ -170,8 +173,9 @@ class RunDir:
         if self.out.exists() and not self.out.is_dir():
             raise GanaugTrainingError(
                 f"--out {str(self.out)!r} is a file, not a folder. Pass a new or empty folder.")
-        self.remove_temp_files()
-        held = sorted(p.name for p in self.out.iterdir()) if self.out.is_dir() else []
+        litter = set(self.temp_files())  # a killed save's, deleted once the folder is free
+        held = sorted(p.name for p in self.out.iterdir() if p not in litter
+                      ) if self.out.is_dir() else []
         if held:
             more = f", ... ({len(held)} entries)" if len(held) > 5 else ""
             raise GanaugTrainingError(
@@ -179,6 +183,7 @@ class RunDir:
                 "run there could overwrite a model, mix its metrics with old ones or pollute a "
                 "dataset. Choose another --out (a new or empty folder), or delete this one if "
                 "nothing in it is needed.")
+        self.remove_temp_files()
         self.check_writable()
 
     def check_writable(self) -> None:
@@ -199,17 +204,17 @@ class RunDir:
                 f"cannot write the run folder {str(self.out)!r}: {os_problem(err)}. Choose "
                 "another --out.") from err
 
+    def temp_files(self) -> list[Path]:
+        """The temp files killed atomic saves of the run's own files left
+        (``.config.yaml.XXXXXXXX.tmp``, ``checkpoints/.last.pt.XXXXXXXX.tmp``); no other file."""
+        return (temp_files_of(self.out, "|".join(map(re.escape, RUN_FILES)))
+                + temp_files_of(self.ckpt_path.parent, re.escape(self.ckpt_path.name)))
+
     def remove_temp_files(self) -> list[Path]:
-        """Delete the temp files a killed atomic save left (``.NAME.XXXX.tmp``; rank 0)."""
-        gone: list[Path] = []
-        if not self.dist.is_main:
-            return gone
-        for folder in (self.out, self.ckpt_path.parent):
-            if folder.is_dir():
-                for path in folder.glob(".*.tmp"):
-                    if path.is_file():
-                        path.unlink()
-                        gone.append(path)
+        """Delete :meth:`temp_files` (rank 0); a user's ``.draft.tmp`` is kept."""
+        gone = self.temp_files() if self.dist.is_main else []
+        for path in gone:
+            path.unlink()
         return gone
 
     def check_resume(self, cfg: TrainConfig, data: LabeledImages, ckpt: Mapping[str, Any],
