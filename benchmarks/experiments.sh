@@ -213,3 +213,9 @@ ONLY=ttur_d16 SEEDS="0 2" bash benchmarks/gan_ablation.sh "mnist5k?split=train" 
 ONLY=ttur_d16 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_fast
 wait
 ONLY="ttur ttur_d16" bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_fast  # the table
+# ... and ttur_d16 at twice that budget (2 seeds were run)
+mkdir -p runs/ablation_mnist_fast20/calibration
+echo 29266 > runs/ablation_mnist_fast20/calibration/ttur_d16.steps
+ONLY=ttur_d16 SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_fast20 &
+ONLY=ttur_d16 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_fast20
+wait
