@@ -126,7 +126,11 @@ class Trainer:
         try:
             self.callbacks.setup(self)
             self._prepare(write=True)
-            return self._loop()
+            summary = self._loop()
+            # every rank done before any ends the group: a rank that destroyed its gloo group
+            # while rank 0 still wrote the model aborted at exit (SIGABRT, CI on 2026-11-28)
+            distributed.barrier(self.dist)
+            return summary
         finally:
             self.callbacks.teardown(self)
             distributed.teardown(self.dist)
