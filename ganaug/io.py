@@ -31,6 +31,7 @@ from ganaug.model_document import (  # re-exported: the model file's public name
     NORMALIZATION,
     SCHEMA,
     build_document,
+    file_kind,
     nonfinite_as_strings,
     validate_document,
 )
@@ -165,13 +166,9 @@ def _read_header(path: Path) -> tuple[dict[str, str] | None, dict[str, tuple[str
     return meta, tensors
 
 
-#: The metadata key of ``ganaug.evaluation.save_classifier`` files (evaluation sits above io).
-CLASSIFIER_METADATA_KEY = "ganaug_classifier"
-
-
 def _parse_document(path: Path, meta: dict[str, str] | None,
                     tensors: Mapping[str, tuple[str, tuple]]) -> dict[str, Any]:
-    if meta and CLASSIFIER_METADATA_KEY in meta and METADATA_KEY not in meta:
+    if file_kind(meta) == "classifier":
         raise GanaugModelError(
             f"{path} is a ganaug classifier file, not a generator model. Load it with "
             "ganaug.evaluation.load_classifier; a generator model is the generator.safetensors "

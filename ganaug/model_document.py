@@ -19,6 +19,8 @@ from ganaug.models import arch_of
 
 FORMAT_VERSION = 1
 METADATA_KEY = "ganaug"
+#: The metadata key of ``ganaug.evaluation.save_classifier`` files.
+CLASSIFIER_METADATA_KEY = "ganaug_classifier"
 NORMALIZATION = {"range": [-1, 1], "to_uint8": "round((x + 1) * 127.5)",
                  "to_float": "(x + 1) / 2"}
 
@@ -171,3 +173,13 @@ def nonfinite_as_strings(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [nonfinite_as_strings(v) for v in value]
     return value
+
+
+def file_kind(meta: dict[str, str] | None) -> str | None:
+    """Which ganaug file a safetensors header's metadata belongs to: ``"generator"`` (a model
+    file), ``"classifier"`` (``ganaug.evaluation.save_classifier``), or ``None``."""
+    if meta and METADATA_KEY in meta:
+        return "generator"
+    if meta and CLASSIFIER_METADATA_KEY in meta:
+        return "classifier"
+    return None

@@ -29,6 +29,7 @@ from ganaug.errors import (
     GanaugModelError,
     did_you_mean,
 )
+from ganaug.model_document import CLASSIFIER_METADATA_KEY, file_kind
 
 __all__ = [
     "STEMS",
@@ -50,7 +51,6 @@ __all__ = [
 # "cifar-3x3-pool": 3x3 stride-1 conv, max-pool kept (4x fewer FLOPs, for CPUs);
 # "timm": the model as timm builds it.
 STEMS = ("auto", "cifar-3x3", "cifar-3x3-pool", "timm")
-_METADATA_KEY = "ganaug_classifier"
 
 
 # -- building -----------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def save_classifier(model: nn.Module, path: str | Path,
 
     doc = {"config": config_of(model), "metadata": metadata or {}}
     with atomic_path(path) as tmp:
-        save_model(model.cpu(), str(tmp), metadata={_METADATA_KEY: json.dumps(doc)})
+        save_model(model.cpu(), str(tmp), metadata={CLASSIFIER_METADATA_KEY: json.dumps(doc)})
     return Path(path)
 
 
@@ -274,8 +274,6 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_model
-
-    from ganaug.io import METADATA_KEY as GENERATOR_KEY
 
     # A file that is no ganaug classifier may be the user's own: no advice to delete it.
     what = "pass the .safetensors file written by ganaug.evaluation.save_classifier"
@@ -290,14 +288,14 @@ def load_classifier(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except (SafetensorError, OSError) as exc:
         raise GanaugModelError(f"Cannot read classifier file {path}: {exc}. It is damaged or "
                                f"no safetensors file; {what}.") from exc
-    if _METADATA_KEY not in meta and GENERATOR_KEY in meta:
+    if file_kind(meta) == "generator":
         raise GanaugModelError(f"{path} is a ganaug generator model file, not a classifier. "
                                f"Load it with ganaug.load; for a classifier, {what}.")
-    if _METADATA_KEY not in meta:
+    if CLASSIFIER_METADATA_KEY not in meta:
         raise GanaugModelError(f"{path} is a safetensors file but not a ganaug classifier (no "
-                               f"'{_METADATA_KEY}' metadata); {what}.")
+                               f"'{CLASSIFIER_METADATA_KEY}' metadata); {what}.")
     try:
-        doc = json.loads(meta[_METADATA_KEY])
+        doc = json.loads(meta[CLASSIFIER_METADATA_KEY])
         cfg = dict(doc["config"])
         name, kwargs = cfg.pop("name"), cfg.pop("model_kwargs")
         # Measured on the meta device first: a damaged or hostile config allocates nothing.

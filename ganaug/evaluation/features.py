@@ -30,6 +30,7 @@ from ganaug.evaluation.classifier import (
     save_classifier,
 )
 from ganaug.evaluation.recipe import ClassifierRecipe
+from ganaug.model_document import file_kind
 
 __all__ = [
     "DEFAULT_BACKBONE",
@@ -200,11 +201,11 @@ def read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 meta = f.metadata() or {}
-                kind = ("a ganaug generator model file, not the weights of a timm model"
-                        if "ganaug" in meta else
-                        "a ganaug classifier file, a network rebuilt by ganaug.evaluation."
-                        f"load_classifier, not by timm '{name}'"
-                        if "ganaug_classifier" in meta else None)
+                kind = {"generator": "a ganaug generator model file, not the weights of a "
+                                     "timm model",
+                        "classifier": "a ganaug classifier file, a network rebuilt by "
+                                      f"ganaug.evaluation.load_classifier, not by timm '{name}'",
+                        }.get(file_kind(meta))
                 state: Any = {} if kind else {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except (SafetensorError, OSError, ValueError) as err:
             raise GanaugModelError(f"{path} cannot be read as safetensors ({err}); it is "
