@@ -51,6 +51,10 @@ CONFIGS=(
   "ttur_b32|{lr_d: 0.0004, batch_size: 32}"
   # A cheaper step by a narrower D (half the preset's D width; G unchanged).
   "ttur_d16|{lr_d: 0.0004, arch_kwargs: {width: 32, d_width: 16}}"
+  # A cheaper step by one D step per G step instead of two. One lost to two at equal rates
+  # (config.py); TTUR's claim is that a faster D learning rate stands in for extra D steps.
+  "ttur_1d|{lr_d: 0.0004, d_steps: 1}"
+  "ttur_1d_lr8|{lr_d: 0.0008, d_steps: 1}"
 )
 PY=${PYTHON:-python}
 selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
