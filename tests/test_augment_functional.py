@@ -139,12 +139,14 @@ def test_images_of_unknown_value_range_are_refused(like):
         match_image(FAKE, like)
 
 
-@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
-def test_int32_and_int64_image_tensors_are_refused(dtype):
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32, torch.int64,
+                                   torch.uint32, torch.uint64])
+def test_integer_image_tensors_other_than_uint8_and_uint16_are_refused(dtype):
     # torch.tensor(np_uint8_image.astype(int)) holds 0..255 values; read on torchvision's
-    # full-range scale (to_dtype), a fake of 200 came back as ~7.2e18 in int64 (~1.7e9 in int32)
+    # full-range scale (to_dtype), a fake of 200 came back as ~7.2e18 in int64 (~1.7e9 in int32,
+    # 25,600 in int16, 100 in int8); uint32/uint64 raised a raw TypeError from to_dtype
     with pytest.raises(UnsupportedImageError, match=rf"{dtype}.*\.to\(torch\.uint8\)"):
-        match_image(FAKE, torch.full((3, 4, 4), 200, dtype=dtype))
+        match_image(FAKE, torch.full((3, 4, 4), 100, dtype=dtype))
     uint16 = match_image(FAKE, torch.zeros(3, 4, 4, dtype=torch.uint16))  # 16-bit: full range
     assert uint16.dtype == torch.uint16 and int(uint16.to(torch.int32).max()) > 255
 

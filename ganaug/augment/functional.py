@@ -103,14 +103,15 @@ def _match_tensor(fake: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         raise _not_an_image(tuple(like.shape), "tensor (C, H, W)")
     if like.dtype == torch.bool or like.is_complex():
         raise _unknown_range(like.dtype)
-    if like.dtype in (torch.int32, torch.int64):
-        # No image format holds them; their full-range scale made a fake of 200 ~7.2e18.
+    if not like.is_floating_point() and like.dtype not in (torch.uint8, torch.uint16):
+        # Signed and 32/64-bit integer tensors: no image format holds them, and their values are
+        # most likely 0..255 pixels; the full-range scale made a fake of 200 ~7.2e18 in int64.
         raise UnsupportedImageError(
             f"Cannot replace an image tensor of dtype {like.dtype}: its values are most likely "
             "0..255 pixels (torch.tensor(array.astype(int))), which torchvision's full-range "
-            f"convention reads on a 0..{torch.iinfo(like.dtype).max} scale, so synthetic images "
-            "would come out 10**7 times too bright or more. Convert the images with "
-            ".to(torch.uint8) (0..255) or to float in [0, 1].")
+            "convention would read on the dtype's whole scale, so synthetic images would come out "
+            "far too bright. Convert the images with .to(torch.uint8) (0..255) or to float in "
+            "[0, 1] (torch.uint16 is read as 16-bit pixels).")
     channels = like.shape[0] if like.ndim == 3 else 1
     out = fit_images(fake, channels, like.shape[-2:])
     out = F.to_dtype(out, like.dtype, scale=True) if like.dtype != torch.uint8 else out
@@ -146,7 +147,8 @@ def match_image(fake: torch.Tensor, like: Any) -> Any:
 
     Raises:
         UnsupportedImageError: no kernel for ``type(like)``, or a dtype of unknown value range
-            (bool, NumPy integers other than uint8, int32/int64 tensors, PIL mode ``I``) (a GanaugDataError and
+            (bool, NumPy integers other than uint8, integer tensors other than uint8/uint16, PIL
+            mode ``I``) (a GanaugDataError and
             TypeError).
         GanaugDataError: a PIL mode ``F`` image outside [0, 1].
         GanaugDataError: ``like`` is not a single image with 1 or 3 channels, or has no pixels.
