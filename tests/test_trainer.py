@@ -434,9 +434,28 @@ def test_a_refused_run_leaves_its_folder_free_for_the_corrected_command(npz_data
     out = tmp_path / "run"
     with pytest.raises(GanaugConfigError, match=r"arch_kwargs \['widht'\]"):
         Trainer(make_cfg(npz_data, out, arch_kwargs={"widht": 8})).fit()
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists()
     Trainer(make_cfg(npz_data, out, steps=1)).fit()
     assert (out / "generator.safetensors").is_file()
+
+
+def test_a_refused_run_leaves_no_folder_it_made_and_keeps_the_users(npz_data, tmp_path):
+    # A refusal after --out was created (bad data, a key no network takes) left an empty
+    # folder, and its parents, behind; a folder the user made stays, empty as it was.
+    empty_class = tmp_path / "images"
+    (empty_class / "a").mkdir(parents=True)
+    made = tmp_path / "new" / "deeper" / "run"
+    with pytest.raises(GanaugDataError, match="no images"):
+        Trainer(make_cfg(f"folder:{empty_class}", made)).fit()
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(GanaugConfigError, match=r"arch_kwargs \['widht'\]"):
+        Trainer(make_cfg(npz_data, made, arch_kwargs={"widht": 8})).fit()
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with pytest.raises(GanaugDataError, match="no images"):
+        Trainer(make_cfg(f"folder:{empty_class}", mine / "run")).fit()
+    assert mine.is_dir() and not any(mine.iterdir())
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")

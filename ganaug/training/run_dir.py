@@ -125,6 +125,7 @@ class RunDir:
         self.metrics_path = self.out / "metrics.jsonl"
         self.generator_path = self.out / "generator.safetensors"
         self._stateful: list[Stateful] = []
+        self._made: list[Path] = []  # folders check_writable created, deepest first
 
     def has_checkpoint(self) -> bool:
         return self.ckpt_path.is_file()
@@ -195,6 +196,7 @@ class RunDir:
         if not self.dist.is_main:
             return
         try:
+            self._made = [p for p in (self.out, *self.out.parents) if not p.exists()]
             self.out.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.out / ".write-test") as tmp:
                 tmp.write_bytes(b"ok")
@@ -203,6 +205,17 @@ class RunDir:
             raise GanaugTrainingError(
                 f"cannot write the run folder {str(self.out)!r}: {os_problem(err)}. Choose "
                 "another --out.") from err
+
+    def remove_made_folders(self) -> None:
+        """Remove the folders :meth:`check_writable` created while they are still empty: a run
+        refused after that (bad data, an unknown setting) leaves no trace; a folder the user
+        made stays."""
+        for folder in self._made:
+            try:
+                folder.rmdir()
+            except OSError:  # something was written there after all: keep it and its parents
+                break
+        self._made = []
 
     def temp_files(self) -> list[Path]:
         """The temp files killed atomic saves of the run's own files left

@@ -209,6 +209,15 @@ class Trainer:
                 run.remove_temp_files()
         elif write:
             run.refuse_overwrite()
+        try:
+            self._build(cfg, ckpt, saved, write=write)
+        except BaseException:
+            run.remove_made_folders()  # a refused new run leaves no empty --out behind
+            raise
+
+    def _build(self, cfg: TrainConfig, ckpt: dict[str, Any] | None,
+               saved: dict[str, Any] | None, *, write: bool) -> None:
+        run = self.run
         check_image_size(cfg)
         if self.data is None:
             self.data = load_training_data(cfg)
