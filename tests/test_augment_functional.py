@@ -164,6 +164,20 @@ def test_pil_16bit_and_float_images_keep_their_value_range(mode, scale):
     np.testing.assert_allclose(values, grey * scale, rtol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["P", "PA"])
+def test_palette_images_get_fakes_in_their_own_palette(mode):
+    # A fake came back on PIL's 216-colour web palette: its indices meant other colours than
+    # the real image's (index 14 where the user's palette has 4 entries).
+    like = PIL.Image.new("P", (4, 3))
+    like.putpalette([0, 0, 0, 250, 0, 40, 0, 0, 255, 255, 255, 255])
+    like = like.convert(mode)
+    out = match_image(FAKE, like)
+    assert out.mode == mode and out.size == (4, 3)
+    assert out.getpalette() == like.getpalette()
+    assert np.asarray(out.convert("P") if mode == "PA" else out).max() < 4
+    assert out.convert("RGB").getpixel((0, 0)) == (250, 0, 40)  # the nearest of the 4 to FAKE
+
+
 def test_pil_32bit_integer_images_are_refused():
     # mode I holds 16-bit scans as often as 0..255 data: its range is unknowable (data loading
     # refuses such files too); fakes came back as 0..255 in it

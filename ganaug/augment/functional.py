@@ -75,6 +75,12 @@ def _match_pil(fake: torch.Tensor, like: PIL.Image.Image) -> PIL.Image.Image:
         data = arr.astype(_UINT16_MODES[like.mode]).tobytes()
         return PIL.Image.frombytes(like.mode, like.size, data)
     img = F.to_pil_image(out)
+    if like.mode in ("P", "PA") and like.getpalette():
+        # The real image's own palette, so that an index means the same colour in both (PIL's
+        # convert("P") would use its 216-colour web palette).
+        palette = PIL.Image.new("P", (1, 1))
+        palette.putpalette(like.getpalette())
+        img = img.convert("RGB").quantize(palette=palette, dither=PIL.Image.Dither.NONE)
     return img if img.mode == like.mode else img.convert(like.mode)
 
 
@@ -141,7 +147,8 @@ def match_image(fake: torch.Tensor, like: Any) -> Any:
             [0, 1]), a ``tv_tensors.Image``, or a NumPy ``(H, W, C)``/``(H, W)`` array.
 
     Returns:
-        ``fake`` as the same type as ``like``: PIL in the same mode (16-bit ``I;16`` modes on
+        ``fake`` as the same type as ``like``: PIL in the same mode (a palette image on its
+        own palette, 16-bit ``I;16`` modes on
         0..65535, ``F`` in [0, 1], as torchvision's ``ToImage`` reads them), a tensor of the same dtype
         and device (float in [0, 1]), a ``tv_tensors.Image``, or an array of the same dtype.
 
