@@ -148,15 +148,14 @@ def match_image(fake: torch.Tensor, like: Any) -> Any:
 
     Returns:
         ``fake`` as the same type as ``like``: PIL in the same mode (a palette image on its
-        own palette, 16-bit ``I;16`` modes on
-        0..65535, ``F`` in [0, 1], as torchvision's ``ToImage`` reads them), a tensor of the same dtype
-        and device (float in [0, 1]), a ``tv_tensors.Image``, or an array of the same dtype.
+        own palette, 16-bit ``I;16`` modes on 0..65535, ``F`` in [0, 1], as torchvision's
+        ``ToImage`` reads them), a tensor of the same dtype and device (float in [0, 1]), a
+        ``tv_tensors.Image``, or an array of the same dtype.
 
     Raises:
         UnsupportedImageError: no kernel for ``type(like)``, or a dtype of unknown value range
-            (bool, NumPy integers other than uint8, integer tensors other than uint8/uint16, PIL
-            mode ``I``) (a GanaugDataError and
-            TypeError).
+            (bool, NumPy integers other than uint8, integer tensors other than uint8/uint16,
+            PIL mode ``I``) (a GanaugDataError and TypeError).
         GanaugDataError: a PIL mode ``F`` image outside [0, 1].
         GanaugDataError: ``like`` is not a single image with 1 or 3 channels, or has no pixels.
     """
