@@ -100,10 +100,13 @@ def _class_list(text: str | None) -> list[str] | None:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from ganaug._specs import check_output_outside
     from ganaug.io import load
     from ganaug.plots import save_generator_grid
 
     gen = load(args.file, device=args.device or "auto")
+    # a grid in a class folder of the model's training data is one more image of that class
+    check_output_outside(args.out, gen.training_data, file=True)
     classes = _class_list(args.classes)
     labels = gen.resolve_labels(classes, args.n_per_class)
     path = save_generator_grid(gen, args.out, per_class=args.n_per_class, seed=args.seed,

@@ -40,6 +40,7 @@ from ganaug._files import (
 from ganaug._folders import is_litter
 from ganaug._imaging import check_sample_memory, human_bytes
 from ganaug._seeding import image_seed
+from ganaug._specs import check_output_outside
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator, truncated_normal
 from ganaug.io import cpu_state_dict
@@ -368,6 +369,8 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
     Raises:
         GanaugConfigError: a bad argument, or ``out`` holds other files or an export made with
             other arguments.
+        GanaugDataError: ``out`` is inside the image folder the model was trained on
+            (:attr:`Generator.training_data`), where its folders would be read as classes.
     """
     from ganaug.progress import progress_bar
 
@@ -375,6 +378,8 @@ def export_image_folder(generator: Generator, out: str | os.PathLike, *, n_per_c
                          batch_size)
     n_per_class, seed = int(n_per_class), int(seed)
     root = Path(out)
+    # class folders of fakes inside the model's own training data would be read as real ones
+    check_output_outside(root, generator.training_data)
     layout = ImageFolderLayout(root, generator.classes, n_per_class=n_per_class, fmt=fmt,
                                labels=labels)
     spec = export_spec(generator, n_per_class=n_per_class, seed=seed, fmt=fmt, labels=labels,

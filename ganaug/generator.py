@@ -158,6 +158,13 @@ class Generator(nn.Module):
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 
+    @property
+    def training_data(self) -> str | None:
+        """The data spec the model was trained on (its file's ``training.data``), or None."""
+        training = self.metadata.get("training")
+        spec = training.get("data") if isinstance(training, dict) else None
+        return spec if isinstance(spec, str) else None
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(N, z_dim)`` noise and ``(N,)`` int64 labels to ``(N, C, H, W)`` float in [-1, 1]."""
         return self.net(z, labels)

@@ -39,6 +39,33 @@ def test_sample_grid(model_file, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def _model_of_folder(tiny_generator, tmp_path) -> tuple[Path, Path]:
+    """A model file whose training data is the image folder ``tmp_path/data`` (classes a, b)."""
+    data = tmp_path / "data"
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(data / name / "0.png")
+    model = save(tiny_generator, tmp_path / "m.safetensors",
+                 metadata={"training": {"data": f"folder:{data}?split=train"}})
+    return model, data
+
+
+def test_sample_and_export_refuse_to_write_into_the_models_training_data(tiny_generator,
+                                                                        tmp_path, capsys):
+    # A grid in a class folder was one more image of that class at the next training, an
+    # export into the data folder a set of new classes of fakes beside the real ones.
+    model, data = _model_of_folder(tiny_generator, tmp_path)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    assert main(["sample", str(model), "--out", str(data / "a" / "grid.png")]) == 2
+    assert "inside" in capsys.readouterr().err
+    assert main(["export", str(model), "--n-per-class", "1", "--out", str(data / "fakes")]) == 2
+    assert "inside" in capsys.readouterr().err
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    assert main(["sample", str(model), "--out", str(data / "grid.png")]) == 0  # beside: fine
+    assert main(["export", str(model), "--n-per-class", "1", "--out",
+                 str(tmp_path / "fakes")]) == 0
+
+
 @pytest.mark.parametrize("name, fmt", [("grid.jpg", "JPEG"), ("grid.JPEG", "JPEG"),
                                        ("grid.webp", "WEBP"), ("grid.png", "PNG")])
 def test_sample_writes_the_format_its_name_says(name, fmt, model_file, tmp_path):
