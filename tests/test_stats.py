@@ -57,3 +57,31 @@ def test_t_interval_confidence_level():
     half = stats.t.ppf(0.95, 1) * math.sqrt(2) / math.sqrt(2)  # 6.3138 * s / sqrt(n), s = sqrt 2
     assert got["low"] == pytest.approx(2.0 - half) and got["high"] == pytest.approx(2.0 + half)
     assert got["high"] == pytest.approx(8.3138, abs=1e-4)
+
+
+@pytest.mark.parametrize("arm, base", [
+    ([0.9, 0.9, 0.9], [0.8, 0.8, 0.8]),      # the same gain on every seed, exactly
+    ([0.9, 0.8], [0.8, 0.7]),                # the same gain up to float rounding (7.9e-17)
+    ([0.31, 0.47, 0.52], [0.21, 0.37, 0.42]),
+])
+def test_paired_comparison_of_the_same_difference_on_every_seed_tests_nothing(arm, base):
+    # No spread: the t statistic is d / 0. scipy said p = 0 (or 3.5e-16 from rounding noise),
+    # which the verdict read as a significant win from two seeds that differ by one test image.
+    got = paired_comparison(arm, base)
+    assert got["mean"] == pytest.approx(0.1)
+    assert got["p"] is None
+    assert got["std"] == 0.0 and got["low"] == got["high"] == got["mean"]
+
+
+def test_t_interval_of_values_equal_up_to_rounding_is_the_point():
+    got = t_interval([0.1 + 0.2, 0.3, 0.3])
+    assert got["std"] == 0.0 and got["low"] == got["high"] == got["mean"]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_paired_comparison_refuses_non_finite_values(bad):
+    # Before: mean nan/inf with low = high = mean and tested = True, which the verdict ranked.
+    with pytest.raises(GanaugDataError, match=r"finite values.*the arm's value 1 is (nan|inf|-inf)"):
+        paired_comparison([0.9, bad, 0.8], [0.8, 0.7, 0.7])
+    with pytest.raises(GanaugDataError, match=r"finite values.*the baseline's value 0 is"):
+        paired_comparison([0.9, 0.8], [bad, 0.7])

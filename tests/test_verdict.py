@@ -107,3 +107,14 @@ def test_each_regime_is_judged_on_its_own_cells_and_the_verdict_heads_report_md(
     report = "\n".join(lines)
     assert "| 10 | real+aug+gan | real+weighted | 0.0500 ± 0.0100 [" in report
     assert "| all | real+aug+gan | real+weighted | -0.2100 ± 0.0100 [" in report
+
+
+def test_the_same_gain_on_every_seed_is_no_win():
+    # +0.1 on both seeds (0.9 - 0.8 and 0.8 - 0.7 differ by float rounding): scipy's p was
+    # 3.5e-16, and the verdict called a two-seed run a significant win.
+    cells = _cells({"real+aug": [0.8, 0.7], "real+gan": [0.9, 0.8]})
+    v = regime_verdict(cells, "10", ["real+aug", "real+gan"])
+    assert v["status"] == "no win" and v["winner"] is None
+    assert v["comparisons"]["real+gan"]["p"] is None
+    assert v["line"] == (f"regime 10: {NO_WIN} (best control real+aug 0.7500; best GAN arm "
+                         "real+gan +0.1000 [+0.1000, +0.1000], p n/a)")
