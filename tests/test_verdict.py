@@ -118,3 +118,33 @@ def test_the_same_gain_on_every_seed_is_no_win():
     assert v["comparisons"]["real+gan"]["p"] is None
     assert v["line"] == (f"regime 10: {NO_WIN} (best control real+aug 0.7500; best GAN arm "
                          "real+gan +0.1000 [+0.1000, +0.1000], p n/a)")
+
+
+def test_the_best_control_is_ranked_on_the_seeds_the_controls_share():
+    # real+aug's mean (0.765) is lifted by an easy seed 0 that real+weighted (0.753) lacks; on
+    # seeds 1-3, which every arm has, real+weighted is best by 0.05. The GAN arm was called a
+    # win over real+aug there (+0.032, p = 0.019), though it loses to real+weighted every seed.
+    cells = _cells({"real+aug": [0.95, 0.70, 0.71, 0.70],
+                    "real+weighted": [-1, 0.75, 0.76, 0.75],
+                    "real+gan": [-1, 0.73, 0.735, 0.74]})
+    cells = [c for c in cells if c["accuracy"] >= 0]  # seed 0 only for real+aug
+    v = regime_verdict(cells, "10", ["real+aug", "real+weighted", "real+gan"])
+    assert v["best_control"] == "real+weighted"
+    assert v["control_mean"] == pytest.approx(0.7533333)
+    assert v["status"] == "no win" and v["comparisons"]["real+gan"]["mean"] < 0
+
+
+def test_a_tie_for_best_control_needs_a_win_over_each():
+    # real and real+aug tie at 0.80 (0.8000000000000002 and 0.7999999999999999 as float means,
+    # so real was taken as best); real+gan beats real by 0.04-0.05 each seed (p = 0.005), the
+    # equally good real+aug by 0.03, 0.08, 0.03 (p = 0.11): that is no win.
+    cells = _cells({"real": [0.80, 0.79, 0.81], "real+aug": [0.82, 0.76, 0.82],
+                    "real+gan": [0.85, 0.84, 0.85]})
+    v = regime_verdict(cells, "10", ["real", "real+aug", "real+gan"])
+    c = v["comparisons"]["real+gan"]
+    assert v["status"] == "no win" and v["winner"] is None
+    assert c["control"] == "real+aug" and c["p"] > 0.05
+    assert (v["best_control"], v["tied_controls"]) == ("real", ["real", "real+aug"])
+    assert v["line"] == (f"regime 10: {NO_WIN} (best control real (tied with real+aug) 0.8000; "
+                         f"best GAN arm real+gan +0.0467 [{c['low']:+.4f}, {c['high']:+.4f}], "
+                         f"p = 0.107 vs real+aug)")

@@ -115,7 +115,8 @@ def _control_table(doc: dict[str, Any]) -> str:
         else:
             diff = _fmt_ci(c)
             p = "—" if c["p"] is None else f"{c['p']:.3g}"
-        lines.append(f"| {v['regime']} | {arm} | {v['best_control']} | {diff} | {p} |")
+        control = c.get("control", v["best_control"])  # of tied best controls, the hardest
+        lines.append(f"| {v['regime']} | {arm} | {control} | {diff} | {p} |")
     return "\n".join(lines) + "\n\n"
 
 
