@@ -149,3 +149,24 @@ def test_accuracy_plot_text_does_not_overlap_with_long_arm_names():
     for text in others:
         box = text.get_window_extent(renderer)
         assert not any(box.overlaps(tick) for tick in ticks), text.get_text()
+
+
+def test_report_keeps_its_tables_whole_with_hostile_class_names_and_specs(tmp_path):
+    # Folder names may hold |, backticks, even a newline: each split the per-class table (a `|`
+    # made a third column, a newline ended the table), and a backtick in a spec broke its code span.
+    doc = _doc()
+    doc["settings"].update(classes=["cat|dog", "new\nline"], data="folder:/d/`x`",
+                           test_spec="folder:/t|u", generator="/g/a`b.safetensors")
+    write_outputs(tmp_path, doc, {})
+    report = (tmp_path / "report.md").read_text()
+    table = report[report.index("## Per-class"):report.index("## Pictures")].strip().splitlines()
+    assert table[2] == r"| regime | arm | cat\|dog | new line |"
+    assert table[3] == "|---|---|---|---|"
+    assert [_columns(row) for row in table[2:]] == [4] * 4
+    assert "Data `` folder:/d/`x` ``, test `folder:/t|u` (9 images)" in report
+    assert "generator ``/g/a`b.safetensors``." in report
+
+
+def _columns(row):
+    """The cells of a markdown table row, as GitHub splits it (a `\\|` is no divider)."""
+    return len(row.replace(r"\|", "").strip().strip("|").split("|"))

@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,20 @@ def _control_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def _table_text(value: Any) -> str:
+    """``value`` as the text of one markdown table cell: ``|`` escaped, line breaks as spaces."""
+    return " ".join(str(value).split()).replace("|", r"\|")
+
+
+def _code(value: Any) -> str:
+    """``value`` as one markdown code span (CommonMark): fenced by more backticks than it holds
+    in a row, padded where it starts or ends with one; line breaks as spaces."""
+    text = " ".join(str(value).splitlines())
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _report(doc: dict[str, Any], samples: dict[str, Path | None]) -> str:
     st, env = doc["settings"], doc["environment"]
     classes = st["classes"]
@@ -131,19 +146,19 @@ def _report(doc: dict[str, Any], samples: dict[str, Path | None]) -> str:
         out.write("".join(f"- {v['line']}\n" for v in doc["verdict"]) + "\n")
     tail = "" if st["imbalance"] is None else f", long tail ratio {st['imbalance']}"
     first = f" (from seed {st['first_seed']})" if st.get("first_seed") else ""
-    out.write(f"Data `{st['data']}`, test `{st['test_spec']}` ({st['n_test']} images); regimes "
+    out.write(f"Data {_code(st['data'])}, test {_code(st['test_spec'])} ({st['n_test']} images); regimes "
               f"{', '.join(st['regimes'])} images per class{tail}; {st['seeds']} seeds{first}; "
               f"classifier `{st['backbone']}` (stem {st['stem']}), "
               f"{st['classifier_steps']} steps x {st['batch_size']} images for every arm; GAN "
               f"steps {st['gan_steps'] or 'preset'}"
-              f"{'; generator ' + st['generator'] if st['generator'] else ''}.\n\n")
+              f"{'; generator ' + _code(st['generator']) if st['generator'] else ''}.\n\n")
     out.write("Accuracy on the untouched test split: mean ± sample std over seeds, 95% Student-t "
               f"interval; paired difference against `{st['baseline']}` (same seed = same real "
               "subset) with its 95% interval and the two-sided paired t-test p-value.\n\n")
     out.write(format_table(doc) + "\n\n")
     out.write(_control_table(doc))
     out.write("## Per-class accuracy (mean over seeds)\n\n")
-    out.write("| regime | arm | " + " | ".join(map(str, classes)) + " |\n")
+    out.write("| regime | arm | " + " | ".join(map(_table_text, classes)) + " |\n")
     out.write("|---|---|" + "---|" * len(classes) + "\n")
     for row in doc["summary"]:
         vals = " | ".join("—" if math.isnan(v) else f"{v:.3f}" for v in row["per_class_accuracy"])
