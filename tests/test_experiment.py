@@ -108,8 +108,8 @@ def test_every_regime_is_checked_before_the_first_trains(tmp_path, monkeypatch, 
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("seeds", 0, r"seeds must be an integer >= 1, got 0"),
-    ("seeds", True, r"seeds must be an integer >= 1, got True"),
+    ("seeds", 0, r"seeds must be an integer from 1 to \d+, got 0"),
+    ("seeds", True, r"seeds must be an integer from 1 to \d+, got True"),
     ("replace_p", 1.5, r"replace_p must be a finite number in \(0, 1\], got 1.5.*--replace-p"),
     ("replace_p", 0.0, r"replace_p must be a finite number in \(0, 1\], got 0.0"),
     ("synthetic_ratio", -1.0, r"synthetic_ratio must be a finite number in \(0, inf\), got -1"),
@@ -140,6 +140,12 @@ def test_every_regime_is_checked_before_the_first_trains(tmp_path, monkeypatch, 
     ("teacher_backbone", "resnet1B", r"Unknown timm model 'resnet1B'"),
     ("regimes", "0", r"--per-class takes positive integers or 'all'"),
     ("device", "cuda:99", r"device 'cuda:99'"),
+    # classifier_steps 0 (or False) silently became the default 500
+    ("classifier_steps", 0, r"classifier_steps must be an integer >= 1, got 0"),
+    ("classifier_steps", False, r"classifier_steps must be an integer >= 1, got False"),
+    # more seeds than there are: the error blamed first_seed ("from 0 to -2**63, got 0")
+    ("seeds", 2**64, (r"seeds must be an integer from 1 to 9223372036854775808, got "
+                      r"18446744073709551616.*--seeds")),
 ])
 def test_settings_refuse_bad_values(field, value, message):
     with pytest.raises(GanaugConfigError, match=message):
@@ -364,7 +370,7 @@ def test_generator_of_exactly_the_subset_is_accepted_and_unknown_is_refused(tmp_
 def test_bad_options_are_refused(tmp_path):
     with pytest.raises(GanaugConfigError, match=r"replace_p must be a finite number in \(0, 1\]"):
         run_experiment("digits", out=tmp_path, **{**TINY, "replace_p": 1.5})
-    with pytest.raises(GanaugConfigError, match=r"seeds must be an integer >= 1, got 0"):
+    with pytest.raises(GanaugConfigError, match=r"seeds must be an integer from 1 to \d+, got 0"):
         run_experiment("digits", out=tmp_path, **{**TINY, "seeds": 0})
     assert not (tmp_path / "cells").exists()
 

@@ -132,7 +132,7 @@ class ExperimentSettings:
     def __post_init__(self) -> None:
         self.regimes = parse_regimes(self.regimes)
         self.arms = parse_arms(self.arms, self.imbalance)
-        self.seeds = check_int("seeds", self.seeds)
+        self.seeds = check_int("seeds", self.seeds, maximum=MAX_SEED + 1, hint="(CLI: --seeds.)")
         self.first_seed = check_int("first_seed", self.first_seed, minimum=0,
                                     maximum=MAX_SEED + 1 - self.seeds, hint="(CLI: --first-seed.)")
         if self.replace_p is not None:
@@ -163,7 +163,7 @@ class ExperimentSettings:
         if self.imbalance is not None:
             self.imbalance = check_float("imbalance", self.imbalance, minimum=1.0,
                                          hint="(CLI: --imbalance.)")
-        for name in ("gan_steps", "image_size"):
+        for name in ("gan_steps", "image_size", "classifier_steps"):  # None: the default
             if getattr(self, name) is not None:
                 setattr(self, name, check_int(name, getattr(self, name)))
         if not isinstance(self.model_kwargs, (dict, type(None))):
