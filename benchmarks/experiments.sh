@@ -219,3 +219,31 @@ echo 29266 > runs/ablation_mnist_fast20/calibration/ttur_d16.steps
 ONLY=ttur_d16 SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_fast20 &
 ONLY=ttur_d16 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_fast20
 wait
+
+# 20. One D step per G step at a faster D rate (2026-11-29, docs/results.md 1.1.3). Calibration:
+#     300-step runs of the preset and of one D step, alternated three times on a quiet machine
+#     (step 18's command with --config {lr_d: 0.0004} or {lr_d: 0.0004, d_steps: 1}); the
+#     median ratio of their median step times of the second half (1.456) times step 19's 10,627
+#     = 15,468 steps for both one-step configs. Seed 0 of each chose the recipe (ttur_1d_lr8),
+#     then its seeds 1 and 2 ran once, side by side.
+mkdir -p runs/ablation_mnist_1d/cal runs/ablation_mnist_1d/calibration
+for r in 1 2 3; do
+  for c in "ttur|{lr_d: 0.0004}" "ttur_1d|{lr_d: 0.0004, d_steps: 1}"; do
+    echo "${c#*|}" > "runs/ablation_mnist_1d/cal/${c%%|*}.yaml"
+    ganaug train --data "mnist5k?split=train" --seed 0 --steps 300 --sample-every 1000000 \
+      --config "runs/ablation_mnist_1d/cal/${c%%|*}.yaml" --threads 1 \
+      --out "runs/ablation_mnist_1d/cal/${c%%|*}-r$r"
+  done
+done
+echo 15468 > runs/ablation_mnist_1d/calibration/ttur_1d.steps
+echo 15468 > runs/ablation_mnist_1d/calibration/ttur_1d_lr8.steps
+ONLY=ttur_1d SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d &
+ONLY=ttur_1d_lr8 SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d
+wait
+ONLY=ttur_1d_lr8 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d &
+ONLY=ttur_1d_lr8 SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d
+wait
+ONLY="ttur_1d ttur_1d_lr8" bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d  # the table
+# Grids: ganaug sample RUN/generator.safetensors --out g.png for ablation_mnist_fast/ttur-s0 and
+# ablation_mnist_1d/{ttur_1d,ttur_1d_lr8}-s0, then benchmarks/grid_panels.py
+# docs/img/ablation_mnist_1d_grids.png "TITLE=g.png" ...
