@@ -55,6 +55,8 @@ CONFIGS=(
   # (config.py); TTUR's claim is that a faster D learning rate stands in for extra D steps.
   "ttur_1d|{lr_d: 0.0004, d_steps: 1}"
   "ttur_1d_lr8|{lr_d: 0.0008, d_steps: 1}"
+  # The grey preset since (1 D step at 8e-4) with the narrower D of ttur_d16.
+  "ttur_1d_lr8_d16|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, d_width: 16}}"
 )
 PY=${PYTHON:-python}
 selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
