@@ -217,12 +217,15 @@ def regime_counts(data: LabeledImages, *, per_class: int | None = None,
     n_max = min(data.class_counts()) if per_class is None else per_class
     counts = long_tail_counts(n_max, data.num_classes, float(ratio))
     if n_max < ratio and data.num_classes > 1:  # the tail would need below 1 image: clipped
+        largest = max(data.class_counts())
+        fix = (f"Use per_class >= {math.ceil(ratio)} (CLI: --per-class) on classes that large, "
+               f"or imbalance <= {n_max}." if ratio <= largest else
+               f"No class has {ratio:g} images (the largest has {largest}). Use imbalance <= "
+               f"{n_max}.")
         raise GanaugDataError(
             f"imbalance={ratio:g} needs at least {ratio:g} images of the head class (the tail "
             f"keeps head/{ratio:g}, and no class fewer than 1), but it gets {n_max} ({head}), so "
-            f"the max/min ratio would be {counts[0] / counts[-1]:g}, not {ratio:g}. Use "
-            f"per_class >= {math.ceil(ratio)} (CLI: --per-class) on classes that large, or "
-            f"imbalance <= {n_max}.")
+            f"the max/min ratio would be {counts[0] / counts[-1]:g}, not {ratio:g}. {fix}")
     _check_enough(data, counts, f"imbalance={ratio}")
     return counts
 

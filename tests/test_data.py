@@ -351,8 +351,15 @@ def test_a_ratio_the_head_class_cannot_reach_is_refused():
         with pytest.raises(GanaugDataError, match=rf"imbalance={ratio:g} needs at least "
                                                   rf"{ratio:g} images of the head class.*{n_max}"):
             long_tail_subset(_tiny((10, 10, 10)), ratio, n_max=n_max)
-    with pytest.raises(GanaugDataError, match=r"imbalance=1000 needs .*per_class"):
-        load_data("digits", imbalance=1000, per_class=5)
+    with pytest.raises(GanaugDataError, match=r"imbalance=100 needs .*Use per_class >= 100 "):
+        load_data("digits", imbalance=100, per_class=5)
+    # A ratio beyond the largest class: no per_class can reach it, and the advice said
+    # "per_class >= 1000" (for 1e300 a 301-digit number) on digits' ~180 images per class.
+    for ratio in (1000, 1e300):
+        with pytest.raises(GanaugDataError, match=r"No class has .* images \(the largest has "
+                                                  r"\d+\)\. Use imbalance <= 5\.$") as err:
+            load_data("digits", imbalance=ratio, per_class=5)
+        assert "per_class >=" not in str(err.value)
     assert long_tail_subset(_tiny((10, 10, 10)), 10.0, n_max=10).class_counts() == [10, 3, 1]
 
 
