@@ -247,3 +247,21 @@ ONLY="ttur_1d ttur_1d_lr8" bash benchmarks/gan_ablation.sh "mnist5k?split=train"
 # Grids: ganaug sample RUN/generator.safetensors --out g.png for ablation_mnist_fast/ttur-s0 and
 # ablation_mnist_1d/{ttur_1d,ttur_1d_lr8}-s0, then benchmarks/grid_panels.py
 # docs/img/ablation_mnist_1d_grids.png "TITLE=g.png" ...
+
+# 21. The same on cifar10-mini, RGB (2026-11-29, docs/results.md 1.2.1): alternated 200-step
+#     calibrations of the preset and of ttur_1d_lr8 (beside other jobs: ratio 1.733), times the
+#     preset row's 6,034 steps of step 10 = 10,455; 3 seeds, evaluated against test/.
+mkdir -p runs/ablation_cifar_1d/cal runs/ablation_cifar_1d/calibration
+for r in 1 2 3; do
+  for c in "ttur|{lr_d: 0.0004}" "ttur_1d_lr8|{lr_d: 0.0008, d_steps: 1}"; do
+    echo "${c#*|}" > "runs/ablation_cifar_1d/cal/${c%%|*}.yaml"
+    ganaug train --data "folder:$CIFAR/train" --seed 0 --steps 200 --sample-every 1000000 \
+      --config "runs/ablation_cifar_1d/cal/${c%%|*}.yaml" --threads 1 \
+      --out "runs/ablation_cifar_1d/cal/${c%%|*}-r$r"
+  done
+done
+echo 10455 > runs/ablation_cifar_1d/calibration/ttur_1d_lr8.steps
+ONLY=ttur_1d_lr8 SEEDS=0 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar_1d --test "folder:$CIFAR/test" &
+ONLY=ttur_1d_lr8 SEEDS=1 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar_1d --test "folder:$CIFAR/test"
+wait
+ONLY=ttur_1d_lr8 SEEDS=2 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar_1d --test "folder:$CIFAR/test"

@@ -366,7 +366,8 @@ def resolve_config(cfg: TrainConfig, *, num_images: int, channels: int, image_si
         # Grey dcgan: one D step at 4x G's rate beat the two-step TTUR below over 3 seeds on
         # 10 CPU-minutes of mnist5k: its cheaper step bought 1.46x the steps, and recall rose
         # on every seed (0.546 vs 0.489, paired p 0.002), intra-class FID fell (2.67 vs 2.85),
-        # CAS ratio held (0.960 vs 0.957) (docs/results.md 1.1.3).
+        # CAS ratio held (0.960 vs 0.957) (docs/results.md 1.1.3). On RGB it lost (cifar10-mini:
+        # CAS ratio 0.80 vs 0.86, recall 0.42 vs 0.52; results 1.2.1), so RGB keeps the below.
         lr_g, lr_d, betas, d_steps = 2e-4, 8e-4, (0.5, 0.999), 1
     else:
         # DCGAN's betas; 2 D steps beat 1 on the same 10 CPU-minutes of mnist5k (CAS ratio
