@@ -243,7 +243,15 @@ wait
 ONLY=ttur_1d_lr8 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d &
 ONLY=ttur_1d_lr8 SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d
 wait
-ONLY="ttur_1d ttur_1d_lr8" bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d  # the table
+# Then the narrower D on the new preset: three alternated 300-step calibrations of
+# {lr_d: 0.0008, d_steps: 1} and the same with arch_kwargs {width: 32, d_width: 16} (as above,
+# beside two cifar runs; median ratio 1.262): 15,468 x 1.262 = 19,521 steps. Seed 0, then 1 and 2.
+echo 19521 > runs/ablation_mnist_1d/calibration/ttur_1d_lr8_d16.steps
+ONLY=ttur_1d_lr8_d16 SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d
+ONLY=ttur_1d_lr8_d16 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d &
+ONLY=ttur_1d_lr8_d16 SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d
+wait
+ONLY="ttur_1d ttur_1d_lr8 ttur_1d_lr8_d16" bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d  # the table
 # Grids: ganaug sample RUN/generator.safetensors --out g.png for ablation_mnist_fast/ttur-s0 and
 # ablation_mnist_1d/{ttur_1d,ttur_1d_lr8}-s0, then benchmarks/grid_panels.py
 # docs/img/ablation_mnist_1d_grids.png "TITLE=g.png" ...
