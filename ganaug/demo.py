@@ -30,8 +30,8 @@ from ganaug.plots import save_generator_grid
 
 __all__ = ["DEMO_ARMS", "DEMO_BUDGETS", "adopt_old_demo", "demo"]
 
-#: Budgets of ``ganaug demo``: the full one took 32 minutes on one CPU thread beside another job
-#: (docs/results.md, section 3); ``quick`` takes seconds (tests). 7,300 GAN steps of the grey
+#: Budgets of ``ganaug demo``: the full one took 13 minutes on one CPU thread beside two other
+#: jobs (docs/results.md, section 3); ``quick`` takes seconds (tests). 7,300 GAN steps of the grey
 #: preset's one D step cost what 5,000 of its earlier two did (a step is 0.69x as dear).
 DEMO_BUDGETS: dict[bool, dict[str, Any]] = {
     False: {"data": "mnist5k", "size": None, "gan_steps": 7300, "eval_per_class": 300,
