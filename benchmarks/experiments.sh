@@ -273,3 +273,18 @@ ONLY=ttur_1d_lr8 SEEDS=0 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 3
 ONLY=ttur_1d_lr8 SEEDS=1 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar_1d --test "folder:$CIFAR/test"
 wait
 ONLY=ttur_1d_lr8 SEEDS=2 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar_1d --test "folder:$CIFAR/test"
+
+# 22. #15's cifar10-mini long-tail table on the CPU, over several sessions (2026-11-29 started):
+#     the table of benchmarks/gpu_experiments.sh (4,800 classifier steps; the five asked arms plus
+#     the four long-tail arms), one process per seed sharing one --out. A finished cell is kept
+#     in OUT/cells and reused by the next run with the same settings; a killed one is computed
+#     again. When every seed has finished, the last line writes the report over the three.
+LT10=(--data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per-class all --imbalance 10 "${CLF[@]}"
+      --gan-steps 2000 --gan-config '{arch: dcgan, arch_kwargs: {width: 32}, ema_decay: 0.999, amp: false}'
+      --classifier-steps 4800 --arms real+aug,real+aug+kd,real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd
+      --teacher-filter 0.1 --synthetic-loss-weight 0.3 --threads 1 --out runs/results/recipe_cifar_lt10)
+for s in 0 1 2; do
+  OMP_NUM_THREADS=1 ganaug experiment "${LT10[@]}" --seeds 1 --first-seed $s &
+done
+wait
+ganaug experiment "${LT10[@]}" --seeds 3
