@@ -166,11 +166,12 @@ def test_resume_inherits_the_saved_config(npz_data, tmp_path):
 
 def test_resume_past_the_total_does_nothing(npz_data, tmp_path, capsys):
     out = tmp_path / "run"
-    Trainer(make_cfg(npz_data, out, steps=1)).fit()
-    before = (out / "checkpoints/last.pt").read_bytes()
-    assert Trainer(make_cfg(npz_data, out, steps=1, resume=True)).fit()["steps"] == 1
-    assert (out / "checkpoints/last.pt").read_bytes() == before
-    assert "raise --steps" in capsys.readouterr().out
+    Trainer(make_cfg(npz_data, out, steps=2)).fit()
+    before = {name: (out / name).read_bytes() for name in ("checkpoints/last.pt", "config.yaml")}
+    for steps in (2, 1):  # --steps below the run's step rewrote config.yaml to "steps: 1"
+        assert Trainer(make_cfg(npz_data, out, steps=steps, resume=True)).fit()["steps"] == 2
+        assert "raise --steps" in capsys.readouterr().out
+        assert {name: (out / name).read_bytes() for name in before} == before
 
 
 def test_changed_architecture_resume_is_refused_listing_each_difference(npz_data, tmp_path):

@@ -242,7 +242,7 @@ class Trainer:
         self.gan = GANStep(self.cfg, data.classes, device=self.device, dist=self.dist)
         self.log(self.gan.describe())
         self.batches = RealBatchSource(data, self.cfg, self.device, self.dist)
-        if write:
+        if write and ckpt is None:
             # Only now: a run refused while its networks were built leaves --out as it was.
             run.write_config(self.cfg)
         rng = RankRNG(self.dist, self.cfg.seed, log=self.log)
@@ -252,6 +252,10 @@ class Trainer:
             return
         run.restore(ckpt)
         run.trim_metrics(self.step)
+        if write and self.step < self.cfg.steps:
+            # A resume that trains records its settings; one already past --steps changes nothing
+            # (config.yaml would claim a total below the run's own step).
+            run.write_config(self.cfg)
         self.log(f"resumed {str(run.out)!r} at step {self.step} of {self.cfg.steps}")
 
     def _loop(self) -> dict[str, Any]:
