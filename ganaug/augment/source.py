@@ -155,7 +155,8 @@ class SampleBank(FromSource):
         generator_or_path: a :class:`ganaug.Generator` or a model file path. A path is loaded
             lazily in each process and only the path is pickled (spawn-safe).
         bank_size: images generated per refill and class.
-        seed: base seed; ``None`` uses the worker seed (or torch's global RNG).
+        seed: base seed; ``None`` draws one from torch's global RNG on first use in each
+            process (which a DataLoader seeds per worker).
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         device: where refills run. Keep ``"cpu"`` inside DataLoader workers (CUDA cannot be
             used in forked workers); use :class:`BatchMixer` for the GPU.
