@@ -57,18 +57,20 @@ def worker_stream_seed(seed: int | None) -> int:
 
     In a DataLoader worker, ``seed`` is mixed with the worker's seed, which the DataLoader draws
     afresh for every epoch from its ``generator=``: workers and epochs draw different images,
-    and a seeded DataLoader reproduces them (``seed=None``: the worker seed alone). In the main
-    process: a function of ``seed``, or a draw from torch's global RNG when ``seed`` is None.
+    and a seeded DataLoader reproduces them. In the main process: a function of ``seed``.
+    ``seed=None``, in every process: a draw from torch's global RNG (in a worker the DataLoader
+    seeds it with the worker seed), so two unseeded streams of one process differ (from the
+    worker seed alone, every unseeded transform of a worker drew the same stream).
     In a distributed run the rank (:func:`distributed_rank`) is mixed in, so ranks seeded alike
     do not draw the same images; rank 0 draws what a single process draws.
     """
     _, _, worker_seed = worker_key()
-    if worker_seed is not None:
-        base = derive_seed(worker_seed) if seed is None else derive_seed(seed, worker_seed)
-    elif seed is not None:
-        base = derive_seed(seed)
-    else:
+    if seed is None:
         base = int(torch.randint(0, 2**62, ()).item())
+    elif worker_seed is not None:
+        base = derive_seed(seed, worker_seed)
+    else:
+        base = derive_seed(seed)
     rank = distributed_rank()
     return derive_seed(base, rank) if rank else base
 

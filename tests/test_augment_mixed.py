@@ -486,3 +486,28 @@ def test_replace_mode_remembers_its_draws_in_one_byte_per_item(tiny_generator):
     tracemalloc.stop()
     assert grown < 200_000, grown
     assert not ds.is_synthetic(5) and len(ds) == 20_000
+
+
+@pytest.mark.parametrize("labels", [torch.tensor([0, 1, 2, 0]), torch.tensor([[0], [1], [2], [0]]),
+                                    np.array([0, 1, 2, 0], dtype=np.int32)])
+def test_appended_labels_take_the_real_labels_type_so_batches_collate(const_generator, labels):
+    # a TensorDataset's labels are 0-d tensors; synthetic items returned ints, and a batch holding
+    # both failed in default_collate: "expected Tensor as element 4 in argument 0, but got int"
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Real(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(labels)
+
+        def __getitem__(self, i):
+            return torch.zeros(3, 16, 16, dtype=torch.uint8), labels[i]
+
+    for real in (Real(),) + ((TensorDataset(torch.zeros(4, 3, 16, 16, dtype=torch.uint8),
+                                            labels),) if torch.is_tensor(labels) else ()):
+        mixed = MixedDataset(real, const_generator, ratio=1.0, return_mask=True)
+        first, synthetic = mixed[0][1], mixed[len(real)][1]
+        assert type(synthetic) is type(first) and synthetic.dtype == first.dtype
+        assert synthetic.shape == first.shape and int(synthetic) == 0
+        x, y, mask = next(iter(DataLoader(mixed, batch_size=len(mixed))))
+        assert x.shape == (8, 3, 16, 16) and mask.tolist() == [False] * 4 + [True] * 4
+        assert torch.as_tensor(y).reshape(-1).tolist() == [0, 1, 2, 0, 0, 0, 1, 2]

@@ -504,3 +504,23 @@ def test_class_indices_in_a_column_are_refused_with_the_squeeze(const_generator,
         mixer(torch.zeros(2, 3, 8, 8), torch.tensor([[0], [2]], dtype=dtype))
     _x, y = mixer(torch.zeros(2, 3, 8, 8), torch.tensor([[0], [2]], dtype=dtype).squeeze(1))
     assert y.tolist() == [0, 2]
+
+
+def test_a_mixer_from_a_path_pickles_as_the_path(model_path, tiny_generator):
+    # collate_fn=mixer.collate under spawn pickles the mixer into every worker, every epoch:
+    # given a path, it loaded the file when built and pickled all the weights
+    import pickle
+
+    weights = sum(v.numel() * 4 for v in tiny_generator.state_dict().values())
+    mixer = BatchMixer(model_path, 0.5, seed=0)
+    x, y = torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 2, 2, 1, 0])
+    params = mixer.make_params(x, y)
+    expected = mixer.apply(x, y, params)
+    blob = pickle.dumps(mixer)
+    assert len(blob) < weights / 4
+    twin = pickle.loads(blob)
+    assert twin.generator.classes == ["a", "b", "c"]
+    torch.testing.assert_close(twin.apply(x, y, params), expected)
+    assert not torch.equal(expected[0], x) and len(params["idx"]) == 3
+    live = BatchMixer(tiny_generator, 0.5)  # a live generator is pickled with its weights
+    assert len(pickle.dumps(live)) > weights

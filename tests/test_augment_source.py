@@ -189,3 +189,18 @@ def test_a_synthetic_chunk_larger_than_memory_is_refused_when_made(tiny_generato
         SyntheticDataset(tiny_generator, n_per_class=10**12, chunk_size=10**12)
     # a chunk is never longer than a class: a huge chunk_size of a small dataset is fine
     assert len(SyntheticDataset(tiny_generator, n_per_class=4, chunk_size=10**12)) == 12
+
+
+@pytest.mark.parametrize("reuse", [1, 3])
+def test_a_used_bank_pickles_without_its_buffers_and_copies_continue_alike(tiny_model_path,
+                                                                          reuse):
+    # used in the main process (e.g. to look at a few samples), the bank pickled every class's
+    # bank_size images into each spawn worker (ImageNet 224x224: 9.6 MB a class at bank_size 64)
+    fresh = SampleBank(tiny_model_path, bank_size=64, seed=3, reuse=reuse)
+    empty = len(pickle.dumps(fresh))
+    for label in range(3):
+        fresh.draw(label)
+    assert len(pickle.dumps(fresh)) < empty + 1024  # 3 x 64 images are 147,456 bytes
+    twin = pickle.loads(pickle.dumps(fresh))  # the same process: the stream goes on
+    served = [[bank.draw(label) for label in (0, 2, 0) * 40] for bank in (fresh, twin)]
+    torch.testing.assert_close(served[0], served[1])

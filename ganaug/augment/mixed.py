@@ -60,6 +60,17 @@ def match_real(fake: torch.Tensor, real: Any) -> Any:
     return match_image(fake, real)
 
 
+def match_label(label: int, real: Any) -> Any:
+    """An appended item's ``label`` in the type of a real label ``real``, so a batch mixing
+    both collates: a tensor of its dtype and shape, a NumPy integer or array of its dtype,
+    else the int itself."""
+    if isinstance(real, torch.Tensor):
+        return torch.full(real.shape, label, dtype=real.dtype)
+    if isinstance(real, (np.generic, np.ndarray)):
+        return np.full(np.shape(real), label, dtype=real.dtype)[()]
+    return label
+
+
 # -- replace mode ----------------------------------------------------------------------------
 class Replacer:
     """Swap a real image for a synthetic one of its class with probability ``p``, per access.
@@ -141,7 +152,8 @@ class MixedDataset(Dataset):
     labels taken as the generator's class indices.
 
     Synthetic images are converted to the type, mode and size of the real images (the first
-    real image in append mode, the replaced one in replace mode), so give ``real`` no tensor
+    real image in append mode, the replaced one in replace mode), and appended labels to the
+    type of the first real label (so batches collate); give ``real`` no tensor
     transform; put the pipeline in ``transform`` (settable, applied to real and synthetic).
 
     Args:
@@ -210,7 +222,7 @@ class MixedDataset(Dataset):
         self.synthetic_counts = [0] * len(self.classes)
         self._synth_labels = LabelRuns([], [])  # the label of each appended item, lazily
         self._synth_starts = [0] * (len(self.classes) + 1)
-        self._like = None
+        self._like = self._like_label = None  # the first real item (append mode)
         self._last_replaced: np.ndarray | None = None  # replace mode: one bool per real item
         self.teacher = self._teacher(teacher, teacher_settings, given, mode)
         self.soft = self.teacher is not None or bool(given is not None and given.soft)
@@ -338,7 +350,7 @@ class MixedDataset(Dataset):
         # lazy, like SyntheticDataset: a list of indices held ratio=1e9 forever (or never)
         self._synth_labels = LabelRuns(needed, range(len(needed)))
         self._synth_starts = list(itertools.accumulate(needed, initial=0))
-        self._like = self.real[0][0]
+        self._like, self._like_label = self.real[0][:2]
 
     # -- access -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -395,7 +407,8 @@ class MixedDataset(Dataset):
             k = self.synthetic.index_of(self._gen(label),
                                         index - n_real - self._synth_starts[label])
             img = self.synthetic.image(k)
-            label = self.synthetic.target(k) if self.soft else label
+            label = self.synthetic.target(k) if self.soft else match_label(label,
+                                                                             self._like_label)
             img = match_real(img, self._like) if self._like is not None else img
         if self.transform is not None:
             img = self.transform(img)

@@ -117,7 +117,9 @@ class BatchMixer:
                  teacher_input: str | None = None, teacher_mean=None, teacher_std=None,
                  min_confidence: float | None = None, drop_top: float = 0.0) -> None:
         self.device = check_device(device)
-        self.generator = GeneratorSource(generator, device=self.device).generator
+        # a model file pickles as its path (collate_fn in spawn workers), loaded here once
+        self.source = GeneratorSource(generator, device=self.device)
+        self.source.generator  # noqa: B018 - a bad file fails now, not in a worker
         self.fraction = check_probability("fraction", fraction)
         self.mean, self.std = parse_stats(mean, std)
         self.class_to_idx = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
@@ -159,6 +161,11 @@ class BatchMixer:
         if "class_to_idx" not in kwargs and "classes" not in kwargs:
             kwargs["class_to_idx"] = declared_class_to_idx(getattr(loader, "dataset", None))
         return cls(generator, fraction, **kwargs)
+
+    @property
+    def generator(self) -> Generator:
+        """The generator; from a model file, loaded on first use in each process."""
+        return self.source.generator
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

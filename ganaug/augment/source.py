@@ -155,7 +155,8 @@ class SampleBank(FromSource):
         generator_or_path: a :class:`ganaug.Generator` or a model file path. A path is loaded
             lazily in each process and only the path is pickled (spawn-safe).
         bank_size: images generated per refill and class.
-        seed: base seed; ``None`` uses the worker seed (or torch's global RNG).
+        seed: base seed; ``None`` draws one from torch's global RNG on first use in each
+            process (which a DataLoader seeds per worker).
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         device: where refills run. Keep ``"cpu"`` inside DataLoader workers (CUDA cannot be
             used in forked workers); use :class:`BatchMixer` for the GPU.
@@ -167,7 +168,8 @@ class SampleBank(FromSource):
     (1.3-1.5x the images per second; the images are the same), as :func:`ganaug.load` gives a
     model file on the CPU; a live :class:`ganaug.Generator` is copied once per
     process on the first refill, so later changes to its weights are not seen by the bank
-    (build a new bank, or pass the model file).
+    (build a new bank, or pass the model file). A pickled bank keeps its position but not
+    its buffered images, which a copy regenerates from their seeds when it draws again.
     """
 
     def __init__(self, generator_or_path: GeneratorLike | GeneratorSource, *,
@@ -189,6 +191,9 @@ class SampleBank(FromSource):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_sampler"] = None  # each process makes its own
+        # the buffers (num_classes x bank_size images) are regenerated from their seeds when
+        # drawn from again, so spawn workers do not each receive them
+        state["_buffers"], state["_order"] = {}, {}
         return state
 
     @property
@@ -226,12 +231,16 @@ class SampleBank(FromSource):
         if pos >= self.bank_size * self.reuse:
             self._refill(cls)
             pos = 0
+        elif cls not in self._buffers:  # dropped by pickling: the same images again
+            self._refill(cls, self._refills[cls] - 1)
         self._pos[cls] = pos + 1
         return self._buffers[cls][int(self._order[cls][pos])].clone()
 
-    def _refill(self, cls: int) -> None:
-        count = self._refills.get(cls, 0)
-        self._refills[cls] = count + 1
+    def _refill(self, cls: int, count: int | None = None) -> None:
+        """Generate refill number ``count`` of class ``cls`` (default: the next one)."""
+        if count is None:
+            count = self._refills.get(cls, 0)
+            self._refills[cls] = count + 1
         images = self.sampler.sample(
             [cls] * self.bank_size, seed=derive_seed(self._seed, cls, count),
             truncation=self.truncation, batch_size=self.bank_size, device=self.device)
