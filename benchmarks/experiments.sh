@@ -226,15 +226,23 @@ wait
 #     median ratio of their median step times of the second half (1.456) times step 19's 10,627
 #     = 15,468 steps for both one-step configs. Seed 0 of each chose the recipe (ttur_1d_lr8),
 #     then its seeds 1 and 2 ran once, side by side.
-mkdir -p runs/ablation_mnist_1d/cal runs/ablation_mnist_1d/calibration
-for r in 1 2 3; do
-  for c in "ttur|{lr_d: 0.0004}" "ttur_1d|{lr_d: 0.0004, d_steps: 1}"; do
-    echo "${c#*|}" > "runs/ablation_mnist_1d/cal/${c%%|*}.yaml"
-    ganaug train --data "mnist5k?split=train" --seed 0 --steps 300 --sample-every 1000000 \
-      --config "runs/ablation_mnist_1d/cal/${c%%|*}.yaml" --threads 1 \
-      --out "runs/ablation_mnist_1d/cal/${c%%|*}-r$r"
+# Usage: alternated_calibration OUT DATA STEPS "NAME|YAML"...: each config trains STEPS steps,
+# the configs alternated three times (OUT/cal/NAME-rR); the ratios of their median step times
+# (second half of metrics.jsonl) scale a known step budget.
+alternated_calibration() {
+  local out=$1 data=$2 steps=$3
+  shift 3
+  mkdir -p "$out/cal" "$out/calibration"
+  for r in 1 2 3; do
+    for c in "$@"; do
+      echo "${c#*|}" > "$out/cal/${c%%|*}.yaml"
+      ganaug train --data "$data" --seed 0 --steps "$steps" --sample-every 1000000 \
+        --config "$out/cal/${c%%|*}.yaml" --threads 1 --out "$out/cal/${c%%|*}-r$r"
+    done
   done
-done
+}
+alternated_calibration runs/ablation_mnist_1d "mnist5k?split=train" 300 \
+  "ttur|{lr_d: 0.0004}" "ttur_1d|{lr_d: 0.0004, d_steps: 1}"
 echo 15468 > runs/ablation_mnist_1d/calibration/ttur_1d.steps
 echo 15468 > runs/ablation_mnist_1d/calibration/ttur_1d_lr8.steps
 ONLY=ttur_1d SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d &
@@ -246,6 +254,8 @@ wait
 # Then the narrower D on the new preset: three alternated 300-step calibrations of
 # {lr_d: 0.0008, d_steps: 1} and the same with arch_kwargs {width: 32, d_width: 16} (as above,
 # beside two cifar runs; median ratio 1.262): 15,468 x 1.262 = 19,521 steps. Seed 0, then 1 and 2.
+alternated_calibration runs/ablation_mnist_1d16 "mnist5k?split=train" 300 "lr8|{lr_d: 0.0008, d_steps: 1}" \
+  "lr8_d16|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, d_width: 16}}"
 echo 19521 > runs/ablation_mnist_1d/calibration/ttur_1d_lr8_d16.steps
 ONLY=ttur_1d_lr8_d16 SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d
 ONLY=ttur_1d_lr8_d16 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_1d &
@@ -259,15 +269,8 @@ ONLY="ttur_1d ttur_1d_lr8 ttur_1d_lr8_d16" bash benchmarks/gan_ablation.sh "mnis
 # 21. The same on cifar10-mini, RGB (2026-11-29, docs/results.md 1.2.1): alternated 200-step
 #     calibrations of the preset and of ttur_1d_lr8 (beside other jobs: ratio 1.733), times the
 #     preset row's 6,034 steps of step 10 = 10,455; 3 seeds, evaluated against test/.
-mkdir -p runs/ablation_cifar_1d/cal runs/ablation_cifar_1d/calibration
-for r in 1 2 3; do
-  for c in "ttur|{lr_d: 0.0004}" "ttur_1d_lr8|{lr_d: 0.0008, d_steps: 1}"; do
-    echo "${c#*|}" > "runs/ablation_cifar_1d/cal/${c%%|*}.yaml"
-    ganaug train --data "folder:$CIFAR/train" --seed 0 --steps 200 --sample-every 1000000 \
-      --config "runs/ablation_cifar_1d/cal/${c%%|*}.yaml" --threads 1 \
-      --out "runs/ablation_cifar_1d/cal/${c%%|*}-r$r"
-  done
-done
+alternated_calibration runs/ablation_cifar_1d "folder:$CIFAR/train" 200 \
+  "ttur|{lr_d: 0.0004}" "ttur_1d_lr8|{lr_d: 0.0008, d_steps: 1}"
 echo 10455 > runs/ablation_cifar_1d/calibration/ttur_1d_lr8.steps
 ONLY=ttur_1d_lr8 SEEDS=0 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar_1d --test "folder:$CIFAR/test" &
 ONLY=ttur_1d_lr8 SEEDS=1 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 30 runs/ablation_cifar_1d --test "folder:$CIFAR/test"
