@@ -524,3 +524,46 @@ def test_a_mixer_from_a_path_pickles_as_the_path(model_path, tiny_generator):
     assert not torch.equal(expected[0], x) and len(params["idx"]) == 3
     live = BatchMixer(tiny_generator, 0.5)  # a live generator is pickled with its weights
     assert len(pickle.dumps(live)) > weights
+
+
+# -- the synthetic mask where the batch was mixed in a worker -----------------------------------
+def test_collate_with_mask_brings_each_batchs_mask_from_the_workers(const_generator):
+    # collate_fn=mixer.collate in workers left last_synthetic_mask in the workers: the main
+    # process read its own (empty, or stale from an earlier call there) mask for weighted_loss
+    mixer = BatchMixer(const_generator, 0.5, seed=0)
+    mixer(torch.full((8, 3, 8, 8), 7, dtype=torch.uint8), torch.arange(8) % 3)  # a stale mask
+    stale = mixer.last_synthetic_mask.clone()
+    loader = torch.utils.data.DataLoader(_ConstSet(), batch_size=8, num_workers=2,
+                                         collate_fn=mixer.collate_with_mask,
+                                         generator=torch.Generator().manual_seed(0))
+    masks = []
+    for x, y, mask in loader:
+        replaced = (x != 7).flatten(1).any(1)
+        assert mask.dtype == torch.bool and torch.equal(mask, replaced)
+        masks.append(mask)
+    assert len(masks) == 8 and any(not torch.equal(m, stale) for m in masks)
+    assert torch.equal(mixer.last_synthetic_mask, stale)  # the main process's own call
+
+
+def test_collate_with_mask_keeps_a_dict_batch_a_dict(const_generator):
+    class Dicts(_ConstSet):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return {"image": x, "label": y}
+
+    mixer = BatchMixer(const_generator, 0.5, seed=0)
+    batch = mixer.collate_with_mask([Dicts()[i] for i in range(6)])
+    assert set(batch) == {"image", "label", "synthetic_mask"}
+    assert torch.equal(batch["synthetic_mask"], (batch["image"] != 7).flatten(1).any(1))
+    with pytest.raises(GanaugDataError, match=r"already has a 'synthetic_mask' key"):
+        mixer.collate_with_mask([{**Dicts()[i], "synthetic_mask": 1} for i in range(2)])
+
+
+def test_the_empty_mask_of_a_mixer_that_mixed_nothing_here_names_the_fix(const_generator):
+    from ganaug.augment import weighted_loss
+
+    mixer = BatchMixer(const_generator, 0.5, seed=0)
+    assert mixer.last_synthetic_mask.shape == (0,)
+    with pytest.raises(GanaugDataError,
+                       match=r"synthetic_mask has 0 rows .* this process.*collate_with_mask"):
+        weighted_loss(torch.zeros(4, 3), torch.arange(4) % 3, mixer.last_synthetic_mask)

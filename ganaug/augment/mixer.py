@@ -246,6 +246,27 @@ class BatchMixer:
 
         return self(default_collate(samples))
 
+    def collate_with_mask(self, samples: list) -> Any:
+        """``collate_fn=mixer.collate_with_mask``: :meth:`collate`, and the batch's synthetic mask.
+
+        In DataLoader workers the mixer mixes each batch in a worker, so the main process's
+        ``last_synthetic_mask`` never describes the batch it receives. This returns
+        ``(x, y, mask)`` (``[x, y, mask]`` for a list batch) or, for a dict batch, the dict
+        with a ``"synthetic_mask"`` entry: the ``(B,)`` bool rows replaced, for
+        :func:`ganaug.augment.weighted_loss`.
+        """
+        from torch.utils.data import default_collate
+
+        batch = default_collate(samples)
+        if isinstance(batch, Mapping) and "synthetic_mask" in batch:
+            raise GanaugDataError("The batch already has a 'synthetic_mask' key; rename that "
+                                  "entry, or use collate_fn=mixer.collate.")
+        out = self(batch)
+        mask = self.last_synthetic_mask
+        if isinstance(out, Mapping):
+            return {**out, "synthetic_mask": mask}
+        return type(out)((*out, mask)) if isinstance(out, list) else (*out, mask)
+
     def make_params(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         """Draw the replacement of one batch: ``{"idx", "classes", "seed"}``.
 

@@ -355,8 +355,12 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
                               f"rows, got {mask.dtype} {tuple(mask.shape)}.")
     mask = mask.bool()
     if mask.shape[0] != logits.shape[0]:
+        hint = (" (a BatchMixer's last_synthetic_mask before it mixed a batch in this process: "
+                "with collate_fn=mixer.collate in DataLoader workers the mask stays in the "
+                "workers; use collate_fn=mixer.collate_with_mask and x, y, mask = batch)"
+                if mask.shape[0] == 0 else "")
         raise GanaugDataError(f"synthetic_mask has {mask.shape[0]} rows for a batch of "
-                              f"{logits.shape[0]}.")
+                              f"{logits.shape[0]}{hint}.")
     w = torch.where(mask, torch.full_like(per_row, weight), torch.ones_like(per_row))
     if float(w.sum()) == 0:
         raise GanaugDataError("Every row is synthetic and synthetic_weight=0: the loss would be "
