@@ -537,7 +537,7 @@ def test_collate_with_mask_brings_each_batchs_mask_from_the_workers(const_genera
                                          collate_fn=mixer.collate_with_mask,
                                          generator=torch.Generator().manual_seed(0))
     masks = []
-    for x, y, mask in loader:
+    for x, _y, mask in loader:
         replaced = (x != 7).flatten(1).any(1)
         assert mask.dtype == torch.bool and torch.equal(mask, replaced)
         masks.append(mask)
