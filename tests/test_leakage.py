@@ -81,3 +81,14 @@ def test_near_copies_of_a_large_pool_check_a_seeded_sample():
     near, checked = near_copies(pool, test, budget=3000 * 784 * 500)
     assert checked == 500 and near == 500
     assert near_copies(pool, test, budget=3000 * 784 * 500) == (near, checked)
+
+
+def test_large_images_are_compared_in_slices_of_bounded_memory():
+    from ganaug.evaluation.leakage import _chunk, _signatures
+
+    big = torch.zeros(1, 3, 224, 224, dtype=torch.uint8)
+    assert _chunk(big) * 3 * 224 * 224 * 4 <= 2**27  # about 128 MB of floats per slice
+    pool = torch.randint(0, 256, (300, 3, 224, 224), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(0))
+    assert _signatures(pool).shape == (300, 32 * 32)
+    assert near_copies(pool, pool[:5].clone()) == (5, 5)

@@ -35,16 +35,23 @@ NEAR_SHARE = 0.25
 #: set is judged on a seeded sample of its test images (at least NEAR_MIN_SAMPLE).
 NEAR_BUDGET = 5 * 10**10
 NEAR_MIN_SAMPLE = 200
-_POOL_CHUNK = 4096
+
+
+def _chunk(images: torch.Tensor) -> int:
+    """Images per slice whose float copy stays near 128 MB (224 px RGB: 222 images)."""
+    return max(1, min(4096, 2**25 // max(1, images[0].numel())))
 
 
 def _signatures(images: torch.Tensor) -> torch.Tensor:
     """``(N, D)`` float32: luma area-averaged to at most NEAR_SIDE pixels a side, centred."""
-    x = images.float()
-    if x.shape[1] == 3:
-        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    side = (min(NEAR_SIDE, x.shape[-2]), min(NEAR_SIDE, x.shape[-1]))
-    return (F.adaptive_avg_pool2d(x[:, :1], side) - 128.0).flatten(1)
+    parts = []
+    for start in range(0, len(images), _chunk(images)):
+        x = images[start:start + _chunk(images)].float()
+        if x.shape[1] == 3:
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        side = (min(NEAR_SIDE, x.shape[-2]), min(NEAR_SIDE, x.shape[-1]))
+        parts.append((F.adaptive_avg_pool2d(x[:, :1], side) - 128.0).flatten(1))
+    return torch.cat(parts)
 
 
 def _nearest_ms(queries: torch.Tensor, pool: torch.Tensor,
@@ -53,8 +60,9 @@ def _nearest_ms(queries: torch.Tensor, pool: torch.Tensor,
     (``exclude[i]``: a pool index query ``i`` may not match, itself)."""
     best = torch.full((len(queries),), float("inf"))
     qn = (queries * queries).sum(1, keepdim=True)
-    for start in range(0, len(pool), _POOL_CHUNK):
-        sig = _signatures(pool[start:start + _POOL_CHUNK])
+    step = _chunk(pool)
+    for start in range(0, len(pool), step):
+        sig = _signatures(pool[start:start + step])
         d = (qn + (sig * sig).sum(1)[None] - 2 * queries @ sig.T).clamp_min_(0)
         if exclude is not None:
             rows = ((exclude >= start) & (exclude < start + len(sig))).nonzero().flatten()
