@@ -114,9 +114,10 @@ def test_check_resume_refuses_arch_changes_and_notes_the_rest(tmp_path):
     saved = TrainConfig(data="d", arch="dcgan", z_dim=16, lr_g=1e-4).to_dict()
     ckpt = {"num_classes": 2, "data_fingerprint": "abc"}
     now = TrainConfig(data="d", arch="dcgan", z_dim=16, lr_g=2e-4, steps=9)
-    notes = run.check_resume(now, _data(2), ckpt, saved, fingerprint="xyz")
-    assert notes == [("warning: the data differ from the checkpoint's (fingerprint changed); "
-                      "resuming on the new data."), "note: resuming with changed settings: lr_g"]
+    notes = run.check_resume(now, _data(2), ckpt, saved, fingerprint="abc")
+    assert notes == ["note: resuming with changed settings: lr_g"]
+    with pytest.raises(GanaugTrainingError, match=r"training data differ from the checkpoint's"):
+        run.check_resume(now, _data(2), ckpt, saved, fingerprint="xyz")
     assert run.check_resume(now, _data(2), ckpt, {**saved, "lr_g": 2e-4}, "abc") == []
     with pytest.raises(GanaugTrainingError, match=r"architecture changed.*\n  z_dim: 16 "
                                                   r"\(checkpoint\) -> 8 \(now\)\n  num_classes: 2 "

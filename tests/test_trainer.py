@@ -200,6 +200,24 @@ def test_resume_with_other_class_count_is_refused(npz_data, tmp_path):
         Trainer(make_cfg(npz_data, out, steps=2, resume=True), data=two).fit()
 
 
+def test_resume_on_other_images_is_refused_and_changes_nothing(npz_data, tmp_path):
+    # It warned and trained on: the model file then recorded only the new data, so a GAN that
+    # began on the test images passed every leakage check of evaluate and experiment.
+    from ganaug.data import load_data
+
+    out = tmp_path / "run"
+    data = load_data(npz_data)
+    Trainer(make_cfg(npz_data, out, steps=1), data=data).fit()
+    files = (out / "generator.safetensors", out / "checkpoints" / "last.pt", out / "config.yaml")
+    before = {p.name: p.read_bytes() for p in files}
+    other = type(data)(255 - data.images, data.labels, data.classes, "inverted", "")
+    with pytest.raises(GanaugTrainingError, match=r"the training data differ from the "
+                                                  r"checkpoint's.*new run"):
+        Trainer(make_cfg(npz_data, out, steps=2, resume=True), data=other).fit()
+    assert {p.name: p.read_bytes() for p in files} == before
+    Trainer(make_cfg(npz_data, out, steps=2, resume=True), data=data).fit()  # same data: fine
+
+
 def test_resume_without_checkpoint_and_overwrite_are_refused(npz_data, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(GanaugTrainingError, match=r"No checkpoint at .*drop --resume"):

@@ -232,11 +232,11 @@ class RunDir:
 
     def check_resume(self, cfg: TrainConfig, data: LabeledImages, ckpt: Mapping[str, Any],
                      saved: Mapping[str, Any], fingerprint: str) -> list[str]:
-        """Refuse a changed architecture; return notes on other changes.
+        """Refuse a changed architecture or other training data; return notes on other changes.
 
         Raises:
             GanaugTrainingError: an architecture field or the class count differs, listing
-                each difference.
+                each difference; or the data's fingerprint is not the checkpoint's.
         """
         num_classes, classes = ckpt.get("num_classes"), ckpt.get("classes")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int):
@@ -257,10 +257,17 @@ class RunDir:
                 f"Cannot resume {str(self.out)!r}: the architecture changed.\n  "
                 + "\n  ".join(diffs)
                 + "\nResume with the original settings, or start a new run with another --out.")
-        notes = []
         if ckpt.get("data_fingerprint") != fingerprint:
-            notes.append("warning: the data differ from the checkpoint's (fingerprint changed); "
-                         "resuming on the new data.")
+            # The model file records one training set: a run resumed on other images would
+            # name only those, and one that began on the test images would pass as clean.
+            began = (own if isinstance(own, dict) else dict(saved)).get("data", "unknown data")
+            raise GanaugTrainingError(
+                f"Cannot resume {str(self.out)!r}: the training data differ from the "
+                f"checkpoint's (it began on {began!s:.200}; now {cfg.data!s:.200}, and the "
+                "images, labels or class names are not the same). A resumed run continues on "
+                "the images it began on. Resume with the original data, or start a new run "
+                "(another --out) to train on these.")
+        notes = []
         changed = [k for k, v in cfg.to_dict().items()
                    if k not in ("steps", "resume", "device", "out") and saved.get(k) != v]
         if changed:
