@@ -69,7 +69,7 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
         quick: few steps (seconds on a CPU).
         sides: ``"ganaug"`` and/or ``"reference"`` (one side alone: no ratio).
         steps, rounds: override the steps per round and the timed rounds.
-        amp, channels_last: on both sides (AMP: CUDA only; the reference autocasts alike).
+        amp, channels_last: on both sides (AMP: CUDA, or a CPU with native bf16; the reference autocasts alike).
         compile: ``torch.compile`` the Trainer's networks (the reference stays eager); the
             warm-up round pays the compile.
         cr_weight: bCR on the Trainer's side only (the ratio then shows what bCR costs).
@@ -109,7 +109,7 @@ def bench_train(*, arch: str = "dcgan", image_size: int = 32, batch_size: int = 
     return {"bench": "train", "device": str(dev), "arch": cfg.arch, "image_size": image_size,
             "batch_size": cfg.batch_size, "d_steps": cfg.d_steps,
             "width": cfg.arch_kwargs.get("width", "default"), "ema": True, "diffaug": "none",
-            # amp: what ran (autocast is CUDA-only), not what was asked for.
+            # amp: what ran (autocast needs CUDA or a native-bf16 CPU), not what was asked for.
             "amp": bool(trainer.gan.autocast), "channels_last": cfg.channels_last,
             "compile": cfg.compile,
             "cr_weight": cfg.cr_weight, **settings,

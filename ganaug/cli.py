@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--z-dim", type=positive_int, default=None, dest="z_dim",
                    help="noise dimension of the generator")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16/fp16 autocast (CUDA; off by default: slower at batch 64)")
+                   help="bf16/fp16 autocast (CUDA, and bf16 on a CPU with AVX512-BF16/AMX; off by default)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the networks")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: torch's; 1 on a shared machine)")
     p.add_argument("--quick", action="store_true", help="short runs (seconds)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures here")
-    p.add_argument("--amp", action="store_true", help="train: autocast on CUDA (both sides)")
+    p.add_argument("--amp", action="store_true", help="train: autocast on CUDA or a native-bf16 CPU (both sides)")
     p.add_argument("--channels-last", action="store_true", dest="channels_last",
                    help="train: NHWC networks (both sides)")
     p.add_argument("--compile", action="store_true", help="train: torch.compile ganaug's side")

@@ -85,7 +85,7 @@ class TrainConfig:
         arch_kwargs: extra constructor arguments of the arch (``width`` ...).
         seed: seed of weights, noise, augmentation and data order.
         device: ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps`` (None: best available).
-        amp: bf16/fp16 autocast (CUDA only). channels_last, compile: speed options.
+        amp: bf16/fp16 autocast (CUDA; bf16 on a CPU with native bf16). channels_last, compile: speed options.
         sample_every, ckpt_every, log_every: intervals in generator steps.
         out: run folder (None: ``runs/<data name>``).
         resume: continue the run in ``out`` from ``checkpoints/last.pt``.

@@ -180,7 +180,12 @@ def test_loader_throughput_runs(cifar_mini):
     assert out["mixer_ms_per_batch"] > 0
 
 
-def test_bench_train_cli_passes_speed_options_and_cr_weight(tmp_path, capsys):
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_bench_train_cli_passes_speed_options_and_cr_weight(tmp_path, capsys, monkeypatch,
+                                                            native_bf16):
+    from ganaug.training import step
+
+    monkeypatch.setattr(step, "cpu_has_native_bf16", lambda: native_bf16)
     out = tmp_path / "train.json"
     rc = main(["bench", "train", "--quick", "--size", "16", "--batch", "4", "--width", "8",
                "--threads", "1", "--amp", "--channels-last", "--cr-weight", "10", "--json",
@@ -189,14 +194,19 @@ def test_bench_train_cli_passes_speed_options_and_cr_weight(tmp_path, capsys):
     assert rc == 0
     assert "channels_last, bCR 10 (ganaug side)" in text
     result = json.loads(out.read_text())
+    # AMP runs on the CPU only where it computes bf16 natively (emulated bf16 is slower)
     assert (result["cr_weight"], result["channels_last"], result["amp"], result["compile"]) == (
-        10.0, True, False, False)  # AMP is CUDA-only: off on the CPU
+        10.0, True, native_bf16, False)
 
 
-def test_reference_loop_autocasts_only_with_amp_on_cuda():
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_reference_loop_autocasts_like_the_trainer(monkeypatch, native_bf16):
+    from ganaug.training import step
+
+    monkeypatch.setattr(step, "cpu_has_native_bf16", lambda: native_bf16)
     trainer = bench.make_trainer(image_size=16, batch_size=4, width=8, device="cpu", amp=True)
     ref = bench.ReferenceLoop(trainer)
-    assert trainer.gan.autocast is False and not ref.scaler.is_enabled()
+    assert trainer.gan.autocast is native_bf16 and not ref.scaler.is_enabled()
     ref.step()
     assert ref.step_count == 1
 

@@ -16,6 +16,7 @@ import torch
 from ganaug.config import TrainConfig
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
 from ganaug.training import Callback, RunDir, SampleWriter, Trainer, train_or_resume
+from ganaug.training.step import cpu_has_native_bf16
 
 N_IMAGES, N_CLASSES, SIZE = 48, 3, 16
 
@@ -764,3 +765,35 @@ def test_a_class_to_idx_with_labels_that_are_not_ints_is_refused():
     with pytest.raises(GanaugDataError, match=r"Words.class_to_idx maps a class name to "
                                               r"something that is not an int label"):
         images_from_dataset(Words())
+
+
+# -- AMP on the CPU: bf16 autocast where the CPU computes bf16 natively ----------------------
+def test_amp_settings_on_the_cpu_follow_native_bf16(monkeypatch):
+    from ganaug.training import step
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(step, "cpu_has_native_bf16", lambda: True)
+    assert step.amp_settings(cpu, True) == (True, torch.bfloat16, False)
+    assert step.amp_settings(cpu, False) == (False, None, False)
+    monkeypatch.setattr(step, "cpu_has_native_bf16", lambda: False)  # emulated bf16 is slower
+    assert step.amp_settings(cpu, True) == (False, None, False)
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(),
+                    reason="this CPU has no native bf16 (AVX512-BF16 or AMX)")
+def test_amp_on_the_cpu_trains_in_bf16_and_resumes_exactly(npz_data, tmp_path):
+    # --amp did nothing on the CPU; on a CPU with native bf16 autocast makes a step 1.3-1.5x
+    # faster (docs/performance.md). Its results are deterministic, so resume stays exact.
+    ref = tmp_path / "ref"
+    trainer = Trainer(make_cfg(npz_data, ref, steps=4, amp=True))
+    summary = trainer.fit()
+    assert trainer.gan.autocast and trainer.gan.amp_dtype == torch.bfloat16
+    assert summary["steps"] == 4
+    out = tmp_path / "run"
+    Trainer(make_cfg(npz_data, out, steps=2, amp=True)).fit()
+    Trainer(make_cfg(npz_data, out, steps=4, amp=True, resume=True)).fit()
+    assert_same_tensors(out / "generator.safetensors", ref / "generator.safetensors")
+    fp32 = tmp_path / "fp32"
+    Trainer(make_cfg(npz_data, fp32, steps=4)).fit()
+    with pytest.raises(AssertionError):  # autocast did change the arithmetic
+        assert_same_tensors(fp32 / "generator.safetensors", ref / "generator.safetensors")

@@ -91,9 +91,23 @@ def split_arch_kwargs(arch: str, arch_kwargs: dict[str, Any]) -> tuple[dict, dic
     return {k: v for k, v in arch_kwargs.items() if k in g_keys}, d_kwargs
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): there autocast makes a
+    dcgan step 1.3-1.5x faster; elsewhere oneDNN emulates bf16, which is slower than fp32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # private helpers: absent in another torch
+        return False
+
+
 def amp_settings(device: torch.device, amp: bool) -> tuple[bool, torch.dtype | None, bool]:
-    """``(autocast on, dtype, use GradScaler)``: bf16 where supported, else fp16 + scaler."""
-    if not amp or device.type != "cuda":
+    """``(autocast on, dtype, use GradScaler)``: on CUDA bf16 where supported, else fp16 + scaler;
+    on a CPU with native bf16, bf16; otherwise (another CPU, MPS) off."""
+    if not amp:
+        return False, None, False
+    if device.type == "cpu":
+        return (True, torch.bfloat16, False) if cpu_has_native_bf16() else (False, None, False)
+    if device.type != "cuda":
         return False, None, False
     if torch.cuda.is_bf16_supported():
         return True, torch.bfloat16, False
@@ -304,4 +318,4 @@ class GANStep:
             self.lecam.load_state_dict(state["lecam"])
 
 
-__all__ = ["GANStep", "amp_settings", "ema_decay_at", "ema_update", "split_arch_kwargs"]
+__all__ = ["GANStep", "amp_settings", "cpu_has_native_bf16", "ema_decay_at", "ema_update", "split_arch_kwargs"]
