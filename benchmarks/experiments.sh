@@ -291,3 +291,15 @@ for s in 0 1 2; do
 done
 wait
 ganaug experiment "${LT10[@]}" --seeds 3
+
+# 23. #13: the grey preset under bf16 autocast on a CPU with native bf16 (2026-11-29): three
+#     alternated 300-step calibrations of the preset with and without amp: true (beside three
+#     cifar experiment processes; ratios 1.079, 1.246, 1.306, median 1.246): 15,468 x 1.246 =
+#     19,277 steps; seed 0, then seeds 1 and 2 side by side.
+alternated_calibration runs/ablation_mnist_amp "mnist5k?split=train" 300 \
+  "lr8|{lr_d: 0.0008, d_steps: 1}" "lr8_amp|{lr_d: 0.0008, d_steps: 1, amp: true}"
+echo 19277 > runs/ablation_mnist_amp/calibration/ttur_1d_lr8_amp.steps
+ONLY=ttur_1d_lr8_amp SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_amp
+ONLY=ttur_1d_lr8_amp SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_amp &
+ONLY=ttur_1d_lr8_amp SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_amp
+wait
