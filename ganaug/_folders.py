@@ -5,7 +5,9 @@ files are sorted by directory, then by name, symlinks are followed), with three 
 keep litter out of the classes: hidden entries (names starting with ``.``: ``.ipynb_checkpoints``,
 ``.DS_Store``, macOS ``._name`` AppleDouble files) and ``__MACOSX`` folders are skipped, each
 directory is read once (a symlink loop adds no duplicates), and a folder that cannot be read is
-refused instead of silently skipped.
+refused instead of silently skipped. A class folder named like a split (``Train/``, ``testing/``)
+that holds class folders is refused too: ImageFolder would make it one class of every class's
+images.
 """
 
 from __future__ import annotations
@@ -61,10 +63,30 @@ def folder_splits(path: Path) -> dict[str, Path] | None:
     A split's folders hold class folders and no images of their own: folders called ``train``
     and ``val`` that hold images are classes (a vehicles set's ``train``), not a split.
     """
-    test = next((path / n for n in TEST_FOLDERS if (path / n).is_dir()), None)
-    if test is not None and _holds_classes(path / "train") and _holds_classes(test):
+    test = next((path / n for n in TEST_FOLDERS if _holds_classes(path / n)), None)
+    if test is not None and _holds_classes(path / "train"):
         return {"train": path / "train", "test": test}
     return None
+
+
+#: Folder names (any case) that name a split of the data, not a class, when they hold classes.
+SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validation")
+
+
+def _refuse_split_folders(path: Path, classes: list[str]) -> None:
+    """Refuse a class folder that is a split the layout does not make one (``Train/`` and
+    ``Test/``, ``training/``, a ``train/`` beside an unlabelled ``test/`` or alone): read as a
+    class, it would hold every class's images, and its sibling split another class."""
+    for c in classes:
+        if c.lower() in SPLIT_NAMES and _holds_classes(path / c):
+            inner = find_classes(path / c)
+            shown = ", ".join(inner[:5]) + (", ..." if len(inner) > 5 else "")
+            raise GanaugDataError(
+                f"Folder {str(path)!r} is read as class folders, but its folder {c!r} holds class "
+                f"folders ({shown}) instead of images: it looks like a split of the data, not a "
+                f"class (as one class it would hold every class's images). Read that split alone "
+                f"(folder:{path / c}), or name the splits train/ and test/ (or val/), each holding "
+                f"the same class folders: ganaug reads those as the data's own split.")
 
 
 def _holds_classes(path: Path) -> bool:
@@ -132,12 +154,14 @@ def scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
     """``([(file, label), ...], classes)`` of the ImageFolder at ``path``.
 
     Raises:
-        GanaugDataError: no class folders, a class folder without images, an unreadable folder.
+        GanaugDataError: no class folders, a class folder without images, an unreadable folder,
+            a class folder that is a ganaug output or a split (``Train/`` holding class folders).
     """
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
     classes = find_classes(path)
     _refuse_outputs(path, classes)
+    _refuse_split_folders(path, classes)
     samples = [(f, k) for k, c in enumerate(classes)
                for f in class_files(str(path / c), IMG_EXTENSIONS)]
     counts = np.bincount([k for _, k in samples], minlength=len(classes))

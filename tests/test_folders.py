@@ -171,3 +171,46 @@ def test_train_and_experiment_refuse_an_out_inside_the_data_before_making_it(tmp
         assert main(argv) == 2
         assert "is inside" in capsys.readouterr().err
         assert sorted(p.name for p in data.iterdir()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("layout", [("Train", "Test"), ("training", "testing"), ("TRAIN", "VAL"),
+                                    ("train",), ("test",), ("train", "flat test")])
+def test_split_folders_ganaug_does_not_take_as_a_split_are_refused_not_read_as_classes(tmp_path,
+                                                                                   layout):
+    # Train/ + Test/ (or training/ + testing/) each holding cat/ and dog/ loaded as a 2-class
+    # dataset "Test" vs "Train"; a train/ of classes beside an unlabelled, flat test/ loaded as
+    # classes "test" and "train", each holding every class's images.
+    root = tmp_path / "ds"
+    for name in layout:
+        if name == "flat test":
+            (root / "test").mkdir(parents=True)
+            Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "test" / "0.png")
+        else:
+            _folder(root / name, classes=("cat", "dog"))
+    first = min(n for n in layout if n != "flat test")
+    with pytest.raises(GanaugDataError, match=rf"'{first}' holds class folders \(cat, dog\).*looks "
+                                              rf"like a split.*folder:{root / first}"):
+        load_data(f"folder:{root}")
+    assert load_data(f"folder:{root / first}").classes == ["cat", "dog"]
+
+
+def test_a_labelled_val_split_is_used_when_test_holds_no_class_folders(tmp_path):
+    # train/ and val/ of classes beside an unlabelled test/: test/ was taken as the held-out
+    # folder, failed to hold classes, and the three folders became classes test, train, val.
+    root = tmp_path / "ds"
+    _folder(root / "train", classes=("cat", "dog"))
+    _folder(root / "val", classes=("cat", "dog"), per_class=1)
+    (root / "test").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "test" / "0.png")
+    data = load_data(f"folder:{root}", split="test")
+    assert data.classes == ["cat", "dog"] and data.class_counts() == [1, 1]
+    assert "val" in data.source
+    assert load_data(f"folder:{root}").class_counts() == [2, 2]
+
+
+def test_cli_refuses_a_split_it_does_not_take_as_a_split_without_traceback(tmp_path, capsys):
+    _folder(tmp_path / "ds" / "Train"), _folder(tmp_path / "ds" / "Test")
+    assert main(["data", "info", f"folder:{tmp_path / 'ds'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganaug: error: ") and "looks like a split" in err
+    assert "Traceback" not in err
