@@ -214,3 +214,26 @@ def test_cli_refuses_a_split_it_does_not_take_as_a_split_without_traceback(tmp_p
     err = capsys.readouterr().err
     assert err.startswith("ganaug: error: ") and "looks like a split" in err
     assert "Traceback" not in err
+
+
+def test_class_folders_named_with_dollars_or_non_utf8_bytes_train_and_draw(tmp_path, capsys):
+    # "caf\xe9" (a Latin-1 zip) is read as "caf\udce9": `ganaug train` failed at its first
+    # sample grid with a raw TypeError from FreeType, and a class "$x^$" with matplotlib's raw
+    # mathtext ValueError (data info --grid too).
+    root = tmp_path / "ds"
+    try:
+        os.makedirs(os.fsencode(root) + b"/caf\xe9")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes no non-UTF-8 names")
+    _folder(root, classes=("caf\udce9", "$x^$"), per_class=3)
+    data = load_data(f"folder:{root}")
+    assert data.classes == ["$x^$", "caf\udce9"] and data.class_counts() == [3, 3]
+    assert main(["data", "info", f"folder:{root}", "--grid", str(tmp_path / "grid.png")]) == 0
+    out = tmp_path / "run"
+    assert main(["train", "--data", f"folder:{root}", "--split", "all", "--steps", "1",
+                 "--batch", "2", "--size", "16", "--out", str(out)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    from ganaug.io import load
+
+    assert load(out / "generator.safetensors").classes == ["$x^$", "caf\udce9"]
+    assert (tmp_path / "grid.png").is_file() and list(out.glob("samples*"))
