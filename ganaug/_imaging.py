@@ -252,6 +252,10 @@ def read_image_file(path: str, size: int | None = None):
                     img.draft("RGB" if rgb else "L", (2 * size, 2 * size))
                 img.load()
                 factor = min(img.size) // (2 * size)
+                if factor > 1 and img.mode in ("1", "P", "PA"):
+                    # reduce averages values: palette indices would become other colours
+                    # ("PA"), and PIL refuses "P" and "1" (read as corrupt): colours first
+                    img = img.convert("RGB" if rgb else "L")
                 if factor > 1 and img.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
                     img = img.reduce(factor)
             img.load()

@@ -122,6 +122,33 @@ def test_large_images_are_reduced_while_reading(tmp_path, monkeypatch):
     assert abs(int(data.images[0].float().mean()) - 100) <= 2
 
 
+@pytest.mark.parametrize("mode", ["P", "P+transparency", "1"])
+def test_large_palette_and_bilevel_images_are_read_in_their_colours_with_size(tmp_path, mode):
+    # With size=, a large image is reduced while reading; PIL's reduce refuses "P" and "1"
+    # images, so every palette or bilevel PNG 4x the size or more was refused as "corrupt or
+    # not an image" (on "PA" it averaged palette indices: colours that are in no image).
+    colours = [(250, 10, 10), (10, 10, 250)]  # a red/blue checkerboard averages to purple
+
+    def make(folder, i, k):
+        check = (np.indices((256, 256)).sum(0) % 2).astype(np.uint8)
+        rgb = np.array(colours, np.uint8)[check]
+        img = Image.fromarray(rgb).convert("RGB")
+        if mode == "1":
+            Image.fromarray(check * 255).convert("1").save(folder / f"{i}.png")
+        else:
+            extra = {"transparency": 0} if mode != "P" else {}
+            img.quantize(colors=2).save(folder / f"{i}.png", **extra)
+
+    root = _classes(tmp_path / "ds", make=make)
+    small = load_data(f"folder:{root}", size=16)
+    full = load_data(f"folder:{root}")
+    expect = full.images.float().mean(dim=(0, 2, 3))
+    assert small.images.shape[-2:] == (16, 16)
+    torch.testing.assert_close(small.images.float().mean(dim=(0, 2, 3)), expect, atol=2, rtol=0)
+    if mode != "1":
+        torch.testing.assert_close(expect, torch.tensor([130.0, 10.0, 130.0]), atol=2, rtol=0)
+
+
 def test_size_that_needs_too_much_memory_is_refused_before_allocating(tmp_path, monkeypatch):
     import ganaug._imaging as imaging
 
