@@ -237,3 +237,36 @@ def test_class_folders_named_with_dollars_or_non_utf8_bytes_train_and_draw(tmp_p
 
     assert load(out / "generator.safetensors").classes == ["$x^$", "caf\udce9"]
     assert (tmp_path / "grid.png").is_file() and list(out.glob("samples*"))
+
+
+def test_each_unreadable_image_is_named_with_its_own_reason(tmp_path, monkeypatch):
+    # Every file PIL failed on was "corrupt or not an image": a file the user may not read
+    # (a good image: the fix is chmod, not deleting it), a dangling symbolic link and an empty
+    # file all read the same.
+    import PIL.Image
+
+    root = _folder(tmp_path / "ds", per_class=3)
+    noise = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    Image.fromarray(noise).resize((32, 32)).save(root / "a" / "1.png")
+    good = (root / "a" / "1.png").read_bytes()
+    (root / "a" / "1.png").write_bytes(good[: len(good) // 2])  # a download cut short
+    (root / "a" / "2.png").write_bytes(b"")
+    (root / "b" / "0.png").write_text("a note, not an image")
+    os.symlink(tmp_path / "gone.png", root / "b" / "3.png")
+    real_open = PIL.Image.open
+
+    def open_(fp, *args, **kwargs):
+        if str(fp).endswith(os.path.join("b", "1.png")):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", open_)
+    with pytest.raises(GanaugDataError) as err:
+        load_data(f"folder:{root}")
+    text = str(err.value)
+    assert text.startswith(f"5 image file(s) in {str(root)!r} cannot be read: ")
+    for name, reason in (("a/1.png", "truncated or corrupt"), ("a/2.png", "an empty file"),
+                         ("b/0.png", "not an image"), ("b/1.png", "permission denied"),
+                         ("b/3.png", "a broken symbolic link to")):
+        assert f"{root / name} ({reason}" in text
+    assert "chmod" in text
