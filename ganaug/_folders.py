@@ -5,7 +5,8 @@ files are sorted by directory, then by name, symlinks are followed), with three 
 keep litter out of the classes: hidden entries (names starting with ``.``: ``.ipynb_checkpoints``,
 ``.DS_Store``, macOS ``._name`` AppleDouble files) and ``__MACOSX`` folders are skipped, each
 directory is read once (a symlink loop adds no duplicates), and a folder that cannot be read is
-refused instead of silently skipped. A class folder named like a split (``Train/``, ``testing/``)
+refused instead of silently skipped. A link that would put one class's images in another class
+(``c -> a``, ``a/all -> ..``) is refused too. A class folder named like a split (``Train/``, ``testing/``)
 that holds class folders is refused too: ImageFolder would make it one class of every class's
 images.
 """
@@ -128,11 +129,17 @@ def find_classes(path: Path) -> list[str]:
     return classes
 
 
-def class_files(folder: str, extensions: tuple[str, ...]) -> list[str]:
+def class_files(folder: str, extensions: tuple[str, ...],
+                others: dict[str, str] | None = None) -> list[str]:
     """Image files under ``folder`` (symlinks followed, litter skipped), each directory once.
 
+    Args:
+        others: ``{real path: name}`` of the dataset's other class folders, which no folder
+            of this class may lead into or hold (a link would give their images this label).
+
     Raises:
-        GanaugDataError: a folder below ``folder`` cannot be read (os.walk would skip it).
+        GanaugDataError: a folder below ``folder`` cannot be read (os.walk would skip it), or
+            leads into another class folder.
     """
     def refuse(err: OSError) -> None:
         raise _unreadable(err.filename or folder, err)
@@ -144,10 +151,23 @@ def class_files(folder: str, extensions: tuple[str, ...]) -> list[str]:
             dirs[:] = []
             continue
         seen.add(real)
+        _refuse_other_class(root, real, others or {}, os.path.basename(folder))
         dirs[:] = [d for d in dirs if not is_litter(d)]
         found.append((root, sorted(f for f in files
                                    if f.lower().endswith(extensions) and not is_litter(f))))
     return [os.path.join(root, f) for root, files in sorted(found) for f in files]
+
+
+def _refuse_other_class(folder: str, real: str, others: dict[str, str], name: str) -> None:
+    """Refuse a folder of class ``name`` that is (or holds, or lies in) another class's folder."""
+    for other, owner in others.items():
+        inside = real == other or real.startswith(other + os.sep)
+        if inside or other.startswith(real + os.sep):
+            what = f"the images of class {owner!r}" if inside else f"class {owner!r}"
+            raise GanaugDataError(
+                f"Folder {folder!r} leads to {real!r}, which holds {what}: read as part of "
+                f"class {name!r}, those images would get its label too. Remove the link (or "
+                f"copy the images you mean into the class).")
 
 
 def scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
@@ -162,8 +182,12 @@ def scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
     classes = find_classes(path)
     _refuse_outputs(path, classes)
     _refuse_split_folders(path, classes)
+    reals = {c: os.path.realpath(path / c) for c in classes}
+    for c in sorted(classes, key=lambda c: not os.path.islink(path / c)):  # a link is to blame
+        _refuse_other_class(str(path / c), reals[c], {r: n for n, r in reals.items() if n != c}, c)
     samples = [(f, k) for k, c in enumerate(classes)
-               for f in class_files(str(path / c), IMG_EXTENSIONS)]
+               for f in class_files(str(path / c), IMG_EXTENSIONS,
+                                    {r: n for n, r in reals.items() if n != c})]
     counts = np.bincount([k for _, k in samples], minlength=len(classes))
     empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if empty:

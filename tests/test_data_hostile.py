@@ -81,6 +81,27 @@ def test_symlink_loop_in_a_class_folder_adds_no_duplicates(tmp_path):
     assert data.class_counts() == [3, 2]
 
 
+@pytest.mark.parametrize("link, target", [("c", "a"), ("a/all", "."), ("a/more", "b"),
+                                          ("a/sub/up", "a/..")])
+def test_a_link_that_puts_another_class_in_a_class_is_refused(tmp_path, link, target):
+    # A class folder c linked to class a loaded a's images under two labels; a link inside
+    # class a to the dataset folder (or to class b) loaded b's images as a's, silently.
+    root = _classes(tmp_path / "ds", make=_png)
+    (root / "a" / "sub").mkdir()
+    os.symlink(os.path.normpath(root / target), root / link)
+    with pytest.raises(GanaugDataError, match=rf"{link.split('/')[-1]}' leads to "
+                                              rf".*holds (the images of )?class .*Remove the link"):
+        load_data(f"folder:{root}")
+
+
+def test_class_folders_linked_from_elsewhere_load(tmp_path):
+    store = _classes(tmp_path / "store", make=_png)
+    (tmp_path / "ds").mkdir()
+    for c in ("a", "b"):
+        os.symlink(store / c, tmp_path / "ds" / c)
+    assert load_data(f"folder:{tmp_path / 'ds'}").class_counts() == [2, 2]
+
+
 def _bomb_png(path, width, height):
     """A PNG whose header claims width x height grey pixels (only the header matters)."""
     def chunk(kind, payload):
