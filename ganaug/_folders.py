@@ -77,7 +77,15 @@ SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validati
 def _refuse_split_folders(path: Path, classes: list[str]) -> None:
     """Refuse a class folder that is a split the layout does not make one (``Train/`` and
     ``Test/``, ``training/``, a ``train/`` beside an unlabelled ``test/`` or alone): read as a
-    class, it would hold every class's images, and its sibling split another class."""
+    class, it would hold every class's images, and its sibling split another class. Also a
+    lone class folder of class folders: the data is one level down (an unpacked archive)."""
+    if len(classes) == 1 and classes[0].lower() not in SPLIT_NAMES and \
+            _holds_classes(path / classes[0]):
+        inner = find_classes(path / classes[0])
+        raise GanaugDataError(
+            f"Folder {str(path)!r} has one class folder, {classes[0]!r}, and it holds class "
+            f"folders ({', '.join(inner[:5])}{', ...' if len(inner) > 5 else ''}): the data is "
+            f"one level down. Pass folder:{path / classes[0]}")
     for c in classes:
         if c.lower() in SPLIT_NAMES and _holds_classes(path / c):
             inner = find_classes(path / c)

@@ -270,3 +270,17 @@ def test_each_unreadable_image_is_named_with_its_own_reason(tmp_path, monkeypatc
                          ("b/3.png", "a broken symbolic link to")):
         assert f"{root / name} ({reason}" in text
     assert "chmod" in text
+
+
+def test_data_one_level_down_is_refused_pointing_at_it(tmp_path, capsys):
+    # An archive unpacked into DATA/ as DATA/flowers/<class>/...: the message was "1 class(es)
+    # ['flowers']; ... Add class folders/labels", when the class folders are there, one down.
+    _folder(tmp_path / "ds" / "flowers", classes=("daisy", "rose", "tulip"))
+    with pytest.raises(GanaugDataError, match=rf"one class folder, 'flowers', and it holds class "
+                                              rf"folders \(daisy, rose, tulip\).*folder:"
+                                              rf"{tmp_path / 'ds' / 'flowers'}"):
+        load_data(f"folder:{tmp_path / 'ds'}")
+    assert main(["train", "--data", f"folder:{tmp_path / 'ds'}", "--steps", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert f"folder:{tmp_path / 'ds' / 'flowers'}" in capsys.readouterr().err
+    assert load_data(f"folder:{tmp_path / 'ds' / 'flowers'}").num_classes == 3
