@@ -20,7 +20,8 @@ import numpy as np
 
 from ganaug.errors import GanaugDataError
 
-__all__ = ["TEST_FOLDERS", "find_classes", "folder_splits", "is_litter", "scan_folder"]
+__all__ = ["TEST_FOLDERS", "find_classes", "folder_splits", "is_litter", "scan_folder",
+           "unicode_forms"]
 
 #: Folder names taken as the held-out part of a folder's own split, in order of preference.
 TEST_FOLDERS = ("test", "val", "valid", "validation")
@@ -119,6 +120,22 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
+def unicode_forms(train: list[str], test: list[str]) -> str:
+    """A sentence for class names of two splits that print alike but differ in Unicode form
+    (``é`` composed on Linux, decomposed as macOS writes names); ``""`` for other differences."""
+    import unicodedata
+
+    def nfc(names: list[str]) -> list[str]:
+        return [unicodedata.normalize("NFC", n) for n in names]
+
+    if nfc(train) != nfc(test):
+        return ""
+    a, b = next((x, y) for x, y in zip(train, test, strict=True) if x != y)
+    return (f" They differ only in their Unicode form (accents composed or decomposed, as macOS "
+            f"writes names): {a!a} in train, {b!a} in test. Rename the folders of one "
+            f"split so that both spell them alike.")
+
+
 def find_classes(path: Path) -> list[str]:
     """The sorted names of the class folders of ``path`` (litter left out).
 
@@ -130,6 +147,16 @@ def find_classes(path: Path) -> list[str]:
             classes = sorted(e.name for e in entries if _is_dir(e) and not is_litter(e.name))
     except OSError as err:
         raise _unreadable(str(path), err) from None
+    import unicodedata
+
+    forms: dict[str, str] = {}
+    for c in classes:
+        twin = forms.setdefault(unicodedata.normalize("NFC", c), c)
+        if twin != c:
+            raise GanaugDataError(
+                f"Folder {str(path)!r} has class folders {twin!a} and {c!a}: the same name in "
+                f"another Unicode form (accents composed or decomposed, as macOS writes names), "
+                f"so two classes would print alike. Merge them into one folder.")
     if not classes:
         raise GanaugDataError(f"Folder {str(path)!r} has no class sub-folders. Expected the "
                               f"ImageFolder layout PATH/<class>/<image>; make one folder per "

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ganaug._folders import TEST_FOLDERS, find_classes, folder_splits, scan_folder
+from ganaug._folders import TEST_FOLDERS, find_classes, folder_splits, scan_folder, unicode_forms
 from ganaug._imaging import (
     GREY_MODES,
     UnreadableImage,
@@ -184,7 +184,7 @@ def read_folder(arg: str, *, split: str | None = None, size: int | None = None,
         if a != b:
             raise GanaugDataError(f"{str(train)!r} and {str(test)!r} have different class folders "
                                   f"({a} vs {b}), so a label would name another class in each; "
-                                  f"give both the same class folders.")
+                                  f"give both the same class folders.{unicode_forms(a, b)}")
     scanned = [scan_folder(p) for p in parts]
     classes = scanned[0][1]
     decoded = [_decode_folder(s, size, p) for p, (s, _) in zip(parts, scanned, strict=True)]

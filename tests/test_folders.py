@@ -284,3 +284,27 @@ def test_data_one_level_down_is_refused_pointing_at_it(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     assert f"folder:{tmp_path / 'ds' / 'flowers'}" in capsys.readouterr().err
     assert load_data(f"folder:{tmp_path / 'ds' / 'flowers'}").num_classes == 3
+
+
+def test_split_class_names_that_differ_only_in_unicode_form_are_told_apart(tmp_path):
+    # train/café (composed, as Linux tools write it) and test/café (decomposed, as macOS
+    # writes it) were refused as "different class folders (['café', 'tea'] vs ['café',
+    # 'tea'])": two lists that print alike.
+    import unicodedata
+
+    _folder(tmp_path / "ds" / "train", classes=("café", "tea"))
+    _folder(tmp_path / "ds" / "test", classes=(unicodedata.normalize("NFD", "café"), "tea"))
+    with pytest.raises(GanaugDataError, match=r"differ only in their Unicode form.*"
+                                              r"'caf\\xe9' in .*train.*'cafe\\u0301' in .*test"):
+        load_data(f"folder:{tmp_path / 'ds'}")
+
+
+def test_two_class_folders_that_differ_only_in_unicode_form_are_refused(tmp_path):
+    # "café" composed and "café" decomposed (one copied from a Mac) were two classes whose
+    # names print alike: the model file then named two classes "café".
+    import unicodedata
+
+    _folder(tmp_path / "ds", classes=("café", unicodedata.normalize("NFD", "café"), "tea"))
+    with pytest.raises(GanaugDataError, match=r"'cafe\\u0301' and 'caf\\xe9'.*same name.*Unicode "
+                                              r"form.*Merge"):
+        load_data(f"folder:{tmp_path / 'ds'}")
