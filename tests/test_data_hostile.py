@@ -276,3 +276,21 @@ def test_16bit_tiff_is_scaled_and_32bit_int_tiff_is_refused(tmp_path):
 
     with pytest.raises(GanaugDataError, match=r"0\.tif' has 32-bit integer pixels \(PIL mode I\)"):
         load_data(f"folder:{_classes(tmp_path / 'b', make=make32)}")
+
+
+def test_exif_orientation_is_not_applied_as_in_imagefolder(tmp_path):
+    # Documented choice (docs/data.md): the pixels match what torchvision's ImageFolder gives a
+    # classifier on the same folder, so synthetic images are not rotated against the real ones.
+    from torchvision.datasets import ImageFolder
+
+    def make(folder, i, k):
+        img = Image.fromarray(np.full((4, 8, 3), 30 * k + i, np.uint8))
+        exif = img.getexif()
+        exif[0x0112] = 6  # "rotate 90 CW to view": a phone's portrait photo
+        img.save(folder / f"{i}.jpg", exif=exif.tobytes())
+
+    root = _classes(tmp_path / "ds", make=make)
+    data = load_data(f"folder:{root}")
+    assert data.images.shape[-2:] == (4, 8)
+    ref = ImageFolder(str(root))
+    assert [np.asarray(ref[i][0]).shape[:2] for i in range(len(ref))] == [(4, 8)] * 4
