@@ -295,8 +295,8 @@ def unreadable_reason(path: str, err: Exception) -> str:
         return f"a broken symbolic link to {os.readlink(path)!r}"
     if isinstance(err, UnidentifiedImageError):
         empty = os.path.isfile(path) and os.path.getsize(path) == 0
-        return "an empty file (0 bytes)" if empty else "not an image PIL can read (another " \
-            "format, or its header is damaged)"
+        return "an empty file, 0 bytes" if empty else "not an image PIL can read: another " \
+            "format, or a damaged header"
     if isinstance(err, OSError) and err.errno not in (None, errno.EINVAL) and err.strerror:
         return err.strerror
     return f"truncated or corrupt: {err}"
