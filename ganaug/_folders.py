@@ -1,13 +1,14 @@
 """Scanning an ImageFolder (``PATH/<class>/<image>``) into ``(file, label)`` samples.
 
 The layout and order are torchvision's ``ImageFolder`` (classes are the sorted sub-folder names,
-files are sorted by directory, then by name, symlinks are followed), with three differences that
-keep litter out of the classes: hidden entries (names starting with ``.``: ``.ipynb_checkpoints``,
-``.DS_Store``, macOS ``._name`` AppleDouble files) and ``__MACOSX`` folders are skipped, each
-directory is read once (a symlink loop adds no duplicates), and a folder that cannot be read is
-refused instead of silently skipped. A link that would put one class's images in another class
-(``c -> a``, ``a/all -> ..``) is refused too. A class folder named like a split (``Train/``, ``testing/``)
-that holds class folders is refused too: ImageFolder would make it one class of every class's
+files are sorted by directory, then by name, symlinks are followed), with differences that keep
+litter out of the classes: hidden entries (names starting with ``.``: ``.ipynb_checkpoints``,
+``.DS_Store``, macOS ``._name`` AppleDouble files) and system folders (``__MACOSX``, a Synology
+NAS's ``@eaDir`` thumbnails, ``$RECYCLE.BIN``...) are skipped, each directory is read once (a
+symlink loop adds no duplicates), and a folder that cannot be read is refused instead of
+silently skipped. A link that would put one class's images in another class (``c -> a``,
+``a/all -> ..``) is refused, and so is a class folder named like a split (``Train/``,
+``testing/``) that holds class folders: ImageFolder would make it one class of every class's
 images.
 """
 
@@ -27,9 +28,16 @@ __all__ = ["TEST_FOLDERS", "find_classes", "folder_splits", "is_litter", "scan_f
 TEST_FOLDERS = ("test", "val", "valid", "validation")
 
 
+#: Folders that operating systems and NAS boxes write beside the user's files: macOS zips'
+#: ``__MACOSX``, Synology's thumbnails (``@eaDir``, one beside every image) and recycle bin,
+#: and a Windows drive's recycle bin and system folder.
+SYSTEM_FOLDERS = ("__MACOSX", "@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information")
+
+
 def is_litter(name: str) -> bool:
-    """Whether a file or folder name is no data: hidden (``.name``) or macOS' ``__MACOSX``."""
-    return name.startswith(".") or name == "__MACOSX"
+    """Whether a file or folder name is no data: hidden (``.name``) or a system folder
+    (:data:`SYSTEM_FOLDERS`: ``__MACOSX``, ``@eaDir``...)."""
+    return name.startswith(".") or name in SYSTEM_FOLDERS
 
 
 def _unreadable(path: str, err: OSError) -> GanaugDataError:

@@ -308,3 +308,17 @@ def test_two_class_folders_that_differ_only_in_unicode_form_are_refused(tmp_path
     with pytest.raises(GanaugDataError, match=r"'cafe\\u0301' and 'caf\\xe9'.*same name.*Unicode "
                                               r"form.*Merge"):
         load_data(f"folder:{tmp_path / 'ds'}")
+
+
+def test_nas_and_windows_system_folders_are_skipped(tmp_path):
+    # A Synology NAS writes a thumbnail folder @eaDir/<image>/SYNOPHOTO_THUMB_*.jpg beside every
+    # image: it became a class of its own at the root, and every class read its thumbnails as
+    # more images (duplicates of its own); $RECYCLE.BIN and System Volume Information (a USB
+    # drive's root) and Synology's #recycle became classes too.
+    root = _folder(tmp_path / "ds")
+    for where in (root, root / "a", root / "b"):
+        _folder(where / "@eaDir", classes=("0.png",), per_class=2)
+    for litter in ("$RECYCLE.BIN", "System Volume Information", "#recycle"):
+        _folder(root / litter, classes=("x",), per_class=1)
+    data = load_data(f"folder:{root}")
+    assert data.classes == ["a", "b"] and data.class_counts() == [2, 2]
