@@ -322,3 +322,23 @@ def test_nas_and_windows_system_folders_are_skipped(tmp_path):
         _folder(root / litter, classes=("x",), per_class=1)
     data = load_data(f"folder:{root}")
     assert data.classes == ["a", "b"] and data.class_counts() == [2, 2]
+
+
+def test_a_picture_written_into_a_split_folder_is_refused(tmp_path, capsys):
+    # `data info folder:DATA --grid DATA/train/grid.png` was allowed ("beside the class
+    # folders"), but an image of its own in train/ makes train/ no split: every later load read
+    # DATA's train/ and test/ as two classes (now refused as split-like folders).
+    from ganaug._specs import check_output_outside
+
+    split = tmp_path / "split"
+    _folder(split / "train"), _folder(split / "test")
+    for name in ("train", "test"):
+        with pytest.raises(GanaugDataError, match=rf"--grid .*grid\.png' is in .*{name}', a split "
+                                                  rf"of --data.*Write it beside"):
+            check_output_outside(split / name / "grid.png", f"folder:{split}", "--grid", file=True)
+    for ok in (split / "grid.png", split / "train" / "grid.pdf", tmp_path / "grid.png"):
+        check_output_outside(ok, f"folder:{split}", "--grid", file=True)
+    assert main(["data", "info", f"folder:{split}", "--grid", str(split / "train" / "g.png")]) == 2
+    assert "a split of --data" in capsys.readouterr().err
+    assert not (split / "train" / "g.png").exists()
+    assert load_data(f"folder:{split}").classes == ["a", "b"]
