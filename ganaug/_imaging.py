@@ -16,7 +16,7 @@ import torch
 
 from ganaug.errors import GanaugConfigError, GanaugDataError
 
-__all__ = ["GREY_MODES", "MAX_DECODED_PIXELS", "ClassImageDataset", "ImagesDataset",
+__all__ = ["GREY_MODES", "MAX_DECODED_PIXELS", "ClassImageDataset", "ImagesDataset", "UnreadableImage",
            "available_memory", "check_batch_memory", "check_memory", "check_sample_memory", "decoded_array",
            "device_memory", "fit_images", "human_bytes", "memory_shortfall", "normalize",
            "read_image_file", "sample_bytes", "to_float01"]
@@ -224,7 +224,7 @@ def decoded_array(img, path: str):
 
 
 def read_image_file(path: str, size: int | None = None):
-    """Decode one image file, bounded: ``(array or None if unreadable, is_rgb, (w, h))``.
+    """Decode one image file, bounded: ``(array, is_rgb, (w, h))``.
 
     With ``size``, large images are reduced while reading (JPEG draft mode, then PIL's
     ``reduce`` by an integer factor) so that at least ``2 * size`` pixels per side remain; the
@@ -233,6 +233,7 @@ def read_image_file(path: str, size: int | None = None):
     Raises:
         GanaugDataError: more than :data:`MAX_DECODED_PIXELS` pixels (a decompression bomb or
             a huge image), or pixel values ganaug cannot scale (see :func:`decoded_array`).
+        UnreadableImage: the file cannot be read or decoded (the caller names them all).
     """
     import warnings
 
@@ -252,6 +253,10 @@ def read_image_file(path: str, size: int | None = None):
                     img.draft("RGB" if rgb else "L", (2 * size, 2 * size))
                 img.load()
                 factor = min(img.size) // (2 * size)
+                if factor > 1 and img.mode in ("1", "P", "PA"):
+                    # reduce averages values: palette indices would become other colours
+                    # ("PA"), and PIL refuses "P" and "1" (read as corrupt): colours first
+                    img = img.convert("RGB" if rgb else "L")
                 if factor > 1 and img.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
                     img = img.reduce(factor)
             img.load()
@@ -264,8 +269,37 @@ def read_image_file(path: str, size: int | None = None):
             f"Image {path!r} is {w}x{h} pixels ({w * h:,}), more than the "
             f"{MAX_DECODED_PIXELS:,} pixels ganaug decodes per image (a decompression bomb or a "
             f"huge scan). Shrink or remove the file, then load again.") from None
-    except (OSError, ValueError, SyntaxError):  # PIL raises all three for broken files
-        return None, False, (0, 0)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises all three for broken files
+        raise UnreadableImage(path, unreadable_reason(path, err)) from None
+
+
+class UnreadableImage(Exception):
+    """One image file that cannot be decoded; ``reason`` says why, in words."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path} ({reason})")
+        self.path, self.reason = path, reason
+
+
+def unreadable_reason(path: str, err: Exception) -> str:
+    """Why ``path`` failed to decode with ``err``: a permission, a dangling link, an empty file,
+    no image, or a truncated or corrupt one (the fixes differ: chmod, relink, delete)."""
+    import errno
+    import os
+
+    from PIL import UnidentifiedImageError
+
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, FileNotFoundError) and os.path.islink(path):
+        return f"a broken symbolic link to {os.readlink(path)!r}"
+    if isinstance(err, UnidentifiedImageError):
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        return "an empty file, 0 bytes" if empty else "not an image PIL can read: another " \
+            "format, or a damaged header"
+    if isinstance(err, OSError) and err.errno not in (None, errno.EINVAL) and err.strerror:
+        return err.strerror
+    return f"truncated or corrupt: {err}"
 
 
 def _header_size(path: str) -> tuple[int, int]:

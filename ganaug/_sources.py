@@ -19,8 +19,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ganaug._folders import TEST_FOLDERS, find_classes, folder_splits, scan_folder
-from ganaug._imaging import GREY_MODES, check_memory, fit_images, read_image_file
+from ganaug._folders import TEST_FOLDERS, find_classes, folder_splits, scan_folder, unicode_forms
+from ganaug._imaging import (
+    GREY_MODES,
+    UnreadableImage,
+    check_memory,
+    fit_images,
+    read_image_file,
+)
 from ganaug.errors import GanaugDataError, did_you_mean
 
 __all__ = ["DEFAULT_TV_ROOT", "SOURCES", "TEST_FOLDERS", "TV_NAMES", "Source", "SourceKind",
@@ -106,9 +112,10 @@ def _decode_folder(samples: list[tuple[str, int]], size: int | None,
     _check_folder_memory(samples, size, where)
     tensors, bad, sizes, any_rgb = [], [], set(), False
     for n, (p, _) in enumerate(samples):
-        arr, rgb, wh = read_image_file(p, size)
-        if arr is None:
-            bad.append(p)
+        try:
+            arr, rgb, wh = read_image_file(p, size)
+        except UnreadableImage as err:
+            bad.append(str(err))
             continue
         if size is None and sizes and wh not in sizes:  # refused below; the rest may be huge
             sizes |= {wh, *_header_sizes(p for p, _ in samples[n + 1:])}
@@ -121,9 +128,10 @@ def _decode_folder(samples: list[tuple[str, int]], size: int | None,
         any_rgb = any_rgb or rgb
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise GanaugDataError(f"{len(bad)} image file(s) in {str(where)!r} cannot be read "
-                              f"(corrupt or not an image): {shown}. Delete or replace them, then "
-                              f"load again.")
+        raise GanaugDataError(f"{len(bad)} image file(s) in {str(where)!r} cannot be read: "
+                              f"{shown}. Delete or replace the broken ones (make a file you may "
+                              f"not read readable with chmod, relink a broken link), then load "
+                              f"again.")
     if len(sizes) > 1 and size is None:
         (w1, h1), (w2, h2) = min(sizes), max(sizes)
         raise GanaugDataError(f"Images in {str(where)!r} have different sizes, e.g. {w1}x{h1} and "
@@ -176,7 +184,7 @@ def read_folder(arg: str, *, split: str | None = None, size: int | None = None,
         if a != b:
             raise GanaugDataError(f"{str(train)!r} and {str(test)!r} have different class folders "
                                   f"({a} vs {b}), so a label would name another class in each; "
-                                  f"give both the same class folders.")
+                                  f"give both the same class folders.{unicode_forms(a, b)}")
     scanned = [scan_folder(p) for p in parts]
     classes = scanned[0][1]
     decoded = [_decode_folder(s, size, p) for p, (s, _) in zip(parts, scanned, strict=True)]

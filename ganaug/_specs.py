@@ -111,6 +111,12 @@ def spec_option(options: dict[str, str], key: str, given: Any, cast, default: An
                               f"{cast.__name__}; fix the value after '{key}='.") from None
 
 
+def _is_image_name(name: str) -> bool:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return name.lower().endswith(IMG_EXTENSIONS)
+
+
 def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "--out", *,
                          file: bool = False) -> None:
     """Refuse an output inside the class folders that the ``folder:`` ``spec`` reads (``PATH``,
@@ -127,8 +133,14 @@ def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "
     if not root.is_dir():
         return  # the load names the problem
     target = Path(out).expanduser().resolve()
-    for read in (folder_splits(root) or {"": root}).values():
+    for split, read in (folder_splits(root) or {"": root}).items():
         inside = read.resolve() in target.parents
+        if file and split and target.parent == read.resolve() and _is_image_name(target.name):
+            raise GanaugDataError(
+                f"{flag} {str(out)!r} is in {str(read)!r}, a split of --data {spec}: a split "
+                f"folder holds class folders only, and an image of its own there would make "
+                f"{read.name}/ no split, and the data would no longer load. Write it beside the "
+                f"splits (in {str(root)!r}) or elsewhere.")
         if file and inside and target.parent != read.resolve():
             raise GanaugDataError(
                 f"{flag} {str(out)!r} is inside {str(read)!r}, whose folders are the classes of "

@@ -383,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # exits 2 with the command's own usage (``ganaug train --bogus``)
         _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    for stream in (sys.stdout, sys.stderr):
+        # A folder name that is not UTF-8 ("caf\xe9") is read as "caf\udce9": printing it to a
+        # strict UTF-8 stream (macOS, Windows, a UTF-8 locale) raised UnicodeEncodeError.
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         set_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)

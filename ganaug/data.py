@@ -138,19 +138,24 @@ def _fitting_holdout(n: int, k: int) -> float:
     return next((h for h in tried if fits(h)), k / n)
 
 
-def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOLDOUT) -> np.ndarray:
+def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOLDOUT,
+                  classes: Sequence[str] | None = None) -> np.ndarray:
     """Sorted indices of the stratified ``"train"`` or ``"test"`` part (seeded with SPLIT_SEED).
 
     The split is fixed for a given label vector and ``holdout``, whatever subset seed comes after,
-    so ``train`` and ``test`` never overlap.
+    so ``train`` and ``test`` never overlap. ``classes`` only names them in errors.
     """
     from sklearn.model_selection import train_test_split
 
     holdout = _check_holdout(holdout)
     counts = torch.bincount(labels)
-    if (counts[counts > 0] < 2).any():
-        raise GanaugDataError(f"Cannot make a stratified {split} split: some class has fewer than "
-                              f"2 images (counts {counts.tolist()}). Add images or use split=None.")
+    small = [k for k, n in enumerate(counts.tolist()) if n == 1]
+    if small:
+        name = repr(classes[small[0]]) if classes else str(small[0])
+        raise GanaugDataError(
+            f"Cannot make a stratified {split} split: class {name} has 1 image ({len(small)} "
+            f"such class(es)), and a held-out split needs at least 2 per class. Add images to it, "
+            f"or use every image: split='all' (CLI: --split all).")
     n, k = len(labels), int((counts > 0).sum())
     n_test = math.ceil(holdout * n)  # as sklearn counts; each part must hold every class
     for part, m in (("test", n_test), ("train", math.floor((1.0 - holdout) * n))):
@@ -336,7 +341,7 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     base = split_query(spec.strip())[0]
     data = LabeledImages(images, labels, list(classes), source, base)
     if split and not own_split:
-        data = data.subset(split_indices(labels, split, holdout))
+        data = data.subset(split_indices(labels, split, holdout, classes))
         data.source += f", stratified {split} split (holdout {holdout:g})"
     data.spec = spec_with(base, split=split,
                            holdout=holdout if split and not own_split and holdout != DEFAULT_HOLDOUT

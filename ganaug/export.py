@@ -148,8 +148,9 @@ def export_spec(generator: Generator, *, n_per_class: int, seed: int, fmt: str,
 
 def folder_name(name: str, label: int) -> str:
     """A class name made safe as one folder name that loads back as a class: no separators, not
-    '.' or '..', not hidden or ``__MACOSX`` (``folder:`` skips those), not ``export.json`` or
-    ``manifest.csv`` (the export's own files); such names get a leading ``_``.
+    '.' or '..', not hidden or a system folder (``__MACOSX``, ``@eaDir``: ``folder:`` skips
+    those), not ``export.json`` or ``manifest.csv`` (the export's own files); such names get a
+    leading ``_``.
 
     Raises:
         GanaugConfigError: the name cannot be a file name here: longer than 255 bytes, or not

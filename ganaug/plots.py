@@ -106,6 +106,13 @@ def check_grid_size(rows: int, per_row: int, image_size: int) -> None:
             f"fewer classes (--classes); to write many images, use ganaug export.")
 
 
+def plain_text(text: str) -> str:
+    """``text`` as FreeType can draw it: a name read from a folder whose bytes are not UTF-8
+    (``"caf\\udce9"``) gets its bytes written out (``"caf\\xe9"``). Callers also pass
+    ``parse_math=False``, so ``$`` in a class name or path is a dollar sign, not mathtext."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
                     path: str | Path, *, per_row: int = 8, title: str | None = None,
                     row_classes: Sequence[int] | None = None) -> Path:
@@ -142,12 +149,12 @@ def save_class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Seq
               cmap="gray" if arr.shape[-1] == 1 else None, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(len(rows))])
-    ax.set_yticklabels([class_names[k] for k in rows], fontsize=9)
+    ax.set_yticklabels([plain_text(class_names[k]) for k in rows], fontsize=9, parse_math=False)
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(plain_text(title), fontsize=10, parse_math=False)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -168,7 +175,7 @@ def save_loss_plot(records: Sequence[dict], path: str | Path,
     ax.grid(alpha=0.3)
     ax.legend()
     if title:
-        ax.set_title(title)
+        ax.set_title(plain_text(title), parse_math=False)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -81,6 +81,27 @@ def test_symlink_loop_in_a_class_folder_adds_no_duplicates(tmp_path):
     assert data.class_counts() == [3, 2]
 
 
+@pytest.mark.parametrize("link, target", [("c", "a"), ("a/all", "."), ("a/more", "b"),
+                                          ("a/sub/up", "a/..")])
+def test_a_link_that_puts_another_class_in_a_class_is_refused(tmp_path, link, target):
+    # A class folder c linked to class a loaded a's images under two labels; a link inside
+    # class a to the dataset folder (or to class b) loaded b's images as a's, silently.
+    root = _classes(tmp_path / "ds", make=_png)
+    (root / "a" / "sub").mkdir()
+    os.symlink(os.path.normpath(root / target), root / link)
+    with pytest.raises(GanaugDataError, match=rf"{link.split('/')[-1]}' leads to "
+                                              rf".*holds (the images of )?class .*Remove the link"):
+        load_data(f"folder:{root}")
+
+
+def test_class_folders_linked_from_elsewhere_load(tmp_path):
+    store = _classes(tmp_path / "store", make=_png)
+    (tmp_path / "ds").mkdir()
+    for c in ("a", "b"):
+        os.symlink(store / c, tmp_path / "ds" / c)
+    assert load_data(f"folder:{tmp_path / 'ds'}").class_counts() == [2, 2]
+
+
 def _bomb_png(path, width, height):
     """A PNG whose header claims width x height grey pixels (only the header matters)."""
     def chunk(kind, payload):
@@ -120,6 +141,33 @@ def test_large_images_are_reduced_while_reading(tmp_path, monkeypatch):
     assert data.images.shape == (4, 3, 16, 16)
     assert max(max(s) for s in seen) <= 800 // 8  # JPEG draft: decoded at 1/8 scale
     assert abs(int(data.images[0].float().mean()) - 100) <= 2
+
+
+@pytest.mark.parametrize("mode", ["P", "P+transparency", "1"])
+def test_large_palette_and_bilevel_images_are_read_in_their_colours_with_size(tmp_path, mode):
+    # With size=, a large image is reduced while reading; PIL's reduce refuses "P" and "1"
+    # images, so every palette or bilevel PNG 4x the size or more was refused as "corrupt or
+    # not an image" (on "PA" it averaged palette indices: colours that are in no image).
+    colours = [(250, 10, 10), (10, 10, 250)]  # a red/blue checkerboard averages to purple
+
+    def make(folder, i, k):
+        check = (np.indices((256, 256)).sum(0) % 2).astype(np.uint8)
+        rgb = np.array(colours, np.uint8)[check]
+        img = Image.fromarray(rgb).convert("RGB")
+        if mode == "1":
+            Image.fromarray(check * 255).convert("1").save(folder / f"{i}.png")
+        else:
+            extra = {"transparency": 0} if mode != "P" else {}
+            img.quantize(colors=2).save(folder / f"{i}.png", **extra)
+
+    root = _classes(tmp_path / "ds", make=make)
+    small = load_data(f"folder:{root}", size=16)
+    full = load_data(f"folder:{root}")
+    expect = full.images.float().mean(dim=(0, 2, 3))
+    assert small.images.shape[-2:] == (16, 16)
+    torch.testing.assert_close(small.images.float().mean(dim=(0, 2, 3)), expect, atol=2, rtol=0)
+    if mode != "1":
+        torch.testing.assert_close(expect, torch.tensor([130.0, 10.0, 130.0]), atol=2, rtol=0)
 
 
 def test_size_that_needs_too_much_memory_is_refused_before_allocating(tmp_path, monkeypatch):
@@ -228,3 +276,21 @@ def test_16bit_tiff_is_scaled_and_32bit_int_tiff_is_refused(tmp_path):
 
     with pytest.raises(GanaugDataError, match=r"0\.tif' has 32-bit integer pixels \(PIL mode I\)"):
         load_data(f"folder:{_classes(tmp_path / 'b', make=make32)}")
+
+
+def test_exif_orientation_is_not_applied_as_in_imagefolder(tmp_path):
+    # Documented choice (docs/data.md): the pixels match what torchvision's ImageFolder gives a
+    # classifier on the same folder, so synthetic images are not rotated against the real ones.
+    from torchvision.datasets import ImageFolder
+
+    def make(folder, i, k):
+        img = Image.fromarray(np.full((4, 8, 3), 30 * k + i, np.uint8))
+        exif = img.getexif()
+        exif[0x0112] = 6  # "rotate 90 CW to view": a phone's portrait photo
+        img.save(folder / f"{i}.jpg", exif=exif.tobytes())
+
+    root = _classes(tmp_path / "ds", make=make)
+    data = load_data(f"folder:{root}")
+    assert data.images.shape[-2:] == (4, 8)
+    ref = ImageFolder(str(root))
+    assert [np.asarray(ref[i][0]).shape[:2] for i in range(len(ref))] == [(4, 8)] * 4

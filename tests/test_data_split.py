@@ -194,3 +194,22 @@ def test_cli_tiny_holdout_is_a_clean_error(capsys):
     assert main(["data", "info", "digits?split=test&holdout=1e-9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ganaug: error: holdout=1e-09 leaves 1 test image(s)")
+
+
+def test_a_class_too_small_to_split_is_named_with_a_fix_the_cli_takes(tmp_path, capsys):
+    # `ganaug train --data folder:DATA` (the train split by default) on a class of one image
+    # said "some class has fewer than 2 images (counts [3, 1]) ... use split=None", an option
+    # `ganaug train` does not have, without naming the class.
+    for k, (name, n) in enumerate((("cat", 3), ("rare dog", 1))):
+        (tmp_path / "ds" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((16, 16, 3), 60 * k + i, np.uint8)).save(
+                tmp_path / "ds" / name / f"{i}.png")
+    with pytest.raises(GanaugDataError, match=r"class 'rare dog' has 1 image.*at least 2 per "
+                                              r"class.*split='all' \(CLI: --split all\)"):
+        load_data(f"folder:{tmp_path / 'ds'}", split="train")
+    assert main(["train", "--data", f"folder:{tmp_path / 'ds'}", "--steps", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "'rare dog' has 1 image" in err and "--split all" in err
+    assert load_data(f"folder:{tmp_path / 'ds'}", split="all").class_counts() == [3, 1]

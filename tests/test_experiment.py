@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -522,3 +523,14 @@ def test_min_confidence_filter_is_retrained_when_its_file_is_not_this_cells(tmp_
                         lambda *a, **k: trained.append(1) or real_train(*a, **k))
     run_experiment("digits", out=tmp_path, **{**tiny, "synthetic_ratio": 2.0})
     assert len(trained) == 2 and filters[0] is None and filters[1] is not None
+
+
+def test_gan_arms_on_non_square_images_are_refused_before_any_compute(tmp_path):
+    # 16x32 images: the size check read the height alone (16, which dcgan makes), so the real
+    # arms trained and the first GAN arm failed with a raw torch shape error.
+    x = np.random.default_rng(0).integers(0, 256, (40, 16, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "wide.npz", x=x, y=np.arange(40) % 2)
+    with pytest.raises(GanaugDataError, match=r"32x16 \(width x height\), not square.*--size"):
+        run_experiment(f"npz:{tmp_path / 'wide.npz'}", out=tmp_path / "exp",
+                       **{**TINY, "image_size": None, "per_class": "5", "arms": "real,real+gan"})
+    assert not (tmp_path / "exp" / "cells").exists()

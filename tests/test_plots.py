@@ -31,3 +31,27 @@ def test_class_grid_as_jpeg(tmp_path):
                           tmp_path / "g.jpg", per_row=2)
     with Image.open(out) as im:
         assert im.format == "JPEG" and im.mode == "RGB"
+
+
+def test_class_names_are_drawn_as_plain_text(tmp_path, monkeypatch):
+    # A class folder named "$x^$" made every grid (data info --grid, training samples) fail with
+    # matplotlib's raw mathtext ValueError, "5$ and 10$" was drawn as italic math, and a folder
+    # name that is not UTF-8 ("caf\xe9" from a Latin-1 zip, read as "caf\udce9") a raw TypeError
+    # from FreeType in the first sample grid of `ganaug train`.
+    from matplotlib.axes import Axes
+
+    drawn = {}
+    real_labels, real_title = Axes.set_yticklabels, Axes.set_title
+    monkeypatch.setattr(Axes, "set_yticklabels", lambda self, labels, **kw: drawn.setdefault(
+        "labels", real_labels(self, labels, **kw)))
+    monkeypatch.setattr(Axes, "set_title", lambda self, text, **kw: drawn.setdefault(
+        "title", real_title(self, text, **kw)))
+    names = ["$x^$", "caf\udce9", "5$ and 10$"]
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    out = save_class_grid(images, torch.tensor([0, 0, 1, 1, 2, 2]), names, tmp_path / "g.png",
+                          per_row=2, title="folder:/data/$a_1$/caf\udce9")
+    assert Image.open(out).size[0] > 0
+    assert [t.get_text() for t in drawn["labels"]] == ["$x^$", "caf\\xe9", "5$ and 10$"]
+    assert not any(t.get_parse_math() for t in drawn["labels"])
+    assert drawn["title"].get_text() == "folder:/data/$a_1$/caf\\xe9"
+    assert not drawn["title"].get_parse_math()

@@ -797,3 +797,29 @@ def test_amp_on_the_cpu_trains_in_bf16_and_resumes_exactly(npz_data, tmp_path):
     Trainer(make_cfg(npz_data, fp32, steps=4)).fit()
     with pytest.raises(AssertionError):  # autocast did change the arithmetic
         assert_same_tensors(fp32 / "generator.safetensors", ref / "generator.safetensors")
+
+
+def test_non_square_images_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    # A folder of 32x16 images without --size trained into a raw torch RuntimeError at the first
+    # D step ("Sizes of tensors must match": fakes are 16x16), leaving config.yaml behind.
+    from ganaug.cli import main
+
+    x = np.random.default_rng(0).integers(0, 256, (12, 16, 32, 3), dtype=np.uint8)
+    path = tmp_path / "wide.npz"
+    np.savez(path, x=x, y=np.arange(12) % 2)
+    with pytest.raises(GanaugDataError, match=r"32x16 \(width x height\), not square.*--size 32"):
+        Trainer(make_cfg(f"npz:{path}", tmp_path / "run")).fit()
+    assert not (tmp_path / "run").exists()
+    from ganaug.data import load_data
+
+    with pytest.raises(GanaugDataError, match=r"not square"):
+        Trainer(make_cfg("given", tmp_path / "run"), data=load_data(f"npz:{path}")).fit()
+    assert main(["train", "--data", f"npz:{path}", "--steps", "1", "--batch", "2",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "not square" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+    _skip_pictures(monkeypatch)
+    trainer = Trainer(make_cfg(f"npz:{path}", tmp_path / "run", image_size=16, steps=1))
+    trainer.fit()  # with --size the stretched images train
+    assert trainer.data.images.shape[1:] == (3, 16, 16)

@@ -392,7 +392,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
     check_regimes(pool, settings.regimes, settings.imbalance)
     if given is None:
         check_gan_size(settings.gan_arms, settings.gan_config, test_data.image_size,
-                       test_data.channels, device=settings.device)
+                       test_data.channels, device=settings.device, width=test_data.images.shape[-1])
     started = time.perf_counter()
     cache = CellCache(out / "cells", settings.cell_key, test=test_data, generator=given)
     cells: list[dict[str, Any]] = []

@@ -19,7 +19,7 @@ from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.evaluation.leakage import refuse_shared
 from ganaug.io import load
 from ganaug.models import supported_sizes
-from ganaug.models.layers import nearest_size
+from ganaug.models.layers import check_square, nearest_size
 from ganaug.training import train_or_resume
 
 __all__ = ["check_disjoint", "check_gan_config", "check_gan_size", "check_no_leakage",
@@ -147,12 +147,14 @@ def train_gan(data: LabeledImages, out: Path, *, seed: int, steps: int | None,
 
 
 def check_gan_size(gan_arms: list[str], gan_config: dict[str, Any], image_size: int,
-                   channels: int, *, device: torch.device) -> None:
+                   channels: int, *, device: torch.device, width: int | None = None) -> None:
     """Refuse, before any cell trains, GAN arms whose generator cannot be built for the data's
-    ``image_size`` (the arch the GAN's preset picks for it, or ``gan_config``'s).
+    ``image_size`` (the arch the GAN's preset picks for it, or ``gan_config``'s), or for
+    images ``width`` wide that are not square.
 
     Raises:
         GanaugConfigError: the arch makes no ``image_size`` images.
+        GanaugDataError: the images are not square.
     """
     if not gan_arms:
         return
@@ -160,6 +162,7 @@ def check_gan_size(gan_arms: list[str], gan_config: dict[str, Any], image_size: 
     cfg, _ = resolve_config(TrainConfig(data="experiment", **fields), num_images=1,
                             channels=channels, image_size=image_size, device_type=device.type)
     sizes = supported_sizes(cfg.arch)
+    check_square(image_size, image_size if width is None else width, sizes)
     if image_size not in sizes:
         fit = nearest_size(sizes, image_size)
         raise GanaugConfigError(

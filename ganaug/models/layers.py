@@ -77,6 +77,23 @@ def nearest_size(sizes: tuple[int, ...], image_size: int) -> int:
     return min(sizes, key=lambda s: (s < image_size, abs(s - image_size)))
 
 
+def check_square(height: int, width: int, sizes: tuple[int, ...] = SUPPORTED_SIZES) -> None:
+    """Refuse training images that are not square: every arch makes square images, so the
+    real and fake batches would not fit together (torch failed inside D's first step).
+
+    Raises:
+        GanaugDataError: ``height != width``, naming a ``--size`` among ``sizes``.
+    """
+    if int(height) != int(width):
+        from ganaug.errors import GanaugDataError
+
+        fit = nearest_size(sizes, max(int(height), int(width)))
+        raise GanaugDataError(
+            f"The images are {width}x{height} (width x height), not square, and a GAN makes "
+            f"square images. Resize them all with --size N (image_size=N; non-square images are "
+            f"stretched), e.g. --size {fit}.")
+
+
 def check_common(arch: str, num_classes: Any, channels: Any) -> None:
     """Validate ``num_classes >= 2`` and ``channels in (1, 3)``.
 

@@ -25,7 +25,7 @@ from ganaug.data import LabeledImages, load_data
 from ganaug.errors import GanaugConfigError
 from ganaug.generator import Generator
 from ganaug.models import list_archs, supported_sizes
-from ganaug.models.layers import nearest_size
+from ganaug.models.layers import check_square, nearest_size
 from ganaug.training import distributed
 from ganaug.training.batches import RealBatchSource, check_data
 from ganaug.training.callbacks import Callback, CallbackList, HookCallback
@@ -230,6 +230,8 @@ class Trainer:
                                             channels=cfg.channels)
             self.log(f"data: {self.data.source}, {self.data.num_classes} classes")
         data = self.data
+        check_square(data.image_size, data.images.shape[-1],
+                     supported_sizes(cfg.arch if cfg.arch in list_archs() else None))
         self.cfg, self.preset = resolve_config(
             replace(cfg, out=str(run.out)), num_images=len(data), channels=data.channels,
             image_size=data.image_size, device_type=self.device.type)
