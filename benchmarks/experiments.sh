@@ -285,7 +285,7 @@ ONLY=ttur_1d_lr8 SEEDS=2 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 3
 #     (2026-11-29: to use both cores to the end, a second process per seed ran the two
 #     class-weighted distilled arms, `--arms real+weighted+gan+kd,real+weighted+kd`, once the
 #     seed's undistilled cells were cached, and the first process was stopped after writing
-#     real+aug+gan+kd. A cell is the same whichever process computes it.)
+#     real+aug+gan+kd. Each cell is keyed by its settings and seed, not by the process.)
 LT10=(--data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per-class all --imbalance 10 "${CLF[@]}"
       --gan-steps 2000 --gan-config '{arch: dcgan, arch_kwargs: {width: 32}, ema_decay: 0.999, amp: false}'
       --classifier-steps 4800 --arms real+aug,real+aug+kd,real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd
