@@ -15,6 +15,7 @@ images.
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,6 @@ def _is_dir(entry: os.DirEntry) -> bool:
 def unicode_forms(train: list[str], test: list[str]) -> str:
     """A sentence for class names of two splits that print alike but differ in Unicode form
     (``é`` composed on Linux, decomposed as macOS writes names); ``""`` for other differences."""
-    import unicodedata
-
     def nfc(names: list[str]) -> list[str]:
         return [unicodedata.normalize("NFC", n) for n in names]
 
@@ -155,8 +154,6 @@ def find_classes(path: Path) -> list[str]:
             classes = sorted(e.name for e in entries if _is_dir(e) and not is_litter(e.name))
     except OSError as err:
         raise _unreadable(str(path), err) from None
-    import unicodedata
-
     forms: dict[str, str] = {}
     for c in classes:
         twin = forms.setdefault(unicodedata.normalize("NFC", c), c)

@@ -28,7 +28,7 @@ NEAR_SIDE = 32
 #: nearest neighbour (images that all look alike, e.g. flat shades, get a tighter tolerance).
 #: Measured on cifar10-mini and mnist5k: JPEG re-encodings at quality 75-95 lie within 7.1 of
 #: their original at full size; the nearest distinct training image of a test image lies 10.7
-#: or more away.
+#: or more away (``benchmarks/near_copy_margins.py``; on the 8x8 digits q75 copies reach 10.6).
 NEAR_RMS = 8.0
 NEAR_SHARE = 0.25
 #: Multiply-adds the nearest-neighbour search may spend (about 10 s of one core); a larger
@@ -44,9 +44,9 @@ def _chunk(images: torch.Tensor) -> int:
 
 def _signatures(images: torch.Tensor) -> torch.Tensor:
     """``(N, D)`` float32: luma area-averaged to at most NEAR_SIDE pixels a side, centred."""
-    parts = []
-    for start in range(0, len(images), _chunk(images)):
-        x = images[start:start + _chunk(images)].float()
+    parts, step = [], _chunk(images)
+    for start in range(0, len(images), step):
+        x = images[start:start + step].float()
         if x.shape[1] == 3:
             x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         side = (min(NEAR_SIDE, x.shape[-2]), min(NEAR_SIDE, x.shape[-1]))
@@ -56,13 +56,13 @@ def _signatures(images: torch.Tensor) -> torch.Tensor:
 
 def _nearest_ms(queries: torch.Tensor, pool: torch.Tensor,
                 exclude: torch.Tensor | None = None) -> torch.Tensor:
-    """The mean squared difference of each query signature to its nearest ``pool`` image
+    """The mean squared difference of each query signature to its nearest ``pool`` signature
     (``exclude[i]``: a pool index query ``i`` may not match, itself)."""
     best = torch.full((len(queries),), float("inf"))
     qn = (queries * queries).sum(1, keepdim=True)
-    step = _chunk(pool)
+    step = 4096
     for start in range(0, len(pool), step):
-        sig = _signatures(pool[start:start + step])
+        sig = pool[start:start + step]
         d = (qn + (sig * sig).sum(1)[None] - 2 * queries @ sig.T).clamp_min_(0)
         if exclude is not None:
             rows = ((exclude >= start) & (exclude < start + len(sig))).nonzero().flatten()
@@ -78,18 +78,18 @@ def near_copies(pool: torch.Tensor, test: torch.Tensor, *,
     a ``pool`` image (both ``(N, C, H, W)`` uint8 of one shape): see :data:`NEAR_RMS`."""
     if not len(pool) or not len(test):
         return 0, len(test)
-    dims = _signatures(test[:1]).shape[1]
-    m = min(len(test), max(NEAR_MIN_SAMPLE, budget // (len(pool) * dims)))
-    g = torch.Generator().manual_seed(0)
-    picked = torch.randperm(len(test), generator=g)[:m].sort().values
     with torch.no_grad():
+        sigs = _signatures(pool)  # once: at most 32x32 floats an image
+        m = min(len(test), max(NEAR_MIN_SAMPLE, budget // (len(pool) * sigs.shape[1])))
+        g = torch.Generator().manual_seed(0)
+        picked = torch.randperm(len(test), generator=g)[:m].sort().values
         if len(pool) > 1:  # the pool's own spacing: a median over a sample of its images
             k = torch.randperm(len(pool), generator=g)[:min(len(pool), NEAR_MIN_SAMPLE)]
-            spacing = float(_nearest_ms(_signatures(pool[k]), pool, exclude=k).median().sqrt())
+            spacing = float(_nearest_ms(sigs[k], sigs, exclude=k).median().sqrt())
         else:
             spacing = 0.0
         tolerance = max(min(NEAR_RMS, NEAR_SHARE * spacing), 0.5)  # 0.5: float rounding
-        dist = _nearest_ms(_signatures(test[picked]), pool).sqrt()
+        dist = _nearest_ms(_signatures(test[picked]), sigs).sqrt()
     return int((dist < tolerance).sum()), m
 
 
