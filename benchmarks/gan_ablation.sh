@@ -59,6 +59,8 @@ CONFIGS=(
   "ttur_1d_lr8_d16|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, d_width: 16}}"
   # The grey preset under bf16 autocast (a CPU with native bf16): a cheaper step, the same nets.
   "ttur_1d_lr8_amp|{lr_d: 0.0008, d_steps: 1, amp: true}"
+  # The grey preset with class-conditional BatchNorm in G (the label steers every layer).
+  "ttur_1d_lr8_cbn|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, cbn: true}}"
 )
 PY=${PYTHON:-python}
 selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }

@@ -195,7 +195,8 @@ def test_numpy_ints_are_accepted_and_stored_as_int():
     g = build_generator("dcgan", num_classes=np.int64(3), channels=np.int64(1), image_size=16,
                         width=np.int32(8), z_dim=4)
     assert json.loads(json.dumps(g.config))["width"] == 8
-    assert all(type(v) is int for v in g.config.values())
+    assert all(type(v) is int for k, v in g.config.items() if k != "cbn")
+    assert g.config["cbn"] is False
 
 
 @pytest.mark.parametrize("arch", list_archs())
@@ -283,3 +284,61 @@ def test_dcgan_discriminator_applies_its_last_activation_to_the_flat_features():
     expected = projection_logits(nn.functional.leaky_relu(h, 0.2).flatten(1), y, d.linear,
                                  d.embed)
     assert torch.allclose(d(x, y), expected, atol=1e-6)
+
+
+def _generator_with_a_blind_input(cbn: bool) -> nn.Module:
+    """A dcgan G whose first layer ignores the class embedding concatenated to ``z``."""
+    torch.manual_seed(0)
+    g = build_generator("dcgan", num_classes=3, channels=1, image_size=16, z_dim=Z_DIM, width=8,
+                        cbn=cbn)
+    with torch.no_grad():
+        g.net[0].weight[Z_DIM:] = 0
+        for m in g.modules():
+            if isinstance(m, ConditionalBatchNorm2d):  # a trained CBN, not the identity of init
+                m.gain.weight.normal_(0, 0.5)
+                m.bias.weight.normal_(0, 0.5)
+    with torch.no_grad():
+        g(torch.randn(8, Z_DIM), torch.arange(8) % 3)  # running stats away from their init
+    return g.eval()
+
+
+@pytest.mark.parametrize("cbn", [False, True])
+def test_dcgan_cbn_lets_the_class_steer_every_batchnorm(cbn):
+    # With the input's class channels silenced, only class-conditional BatchNorm still carries
+    # the label; plain DCGAN's generator then draws the same image for every class.
+    g = _generator_with_a_blind_input(cbn)
+    z = _inputs(1)[0].repeat(2, 1)
+    with torch.no_grad():
+        fake = g(z, torch.tensor([0, 2]))
+    assert torch.allclose(fake[0], fake[1]) is not cbn
+    norms = [type(m).__name__ for m in g.net if "BatchNorm" in type(m).__name__]
+    assert norms == ["ConditionalBatchNorm2d" if cbn else "BatchNorm2d"] * 2
+    assert g.config["cbn"] is cbn
+
+
+def test_dcgan_without_cbn_keeps_the_weight_names_of_earlier_model_files():
+    g = build_generator("dcgan", num_classes=3, channels=1, image_size=16, width=8)
+    assert [k for k in g.state_dict() if k.startswith("net.1.")] == [
+        "net.1.weight", "net.1.bias", "net.1.running_mean", "net.1.running_var",
+        "net.1.num_batches_tracked"]
+    del g.config["cbn"]  # a config written before the switch existed
+    type(g)(**g.config).load_state_dict(g.state_dict())
+
+
+def test_dcgan_cbn_generator_survives_a_model_file(tmp_path):
+    from ganaug.generator import Generator
+    from ganaug.io import load, save
+
+    net = build_generator("dcgan", num_classes=3, channels=1, image_size=16, z_dim=Z_DIM,
+                          width=8, cbn=True)
+    with torch.no_grad():
+        net(*_inputs(4))
+    path = save(Generator(net, classes=["a", "b", "c"]), tmp_path / "g.safetensors")
+    loaded = load(path)
+    assert loaded.net.config["cbn"] is True
+    z, y = _inputs(2)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.net(z, y), net(z, y), rtol=0, atol=0)
+    with pytest.raises(GanaugConfigError, match="cbn must be true or false"):
+        build_generator("dcgan", num_classes=3, image_size=16, cbn=1)

@@ -1,7 +1,9 @@
 """The classic conditional DCGAN (Radford et al. 2016, https://arxiv.org/abs/1511.06434).
 
 Generator: ``[z, embed(y)]`` -> transposed convs with BatchNorm + ReLU, halving the channels at
-each doubling, tanh output. Discriminator: strided convs with LeakyReLU(0.2) (no norm on the
+each doubling, tanh output. With ``cbn=True`` every BatchNorm also takes a per-class gain and bias
+from the class embedding (class-conditional BatchNorm, as in SNGAN/BigGAN's generators), so the
+label steers every layer, not only the input. Discriminator: strided convs with LeakyReLU(0.2) (no norm on the
 first layer), spectral norm on every layer by default (Miyato et al. 2018) or BatchNorm without
 it, and a projection head (Miyato & Koyama 2018). Weights start from N(0, 0.02) as in DCGAN.
 ``width`` is the channel count next to the image (DCGAN's ngf/ndf = 64); the layer nearest the
@@ -17,6 +19,7 @@ from torch import nn
 
 from ganaug.models.layers import (
     SUPPORTED_SIZES,
+    ConditionalBatchNorm2d,
     init_weights,
     maybe_sn,
     projection_logits,
@@ -47,17 +50,23 @@ class DCGANGenerator(nn.Module):
         z_dim: noise size.
         width: channels of the last hidden layer (DCGAN's ngf); default 64.
         embed_dim: size of the class embedding concatenated to ``z``; default 64.
+        cbn: class-conditional BatchNorm: each BatchNorm's gain and bias also depend on the
+            class embedding (default False, DCGAN's plain BatchNorm).
     """
 
     SUPPORTED_SIZES = SUPPORTED_SIZES
-    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 64, "embed_dim": 64}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 64, "embed_dim": 64, "cbn": False}
 
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
-                 z_dim: int = 128, width: int = 64, embed_dim: int = 64, **extra: Any) -> None:
+                 z_dim: int = 128, width: int = 64, embed_dim: int = 64, cbn: bool = False,
+                 **extra: Any) -> None:
         super().__init__()
         record_config(self, ARCH, "generator", extra, num_classes=num_classes,
                       channels=channels, image_size=image_size, z_dim=z_dim, width=width,
-                      embed_dim=embed_dim)
+                      embed_dim=embed_dim, cbn=cbn)
+
+        def norm(ch: int) -> nn.Module:
+            return ConditionalBatchNorm2d(ch, embed_dim) if cbn else nn.BatchNorm2d(ch)
 
         start, n_up = resolution_plan(image_size)
         ch = width * 2 ** (n_up - 1)
@@ -65,11 +74,11 @@ class DCGANGenerator(nn.Module):
         # A start x start transposed conv on a 1x1 input is DCGAN's "project and reshape".
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim + embed_dim, ch, start, 1, 0, bias=False),
-            nn.BatchNorm2d(ch), nn.ReLU(inplace=True),
+            norm(ch), nn.ReLU(inplace=True),
         ]
         for _ in range(n_up - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2 or 1, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch // 2 or 1), nn.ReLU(inplace=True)]
+                       norm(ch // 2 or 1), nn.ReLU(inplace=True)]
             ch = ch // 2 or 1
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -77,8 +86,13 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``z`` (N, z_dim) float, ``labels`` (N,) int64 -> (N, C, H, W) float in [-1, 1]."""
-        h = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
-        return self.net(h[:, :, None, None])
+        embed = self.embed(labels).to(z.dtype)
+        h = torch.cat([z, embed], dim=1)[:, :, None, None]
+        if not self.config["cbn"]:
+            return self.net(h)
+        for layer in self.net:
+            h = layer(h, embed) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
+        return h
 
 
 class DCGANDiscriminator(nn.Module):
