@@ -397,9 +397,11 @@ def resolve_config(cfg: TrainConfig, *, num_images: int, channels: int, image_si
                        else device_type in ("cuda", "cpu")),
         out=cfg.out or str(Path("runs") / data_name(cfg.data)),
     )
-    width = resolved.arch_kwargs.get("width", "default")
+    # Every architecture argument the run sets (a d_width or a cbn too, not only the width).
+    arch_args = ", ".join(f"{k} {str(v).lower() if isinstance(v, bool) else v}"
+                          for k, v in resolved.arch_kwargs.items()) or "width default"
     desc = (f"preset: {'small-data' if small else 'standard'} {image_size}x{image_size} {kind}, "
-            f"{num_images:,} images, {device_type} -> {resolved.arch} (width {width}), "
+            f"{num_images:,} images, {device_type} -> {resolved.arch} ({arch_args}), "
             f"{resolved.loss}, Adam {resolved.lr_g:g}/{resolved.lr_d:g} "
             f"({resolved.betas[0]:g}, {resolved.betas[1]:g}), {resolved.d_steps} D step(s), "
             f"batch {resolved.batch_size}, EMA {resolved.ema_decay:g}, "
