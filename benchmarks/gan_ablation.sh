@@ -61,6 +61,8 @@ CONFIGS=(
   "ttur_1d_lr8_amp|{lr_d: 0.0008, d_steps: 1, amp: true}"
   # The grey preset with class-conditional BatchNorm in G (the label steers every layer).
   "ttur_1d_lr8_cbn|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, cbn: true}}"
+  # ... and BigGAN's hierarchical z on top (a chunk of z to each conditional BatchNorm).
+  "ttur_1d_lr8_hz|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, cbn: true, hier_z: true}}"
 )
 PY=${PYTHON:-python}
 selected() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }

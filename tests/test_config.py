@@ -217,7 +217,7 @@ def test_cuda_rgb_preset_is_biggan_like():
 def test_preset_line_shows_every_architecture_argument():
     # A narrower D or class-conditional BatchNorm changes the networks: the line the run prints
     # (and its run folder keeps) must say so, not only the width.
-    cfg, desc = resolve_config(
+    _, desc = resolve_config(
         TrainConfig(data="mnist5k", arch_kwargs={"width": 32, "d_width": 16, "cbn": True}),
         num_images=5000, channels=1, image_size=28, device_type="cpu")
     assert "-> dcgan (width 32, d_width 16, cbn true)," in desc

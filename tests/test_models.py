@@ -195,8 +195,8 @@ def test_numpy_ints_are_accepted_and_stored_as_int():
     g = build_generator("dcgan", num_classes=np.int64(3), channels=np.int64(1), image_size=16,
                         width=np.int32(8), z_dim=4)
     assert json.loads(json.dumps(g.config))["width"] == 8
-    assert all(type(v) is int for k, v in g.config.items() if k != "cbn")
-    assert g.config["cbn"] is False
+    assert all(type(v) is int for k, v in g.config.items() if k not in ("cbn", "hier_z"))
+    assert g.config["cbn"] is False and g.config["hier_z"] is False
 
 
 @pytest.mark.parametrize("arch", list_archs())
@@ -342,3 +342,32 @@ def test_dcgan_cbn_generator_survives_a_model_file(tmp_path):
         torch.testing.assert_close(loaded.net(z, y), net(z, y), rtol=0, atol=0)
     with pytest.raises(GanaugConfigError, match="cbn must be true or false"):
         build_generator("dcgan", num_classes=3, image_size=16, cbn=1)
+
+
+def test_dcgan_hier_z_feeds_a_chunk_of_z_to_each_batchnorm():
+    # BigGAN's hierarchical z: the input layer sees only the first chunk, so changing the last
+    # chunk alone must still change the image (through the last conditional BatchNorm).
+    torch.manual_seed(0)
+    g = build_generator("dcgan", num_classes=3, channels=1, image_size=28, z_dim=30, width=8,
+                        cbn=True, hier_z=True)
+    assert g.z_chunks == [10, 10, 10] and g.net[0].in_channels == 10 + 64
+    with torch.no_grad():
+        g(torch.randn(8, 30), torch.arange(8) % 3)
+        g.eval()
+        z = torch.randn(1, 30).repeat(2, 1)
+        z[1, 20:] = torch.randn(10)
+        fake = g(z, torch.tensor([1, 1]))
+    assert not torch.allclose(fake[0], fake[1])
+    rebuilt = type(g)(**g.config)
+    rebuilt.load_state_dict(g.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(z, torch.tensor([1, 1])), fake)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"hier_z": True}, "set cbn: true as well"),
+    ({"hier_z": True, "cbn": True, "z_dim": 2}, "z_dim is 2; use z_dim >= 3"),
+])
+def test_dcgan_hier_z_refusals_name_the_fix(kwargs, message):
+    with pytest.raises(GanaugConfigError, match=message):
+        build_generator("dcgan", num_classes=3, channels=1, image_size=28, **kwargs)

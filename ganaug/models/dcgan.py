@@ -12,11 +12,13 @@ it, and a projection head (Miyato & Koyama 2018). Weights start from N(0, 0.02) 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ganaug.errors import GanaugConfigError
 from ganaug.models.layers import (
     SUPPORTED_SIZES,
     ConditionalBatchNorm2d,
@@ -52,28 +54,44 @@ class DCGANGenerator(nn.Module):
         embed_dim: size of the class embedding concatenated to ``z``; default 64.
         cbn: class-conditional BatchNorm: each BatchNorm's gain and bias also depend on the
             class embedding (default False, DCGAN's plain BatchNorm).
+        hier_z: BigGAN's hierarchical z (needs ``cbn``): ``z`` is cut into one chunk for the
+            input and one per BatchNorm, and each conditional BatchNorm takes the class
+            embedding with its own chunk, so the noise reaches every resolution directly.
     """
 
     SUPPORTED_SIZES = SUPPORTED_SIZES
-    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 64, "embed_dim": 64, "cbn": False}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"width": 64, "embed_dim": 64, "cbn": False,
+                                          "hier_z": False}
 
     def __init__(self, num_classes: int, channels: int = 3, image_size: int = 32,
                  z_dim: int = 128, width: int = 64, embed_dim: int = 64, cbn: bool = False,
-                 **extra: Any) -> None:
+                 hier_z: bool = False, **extra: Any) -> None:
         super().__init__()
         record_config(self, ARCH, "generator", extra, num_classes=num_classes,
                       channels=channels, image_size=image_size, z_dim=z_dim, width=width,
-                      embed_dim=embed_dim, cbn=cbn)
+                      embed_dim=embed_dim, cbn=cbn, hier_z=hier_z)
+        start, n_up = resolution_plan(image_size)
+        # hier_z: one chunk of z per BatchNorm (n_up of them), the rest (the largest) to the input.
+        self.z_chunks = [z_dim] if not hier_z else \
+            [z_dim - (z_dim // (n_up + 1)) * n_up] + [z_dim // (n_up + 1)] * n_up
+        if hier_z and not cbn:
+            raise GanaugConfigError(
+                "Arch 'dcgan': hier_z feeds chunks of z to the class-conditional BatchNorms; "
+                "set cbn: true as well.")
+        if min(self.z_chunks) < 1:
+            raise GanaugConfigError(
+                f"Arch 'dcgan': hier_z cuts z into {len(self.z_chunks)} chunks at "
+                f"{image_size} px, but z_dim is {z_dim}; use z_dim >= {len(self.z_chunks)}.")
+        cond_dim = embed_dim + (self.z_chunks[-1] if hier_z else 0)
 
         def norm(ch: int) -> nn.Module:
-            return ConditionalBatchNorm2d(ch, embed_dim) if cbn else nn.BatchNorm2d(ch)
+            return ConditionalBatchNorm2d(ch, cond_dim) if cbn else nn.BatchNorm2d(ch)
 
-        start, n_up = resolution_plan(image_size)
         ch = width * 2 ** (n_up - 1)
         self.embed = nn.Embedding(num_classes, embed_dim)
         # A start x start transposed conv on a 1x1 input is DCGAN's "project and reshape".
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim + embed_dim, ch, start, 1, 0, bias=False),
+            nn.ConvTranspose2d(self.z_chunks[0] + embed_dim, ch, start, 1, 0, bias=False),
             norm(ch), nn.ReLU(inplace=True),
         ]
         for _ in range(n_up - 1):
@@ -87,11 +105,15 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``z`` (N, z_dim) float, ``labels`` (N,) int64 -> (N, C, H, W) float in [-1, 1]."""
         embed = self.embed(labels).to(z.dtype)
-        h = torch.cat([z, embed], dim=1)[:, :, None, None]
+        chunks = torch.split(z, self.z_chunks, dim=1)
+        h = torch.cat([chunks[0], embed], dim=1)[:, :, None, None]
         if not self.config["cbn"]:
             return self.net(h)
+        # Each conditional BatchNorm takes the class embedding, with its own chunk of z (hier_z).
+        conds = (iter([torch.cat([embed, c], dim=1) for c in chunks[1:]]) if len(chunks) > 1
+                 else itertools.repeat(embed))
         for layer in self.net:
-            h = layer(h, embed) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
+            h = layer(h, next(conds)) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
         return h
 
 
