@@ -286,6 +286,9 @@ ONLY=ttur_1d_lr8 SEEDS=2 bash benchmarks/gan_ablation.sh "folder:$CIFAR/train" 3
 #     class-weighted distilled arms, `--arms real+weighted+gan+kd,real+weighted+kd`, once the
 #     seed's undistilled cells were cached, and the first process was stopped after writing
 #     real+aug+gan+kd. Each cell is keyed by its settings and seed, not by the process.)
+#     (Finished in the next session: seed 2's four distilled cells as two processes,
+#     `--arms real+aug,real+aug+kd,real+aug+gan+kd` and `--arms real+weighted+gan+kd,real+weighted+kd`,
+#     about 45 minutes beside a GAN run; then the last line. docs/results.md 2.6.)
 LT10=(--data "folder:$CIFAR/train" --test "folder:$CIFAR/test" --per-class all --imbalance 10 "${CLF[@]}"
       --gan-steps 2000 --gan-config '{arch: dcgan, arch_kwargs: {width: 32}, ema_decay: 0.999, amp: false}'
       --classifier-steps 4800 --arms real+aug,real+aug+kd,real+aug+gan+kd,real+weighted+kd,real+weighted+gan+kd
