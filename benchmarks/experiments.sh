@@ -310,3 +310,21 @@ ONLY=ttur_1d_lr8_amp SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=trai
 ONLY=ttur_1d_lr8_amp SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_amp &
 ONLY=ttur_1d_lr8_amp SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_amp
 wait
+
+# 24. #13: class-conditional BatchNorm in the dcgan G, and BigGAN's hierarchical z on top
+#     (2026-11-29, docs/results.md 1.1.5): three alternated 300-step calibrations of each against
+#     the grey preset (beside two cifar experiment processes; median ratios 0.972 and 0.918):
+#     15,468 x ratio = 15,030 and 14,198 steps. Seed 0 only: both lost on it.
+alternated_calibration runs/ablation_mnist_cbn "mnist5k?split=train" 300 \
+  "lr8|{lr_d: 0.0008, d_steps: 1}" "lr8_cbn|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, cbn: true}}"
+alternated_calibration runs/ablation_mnist_hz "mnist5k?split=train" 300 \
+  "lr8|{lr_d: 0.0008, d_steps: 1}" \
+  "lr8_hz|{lr_d: 0.0008, d_steps: 1, arch_kwargs: {width: 32, cbn: true, hier_z: true}}"
+echo 15030 > runs/ablation_mnist_cbn/calibration/ttur_1d_lr8_cbn.steps
+echo 14198 > runs/ablation_mnist_hz/calibration/ttur_1d_lr8_hz.steps
+ONLY=ttur_1d_lr8_cbn SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_cbn &
+ONLY=ttur_1d_lr8_hz SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 10 runs/ablation_mnist_hz
+wait
+# Grids: ganaug sample RUN/generator.safetensors --out g.png for ablation_mnist_1d/ttur_1d_lr8-s0,
+# ablation_mnist_cbn/ttur_1d_lr8_cbn-s0 and ablation_mnist_hz/ttur_1d_lr8_hz-s0, then
+# benchmarks/grid_panels.py docs/img/ablation_mnist_cbn_grids.png "TITLE=g.png" ...
