@@ -1,11 +1,13 @@
 """The classic conditional DCGAN (Radford et al. 2016, https://arxiv.org/abs/1511.06434).
 
 Generator: ``[z, embed(y)]`` -> transposed convs with BatchNorm + ReLU, halving the channels at
-each doubling, tanh output. With ``cbn=True`` every BatchNorm also takes a per-class gain and bias
-from the class embedding (class-conditional BatchNorm, as in SNGAN/BigGAN's generators), so the
-label steers every layer, not only the input. Discriminator: strided convs with LeakyReLU(0.2) (no norm on the
-first layer), spectral norm on every layer by default (Miyato et al. 2018) or BatchNorm without
-it, and a projection head (Miyato & Koyama 2018). Weights start from N(0, 0.02) as in DCGAN.
+each doubling, tanh output. With ``cbn=True`` every BatchNorm also takes a per-class gain and
+bias from the class embedding (class-conditional BatchNorm, as in SNGAN/BigGAN's generators),
+so the label steers every layer, not only the input; ``hier_z=True`` adds BigGAN's hierarchical
+z. Both are off: neither beat the plain generator on mnist5k (docs/results.md 1.1.5).
+Discriminator: strided convs with LeakyReLU(0.2) (no norm on the first layer), spectral norm on
+every layer by default (Miyato et al. 2018) or BatchNorm without it, and a projection head
+(Miyato & Koyama 2018). Weights start from N(0, 0.02) as in DCGAN.
 ``width`` is the channel count next to the image (DCGAN's ngf/ndf = 64); the layer nearest the
 4x4 (7x7 for 28) bottleneck has ``width * 2**(n-1)`` channels, n = number of doublings.
 """
