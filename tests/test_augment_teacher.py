@@ -553,3 +553,19 @@ def test_a_teacher_in_train_mode_runs_in_eval_and_is_left_in_train_mode(const_ge
     assert model.training and model.drop.training and not model.bn.training
     for name, value in model.bn.state_dict().items():  # batch statistics untouched
         torch.testing.assert_close(value, stats[name])
+
+
+# -- a ready Teacher -------------------------------------------------------------------------
+@pytest.mark.parametrize("build", [
+    lambda g, t: BatchMixer(g, 0.5, teacher=t, temperature=5.0),
+    lambda g, t: SyntheticDataset(g, n_per_class=2, teacher=t, temperature=5.0),
+    lambda g, t: MixedDataset(_real(), g, ratio=0.5, teacher=t, temperature=5.0),
+], ids=["BatchMixer", "SyntheticDataset", "MixedDataset"])
+def test_settings_beside_a_ready_teacher_are_refused_not_ignored(const_generator, build):
+    # The Teacher's own temperature (1) was used and temperature=5.0 silently dropped.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugConfigError, match=r"temperature= would be ignored: a ready "
+                                                r"Teacher uses its own settings; pass them to "
+                                                r"Teacher\(\.\.\.\)"):
+        build(const_generator, teacher)
+    assert BatchMixer(const_generator, 0.5, teacher=teacher).teacher is teacher

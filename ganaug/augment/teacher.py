@@ -269,18 +269,22 @@ def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher 
     ``min_confidence``, ``drop_top``, ``default_stats``. A ready :class:`Teacher` is used as
     it is (its own settings; its class count must be ``num_classes``).
     """
+    defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
+                "min_confidence": None, "drop_top": 0.0}
+    given = [k for k, v in defaults.items() if k in settings and settings[k] is not v
+             and settings[k] != v]
+    names = ", ".join({v: k for k, v in TEACHER_KWARGS.items()}[k] + "=" for k in given)
     if teacher is None:
-        defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
-                    "min_confidence": None, "drop_top": 0.0}
-        given = [k for k, v in defaults.items() if k in settings and settings[k] != v]
         if given:
-            names = {v: k for k, v in TEACHER_KWARGS.items()}
             raise GanaugConfigError(
-                f"{', '.join(names[k] + '=' for k in given)} configure a teacher, but "
-                "teacher=None; pass teacher= (a classifier over the labels' classes), or drop "
-                "them.")
+                f"{names} configure a teacher, but teacher=None; pass teacher= (a classifier "
+                "over the labels' classes), or drop them.")
         return None
     if isinstance(teacher, Teacher):
+        if given:  # else the Teacher's own values were used and these silently dropped
+            raise GanaugConfigError(
+                f"{names} would be ignored: a ready Teacher uses its own settings; pass them to "
+                "Teacher(...) itself, or pass the classifier as teacher= with them.")
         if teacher.num_classes != num_classes:
             raise GanaugConfigError(f"The Teacher was made for {teacher.num_classes} classes but "
                                     f"the labels have {num_classes}.")
