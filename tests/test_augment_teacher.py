@@ -569,3 +569,12 @@ def test_settings_beside_a_ready_teacher_are_refused_not_ignored(const_generator
                                                 r"Teacher\(\.\.\.\)"):
         build(const_generator, teacher)
     assert BatchMixer(const_generator, 0.5, teacher=teacher).teacher is teacher
+
+
+@pytest.mark.parametrize("drop_top", [0.3, 0.6])
+def test_mixed_replace_refuses_a_ready_teachers_drop_top(const_generator, drop_top):
+    # One candidate at a time: floor(q + 0.5) dropped it always (0.6) or never (0.3), silently.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit", drop_top=drop_top)
+    with pytest.raises(GanaugConfigError, match=r"drop_top needs a pool of candidates; "
+                                                rf".*\(got drop_top={drop_top}\)"):
+        MixedDataset(_real(), const_generator, mode="replace", p=1.0, teacher=teacher)
