@@ -578,3 +578,28 @@ def test_mixed_replace_refuses_a_ready_teachers_drop_top(const_generator, drop_t
     with pytest.raises(GanaugConfigError, match=r"drop_top needs a pool of candidates; "
                                                 rf".*\(got drop_top={drop_top}\)"):
         MixedDataset(_real(), const_generator, mode="replace", p=1.0, teacher=teacher)
+
+
+@pytest.mark.parametrize("first,second,key", [
+    ({"teacher": "ready", "min_confidence": 0.1}, {"teacher": "ready", "min_confidence": 0.3},
+     "min_confidence"),
+    ({"teacher_input": "normalized", "teacher_mean": 0.5, "teacher_std": 0.25},
+     {"teacher_input": "normalized", "teacher_mean": 0.0, "teacher_std": 1.0}, "teacher_mean"),
+], ids=["ready-teacher-min-confidence", "teacher-mean-std"])
+def test_synthetic_cache_folder_guards_every_setting_that_chooses_the_images(
+        const_generator, tmp_path, first, second, key):
+    # Both used to be left out of the folder's settings: a folder filtered under one threshold
+    # or normalisation was reused under another.
+    def build(settings):
+        settings = dict(settings)
+        if settings.pop("teacher", None) == "ready":
+            teacher = Teacher(MeanLinear(), num_classes=3, input="unit", **settings)
+            return SyntheticDataset(const_generator, n_per_class=2, teacher=teacher,
+                                    cache=tmp_path / "c")
+        return SyntheticDataset(const_generator, n_per_class=2, teacher=MeanLinear(),
+                                cache=tmp_path / "c", **settings)
+
+    build(first).generate()
+    build(first)  # the same settings reuse it
+    with pytest.raises(GanaugConfigError, match=rf"made with other arguments \({key}"):
+        build(second)

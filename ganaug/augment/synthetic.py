@@ -176,6 +176,8 @@ class SyntheticDataset(FromSource, Dataset):
             input="unit" if filter is not None else teacher_input, mean=teacher_mean,
             std=teacher_std,
             min_confidence=min_confidence, drop_top=drop_top)
+        if self.teacher is not None:  # a ready Teacher's own threshold filters the images
+            self.min_confidence = self.teacher.min_confidence
         self._soft: dict[tuple[int, int], torch.Tensor] = {}
         self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)
         self.device = check_device(device)
@@ -398,6 +400,8 @@ class SyntheticDataset(FromSource, Dataset):
                 t = self.teacher
                 settings.update(drop_top=t.drop_top, teacher_input=t.input,
                                 teacher_sha256=teacher_fingerprint(t.model))
+                if t.mean is not None:  # the normalisation changes what the teacher keeps
+                    settings.update(teacher_mean=t.mean.tolist(), teacher_std=t.std.tolist())
             guard_folder(self.cache_dir, settings, name=CACHE_META,
                          what="filtered synthetic images", fix=fix)
         return ImageFolderLayout(self.cache_dir, self.generator_classes, n_per_class=n_per_class)
