@@ -603,3 +603,20 @@ def test_synthetic_cache_folder_guards_every_setting_that_chooses_the_images(
     build(first)  # the same settings reuse it
     with pytest.raises(GanaugConfigError, match=rf"made with other arguments \({key}"):
         build(second)
+
+
+@pytest.mark.parametrize("intended,match", [
+    ([0], r"got 1 label\(s\) for 2 images"),  # was broadcast into both rows' targets
+    ([0, 3], r"got 0\.\.3"),  # was a raw RuntimeError of one_hot
+    ([0, -1], r"got -1\.\.0"),
+    ([0.0, 1.5], r"got torch.float32"),  # was truncated to class 1
+    ([[0], [1]], r"got \(2, 1\)"),
+])
+def test_a_teacher_refuses_intended_labels_that_do_not_fit_its_logits(intended, match):
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    logits = torch.zeros(2, 3)
+    for call in (lambda y: teacher(torch.zeros(2, 3, 4, 4), y),
+                 lambda y: teacher.targets(logits, y), lambda y: teacher.keep(logits, y)):
+        with pytest.raises(GanaugDataError, match=r"intended labels must be \(N,\) integers in "
+                                                  rf"0\.\.2, one per image; {match}"):
+            call(torch.tensor(intended))

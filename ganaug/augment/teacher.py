@@ -224,7 +224,8 @@ class Teacher:
 
     def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
-        onehot = F.one_hot(intended.long().to(logits.device), self.num_classes).float()
+        intended = self._intended(intended, len(logits), logits.device)
+        onehot = F.one_hot(intended, self.num_classes).float()
         # Shift by the row maximum before dividing: logits / T overflows to inf for a tiny T or
         # huge logits, and softmax(inf, inf) is NaN; shifted values are <= 0, so at worst -inf.
         shifted = logits.double() - logits.double().amax(dim=1, keepdim=True)
@@ -233,7 +234,7 @@ class Teacher:
 
     def keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N,)`` bool: the candidates that pass ``min_confidence`` and ``drop_top``."""
-        intended = intended.long().to(logits.device).view(-1, 1)
+        intended = self._intended(intended, len(logits), logits.device).view(-1, 1)
         logp = logits.log_softmax(dim=1).gather(1, intended).squeeze(1)
         keep = torch.ones(len(logits), dtype=torch.bool, device=logits.device)
         if self.min_confidence is not None:
@@ -247,8 +248,26 @@ class Teacher:
     def __call__(self, images: torch.Tensor,
                  intended: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(targets (N, K) float32, keep (N,) bool)`` of generated ``images`` of ``intended``."""
+        self._intended(intended, len(images), images.device)  # before running the teacher
         logits = self.logits(images)
         return self.targets(logits, intended), self.keep(logits, intended)
+
+    def _intended(self, intended: Any, n: int, device: torch.device) -> torch.Tensor:
+        """``intended`` as ``(n,)`` int64 on ``device``; refuses what would be broadcast over
+        the rows, truncated (floats) or fail in ``one_hot`` (labels outside ``0..K-1``)."""
+        y = torch.as_tensor(intended)
+        if y.ndim != 1 or len(y) != n:
+            got = (f"got {len(y)} label(s) for {n} images" if y.ndim == 1
+                   else f"got {tuple(y.shape)}")
+        elif y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            got = f"got {y.dtype}"
+        elif n and not (int(y.min()) >= 0 and int(y.max()) < self.num_classes):
+            got = f"got {int(y.min())}..{int(y.max())}"
+        else:
+            return y.to(device, torch.int64)
+        raise GanaugDataError(f"The intended labels must be (N,) integers in "
+                              f"0..{self.num_classes - 1}, one per image; {got}. Pass the "
+                              "generated images' labels as a (N,) int tensor.")
 
 
 def input_channels(model: Any) -> int | None:
