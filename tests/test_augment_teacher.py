@@ -620,3 +620,13 @@ def test_a_teacher_refuses_intended_labels_that_do_not_fit_its_logits(intended, 
         with pytest.raises(GanaugDataError, match=r"intended labels must be \(N,\) integers in "
                                                   rf"0\.\.2, one per image; {match}"):
             call(torch.tensor(intended))
+
+
+def test_weighted_loss_refuses_empty_float_targets_and_integer_logits():
+    # Both were raw torch errors: min() of an empty tensor, log_softmax of Long.
+    with pytest.raises(GanaugDataError, match=r"Class-index targets must be integers in 0\.\.2, "
+                                              r"got torch.float32 \(empty\)"):
+        weighted_loss(torch.zeros(0, 3), torch.zeros(0))
+    with pytest.raises(GanaugDataError, match=r"weighted_loss takes float logits \(the "
+                                              r"classifier's outputs\), got torch.int64"):
+        weighted_loss(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]))

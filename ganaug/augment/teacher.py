@@ -353,6 +353,9 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
     if logits.ndim != 2 or targets.shape[:1] != logits.shape[:1]:
         raise GanaugDataError(f"weighted_loss takes (B, K) logits and (B,) or (B, K) targets, got "
                               f"{tuple(logits.shape)} and {tuple(targets.shape)}.")
+    if not logits.is_floating_point():
+        raise GanaugDataError(f"weighted_loss takes float logits (the classifier's outputs), "
+                              f"got {logits.dtype}; cast them with logits.float().")
     if targets.ndim == 2:
         if targets.shape != logits.shape:
             raise GanaugDataError(f"Soft targets {tuple(targets.shape)} do not match the logits "
@@ -362,9 +365,10 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
     else:
         if targets.is_floating_point() or targets.dtype == torch.bool or (targets.numel() and not (
                 int(targets.min()) >= 0 and int(targets.max()) < logits.shape[1])):
+            span = (f"{targets.min().item()}..{targets.max().item()}" if targets.numel()
+                    else "(empty)")
             raise GanaugDataError(f"Class-index targets must be integers in 0..{logits.shape[1] - 1}"
-                                  f", got {targets.dtype} {targets.min().item()}.."
-                                  f"{targets.max().item()}.")
+                                  f", got {targets.dtype} {span}.")
         per_row = F.cross_entropy(logits, targets.long(), reduction="none")
     if not len(per_row):
         raise GanaugDataError("weighted_loss got an empty batch (B=0): its mean loss is 0/0 "
