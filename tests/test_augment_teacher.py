@@ -630,3 +630,17 @@ def test_weighted_loss_refuses_empty_float_targets_and_integer_logits():
     with pytest.raises(GanaugDataError, match=r"weighted_loss takes float logits \(the "
                                               r"classifier's outputs\), got torch.int64"):
         weighted_loss(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]))
+
+
+def test_teacher_statistics_that_do_not_fit_the_channels_are_refused(const_generator):
+    # Two values for RGB images were a raw broadcasting RuntimeError from inside the teacher call.
+    stats = {"teacher_mean": (0.5, 0.4), "teacher_std": (0.25, 0.25)}
+    mixer = BatchMixer(const_generator, 1.0, seed=0, teacher=MeanLinear(),
+                       teacher_input="normalized", **stats)
+    with pytest.raises(GanaugConfigError, match=r"teacher_mean/teacher_std have 2 values but the "
+                                                r"teacher gets 3-channel images"):
+        mixer(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]))
+    teacher = Teacher(MeanLinear(), num_classes=3, input="normalized", mean=(0.5, 0.4),
+                      std=(0.25, 0.25))
+    with pytest.raises(GanaugConfigError, match=r"have 2 values but the teacher gets 1-channel"):
+        teacher.logits(torch.rand(2, 1, 4, 4))

@@ -151,6 +151,11 @@ class Teacher:
         unit = to_float01(images)
         if self.input == "unit":
             return unit
+        c, n = unit.shape[-3], len(self.mean)
+        if n not in (1, c) and not (c == 1 and n == 3):  # 3 on grey: Normalize of repeated grey
+            raise GanaugConfigError(
+                f"teacher_mean/teacher_std have {n} values but the teacher gets {c}-channel "
+                f"images; give 1 or {c} values (the statistics of the teacher's Normalize).")
         return normalize(unit, self.mean.to(unit.device), self.std.to(unit.device))
 
     def _convert_channels(self, images: torch.Tensor) -> torch.Tensor:
