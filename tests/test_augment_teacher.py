@@ -644,3 +644,12 @@ def test_teacher_statistics_that_do_not_fit_the_channels_are_refused(const_gener
                       std=(0.25, 0.25))
     with pytest.raises(GanaugConfigError, match=r"have 2 values but the teacher gets 1-channel"):
         teacher.logits(torch.rand(2, 1, 4, 4))
+
+
+@pytest.mark.parametrize("value", [-1.0, 255.0])
+def test_a_teacher_refuses_float_images_outside_0_1(value):
+    # Normalised or 0-255 float images were read as [0, 1] and silently converted again.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugDataError, match=r"The teacher takes uint8 \[0, 255\] or float "
+                                              r"\[0, 1\] images, got floats spanning"):
+        teacher(torch.full((2, 3, 4, 4), value), torch.tensor([0, 1]))

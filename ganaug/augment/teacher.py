@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from ganaug._checks import check_float, check_int, check_probability
 from ganaug._imaging import fit_images, normalize, to_float01
-from ganaug.augment.batch import check_soft_targets
+from ganaug.augment.batch import RANGE_SLACK, check_soft_targets
+from ganaug.augment.functional import outside_unit_range
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "input_channels", "make_teacher",
@@ -140,6 +141,12 @@ class Teacher:
     # -- running ----------------------------------------------------------------------------
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` uint8 [0, 255] or float [0, 1] -> the teacher's input (same device)."""
+        bad = outside_unit_range(images, RANGE_SLACK) if images.is_floating_point() else None
+        if bad is not None:  # else read as [0, 1] and converted a second time
+            raise GanaugDataError(
+                f"The teacher takes uint8 [0, 255] or float [0, 1] images, got floats spanning "
+                f"[{bad[0]:.3g}, {bad[1]:.3g}] (normalised, or 0-255 floats); pass the images "
+                "before Normalize, or x / 255. teacher_input= says what the teacher itself takes.")
         if self.fit is not None:  # a ganaug classifier: float [0, 1] at its size and channels
             images = fit_images(to_float01(images), *self.fit)
         elif self.channels is not None and images.shape[-3] != self.channels:
