@@ -653,3 +653,12 @@ def test_a_teacher_refuses_float_images_outside_0_1(value):
     with pytest.raises(GanaugDataError, match=r"The teacher takes uint8 \[0, 255\] or float "
                                               r"\[0, 1\] images, got floats spanning"):
         teacher(torch.full((2, 3, 4, 4), value), torch.tensor([0, 1]))
+
+
+def test_a_ready_teacher_as_filter_is_refused_with_the_fix(const_generator):
+    # filter= sets teacher_input='unit', teacher_weight=0 and min_confidence 0.9 itself; a ready
+    # Teacher kept its own (no threshold: nothing was filtered) while min_confidence said 0.9.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugConfigError, match=r"filter= takes a classifier, not a ready "
+                                                r"Teacher; pass teacher=Teacher\(\.\.\.\)"):
+        SyntheticDataset(const_generator, n_per_class=2, filter=teacher)

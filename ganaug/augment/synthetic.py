@@ -41,7 +41,7 @@ from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, to_class_to_idx
 from ganaug.augment.functional import LabelRuns, per_class_counts
 from ganaug.augment.source import FromSource, GeneratorSource
-from ganaug.augment.teacher import make_teacher
+from ganaug.augment.teacher import Teacher, make_teacher
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.export import ImageFolderLayout, export_spec, generate_items, model_fingerprint
 from ganaug.generator import Generator
@@ -159,6 +159,9 @@ class SyntheticDataset(FromSource, Dataset):
         self.progress, self.filter = check_bool("progress", progress), filter
         if filter is not None and teacher is not None:
             raise GanaugConfigError("Pass teacher= or its older alias filter=, not both.")
+        if isinstance(filter, Teacher):  # its own settings would override filter='s
+            raise GanaugConfigError("filter= takes a classifier, not a ready Teacher; pass "
+                                    "teacher=Teacher(...) (its own settings apply).")
         if filter is not None and (teacher_input, teacher_mean, teacher_std, temperature,
                                    teacher_weight) != (None, None, None, 1.0, 1.0):
             raise GanaugConfigError("filter= takes [0, 1] floats and keeps int labels; for "
