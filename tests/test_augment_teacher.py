@@ -662,3 +662,25 @@ def test_a_ready_teacher_as_filter_is_refused_with_the_fix(const_generator):
     with pytest.raises(GanaugConfigError, match=r"filter= takes a classifier, not a ready "
                                                 r"Teacher; pass teacher=Teacher\(\.\.\.\)"):
         SyntheticDataset(const_generator, n_per_class=2, filter=teacher)
+
+
+def test_a_ganaug_classifier_keeps_its_recorded_input_when_teacher_input_is_given():
+    # With teacher_input= it lost its size/channel fit and took the batch's (or timm's
+    # ImageNet) statistics, or [0, 1] floats, instead of the [-1, 1] it was trained on.
+    x8 = torch.full((1, 3, 4, 4), 255, dtype=torch.uint8)
+    luma = 0.2989 + 0.587 + 0.114
+    for kwargs in ({"input": "normalized"}, {"input": "normalized", "mean": 0.5, "std": 0.5},
+                   {"input": "normalized", "default_stats": ((0.2,), (0.3,))}):
+        model = MeanLinear()
+        model.ganaug_config = {"in_chans": 1, "image_size": 2}
+        model.pretrained_cfg = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+        Teacher(model, num_classes=3, **kwargs).logits(x8)
+        torch.testing.assert_close(model.seen[0], torch.full((1, 1, 2, 2), 2 * luma - 1))
+    for kwargs in ({"input": "unit"}, {"input": "uint8"},
+                   {"input": "normalized", "mean": (0.485, 0.456, 0.406),
+                    "std": (0.229, 0.224, 0.225)}):
+        with pytest.raises(GanaugConfigError, match=r"a ganaug.evaluation classifier records its "
+                                                    r"input: \[-1, 1\] \(teacher_input="
+                                                    r"'normalized', mean = std = 0.5\) at 2x2, "
+                                                    r"1 channel\(s\); drop teacher_input="):
+            Teacher(model, num_classes=3, **kwargs)

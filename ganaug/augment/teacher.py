@@ -73,7 +73,7 @@ class Teacher:
             (float32 [0, 1]) or ``"normalized"`` (float32 ``(x - mean) / std``). Required,
             except for a model built by ``ganaug.evaluation.create_classifier`` (it records
             its input: [-1, 1], i.e. mean = std = 0.5, at its ``image_size`` and channels, and
-            images are fitted to those).
+            images are fitted to those; another stated input is refused).
         mean, std: the teacher's Normalize statistics (``input="normalized"``). Without them:
             ``default_stats`` (BatchMixer passes the batch's own mean/std), else the model's
             timm ``pretrained_cfg["mean"/"std"]``; else refused.
@@ -111,9 +111,10 @@ class Teacher:
                                     f"drop), got {drop_top!r}; 0.1 drops the top 10 %.")
         config = getattr(model, "ganaug_config", None)
         self.fit = None
-        if input is None and isinstance(config, dict):
-            input, mean, std = "normalized", *GANAUG_STATS
+        if isinstance(config, dict):  # a ganaug classifier: its own input, whatever is stated
             self.fit = (int(config["in_chans"]), int(config["image_size"]))
+            self._check_recorded(input, mean, std)
+            input, mean, std = "normalized", *GANAUG_STATS
         #: The channels the teacher takes, where it says (None: unknown, images pass as drawn).
         self.channels = self.fit[0] if self.fit else input_channels(model)
         self._ran = False  # a first call that fails is reported with the images it got
@@ -137,6 +138,18 @@ class Teacher:
                 raise GanaugConfigError(
                     "teacher_input='normalized' needs the teacher's statistics: pass "
                     "teacher_mean= and teacher_std= (e.g. (0.5,)*3 and (0.5,)*3).")
+
+    def _check_recorded(self, input: str | None, mean, std) -> None:
+        """Refuse a stated input other than a ganaug classifier's recorded [-1, 1]."""
+        m, s = parse_stats(mean, std, what="teacher_mean= and teacher_std=")
+        if input in (None, "normalized") and (m is None or bool(((m == 0.5) & (s == 0.5)).all())):
+            return
+        c, size = self.fit
+        raise GanaugConfigError(
+            f"teacher_input={input!r} (mean={mean!r}, std={std!r}), but a ganaug.evaluation "
+            f"classifier records its input: [-1, 1] (teacher_input='normalized', mean = std = "
+            f"0.5) at {size}x{size}, {c} channel(s); drop teacher_input=, teacher_mean= and "
+            "teacher_std=, and it gets what ganaug.evaluation feeds it.")
 
     # -- running ----------------------------------------------------------------------------
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
