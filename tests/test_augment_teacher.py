@@ -684,3 +684,13 @@ def test_a_ganaug_classifier_keeps_its_recorded_input_when_teacher_input_is_give
                                                     r"'normalized', mean = std = 0.5\) at 2x2, "
                                                     r"1 channel\(s\); drop teacher_input="):
             Teacher(model, num_classes=3, **kwargs)
+
+
+def test_a_filter_cache_folder_refuses_another_filter_model(const_generator, tmp_path):
+    # Only teacher= recorded its weights: a folder filtered by one classifier was reused as if
+    # another had chosen its images.
+    kwargs = {"n_per_class": 2, "min_confidence": 0.3, "cache": tmp_path / "c"}
+    SyntheticDataset(const_generator, filter=MeanLinear(), **kwargs).generate()
+    SyntheticDataset(const_generator, filter=MeanLinear(), **kwargs)  # the same one reuses it
+    with pytest.raises(GanaugConfigError, match=r"made with other arguments \(teacher_sha256"):
+        SyntheticDataset(const_generator, filter=MeanLinear(b=[0.0, 0.0, 0.0]), **kwargs)

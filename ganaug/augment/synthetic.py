@@ -399,8 +399,10 @@ class SyntheticDataset(FromSource, Dataset):
                         "chunk_size": self.chunk_size, "counts": self.counts,
                         "classes": self.generator_classes, "min_confidence": self.min_confidence,
                         "model_sha256": model_fingerprint(self.generator)}
+            t = self.teacher
+            if not self.soft and isinstance(t.model, torch.nn.Module):  # a filter= classifier
+                settings.update(teacher_sha256=teacher_fingerprint(t.model))
             if self.soft:  # the teacher's settings and weights choose and label the images
-                t = self.teacher
                 settings.update(drop_top=t.drop_top, teacher_input=t.input,
                                 teacher_sha256=teacher_fingerprint(t.model))
                 if t.mean is not None:  # the normalisation changes what the teacher keeps
