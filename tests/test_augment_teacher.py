@@ -694,3 +694,18 @@ def test_a_filter_cache_folder_refuses_another_filter_model(const_generator, tmp
     SyntheticDataset(const_generator, filter=MeanLinear(), **kwargs)  # the same one reuses it
     with pytest.raises(GanaugConfigError, match=r"made with other arguments \(teacher_sha256"):
         SyntheticDataset(const_generator, filter=MeanLinear(b=[0.0, 0.0, 0.0]), **kwargs)
+
+
+def test_numpy_and_tensor_statistics_configure_a_teacher(const_generator):
+    import numpy as np
+
+    for mean, std in ((np.array([0.5, 0.5, 0.5]), np.array([0.25, 0.25, 0.25])),
+                      (torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.25, 0.25, 0.25]))):
+        teacher = MeanLinear()
+        mixer = BatchMixer(const_generator, 1.0, seed=0, teacher=teacher,
+                           teacher_input="normalized", teacher_mean=mean, teacher_std=std)
+        mixer(torch.zeros(2, 3, 16, 16), torch.tensor([2, 0]))
+        torch.testing.assert_close(teacher.seen[0][:, 0, 0, 0], torch.tensor([2.0, -2.0]))
+        with pytest.raises(GanaugConfigError, match=r"teacher_mean=, teacher_std= configure a "
+                                                    r"teacher, but teacher=None"):
+            BatchMixer(const_generator, 1.0, teacher_mean=mean, teacher_std=std)

@@ -315,8 +315,7 @@ def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher 
     """
     defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
                 "min_confidence": None, "drop_top": 0.0}
-    given = [k for k, v in defaults.items() if k in settings and settings[k] is not v
-             and settings[k] != v]
+    given = [k for k, v in defaults.items() if k in settings and _differs(settings[k], v)]
     names = ", ".join({v: k for k, v in TEACHER_KWARGS.items()}[k] + "=" for k in given)
     if teacher is None:
         if given:
@@ -334,6 +333,17 @@ def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher 
                                     f"the labels have {num_classes}.")
         return teacher
     return Teacher(teacher, num_classes=num_classes, **settings)
+
+
+def _differs(value: Any, default: Any) -> bool:
+    """``value != default`` for settings; a numpy/tensor array (whose ``!=`` is an array, of
+    ambiguous truth) differs from a number or None."""
+    if default is None:
+        return value is not None
+    try:
+        return bool(value != default)
+    except (ValueError, RuntimeError, TypeError):
+        return True
 
 
 #: The augmenters' keyword arguments that configure a teacher -> :class:`Teacher`'s.
