@@ -709,3 +709,25 @@ def test_numpy_and_tensor_statistics_configure_a_teacher(const_generator):
         with pytest.raises(GanaugConfigError, match=r"teacher_mean=, teacher_std= configure a "
                                                     r"teacher, but teacher=None"):
             BatchMixer(const_generator, 1.0, teacher_mean=mean, teacher_std=std)
+
+
+class TupleTeacher(MeanLinear):
+    """Returns ``(logits, features)``, as some timm/torchvision heads do."""
+
+    def forward(self, x):
+        return super().forward(x), x.flatten(1)
+
+
+class DictTeacher(MeanLinear):
+    """Returns ``{"logits": ...}``, as Hugging Face models do."""
+
+    def forward(self, x):
+        return {"logits": super().forward(x)}
+
+
+@pytest.mark.parametrize("model,got", [(TupleTeacher(), "tuple"), (DictTeacher(), "dict")])
+def test_a_teacher_returning_a_tuple_or_dict_is_refused_with_the_fix(model, got):
+    teacher = Teacher(model, num_classes=3, input="unit")
+    with pytest.raises(GanaugConfigError, match=rf"it returned {got}; wrap it in an nn.Module "
+                                                r"whose forward returns only the logits"):
+        teacher(torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))

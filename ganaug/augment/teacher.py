@@ -214,8 +214,11 @@ class Teacher:
                 module.training = training
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(images):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            fix = ("; wrap it in an nn.Module whose forward returns only the logits (out[0] of "
+                   "a tuple, out['logits'] or out.logits of a dict or model output)"
+                   if not isinstance(out, torch.Tensor) else "")
             raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "
-                                    f"N={len(images)} it returned {got}.")
+                                    f"N={len(images)} it returned {got}{fix}.")
         if not bool(torch.isfinite(out).all()):
             raise GanaugDataError("The teacher returned NaN or infinite logits; its soft targets "
                                   "would poison the loss. Check its weights and teacher_input.")
