@@ -731,3 +731,16 @@ def test_a_teacher_returning_a_tuple_or_dict_is_refused_with_the_fix(model, got)
     with pytest.raises(GanaugConfigError, match=rf"it returned {got}; wrap it in an nn.Module "
                                                 r"whose forward returns only the logits"):
         teacher(torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))
+
+
+def test_rgb_statistics_for_a_grey_stem_are_refused(const_generator):
+    # A 1-channel timm model keeps ImageNet's 3-value pretrained_cfg: the grey images were
+    # widened to 3 channels by Normalize, and the stem's failure was blamed on the generator's
+    # "3-channel" images.
+    teacher = ConvTeacher(1)
+    teacher.pretrained_cfg = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    ds = SyntheticDataset(const_generator, n_per_class=1, teacher=teacher,
+                          teacher_input="normalized")
+    with pytest.raises(GanaugConfigError, match=r"teacher_mean/teacher_std have 3 values but the "
+                                                r"teacher gets 1-channel images"):
+        ds[0]

@@ -172,7 +172,8 @@ class Teacher:
         if self.input == "unit":
             return unit
         c, n = unit.shape[-3], len(self.mean)
-        if n not in (1, c) and not (c == 1 and n == 3):  # 3 on grey: Normalize of repeated grey
+        # 3 values on grey for a teacher of unknown channels: Normalize of the repeated grey
+        if n not in (1, c) and not (c == 1 and n == 3 and self.channels is None):
             raise GanaugConfigError(
                 f"teacher_mean/teacher_std have {n} values but the teacher gets {c}-channel "
                 f"images; give 1 or {c} values (the statistics of the teacher's Normalize).")
