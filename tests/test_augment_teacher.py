@@ -744,3 +744,15 @@ def test_rgb_statistics_for_a_grey_stem_are_refused(const_generator):
     with pytest.raises(GanaugConfigError, match=r"teacher_mean/teacher_std have 3 values but the "
                                                 r"teacher gets 1-channel images"):
         ds[0]
+
+
+@pytest.mark.parametrize("images,got", [
+    (torch.rand(3, 4, 4), r"\(3, 4, 4\)"),  # one image: its channels were read as the batch
+    (torch.rand(2, 3, 4, 4).numpy(), "ndarray"),  # was a raw AttributeError
+    (torch.zeros(2, 3, 4, 4, dtype=torch.int32), r"\(2, 3, 4, 4\) torch.int32"),  # as [0, 1]
+])
+def test_a_teacher_refuses_what_is_no_image_batch(images, got):
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugDataError, match=r"The teacher takes a \(N, C, H, W\) uint8 or float "
+                                              rf"image batch, got {got}"):
+        teacher.logits(images)

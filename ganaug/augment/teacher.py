@@ -193,6 +193,12 @@ class Teacher:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or not (
+                images.dtype == torch.uint8 or images.is_floating_point()):
+            got = (f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor)
+                   else type(images).__name__)
+            raise GanaugDataError(f"The teacher takes a (N, C, H, W) uint8 or float image batch, "
+                                  f"got {got}; use torch.as_tensor(x), x[None] for one image.")
         model = self.model
         device, dtype, modes = images.device, None, []
         if isinstance(model, torch.nn.Module):
