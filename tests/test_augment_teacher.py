@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -697,8 +698,6 @@ def test_a_filter_cache_folder_refuses_another_filter_model(const_generator, tmp
 
 
 def test_numpy_and_tensor_statistics_configure_a_teacher(const_generator):
-    import numpy as np
-
     for mean, std in ((np.array([0.5, 0.5, 0.5]), np.array([0.25, 0.25, 0.25])),
                       (torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.25, 0.25, 0.25]))):
         teacher = MeanLinear()
@@ -756,3 +755,15 @@ def test_a_teacher_refuses_what_is_no_image_batch(images, got):
     with pytest.raises(GanaugDataError, match=r"The teacher takes a \(N, C, H, W\) uint8 or float "
                                               rf"image batch, got {got}"):
         teacher.logits(images)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"temperature": 2.0},
+    {"teacher_mean": (0.5,) * 3, "teacher_std": (0.5,) * 3},
+    {"teacher_mean": np.array([0.5, 0.5, 0.5]), "teacher_std": np.array([0.5] * 3)},
+], ids=["temperature", "statistics", "numpy-statistics"])
+def test_teacher_settings_with_filter_are_refused(const_generator, kwargs):
+    # numpy statistics made the settings check itself a raw ambiguous-truth ValueError.
+    with pytest.raises(GanaugConfigError, match=r"filter= takes \[0, 1\] floats and keeps int "
+                                                r"labels; for teacher_input="):
+        SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(), **kwargs)

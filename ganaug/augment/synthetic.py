@@ -162,8 +162,8 @@ class SyntheticDataset(FromSource, Dataset):
         if isinstance(filter, Teacher):  # its own settings would override filter='s
             raise GanaugConfigError("filter= takes a classifier, not a ready Teacher; pass "
                                     "teacher=Teacher(...) (its own settings apply).")
-        if filter is not None and (teacher_input, teacher_mean, teacher_std, temperature,
-                                   teacher_weight) != (None, None, None, 1.0, 1.0):
+        if filter is not None and (any(v is not None for v in (
+                teacher_input, teacher_mean, teacher_std)) or (temperature, teacher_weight) != (1, 1)):
             raise GanaugConfigError("filter= takes [0, 1] floats and keeps int labels; for "
                                     "teacher_input=, temperature=, teacher_weight= use teacher=.")
         if min_confidence is not None:
