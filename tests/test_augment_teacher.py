@@ -741,7 +741,8 @@ def test_rgb_statistics_for_a_grey_stem_are_refused(const_generator):
     ds = SyntheticDataset(const_generator, n_per_class=1, teacher=teacher,
                           teacher_input="normalized")
     with pytest.raises(GanaugConfigError, match=r"teacher_mean/teacher_std have 3 values but the "
-                                                r"teacher gets 1-channel images"):
+                                                r"teacher gets 1-channel images; pass "
+                                                r"teacher_mean=/teacher_std= with 1 value "):
         ds[0]
 
 

@@ -174,9 +174,11 @@ class Teacher:
         c, n = unit.shape[-3], len(self.mean)
         # 3 values on grey for a teacher of unknown channels: Normalize of the repeated grey
         if n not in (1, c) and not (c == 1 and n == 3 and self.channels is None):
+            count = "1 value" if c == 1 else f"1 or {c} values"
             raise GanaugConfigError(
                 f"teacher_mean/teacher_std have {n} values but the teacher gets {c}-channel "
-                f"images; give 1 or {c} values (the statistics of the teacher's Normalize).")
+                f"images; pass teacher_mean=/teacher_std= with {count} (the teacher's "
+                "Normalize; a 1-channel timm model keeps ImageNet's 3-value pretrained_cfg).")
         return normalize(unit, self.mean.to(unit.device), self.std.to(unit.device))
 
     def _convert_channels(self, images: torch.Tensor) -> torch.Tensor:
