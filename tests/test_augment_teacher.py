@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -553,3 +554,217 @@ def test_a_teacher_in_train_mode_runs_in_eval_and_is_left_in_train_mode(const_ge
     assert model.training and model.drop.training and not model.bn.training
     for name, value in model.bn.state_dict().items():  # batch statistics untouched
         torch.testing.assert_close(value, stats[name])
+
+
+# -- a ready Teacher -------------------------------------------------------------------------
+@pytest.mark.parametrize("build", [
+    lambda g, t: BatchMixer(g, 0.5, teacher=t, temperature=5.0),
+    lambda g, t: SyntheticDataset(g, n_per_class=2, teacher=t, temperature=5.0),
+    lambda g, t: MixedDataset(_real(), g, ratio=0.5, teacher=t, temperature=5.0),
+], ids=["BatchMixer", "SyntheticDataset", "MixedDataset"])
+def test_settings_beside_a_ready_teacher_are_refused_not_ignored(const_generator, build):
+    # The Teacher's own temperature (1) was used and temperature=5.0 silently dropped.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugConfigError, match=r"temperature= would be ignored: a ready "
+                                                r"Teacher uses its own settings; pass them to "
+                                                r"Teacher\(\.\.\.\)"):
+        build(const_generator, teacher)
+    assert BatchMixer(const_generator, 0.5, teacher=teacher).teacher is teacher
+
+
+@pytest.mark.parametrize("drop_top", [0.3, 0.6])
+def test_mixed_replace_refuses_a_ready_teachers_drop_top(const_generator, drop_top):
+    # One candidate at a time: floor(q + 0.5) dropped it always (0.6) or never (0.3), silently.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit", drop_top=drop_top)
+    with pytest.raises(GanaugConfigError, match=r"drop_top needs a pool of candidates; "
+                                                rf".*\(got drop_top={drop_top}\)"):
+        MixedDataset(_real(), const_generator, mode="replace", p=1.0, teacher=teacher)
+
+
+@pytest.mark.parametrize("first,second,key", [
+    ({"teacher": "ready", "min_confidence": 0.1}, {"teacher": "ready", "min_confidence": 0.3},
+     "min_confidence"),
+    ({"teacher_input": "normalized", "teacher_mean": 0.5, "teacher_std": 0.25},
+     {"teacher_input": "normalized", "teacher_mean": 0.0, "teacher_std": 1.0}, "teacher_mean"),
+], ids=["ready-teacher-min-confidence", "teacher-mean-std"])
+def test_synthetic_cache_folder_guards_every_setting_that_chooses_the_images(
+        const_generator, tmp_path, first, second, key):
+    # Both used to be left out of the folder's settings: a folder filtered under one threshold
+    # or normalisation was reused under another.
+    def build(settings):
+        settings = dict(settings)
+        if settings.pop("teacher", None) == "ready":
+            teacher = Teacher(MeanLinear(), num_classes=3, input="unit", **settings)
+            return SyntheticDataset(const_generator, n_per_class=2, teacher=teacher,
+                                    cache=tmp_path / "c")
+        return SyntheticDataset(const_generator, n_per_class=2, teacher=MeanLinear(),
+                                cache=tmp_path / "c", **settings)
+
+    build(first).generate()
+    build(first)  # the same settings reuse it
+    with pytest.raises(GanaugConfigError, match=rf"made with other arguments \({key}"):
+        build(second)
+
+
+@pytest.mark.parametrize("intended,match", [
+    ([0], r"got 1 label\(s\) for 2 images"),  # was broadcast into both rows' targets
+    ([0, 3], r"got 0\.\.3"),  # was a raw RuntimeError of one_hot
+    ([0, -1], r"got -1\.\.0"),
+    ([0.0, 1.5], r"got torch.float32"),  # was truncated to class 1
+    ([[0], [1]], r"got \(2, 1\)"),
+])
+def test_a_teacher_refuses_intended_labels_that_do_not_fit_its_logits(intended, match):
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    logits = torch.zeros(2, 3)
+    for call in (lambda y: teacher(torch.zeros(2, 3, 4, 4), y),
+                 lambda y: teacher.targets(logits, y), lambda y: teacher.keep(logits, y)):
+        with pytest.raises(GanaugDataError, match=r"intended labels must be \(N,\) integers in "
+                                                  rf"0\.\.2, one per image; {match}"):
+            call(torch.tensor(intended))
+
+
+def test_weighted_loss_refuses_empty_float_targets_and_integer_logits():
+    # Both were raw torch errors: min() of an empty tensor, log_softmax of Long.
+    with pytest.raises(GanaugDataError, match=r"Class-index targets must be integers in 0\.\.2, "
+                                              r"got torch.float32 \(empty\)"):
+        weighted_loss(torch.zeros(0, 3), torch.zeros(0))
+    with pytest.raises(GanaugDataError, match=r"weighted_loss takes float logits \(the "
+                                              r"classifier's outputs\), got torch.int64"):
+        weighted_loss(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]))
+
+
+def test_teacher_statistics_that_do_not_fit_the_channels_are_refused(const_generator):
+    # Two values for RGB images were a raw broadcasting RuntimeError from inside the teacher call.
+    stats = {"teacher_mean": (0.5, 0.4), "teacher_std": (0.25, 0.25)}
+    mixer = BatchMixer(const_generator, 1.0, seed=0, teacher=MeanLinear(),
+                       teacher_input="normalized", **stats)
+    with pytest.raises(GanaugConfigError, match=r"teacher_mean/teacher_std have 2 values but the "
+                                                r"teacher gets 3-channel images"):
+        mixer(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]))
+    teacher = Teacher(MeanLinear(), num_classes=3, input="normalized", mean=(0.5, 0.4),
+                      std=(0.25, 0.25))
+    with pytest.raises(GanaugConfigError, match=r"have 2 values but the teacher gets 1-channel"):
+        teacher.logits(torch.rand(2, 1, 4, 4))
+
+
+@pytest.mark.parametrize("value", [-1.0, 255.0])
+def test_a_teacher_refuses_float_images_outside_0_1(value):
+    # Normalised or 0-255 float images were read as [0, 1] and silently converted again.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugDataError, match=r"The teacher takes uint8 \[0, 255\] or float "
+                                              r"\[0, 1\] images, got floats spanning"):
+        teacher(torch.full((2, 3, 4, 4), value), torch.tensor([0, 1]))
+
+
+def test_a_ready_teacher_as_filter_is_refused_with_the_fix(const_generator):
+    # filter= sets teacher_input='unit', teacher_weight=0 and min_confidence 0.9 itself; a ready
+    # Teacher kept its own (no threshold: nothing was filtered) while min_confidence said 0.9.
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugConfigError, match=r"filter= takes a classifier, not a ready "
+                                                r"Teacher; pass teacher=Teacher\(\.\.\.\)"):
+        SyntheticDataset(const_generator, n_per_class=2, filter=teacher)
+
+
+def test_a_ganaug_classifier_keeps_its_recorded_input_when_teacher_input_is_given():
+    # With teacher_input= it lost its size/channel fit and took the batch's (or timm's
+    # ImageNet) statistics, or [0, 1] floats, instead of the [-1, 1] it was trained on.
+    x8 = torch.full((1, 3, 4, 4), 255, dtype=torch.uint8)
+    luma = 0.2989 + 0.587 + 0.114
+    for kwargs in ({"input": "normalized"}, {"input": "normalized", "mean": 0.5, "std": 0.5},
+                   {"input": "normalized", "default_stats": ((0.2,), (0.3,))}):
+        model = MeanLinear()
+        model.ganaug_config = {"in_chans": 1, "image_size": 2}
+        model.pretrained_cfg = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+        Teacher(model, num_classes=3, **kwargs).logits(x8)
+        torch.testing.assert_close(model.seen[0], torch.full((1, 1, 2, 2), 2 * luma - 1))
+    for kwargs in ({"input": "unit"}, {"input": "uint8"},
+                   {"input": "normalized", "mean": (0.485, 0.456, 0.406),
+                    "std": (0.229, 0.224, 0.225)}):
+        with pytest.raises(GanaugConfigError, match=r"a ganaug.evaluation classifier records its "
+                                                    r"input: \[-1, 1\] \(teacher_input="
+                                                    r"'normalized', mean = std = 0.5\) at 2x2, "
+                                                    r"1 channel\(s\); drop teacher_input="):
+            Teacher(model, num_classes=3, **kwargs)
+
+
+def test_a_filter_cache_folder_refuses_another_filter_model(const_generator, tmp_path):
+    # Only teacher= recorded its weights: a folder filtered by one classifier was reused as if
+    # another had chosen its images.
+    kwargs = {"n_per_class": 2, "min_confidence": 0.3, "cache": tmp_path / "c"}
+    SyntheticDataset(const_generator, filter=MeanLinear(), **kwargs).generate()
+    SyntheticDataset(const_generator, filter=MeanLinear(), **kwargs)  # the same one reuses it
+    with pytest.raises(GanaugConfigError, match=r"made with other arguments \(teacher_sha256"):
+        SyntheticDataset(const_generator, filter=MeanLinear(b=[0.0, 0.0, 0.0]), **kwargs)
+
+
+def test_numpy_and_tensor_statistics_configure_a_teacher(const_generator):
+    for mean, std in ((np.array([0.5, 0.5, 0.5]), np.array([0.25, 0.25, 0.25])),
+                      (torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.25, 0.25, 0.25]))):
+        teacher = MeanLinear()
+        mixer = BatchMixer(const_generator, 1.0, seed=0, teacher=teacher,
+                           teacher_input="normalized", teacher_mean=mean, teacher_std=std)
+        mixer(torch.zeros(2, 3, 16, 16), torch.tensor([2, 0]))
+        torch.testing.assert_close(teacher.seen[0][:, 0, 0, 0], torch.tensor([2.0, -2.0]))
+        with pytest.raises(GanaugConfigError, match=r"teacher_mean=, teacher_std= configure a "
+                                                    r"teacher, but teacher=None"):
+            BatchMixer(const_generator, 1.0, teacher_mean=mean, teacher_std=std)
+
+
+class TupleTeacher(MeanLinear):
+    """Returns ``(logits, features)``, as some timm/torchvision heads do."""
+
+    def forward(self, x):
+        return super().forward(x), x.flatten(1)
+
+
+class DictTeacher(MeanLinear):
+    """Returns ``{"logits": ...}``, as Hugging Face models do."""
+
+    def forward(self, x):
+        return {"logits": super().forward(x)}
+
+
+@pytest.mark.parametrize("model,got", [(TupleTeacher(), "tuple"), (DictTeacher(), "dict")])
+def test_a_teacher_returning_a_tuple_or_dict_is_refused_with_the_fix(model, got):
+    teacher = Teacher(model, num_classes=3, input="unit")
+    with pytest.raises(GanaugConfigError, match=rf"it returned {got}; wrap it in an nn.Module "
+                                                r"whose forward returns only the logits"):
+        teacher(torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))
+
+
+def test_rgb_statistics_for_a_grey_stem_are_refused(const_generator):
+    # A 1-channel timm model keeps ImageNet's 3-value pretrained_cfg: the grey images were
+    # widened to 3 channels by Normalize, and the stem's failure was blamed on the generator's
+    # "3-channel" images.
+    teacher = ConvTeacher(1)
+    teacher.pretrained_cfg = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    ds = SyntheticDataset(const_generator, n_per_class=1, teacher=teacher,
+                          teacher_input="normalized")
+    with pytest.raises(GanaugConfigError, match=r"teacher_mean/teacher_std have 3 values but the "
+                                                r"teacher gets 1-channel images; pass "
+                                                r"teacher_mean=/teacher_std= with 1 value "):
+        ds[0]
+
+
+@pytest.mark.parametrize("images,got", [
+    (torch.rand(3, 4, 4), r"\(3, 4, 4\)"),  # one image: its channels were read as the batch
+    (torch.rand(2, 3, 4, 4).numpy(), "ndarray"),  # was a raw AttributeError
+    (torch.zeros(2, 3, 4, 4, dtype=torch.int32), r"\(2, 3, 4, 4\) torch.int32"),  # as [0, 1]
+])
+def test_a_teacher_refuses_what_is_no_image_batch(images, got):
+    teacher = Teacher(MeanLinear(), num_classes=3, input="unit")
+    with pytest.raises(GanaugDataError, match=r"The teacher takes a \(N, C, H, W\) uint8 or float "
+                                              rf"image batch, got {got}"):
+        teacher.logits(images)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"temperature": 2.0},
+    {"teacher_mean": (0.5,) * 3, "teacher_std": (0.5,) * 3},
+    {"teacher_mean": np.array([0.5, 0.5, 0.5]), "teacher_std": np.array([0.5] * 3)},
+], ids=["temperature", "statistics", "numpy-statistics"])
+def test_teacher_settings_with_filter_are_refused(const_generator, kwargs):
+    # numpy statistics made the settings check itself a raw ambiguous-truth ValueError.
+    with pytest.raises(GanaugConfigError, match=r"filter= takes \[0, 1\] floats and keeps int "
+                                                r"labels; for teacher_input="):
+        SyntheticDataset(const_generator, n_per_class=1, filter=MeanLinear(), **kwargs)

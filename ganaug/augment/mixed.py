@@ -288,12 +288,14 @@ class MixedDataset(Dataset):
             raise GanaugConfigError(
                 f"The SyntheticDataset's soft targets are over {given.classes} but the real "
                 f"classes are {self.classes}; build it with class_to_idx= of the real dataset.")
-        if teacher is not None and mode == "replace" and settings.get("drop_top", 0.0):
-            raise GanaugConfigError("drop_top needs a pool of candidates; mode='replace' draws "
-                                    "one at a time. Use min_confidence=, or a SyntheticDataset "
-                                    "built with teacher= and drop_top=.")
-        return teacher_from_kwargs(teacher, settings, num_classes=len(self.classes),
+        made = teacher_from_kwargs(teacher, settings, num_classes=len(self.classes),
                                    what="MixedDataset")
+        if made is not None and mode == "replace" and made.drop_top:  # a ready Teacher's too
+            raise GanaugConfigError("drop_top needs a pool of candidates; mode='replace' draws "
+                                    f"one at a time (got drop_top={made.drop_top}). Use "
+                                    "min_confidence=, or a SyntheticDataset built with teacher= "
+                                    "and drop_top=.")
+        return made
 
     def _gen(self, label: int) -> int:
         """The generator's class of real label ``label``."""

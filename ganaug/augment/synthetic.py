@@ -41,7 +41,7 @@ from ganaug._seeding import derive_seed
 from ganaug.augment.classes import class_lookup, to_class_to_idx
 from ganaug.augment.functional import LabelRuns, per_class_counts
 from ganaug.augment.source import FromSource, GeneratorSource
-from ganaug.augment.teacher import make_teacher
+from ganaug.augment.teacher import Teacher, make_teacher
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.export import ImageFolderLayout, export_spec, generate_items, model_fingerprint
 from ganaug.generator import Generator
@@ -159,8 +159,11 @@ class SyntheticDataset(FromSource, Dataset):
         self.progress, self.filter = check_bool("progress", progress), filter
         if filter is not None and teacher is not None:
             raise GanaugConfigError("Pass teacher= or its older alias filter=, not both.")
-        if filter is not None and (teacher_input, teacher_mean, teacher_std, temperature,
-                                   teacher_weight) != (None, None, None, 1.0, 1.0):
+        if isinstance(filter, Teacher):  # its own settings would override filter='s
+            raise GanaugConfigError("filter= takes a classifier, not a ready Teacher; pass "
+                                    "teacher=Teacher(...) (its own settings apply).")
+        if filter is not None and (any(v is not None for v in (
+                teacher_input, teacher_mean, teacher_std)) or (temperature, teacher_weight) != (1, 1)):
             raise GanaugConfigError("filter= takes [0, 1] floats and keeps int labels; for "
                                     "teacher_input=, temperature=, teacher_weight= use teacher=.")
         if min_confidence is not None:
@@ -176,6 +179,8 @@ class SyntheticDataset(FromSource, Dataset):
             input="unit" if filter is not None else teacher_input, mean=teacher_mean,
             std=teacher_std,
             min_confidence=min_confidence, drop_top=drop_top)
+        if self.teacher is not None:  # a ready Teacher's own threshold filters the images
+            self.min_confidence = self.teacher.min_confidence
         self._soft: dict[tuple[int, int], torch.Tensor] = {}
         self.max_tries = None if max_tries is None else check_int("max_tries", max_tries)
         self.device = check_device(device)
@@ -394,10 +399,14 @@ class SyntheticDataset(FromSource, Dataset):
                         "chunk_size": self.chunk_size, "counts": self.counts,
                         "classes": self.generator_classes, "min_confidence": self.min_confidence,
                         "model_sha256": model_fingerprint(self.generator)}
+            t = self.teacher
+            if not self.soft and isinstance(t.model, torch.nn.Module):  # a filter= classifier
+                settings.update(teacher_sha256=teacher_fingerprint(t.model))
             if self.soft:  # the teacher's settings and weights choose and label the images
-                t = self.teacher
                 settings.update(drop_top=t.drop_top, teacher_input=t.input,
                                 teacher_sha256=teacher_fingerprint(t.model))
+                if t.mean is not None:  # the normalisation changes what the teacher keeps
+                    settings.update(teacher_mean=t.mean.tolist(), teacher_std=t.std.tolist())
             guard_folder(self.cache_dir, settings, name=CACHE_META,
                          what="filtered synthetic images", fix=fix)
         return ImageFolderLayout(self.cache_dir, self.generator_classes, n_per_class=n_per_class)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from ganaug._checks import check_float, check_int, check_probability
 from ganaug._imaging import fit_images, normalize, to_float01
-from ganaug.augment.batch import check_soft_targets
+from ganaug.augment.batch import RANGE_SLACK, check_soft_targets
+from ganaug.augment.functional import outside_unit_range
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
 __all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "input_channels", "make_teacher",
@@ -72,7 +73,7 @@ class Teacher:
             (float32 [0, 1]) or ``"normalized"`` (float32 ``(x - mean) / std``). Required,
             except for a model built by ``ganaug.evaluation.create_classifier`` (it records
             its input: [-1, 1], i.e. mean = std = 0.5, at its ``image_size`` and channels, and
-            images are fitted to those).
+            images are fitted to those; another stated input is refused).
         mean, std: the teacher's Normalize statistics (``input="normalized"``). Without them:
             ``default_stats`` (BatchMixer passes the batch's own mean/std), else the model's
             timm ``pretrained_cfg["mean"/"std"]``; else refused.
@@ -110,9 +111,10 @@ class Teacher:
                                     f"drop), got {drop_top!r}; 0.1 drops the top 10 %.")
         config = getattr(model, "ganaug_config", None)
         self.fit = None
-        if input is None and isinstance(config, dict):
-            input, mean, std = "normalized", *GANAUG_STATS
+        if isinstance(config, dict):  # a ganaug classifier: its own input, whatever is stated
             self.fit = (int(config["in_chans"]), int(config["image_size"]))
+            self._check_recorded(input, mean, std)
+            input, mean, std = "normalized", *GANAUG_STATS
         #: The channels the teacher takes, where it says (None: unknown, images pass as drawn).
         self.channels = self.fit[0] if self.fit else input_channels(model)
         self._ran = False  # a first call that fails is reported with the images it got
@@ -137,9 +139,27 @@ class Teacher:
                     "teacher_input='normalized' needs the teacher's statistics: pass "
                     "teacher_mean= and teacher_std= (e.g. (0.5,)*3 and (0.5,)*3).")
 
+    def _check_recorded(self, input: str | None, mean, std) -> None:
+        """Refuse a stated input other than a ganaug classifier's recorded [-1, 1]."""
+        m, s = parse_stats(mean, std, what="teacher_mean= and teacher_std=")
+        if input in (None, "normalized") and (m is None or bool(((m == 0.5) & (s == 0.5)).all())):
+            return
+        c, size = self.fit
+        raise GanaugConfigError(
+            f"teacher_input={input!r} (mean={mean!r}, std={std!r}), but a ganaug.evaluation "
+            f"classifier records its input: [-1, 1] (teacher_input='normalized', mean = std = "
+            f"0.5) at {size}x{size}, {c} channel(s); drop teacher_input=, teacher_mean= and "
+            "teacher_std=, and it gets what ganaug.evaluation feeds it.")
+
     # -- running ----------------------------------------------------------------------------
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` uint8 [0, 255] or float [0, 1] -> the teacher's input (same device)."""
+        bad = outside_unit_range(images, RANGE_SLACK) if images.is_floating_point() else None
+        if bad is not None:  # else read as [0, 1] and converted a second time
+            raise GanaugDataError(
+                f"The teacher takes uint8 [0, 255] or float [0, 1] images, got floats spanning "
+                f"[{bad[0]:.3g}, {bad[1]:.3g}] (normalised, or 0-255 floats); pass the images "
+                "before Normalize, or x / 255. teacher_input= says what the teacher itself takes.")
         if self.fit is not None:  # a ganaug classifier: float [0, 1] at its size and channels
             images = fit_images(to_float01(images), *self.fit)
         elif self.channels is not None and images.shape[-3] != self.channels:
@@ -151,6 +171,14 @@ class Teacher:
         unit = to_float01(images)
         if self.input == "unit":
             return unit
+        c, n = unit.shape[-3], len(self.mean)
+        # 3 values on grey for a teacher of unknown channels: Normalize of the repeated grey
+        if n not in (1, c) and not (c == 1 and n == 3 and self.channels is None):
+            count = "1 value" if c == 1 else f"1 or {c} values"
+            raise GanaugConfigError(
+                f"teacher_mean/teacher_std have {n} values but the teacher gets {c}-channel "
+                f"images; pass teacher_mean=/teacher_std= with {count} (the teacher's "
+                "Normalize; a 1-channel timm model keeps ImageNet's 3-value pretrained_cfg).")
         return normalize(unit, self.mean.to(unit.device), self.std.to(unit.device))
 
     def _convert_channels(self, images: torch.Tensor) -> torch.Tensor:
@@ -167,6 +195,12 @@ class Teacher:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or not (
+                images.dtype == torch.uint8 or images.is_floating_point()):
+            got = (f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor)
+                   else type(images).__name__)
+            raise GanaugDataError(f"The teacher takes a (N, C, H, W) uint8 or float image batch, "
+                                  f"got {got}; use torch.as_tensor(x), x[None] for one image.")
         model = self.model
         device, dtype, modes = images.device, None, []
         if isinstance(model, torch.nn.Module):
@@ -189,8 +223,11 @@ class Teacher:
                 module.training = training
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(images):
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            fix = ("; wrap it in an nn.Module whose forward returns only the logits (out[0] of "
+                   "a tuple, out['logits'] or out.logits of a dict or model output)"
+                   if not isinstance(out, torch.Tensor) else "")
             raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "
-                                    f"N={len(images)} it returned {got}.")
+                                    f"N={len(images)} it returned {got}{fix}.")
         if not bool(torch.isfinite(out).all()):
             raise GanaugDataError("The teacher returned NaN or infinite logits; its soft targets "
                                   "would poison the loss. Check its weights and teacher_input.")
@@ -224,7 +261,8 @@ class Teacher:
 
     def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
-        onehot = F.one_hot(intended.long().to(logits.device), self.num_classes).float()
+        intended = self._intended(intended, len(logits), logits.device)
+        onehot = F.one_hot(intended, self.num_classes).float()
         # Shift by the row maximum before dividing: logits / T overflows to inf for a tiny T or
         # huge logits, and softmax(inf, inf) is NaN; shifted values are <= 0, so at worst -inf.
         shifted = logits.double() - logits.double().amax(dim=1, keepdim=True)
@@ -233,7 +271,7 @@ class Teacher:
 
     def keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N,)`` bool: the candidates that pass ``min_confidence`` and ``drop_top``."""
-        intended = intended.long().to(logits.device).view(-1, 1)
+        intended = self._intended(intended, len(logits), logits.device).view(-1, 1)
         logp = logits.log_softmax(dim=1).gather(1, intended).squeeze(1)
         keep = torch.ones(len(logits), dtype=torch.bool, device=logits.device)
         if self.min_confidence is not None:
@@ -247,8 +285,26 @@ class Teacher:
     def __call__(self, images: torch.Tensor,
                  intended: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(targets (N, K) float32, keep (N,) bool)`` of generated ``images`` of ``intended``."""
+        self._intended(intended, len(images), images.device)  # before running the teacher
         logits = self.logits(images)
         return self.targets(logits, intended), self.keep(logits, intended)
+
+    def _intended(self, intended: Any, n: int, device: torch.device) -> torch.Tensor:
+        """``intended`` as ``(n,)`` int64 on ``device``; refuses what would be broadcast over
+        the rows, truncated (floats) or fail in ``one_hot`` (labels outside ``0..K-1``)."""
+        y = torch.as_tensor(intended)
+        if y.ndim != 1 or len(y) != n:
+            got = (f"got {len(y)} label(s) for {n} images" if y.ndim == 1
+                   else f"got {tuple(y.shape)}")
+        elif y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            got = f"got {y.dtype}"
+        elif n and not (int(y.min()) >= 0 and int(y.max()) < self.num_classes):
+            got = f"got {int(y.min())}..{int(y.max())}"
+        else:
+            return y.to(device, torch.int64)
+        raise GanaugDataError(f"The intended labels must be (N,) integers in "
+                              f"0..{self.num_classes - 1}, one per image; {got}. Pass the "
+                              "generated images' labels as a (N,) int tensor.")
 
 
 def input_channels(model: Any) -> int | None:
@@ -269,23 +325,37 @@ def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher 
     ``min_confidence``, ``drop_top``, ``default_stats``. A ready :class:`Teacher` is used as
     it is (its own settings; its class count must be ``num_classes``).
     """
+    defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
+                "min_confidence": None, "drop_top": 0.0}
+    given = [k for k, v in defaults.items() if k in settings and _differs(settings[k], v)]
+    names = ", ".join({v: k for k, v in TEACHER_KWARGS.items()}[k] + "=" for k in given)
     if teacher is None:
-        defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
-                    "min_confidence": None, "drop_top": 0.0}
-        given = [k for k, v in defaults.items() if k in settings and settings[k] != v]
         if given:
-            names = {v: k for k, v in TEACHER_KWARGS.items()}
             raise GanaugConfigError(
-                f"{', '.join(names[k] + '=' for k in given)} configure a teacher, but "
-                "teacher=None; pass teacher= (a classifier over the labels' classes), or drop "
-                "them.")
+                f"{names} configure a teacher, but teacher=None; pass teacher= (a classifier "
+                "over the labels' classes), or drop them.")
         return None
     if isinstance(teacher, Teacher):
+        if given:  # else the Teacher's own values were used and these silently dropped
+            raise GanaugConfigError(
+                f"{names} would be ignored: a ready Teacher uses its own settings; pass them to "
+                "Teacher(...) itself, or pass the classifier as teacher= with them.")
         if teacher.num_classes != num_classes:
             raise GanaugConfigError(f"The Teacher was made for {teacher.num_classes} classes but "
                                     f"the labels have {num_classes}.")
         return teacher
     return Teacher(teacher, num_classes=num_classes, **settings)
+
+
+def _differs(value: Any, default: Any) -> bool:
+    """``value != default`` for settings; a numpy/tensor array (whose ``!=`` is an array, of
+    ambiguous truth) differs from a number or None."""
+    if default is None:
+        return value is not None
+    try:
+        return bool(value != default)
+    except (ValueError, RuntimeError, TypeError):
+        return True
 
 
 #: The augmenters' keyword arguments that configure a teacher -> :class:`Teacher`'s.
@@ -330,6 +400,9 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
     if logits.ndim != 2 or targets.shape[:1] != logits.shape[:1]:
         raise GanaugDataError(f"weighted_loss takes (B, K) logits and (B,) or (B, K) targets, got "
                               f"{tuple(logits.shape)} and {tuple(targets.shape)}.")
+    if not logits.is_floating_point():
+        raise GanaugDataError(f"weighted_loss takes float logits (the classifier's outputs), "
+                              f"got {logits.dtype}; cast them with logits.float().")
     if targets.ndim == 2:
         if targets.shape != logits.shape:
             raise GanaugDataError(f"Soft targets {tuple(targets.shape)} do not match the logits "
@@ -339,9 +412,10 @@ def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
     else:
         if targets.is_floating_point() or targets.dtype == torch.bool or (targets.numel() and not (
                 int(targets.min()) >= 0 and int(targets.max()) < logits.shape[1])):
+            span = (f"{targets.min().item()}..{targets.max().item()}" if targets.numel()
+                    else "(empty)")
             raise GanaugDataError(f"Class-index targets must be integers in 0..{logits.shape[1] - 1}"
-                                  f", got {targets.dtype} {targets.min().item()}.."
-                                  f"{targets.max().item()}.")
+                                  f", got {targets.dtype} {span}.")
         per_row = F.cross_entropy(logits, targets.long(), reduction="none")
     if not len(per_row):
         raise GanaugDataError("weighted_loss got an empty batch (B=0): its mean loss is 0/0 "
