@@ -328,3 +328,13 @@ wait
 # Grids: ganaug sample RUN/generator.safetensors --out g.png for ablation_mnist_1d/ttur_1d_lr8-s0,
 # ablation_mnist_cbn/ttur_1d_lr8_cbn-s0 and ablation_mnist_hz/ttur_1d_lr8_hz-s0, then
 # benchmarks/grid_panels.py docs/img/ablation_mnist_cbn_grids.png "TITLE=g.png" ...
+
+# 25. #13: the grey preset (1 D step at lr_d 8e-4) at 20 quiet minutes (2026-11-29, docs/results.md
+#     1.1.5): twice the 10-minute steps of step 20 (15,468 x 2 = 30,936), 3 seeds, into the folder
+#     of step 18's 20-minute runs (its table then prints both presets). Seeds 0 and 1 side by side.
+mkdir -p runs/ablation_mnist_20/calibration
+echo 30936 > runs/ablation_mnist_20/calibration/ttur_1d_lr8.steps
+ONLY=ttur_1d_lr8 SEEDS=0 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_20 &
+ONLY=ttur_1d_lr8 SEEDS=1 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_20
+wait
+ONLY=ttur_1d_lr8 SEEDS=2 bash benchmarks/gan_ablation.sh "mnist5k?split=train" 20 runs/ablation_mnist_20
