@@ -223,11 +223,11 @@ def scan_folder(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
     _refuse_outputs(path, classes)
     _refuse_split_folders(path, classes)
     reals = {c: os.path.realpath(path / c) for c in classes}
+    others = {c: {r: n for n, r in reals.items() if n != c} for c in classes}
     for c in sorted(classes, key=lambda c: not os.path.islink(path / c)):  # a link is to blame
-        _refuse_other_class(str(path / c), reals[c], {r: n for n, r in reals.items() if n != c}, c)
+        _refuse_other_class(str(path / c), reals[c], others[c], c)
     samples = [(f, k) for k, c in enumerate(classes)
-               for f in class_files(str(path / c), IMG_EXTENSIONS,
-                                    {r: n for n, r in reals.items() if n != c})]
+               for f in class_files(str(path / c), IMG_EXTENSIONS, others[c])]
     counts = np.bincount([k for _, k in samples], minlength=len(classes))
     empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
     if empty:

@@ -261,7 +261,9 @@ class Teacher:
 
     def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
-        intended = self._intended(intended, len(logits), logits.device)
+        return self._targets(logits, self._intended(intended, len(logits), logits.device))
+
+    def _targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         onehot = F.one_hot(intended, self.num_classes).float()
         # Shift by the row maximum before dividing: logits / T overflows to inf for a tiny T or
         # huge logits, and softmax(inf, inf) is NaN; shifted values are <= 0, so at worst -inf.
@@ -271,8 +273,10 @@ class Teacher:
 
     def keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
         """``(N,)`` bool: the candidates that pass ``min_confidence`` and ``drop_top``."""
-        intended = self._intended(intended, len(logits), logits.device).view(-1, 1)
-        logp = logits.log_softmax(dim=1).gather(1, intended).squeeze(1)
+        return self._keep(logits, self._intended(intended, len(logits), logits.device))
+
+    def _keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
+        logp = logits.log_softmax(dim=1).gather(1, intended.view(-1, 1)).squeeze(1)
         keep = torch.ones(len(logits), dtype=torch.bool, device=logits.device)
         if self.min_confidence is not None:
             keep &= logp.exp() >= self.min_confidence
@@ -285,9 +289,9 @@ class Teacher:
     def __call__(self, images: torch.Tensor,
                  intended: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(targets (N, K) float32, keep (N,) bool)`` of generated ``images`` of ``intended``."""
-        self._intended(intended, len(images), images.device)  # before running the teacher
+        intended = self._intended(intended, len(images), images.device)  # before the teacher runs
         logits = self.logits(images)
-        return self.targets(logits, intended), self.keep(logits, intended)
+        return self._targets(logits, intended), self._keep(logits, intended)
 
     def _intended(self, intended: Any, n: int, device: torch.device) -> torch.Tensor:
         """``intended`` as ``(n,)`` int64 on ``device``; refuses what would be broadcast over

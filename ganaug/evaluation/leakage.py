@@ -31,6 +31,8 @@ NEAR_SIDE = 32
 #: or more away (``benchmarks/near_copy_margins.py``; on the 8x8 digits q75 copies reach 10.6).
 NEAR_RMS = 8.0
 NEAR_SHARE = 0.25
+#: Pool signatures compared at a time: at most 4096 x 1024 floats (16 MB) beside the distances.
+POOL_SLICE = 4096
 #: Multiply-adds the nearest-neighbour search may spend (about 10 s of one core); a larger
 #: set is judged on a seeded sample of its test images (at least NEAR_MIN_SAMPLE).
 NEAR_BUDGET = 5 * 10**10
@@ -60,7 +62,7 @@ def _nearest_ms(queries: torch.Tensor, pool: torch.Tensor,
     (``exclude[i]``: a pool index query ``i`` may not match, itself)."""
     best = torch.full((len(queries),), float("inf"))
     qn = (queries * queries).sum(1, keepdim=True)
-    step = 4096
+    step = POOL_SLICE
     for start in range(0, len(pool), step):
         sig = pool[start:start + step]
         d = (qn + (sig * sig).sum(1)[None] - 2 * queries @ sig.T).clamp_min_(0)
