@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from ganaug.augment import SyntheticDataset
 from ganaug.evaluation.classifier import load_classifier, predict_logits
-from ganaug.evaluation.recipe import collate_images
+from ganaug.evaluation.batches import collate_images
 from ganaug.io import load
 
 

@@ -7,12 +7,12 @@ in torchvision, albumentations and timm pipelines. Heavy submodules load on firs
 
 from __future__ import annotations
 
-import importlib
-import os
+import importlib as _importlib
+import os as _os
 from typing import TYPE_CHECKING
 
 # albumentations phones home on import unless this is set; ganaug never wants that.
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+_os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,10 @@ _LAZY = {
     "with_labels": "ganaug.augment",
     "SyntheticDataset": "ganaug.augment",
     "MixedDataset": "ganaug.augment",
+    "Teacher": "ganaug.augment",
+    "Distiller": "ganaug.augment",
+    "weighted_loss": "ganaug.augment",
+    "ClassBalancedSampler": "ganaug.augment",
     "build_generator": "ganaug.models",
     "build_discriminator": "ganaug.models",
     "list_archs": "ganaug.models",
@@ -70,10 +74,14 @@ _SUBMODULES = {
 
 if TYPE_CHECKING:  # ``X as X``: an explicit re-export (PEP 484), as timm writes its API
     from ganaug.augment import BatchMixer as BatchMixer
+    from ganaug.augment import ClassBalancedSampler as ClassBalancedSampler
+    from ganaug.augment import Distiller as Distiller
     from ganaug.augment import GANAugment as GANAugment
     from ganaug.augment import MixedDataset as MixedDataset
     from ganaug.augment import SampleBank as SampleBank
     from ganaug.augment import SyntheticDataset as SyntheticDataset
+    from ganaug.augment import Teacher as Teacher
+    from ganaug.augment import weighted_loss as weighted_loss
     from ganaug.augment import with_labels as with_labels
     from ganaug.config import TrainConfig as TrainConfig
     from ganaug.data import LabeledImages as LabeledImages
@@ -102,13 +110,14 @@ __all__ = [  # noqa: PLE0604 (the lazy names are strings too)
 
 def __getattr__(name: str):
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f"ganaug.{name}")
+        return _importlib.import_module(f"ganaug.{name}")
     raise AttributeError(f"module 'ganaug' has no attribute '{name}'")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+    """The public surface only: ``__all__`` and the submodules."""
+    return sorted(set(__all__) | _SUBMODULES)

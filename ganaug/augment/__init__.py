@@ -1,7 +1,7 @@
-"""Generated images as data augmentation: transforms, a batch mixer and datasets.
+"""Generated images as data augmentation: transforms, a batch mixer, datasets and the recipe.
 
-* :mod:`~ganaug.augment.functional`: pure kernels (:func:`match_image`, :func:`fit_images`,
-  :func:`normalize`, :func:`label_to_index`).
+* :mod:`~ganaug.augment.classes`: :class:`ClassMap`, the one place that says which generator
+  class a dataset's label means (by name; by index only with ``classes="generator"``).
 * :mod:`~ganaug.augment.source`: :class:`GeneratorSource` (a generator or a lazily loaded model
   file) and :class:`SampleBank` (per-class buffers, seeded per DataLoader worker).
 * :mod:`~ganaug.augment.transform`: the torchvision v2 :class:`GANAugment` and :func:`with_labels`.
@@ -9,34 +9,25 @@
   ``ganaug.albumentations``; it needs albumentations, so it is not imported here).
 * :mod:`~ganaug.augment.mixer`: :class:`BatchMixer` for the training loop.
 * :mod:`~ganaug.augment.synthetic`: :class:`SyntheticDataset`; :mod:`~ganaug.augment.mixed`:
-  :class:`MixedDataset` and the balance helpers.
-* :mod:`~ganaug.augment.teacher`: :class:`Teacher` (relabel and filter generated samples by a
-  classifier: soft targets, confidence and top-q loss filters) and :func:`weighted_loss`.
+  :class:`MixedDataset`; :mod:`~ganaug.augment.counts`: the balance helpers and
+  :class:`ClassBalancedSampler`.
+* :mod:`~ganaug.augment.teacher`: :class:`Teacher` (a classifier that filters generated images
+  and gives soft targets, checked on real labels); :mod:`~ganaug.augment.recipe`:
+  :class:`Distiller` (the recommended recipe in a training loop) and :func:`weighted_loss`.
 
-Randomness is drawn in one method and applied in a deterministic one: ``GANAugment.make_params``
-then ``GANAugment.transform``, ``BatchMixer.make_params`` then ``BatchMixer.apply``.
+Every augmenter takes the generator first (``generator``), the dataset's classes as
+``classes=`` and a :class:`Teacher` as ``teacher=``.
 """
 
-from ganaug.augment.functional import (
-    UnsupportedImageError,
-    check_same_classes,
-    fit_images,
-    label_to_index,
-    match_image,
-    normalize,
-    per_class_counts,
-)
-from ganaug.augment.mixed import (
-    MixedDataset,
-    Replacer,
-    balance_counts,
-    dataset_labels,
-    proportional_counts,
-)
+from ganaug.augment.classes import ClassMap
+from ganaug.augment.counts import ClassBalancedSampler, balance_counts, proportional_counts
+from ganaug.augment.functional import UnsupportedImageError, fit_images, match_image, normalize
+from ganaug.augment.mixed import MixedDataset, dataset_labels
 from ganaug.augment.mixer import BatchMixer
+from ganaug.augment.recipe import Distiller, weighted_loss
 from ganaug.augment.source import GeneratorSource, SampleBank
 from ganaug.augment.synthetic import SyntheticDataset
-from ganaug.augment.teacher import Teacher, weighted_loss
+from ganaug.augment.teacher import Teacher
 from ganaug.augment.transform import (
     GANAugment,
     LabeledTransformDataset,
@@ -46,24 +37,23 @@ from ganaug.augment.transform import (
 
 __all__ = [
     "BatchMixer",
+    "ClassBalancedSampler",
+    "ClassMap",
+    "Distiller",
     "GANAugment",
     "GeneratorSource",
     "LabeledTransformDataset",
     "MixedDataset",
-    "Replacer",
     "SampleBank",
     "SyntheticDataset",
     "Teacher",
     "UnsupportedImageError",
     "balance_counts",
-    "check_same_classes",
     "dataset_labels",
     "default_labels_getter",
     "fit_images",
-    "label_to_index",
     "match_image",
     "normalize",
-    "per_class_counts",
     "proportional_counts",
     "weighted_loss",
     "with_labels",

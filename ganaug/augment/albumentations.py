@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import albumentations as A
@@ -22,8 +21,8 @@ import torch
 
 from ganaug._checks import check_int, check_probability, check_truncation
 from ganaug._seeding import WorkerStream, worker_stream_seed
-from ganaug.augment.classes import ClassMap, dataset_mapping
-from ganaug.augment.functional import check_class_ints, check_unnormalised, match_image
+from ganaug.augment.classes import ClassMap, parse_classes
+from ganaug.augment.functional import check_unnormalised, match_image
 from ganaug.augment.source import SampleBank
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
@@ -45,27 +44,28 @@ class GANAugment(A.ImageOnlyTransform):
     current state, mixed with the worker seed inside a DataLoader worker.
 
     Args:
-        generator_path: model file path (serialisable). A :class:`ganaug.Generator` also
-            works but then ``A.save`` cannot write the transform to JSON.
+        generator: model file path (serialisable). A :class:`ganaug.Generator` also works,
+            but then ``A.save`` cannot write the transform to JSON.
         p: replacement probability in [0, 1].
-        label_key: name of the keyword target holding the int label (``aug(image=x, label=y)``).
+        label_key: name of the keyword target holding the label (``aug(image=x, label=y)``).
+        classes: the dataset's classes: names in label order, ``{name: label}``, or
+            ``"generator"`` when the labels are the generator's own class indices. Label ``i``
+            becomes the generator's class of the same name. Without it only class-name labels
+            work; an int label is refused.
+        only_classes: replace only samples of these classes (names).
         seed: seeds the transform's generators (``Compose(seed=)`` overrides it). Like every
             albumentations seed, it is not serialised.
         bank_size: images generated per refill and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
-        classes: only replace samples of these classes (names or generator indices).
         reuse: times each generated image is served (see :class:`ganaug.augment.SampleBank`).
-        class_to_idx: the dataset's ``{class name: label}``: label ``i`` becomes the
-            generator's class of the same name (refused, listing both sides, when a name is
-            not the generator's). Without it an int label is the generator's class index.
-        dataset_classes: the same as a list (``dataset_classes[i]`` names label ``i``).
 
     A sample whose ``mask``/``masks``/``bboxes``/``keypoints`` (or 3-D masks/volumes) are not
     empty is refused: a synthetic image has none of the real image's objects.
 
     Raises:
-        GanaugConfigError: bad ``p``/``bank_size``/``truncation``/``reuse``/``classes``, or a
-            bad model file; ``A.to_dict`` of a transform holding a live generator.
+        GanaugConfigError: bad ``p``/``bank_size``/``truncation``/``reuse``/``only_classes``,
+            or a bad model file; ``A.to_dict`` of a transform holding a live generator; (when
+            called) an int label with no ``classes``.
         GanaugDataError: class names the generator lacks; (when called) the label is missing
             or not one of the generator's, a float image outside [0, 1] (after
             ``A.Normalize``), or spatial targets that the replacement would leave stale.
@@ -75,34 +75,27 @@ class GANAugment(A.ImageOnlyTransform):
     # documented one, so saved pipelines and pickles name ganaug.albumentations.GANAugment.
     __module__ = "ganaug.albumentations"
 
-    def __init__(self, generator_path: str | os.PathLike | Generator, p: float = 0.5,
-                 label_key: str = "label", seed: int | None = None, bank_size: int = 64,
-                 truncation: float = 1.0, classes: Sequence[str | int] | None = None,
-                 reuse: int = 1, class_to_idx: Mapping[str, int] | None = None,
-                 dataset_classes: Sequence[str] | None = None) -> None:
+    def __init__(self, generator: str | os.PathLike | Generator, p: float = 0.5,
+                 label_key: str = "label", classes: Any = None, only_classes: Any = None,
+                 seed: int | None = None, bank_size: int = 64, truncation: float = 1.0,
+                 reuse: int = 1) -> None:
+        """Build the transform; the arguments are described in its class docstring."""
         self._stream = WorkerStream()  # before super().__init__, which calls set_random_seed
         super().__init__(p=check_probability("p", p))
-        self.generator_path = (str(generator_path) if isinstance(generator_path, os.PathLike)
-                               else generator_path)
+        self.generator = str(generator) if isinstance(generator, os.PathLike) else generator
         self.label_key = str(label_key)
         self.bank_size = check_int("bank_size", bank_size)
         self.truncation = check_truncation(truncation)
         self.reuse = check_int("reuse", reuse)
-        self.bank = SampleBank(self.generator_path, bank_size=self.bank_size,
+        self.bank = SampleBank(self.generator, bank_size=self.bank_size,
                                truncation=self.truncation, reuse=self.reuse)
-        if isinstance(classes, (str, int)):
-            raise GanaugConfigError(f"classes= must be a list of classes, got {classes!r}. "
-                                    f"Pass e.g. classes=[{classes!r}].")
-        self.classes = None if classes is None else list(classes)
-        self._replace = (None if classes is None
-                         else frozenset(self.bank.source.class_index(c) for c in classes))
-        mapping = dataset_mapping(class_to_idx, dataset_classes)
-        self.class_to_idx = mapping
-        self.class_map = ClassMap(self.bank.classes, "ganaug.albumentations.GANAugment")
-        if mapping is not None:
-            check_class_ints(classes, self.bank.classes, mapping,
-                             what="ganaug.albumentations.GANAugment")
-            self.class_map.bind(mapping, "class_to_idx=")
+        parsed = parse_classes(classes)
+        self.classes = parsed  # serialised: {name: label} or "generator"
+        self.class_map = ClassMap(self.bank.classes, parsed,
+                                  where="ganaug.albumentations.GANAugment")
+        self.only_classes = None if only_classes is None else list(only_classes)
+        self._only = (None if only_classes is None else
+                      self.class_map.names_to_generator(only_classes, arg="only_classes"))
         if seed is not None:
             self.set_random_seed(seed)
 
@@ -167,7 +160,7 @@ class GANAugment(A.ImageOnlyTransform):
     def get_params_dependent_on_data(self, params: dict[str, Any],
                                      data: dict[str, Any]) -> dict[str, Any]:
         cls = self.class_map(data[self.label_key])
-        if self._replace is not None and cls not in self._replace:
+        if self._only is not None and cls not in self._only:
             return {"fake": None}
         return {"fake": self.bank.draw(cls)}
 
@@ -179,11 +172,11 @@ class GANAugment(A.ImageOnlyTransform):
         return match_image(fake, img)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("generator_path", "p", "label_key", "bank_size", "truncation", "classes",
-                "reuse", "class_to_idx")
+        return ("generator", "p", "label_key", "classes", "only_classes", "bank_size",
+                "truncation", "reuse")
 
     def to_dict_private(self) -> dict[str, Any]:
-        if not isinstance(self.generator_path, str):
+        if not isinstance(self.generator, str):
             raise GanaugConfigError(
                 "ganaug.albumentations.GANAugment holds a live generator, which A.to_dict/A.save "
                 "cannot write. Save it (ganaug.save(gen, 'generator.safetensors')) and pass "

@@ -1,13 +1,12 @@
-"""Class identity by name: map a dataset's labels to a generator's classes.
+"""Class identity by name: which generator class each dataset label means.
 
-A dataset's label ``i`` means the class *named* ``dataset_classes[i]``; a generator's class
-``j`` is the class named ``generator.classes[j]``. The two lists often differ in order (timm's
-folder reader sorts ``c1, c2, ..., c10`` naturally, torchvision and ganaug sort plainly) or in
-content (a folder holding only some of the classes). Every entry point that pairs a dataset's
-labels with generated images goes through :func:`class_lookup`, so a label is turned into the
-generator's class of the **same name**, never the one at the same index. Per-sample
-transforms (``GANAugment``, :func:`ganaug.with_labels`, the albumentations transform) hold a
-:class:`ClassMap` built on it.
+A dataset's label ``i`` means the class *named* ``classes[i]``; a generator's class ``j`` is
+the class named ``generator.classes[j]``. The two lists often differ in order (timm's folder
+reader sorts ``c1, c2, ..., c10`` naturally, torchvision and ganaug sort plainly) or in content
+(a folder holding only some of the classes). Every augmenter builds one :class:`ClassMap` from
+the generator and the dataset's ``classes=`` and turns labels into generator classes through
+it, by **name**. Labels are taken as the generator's own indices only when the caller says so
+(``classes="generator"``); never silently.
 """
 
 from __future__ import annotations
@@ -21,116 +20,45 @@ import torch
 from ganaug._checks import label_transform_owner
 from ganaug._classnames import dataset_class_to_idx
 from ganaug.augment.functional import label_to_index
-from ganaug.errors import GanaugDataError
+from ganaug.errors import GanaugConfigError, GanaugDataError
 
+__all__ = ["GENERATOR_ORDER", "ClassMap", "declared_class_to_idx", "parse_classes"]
+
+#: ``classes="generator"``: the labels are the generator's own class indices.
+GENERATOR_ORDER = "generator"
 #: The largest label a dataset's class_to_idx may give (the lookup table has one entry each).
 MAX_LABEL = 2**16 - 1
 
 
-def to_class_to_idx(*, class_to_idx: Any = None, classes: Any = None,
-                    names_arg: str = "classes") -> dict[str, int] | None:
-    """The dataset's ``{name: label}`` from a user's ``class_to_idx=`` or list of names.
+def parse_classes(classes: Any) -> dict[str, int] | str | None:
+    """The dataset's classes from a ``classes=`` argument: ``{name: label}``, ``"generator"``
+    or ``None`` (not given).
 
-    ``classes[i]`` names label ``i``; ``names_arg`` is what the caller calls that list
-    (``classes`` or ``dataset_classes``), for the messages. ``None`` when neither is given.
-
-    Raises:
-        GanaugDataError: both given; a mapping that is not ``{str: int in 0..MAX_LABEL}``; names
-            that are not a list of str or repeat a name; an empty mapping or list.
+    ``classes`` is a list of names (``classes[i]`` names label ``i``, as torchvision's
+    ``dataset.classes``), a ``{name: label}`` mapping (``dataset.class_to_idx``), or
+    ``"generator"`` (the labels are the generator's own class indices).
     """
-    if class_to_idx is not None and classes is not None:
-        raise GanaugDataError(f"Pass class_to_idx= or {names_arg}=, not both: they say the same "
-                              f"thing ({names_arg}[i] is the name of label i).")
-    if classes is not None:
-        names = (list(classes) if isinstance(classes, Sequence) and not isinstance(classes, str)
-                 else None)
-        if names is None or not all(isinstance(name, str) for name in names):
-            raise GanaugDataError(f"{names_arg}= must be a list of class names (str), "
-                                  f"{names_arg}[i] naming label i; got {classes!r}.")
-        twice = sorted({name for name in names if names.count(name) > 1})
+    if classes is None or classes == GENERATOR_ORDER:
+        return classes
+    if isinstance(classes, Mapping):
+        check_labels(classes, "classes=")
+        mapping = {str(k): int(v) for k, v in classes.items()}
+    elif isinstance(classes, Sequence) and not isinstance(classes, str) and all(
+            isinstance(name, str) for name in classes):
+        twice = sorted({name for name in classes if list(classes).count(name) > 1})
         if twice:
-            raise GanaugDataError(f"{names_arg}= names {', '.join(twice)} more than once: "
-                                  "each label needs its own class name.")
-        mapping = {name: i for i, name in enumerate(names)}
-    elif class_to_idx is not None:
-        if not isinstance(class_to_idx, Mapping):
-            raise GanaugDataError(f"class_to_idx= must be a {{name: label}} dict, got "
-                                  f"{type(class_to_idx).__name__}.")
-        check_labels(class_to_idx, "class_to_idx=")
-        mapping = {str(k): int(v) for k, v in class_to_idx.items()}
+            raise GanaugDataError(f"classes= names {', '.join(twice)} more than once: each "
+                                  "label needs its own class name.")
+        mapping = {name: i for i, name in enumerate(classes)}
     else:
-        return None
+        raise GanaugConfigError(
+            f"classes= must be the dataset's class names in label order (dataset.classes), "
+            f"its {{name: label}} mapping (dataset.class_to_idx), or 'generator' (the labels "
+            f"are the generator's own class indices); got {classes!r}.")
     if not mapping:
-        raise GanaugDataError(f"class_to_idx= / {names_arg}= is empty; pass the dataset's class "
-                              "names (e.g. class_to_idx=dataset.class_to_idx), or leave it out.")
+        raise GanaugDataError("classes= is empty; pass the dataset's class names "
+                              "(classes=dataset.classes).")
     return mapping
-
-
-def class_lookup(generator_classes: Sequence[str], class_to_idx: Mapping[str, int] | None, *,
-                 what: str = "the dataset") -> torch.Tensor | None:
-    """``lut`` with ``lut[label] = generator class index`` of the class with the same name.
-
-    Args:
-        generator_classes: the generator's class names (index ``j`` is class ``j``).
-        class_to_idx: the dataset's ``{name: label}``; ``None`` when the dataset declares no
-            names (then labels are taken as generator indices, and the caller says so).
-        what: how to name the dataset in messages.
-
-    Returns:
-        An int64 tensor of length ``max(label) + 1`` (``-1`` for labels the dataset does not
-        use), or ``None`` when ``class_to_idx`` is ``None``.
-
-    Raises:
-        GanaugDataError: names the generator does not have (listed, with the generator's
-            classes), two names with one label, or a negative label.
-    """
-    if class_to_idx is None:
-        return None
-    gen = [str(c) for c in generator_classes]
-    unknown = sorted(name for name in class_to_idx if name not in gen)
-    if unknown:
-        missing = sorted(set(gen) - set(class_to_idx))
-        raise GanaugDataError(
-            f"{what} has classes the generator does not know: {', '.join(unknown)}. The "
-            f"generator's classes are: {', '.join(gen)}"
-            + (f" (not in {what}: {', '.join(missing)})" if missing else "")
-            + ". Train or pick a generator on the same classes, or pass class_to_idx= / classes= "
-              "naming the generator's classes for each label.")
-    labels = list(class_to_idx.values())
-    if len(set(labels)) != len(labels) or min(labels) < 0:
-        raise GanaugDataError(
-            f"{what}'s class_to_idx gives two classes one label, or a negative label: "
-            f"{dict(class_to_idx)}. Each class needs its own label >= 0.")
-    lut = torch.full((max(labels) + 1,), -1, dtype=torch.int64)
-    for name, label in class_to_idx.items():
-        lut[label] = gen.index(name)
-    return lut
-
-
-def lookup(lut: torch.Tensor | None, labels: torch.Tensor, *, what: str = "the dataset"
-           ) -> torch.Tensor:
-    """Map dataset labels (int tensor) to generator indices with ``lut`` (``None``: unchanged)."""
-    if lut is None:
-        return labels
-    labels = labels.long()
-    bad = (labels < 0) | (labels >= len(lut))
-    if not bad.any():
-        out = lut.to(labels.device)[labels]
-        bad = out < 0
-        if not bad.any():
-            return out
-    first = int(labels[bad.nonzero()[0]].item()) if labels.ndim else int(labels.item())
-    raise GanaugDataError(
-        f"Label {first} of {what} names no class: its class_to_idx has labels "
-        f"{sorted(int(i) for i in (lut >= 0).nonzero().flatten())}. Fix the labels or pass the "
-        "matching class_to_idx= / classes=.")
-
-
-# -- per-sample label maps (GANAugment, with_labels, the albumentations transform) -------
-def dataset_mapping(class_to_idx: Any, dataset_classes: Any) -> dict[str, int] | None:
-    """``{name: label}`` from ``class_to_idx=`` or ``dataset_classes=`` (a list), or ``None``."""
-    return to_class_to_idx(class_to_idx=class_to_idx, classes=dataset_classes,
-                           names_arg="dataset_classes")
 
 
 def check_labels(class_to_idx: Mapping[Any, Any], what: str) -> None:
@@ -168,48 +96,164 @@ def declared_class_to_idx(dataset: Any) -> dict[str, int] | None:
 class ClassMap:
     """Turns a dataset's labels into the generator's class indices, by class name.
 
-    Unbound (no dataset names known), an int label is taken as the generator's index and
-    must be in its range. Bound to a dataset's ``{name: label}``, label ``i`` becomes the
-    generator's class named like the dataset's class ``i``; names the generator lacks are
-    refused when binding, listing both sides.
+    Args:
+        generator_classes: the generator's class names (index ``j`` is class ``j``).
+        classes: the dataset's classes (see :func:`parse_classes`); ``None`` leaves the map
+            unbound until :meth:`bind` (a class name is still looked up by name, an int label
+            is refused).
+        where: the augmenter, for messages.
+
+    Raises:
+        GanaugDataError: dataset names the generator lacks (both lists named), two names with
+            one label.
     """
 
-    def __init__(self, generator_classes: list[str], where: str) -> None:
-        self.generator_classes = list(generator_classes)
+    def __init__(self, generator_classes: Sequence[str], classes: Any = None, *,
+                 where: str) -> None:
+        self.generator_classes = [str(c) for c in generator_classes]
         self.where = where
+        #: The dataset's ``{name: label}`` (None: unbound, or labels are generator indices).
         self.mapping: dict[str, int] | None = None
+        self.by_index = False
         self.what = ""
-        self._lut: list[int] | None = None
-        self._fix = ""
+        self._lut: torch.Tensor | None = None
+        self._list: list[int] = []
+        parsed = parse_classes(classes)
+        if parsed is not None:
+            self.bind(parsed, "classes=")
 
-    def bind(self, mapping: Mapping[str, int], what: str) -> None:
-        """Map labels by the names in ``mapping``; refuses a second, different binding."""
-        mapping = {str(k): int(v) for k, v in mapping.items()}
-        if self.mapping is not None:
-            if mapping != self.mapping:
+    @property
+    def bound(self) -> bool:
+        """Whether int labels can be mapped (names known, or ``classes="generator"``)."""
+        return self.by_index or self.mapping is not None
+
+    def bind(self, classes: Mapping[str, int] | str, what: str) -> None:
+        """Map labels by ``classes`` (``{name: label}`` or ``"generator"``); a second, different
+        binding is refused (one augmenter per dataset)."""
+        if classes != GENERATOR_ORDER:
+            classes = {str(k): int(v) for k, v in classes.items()}
+        if self.bound:
+            current = GENERATOR_ORDER if self.by_index else self.mapping
+            if classes != current:
                 raise GanaugDataError(
-                    f"{self.where} already maps labels by the class names of {self.what} "
-                    f"({self.mapping}); {what} has other ones ({mapping}). Use one "
-                    f"{self.where} per dataset.")
+                    f"{self.where} already maps labels by the classes of {self.what} "
+                    f"({current}); {what} has other ones ({classes}). Use one {self.where} "
+                    "per dataset.")
             return
-        lut = class_lookup(self.generator_classes, mapping, what=what)
-        self.mapping, self.what, self._lut = mapping, what, lut.tolist()
-        self._fix = f"The labels of {what} are {mapping}."
+        self.what = what
+        if classes == GENERATOR_ORDER:
+            self.by_index = True
+            return
+        gen = self.generator_classes
+        unknown = sorted(name for name in classes if name not in gen)
+        if unknown:
+            missing = sorted(set(gen) - set(classes))
+            raise GanaugDataError(
+                f"{what} has classes the generator does not know: {', '.join(unknown)}. The "
+                f"generator's classes are: {', '.join(gen)}"
+                + (f" (not in {what}: {', '.join(missing)})" if missing else "")
+                + ". Train or pick a generator on the same classes.")
+        labels = list(classes.values())
+        if len(set(labels)) != len(labels):
+            raise GanaugDataError(f"{what} gives two classes one label: {classes}. Each class "
+                                  "needs its own label.")
+        lut = torch.full((max(labels) + 1,), -1, dtype=torch.int64)
+        for name, label in classes.items():
+            lut[label] = gen.index(name)
+        self.mapping, self._lut, self._list = classes, lut, lut.tolist()
+
+    @property
+    def table(self) -> list[int] | None:
+        """``table[label]`` = the generator's class index (-1: unused label); None when the
+        labels are the generator's indices or the map is unbound."""
+        return list(self._list) if self.mapping is not None else None
+
+    @property
+    def num_labels(self) -> int:
+        """How many labels there are: ``max(label) + 1`` (the generator's class count when
+        labels are its indices)."""
+        return len(self._list) if self.mapping is not None else len(self.generator_classes)
+
+    @property
+    def label_names(self) -> list[str]:
+        """The class name of each label (``""`` for a label the dataset leaves unused)."""
+        if self.mapping is None:
+            return list(self.generator_classes)
+        names = [""] * len(self._list)
+        for name, label in self.mapping.items():
+            names[label] = name
+        return names
+
+    def require(self, label: Any = None) -> None:
+        """Refuse int labels on an unbound map, with the fix."""
+        if self.bound:
+            return
+        got = "" if label is None else f" got the int label {label!r} but"
+        raise GanaugConfigError(
+            f"{self.where}{got} does not know which class each label is. Pass the dataset's "
+            "classes: classes=dataset.classes (names in label order) or classes="
+            "dataset.class_to_idx; or classes='generator' if the labels are the generator's "
+            f"own class indices ({', '.join(self.generator_classes[:10])}"
+            f"{', ...' if len(self.generator_classes) > 10 else ''}).")
+
+    def to_generator(self, labels: torch.Tensor) -> torch.Tensor:
+        """A batch of int labels -> the generator's class indices (same device)."""
+        self.require()
+        labels = labels.long()
+        size = len(self._list) if self.mapping is not None else len(self.generator_classes)
+        bad = (labels < 0) | (labels >= size)
+        if not bool(bad.any()):
+            if self.mapping is None:
+                return labels
+            out = self._lut.to(labels.device)[labels]
+            bad = out < 0
+            if not bool(bad.any()):
+                return out
+        first = int(labels[bad.nonzero()[0]].item())
+        raise GanaugDataError(f"{self.where}: label {first} names no class of {self._known()}.")
+
+    def _known(self) -> str:
+        if self.mapping is None:
+            return (f"the generator (labels 0..{len(self.generator_classes) - 1}, "
+                    "classes='generator')")
+        return f"{self.what} ({self.mapping})"
 
     def __call__(self, label: Any) -> int:
-        """The generator's class index of ``label`` (int, 0-d tensor, or a class name, which is
-        always looked up by name)."""
-        fix = "Use a generator trained on the same classes as the dataset."
-        try:
-            if self._lut is None or isinstance(label, str):
+        """The generator's class index of one label (an int, a 0-d tensor, or a class name,
+        which is always looked up by name)."""
+        if isinstance(label, str):
+            try:
                 return label_to_index(label, self.generator_classes, error=GanaugDataError,
-                                      fix=fix)
-            index = label_to_index(label, range(len(self._lut)), error=GanaugDataError,
-                                   fix=self._fix)
+                                      fix="Use a generator trained on the dataset's classes.")
+            except GanaugDataError as err:
+                raise GanaugDataError(f"{self.where}: {err}") from None
+        try:
+            index = label_to_index(label, range(max(self.num_labels, 1)),
+                                   error=GanaugDataError, fix="")
         except GanaugDataError as err:
-            raise GanaugDataError(f"{self.where}: {err}") from None
-        cls = self._lut[index]
+            raise GanaugDataError(f"{self.where}: {err} It names no class of "
+                                  f"{self._known() if self.bound else 'the dataset'}.") from None
+        self.require(index)
+        cls = index if self.mapping is None else self._list[index]
         if cls < 0:
-            raise GanaugDataError(f"{self.where}: label {index} names no class of {self.what} "
-                                  f"({self.mapping}). Fix the label or class_to_idx=.")
+            raise GanaugDataError(f"{self.where}: label {index} names no class of "
+                                  f"{self._known()}.")
         return cls
+
+    def names_to_generator(self, names: Any, *, arg: str) -> frozenset[int]:
+        """The generator's class indices of a list of class *names* (``only_classes=``)."""
+        if isinstance(names, str) or not isinstance(names, Sequence | set | frozenset):
+            raise GanaugConfigError(f"{arg} must be a list of class names, got {names!r}; "
+                                    f"e.g. {arg}=['cat'].")
+        ints = [n for n in names if not isinstance(n, str)]
+        if ints:
+            raise GanaugConfigError(
+                f"{arg} takes class names, got {ints[0]!r}: an index could mean the dataset's "
+                f"label or the generator's class. Name the class, e.g. {arg}="
+                f"[{self.generator_classes[0]!r}].")
+        return frozenset(self(name) for name in names)
+
+    def __repr__(self) -> str:
+        bound = ("'generator'" if self.by_index else
+                 str(self.mapping) if self.mapping is not None else "unbound")
+        return f"ClassMap({self.where}: {bound})"

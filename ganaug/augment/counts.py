@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset, WeightedRandomSampler
 
 from ganaug.augment.functional import label_to_index, per_class_counts
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
-__all__ = ["BALANCE_MODES", "balance_counts", "dataset_labels", "declared_targets",
+__all__ = ["BALANCE_MODES", "ClassBalancedSampler", "balance_counts", "class_balanced_weights", "dataset_labels", "declared_targets",
            "proportional_counts"]
 
 BALANCE_MODES = ("uniform", "match_max")
@@ -152,3 +152,39 @@ def proportional_counts(real_counts: Sequence[int], total: int) -> list[int]:
     for c in order[: total - sum(out)]:
         out[c] += 1
     return out
+
+
+# -- sampling ----------------------------------------------------------------------------------
+def class_balanced_weights(labels: Any) -> torch.Tensor:
+    """``(N,)`` float32 weights ``1 / n_c`` of each item's class ``c``: every class is drawn
+    equally often (class-balanced oversampling)."""
+    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+    if not len(labels) or int(labels.min()) < 0:
+        raise GanaugDataError("Class-balanced sampling needs >= 1 labels, all >= 0; got "
+                              f"{len(labels)} labels.")
+    return (1.0 / torch.bincount(labels).float().clamp(min=1))[labels]
+
+
+class ClassBalancedSampler(WeightedRandomSampler):
+    """A ``DataLoader`` sampler that draws every class equally often (with replacement).
+
+    ``DataLoader(dataset, sampler=ganaug.ClassBalancedSampler(dataset), batch_size=...)``:
+    each item is drawn with probability proportional to ``1 / n_c`` of its class ``c``, so a
+    long-tailed dataset yields batches with the classes in equal shares (what
+    ``ganaug experiment``'s ``real+oversample`` arm trains on).
+
+    Args:
+        data: a dataset (its ``.targets``, or its labels read once) or the labels themselves.
+        num_samples: draws per epoch (default: the dataset's length).
+        generator: a ``torch.Generator`` for reproducible draws.
+    """
+
+    def __init__(self, data: Any, num_samples: int | None = None,
+                 generator: torch.Generator | None = None) -> None:
+        labels = dataset_labels(data) if isinstance(data, Dataset) else data
+        weights = class_balanced_weights(labels)
+        super().__init__(weights, len(weights) if num_samples is None else num_samples,
+                         replacement=True, generator=generator)
+
+    def __repr__(self) -> str:
+        return f"ClassBalancedSampler({len(self.weights)} items, num_samples={self.num_samples})"

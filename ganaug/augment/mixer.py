@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -33,10 +33,10 @@ from ganaug.augment.batch import (
     soft_rows,
     unpack,
 )
-from ganaug.augment.classes import class_lookup, declared_class_to_idx, lookup, to_class_to_idx
+from ganaug.augment.classes import ClassMap, declared_class_to_idx
 from ganaug.augment.functional import check_has_values, fit_images, label_to_index, normalize
 from ganaug.augment.source import GeneratorSource
-from ganaug.augment.teacher import Teacher, make_teacher, parse_stats
+from ganaug.augment.teacher import CHECK_ROWS, Teacher, check_teacher, parse_stats
 from ganaug.errors import GanaugConfigError, GanaugDataError
 from ganaug.generator import Generator
 
@@ -54,23 +54,32 @@ class BatchMixer:
     modified); ``last_indices`` holds the replaced positions ``(k,)`` int64 of the last call and
     ``last_labels`` their labels.
 
-    Class identity: a batch label ``l`` means the class *named* ``l`` in the dataset. Pass the
-    dataset's ``class_to_idx=`` (or ``classes=``; :meth:`for_loader` reads them from a loader's
-    dataset, e.g. timm's reader) and each label is generated as the generator's class of the
-    same name; names the generator lacks are refused, listing both sides. Without them, labels
-    are taken as the generator's class indices (right only for a dataset with the generator's
-    classes in the generator's order, e.g. the one it was trained on).
+    Class identity: a batch label ``l`` means the class *named* ``l`` in the dataset, given by
+    ``classes=`` (``dataset.classes``, ``dataset.class_to_idx``, or ``"generator"`` when the
+    labels are the generator's own class indices; :meth:`for_loader` reads them from a
+    loader's dataset, e.g. timm's reader). Each label is generated as the generator's class of
+    the same name; names the generator lacks are refused, listing both sides. Without
+    ``classes`` the mixer is refused: labels are never mapped by index silently.
 
     Labels: integer targets ``(B,)`` keep their label; soft targets ``(B, K)`` (one-hot,
     smoothed, or mixed by timm's ``Mixup``) draw the row's argmax class, and the replaced row
     keeps its total mass and its smoothing floor (``min`` of the row) with the rest of the mass
-    on the drawn class: a one-hot row stays one-hot, a smoothed row stays smoothed. With
-    ``balance`` the replaced samples get labels drawn from the balance weights instead.
+    on the drawn class. With ``label_weights`` the replaced samples get labels drawn from those
+    weights instead. The output targets have the input's form, so timm's ``Mixup`` or
+    torchvision's ``MixUp``/``CutMix`` compose before or after the mixer.
+
+    Teacher: with ``teacher=`` (a :class:`ganaug.Teacher`) each generated candidate it
+    rejects (its ``drop_hardest`` share of the candidates, ``min_confidence``) leaves the real
+    sample in place; the labels stay the intended ones (for the teacher's soft targets on
+    every row, use :class:`ganaug.Distiller` on the mixed batch). The teacher is first checked
+    on the real rows of the first batches (``CHECK_ROWS`` of them): one whose top class is
+    not clearly above chance on real labels is refused. :attr:`teacher_report` holds its
+    agreement with real labels, and per class its agreement with the intended class of the
+    candidates and their acceptance.
 
     Randomness: drawn from a stream seeded once per process and DataLoader worker from
-    ``seed`` and the worker's seed (:func:`ganaug._seeding.worker_stream_seed`), so workers of
-    a collate-time mixer draw different positions and noise, reproducibly under a seeded
-    DataLoader (``generator=torch.Generator().manual_seed(s)``).
+    ``seed`` and the worker's seed, so workers of a collate-time mixer draw different
+    positions and noise, reproducibly under a seeded DataLoader.
 
     Calling conventions: ``mixer(x, y)`` and ``mixer((x, y))`` return a tuple (a list for a
     list), ``mixer({"image": x, "label": y, ...})`` a dict with the same keys, so it fits in
@@ -80,70 +89,61 @@ class BatchMixer:
     Args:
         generator: a :class:`ganaug.Generator` or a model file path.
         fraction: share of each batch to replace, in [0, 1].
-        balance: ``None`` (same labels as replaced), ``"uniform"`` (labels drawn uniformly
-            among the dataset's classes), or ``{class name or label: weight}``.
-        device: where the generator runs (default: the batch's device). A generator on
-            another device is copied there; a file is loaded there.
+        classes: the dataset's classes (names in label order, ``{name: label}``, or
+            ``"generator"``). Required (or use :meth:`for_loader`).
+        label_weights: ``None`` (replaced rows keep their class), ``"uniform"`` (labels drawn
+            uniformly among the dataset's classes), or ``{class name: weight}``.
+        teacher: a :class:`ganaug.Teacher` over the labels' classes that filters candidates.
         mean, std: per-channel Normalize statistics of a float batch; synthetic images are
             normalised the same way. Values on the 0-255 scale (any value > 1, as timm's
             ``PrefetchLoader.mean``/``.std`` hold them) are divided by 255. Without them a
             float batch must be in [0, 1]: one outside [-0.1, 1.1] is refused.
         num_classes: K of soft targets (default: the number of labels).
         seed: seeds positions, labels and noise (default: torch's global RNG, or the worker's).
-        enabled: switch, like timm's ``mixup_enabled``.
-        truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
-        class_to_idx, classes: the dataset's ``{name: label}`` (or names by label).
-        teacher, temperature, teacher_weight, teacher_input, teacher_mean, teacher_std,
-            min_confidence, drop_top: a classifier over the labels' classes that relabels
-            and filters the generated samples (:class:`ganaug.augment.Teacher`; a normalised
-            teacher defaults to the batch's mean/std). Generated rows then get soft targets,
-            int targets become float one-hot ``(B, K)`` for the whole batch, and positions
-            whose candidate the teacher rejects keep their real sample.
-        ``last_synthetic_mask``: ``(B,)`` bool on the batch's device, True at the replaced rows
-        of the last call, for :func:`ganaug.augment.weighted_loss`.
+        device: where the generator runs (default: the batch's device). A generator on
+            another device is copied there; a file is loaded there.
+
+    Attributes (settable): ``enabled`` (a switch, like timm's ``mixup_enabled``) and
+    ``truncation`` (in (0, 1], see :meth:`ganaug.Generator.noise`). After each call:
+    ``last_indices`` (the replaced positions), ``last_labels`` (their labels) and
+    ``last_synthetic_mask`` (``(B,)`` bool on the batch's device, for
+    :func:`ganaug.weighted_loss` and :class:`ganaug.Distiller`).
 
     Value conventions: uint8 batches ``(B, C, H, W)`` in [0, 255] stay uint8; float batches
     (any float dtype) in [0, 1], or normalised with ``mean``/``std``, keep their dtype.
     """
 
     def __init__(self, generator: Generator | str | os.PathLike | GeneratorSource,
-                 fraction: float = 0.25, *, balance: str | Mapping | None = None,
-                 device: str | torch.device | None = None, mean=None, std=None,
+                 fraction: float = 0.25, *, classes: Any = None, label_weights: Any = None,
+                 teacher: Teacher | None = None, mean=None, std=None,
                  num_classes: int | None = None, seed: int | None = None,
-                 enabled: bool = True, truncation: float = 1.0,
-                 class_to_idx: Mapping[str, int] | None = None,
-                 classes: Sequence[str] | None = None, teacher: Any = None,
-                 temperature: float = 1.0, teacher_weight: float = 1.0,
-                 teacher_input: str | None = None, teacher_mean=None, teacher_std=None,
-                 min_confidence: float | None = None, drop_top: float = 0.0) -> None:
+                 device: str | torch.device | None = None) -> None:
+        """Build the mixer; the arguments are described in :class:`BatchMixer`."""
         self.device = check_device(device)
         # a model file pickles as its path (collate_fn in spawn workers), loaded here once
         self.source = GeneratorSource(generator, device=self.device)
         self.source.generator  # noqa: B018 - a bad file fails now, not in a worker
         self.fraction = check_probability("fraction", fraction)
         self.mean, self.std = parse_stats(mean, std)
-        self.class_to_idx = to_class_to_idx(class_to_idx=class_to_idx, classes=classes)
-        self._lut = class_lookup(self.generator.classes, self.class_to_idx, what="class_to_idx")
-        n_labels = self.generator.num_classes if self._lut is None else len(self._lut)
-        self.num_classes = n_labels if num_classes is None else check_int("num_classes", num_classes)
+        self.class_map = ClassMap(self.source.classes, classes, where="BatchMixer")
+        self.class_map.require()
+        n_labels = self.class_map.num_labels
+        self.num_classes = n_labels if num_classes is None else check_int("num_classes",
+                                                                            num_classes)
         if self.num_classes < n_labels:
-            raise GanaugConfigError(
-                f"num_classes={self.num_classes} is smaller than "
-                + ("the generator's" if self._lut is None else "class_to_idx's")
-                + f" {n_labels} classes; pass the classifier's class count.")
-        self.weights = self._balance_weights(balance)
-        self.balance = balance
-        self.truncation = check_truncation(truncation)
-        self.enabled = check_bool("enabled", enabled)
+            raise GanaugConfigError(f"num_classes={self.num_classes} is smaller than the "
+                                    f"{n_labels} labels of classes=; pass the classifier's "
+                                    "class count.")
+        self.label_weights = label_weights
+        self.weights = self._label_weights(label_weights)
+        self._truncation = 1.0
+        self.enabled = True
         self.seed = check_seed("seed", seed, allow_none=True)
         self._stream, self._rng = WorkerStream(), None
         self.last_indices = _EMPTY
         self.last_labels = _EMPTY
         self.last_synthetic_mask = torch.zeros(0, dtype=torch.bool)
-        self.teacher: Teacher | None = make_teacher(
-            teacher, num_classes=self.num_classes, temperature=temperature,
-            weight=teacher_weight, input=teacher_input, mean=teacher_mean, std=teacher_std,
-            min_confidence=min_confidence, drop_top=drop_top, default_stats=(self.mean, self.std))
+        self.teacher = check_teacher(teacher, self.num_classes, where="BatchMixer")
 
     @classmethod
     def for_loader(cls, generator: Generator | str | os.PathLike | GeneratorSource, loader: Any,
@@ -152,14 +152,14 @@ class BatchMixer:
 
         Reads ``loader.mean``/``loader.std`` when present (timm's ``create_loader(...,
         use_prefetcher=True)`` returns a ``PrefetchLoader`` that normalises on the device with
-        them, on the 0-255 scale) and the class names of ``loader.dataset`` (``class_to_idx``,
+        them, on the 0-255 scale) and the classes of ``loader.dataset`` (``class_to_idx``,
         timm's ``reader.class_to_idx``, or ``classes``). Keyword arguments override both.
         """
         stats = (getattr(loader, "mean", None), getattr(loader, "std", None))
         if "mean" not in kwargs and "std" not in kwargs and None not in stats:
             kwargs["mean"], kwargs["std"] = stats
-        if "class_to_idx" not in kwargs and "classes" not in kwargs:
-            kwargs["class_to_idx"] = declared_class_to_idx(getattr(loader, "dataset", None))
+        if "classes" not in kwargs:
+            kwargs["classes"] = declared_class_to_idx(getattr(loader, "dataset", None))
         return cls(generator, fraction, **kwargs)
 
     @property
@@ -167,60 +167,64 @@ class BatchMixer:
         """The generator; from a model file, loaded on first use in each process."""
         return self.source.generator
 
+    @property
+    def truncation(self) -> float:
+        """Truncation of the generated samples, in (0, 1] (settable)."""
+        return self._truncation
+
+    @truncation.setter
+    def truncation(self, value: float) -> None:
+        self._truncation = check_truncation(value)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether calls replace anything (settable, like timm's ``mixup_enabled``)."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = check_bool("enabled", value)
+
+    @property
+    def teacher_report(self) -> dict[str, Any] | None:
+        """The teacher's agreement with real labels, and per class its agreement with the
+        intended class of the candidates and their acceptance (None without a teacher)."""
+        return None if self.teacher is None else self.teacher.report(self.class_map.label_names)
+
+    def __repr__(self) -> str:
+        teacher = "" if self.teacher is None else f", teacher={self.teacher!r}"
+        weights = "" if self.label_weights is None else f", label_weights={self.label_weights!r}"
+        return (f"BatchMixer({self.source!r}, fraction={self.fraction}, "
+                f"classes={self.class_map!r}{weights}{teacher}, seed={self.seed})")
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_rng"] = None  # reseeded in the new process
         return state
 
     # -- labels -----------------------------------------------------------------------------
-    def _label_names(self) -> list[str]:
-        """Name of each label (``""`` for a label class_to_idx leaves unused)."""
-        if self.class_to_idx is None:
-            return list(self.generator.classes)
-        names = [""] * len(self._lut)
-        for name, label in self.class_to_idx.items():
-            names[label] = name
-        return names
-
-    def _balance_weights(self, balance) -> torch.Tensor | None:
-        if balance is None:
+    def _label_weights(self, weights) -> torch.Tensor | None:
+        if weights is None:
             return None
-        names = self._label_names()
-        if isinstance(balance, str):
-            if balance != "uniform":
-                raise GanaugConfigError(
-                    f"Unknown balance '{balance}'. Use None, 'uniform' or a {{class: weight}} dict.")
+        names = self.class_map.label_names
+        if isinstance(weights, str):
+            if weights != "uniform":
+                raise GanaugConfigError(f"Unknown label_weights {weights!r}. Use None, 'uniform' "
+                                        "or a {class name: weight} dict.")
             return torch.tensor([1.0 if n else 0.0 for n in names], dtype=torch.float64)
-        if isinstance(balance, Mapping):
-            weights = torch.zeros(len(names), dtype=torch.float64)
-            for key, w in balance.items():
-                label = label_to_index(key, names, what="balance")
-                if not names[label]:
-                    raise GanaugConfigError(f"balance names label {label}, which class_to_idx "
-                                            f"does not use; its labels: {self.class_to_idx}.")
-                weights[label] = check_float(f"balance weight of class {key!r}", w, minimum=0.0)
-            if weights.sum() <= 0:
-                raise GanaugConfigError("balance weights sum to 0; give at least one class weight > 0.")
-            return weights
-        raise GanaugConfigError(
-            f"balance must be None, 'uniform' or a {{class: weight}} dict, got {type(balance).__name__}.")
-
-    def _to_generator(self, labels: torch.Tensor, *, soft: bool = False) -> torch.Tensor:
-        """Batch labels -> the generator's class indices of the same names."""
-        if self._lut is not None:
-            return lookup(self._lut, labels, what="the batch")
-        n = self.generator.num_classes
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n):
-            if soft:
-                raise GanaugDataError(
-                    f"A soft target's top class is {int(labels.max())} but the generator has "
-                    f"{n} classes; it cannot draw that class. Use balance= to draw only the "
-                    "generator's classes, or pass class_to_idx= naming each label's class.")
-            raise GanaugDataError(
-                f"Targets must be in 0..{n - 1} (the generator's classes), got "
-                f"{int(labels.min())}..{int(labels.max())}. Pass class_to_idx= / classes= "
-                "(the dataset's), or use a generator trained on these classes.")
-        return labels
+        if isinstance(weights, Mapping):
+            out = torch.zeros(len(names), dtype=torch.float64)
+            for key, w in weights.items():
+                if not isinstance(key, str):
+                    raise GanaugConfigError(f"label_weights takes class names as keys, got "
+                                            f"{key!r}; e.g. {{{names[0]!r}: 2.0}}.")
+                label = label_to_index(key, names, what="label_weights")
+                out[label] = check_float(f"label_weights[{key!r}]", w, minimum=0.0)
+            if out.sum() <= 0:
+                raise GanaugConfigError("label_weights sum to 0; give one class a weight > 0.")
+            return out
+        raise GanaugConfigError(f"label_weights must be None, 'uniform' or a {{class name: "
+                                f"weight}} dict, got {type(weights).__name__}.")
 
     # -- calling ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any) -> Any:
@@ -237,7 +241,7 @@ class BatchMixer:
         soft = self._check(x, y)
         if not self.enabled:
             self._record(x, _EMPTY, _EMPTY)
-            return pack(x, self._uniform(y))
+            return pack(x, y)
         return pack(*self._apply(x, y, self._draw(x, y, soft), soft))
 
     def collate(self, samples: list) -> Any:
@@ -303,7 +307,7 @@ class BatchMixer:
         else:
             labels = (y[idx.to(y.device)].argmax(1) if soft else y[idx.to(y.device)]).long().cpu()
             if soft:
-                self._to_generator(labels, soft=True)
+                self._to_generator(labels)
         seed = int(torch.randint(0, 2**62, (), generator=rng).item())
         return {"idx": idx, "classes": labels, "seed": seed}
 
@@ -312,33 +316,40 @@ class BatchMixer:
         idx, labels = check_params(params, x.shape[0])
         if len(idx) == 0:
             self._record(x, _EMPTY, _EMPTY)
-            return x, self._uniform(y)
-        gen_labels = self._to_generator(labels, soft=soft)
+            return x, y
+        gen_labels = self._to_generator(labels)
         if self.teacher is None:
-            fake, targets = self.generate(gen_labels, like=x, seed=params["seed"]), None
+            fake = self.generate(gen_labels, like=x, seed=params["seed"])
         else:
+            self._check_teacher(x, y, soft)
             raw = self._generate_raw(gen_labels, like=x, seed=params["seed"])
-            targets, keep = self.teacher(raw, labels)
-            keep = keep.cpu()
-            idx, labels, targets = idx[keep], labels[keep], targets[keep.to(targets.device)]
+            keep = self.teacher.keep(self.teacher.logits(raw), labels.to(raw.device)).cpu()
+            idx, labels = idx[keep], labels[keep]
             fake = self._finish(raw[keep.to(raw.device)], like=x)
-        x_out, y_out = x.clone(), self._uniform(y).clone()
+        x_out, y_out = x.clone(), y.clone()
         x_out[idx.to(x.device)] = fake
         rows = idx.to(y.device)
-        if targets is not None:
-            y_out[rows] = targets.to(y.device, y_out.dtype)
-        elif soft:
+        if soft:
             y_out[rows] = soft_rows(y[rows], labels.to(y.device))
         else:
             y_out[rows] = labels.to(y.device, y.dtype)
         self._record(x, idx, labels)
         return x_out, y_out
 
-    def _uniform(self, y: torch.Tensor) -> torch.Tensor:
-        """With a teacher, int targets become float one-hot rows so the batch is uniform."""
-        if self.teacher is None or y.ndim == 2:
-            return y
-        return torch.nn.functional.one_hot(y.long(), self.num_classes).float()
+    def _check_teacher(self, x: torch.Tensor, y: torch.Tensor, soft: bool) -> None:
+        """Measure the teacher on the batch's real rows until it has seen ``CHECK_ROWS``."""
+        if self.teacher.real_rows >= CHECK_ROWS:
+            return
+        real = x
+        if self.mean is not None:  # back to [0, 1], what the teacher takes
+            mean, std = (v.to(x.device).view(-1, 1, 1) for v in (self.mean, self.std))
+            real = (x.float() * std + mean).clamp(0, 1)
+        labels = y.argmax(1) if soft else y
+        self.teacher.check(real, labels.long(), min_rows=CHECK_ROWS)
+
+    def _to_generator(self, labels: torch.Tensor) -> torch.Tensor:
+        """Batch labels -> the generator's class indices of the same names."""
+        return self.class_map.to_generator(labels)
 
     def _record(self, x: torch.Tensor, idx: torch.Tensor, labels: torch.Tensor) -> None:
         self.last_indices, self.last_labels = idx, labels

@@ -1,11 +1,12 @@
-"""A teacher classifier that relabels and filters synthetic samples, and a weighted loss.
+"""A teacher classifier: soft targets and a filter for generated images, checked on real ones.
 
 The recipes that turn an imperfect generator into a gain relabel its samples with a classifier
 trained on the real data and drop the samples it disagrees with most (cGAN-KD,
 https://arxiv.org/abs/2104.03164: drop the fakes in the teacher's top-10 % loss, relabel, distil;
-DM-KD, https://arxiv.org/abs/2305.12954), and weigh the synthetic loss down (EC-GAN x 0.1).
-:class:`Teacher` turns a classifier into soft targets and a keep-mask for generated images;
-:func:`weighted_loss` is the cross-entropy with synthetic rows weighted.
+Hinton et al. 2015, https://arxiv.org/abs/1503.02531, for soft targets at a temperature).
+:class:`Teacher` holds the classifier, how to feed it, and those settings; its defaults are the
+recipe ``ganaug experiment`` recommends (T 4, hard-label weight 0.5, the hardest 10 % dropped).
+:class:`ganaug.Distiller` (:mod:`ganaug.augment.recipe`) puts it in a training loop.
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ from ganaug.augment.batch import RANGE_SLACK, check_soft_targets
 from ganaug.augment.functional import outside_unit_range
 from ganaug.errors import GanaugConfigError, GanaugDataError, did_you_mean
 
-__all__ = ["TEACHER_INPUTS", "TEACHER_KWARGS", "Teacher", "input_channels", "make_teacher",
-           "parse_stats", "teacher_from_kwargs", "weighted_loss"]
+__all__ = ["DROP_HARDEST", "LABEL_WEIGHT", "TEACHER_INPUTS", "TEMPERATURE", "Teacher",
+           "input_channels", "parse_stats"]
 
 #: What a teacher takes: uint8 [0, 255], float [0, 1], or float normalised with mean/std.
 TEACHER_INPUTS = ("uint8", "unit", "normalized")
 #: ``ganaug.evaluation.create_classifier`` models take [-1, 1] (mean = std = 0.5) at their size.
 GANAUG_STATS = (0.5, 0.5)
+#: The recommended recipe (``ganaug experiment``'s ``real+aug+gan+kd``, docs/results.md).
+TEMPERATURE = 4.0
+LABEL_WEIGHT = 0.5
+DROP_HARDEST = 0.1
+#: Real rows a teacher is checked on before its agreement with their labels is judged.
+CHECK_ROWS = 512
 
 
 def parse_stats(mean, std, *, what: str = "mean= and std=") -> tuple[torch.Tensor | None,
@@ -45,7 +52,8 @@ def parse_stats(mean, std, *, what: str = "mean= and std=") -> tuple[torch.Tenso
     except (TypeError, ValueError, RuntimeError) as exc:
         raise GanaugConfigError(f"{what} must be numbers or sequences of numbers, got "
                                 f"{mean!r} and {std!r} ({exc}).") from None
-    if len(m) != len(s) or not len(m) or not bool(torch.isfinite(m).all() & torch.isfinite(s).all()):
+    finite = bool(torch.isfinite(m).all() & torch.isfinite(s).all())
+    if len(m) != len(s) or not len(m) or not finite:
         raise GanaugConfigError(f"{what} need the same number (>= 1) of finite values, "
                                 f"got {m.tolist()} and {s.tolist()}.")
     if bool((s <= 0).any()):
@@ -55,192 +63,221 @@ def parse_stats(mean, std, *, what: str = "mean= and std=") -> tuple[torch.Tenso
     return m, s
 
 
+def agreement_floor(num_classes: int) -> float:
+    """The agreement with real labels a teacher must reach: clearly above chance (1/K).
+
+    ``min(2/K, 1/K + (1 - 1/K)/9)``: 0.2 for 10 classes (a weak but honest teacher reaches
+    0.25-0.3; one fed the wrong input convention 0.16), 0.56 for 2 classes, 0.02 for 100.
+    """
+    chance = 1.0 / num_classes
+    return min(2 * chance, chance + (1 - chance) / 9)
+
+
 class Teacher:
-    """A classifier that gives generated images soft targets and says which to keep.
+    """A classifier that gives images soft targets and says which generated images to keep.
+
+    Every augmenter takes one as ``teacher=``: :class:`ganaug.BatchMixer` and the datasets use
+    it to filter generated candidates; :class:`ganaug.Distiller` blends its soft targets into
+    every row's label in the training loop. Before it is trusted, its agreement with real
+    labels is measured (:meth:`check`; a :class:`ganaug.BatchMixer` does so on the real rows
+    it sees): a teacher fed the wrong input convention, with its output columns in another
+    class order, or untrained is refused.
 
     Args:
         model: an ``nn.Module`` (or callable) mapping ``(N, C, H, W)`` images to ``(N, K)``
-            logits over the same K classes as the labels. It runs in ``eval()`` mode (each
-            module's mode is restored after the call), under ``no_grad`` on its own device,
-            with float inputs in its parameters' dtype (a float64 or half teacher works). Grey
-            images for a teacher whose first ``nn.Conv2d`` takes 3 channels are repeated to RGB
-            (torchvision's ``Grayscale(num_output_channels=3)``); RGB images for a 1-channel one
-            become their luma. A ganaug classifier file is loaded with
-            ``ganaug.evaluation.load_classifier(path)[0]`` (ganaug.augment sits below
-            ganaug.evaluation and does not import it).
-        num_classes: K, the label count; a teacher returning another count is refused.
-        input: the teacher's input convention: ``"uint8"`` (uint8 [0, 255]), ``"unit"``
-            (float32 [0, 1]) or ``"normalized"`` (float32 ``(x - mean) / std``). Required,
-            except for a model built by ``ganaug.evaluation.create_classifier`` (it records
-            its input: [-1, 1], i.e. mean = std = 0.5, at its ``image_size`` and channels, and
-            images are fitted to those; another stated input is refused).
-        mean, std: the teacher's Normalize statistics (``input="normalized"``). Without them:
-            ``default_stats`` (BatchMixer passes the batch's own mean/std), else the model's
-            timm ``pretrained_cfg["mean"/"std"]``; else refused.
-        temperature: softmax temperature T > 0 of the teacher's distribution.
-        weight: alpha in [0, 1]: target = (1 - alpha) * onehot(intended) + alpha *
-            softmax(logits / T). 1 relabels by the teacher (cGAN-KD), 0 keeps the hard label.
-        min_confidence: keep only samples whose teacher probability (at T = 1) of the
-            intended class is >= this (None: no confidence filter).
-        drop_top: q in [0, 1): drop the ``floor(q * n + 0.5)`` samples of highest teacher
-            cross-entropy on the intended class (at T = 1) among each ``n`` candidates.
-        default_stats: ``(mean, std)`` used by ``input="normalized"`` when none are given.
+            logits over the dataset's classes, in the dataset's label order. It runs in
+            ``eval()`` mode (each module's mode is restored after), under ``no_grad`` on its
+            own device, with float inputs in its parameters' dtype. Grey images for a
+            3-channel teacher are repeated to RGB; RGB images for a 1-channel one become luma.
+        num_classes: K (default: the augmenter's class count; logits of another width are
+            refused).
+        expects: the input the model takes: ``"uint8"`` ([0, 255]), ``"unit"`` (float
+            [0, 1]) or ``"normalized"`` (float ``(x - mean) / std``). Required, except for a
+            ``ganaug.evaluation.create_classifier`` model, which records its own input.
+        mean, std: the model's Normalize statistics (``expects="normalized"``); default its
+            timm ``pretrained_cfg``. 0-255 values are divided by 255.
+        temperature: T > 0 of the teacher's softmax in the soft targets.
+        label_weight: weight in [0, 1] of the given hard label: target = ``label_weight *
+            label + (1 - label_weight) * softmax(logits / T)`` (1: the label alone, 0: the
+            teacher alone). ``ganaug experiment --kd-alpha`` is this weight.
+        drop_hardest: q in [0, 1): of each ``n`` generated candidates, drop the
+            ``floor(q * n + 0.5)`` of highest teacher cross-entropy on their intended class
+            (cGAN-KD's filter). ``ganaug experiment --teacher-filter``.
+        min_confidence: also drop candidates whose teacher probability (at T = 1) of their
+            intended class is below this (None: no such filter).
+
+    Attributes:
+        real_agreement: share of real images whose label is the teacher's top class, over
+            the rows :meth:`check` has seen (None before any).
     """
 
-    def __init__(self, model: Any, *, num_classes: int, input: str | None = None,
-                 mean=None, std=None, temperature: float = 1.0, weight: float = 1.0,
-                 min_confidence: float | None = None, drop_top: float = 0.0,
-                 default_stats: tuple | None = None) -> None:
+    def __init__(self, model: Any, *, num_classes: int | None = None,
+                 expects: str | None = None, mean=None, std=None,
+                 temperature: float = TEMPERATURE, label_weight: float = LABEL_WEIGHT,
+                 drop_hardest: float = DROP_HARDEST,
+                 min_confidence: float | None = None) -> None:
+        if isinstance(model, Teacher):
+            raise GanaugConfigError("model= is already a Teacher; pass it as teacher= directly.")
         if isinstance(model, (str, os.PathLike)):
             raise GanaugConfigError(
-                f"teacher={str(model)!r} is a path; pass the classifier itself. Load a ganaug "
-                "classifier file with: from ganaug.evaluation import load_classifier; "
-                "teacher = load_classifier(path)[0].")
+                f"model={str(model)!r} is a path; pass the classifier itself. Load a ganaug "
+                "classifier file with ganaug.evaluation.load_classifier(path)[0].")
         if not callable(model):
-            raise GanaugConfigError(f"teacher must be an nn.Module mapping images to logits, got "
+            raise GanaugConfigError(f"model must be an nn.Module mapping images to logits, got "
                                     f"{type(model).__name__}.")
         self.model = model
-        self.num_classes = check_int("num_classes", num_classes)
+        self.num_classes = None if num_classes is None else check_int("num_classes",
+                                                                       num_classes)
         self.temperature = check_float("temperature", temperature, minimum=0.0, open_min=True)
-        self.weight = check_probability("teacher_weight", weight)
+        self.label_weight = check_probability("label_weight", label_weight)
+        self.drop_hardest = check_float("drop_hardest", drop_hardest, minimum=0.0, maximum=1.0,
+                                        open_max=True, hint="0.1 drops the hardest 10 %.")
         self.min_confidence = (None if min_confidence is None
                                else check_probability("min_confidence", min_confidence))
-        self.drop_top = check_float("drop_top", drop_top, minimum=0.0, maximum=1.0)
-        if self.drop_top >= 1.0:
-            raise GanaugConfigError(f"drop_top must be in [0, 1) (the share of candidates to "
-                                    f"drop), got {drop_top!r}; 0.1 drops the top 10 %.")
+        self._setup_input(model, expects, mean, std)
+        self._ran = False  # a first call that fails is reported with the images it got
+        self._real = [0, 0]  # real rows checked, and those whose label is the top class
+        self._drawn: dict[int, list[int]] = {}  # intended class -> [candidates, agree, kept]
+
+    def _setup_input(self, model: Any, expects: str | None, mean, std) -> None:
         config = getattr(model, "ganaug_config", None)
         self.fit = None
         if isinstance(config, dict):  # a ganaug classifier: its own input, whatever is stated
             self.fit = (int(config["in_chans"]), int(config["image_size"]))
-            self._check_recorded(input, mean, std)
-            input, mean, std = "normalized", *GANAUG_STATS
+            self._check_recorded(expects, mean, std)
+            expects, mean, std = "normalized", *GANAUG_STATS
         #: The channels the teacher takes, where it says (None: unknown, images pass as drawn).
         self.channels = self.fit[0] if self.fit else input_channels(model)
-        self._ran = False  # a first call that fails is reported with the images it got
-        if input not in TEACHER_INPUTS:
+        if expects not in TEACHER_INPUTS:
             raise GanaugConfigError(
-                f"teacher_input={input!r}: say what the teacher takes, one of "
-                f"{', '.join(map(repr, TEACHER_INPUTS))} ('normalized' with teacher_mean/"
-                "teacher_std). Only a ganaug.evaluation classifier records its own input."
-                + did_you_mean(str(input), TEACHER_INPUTS))
-        self.input = input
-        self.mean, self.std = parse_stats(mean, std, what="teacher_mean= and teacher_std=")
-        if input != "normalized" and self.mean is not None:
-            raise GanaugConfigError(f"teacher_mean/teacher_std are for teacher_input="
-                                    f"'normalized', not {input!r}.")
-        if input == "normalized" and self.mean is None:
-            cfg = getattr(model, "pretrained_cfg", None) or {}
-            stats = default_stats if default_stats and default_stats[0] is not None else (
-                (cfg.get("mean"), cfg.get("std")) if isinstance(cfg, dict) else (None, None))
-            self.mean, self.std = parse_stats(*stats, what="teacher_mean= and teacher_std=")
+                f"expects={expects!r}: say what the model takes, one of "
+                f"{', '.join(map(repr, TEACHER_INPUTS))} ('normalized' with mean= and std=). "
+                "Only a ganaug.evaluation classifier records its own input."
+                + did_you_mean(str(expects), TEACHER_INPUTS))
+        self.expects = expects
+        self.mean, self.std = parse_stats(mean, std)
+        if expects != "normalized" and self.mean is not None:
+            raise GanaugConfigError(f"mean= and std= are for expects='normalized', not "
+                                    f"{expects!r}.")
+        if expects == "normalized" and self.mean is None:
+            cfg = getattr(model, "pretrained_cfg", None)
+            cfg = cfg if isinstance(cfg, dict) else {}
+            self.mean, self.std = parse_stats(cfg.get("mean"), cfg.get("std"))
             if self.mean is None:
                 raise GanaugConfigError(
-                    "teacher_input='normalized' needs the teacher's statistics: pass "
-                    "teacher_mean= and teacher_std= (e.g. (0.5,)*3 and (0.5,)*3).")
+                    "expects='normalized' needs the model's statistics: pass mean= and std= "
+                    "(its Normalize, e.g. (0.5,)*3 and (0.5,)*3).")
 
-    def _check_recorded(self, input: str | None, mean, std) -> None:
+    def _check_recorded(self, expects: str | None, mean, std) -> None:
         """Refuse a stated input other than a ganaug classifier's recorded [-1, 1]."""
-        m, s = parse_stats(mean, std, what="teacher_mean= and teacher_std=")
-        if input in (None, "normalized") and (m is None or bool(((m == 0.5) & (s == 0.5)).all())):
+        m, s = parse_stats(mean, std)
+        if expects in (None, "normalized") and (m is None or bool(((m == 0.5) & (s == 0.5)).all())):
             return
         c, size = self.fit
         raise GanaugConfigError(
-            f"teacher_input={input!r} (mean={mean!r}, std={std!r}), but a ganaug.evaluation "
-            f"classifier records its input: [-1, 1] (teacher_input='normalized', mean = std = "
-            f"0.5) at {size}x{size}, {c} channel(s); drop teacher_input=, teacher_mean= and "
-            "teacher_std=, and it gets what ganaug.evaluation feeds it.")
+            f"expects={expects!r} (mean={mean!r}, std={std!r}), but a ganaug.evaluation "
+            f"classifier records its input: [-1, 1] at {size}x{size}, {c} channel(s); drop "
+            "expects=, mean= and std=, and it gets what ganaug.evaluation feeds it.")
+
+    def __repr__(self) -> str:
+        name = type(self.model).__name__
+        drop = f", drop_hardest={self.drop_hardest:g}"
+        conf = "" if self.min_confidence is None else f", min_confidence={self.min_confidence:g}"
+        return (f"Teacher({name}, expects={self.expects!r}, temperature={self.temperature:g}, "
+                f"label_weight={self.label_weight:g}{drop}{conf})")
 
     # -- running ----------------------------------------------------------------------------
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` uint8 [0, 255] or float [0, 1] -> the teacher's input (same device)."""
+        """``(N, C, H, W)`` uint8 [0, 255] or float [0, 1] -> the model's input (same device)."""
         bad = outside_unit_range(images, RANGE_SLACK) if images.is_floating_point() else None
         if bad is not None:  # else read as [0, 1] and converted a second time
             raise GanaugDataError(
                 f"The teacher takes uint8 [0, 255] or float [0, 1] images, got floats spanning "
                 f"[{bad[0]:.3g}, {bad[1]:.3g}] (normalised, or 0-255 floats); pass the images "
-                "before Normalize, or x / 255. teacher_input= says what the teacher itself takes.")
+                "before Normalize, or x / 255. expects= says what the model itself takes.")
         if self.fit is not None:  # a ganaug classifier: float [0, 1] at its size and channels
             images = fit_images(to_float01(images), *self.fit)
         elif self.channels is not None and images.shape[-3] != self.channels:
             images = self._convert_channels(images)
-        if self.input == "uint8":
+        if self.expects == "uint8":
             if images.dtype == torch.uint8:
                 return images
             return images.float().mul(255).round().clamp(0, 255).to(torch.uint8)
         unit = to_float01(images)
-        if self.input == "unit":
+        if self.expects == "unit":
             return unit
         c, n = unit.shape[-3], len(self.mean)
         # 3 values on grey for a teacher of unknown channels: Normalize of the repeated grey
         if n not in (1, c) and not (c == 1 and n == 3 and self.channels is None):
             count = "1 value" if c == 1 else f"1 or {c} values"
             raise GanaugConfigError(
-                f"teacher_mean/teacher_std have {n} values but the teacher gets {c}-channel "
-                f"images; pass teacher_mean=/teacher_std= with {count} (the teacher's "
-                "Normalize; a 1-channel timm model keeps ImageNet's 3-value pretrained_cfg).")
+                f"mean=/std= have {n} values but the teacher gets {c}-channel images; pass "
+                f"{count} (the model's Normalize; a 1-channel timm model keeps ImageNet's "
+                "3-value pretrained_cfg).")
         return normalize(unit, self.mean.to(unit.device), self.std.to(unit.device))
 
     def _convert_channels(self, images: torch.Tensor) -> torch.Tensor:
-        """Grey -> RGB by repeating (torchvision's ``Grayscale(num_output_channels=3)``), RGB ->
-        grey by luma (``Grayscale()``); other channel counts are refused."""
+        """Grey -> RGB by repeating, RGB -> grey by luma; other channel counts are refused."""
         c = images.shape[-3]
         if {c, self.channels} != {1, 3}:
             raise GanaugConfigError(
-                f"The generator draws {c}-channel images but the teacher takes {self.channels} "
-                "channels (its first Conv2d); only grey <-> RGB (1 <-> 3) is converted. Use a "
-                f"teacher over {c}-channel images, or put the conversion in front of it: "
-                "teacher=torch.nn.Sequential(convert, teacher).")
+                f"The images have {c} channels but the teacher takes {self.channels} (its "
+                "first Conv2d); only grey <-> RGB (1 <-> 3) is converted. Put the conversion "
+                "in front of it: Teacher(torch.nn.Sequential(convert, model), ...).")
         return fit_images(images, self.channels)
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """The teacher's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device."""
+    def logits(self, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+        """The model's ``(N, K)`` float32 logits of uint8 or [0, 1] images, on their device,
+        computed ``batch_size`` images at a time."""
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or not (
                 images.dtype == torch.uint8 or images.is_floating_point()):
             got = (f"{tuple(images.shape)} {images.dtype}" if isinstance(images, torch.Tensor)
                    else type(images).__name__)
             raise GanaugDataError(f"The teacher takes a (N, C, H, W) uint8 or float image batch, "
                                   f"got {got}; use torch.as_tensor(x), x[None] for one image.")
-        model = self.model
-        device, dtype, modes = images.device, None, []
+        model, device, dtype, modes = self.model, images.device, None, []
         if isinstance(model, torch.nn.Module):
             param = next(iter(model.parameters()), None)
             device = param.device if param is not None else device
             floats = (p.dtype for p in model.parameters() if p.is_floating_point())
             dtype = next(floats, None)
-            # eval: no dropout / batch statistics, so the same image gets the same target; each
-            # module's own mode is restored after, as the teacher may be in training too
+            # eval: no dropout / batch statistics, so the same image gets the same target
             modes = [(m, m.training) for m in model.modules()]
             model.eval()
         try:
             with torch.no_grad():
-                inputs = self.prepare(images.to(device))
-                if dtype is not None and inputs.is_floating_point():  # a float64/half teacher
-                    inputs = inputs.to(dtype)
-                out = self._run(model, inputs)
+                outs = []
+                for start in range(0, len(images), batch_size):
+                    inputs = self.prepare(images[start:start + batch_size].to(device))
+                    if dtype is not None and inputs.is_floating_point():
+                        inputs = inputs.to(dtype)
+                    outs.append(self._checked(self._run(model, inputs), len(inputs)))
         finally:
             for module, training in modes:
                 module.training = training
-        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(images):
+        if not outs:
+            return torch.zeros(0, self.num_classes or 0, device=images.device)
+        return torch.cat(outs).float().to(images.device)
+
+    def _checked(self, out: Any, n: int) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != n:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             fix = ("; wrap it in an nn.Module whose forward returns only the logits (out[0] of "
-                   "a tuple, out['logits'] or out.logits of a dict or model output)"
-                   if not isinstance(out, torch.Tensor) else "")
-            raise GanaugConfigError(f"teacher must map (N, C, H, W) images to (N, K) logits; for "
-                                    f"N={len(images)} it returned {got}{fix}.")
+                   "a tuple, out['logits'] of a dict)" if not isinstance(out, torch.Tensor) else "")
+            raise GanaugConfigError(f"The teacher must map (N, C, H, W) images to (N, K) logits; "
+                                    f"for N={n} it returned {got}{fix}.")
         if not bool(torch.isfinite(out).all()):
             raise GanaugDataError("The teacher returned NaN or infinite logits; its soft targets "
-                                  "would poison the loss. Check its weights and teacher_input.")
-        if out.shape[1] != self.num_classes:
+                                  "would poison the loss. Check its weights and expects=.")
+        if self.num_classes is not None and out.shape[1] != self.num_classes:
             raise GanaugConfigError(
                 f"The teacher returns {out.shape[1]} logits but the labels have "
                 f"{self.num_classes} classes; use a teacher trained on the same classes (in "
                 "the same order as the labels).")
-        return out.float().to(images.device)
+        return out
 
     def _run(self, model: Any, inputs: torch.Tensor) -> Any:
-        """``model(inputs)``; a first call that fails (e.g. an RGB-only teacher given grey
-        images, whose channels could not be read off the model) is refused with its input."""
+        """``model(inputs)``; a first call that fails is refused with its input."""
         try:
             out = model(inputs)
         except torch.OutOfMemoryError:
@@ -249,66 +286,128 @@ class Teacher:
             if self._ran:
                 raise
             c = inputs.shape[1] if inputs.ndim == 4 else "?"
-            fix = ("; a grey generator and an RGB teacher: teacher=torch.nn.Sequential("
-                   "torchvision.transforms.v2.Grayscale(num_output_channels=3), teacher)"
+            fix = ("; a grey generator and an RGB teacher: Teacher(torch.nn.Sequential("
+                   "torchvision.transforms.v2.Grayscale(num_output_channels=3), model), ...)"
                    if c == 1 else "")
             raise GanaugConfigError(
                 f"The teacher failed on its first batch of {tuple(inputs.shape)} {inputs.dtype} "
-                f"images ({c}-channel, teacher_input={self.input!r}): {exc}. It must take the "
-                f"generator's images in that form; give it what it takes{fix}.") from exc
+                f"images ({c}-channel, expects={self.expects!r}): {exc}. It must take the "
+                f"images in that form; give it what it takes{fix}.") from exc
         self._ran = True
         return out
 
-    def targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
-        """``(N, K)`` float32 soft targets: the intended one-hot blended with the teacher's."""
-        return self._targets(logits, self._intended(intended, len(logits), logits.device))
+    # -- targets and the filter ----------------------------------------------------------------
+    def targets(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` float32: ``label_weight * label + (1 - label_weight) * softmax(logits/T)``.
 
-    def _targets(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
-        onehot = F.one_hot(intended, self.num_classes).float()
-        # Shift by the row maximum before dividing: logits / T overflows to inf for a tiny T or
-        # huge logits, and softmax(inf, inf) is NaN; shifted values are <= 0, so at worst -inf.
+        ``labels``: ``(N,)`` int class indices or ``(N, K)`` soft targets (timm's Mixup)."""
+        k = logits.shape[1]
+        if isinstance(labels, torch.Tensor) and labels.ndim == 2:
+            if labels.shape != logits.shape:
+                raise GanaugDataError(f"Soft labels {tuple(labels.shape)} do not match the "
+                                      f"teacher's logits {tuple(logits.shape)}.")
+            check_soft_targets(labels)
+            given = labels.to(logits.device, torch.float32)
+        else:
+            given = F.one_hot(self._labels(labels, len(logits), k, logits.device), k).float()
+        # Shift by the row maximum first: logits / T overflows for a tiny T or huge logits.
         shifted = logits.double() - logits.double().amax(dim=1, keepdim=True)
         soft = (shifted / self.temperature).softmax(dim=1).float()
-        return (1 - self.weight) * onehot + self.weight * soft
+        return self.label_weight * given + (1 - self.label_weight) * soft
 
     def keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
-        """``(N,)`` bool: the candidates that pass ``min_confidence`` and ``drop_top``."""
-        return self._keep(logits, self._intended(intended, len(logits), logits.device))
+        """``(N,)`` bool: the candidates that pass ``min_confidence`` and ``drop_hardest``.
 
-    def _keep(self, logits: torch.Tensor, intended: torch.Tensor) -> torch.Tensor:
+        Also counts, per intended class, the candidates, those whose top class is the
+        intended one, and those kept (:meth:`report`)."""
+        intended = self._labels(intended, len(logits), logits.shape[1], logits.device)
         logp = logits.log_softmax(dim=1).gather(1, intended.view(-1, 1)).squeeze(1)
         keep = torch.ones(len(logits), dtype=torch.bool, device=logits.device)
         if self.min_confidence is not None:
             keep &= logp.exp() >= self.min_confidence
-        n_drop = math.floor(self.drop_top * len(logits) + 0.5)
+        n_drop = math.floor(self.drop_hardest * len(logits) + 0.5)
         if n_drop:  # highest loss = lowest log-probability; ties: the earlier candidate goes
-            order = torch.sort(logp, stable=True).indices
-            keep[order[:n_drop]] = False
+            keep[torch.sort(logp, stable=True).indices[:n_drop]] = False
+        agree = logits.argmax(1) == intended
+        for cls in intended.unique().tolist():
+            rows = intended == cls
+            counts = self._drawn.setdefault(int(cls), [0, 0, 0])
+            counts[0] += int(rows.sum())
+            counts[1] += int((agree & rows).sum())
+            counts[2] += int((keep & rows).sum())
         return keep
 
-    def __call__(self, images: torch.Tensor,
-                 intended: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(targets (N, K) float32, keep (N,) bool)`` of generated ``images`` of ``intended``."""
-        intended = self._intended(intended, len(images), images.device)  # before the teacher runs
-        logits = self.logits(images)
-        return self._targets(logits, intended), self._keep(logits, intended)
-
-    def _intended(self, intended: Any, n: int, device: torch.device) -> torch.Tensor:
-        """``intended`` as ``(n,)`` int64 on ``device``; refuses what would be broadcast over
-        the rows, truncated (floats) or fail in ``one_hot`` (labels outside ``0..K-1``)."""
-        y = torch.as_tensor(intended)
+    def _labels(self, labels: Any, n: int, k: int, device: torch.device) -> torch.Tensor:
+        """``labels`` as ``(n,)`` int64 in ``0..k-1`` on ``device``, or refused."""
+        y = torch.as_tensor(labels)
         if y.ndim != 1 or len(y) != n:
             got = (f"got {len(y)} label(s) for {n} images" if y.ndim == 1
                    else f"got {tuple(y.shape)}")
         elif y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             got = f"got {y.dtype}"
-        elif n and not (int(y.min()) >= 0 and int(y.max()) < self.num_classes):
+        elif n and not (int(y.min()) >= 0 and int(y.max()) < k):
             got = f"got {int(y.min())}..{int(y.max())}"
         else:
             return y.to(device, torch.int64)
-        raise GanaugDataError(f"The intended labels must be (N,) integers in "
-                              f"0..{self.num_classes - 1}, one per image; {got}. Pass the "
-                              "generated images' labels as a (N,) int tensor.")
+        raise GanaugDataError(f"The labels must be (N,) integers in 0..{k - 1}, one per image; "
+                              f"{got}. Pass them as a (N,) int tensor.")
+
+    # -- the sanity check ----------------------------------------------------------------------
+    def check(self, images: torch.Tensor, labels: torch.Tensor, *,
+              min_rows: int = 1) -> float | None:
+        """Measure the teacher on real labelled images; refuse one no better than chance.
+
+        Adds these rows to :attr:`real_agreement`. Once at least ``min_rows`` (and in all
+        :data:`CHECK_ROWS` or this call's rows) have been seen, an agreement below
+        :func:`agreement_floor` is refused. Returns the agreement so far (None: no rows).
+
+        Raises:
+            GanaugConfigError: the agreement is not clearly above chance, with its likely
+                causes (the wrong ``expects``/``mean``/``std``, output columns in another
+                class order than the labels, an untrained model).
+        """
+        labels = torch.as_tensor(labels)
+        if labels.ndim == 2:
+            labels = labels.argmax(1)
+        logits = self.logits(images)
+        labels = self._labels(labels, len(logits), logits.shape[1], logits.device)
+        self._real[0] += len(labels)
+        self._real[1] += int((logits.argmax(1) == labels).sum())
+        if not self._real[0]:
+            return None
+        agreement = self.real_agreement
+        k, seen = logits.shape[1], self._real[0]
+        if seen >= min(min_rows, CHECK_ROWS) and agreement < agreement_floor(k):
+            raise GanaugConfigError(
+                f"The teacher's top class is the real label on only {agreement:.1%} of {seen} "
+                f"real images (chance: {1 / k:.1%}; it must reach {agreement_floor(k):.1%}), so "
+                "its targets would mislabel the generated ones. Likely causes: expects=/mean=/"
+                f"std= not what the model was trained on (now expects={self.expects!r}); its "
+                "output columns in another class order than the labels (train it on the same "
+                "dataset, or reorder them); an untrained or wrong model.")
+        return agreement
+
+    @property
+    def real_rows(self) -> int:
+        """How many real labelled images :meth:`check` has seen."""
+        return self._real[0]
+
+    @property
+    def real_agreement(self) -> float | None:
+        """Share of the checked real images whose label is the teacher's top class."""
+        return self._real[1] / self._real[0] if self._real[0] else None
+
+    def report(self, class_names: list[str] | None = None) -> dict[str, Any]:
+        """What the teacher saw: ``real_agreement`` (and ``real_rows``), and per intended class
+        of the generated candidates ``synthetic_agreement`` (top class = intended) and
+        ``acceptance`` (share kept by the filter)."""
+        def name(c: int) -> str | int:
+            return class_names[c] if class_names is not None and c < len(class_names) else c
+
+        drawn = sorted(self._drawn.items())
+        return {"real_agreement": self.real_agreement, "real_rows": self._real[0],
+                "synthetic_agreement": {name(c): a / n for c, (n, a, _) in drawn if n},
+                "acceptance": {name(c): kept / n for c, (n, _, kept) in drawn if n}}
 
 
 def input_channels(model: Any) -> int | None:
@@ -322,125 +421,19 @@ def input_channels(model: Any) -> int | None:
     return int(channels) if isinstance(channels, int) and channels > 0 else None
 
 
-def make_teacher(teacher: Any, *, num_classes: int, **settings: Any) -> Teacher | None:
-    """A :class:`Teacher` from the ``teacher=`` argument of the augmenters (None: no teacher).
-
-    ``settings``: ``temperature``, ``weight``, ``input``, ``mean``, ``std``,
-    ``min_confidence``, ``drop_top``, ``default_stats``. A ready :class:`Teacher` is used as
-    it is (its own settings; its class count must be ``num_classes``).
-    """
-    defaults = {"temperature": 1.0, "weight": 1.0, "input": None, "mean": None, "std": None,
-                "min_confidence": None, "drop_top": 0.0}
-    given = [k for k, v in defaults.items() if k in settings and _differs(settings[k], v)]
-    names = ", ".join({v: k for k, v in TEACHER_KWARGS.items()}[k] + "=" for k in given)
+def check_teacher(teacher: Any, num_classes: int, *, where: str) -> Teacher | None:
+    """The ``teacher=`` argument of an augmenter: None or a :class:`Teacher` over
+    ``num_classes`` classes; a bare model is refused with the one-line fix."""
     if teacher is None:
-        if given:
-            raise GanaugConfigError(
-                f"{names} configure a teacher, but teacher=None; pass teacher= (a classifier "
-                "over the labels' classes), or drop them.")
         return None
-    if isinstance(teacher, Teacher):
-        if given:  # else the Teacher's own values were used and these silently dropped
-            raise GanaugConfigError(
-                f"{names} would be ignored: a ready Teacher uses its own settings; pass them to "
-                "Teacher(...) itself, or pass the classifier as teacher= with them.")
-        if teacher.num_classes != num_classes:
-            raise GanaugConfigError(f"The Teacher was made for {teacher.num_classes} classes but "
-                                    f"the labels have {num_classes}.")
-        return teacher
-    return Teacher(teacher, num_classes=num_classes, **settings)
-
-
-def _differs(value: Any, default: Any) -> bool:
-    """``value != default`` for settings; a numpy/tensor array (whose ``!=`` is an array, of
-    ambiguous truth) differs from a number or None."""
-    if default is None:
-        return value is not None
-    try:
-        return bool(value != default)
-    except (ValueError, RuntimeError, TypeError):
-        return True
-
-
-#: The augmenters' keyword arguments that configure a teacher -> :class:`Teacher`'s.
-TEACHER_KWARGS = {"temperature": "temperature", "teacher_weight": "weight",
-                  "teacher_input": "input", "teacher_mean": "mean", "teacher_std": "std",
-                  "min_confidence": "min_confidence", "drop_top": "drop_top"}
-
-
-def teacher_from_kwargs(teacher: Any, kwargs: dict, *, num_classes: int,
-                        what: str) -> Teacher | None:
-    """:func:`make_teacher` from ``teacher_weight=``-style keyword arguments (others refused)."""
-    unknown = sorted(set(kwargs) - set(TEACHER_KWARGS))
-    if unknown:
-        raise GanaugConfigError(f"{what} got unexpected argument(s) {', '.join(unknown)}; its "
-                                f"teacher settings are {', '.join(TEACHER_KWARGS)}.")
-    return make_teacher(teacher, num_classes=num_classes,
-                        **{TEACHER_KWARGS[k]: v for k, v in kwargs.items()})
-
-
-def weighted_loss(logits: torch.Tensor, targets: torch.Tensor,
-                  synthetic_mask: torch.Tensor | None = None, *,
-                  synthetic_weight: float = 0.1) -> torch.Tensor:
-    """Mean cross-entropy over a batch, synthetic rows weighted by ``synthetic_weight``.
-
-    ``loss = sum_i w_i * CE_i / sum_i w_i`` with ``w_i = synthetic_weight`` for synthetic rows
-    and 1 for real ones (EC-GAN weighs its synthetic loss x 0.1). Without a mask (or with no
-    synthetic row) this is the plain mean cross-entropy.
-
-    Args:
-        logits: ``(B, K)`` the classifier's outputs.
-        targets: ``(B,)`` int class indices or ``(B, K)`` float soft targets.
-        synthetic_mask: ``(B,)`` bool, True for synthetic rows (``BatchMixer.last_synthetic_mask``).
-        synthetic_weight: weight >= 0 of each synthetic row.
-
-    Returns:
-        A scalar tensor (differentiable in ``logits``).
-    """
-    weight = check_float("synthetic_weight", synthetic_weight, minimum=0.0)
-    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
-        raise GanaugDataError(f"weighted_loss takes tensors, got {type(logits).__name__} and "
-                              f"{type(targets).__name__}; use torch.as_tensor(targets).")
-    if logits.ndim != 2 or targets.shape[:1] != logits.shape[:1]:
-        raise GanaugDataError(f"weighted_loss takes (B, K) logits and (B,) or (B, K) targets, got "
-                              f"{tuple(logits.shape)} and {tuple(targets.shape)}.")
-    if not logits.is_floating_point():
-        raise GanaugDataError(f"weighted_loss takes float logits (the classifier's outputs), "
-                              f"got {logits.dtype}; cast them with logits.float().")
-    if targets.ndim == 2:
-        if targets.shape != logits.shape:
-            raise GanaugDataError(f"Soft targets {tuple(targets.shape)} do not match the logits "
-                                  f"{tuple(logits.shape)}.")
-        check_soft_targets(targets)
-        per_row = -(targets.to(logits.dtype) * logits.log_softmax(dim=1)).sum(dim=1)
-    else:
-        if targets.is_floating_point() or targets.dtype == torch.bool or (targets.numel() and not (
-                int(targets.min()) >= 0 and int(targets.max()) < logits.shape[1])):
-            span = (f"{targets.min().item()}..{targets.max().item()}" if targets.numel()
-                    else "(empty)")
-            raise GanaugDataError(f"Class-index targets must be integers in 0..{logits.shape[1] - 1}"
-                                  f", got {targets.dtype} {span}.")
-        per_row = F.cross_entropy(logits, targets.long(), reduction="none")
-    if not len(per_row):
-        raise GanaugDataError("weighted_loss got an empty batch (B=0): its mean loss is 0/0 "
-                              "(NaN). Skip empty batches, or use drop_last=True.")
-    if synthetic_mask is None:
-        return per_row.mean()
-    mask = torch.as_tensor(synthetic_mask, device=logits.device)
-    if mask.ndim != 1 or (mask.numel() and mask.dtype != torch.bool
-                          and not bool(((mask == 0) | (mask == 1)).all())):
-        raise GanaugDataError(f"synthetic_mask must be (B,) bool (or 0/1), True for synthetic "
-                              f"rows, got {mask.dtype} {tuple(mask.shape)}.")
-    mask = mask.bool()
-    if mask.shape[0] != logits.shape[0]:
-        hint = (" (a BatchMixer's last_synthetic_mask before it mixed a batch in this process: "
-                "with collate_fn=mixer.collate in DataLoader workers the mask stays in the "
-                "workers; use collate_fn=mixer.collate_with_mask and x, y, mask = batch)"
-                if mask.shape[0] == 0 else "")
-        raise GanaugDataError(f"synthetic_mask has {mask.shape[0]} rows for a batch of "
-                              f"{logits.shape[0]}{hint}.")
-    w = torch.where(mask, torch.full_like(per_row, weight), torch.ones_like(per_row))
-    if float(w.sum()) == 0:
-        raise GanaugDataError("Every row is synthetic and synthetic_weight=0: the loss would be "
-                              "0/0. Use synthetic_weight > 0.")
-    return (w * per_row).sum() / w.sum()
+    if not isinstance(teacher, Teacher):
+        raise GanaugConfigError(
+            f"{where}(teacher=...) takes a ganaug.Teacher, got {type(teacher).__name__}; wrap "
+            "the classifier: teacher=ganaug.Teacher(model, expects='normalized', mean=..., "
+            "std=...) (or expects='uint8'/'unit': what the model takes).")
+    if teacher.num_classes is None:
+        teacher.num_classes = num_classes
+    elif teacher.num_classes != num_classes:
+        raise GanaugConfigError(f"The Teacher was made for {teacher.num_classes} classes but "
+                                f"the labels have {num_classes}.")
+    return teacher

@@ -23,22 +23,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ganaug._checks import check_probability
-from ganaug.augment.classes import (
-    ClassMap,
-    dataset_class_to_idx,
-    dataset_mapping,
-    declared_class_to_idx,
-)
+from ganaug._classnames import dataset_class_to_idx
+from ganaug.augment.classes import ClassMap, declared_class_to_idx, parse_classes
 from ganaug.augment.counts import declared_targets
-from ganaug.augment.functional import (
-    check_class_ints,
-    check_has_values,
-    check_unnormalised,
-    label_to_index,
-    match_image,
-)
+from ganaug.augment.functional import check_has_values, check_unnormalised, match_image
 from ganaug.augment.source import GeneratorSource, SampleBank
-from ganaug.errors import GanaugConfigError, GanaugDataError
+from ganaug.errors import GanaugDataError
 from ganaug.generator import Generator
 
 __all__ = ["GANAugment", "LabeledTransformDataset", "default_labels_getter",
@@ -67,15 +57,6 @@ def default_labels_getter(sample: Any) -> Any:
     return None
 
 
-def sample_class(label: Any, classes: list[str], *, where: str) -> int:
-    """The class index of a sample's label, as a :class:`GanaugDataError` naming ``where``."""
-    try:
-        return label_to_index(label, classes, error=GanaugDataError,
-                              fix="Use a generator trained on the same classes as the dataset.")
-    except GanaugDataError as err:
-        raise GanaugDataError(f"{where}: {err}") from None
-
-
 class GANAugment(v2.Transform):
     """Replace a sample's image by a synthetic image of its class with probability ``p``.
 
@@ -91,63 +72,50 @@ class GANAugment(v2.Transform):
     them to each image leaf, deterministically.
 
     Args:
-        generator_or_path: a :class:`ganaug.Generator` or a model file path (loaded lazily
-            in each DataLoader worker).
+        generator: a :class:`ganaug.Generator` or a model file path (loaded lazily in each
+            DataLoader worker).
         p: replacement probability in [0, 1].
-        classes: only replace samples of these classes (names, or the generator's indices),
-            e.g. rare ones. An int whose dataset label names another class is refused.
+        classes: the dataset's classes: its names in label order (``dataset.classes``), its
+            ``{name: label}`` (``dataset.class_to_idx``), or ``"generator"`` when the labels are
+            the generator's own class indices. Label ``i`` becomes the generator's class of the
+            same name. Inside :func:`with_labels` the dataset's declared classes are used; an
+            int label with no classes known is refused (a class-name label always works).
+        only_classes: replace only samples of these classes (names), e.g. the rare ones.
         seed: base seed of the :class:`SampleBank`.
         bank_size: images generated per refill and class.
         truncation: in (0, 1], see :meth:`ganaug.Generator.noise`.
         reuse: times each generated image is served (see :class:`SampleBank`); raise it
             when the generator is the DataLoader's bottleneck.
         labels_getter: ``sample -> label`` (default :func:`default_labels_getter`).
-        class_to_idx: the dataset's ``{class name: label}``: label ``i`` is then turned into
-            the generator's class of the same name (see :func:`with_labels`, which reads it
-            from the dataset itself).
-        dataset_classes: the same as a list, ``dataset_classes[i]`` naming label ``i``. (Not
-            ``classes=``, which picks the classes to replace.)
-
-    Without ``class_to_idx``/``dataset_classes`` (and outside :func:`with_labels` on a dataset
-    that declares its classes), an int label is the generator's class index.
 
     Raises:
-        GanaugConfigError: bad ``p``/``bank_size``/``truncation``, or an unknown class in
-            ``classes``.
+        GanaugConfigError: bad ``p``/``bank_size``/``truncation``, ``only_classes`` that are
+            not class names of the generator; (when called) an int label with no classes known.
         GanaugDataError: class names the generator does not have; (when called) the sample
             has no label, a label the generator lacks, or a float image outside [0, 1]
             (``GANAugment`` placed after ``Normalize``).
     """
 
-    def __init__(self, generator_or_path: Generator | str | os.PathLike | GeneratorSource,
-                 p: float = 0.5, *, classes=None, seed: int | None = None, bank_size: int = 64,
-                 truncation: float = 1.0, reuse: int = 1,
-                 labels_getter: Callable[[Any], Any] = default_labels_getter,
-                 class_to_idx: Mapping[str, int] | None = None,
-                 dataset_classes: list[str] | None = None) -> None:
+    def __init__(self, generator: Generator | str | os.PathLike | GeneratorSource,
+                 p: float = 0.5, *, classes: Any = None, only_classes: Any = None,
+                 seed: int | None = None, bank_size: int = 64, truncation: float = 1.0,
+                 reuse: int = 1,
+                 labels_getter: Callable[[Any], Any] = default_labels_getter) -> None:
+        """Build the transform; the arguments are described in :class:`GANAugment`."""
         super().__init__()
         self.p = check_probability("p", p)
-        self.bank = SampleBank(generator_or_path, bank_size=bank_size, seed=seed,
+        self.bank = SampleBank(generator, bank_size=bank_size, seed=seed,
                                truncation=truncation, reuse=reuse)
         self.labels_getter = labels_getter
-        self.classes = None
-        if isinstance(classes, (str, int)):
-            raise GanaugConfigError(f"classes= must be a list of classes, got {classes!r}. "
-                                    f"Pass e.g. classes=[{classes!r}].")
-        self._classes_arg = None if classes is None else list(classes)
-        if classes is not None:
-            self.classes = frozenset(self.bank.source.class_index(c) for c in classes)
-        self.class_map = ClassMap(self.bank.classes, "GANAugment")
-        mapping = dataset_mapping(class_to_idx, dataset_classes)
-        if mapping is not None:
-            self.bind_classes(mapping, "class_to_idx=")
+        self.class_map = ClassMap(self.bank.classes, classes, where="GANAugment")
+        self.only_classes = None if only_classes is None else list(only_classes)
+        self._only = (None if only_classes is None else
+                      self.class_map.names_to_generator(only_classes, arg="only_classes"))
 
-    def bind_classes(self, class_to_idx: Mapping[str, int], what: str = "the dataset") -> None:
-        """Map a dataset's labels by name (``{name: label}``); :func:`with_labels` calls it.
-        An int in ``classes=`` that names another class as the dataset's label is refused."""
-        check_class_ints(getattr(self, "_classes_arg", None), self.bank.classes, class_to_idx,
-                         what="GANAugment")
-        self.class_map.bind(class_to_idx, what)
+    def bind_classes(self, classes: Mapping[str, int] | str, what: str = "the dataset") -> None:
+        """Map a dataset's labels by name (``{name: label}`` or ``"generator"``);
+        :func:`with_labels` calls it."""
+        self.class_map.bind(classes, what)
 
     def forward(self, *inputs: Any) -> Any:
         sample = inputs if len(inputs) > 1 else inputs[0]
@@ -181,12 +149,12 @@ class GANAugment(v2.Transform):
 
         The coin flip is drawn on every call, whatever the class, so torch's RNG stream does
         not depend on the labels. ``apply`` is true only when the flip says so, ``cls`` is one
-        of ``classes`` and there is an image to replace (``flat_inputs`` is not empty); then
+        of ``only_classes`` and there is an image to replace (``flat_inputs`` is not empty); then
         ``fake`` is the next image of class ``cls`` from the bank.
         """
         apply = bool(torch.rand(()) < self.p)
         apply = apply and cls is not None and bool(flat_inputs) and (
-            self.classes is None or cls in self.classes)
+            self._only is None or cls in self._only)
         return {"apply": apply, "fake": self.bank.draw(cls) if apply else None}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
@@ -194,7 +162,9 @@ class GANAugment(v2.Transform):
         return match_image(params["fake"], inpt) if params["apply"] else inpt
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, bank_size={self.bank.bank_size}, classes={self.classes}"
+        only = "" if self.only_classes is None else f", only_classes={self.only_classes}"
+        return (f"p={self.p}, classes={self.class_map!r}{only}, bank_size={self.bank.bank_size}, "
+                f"truncation={self.bank.truncation}, reuse={self.bank.reuse}")
 
 
 def _describe(sample: Any) -> str:
@@ -355,8 +325,7 @@ def gan_augments(transform: Any) -> list[GANAugment]:
 
 
 def with_labels(dataset: Dataset, transform: Callable | None, *,
-                class_to_idx: Mapping[str, int] | None = None,
-                dataset_classes: list[str] | None = None) -> LabeledTransformDataset:
+                classes: Any = None) -> LabeledTransformDataset:
     """Wrap an ``(image, label)`` dataset so ``transform`` receives the label too.
 
     torchvision's ImageFolder/CIFAR10 and timm's datasets call ``transform(image)`` alone, so
@@ -368,24 +337,23 @@ def with_labels(dataset: Dataset, transform: Callable | None, *,
     otherwise. ``classes``, ``class_to_idx`` and ``targets`` come from ``dataset``.
 
     Class identity: every :class:`GANAugment` inside ``transform`` maps the dataset's labels
-    to the generator's classes **by name**, from ``class_to_idx=``/``dataset_classes=`` when
-    given, else from what the dataset declares (``class_to_idx``, timm's
-    ``reader.class_to_idx``, ``classes``, through ``Subset``). Without names, labels are the
-    generator's indices.
+    to the generator's classes **by name**, from ``classes=`` when given, else from what the
+    dataset declares (``class_to_idx``, timm's ``reader.class_to_idx``, ``classes``, through
+    ``Subset``/``ConcatDataset``).
 
     Args:
         dataset: a map-style dataset returning ``(image, int label)``; give it no
             ``transform`` of its own (the wrapper's runs after it).
         transform: e.g. ``v2.Compose([ganaug.GANAugment(gen), v2.RandomCrop(32, 4), ...])``.
-        class_to_idx: the dataset's ``{class name: label}``, overriding what it declares.
-        dataset_classes: the same as a list (``dataset_classes[i]`` names label ``i``).
+        classes: the dataset's classes (names in label order, ``{name: label}``, or
+            ``"generator"``), overriding what it declares.
 
     Raises:
         GanaugDataError: the dataset's class names are not all the generator's (both lists
             named), or a GANAugment already bound to other names.
     """
-    mapping = dataset_mapping(class_to_idx, dataset_classes)
-    what = "class_to_idx="
+    mapping = parse_classes(classes)
+    what = "classes="
     if mapping is None:
         mapping = declared_class_to_idx(dataset)
         what = f"the dataset ({type(dataset).__name__})"

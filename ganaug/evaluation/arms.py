@@ -20,13 +20,13 @@ from ganaug.augment import (
     BatchMixer,
     MixedDataset,
     SyntheticDataset,
+    Teacher,
     balance_counts,
     proportional_counts,
 )
 from ganaug.data import LabeledImages
 from ganaug.errors import GanaugConfigError, did_you_mean
-from ganaug.evaluation.classifier import to_input
-from ganaug.evaluation.recipe import collate_images
+from ganaug.evaluation.batches import collate_images
 
 __all__ = ["ARMS", "BASELINE", "DEFAULT_ARMS", "IMBALANCE_ARMS", "KD_ARMS", "RECOMMENDED_ARMS",
            "RECOMMENDED_SETTINGS", "TEACHER", "Arm", "arm_data", "filter_first", "parse_arms",
@@ -48,7 +48,7 @@ class Arm:
         class_weights: None, or ``"balanced"`` (a class-weighted loss).
         distill: distil the seed's :attr:`teacher` classifier into this one: every batch's
             labels are blended with the teacher's soft targets
-            (:class:`ganaug.evaluation.distill.DistillMixer`), synthetic images included.
+            (:class:`ganaug.Distiller`), synthetic images included.
     """
 
     data: str = "real"
@@ -164,16 +164,6 @@ def _materialize(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(images), torch.cat(labels)
 
 
-def _filter_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A SyntheticDataset ``filter``: ``(N, C, H, W) [0, 1] -> (N, K)`` logits of ``model``."""
-    def fn(x: torch.Tensor) -> torch.Tensor:
-        dev = next(model.parameters()).device
-        with torch.inference_mode():
-            return model(to_input(model, x.to(dev))).float()
-
-    return fn
-
-
 def _real_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
                balanced) -> TrainData:
     return (subset.images, subset.labels), None, f"{len(subset)} real"
@@ -182,7 +172,7 @@ def _real_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
 def _synthetic_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
                     balanced) -> TrainData:
     per = math.ceil(len(subset) / subset.num_classes)
-    synth = SyntheticDataset(generator, n_per_class=per, seed=seed, **keep).generate()
+    synth = SyntheticDataset(generator, per, seed=seed, **keep).generate()
     images, labels = _materialize(synth)
     return (images, labels), None, f"{len(images)} synthetic ({per} per class)"
 
@@ -190,7 +180,7 @@ def _synthetic_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p
 def _mixed_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
                 balanced) -> TrainData:
     if replace_p is not None:
-        mixer = BatchMixer(generator, fraction=replace_p, seed=seed)
+        mixer = BatchMixer(generator, fraction=replace_p, classes=subset.classes, seed=seed)
         return ((subset.images, subset.labels), mixer,
                 f"{len(subset)} real, {replace_p:.0%} of each batch replaced")
     real_counts = subset.class_counts()
@@ -199,8 +189,9 @@ def _mixed_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
         counts = balance_counts(real_counts, "uniform", budget=budget)
     else:
         counts = proportional_counts(real_counts, budget)
-    synth = SyntheticDataset(generator, counts=counts, seed=seed, **keep).generate()
-    images, labels = _materialize(MixedDataset(subset.to_dataset(), synth, mode="append"))
+    synth = SyntheticDataset(generator, counts, seed=seed, **keep).generate()
+    images, labels = _materialize(MixedDataset(subset.to_dataset(), synth,
+                                               classes=subset.classes))
     return (images, labels), None, f"{len(subset)} real + {sum(counts)} synthetic"
 
 
@@ -240,7 +231,7 @@ def arm_data(arm: Arm, subset: LabeledImages, generator, *, seed: int,
                                 "would go unfiltered); pass the real arm's classifier.")
     keep: dict[str, Any] = {}
     if min_confidence is not None and filter_model is not None:
-        keep = {"filter": _filter_fn(filter_model), "min_confidence": min_confidence}
+        keep = {"teacher": Teacher(filter_model, drop_hardest=0.0, min_confidence=min_confidence)}
     return _ARM_DATA[arm.data](subset, generator, seed=seed, keep=keep,
                                synthetic_ratio=synthetic_ratio, replace_p=replace_p,
                                balanced=balanced)

@@ -23,6 +23,8 @@ import torch
 from ganaug._checks import MAX_SEED, check_float, check_int, check_probability
 from ganaug._devices import DeviceLike, environment, resolve_device
 from ganaug._specs import check_output_outside
+from ganaug.augment import Distiller, Teacher
+from ganaug.augment.teacher import LABEL_WEIGHT, TEMPERATURE
 from ganaug.data import load_data
 from ganaug.errors import GanaugConfigError
 from ganaug.evaluation.arms import (
@@ -41,7 +43,6 @@ from ganaug.evaluation.classifier import (
     check_timm_name,
     evaluate_classifier,
 )
-from ganaug.evaluation.distill import KD_ALPHA, KD_TEMPERATURE, DistillMixer, hardest_rows
 from ganaug.evaluation.recipe import ClassifierRecipe
 from ganaug.evaluation.regime import (
     check_disjoint,
@@ -121,8 +122,8 @@ class ExperimentSettings:
     synthetic_ratio: float | None = None
     replace_p: float | None = None
     min_confidence: float | None = None
-    kd_temperature: float = KD_TEMPERATURE
-    kd_alpha: float = KD_ALPHA
+    kd_temperature: float = TEMPERATURE
+    kd_alpha: float = LABEL_WEIGHT
     teacher_filter: float | None = None
     synthetic_loss_weight: float = 1.0
     teacher_backbone: str | None = None
@@ -233,6 +234,17 @@ class ExperimentSettings:
 
 
 # -- the cells --------------------------------------------------------------------------------------
+def cell_distiller(settings: ExperimentSettings, teacher_model) -> Distiller | None:
+    """The :class:`ganaug.Distiller` of a cell whose arm learns from (or is filtered by)
+    ``teacher_model``: the recipe's one object, with the experiment's settings."""
+    if teacher_model is None:
+        return None
+    teacher = Teacher(teacher_model, temperature=settings.kd_temperature,
+                      label_weight=settings.kd_alpha,
+                      drop_hardest=settings.teacher_filter or 0.0)
+    return Distiller(teacher, synthetic_weight=settings.synthetic_loss_weight)
+
+
 def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSettings, seed: int,
               real_model, teacher=None, grids: Path | None = None, regime: str = ""):
     arm = ARMS[name]
@@ -242,22 +254,19 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
         replace_p=settings.replace_p, balanced=settings.imbalance is not None,
         filter_model=real_model, min_confidence=settings.min_confidence)
     who = settings.teacher_backbone or arm.teacher
+    distiller = cell_distiller(settings, teacher)
     if arm.uses_gan and mixer is None:
         images, labels = train_data
         first = len(subset) if arm.data == "real+synthetic" else 0  # the first synthetic row
         keep = torch.ones(len(labels), dtype=torch.bool)
         if settings.teacher_filter is not None:
-            dropped = hardest_rows(teacher, images, labels, start=first,
-                                   fraction=settings.teacher_filter)
-            keep[dropped] = False
-            note += f", {len(dropped)} synthetic dropped by the {who} teacher's loss"
+            keep[first:] = distiller.keep(images[first:], labels[first:])
+            note += f", {int((~keep).sum())} synthetic dropped by the {who} teacher's loss"
         if grids is not None:
             save_received(grids, name, regime, subset.classes, images, labels, keep, first)
         if not keep.all():
             train_data = (images[keep], labels[keep])
     if arm.distill:
-        mixer = DistillMixer(teacher, temperature=settings.kd_temperature,
-                             alpha=settings.kd_alpha, then=mixer)
         note += f", distilled from {who} (T={settings.kd_temperature:g}, " \
                 f"alpha={settings.kd_alpha:g})"
     synthetic, weight = None, 1.0
@@ -269,6 +278,7 @@ def _run_cell(name: str, subset, test, generator, *, settings: ExperimentSetting
     model = settings.recipe(arm.augment).train(
         train_data, like=subset, seed=seed, mixer=mixer, class_weights=arm.class_weights,
         sampler=arm.sampler, synthetic=synthetic, synthetic_weight=weight,
+        distiller=distiller if arm.distill else None,
         device=settings.device, progress=settings.progress, desc=name)
     result = evaluate_classifier(model, test.images, test.labels, device=settings.device)
     result.update(train_data=note, wall_s=round(time.perf_counter() - start, 2))
@@ -309,8 +319,8 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
                    classifier_steps: int | None = None, batch_size: int = 128,
                    generator: str | os.PathLike | None = None, image_size: int | None = None,
                    synthetic_ratio: float | None = None, replace_p: float | None = None,
-                   min_confidence: float | None = None, kd_temperature: float = KD_TEMPERATURE,
-                   kd_alpha: float = KD_ALPHA, teacher_filter: float | None = None,
+                   min_confidence: float | None = None, kd_temperature: float = TEMPERATURE,
+                   kd_alpha: float = LABEL_WEIGHT, teacher_filter: float | None = None,
                    synthetic_loss_weight: float = 1.0, teacher_backbone: str | None = None,
                    device: DeviceLike = None,
                    gan_config: dict[str, Any] | None = None,
@@ -344,7 +354,7 @@ def run_experiment(data: str, *, out: str | os.PathLike, test: str | None = None
             to their class with at least this probability (with GAN arms, ``real`` is added to
             the arms if missing, and runs first).
         kd_temperature, kd_alpha: the ``+kd`` arms' teacher temperature and the weight of the
-            hard labels (see :class:`ganaug.evaluation.distill.DistillMixer`).
+            hard labels (:class:`ganaug.Teacher`'s ``temperature`` and ``label_weight``).
         teacher_filter: drop this fraction of each GAN arm's appended synthetic images, those
             with the highest loss under the seed's teacher.
         synthetic_loss_weight: weight of each synthetic row's loss in the ``real+synthetic``

@@ -15,13 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
-from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ganaug._checks import check_float, check_int
 from ganaug._devices import DeviceLike, resolve_device
-from ganaug._imaging import check_batch_memory
+from ganaug.augment.recipe import Distiller
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugTrainingError
+from ganaug.evaluation.batches import classifier_batches, collate_images
 from ganaug.evaluation.classifier import config_of, create_classifier, to_input
 from ganaug.progress import progress_bar
 
@@ -83,95 +82,6 @@ def _standard_pad(image_size: int) -> int:
 
 
 # -- batches --------------------------------------------------------------------------------------
-def _as_tensors(train_data) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(images uint8, labels int64)`` for LabeledImages or a tuple; None for a Dataset."""
-    if hasattr(train_data, "images") and hasattr(train_data, "labels"):
-        return train_data.images, train_data.labels
-    if isinstance(train_data, (tuple, list)) and len(train_data) == 2 and all(
-            isinstance(t, torch.Tensor) for t in train_data):
-        images, labels = train_data
-        if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
-            raise GanaugDataError(
-                f"train_data tensors must be images (N, C, H, W) and labels (N,); got "
-                f"{tuple(images.shape)} and {tuple(labels.shape)}.")
-        return images, labels.long()
-    if isinstance(train_data, torch.utils.data.Dataset):
-        return None
-    raise GanaugDataError(
-        f"train_data must be a LabeledImages, an (images, labels) tuple of tensors or a torch "
-        f"Dataset of (image, label); got {type(train_data).__name__}.")
-
-
-class _TensorBatches:
-    """Seeded batches of in-memory tensors: shuffled epochs, or class-balanced draws."""
-
-    def __init__(self, images, labels, batch_size, sampler, generator):
-        if len(labels) == 0:
-            raise GanaugDataError("train_data is empty; a classifier needs at least one image.")
-        check_batch_memory(batch_size, images[0].numel())  # before the queue grows to it
-        self.images, self.labels = images, labels
-        self.batch_size, self.sampler, self.gen = batch_size, sampler, generator
-        counts = torch.bincount(labels).float()
-        self.weights = (1.0 / counts.clamp(min=1))[labels]
-        self.queue = torch.empty(0, dtype=torch.int64)
-        self.last_idx = self.queue
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.sampler == "balanced":
-            idx = torch.multinomial(self.weights, self.batch_size, replacement=True,
-                                    generator=self.gen)
-        else:
-            n, short = len(self.labels), self.batch_size - len(self.queue)
-            epochs = [torch.randperm(n, generator=self.gen) for _ in range(-(-short // n))]
-            self.queue = torch.cat([self.queue, *epochs])  # at once: one by one was quadratic
-            idx, self.queue = self.queue[:self.batch_size], self.queue[self.batch_size:]
-        self.last_idx = idx
-        return self.images[idx], self.labels[idx]
-
-
-def collate_images(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """A DataLoader ``collate_fn``: ``(PIL or tensor, label)`` items -> uint8 ``(N, C, H, W)``
-    images (float tensors in [0, 1] are scaled) and their labels."""
-    images, labels = [], []
-    for img, label in batch:
-        if not isinstance(img, torch.Tensor):
-            img = pil_to_tensor(img)
-        elif img.is_floating_point():
-            img = (img.clamp(0, 1) * 255).round().to(torch.uint8)
-        images.append(img if img.ndim == 3 else img[None])
-        labels.append(torch.as_tensor(label))
-    return torch.stack(images), torch.stack(labels)
-
-
-class _LoaderBatches:
-    """Batches from a Dataset of ``(PIL or tensor, label)`` through an endless DataLoader."""
-
-    def __init__(self, dataset, batch_size, sampler, generator, num_workers):
-        if sampler == "balanced":
-            targets = getattr(dataset, "targets", None)
-            if targets is None:
-                raise GanaugDataError(
-                    f"sampler='balanced' needs the labels up front, but {type(dataset).__name__} "
-                    "has no .targets. Pass (images, labels) tensors or use sampler='uniform'.")
-            labels = torch.as_tensor(list(targets), dtype=torch.int64)
-            weights = (1.0 / torch.bincount(labels).float().clamp(min=1))[labels]
-            chooser = WeightedRandomSampler(weights, len(labels), generator=generator)
-        else:
-            chooser = RandomSampler(dataset, generator=generator)
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=chooser,
-                                 num_workers=num_workers, collate_fn=collate_images,
-                                 drop_last=False)
-        self.it = iter(self.loader)
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            return next(self.it)
-        except StopIteration:
-            self.it = iter(self.loader)
-            return next(self.it)
-
-
-# -- training -------------------------------------------------------------------------------------
 def _class_weight_tensor(class_weights, labels: torch.Tensor | None,
                          num_classes: int) -> torch.Tensor | None:
     if class_weights is None:
@@ -209,14 +119,20 @@ def _check_synthetic(synthetic, synthetic_weight: float, n_rows: int | None) -> 
     return mask
 
 
-def _batch_loss(logits, labels, *, weights, label_smoothing, row_weights) -> torch.Tensor:
+def _batch_loss(logits, labels, *, weights, label_smoothing, row_weights,
+                distiller: Distiller | None = None) -> torch.Tensor:
     """Cross-entropy of a batch; with ``row_weights``, ``sum_i r_i CE_i / sum_i r_i``.
+
+    Without class weights or label smoothing, a distilled batch's loss is the
+    :class:`ganaug.Distiller`'s own (the recipe's one implementation).
 
     Class ``weights`` scale a hard-label row's loss by its class's weight (PyTorch's
     ``weight=``). A soft ``(N, K)`` target row is scaled by its expected class weight
     ``sum_c y_ic w_c``, never inside the row: ``weight=`` on probability targets moves the
     loss's minimum away from the target, towards the heavy (rare) classes.
     """
+    if distiller is not None and weights is None and not label_smoothing:
+        return distiller.loss(logits, labels, row_weights)
     if weights is not None and labels.ndim == 2:
         expected = labels.float() @ weights  # each row's class weight under its target
         per_row = expected * F.cross_entropy(logits, labels, label_smoothing=label_smoothing,
@@ -280,6 +196,7 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
                      mixer: Callable | None = None, class_weights=None,
                      sampler: str = "uniform", label_smoothing: float = 0.0, seed: int = 0,
                      synthetic: torch.Tensor | None = None, synthetic_weight: float = 1.0,
+                     distiller: Distiller | None = None,
                      device: DeviceLike = None, amp: bool | None = None,
                      num_workers: int = 0, progress: bool = True,
                      desc: str = "classifier") -> nn.Module:
@@ -315,6 +232,10 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
             ``sum_i w_i CE_i / sum_i w_i`` with ``w_i = synthetic_weight`` on synthetic rows and 1
             on real ones (the same as :func:`ganaug.augment.weighted_loss`; class weights multiply each
             ``CE_i``). 1 (default) is the plain loss.
+        distiller: a :class:`ganaug.Distiller`: each batch's labels become its targets (the
+            teacher sees the batch after ``mixer``, before the augmentation) and its loss
+            weighs the rows (class weights multiply each ``CE_i``); ``synthetic_weight`` is
+            then the distiller's.
         device: where to train; ``None`` or ``"auto"``: the best available (cuda, mps, cpu).
         amp: bfloat16 autocast (default: on for CUDA).
         num_workers: DataLoader workers (Dataset input only).
@@ -334,19 +255,12 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
     dev = resolve_device(device)
     amp = dev.type == "cuda" if amp is None else amp
     gen = torch.Generator().manual_seed(int(seed))
-    tensors = _as_tensors(train_data)
-    if tensors is not None:
-        labels_all = tensors[1]
-        if labels_all.numel() and int(labels_all.max()) >= cfg["num_classes"]:
-            raise GanaugDataError(
-                f"train_data has label {int(labels_all.max())} but the classifier has "
-                f"{cfg['num_classes']} classes (labels 0..{cfg['num_classes'] - 1}).")
-        batches = _TensorBatches(tensors[0], labels_all, batch_size, sampler, gen)
-    else:
-        labels_all = None
-        batches = _LoaderBatches(train_data, batch_size, sampler, gen, num_workers)
+    batches, labels_all = classifier_batches(train_data, cfg["num_classes"], batch_size, sampler, gen,
+                                   num_workers)
     weights = _class_weight_tensor(class_weights, labels_all, cfg["num_classes"])
     weights = weights.to(dev) if weights is not None else None
+    if distiller is not None:
+        synthetic_weight = distiller.synthetic_weight
     synthetic = _check_synthetic(synthetic, synthetic_weight,
                                  None if labels_all is None else len(labels_all))
     weigh_rows = synthetic_weight != 1.0
@@ -363,6 +277,8 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
         labels = labels.to(dev, non_blocking=True)
         if mixer is not None:
             images, labels = mixer(images, labels)
+        if distiller is not None:  # before the crop/flip: the teacher sees the batch as drawn
+            labels = distiller.targets(images, labels)
         if augment == "standard":
             images = random_crop_flip(images, pad=pad, flip=flip, generator=gen)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -372,7 +288,8 @@ def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_si
             rows = _synthetic_rows(batches, synthetic, mixer, len(images), images.device)
             row_weights = torch.where(rows, synthetic_weight, 1.0).to(dev)
         loss = _batch_loss(logits.float(), labels, weights=weights,
-                           label_smoothing=label_smoothing, row_weights=row_weights)
+                           label_smoothing=label_smoothing, row_weights=row_weights,
+                           distiller=distiller)
         if not torch.isfinite(loss):
             raise GanaugTrainingError(f"Classifier loss became {loss.item()} at step {step}; "
                                       f"lower lr (now {opt.param_groups[0]['lr']:.3g}).")
@@ -425,8 +342,8 @@ class ClassifierRecipe:
     def train(self, data, *, seed: int, like=None, mixer: Callable | None = None,
               class_weights=None, sampler: str = "uniform",
               synthetic: torch.Tensor | None = None, synthetic_weight: float = 1.0,
-              device: DeviceLike = None, progress: bool = True,
-              desc: str = "classifier") -> nn.Module:
+              distiller: Distiller | None = None, device: DeviceLike = None,
+              progress: bool = True, desc: str = "classifier") -> nn.Module:
         """Build a classifier and train it on ``data`` with this recipe.
 
         Args:
@@ -434,8 +351,8 @@ class ClassifierRecipe:
             seed: seeds the weights, the batches and the augmentation.
             like: a ``LabeledImages`` whose classes, channels, size and spec (for the flip) the
                 classifier follows; default ``data`` itself.
-            mixer, class_weights, sampler, synthetic, synthetic_weight, device, progress,
-                desc: as in :func:`train_classifier`.
+            mixer, class_weights, sampler, synthetic, synthetic_weight, distiller, device,
+                progress, desc: as in :func:`train_classifier`.
 
         Returns:
             The trained model, in eval mode, on the training device.
@@ -446,4 +363,5 @@ class ClassifierRecipe:
                                 augment=self.augment, flip=flip_suits(like.spec), mixer=mixer,
                                 class_weights=class_weights, sampler=sampler, seed=seed,
                                 synthetic=synthetic, synthetic_weight=synthetic_weight,
-                                device=device, progress=progress, desc=desc)
+                                distiller=distiller, device=device, progress=progress,
+                                desc=desc)
