@@ -296,7 +296,8 @@ def loader_throughput(data_spec: str, model_or_path=None, *, p: float = 0.5, wor
     base, gan = max(base_runs), max(gan_runs)
     x = torch.rand(batch, 3, image_size, image_size)
     y = torch.randint(0, len(dataset.classes), (batch,))
-    mixer = BatchMixer(model_or_path, mixer_fraction, seed=seed, device="cpu")
+    mixer = BatchMixer(model_or_path, mixer_fraction, classes=[str(c) for c in dataset.classes],
+                       seed=seed, device="cpu")
 
     def median_ms(fn) -> float:
         fn()

@@ -123,6 +123,7 @@ class Generator(nn.Module):
 
     def __init__(self, net: nn.Module, *, classes: Sequence[str] | None = None,
                  metadata: dict[str, Any] | None = None, arch: str | None = None) -> None:
+        """Wrap ``net``; the arguments are described in :class:`Generator`."""
         super().__init__()
         self.net = net
         num_classes = int(net.num_classes)

@@ -24,8 +24,8 @@ from ganaug._checks import check_int
 from ganaug._imaging import fit_images, normalize
 from ganaug.errors import GanaugConfigError, GanaugDataError, GanaugError, did_you_mean
 
-__all__ = ["LabelRuns", "UnsupportedImageError", "check_class_ints", "check_has_values",
-           "check_same_classes", "check_unnormalised", "fit_images", "label_to_index",
+__all__ = ["LabelRuns", "UnsupportedImageError", "check_has_values",
+           "check_unnormalised", "fit_images", "label_to_index",
            "match_image", "normalize", "per_class_counts"]
 
 
@@ -229,15 +229,6 @@ def per_class_counts(value: Mapping | Sequence | int, classes: Sequence[str], *,
     return [check_int(name, n, minimum=0) for n in out]
 
 
-def check_same_classes(what_a: str, classes_a: Sequence[str], what_b: str,
-                       classes_b: Sequence[str], *, fix: str = "") -> None:
-    """Raise :class:`GanaugDataError` naming both lists when two class lists differ."""
-    if list(map(str, classes_a)) != list(map(str, classes_b)):
-        raise GanaugDataError(
-            f"{what_a}'s classes ({', '.join(map(str, classes_a))}) differ from {what_b}'s "
-            f"({', '.join(map(str, classes_b))})." + (f" {fix}" if fix else ""))
-
-
 def outside_unit_range(image: Any, slack: float) -> tuple[float, float] | None:
     """``(low, high)`` of a float image or batch whose values leave ``[-slack, 1 + slack]``
     (or are not finite), else ``None``; uint8 and non-array inputs are never outside."""
@@ -313,23 +304,3 @@ class LabelRuns(Sequence):
 
     def __repr__(self) -> str:
         return "LabelRuns(" + ", ".join(f"{label} x {n}" for label, n in self._runs) + ")"
-
-
-def check_class_ints(classes: Iterable[Any] | None, generator_classes: Sequence[str],
-                     class_to_idx: Mapping[str, int] | None, *, what: str) -> None:
-    """Refuse an int in a transform's ``classes=`` (the generator's class index) that, as a label
-    of the dataset ``class_to_idx`` describes, names another class: which one was meant is
-    unknown, and the generator's index silently won (timm's ``c1, c2, c10`` against ``c1, c10,
-    c2``)."""
-    if classes is None or class_to_idx is None:
-        return
-    names = {label: name for name, label in class_to_idx.items()}
-    for c in classes:
-        if isinstance(c, (int, np.integer)) and not isinstance(c, bool) \
-                and 0 <= c < len(generator_classes) and names.get(int(c)) != generator_classes[c]:
-            label = names.get(int(c))
-            fix = f"classes=[{label!r}] for that label" if label is not None else "class names"
-            raise GanaugConfigError(
-                f"{what}: classes=[{c}] is ambiguous: label {c} of the dataset is {label!r} but "
-                f"the generator's class {c} is {generator_classes[c]!r}. Name the classes to "
-                f"replace: {fix}, or classes=[{generator_classes[c]!r}] for the generator's.")

@@ -172,7 +172,7 @@ def _real_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
 def _synthetic_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
                     balanced) -> TrainData:
     per = math.ceil(len(subset) / subset.num_classes)
-    synth = SyntheticDataset(generator, per, seed=seed, **keep).generate()
+    synth = SyntheticDataset(generator, per, classes=subset.classes, seed=seed, **keep).generate()
     images, labels = _materialize(synth)
     return (images, labels), None, f"{len(images)} synthetic ({per} per class)"
 
@@ -189,7 +189,8 @@ def _mixed_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
         counts = balance_counts(real_counts, "uniform", budget=budget)
     else:
         counts = proportional_counts(real_counts, budget)
-    synth = SyntheticDataset(generator, counts, seed=seed, **keep).generate()
+    synth = SyntheticDataset(generator, dict(zip(subset.classes, counts)),
+                             classes=subset.classes, seed=seed, **keep).generate()
     images, labels = _materialize(MixedDataset(subset.to_dataset(), synth,
                                                classes=subset.classes))
     return (images, labels), None, f"{len(subset)} real + {sum(counts)} synthetic"
