@@ -57,15 +57,18 @@ def add_experiment_parser(sub) -> None:
     p.add_argument("--min-confidence", type=finite_float, default=None,
                    dest="min_confidence", help="drop synthetic images a classifier doubts")
     p.add_argument("--kd-temperature", type=finite_float, default=4.0, dest="kd_temperature",
-                   help="+kd arms: the teacher's softmax temperature (default 4)")
+                   help="+kd arms: the teacher's softmax temperature, ganaug.Teacher(temperature=)"
+                   " (default 4)")
     p.add_argument("--kd-alpha", type=finite_float, default=0.5, dest="kd_alpha",
-                   help="+kd arms: weight of the hard labels against the teacher's (default 0.5)")
+                   help="+kd arms: weight of the hard labels against the teacher's, "
+                   "ganaug.Teacher(label_weight=) (default 0.5)")
     p.add_argument("--teacher-filter", type=finite_float, default=None, dest="teacher_filter",
                    metavar="Q", help="drop the fraction Q of synthetic images that the seed's "
-                   "teacher finds hardest (highest loss)")
+                   "teacher finds hardest (highest loss), ganaug.Teacher(drop_hardest=)")
     p.add_argument("--synthetic-loss-weight", type=finite_float, default=1.0, metavar="W",
                    dest="synthetic_loss_weight", help="weight of each synthetic image's loss in "
-                   "the real+...+gan arms (default 1; e.g. 0.1)")
+                   "the real+...+gan arms, ganaug.Distiller(synthetic_weight=) (default 1; the "
+                   "recipe: 0.3)")
     p.add_argument("--teacher-backbone", default=None, metavar="NAME", dest="teacher_backbone",
                    help="teacher of the +kd arms and --teacher-filter: a timm backbone trained "
                    "on each seed's real images (default: the seed's classifier of the arm's real-only "
