@@ -11,7 +11,6 @@ from torchvision import tv_tensors
 from ganaug.augment.functional import (
     KERNELS,
     UnsupportedImageError,
-    check_same_classes,
     label_to_index,
     match_image,
     per_class_counts,
@@ -104,13 +103,6 @@ def test_per_class_counts():
     with pytest.raises(GanaugConfigError, match=r"each entry of counts must be an integer >= 0, "
                                                 r"got -2"):
         per_class_counts([1, -2, 0], classes, what="counts")
-
-
-def test_check_same_classes():
-    check_same_classes("A", ["x", "y"], "B", ["x", "y"])
-    with pytest.raises(GanaugDataError, match=r"^A's classes \(x, y\) differ from B's \(y, x\)\. "
-                                              r"Fix it\.$"):
-        check_same_classes("A", ["x", "y"], "B", ["y", "x"], fix="Fix it.")
 
 
 @pytest.mark.parametrize("like", [

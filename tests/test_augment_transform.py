@@ -31,7 +31,7 @@ def _replaced(seed, label, like, generator):
 ], ids=["pil-rgb-resized", "pil-L", "uint8", "float-1ch", "tv-image"])
 def test_type_size_and_content_preserved(make, tiny_generator):
     img = make()
-    out, label = GANAugment(tiny_generator, p=1.0, seed=3)(img, 2)
+    out, label = GANAugment(tiny_generator, p=1.0, seed=3, classes="generator")(img, 2)
     assert label == 2 and type(out) is type(img)
     expected = _replaced(3, 2, img, tiny_generator)
     if isinstance(img, PIL.Image.Image):
@@ -49,12 +49,13 @@ def test_type_size_and_content_preserved(make, tiny_generator):
 def test_dict_sample_and_compose(tiny_generator):
     img = tv_tensors.Image(torch.zeros(3, 16, 16, dtype=torch.uint8))
     sample = {"image": img, "label": torch.tensor(1), "id": "x7"}
-    out = GANAugment(tiny_generator, p=1.0, seed=0)(sample)
+    out = GANAugment(tiny_generator, p=1.0, seed=0, classes="generator")(sample)
     assert set(out) == {"image", "label", "id"} and out["id"] == "x7"
     assert out["label"] is sample["label"] and isinstance(out["image"], tv_tensors.Image)
     torch.testing.assert_close(out["image"].as_subclass(torch.Tensor),
                                SampleBank(tiny_generator, seed=0).draw(1))
-    pipe = v2.Compose([GANAugment(tiny_generator, p=1.0, seed=0), v2.ToDtype(torch.float32, scale=True)])
+    pipe = v2.Compose([GANAugment(tiny_generator, p=1.0, seed=0, classes="generator"),
+                       v2.ToDtype(torch.float32, scale=True)])
     x, y = pipe(torch.zeros(3, 16, 16, dtype=torch.uint8), 1)
     assert y == 1 and x.dtype == torch.float32 and 0 < float(x.mean()) < 1
 
@@ -76,11 +77,11 @@ def test_transform_applies_fixed_params_deterministically(const_generator):
 
 def test_make_params_draws_the_flip_and_the_fake(const_generator):
     img = torch.zeros(3, 16, 16, dtype=torch.uint8)
-    t = GANAugment(const_generator, p=1.0, seed=0, classes=["b", "c"])
+    t = GANAugment(const_generator, p=1.0, seed=0, only_classes=["b", "c"])
     params = t.make_params([img], cls=2)
     assert params["apply"] is True
     assert params["fake"].dtype == torch.uint8 and torch.all(params["fake"] == 255)
-    assert t.make_params([img], cls=0) == {"apply": False, "fake": None}  # not in classes
+    assert t.make_params([img], cls=0) == {"apply": False, "fake": None}  # not in only_classes
     assert t.make_params([], cls=2) == {"apply": False, "fake": None}  # nothing to replace
     never = GANAugment(const_generator, p=0.0)
     state = torch.get_rng_state()
@@ -90,24 +91,25 @@ def test_make_params_draws_the_flip_and_the_fake(const_generator):
 
 def test_p_zero_is_identity(tiny_generator):
     img = torch.zeros(3, 16, 16, dtype=torch.uint8)
-    out = GANAugment(tiny_generator, p=0.0)(img, 0)
-    assert out[0] is img
+    out = GANAugment(tiny_generator, p=0.0, classes="generator")(img, 0)
+    assert out[0] is img and out[1] == 0
 
 
 def test_replacement_rate_within_binomial_bounds(tiny_generator):
     torch.manual_seed(0)
-    t = GANAugment(tiny_generator, p=0.3, seed=0, bank_size=128)
+    t = GANAugment(tiny_generator, p=0.3, seed=0, bank_size=128, classes="generator")
     img = torch.zeros(3, 16, 16, dtype=torch.uint8)
     n = 1000
     hits = sum(int(not torch.equal(t(img, i % 3)[0], img)) for i in range(n))
     assert abs(hits - 0.3 * n) <= 4 * math.sqrt(n * 0.3 * 0.7)
 
 
-def test_classes_limits_replacement(tiny_generator):
-    t = GANAugment(tiny_generator, p=1.0, classes=["c"], seed=0)
+def test_only_classes_limits_replacement(tiny_generator):
+    t = GANAugment(tiny_generator, p=1.0, only_classes=["c"], seed=0, classes="generator")
     img = torch.zeros(3, 16, 16, dtype=torch.uint8)
     assert t(img, 0)[0] is img and t(img, 1)[0] is img
     assert not torch.equal(t(img, 2)[0], img)
+    assert t(img, "a")[0] is img and not torch.equal(t(img, "c")[0], img)  # names alike
 
 
 def test_same_torch_seed_gives_same_draws(tiny_generator):
@@ -115,7 +117,7 @@ def test_same_torch_seed_gives_same_draws(tiny_generator):
     runs = []
     for _ in range(2):
         torch.manual_seed(4)
-        t = GANAugment(tiny_generator, p=0.5, seed=1)
+        t = GANAugment(tiny_generator, p=0.5, seed=1, classes="generator")
         runs.append(torch.stack([t(img, i % 3)[0] for i in range(12)]))
     torch.testing.assert_close(runs[0], runs[1])
 
@@ -171,8 +173,9 @@ def test_unseeded_transforms_in_one_worker_do_not_serve_the_same_fakes(tiny_mode
 
 
 def test_path_transform_pickles_small_and_works(tiny_model_path, tiny_generator):
-    t = GANAugment(tiny_model_path, p=1.0, seed=2, classes=["a", "b"])
-    assert not t.bank.source.loaded  # classes= is read from the file header
+    t = GANAugment(tiny_model_path, p=1.0, seed=2, classes=["a", "b", "c"],
+                   only_classes=["a", "b"])
+    assert not t.bank.source.loaded  # classes are read from the file header
     blob = pickle.dumps(t)
     weights = sum(v.numel() * 4 for v in tiny_generator.state_dict().values())
     assert len(blob) < weights / 4
@@ -188,13 +191,18 @@ def test_error_no_label(tiny_generator):
 
 def test_error_label_out_of_range(tiny_generator):
     with pytest.raises(GanaugDataError, match=r"GANAugment: Label 5 is out of range.*3 classes.*"
-                                              r"same classes as the dataset"):
-        GANAugment(tiny_generator)(torch.zeros(3, 8, 8), 5)
+                                              r"names no class of the generator \(labels 0\.\.2, "
+                                              r"classes='generator'\)"):
+        GANAugment(tiny_generator, classes="generator")(torch.zeros(3, 8, 8), 5)
+    with pytest.raises(GanaugDataError, match=r"GANAugment: Label 2 is out of range.*2 classes.*"
+                                              r"names no class of classes= \(\{'a': 0, 'b': 1\}\)"):
+        GANAugment(tiny_generator, classes=["a", "b"])(torch.zeros(3, 8, 8), 2)
 
 
 def test_error_float_label(tiny_generator):
     with pytest.raises(GanaugDataError, match="one integer class label"):
-        GANAugment(tiny_generator)(torch.zeros(3, 8, 8), torch.tensor([0.2, 0.8]))
+        GANAugment(tiny_generator, classes="generator")(torch.zeros(3, 8, 8),
+                                                        torch.tensor([0.2, 0.8]))
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.5, "x"])
@@ -209,13 +217,18 @@ def test_error_bad_truncation_at_construction(tiny_model_path):
 
 
 def test_error_unknown_class_name(tiny_generator):
-    with pytest.raises(GanaugConfigError, match=r"Unknown class 'bb'.*Did you mean 'b'"):
+    with pytest.raises(GanaugDataError, match=r"GANAugment: Unknown class 'bb'.*Did you mean 'b'"):
+        GANAugment(tiny_generator, only_classes=["bb"])
+    with pytest.raises(GanaugDataError, match=r"classes= has classes the generator does not "
+                                              r"know: bb\. The generator's classes are: a, b, c"):
         GANAugment(tiny_generator, classes=["bb"])
+    with pytest.raises(GanaugDataError, match=r"GANAugment: Unknown class 'zz'\. Classes: a, b, c"):
+        GANAugment(tiny_generator, p=1.0)(torch.zeros(3, 8, 8), "zz")
 
 
 def test_error_batched_tensor(tiny_generator):
     with pytest.raises(GanaugDataError, match="BatchMixer"):
-        GANAugment(tiny_generator, p=1.0)(torch.zeros(4, 3, 8, 8), 0)
+        GANAugment(tiny_generator, p=1.0, classes="generator")(torch.zeros(4, 3, 8, 8), 0)
 
 
 def test_error_bad_model_path(tmp_path):
@@ -276,13 +289,15 @@ def test_error_spatial_targets_would_go_stale(tiny_generator, kind, p):
     img = tv_tensors.Image(torch.zeros(3, 8, 8, dtype=torch.uint8))
     name = {"mask": "Mask", "boxes": "BoundingBoxes", "keypoints": "KeyPoints"}[kind]
     with pytest.raises(GanaugDataError, match=rf"replaces the whole image, so the sample's {name}"):
-        GANAugment(tiny_generator, p=p)({"image": img, kind: _spatial(kind), "label": 1})
+        GANAugment(tiny_generator, p=p, classes="generator")(
+            {"image": img, kind: _spatial(kind), "label": 1})
 
 
 def test_empty_boxes_pass(tiny_generator):
     img = tv_tensors.Image(torch.zeros(3, 8, 8, dtype=torch.uint8))
     boxes = tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=(8, 8))
-    out = GANAugment(tiny_generator, p=1.0, seed=0)({"image": img, "boxes": boxes, "label": 1})
+    out = GANAugment(tiny_generator, p=1.0, seed=0, classes="generator")(
+        {"image": img, "boxes": boxes, "label": 1})
     assert out["boxes"] is boxes and not torch.equal(out["image"], img)
 
 
@@ -295,10 +310,11 @@ def test_empty_boxes_pass(tiny_generator):
 def test_error_sample_without_image(tiny_generator, sample, p):
     # it used to come back unchanged with p=1: GANAugment silently did nothing
     with pytest.raises(GanaugDataError, match=r"found no image.*PIL image"):
-        GANAugment(tiny_generator, p=p)(sample())
+        GANAugment(tiny_generator, p=p, classes="generator")(sample())
 
 
 def test_error_image_without_values(tiny_generator):
     # a meta-device image died in torch ("Tensor.item() cannot be called on meta tensors")
     with pytest.raises(GanaugDataError, match=r"meta device.*no values"):
-        GANAugment(tiny_generator, p=1.0)(torch.empty(3, 8, 8, device="meta"), 1)
+        GANAugment(tiny_generator, p=1.0, classes="generator")(
+            torch.empty(3, 8, 8, device="meta"), 1)
