@@ -102,6 +102,7 @@ class ClassMap:
             unbound until :meth:`bind` (a class name is still looked up by name, an int label
             is refused).
         where: the augmenter, for messages.
+        what: where ``classes`` came from, for messages (``"classes="``, or the dataset).
 
     Raises:
         GanaugDataError: dataset names the generator lacks (both lists named), two names with
@@ -109,7 +110,7 @@ class ClassMap:
     """
 
     def __init__(self, generator_classes: Sequence[str], classes: Any = None, *,
-                 where: str) -> None:
+                 where: str, what: str = "classes=") -> None:
         self.generator_classes = [str(c) for c in generator_classes]
         self.where = where
         #: The dataset's ``{name: label}`` (None: unbound, or labels are generator indices).
@@ -120,7 +121,7 @@ class ClassMap:
         self._list: list[int] = []
         parsed = parse_classes(classes)
         if parsed is not None:
-            self.bind(parsed, "classes=")
+            self.bind(parsed, what)
 
     @property
     def bound(self) -> bool:

@@ -160,8 +160,9 @@ class MixedDataset(Dataset):
 
     def _class_lookup(self, gen_classes: list[str], classes: Any) -> list[int] | None:
         """Set ``classes``/``class_to_idx`` (the real label space); the label -> generator map."""
-        mapping = parse_classes(classes)
-        mapping = mapping if mapping is not None else dataset_class_to_idx(self.real)
+        mapping, what = parse_classes(classes), "classes="
+        if mapping is None:
+            mapping, what = dataset_class_to_idx(self.real), "the real dataset"
         if mapping is None:
             raise GanaugConfigError(
                 f"The real dataset ({type(self.real).__name__}) declares no class names, so "
@@ -178,7 +179,7 @@ class MixedDataset(Dataset):
                     f"classes (labels 0..{len(gen_classes) - 1}); classes='generator' does not "
                     "fit. Pass the real dataset's class names as classes=.")
             return None
-        class_map = ClassMap(gen_classes, mapping, where="MixedDataset")
+        class_map = ClassMap(gen_classes, mapping, where="MixedDataset", what=what)
         if sorted(mapping.values()) != list(range(len(mapping))):
             raise GanaugDataError(
                 f"The real dataset's class_to_idx must use the labels 0..{len(mapping) - 1}, "
