@@ -55,14 +55,14 @@ def _concat_class_to_idx(dataset: ConcatDataset) -> dict[str, int] | None:
             raise GanaugDataError(
                 f"The ConcatDataset's {part} declares no class names, while part {first} "
                 f"declares {found[first]}: ganaug cannot tell which class its labels are. Give "
-                "every part the same class_to_idx (or classes), or pass class_to_idx= naming "
+                "every part the same class_to_idx (or classes), or pass classes= naming "
                 "the labels of the whole ConcatDataset.")
         if names != found[first]:
             raise GanaugDataError(
                 f"The ConcatDataset joins datasets with other class names: part {first} "
                 f"declares {found[first]}, {part} {names}. A label would mean another class in "
                 "each part. Relabel the parts to one class_to_idx (e.g. a target_transform "
-                "mapping each part's labels by name) and pass class_to_idx= for the result, or "
+                "mapping each part's labels by name) and pass classes= for the result, or "
                 "use one dataset.")
     return found[first]
 
@@ -78,7 +78,7 @@ def _declared(dataset: Any) -> dict[str, int] | None:
             raise GanaugDataError(
                 f"{type(dataset).__name__}.class_to_idx maps a class name to something that is "
                 f"not an int label ({err}). Give it {{name: label}} with int labels, or pass "
-                "class_to_idx= explicitly.") from None
+                "classes= explicitly.") from None
     classes = getattr(dataset, "classes", None)
     if isinstance(classes, np.ndarray) and classes.ndim == 1:  # a label encoder's classes_
         classes = classes.tolist()

@@ -194,9 +194,6 @@ def test_only_classes_limits_replacement(const_generator):
             GA.GANAugment(const_generator, classes=bad)
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: ganaug.albumentations.GANAugment runs "
-                   "list(only_classes) before ClassMap.names_to_generator checks it, so "
-                   "only_classes=1 raises a bare TypeError instead of GanaugConfigError")
 def test_a_bare_int_only_classes_is_refused(const_generator):
     with pytest.raises(GanaugConfigError, match=r"only_classes must be a list of class names"):
         GA.GANAugment(const_generator, only_classes=1)

@@ -89,10 +89,6 @@ def test_labels_without_a_class_are_refused():
             cmap(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: ClassMap.to_generator on a 0-d label "
-                   "tensor that names no class indexes labels[bad.nonzero()[0]] and raises a "
-                   "bare IndexError ('too many indices for tensor of dimension 0') instead of "
-                   "GanaugDataError 'label 7 names no class' (the old lookup() refused it)")
 def test_a_0d_label_tensor_without_a_class_is_refused():
     cmap = ClassMap(GEN, {"c3": 0, "c1": 2}, where="X")
     with pytest.raises(GanaugDataError, match=r"label 7 names no class"):
@@ -246,9 +242,6 @@ def test_a_target_transform_behind_the_declared_names_is_refused(const_generator
     assert mixer.class_map.table == [2, 1, 0]
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: declared_class_to_idx's refusal of a "
-                   "target_transform behind the declared names still says 'Pass class_to_idx= "
-                   "naming the labels it returns', a parameter the new API removed (classes=)")
 def test_the_target_transform_refusal_names_the_parameter_that_exists(const_generator):
     import ganaug
 

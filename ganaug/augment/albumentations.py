@@ -93,9 +93,9 @@ class GANAugment(A.ImageOnlyTransform):
         self.classes = parsed  # serialised: {name: label} or "generator"
         self.class_map = ClassMap(self.bank.classes, parsed,
                                   where="ganaug.albumentations.GANAugment")
-        self.only_classes = None if only_classes is None else list(only_classes)
         self._only = (None if only_classes is None else
                       self.class_map.names_to_generator(only_classes, arg="only_classes"))
+        self.only_classes = None if only_classes is None else list(only_classes)
         if seed is not None:
             self.set_random_seed(seed)
 

@@ -88,7 +88,7 @@ def declared_class_to_idx(dataset: Any) -> dict[str, int] | None:
         raise GanaugDataError(
             f"{type(dataset).__name__} passes its labels through the target_transform of "
             f"{owner}: its class_to_idx {found} names the labels before it, so ganaug cannot "
-            "tell which class each label it returns is. Pass class_to_idx= naming the labels "
+            "tell which class each label it returns is. Pass classes= naming the labels "
             "it returns, or remove the target_transform.")
     return found
 
@@ -210,7 +210,7 @@ class ClassMap:
             bad = out < 0
             if not bool(bad.any()):
                 return out
-        first = int(labels[bad.nonzero()[0]].item())
+        first = int(labels[bad].reshape(-1)[0])
         raise GanaugDataError(f"{self.where}: label {first} names no class of {self._known()}.")
 
     def _known(self) -> str:
@@ -228,13 +228,15 @@ class ClassMap:
                                       fix="Use a generator trained on the dataset's classes.")
             except GanaugDataError as err:
                 raise GanaugDataError(f"{self.where}: {err}") from None
+        if not self.bound:
+            self.require(label.item() if isinstance(label, torch.Tensor) and label.numel() == 1
+                         else label)
         try:
             index = label_to_index(label, range(max(self.num_labels, 1)),
                                    error=GanaugDataError, fix="")
         except GanaugDataError as err:
             raise GanaugDataError(f"{self.where}: {err} It names no class of "
-                                  f"{self._known() if self.bound else 'the dataset'}.") from None
-        self.require(index)
+                                  f"{self._known()}.") from None
         cls = index if self.mapping is None else self._list[index]
         if cls < 0:
             raise GanaugDataError(f"{self.where}: label {index} names no class of "

@@ -108,9 +108,9 @@ class GANAugment(v2.Transform):
                                truncation=truncation, reuse=reuse)
         self.labels_getter = labels_getter
         self.class_map = ClassMap(self.bank.classes, classes, where="GANAugment")
-        self.only_classes = None if only_classes is None else list(only_classes)
         self._only = (None if only_classes is None else
                       self.class_map.names_to_generator(only_classes, arg="only_classes"))
+        self.only_classes = None if only_classes is None else list(only_classes)
 
     def bind_classes(self, classes: Mapping[str, int] | str, what: str = "the dataset") -> None:
         """Map a dataset's labels by name (``{name: label}`` or ``"generator"``);
