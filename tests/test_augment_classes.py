@@ -208,7 +208,7 @@ def test_a_concat_of_datasets_with_other_class_lists_is_refused_everywhere(const
     with pytest.raises(GanaugDataError, match="ConcatDataset"):
         ganaug.BatchMixer.for_loader(const_generator, DataLoader(both), 0.5)
     with pytest.raises(GanaugDataError, match="ConcatDataset"):
-        ganaug.MixedDataset(both, const_generator, ratio=0.5)
+        ganaug.MixedDataset(const_generator, both, ratio=0.5)
     # a part that declares no names beside one that does cannot be read either
     half = ConcatDataset([Labelled({"a": 0, "b": 1}, [0, 1]), torch.utils.data.TensorDataset(
         torch.zeros(1, 3, 4, 4), torch.tensor([0]))])
@@ -230,7 +230,7 @@ def test_a_target_transform_behind_the_declared_names_is_refused(const_generator
         with pytest.raises(GanaugDataError, match="passes its labels through the target_transform"):
             ganaug.BatchMixer.for_loader(const_generator, DataLoader(wrapped), 0.5)
         with pytest.raises(GanaugDataError, match=r"target_transform.*MixedDataset\(target_"):
-            ganaug.MixedDataset(wrapped, const_generator, ratio=0.5)
+            ganaug.MixedDataset(const_generator, wrapped, ratio=0.5)
     # naming the labels it returns is the user's word, and is taken
     named = ganaug.with_labels(flipped, ganaug.GANAugment(const_generator, p=1.0),
                                classes={"c": 0, "b": 1, "a": 2})
@@ -267,7 +267,7 @@ def test_a_target_transform_that_keeps_every_label_is_taken(const_generator, kee
         assert label == 2 and int(img.min()) == 255
         mixer = ganaug.BatchMixer.for_loader(const_generator, DataLoader(wrapped), 0.5)
         assert mixer.class_map.mapping == {"a": 0, "b": 1, "c": 2}
-    mixed = ganaug.MixedDataset(same, const_generator, ratio=0.5)
+    mixed = ganaug.MixedDataset(const_generator, same, ratio=0.5)
     assert mixed.class_counts("real") == {"a": 1, "b": 1, "c": 2}
 
 
@@ -278,7 +278,7 @@ def test_a_target_transform_that_changes_a_label_is_still_refused(const_generato
 
     changed = Labelled({"a": 0, "b": 1, "c": 2}, [0, 1, 2], target_transform=change)
     with pytest.raises(GanaugDataError, match=r"target_transform.*MixedDataset\(target_"):
-        ganaug.MixedDataset(changed, const_generator, ratio=0.5)
+        ganaug.MixedDataset(const_generator, changed, ratio=0.5)
 
 
 def test_a_class_named_twice_is_refused_on_the_augment_side_too():

@@ -51,7 +51,7 @@ def test_append_bounds_a_synthetic_part_memory_cannot_keep(tiny_generator, monke
     # shuffled epoch of ratio=10**5 grew the process until it ran out of memory. A part that
     # cannot fit is now held up to memory_mb (chunks regenerated when dropped), still lazily
     monkeypatch.setattr("ganaug._imaging.available_memory", lambda: 2**20)
-    big = MixedDataset(RealSet(), tiny_generator, ratio=10**5)
+    big = MixedDataset(tiny_generator, RealSet(), ratio=10**5)
     assert len(big) == 10 + 10**6 and big.synthetic.cache is None
     big.synthetic.memory_mb = 0.25  # 256 KiB: one 256-image chunk of 3x16x16 is 192 KiB
     first = big[10][0]
@@ -59,12 +59,12 @@ def test_append_bounds_a_synthetic_part_memory_cannot_keep(tiny_generator, monke
         big[i]
     assert big.synthetic._held <= 256 * 768 and len(big.synthetic._chunks) == 1
     assert np.array_equal(np.asarray(big[10][0]), np.asarray(first))  # regenerated alike
-    assert MixedDataset(RealSet(), tiny_generator, ratio=100).synthetic.cache == "memory"
+    assert MixedDataset(tiny_generator, RealSet(), ratio=100).synthetic.cache == "memory"
 
 
 @pytest.mark.parametrize("ratio", [0.25, 0.5, 1.3, 0.05])
 def test_append_exact_ratio(tiny_generator, ratio):
-    ds = MixedDataset(RealSet(), tiny_generator, ratio=ratio)
+    ds = MixedDataset(tiny_generator, RealSet(), ratio=ratio)
     n_synth = math.floor(ratio * 10 + 0.5)
     assert len(ds) == 10 + n_synth and int(ds.synthetic_mask.sum()) == n_synth
     assert sum(ds.class_counts("synthetic").values()) == n_synth
@@ -72,7 +72,7 @@ def test_append_exact_ratio(tiny_generator, ratio):
 
 
 def test_append_items_match_real_format_and_labels(tiny_generator):
-    ds = MixedDataset(RealSet(), tiny_generator, ratio=1.0, transform=v2.PILToTensor())
+    ds = MixedDataset(tiny_generator, RealSet(), ratio=1.0, transform=v2.PILToTensor())
     assert ds.targets[:10] == REAL_TARGETS
     for i in range(len(ds)):
         img, label = ds[i]
@@ -91,7 +91,7 @@ def test_append_items_match_real_format_and_labels(tiny_generator):
     ({"a": 2, "c": 5}, None, {"a": 6, "b": 3, "c": 5}),
 ])
 def test_balance_counts(tiny_generator, balance, ratio, expected):
-    ds = MixedDataset(RealSet(with_targets=False), tiny_generator, balance=balance, ratio=ratio)
+    ds = MixedDataset(tiny_generator, RealSet(with_targets=False), balance=balance, ratio=ratio)
     assert ds.class_counts() == expected
     assert len(ds) == sum(expected.values())
 
@@ -106,7 +106,7 @@ def test_balance_counts(tiny_generator, balance, ratio, expected):
 def test_a_setting_that_adds_nothing_is_refused(const_generator, kwargs, match):
     # ratio=0 (or one rounding to 0) and targets already met gave a MixedDataset of the real data
     with pytest.raises(GanaugConfigError, match=match):
-        MixedDataset(RealSet(), const_generator, **kwargs)
+        MixedDataset(const_generator, RealSet(), **kwargs)
 
 
 @pytest.mark.parametrize("balance", ["uniform", "match_max"])
@@ -115,8 +115,8 @@ def test_balancing_balanced_data_is_refused_unless_given_a_budget(const_generato
     with pytest.raises(GanaugConfigError, match=rf"balance='{balance}' adds no synthetic image: "
                                                 r"the real classes already reach its targets "
                                                 r"\(counts 2, 2, 2\).*give a budget: ratio=0\.5"):
-        MixedDataset(real, const_generator, balance=balance, classes="generator")
-    budget = MixedDataset(real, const_generator, balance="uniform", ratio=1.0, classes="generator")
+        MixedDataset(const_generator, real, balance=balance, classes="generator")
+    budget = MixedDataset(const_generator, real, balance="uniform", ratio=1.0, classes="generator")
     assert budget.class_counts() == {"a": 4, "b": 4, "c": 4}
 
 
@@ -127,7 +127,7 @@ def test_balance_uniform_water_filling():
 
 def test_append_whole_synthetic_dataset(tiny_generator):
     synth = SyntheticDataset(tiny_generator, counts=[1, 2, 3])
-    ds = MixedDataset(RealSet(), synth)
+    ds = MixedDataset(synth, RealSet())
     assert ds.class_counts() == {"a": 7, "b": 5, "c": 4}
     torch.testing.assert_close(v2.functional.pil_to_tensor(ds[15][0]),
                                v2.functional.resize(synth.image(5), [32, 32], antialias=True))
@@ -143,7 +143,7 @@ def test_append_whole_synthetic_dataset(tiny_generator):
 ])
 def test_mixed_config_errors(tiny_generator, kwargs, match):
     with pytest.raises(GanaugConfigError, match=match):
-        MixedDataset(RealSet(), tiny_generator, **kwargs)
+        MixedDataset(tiny_generator, RealSet(), **kwargs)
 
 
 def test_mixed_class_mismatch(tiny_generator):
@@ -152,10 +152,10 @@ def test_mixed_class_mismatch(tiny_generator):
     real.class_to_idx = {"x": 0, "y": 1, "z": 2}
     with pytest.raises(GanaugDataError, match=r"has classes the generator does not know: x, y, "
                                               r"z\. The generator's classes are: a, b, c"):
-        MixedDataset(real, tiny_generator, ratio=1.0)
+        MixedDataset(tiny_generator, real, ratio=1.0)
     with pytest.raises(GanaugDataError, match=r"classes= has classes the generator does not know: "
                                               r"x\. The generator's classes are: a, b, c"):
-        MixedDataset(RealSet(), tiny_generator, ratio=1.0, classes=["x", "b", "c"])
+        MixedDataset(tiny_generator, RealSet(), ratio=1.0, classes=["x", "b", "c"])
 
 
 def test_a_class_refusal_names_the_real_dataset_not_an_argument_never_passed(tiny_generator):
@@ -164,7 +164,7 @@ def test_a_class_refusal_names_the_real_dataset_not_an_argument_never_passed(tin
     real = RealSet()
     real.classes, real.class_to_idx = ["x", "y", "z"], {"x": 0, "y": 1, "z": 2}
     with pytest.raises(GanaugDataError, match="^the real dataset has classes the generator") as err:
-        MixedDataset(real, tiny_generator, ratio=1.0)
+        MixedDataset(tiny_generator, real, ratio=1.0)
     assert "classes=" not in str(err.value).split(".")[0], str(err.value)
 
 
@@ -173,7 +173,7 @@ def test_a_mixed_dataset_from_a_path_pickles_small(tiny_model_path, tiny_generat
     # the weights, before and after the generator is loaded to draw an item
     import pickle
 
-    ds = MixedDataset(RealSet(), tiny_model_path, ratio=0.5)
+    ds = MixedDataset(tiny_model_path, RealSet(), ratio=0.5)
     weights = sum(v.numel() * 4 for v in tiny_generator.state_dict().values())
     assert not ds.synthetic.source.loaded and len(pickle.dumps(ds)) < weights / 4
     img = ds[12][0]
@@ -212,7 +212,7 @@ def test_timm_natural_sort_dataset_maps_by_name(tmp_path):
     gen = Generator(ClassConstNet(num_classes=3), classes=sorted(names))
     ds = create_dataset("", root=str(_folder(tmp_path / "d", names, [4, 2, 1])))
     assert not hasattr(ds, "classes") and ds.reader.class_to_idx == {"c1": 0, "c2": 1, "c10": 2}
-    mixed = MixedDataset(ds, gen, balance="match_max", transform=v2.PILToTensor())
+    mixed = MixedDataset(gen, ds, balance="match_max", transform=v2.PILToTensor())
     assert mixed.classes == names and mixed.class_to_idx == ds.reader.class_to_idx
     synthetic = [i for i in range(len(mixed)) if mixed.is_synthetic(i)]
     assert len(synthetic) == 5
@@ -226,20 +226,20 @@ def test_a_folder_with_only_some_classes(tmp_path, const_generator):
     from torchvision.datasets import ImageFolder
 
     real = ImageFolder(str(_folder(tmp_path / "f", ["c", "a"], [1, 3])))  # {a: 0, c: 1}
-    mixed = MixedDataset(real, const_generator, balance="match_max", transform=v2.PILToTensor())
+    mixed = MixedDataset(const_generator, real, balance="match_max", transform=v2.PILToTensor())
     assert mixed.classes == ["a", "c"] and mixed.class_counts("synthetic") == {"a": 0, "c": 2}
     for i in range(4, 6):
         img, label = mixed[i]
         assert label == 1 and _decode(img, "abc") == "c"
-    sub = MixedDataset(torch.utils.data.Subset(real, [0, 3]), const_generator, ratio=1.0,
+    sub = MixedDataset(const_generator, torch.utils.data.Subset(real, [0, 3]), ratio=1.0,
                        transform=v2.PILToTensor())  # the classes of the Subset's dataset
     assert [_decode(sub[i][0], "abc") for i in range(2, 4)] == ["a", "c"]
     assert [sub[i][1] for i in range(4)] == [0, 1, 0, 1]
     synth = SyntheticDataset(const_generator, counts={"b": 2})
     with pytest.raises(GanaugDataError, match=r"images of class\(es\) b, which the real dataset "
                                               r"does not have \(its classes: a, c\)"):
-        MixedDataset(real, synth)
-    explicit = MixedDataset(RealSet(with_targets=False), const_generator, ratio=1.0,
+        MixedDataset(synth, real)
+    explicit = MixedDataset(const_generator, RealSet(with_targets=False), ratio=1.0,
                             classes=["c", "b", "a"], transform=v2.PILToTensor())
     img, label = explicit[len(explicit) - 1]
     assert explicit.classes[label] == _decode(img, "abc")
@@ -247,9 +247,9 @@ def test_a_folder_with_only_some_classes(tmp_path, const_generator):
 
 def test_empty_real_dataset_is_refused(tiny_generator):
     with pytest.raises(GanaugDataError, match=r"The real dataset is empty \(0 items\)"):
-        MixedDataset(torch.utils.data.TensorDataset(torch.zeros(0, 3, 8, 8),
-                                                    torch.zeros(0, dtype=torch.int64)),
-                     tiny_generator, ratio=1.0)
+        MixedDataset(tiny_generator,
+                     torch.utils.data.TensorDataset(torch.zeros(0, 3, 8, 8),
+                                                    torch.zeros(0, dtype=torch.int64)), ratio=1.0)
 
 
 def test_truncation_is_the_synthetic_datasets_and_checked_at_construction(tiny_model_path):
@@ -257,7 +257,7 @@ def test_truncation_is_the_synthetic_datasets_and_checked_at_construction(tiny_m
                                                 r"got 1\.5"):
         SyntheticDataset(tiny_model_path, 10, truncation=1.5)
     synth = SyntheticDataset(tiny_model_path, 10, truncation=0.5)
-    ok = MixedDataset(RealSet(), synth)
+    ok = MixedDataset(synth, RealSet())
     assert ok.synthetic is synth and ok.synthetic.truncation == 0.5
     assert ok.class_counts("synthetic") == {"a": 10, "b": 10, "c": 10}
     img = v2.functional.pil_to_tensor(ok[10][0])
@@ -270,9 +270,9 @@ def test_labels_without_a_class_are_refused(const_generator):
     real.classes = ["a", "c"]
     with pytest.raises(GanaugDataError, match=r"MixedDataset: label 2 names no class of "
                                               r"the real dataset \(\{'a': 0, 'c': 1\}\)"):
-        MixedDataset(real, const_generator, ratio=1.0)
+        MixedDataset(const_generator, real, ratio=1.0)
     with pytest.raises(GanaugDataError, match=r"must use the labels 0\.\.1, got \{'a': 0, 'c': 2\}"):
-        MixedDataset(real, const_generator, ratio=1.0, classes={"a": 0, "c": 2})
+        MixedDataset(const_generator, real, ratio=1.0, classes={"a": 0, "c": 2})
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
@@ -290,7 +290,7 @@ def test_every_entry_point_refuses_bad_class_arguments(const_generator, kwargs, 
 
     for build in (lambda: BatchMixer(const_generator, **kwargs),
                   lambda: SyntheticDataset(const_generator, 1, **kwargs),
-                  lambda: MixedDataset(RealSet(), const_generator, ratio=1.0, **kwargs)):
+                  lambda: MixedDataset(const_generator, RealSet(), ratio=1.0, **kwargs)):
         with pytest.raises(error, match=match):
             build()
 
@@ -305,7 +305,7 @@ def test_non_integer_labels_are_refused_not_truncated(tiny_generator, targets, m
     real = RealSet()
     real.targets = targets
     with pytest.raises(GanaugDataError, match=match):
-        MixedDataset(real, tiny_generator, ratio=1.0)
+        MixedDataset(tiny_generator, real, ratio=1.0)
 
 
 class OneHotSet(RealSet):
@@ -322,7 +322,7 @@ def test_one_hot_labels_are_refused_with_a_fix_that_is_accepted(tiny_generator):
     # The message said "its own target_transform can convert them", which MixedDataset then
     # refuses in turn (a real dataset's target_transform is moved to MixedDataset's).
     with pytest.raises(GanaugDataError, match=r"Label 0 of the real dataset is tensor") as err:
-        MixedDataset(OneHotSet(), tiny_generator, ratio=1.0)
+        MixedDataset(tiny_generator, OneHotSet(), ratio=1.0)
     assert "its own target_transform" not in str(err.value)
     assert "MixedDataset(target_transform=" in str(err.value)
 
@@ -337,7 +337,7 @@ def test_one_hot_labels_are_refused_with_a_fix_that_is_accepted(tiny_generator):
             img, label = self.dataset[i]
             return img, int(label.argmax())
 
-    mixed = MixedDataset(IntLabels(OneHotSet()), tiny_generator, ratio=1.0,
+    mixed = MixedDataset(tiny_generator, IntLabels(OneHotSet()), ratio=1.0,
                          target_transform=lambda y: torch.eye(3)[y])
     assert mixed.class_counts("real") == {"a": 6, "b": 3, "c": 1}
     torch.testing.assert_close(mixed[len(REAL_TARGETS)][1], torch.eye(3)[0])
@@ -357,7 +357,7 @@ def test_tensor_and_numpy_targets_are_read():
 def test_return_mask_must_be_a_bool(const_generator):
     # return_mask="no" was truthy: items came as (image, label, mask) triples
     with pytest.raises(GanaugConfigError, match=r"return_mask must be True or False, got 'no'"):
-        MixedDataset(RealSet(), const_generator, ratio=0.5, return_mask="no")
+        MixedDataset(const_generator, RealSet(), ratio=0.5, return_mask="no")
 
 
 class NormalisedSet(RealSet):
@@ -369,7 +369,7 @@ class NormalisedSet(RealSet):
 
 def test_normalised_real_images_are_refused(const_generator):
     # [0, 1] synthetic images were mixed silently into a [-2, 2] normalised stream
-    mixed = MixedDataset(NormalisedSet(), const_generator, ratio=0.5)
+    mixed = MixedDataset(const_generator, NormalisedSet(), ratio=0.5)
     index = len(mixed) - 1
     with pytest.raises(GanaugDataError, match=r"MixedDataset got a float image with values in "
                                               r"\[-1\.5, -1\.5\].*MixedDataset\(\.\.\., "
@@ -383,9 +383,9 @@ def test_a_negative_real_label_is_named(const_generator):
     with pytest.raises(GanaugDataError, match=r"Real labels span -1\.\.2 but the generator has "
                                               r"3 classes \(labels 0\.\.2\); classes='generator' "
                                               r"does not fit"):
-        MixedDataset(real, const_generator, ratio=0.5, classes="generator")
+        MixedDataset(const_generator, real, ratio=0.5, classes="generator")
     with pytest.raises(GanaugDataError, match=r"label -1 names no class of classes="):
-        MixedDataset(real, const_generator, ratio=0.5, classes=["a", "b", "c"])
+        MixedDataset(const_generator, real, ratio=0.5, classes=["a", "b", "c"])
 
 
 def test_a_real_dataset_declaring_no_class_names_needs_classes(const_generator):
@@ -394,19 +394,19 @@ def test_a_real_dataset_declaring_no_class_names_needs_classes(const_generator):
     with pytest.raises(GanaugConfigError, match=r"The real dataset \(list\) declares no class "
                                                 r"names.*Pass classes=.*classes='generator'.*"
                                                 r"\(a, b, c\)"):
-        MixedDataset(real, const_generator, ratio=1.0)
-    named = MixedDataset(real, const_generator, ratio=1.0, classes=["c", "b", "a"],
+        MixedDataset(const_generator, real, ratio=1.0)
+    named = MixedDataset(const_generator, real, ratio=1.0, classes=["c", "b", "a"],
                          transform=v2.PILToTensor())
     assert named.classes == ["c", "b", "a"] and named.targets == [2, 0, 0, 2]
     assert [_decode(named[i][0], "abc") for i in (2, 3)] == ["c", "a"]  # label 0 is c
-    by_index = MixedDataset(real, const_generator, ratio=1.0, classes="generator",
+    by_index = MixedDataset(const_generator, real, ratio=1.0, classes="generator",
                             transform=v2.PILToTensor())
     assert by_index.classes == ["a", "b", "c"]
     assert [_decode(by_index[i][0], "abc") for i in (2, 3)] == ["a", "c"]
 
 
 def test_mixed_indices_are_integers_in_range(const_generator):
-    ds = MixedDataset(RealSet(), const_generator, ratio=0.5)
+    ds = MixedDataset(const_generator, RealSet(), ratio=0.5)
     assert ds[torch.tensor(3)][1] == ds[np.int64(3)][1] == ds[3][1]
     with pytest.raises(IndexError, match=r"index -16 is out of range for 15 items"):
         ds[-16]  # the message named the shifted index -1
@@ -445,11 +445,11 @@ def test_a_huge_ratio_or_budget_is_lazy(const_generator):
     import time
 
     start = time.perf_counter()
-    ds = MixedDataset(RealSet(), const_generator, ratio=1e9)
+    ds = MixedDataset(const_generator, RealSet(), ratio=1e9)
     assert len(ds) == 10 + 10**10 and ds.class_counts("synthetic") == {
         "a": 6 * 10**9, "b": 3 * 10**9, "c": 10**9}
     assert ds[10][1] == 0 and ds[len(ds) - 1][1] == 2 and ds[-10**9 - 1][1] == 1
-    uniform = MixedDataset(RealSet(), const_generator, balance="uniform", ratio=1e9)
+    uniform = MixedDataset(const_generator, RealSet(), balance="uniform", ratio=1e9)
     assert uniform.class_counts() == {"a": 3333333337, "b": 3333333337, "c": 3333333336}
     assert time.perf_counter() - start < 10
 
@@ -481,7 +481,7 @@ def test_labels_of_subset_and_concat_are_read_from_targets(tiny_generator):
     assert dataset_labels(both) == [2, 1, 0, 1, 0] and base.reads == 0
     assert dataset_labels(with_labels(sub, None)) == [2, 1, 0, 1] and base.reads == 0
     assert with_labels(sub, None).targets == [2, 1, 0, 1]
-    ds = MixedDataset(sub, tiny_generator, balance="match_max")
+    ds = MixedDataset(tiny_generator, sub, balance="match_max")
     assert ds.class_counts("real") == {"a": 1, "b": 2, "c": 1}
     assert base.reads <= 1  # the first real image, which synthetic images are matched to
     unlabelled = _Counting(with_targets=False)  # no targets anywhere: one pass, as before
@@ -497,7 +497,7 @@ def test_targets_of_another_length_are_refused(tiny_generator):
 
     with pytest.raises(GanaugDataError, match=r"targets holds 10 labels but the dataset has 7 "
                                               r"items"):
-        MixedDataset(Shorter(), tiny_generator, ratio=0.5)
+        MixedDataset(tiny_generator, Shorter(), ratio=0.5)
 
 
 @pytest.mark.parametrize("labels", [torch.tensor([0, 1, 2, 0]), torch.tensor([[0], [1], [2], [0]]),
@@ -516,7 +516,7 @@ def test_appended_labels_take_the_real_labels_type_so_batches_collate(const_gene
 
     for real in (Real(),) + ((TensorDataset(torch.zeros(4, 3, 16, 16, dtype=torch.uint8),
                                             labels),) if torch.is_tensor(labels) else ()):
-        mixed = MixedDataset(real, const_generator, ratio=1.0, classes="generator",
+        mixed = MixedDataset(const_generator, real, ratio=1.0, classes="generator",
                              return_mask=True)
         first, synthetic = mixed[0][1], mixed[len(real)][1]
         assert type(synthetic) is type(first) and synthetic.dtype == first.dtype
@@ -562,7 +562,7 @@ def test_mixed_appends_int_labels_and_checks_the_teacher_on_real_items(const_gen
     from torch.utils.data import DataLoader
 
     teacher = _teacher()
-    mixed = MixedDataset(_real(), const_generator, ratio=0.5, classes=G, teacher=teacher,
+    mixed = MixedDataset(const_generator, _real(), ratio=0.5, classes=G, teacher=teacher,
                          return_mask=True)
     assert teacher.real_rows == 6 and teacher.real_agreement == pytest.approx(4 / 6)
     assert len(mixed) == 9 and mixed.targets == [0, 1, 2] * 3
@@ -579,14 +579,14 @@ def test_mixed_refuses_a_chance_teacher_and_a_teacher_beside_a_synthetic_dataset
         const_generator):
     with pytest.raises(GanaugConfigError, match=r"top class is the real label on only 33\.3% "
                                                 r"of 6 real images"):
-        MixedDataset(_real(value=77), const_generator, ratio=0.5, classes=G, teacher=_teacher())
+        MixedDataset(const_generator, _real(value=77), ratio=0.5, classes=G, teacher=_teacher())
     synth = SyntheticDataset(const_generator, 2)
     with pytest.raises(GanaugConfigError, match=r"teacher= goes to the SyntheticDataset when one "
                                                 r"is given: SyntheticDataset\(\.\.\., "
                                                 r"teacher=teacher\)"):
-        MixedDataset(_real(), synth, classes=G, teacher=_teacher())
+        MixedDataset(synth, _real(), classes=G, teacher=_teacher())
     filtered = SyntheticDataset(const_generator, 2, teacher=_teacher(min_confidence=0.8))
-    mixed = MixedDataset(_real(), filtered, classes=G, return_mask=True)
+    mixed = MixedDataset(filtered, _real(), classes=G, return_mask=True)
     assert len(mixed) == 12 and mixed.targets[6:] == [0, 0, 1, 1, 2, 2]
     with pytest.raises(GanaugDataError, match=r"Class 'b': only 0 of 40"):
         mixed[8]  # the SyntheticDataset's own filter decides (p(b | b) = 1/3 < 0.8)

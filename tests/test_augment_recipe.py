@@ -127,9 +127,9 @@ class Items(Dataset):
 def test_mixed_dataset_checks_the_teacher_on_real_items(const10):
     real = Items(300, noise=0.02)
     with pytest.raises(ganaug.GanaugConfigError, match="top class is the real label"):
-        ganaug.MixedDataset(real, const10, ratio=0.1,
+        ganaug.MixedDataset(const10, real, ratio=0.1,
                             teacher=ganaug.Teacher(Brightness(), expects="unit"))
-    mixed = ganaug.MixedDataset(real, const10, ratio=0.1, teacher=right_teacher())
+    mixed = ganaug.MixedDataset(const10, real, ratio=0.1, teacher=right_teacher())
     assert mixed.teacher.real_agreement > 0.98
     assert len(mixed) == 330
 
@@ -274,10 +274,10 @@ def test_mixed_dataset_refuses_settings_that_add_nothing(const10):
     balanced.y = torch.arange(100) % K
     balanced.targets = balanced.y.tolist()
     with pytest.raises(ganaug.GanaugConfigError, match="adds no synthetic image.*ratio=0.5"):
-        ganaug.MixedDataset(balanced, const10, balance="uniform")
+        ganaug.MixedDataset(const10, balanced, balance="uniform")
     with pytest.raises(ganaug.GanaugConfigError, match="adds no synthetic image"):
-        ganaug.MixedDataset(balanced, const10, ratio=0.001)
-    mixed = ganaug.MixedDataset(balanced, const10, balance="uniform", ratio=0.5)
+        ganaug.MixedDataset(const10, balanced, ratio=0.001)
+    mixed = ganaug.MixedDataset(const10, balanced, balance="uniform", ratio=0.5)
     assert sum(mixed.class_counts("synthetic").values()) == 50
 
 

@@ -267,8 +267,8 @@ def test_a_path_or_a_non_model_is_refused_with_how_to_load_it(tmp_path):
 @pytest.mark.parametrize("build", [
     lambda g, m: BatchMixer(g, 0.5, classes=G, teacher=m),
     lambda g, m: SyntheticDataset(g, 2, teacher=m),
-    lambda g, m: MixedDataset([(torch.full((3, 4, 4), v, dtype=torch.uint8), c)
-                               for c, v in enumerate((0, 128, 255))], g, ratio=1.0, classes=G,
+    lambda g, m: MixedDataset(g, [(torch.full((3, 4, 4), v, dtype=torch.uint8), c)
+                               for c, v in enumerate((0, 128, 255))], ratio=1.0, classes=G,
                               teacher=m),
     lambda g, m: Distiller(m),
 ], ids=["BatchMixer", "SyntheticDataset", "MixedDataset", "Distiller"])

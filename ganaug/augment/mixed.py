@@ -95,10 +95,10 @@ class MixedDataset(Dataset):
     tensor transform and put the pipeline in ``transform`` (applied to real and synthetic).
 
     Args:
-        real: a non-empty map-style dataset of ``(image, int label)``; ``.targets`` is used
-            when present, otherwise the labels are read once.
         generator: a :class:`ganaug.Generator` or a model file path (a SyntheticDataset is
             made with ``seed``), or a :class:`SyntheticDataset` (its truncation, cache, ...).
+        real: a non-empty map-style dataset of ``(image, int label)``; ``.targets`` is used
+            when present, otherwise the labels are read once.
         ratio: synthetic size relative to ``len(real)``.
         balance: ``"match_max"``, ``"uniform"`` or ``{class: total}`` (see above).
         classes: the real dataset's classes (names in label order, ``{name: label}``, or
@@ -118,7 +118,7 @@ class MixedDataset(Dataset):
             without a class.
     """
 
-    def __init__(self, real: Dataset, generator: Any, *, ratio: float | None = None,
+    def __init__(self, generator: Any, real: Dataset, *, ratio: float | None = None,
                  balance: str | Mapping | None = None, classes: Any = None,
                  teacher: Teacher | None = None, seed: int = 0,
                  transform: Callable | None = None, target_transform: Callable | None = None,

@@ -191,7 +191,7 @@ def _mixed_data(subset, generator, *, seed, keep, synthetic_ratio, replace_p,
         counts = proportional_counts(real_counts, budget)
     synth = SyntheticDataset(generator, dict(zip(subset.classes, counts)),
                              classes=subset.classes, seed=seed, **keep).generate()
-    images, labels = _materialize(MixedDataset(subset.to_dataset(), synth,
+    images, labels = _materialize(MixedDataset(synth, subset.to_dataset(),
                                                classes=subset.classes))
     return (images, labels), None, f"{len(subset)} real + {sum(counts)} synthetic"
 
