@@ -132,8 +132,9 @@ def test_min_confidence_filters_the_synthetic_images(subset, tiny_generator):
                               stem="cifar-3x3-pool", channels=(8, 16, 32, 64), stem_width=8)
     # an untrained model is never 99.9% sure: every synthetic image is refused, and the
     # SyntheticDataset says so
-    with pytest.raises(GanaugDataError, match=r"Class 'a': only 0 of 60 generated samples .*"
-                                              r"reach min_confidence=0.999 under the filter"):
+    with pytest.raises(GanaugDataError, match=r"Class 'a': only 0 of 60 generated samples "
+                                              r"\(0\.0%\) pass the teacher's filter "
+                                              r"\(min_confidence=0\.999, drop_hardest=0\.0\)"):
         arm_data(ARMS["gan"], subset, tiny_generator, seed=0, filter_model=model,
                  min_confidence=0.999)
     # without the model the images would go unfiltered while the cell says min_confidence

@@ -120,8 +120,9 @@ def test_bench_loader_cli_prints_both_pipelines_and_the_mixer(tmp_path, capsys):
     out = tmp_path / "loader.json"
     rc = main(["bench", "loader", "--quick", "--batch", "16", "--threads", "1", "--json",
                str(out), "--data", "digits?channels=3&size=32"])
-    text = capsys.readouterr().out
-    assert rc == 0
+    captured = capsys.readouterr()
+    text = captured.out
+    assert rc == 0, captured.err
     assert _table_numbers(text, "baseline")[0] > 0
     assert _table_numbers(text, "+GANAugment(p=0.5)")[0] > 0
     mixer = re.search(rf"{FLOAT} ms per call", text)

@@ -182,9 +182,12 @@ def test_every_sampler_refuses_a_generator_that_draws_nan(tiny_generator):
     x = torch.rand(4, 3, 16, 16)
     y = torch.tensor([0, 1, 2, 0])
     with pytest.raises(GanaugModelError, match="non-finite"):
-        BatchMixer(tiny_generator, 1.0, seed=0)(x, y)
+        BatchMixer(tiny_generator, 1.0, classes="generator", seed=0)(x, y)
     with pytest.raises(GanaugModelError, match="non-finite"):
-        GANAugment(tiny_generator, p=1.0, seed=0)(torch.zeros(3, 16, 16, dtype=torch.uint8), 1)
+        GANAugment(tiny_generator, p=1.0, classes="generator", seed=0)(
+            torch.zeros(3, 16, 16, dtype=torch.uint8), 1)
+    with pytest.raises(GanaugModelError, match="non-finite"):  # a class name needs no classes=
+        GANAugment(tiny_generator, p=1.0, seed=0)(torch.zeros(3, 16, 16, dtype=torch.uint8), "b")
 
 
 def _recast(model_file: Path, tmp_path: Path, dtype: torch.dtype, scale: float = 1.0) -> Path:

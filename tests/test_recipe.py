@@ -7,13 +7,12 @@ import torch
 from torch import nn
 
 from ganaug.errors import GanaugConfigError, GanaugDataError
+from ganaug.evaluation.batches import TensorBatches, collate_images
 from ganaug.evaluation.classifier import create_classifier, evaluate_classifier, predict_logits
 from ganaug.evaluation.recipe import (
     ClassifierRecipe,
     _batch_loss,
     _class_weight_tensor,
-    _TensorBatches,
-    collate_images,
     flip_suits,
     random_crop_flip,
     train_classifier,
@@ -62,15 +61,44 @@ def test_flip_suits_digits_not():
 def test_balanced_sampler_draws_classes_equally():
     labels = torch.tensor([0] * 90 + [1] * 10)
     images = torch.zeros(100, 1, 2, 2, dtype=torch.uint8)
-    batches = _TensorBatches(images, labels, 500, "balanced", torch.Generator().manual_seed(0))
+    batches = TensorBatches(images, labels, 500, "balanced", torch.Generator().manual_seed(0))
     _, y = batches.next()
     assert 0.4 < y.float().mean().item() < 0.6
+
+
+def test_class_balanced_sampler_draws_a_long_tail_in_equal_shares():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ganaug import ClassBalancedSampler
+
+    labels = [0] * 90 + [1] * 10
+    dataset = TensorDataset(torch.arange(100), torch.tensor(labels))
+    by_dataset = ClassBalancedSampler(dataset, num_samples=4000,
+                                      generator=torch.Generator().manual_seed(0))
+    assert len(by_dataset) == 4000
+    picks = list(by_dataset)
+    drawn = torch.tensor([labels[i] for i in picks])
+    assert 0.45 < drawn.float().mean().item() < 0.55  # a plain uniform draw gives ~0.10
+    # the weights are 1 / n_c of each item's class
+    torch.testing.assert_close(by_dataset.weights[[0, 95]].float(), torch.tensor([1 / 90, 1 / 10]),
+                               rtol=1e-6, atol=0)
+    # the labels themselves work the same, and the same generator seed draws the same items
+    by_labels = ClassBalancedSampler(labels, num_samples=4000,
+                                     generator=torch.Generator().manual_seed(0))
+    assert list(by_labels) == picks
+    # without num_samples an epoch is the dataset's length; a DataLoader takes it as its sampler
+    loader = DataLoader(dataset, batch_size=50, sampler=ClassBalancedSampler(
+        dataset, generator=torch.Generator().manual_seed(1)))
+    ys = torch.cat([y for _, y in loader])
+    assert len(ys) == 100 and 25 < int(ys.sum()) < 75
+    with pytest.raises(GanaugDataError, match=r"Class-balanced sampling needs >= 1 labels"):
+        ClassBalancedSampler([])
 
 
 def test_uniform_sampler_visits_every_image_once_per_epoch():
     labels = torch.arange(10)
     images = torch.arange(10, dtype=torch.uint8).reshape(10, 1, 1, 1)
-    batches = _TensorBatches(images, labels, 5, "uniform", torch.Generator().manual_seed(0))
+    batches = TensorBatches(images, labels, 5, "uniform", torch.Generator().manual_seed(0))
     seen = torch.cat([batches.next()[1], batches.next()[1]])
     assert sorted(seen.tolist()) == list(range(10))
 
@@ -84,14 +112,14 @@ def test_a_batch_larger_than_memory_is_refused_before_drawing_it(monkeypatch):
     images, labels = torch.zeros(40, 1, 8, 8, dtype=torch.uint8), torch.arange(40) % 4
     for sampler in ("uniform", "balanced"):
         with pytest.raises(GanaugConfigError, match=r"batch_size=1,000,000,000,000.*--batch"):
-            _TensorBatches(images, labels, 10**12, sampler, torch.Generator().manual_seed(0))
+            TensorBatches(images, labels, 10**12, sampler, torch.Generator().manual_seed(0))
 
 
 def test_a_batch_of_many_epochs_is_drawn_in_one_go_as_epoch_by_epoch():
     labels = torch.arange(7)
     images = torch.arange(7, dtype=torch.uint8).reshape(7, 1, 1, 1)
     gen = torch.Generator().manual_seed(3)
-    _, y = _TensorBatches(images, labels, 7 * 5000 + 3, "uniform", gen).next()
+    _, y = TensorBatches(images, labels, 7 * 5000 + 3, "uniform", gen).next()
     gen = torch.Generator().manual_seed(3)
     expected = torch.cat([torch.randperm(7, generator=gen) for _ in range(5001)])[:7 * 5000 + 3]
     assert torch.equal(y, expected)
@@ -106,7 +134,7 @@ def test_balanced_class_weights_formula():
 
 
 def test_class_weights_on_soft_targets_weigh_rows_not_the_target():
-    """Class weights with soft targets (a DistillMixer, a teacher): PyTorch's weight= scales each
+    """Class weights with soft targets (a Distiller, a teacher): PyTorch's weight= scales each
     class's term inside a row, so a head-class row's small teacher mass on a heavy tail class
     was pulled up ~7x: real+weighted+kd fell to 0.848 on the mnist5k long tail (tail classes at
     0.91-0.97, head classes lost). A row is weighted by its target's expected class weight, and
