@@ -45,8 +45,9 @@ def main() -> None:
     data = ganaug.load_data("digits", size=16)
     path = model_path(args.model, data.classes, channels=1, size=16)
     aug = A.Compose([
-        # first (before A.Normalize); dataset_classes= matches labels to the generator by name
-        GA.GANAugment(path, p=0.5, dataset_classes=list(data.classes)),
+        # first (before A.Normalize); classes= (the dataset's names in label order) maps each
+        # int label to the generator's class of the same name; without it an int is refused
+        GA.GANAugment(path, p=0.5, classes=list(data.classes)),
         A.Affine(translate_px=(-2, 2), p=0.5),
         A.Normalize(mean=0.5, std=0.5),
         ToTensorV2(),

@@ -42,8 +42,9 @@ def main() -> None:
     data = ganaug.load_data("digits", size=16)
     path = model_path(args.model, data.classes, channels=1, size=16)
     real = data.to_dataset(transform=v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]))
-    # Batches are [0, 1] floats here (no Normalize); the dataset's names map labels to classes.
-    mixer = ganaug.BatchMixer(path, fraction=0.25, class_to_idx=real.class_to_idx, seed=0)
+    # Batches are [0, 1] floats here (no Normalize); classes= (the dataset's names) maps each
+    # label to the generator's class of the same name (required: never guessed by index).
+    mixer = ganaug.BatchMixer(path, 0.25, classes=real.classes, seed=0)
     loader = DataLoader(real, batch_size=64, shuffle=True, num_workers=2,
                         collate_fn=MixCollate(mixer, num_classes=10),
                         generator=torch.Generator().manual_seed(0))
