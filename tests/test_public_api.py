@@ -139,16 +139,13 @@ def test_augmenter_constructors_take_at_most_ten_parameters():
 
 
 def test_the_five_augmenters_take_the_generator_first():
-    params = {name: list(inspect.signature(cls).parameters)
+    firsts = {name: next(iter(inspect.signature(cls).parameters))
               for name, cls in _augmenters().items() if name != "Teacher"}
-    assert len(params) == 5
-    # each names its generator `generator` (not generator_or_path, synthetic_or_generator, ...)
-    assert all("generator" in names for names in params.values()), params
-    assert {name: names[0] for name, names in params.items() if name != "MixedDataset"} == \
-        dict.fromkeys(["GANAugment", "albumentations.GANAugment", "BatchMixer",
-                       "SyntheticDataset"], "generator")
-    # MixedDataset appends to a real dataset; its documented signature is (real, generator, ...)
-    assert params["MixedDataset"][:2] == ["real", "generator"]
+    # named `generator` (not generator_or_path, generator_path, synthetic_or_generator, ...)
+    assert firsts == dict.fromkeys(["GANAugment", "albumentations.GANAugment", "BatchMixer",
+                                    "SyntheticDataset", "MixedDataset"], "generator")
+    # MixedDataset appends to the real dataset that follows the generator
+    assert list(inspect.signature(ganaug.MixedDataset).parameters)[:2] == ["generator", "real"]
 
 
 def test_every_public_name_resolves_and_is_listed_by_dir():
