@@ -35,10 +35,10 @@ def main() -> None:
         "dict": {"balance": {"8": 60, "9": 60}},              # explicit totals for two classes
     }
     for name, kwargs in variants.items():
-        mixed = ganaug.MixedDataset(real, gen, seed=0, **kwargs)
+        mixed = ganaug.MixedDataset(gen, real, seed=0, **kwargs)
         print(f"{name:15s}", mixed.class_counts(), f"synthetic {int(mixed.synthetic_mask.sum())}")
 
-    train_set = ganaug.MixedDataset(real, gen, balance="match_max", seed=0,
+    train_set = ganaug.MixedDataset(gen, real, balance="match_max", seed=0,
                                     transform=v2.Compose([v2.ToImage(),
                                                           v2.ToDtype(torch.float32, scale=True)]))
     train_set.synthetic.generate()  # generate every synthetic image once, before the workers

@@ -56,7 +56,7 @@ def main() -> None:
     teacher = ganaug.Teacher(model, expects="normalized", mean=MEAN, std=STD)
 
     # Checks the teacher on 512 real items, then filters the generated candidates with it.
-    mixed = ganaug.MixedDataset(real, path, ratio=0.5, transform=train_tf, return_mask=True,
+    mixed = ganaug.MixedDataset(path, real, ratio=0.5, transform=train_tf, return_mask=True,
                                 teacher=teacher)
     mixed.synthetic.generate()  # before the workers start: generated (and filtered) once
     loader = torch.utils.data.DataLoader(mixed, batch_size=128, shuffle=True, num_workers=2,

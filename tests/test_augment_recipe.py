@@ -95,7 +95,7 @@ def test_batch_mixer_reports_the_teacher(const10):
     mixer = ganaug.BatchMixer(const10, 0.5, classes=NAMES, teacher=right_teacher(), seed=0)
     for seed in range(6):
         x, y = real_batch(128, noise=0.14, seed=seed)
-        out_x, out_y = mixer(x, y)
+        _out_x, out_y = mixer(x, y)
         assert out_y.dtype == y.dtype and out_y.shape == y.shape  # labels stay ints
     report = mixer.teacher_report
     assert 0.22 < report["real_agreement"] < 0.45
@@ -202,7 +202,7 @@ def test_experiment_and_user_loop_give_the_same_targets_and_loss():
 
 
 def test_distiller_blends_soft_labels_and_weighs_synthetic_rows():
-    x, y = real_batch(8, noise=0.0)
+    x, _y = real_batch(8, noise=0.0)
     d = ganaug.Distiller(right_teacher(temperature=1.0, label_weight=0.25), synthetic_weight=0.5)
     soft = torch.full((8, K), 1.0 / K)
     targets, weights = d(x, soft, torch.tensor([True, False] * 4))
@@ -247,7 +247,7 @@ def test_timm_mixup_before_or_after_a_teacher_guided_mixer(const10):
     distiller = ganaug.Distiller(mixer.teacher)
     for seed in range(5):
         x, y = real_batch(8, noise=0.02, seed=seed)
-        after_x, after_y = mixup(*mixer(x, y))  # after: the mixer keeps (B,) int labels
+        _after_x, after_y = mixup(*mixer(x, y))  # after: the mixer keeps (B,) int labels
         assert after_y.shape == (8, K)
         before_x, before_y = mixer(*mixup(x.clone(), y.clone()))  # before: (B, K) in and out
         assert before_y.shape == (8, K)
@@ -264,7 +264,7 @@ def test_torchvision_mixup_and_cutmix_after_the_mixer(const10):
     for stock in (v2.MixUp(num_classes=K), v2.CutMix(num_classes=K)):
         out_x, out_y = stock(*mixer(x, y))
         assert out_x.shape == x.shape and out_y.shape == (8, K)
-        again_x, again_y = mixer(out_x, out_y)  # and before it: soft rows keep their mass
+        _again_x, again_y = mixer(out_x, out_y)  # and before it: soft rows keep their mass
         assert torch.allclose(again_y.sum(1), torch.ones(8))
 
 
@@ -288,3 +288,21 @@ def test_reprs_show_the_settings(const10):
     mixer = ganaug.BatchMixer(const10, 0.25, classes=NAMES, teacher=t, seed=3)
     assert "fraction=0.25" in repr(mixer) and "seed=3" in repr(mixer) and "Teacher(" in repr(mixer)
     assert "synthetic_weight=0.3" in repr(ganaug.Distiller(t))
+
+
+def test_distiller_takes_a_normalised_batch_with_its_statistics():
+    x, y = real_batch(16, noise=0.02)
+    plain = ganaug.Distiller(right_teacher())
+    normalised = ganaug.Distiller(right_teacher(), mean=(0.4,) * 3, std=(0.2,) * 3)
+    expected = plain.targets(x, y)
+    assert torch.allclose(normalised.targets((x - 0.4) / 0.2, y), expected, atol=1e-5)
+    with pytest.raises(ganaug.GanaugDataError, match="before Normalize"):
+        plain.targets((x - 0.4) / 0.2, y)
+
+
+def test_batch_mixer_checks_the_teacher_even_when_it_replaces_nothing(const10):
+    wrong = ganaug.Teacher(Brightness(), expects="unit")
+    mixer = ganaug.BatchMixer(const10, 0.0, classes=NAMES, teacher=wrong, seed=0)
+    with pytest.raises(ganaug.GanaugConfigError, match="top class is the real label"):
+        for seed in range(4):
+            mixer(*real_batch(128, noise=0.02, seed=seed))

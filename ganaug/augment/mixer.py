@@ -314,6 +314,8 @@ class BatchMixer:
     def _apply(self, x: torch.Tensor, y: torch.Tensor, params: Mapping[str, Any],
                soft: bool) -> tuple[torch.Tensor, torch.Tensor]:
         idx, labels = check_params(params, x.shape[0])
+        if self.teacher is not None:  # on every batch until checked, replaced rows or not
+            self._check_teacher(x, y, soft)
         if len(idx) == 0:
             self._record(x, _EMPTY, _EMPTY)
             return x, y
@@ -321,7 +323,6 @@ class BatchMixer:
         if self.teacher is None:
             fake = self.generate(gen_labels, like=x, seed=params["seed"])
         else:
-            self._check_teacher(x, y, soft)
             raw = self._generate_raw(gen_labels, like=x, seed=params["seed"])
             keep = self.teacher.keep(self.teacher.logits(raw), labels.to(raw.device)).cpu()
             idx, labels = idx[keep], labels[keep]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ganaug._checks import check_float
 from ganaug.augment.batch import check_soft_targets
-from ganaug.augment.teacher import Teacher, check_teacher
+from ganaug.augment.teacher import Teacher, check_teacher, parse_stats
 from ganaug.errors import GanaugConfigError, GanaugDataError
 
 __all__ = ["SYNTHETIC_WEIGHT", "Distiller", "row_weighted_loss", "row_weights", "weighted_loss"]
@@ -40,6 +40,9 @@ class Distiller:
         teacher: a :class:`ganaug.Teacher` (temperature, label weight, filter).
         synthetic_weight: weight >= 0 of a synthetic row's loss (EC-GAN uses 0.1; ganaug's
             recommended recipe 0.3).
+        mean, std: the Normalize statistics of a float batch (as given to
+            :class:`ganaug.BatchMixer`); the teacher then sees the batch un-normalised, in
+            [0, 1]. Without them a float batch must be in [0, 1].
 
     Example::
 
@@ -52,11 +55,14 @@ class Distiller:
             loss = distiller.loss(student(x), targets, weights)
     """
 
-    def __init__(self, teacher: Teacher, *, synthetic_weight: float = SYNTHETIC_WEIGHT) -> None:
+    def __init__(self, teacher: Teacher, *, synthetic_weight: float = SYNTHETIC_WEIGHT,
+                 mean=None, std=None) -> None:
+        """Build the recipe; the arguments are described in :class:`Distiller`."""
         if not isinstance(teacher, Teacher):
             check_teacher(teacher, 0, where="Distiller")  # refuses with the fix
         self.teacher = teacher
         self.synthetic_weight = check_float("synthetic_weight", synthetic_weight, minimum=0.0)
+        self.mean, self.std = parse_stats(mean, std)
 
     def __repr__(self) -> str:
         return f"Distiller({self.teacher!r}, synthetic_weight={self.synthetic_weight:g})"
@@ -64,6 +70,9 @@ class Distiller:
     def targets(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` float32 targets of uint8 or [0, 1] ``images`` with ``labels`` ((N,) int
         or (N, K) soft), on the images' device."""
+        if self.mean is not None and images.is_floating_point():  # back to [0, 1]
+            mean, std = (v.to(images.device).view(-1, 1, 1) for v in (self.mean, self.std))
+            images = (images.float() * std + mean).clamp(0, 1)
         return self.teacher.targets(self.teacher.logits(images), labels)
 
     def weights(self, synthetic_mask: torch.Tensor | None, n: int,
