@@ -51,7 +51,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
     if args.grid:
         figure_format(args.grid)  # a name that is no picture is refused before the data loads
-        check_output_outside(args.grid, args.spec, "--grid", file=True)
+        check_output_outside(args.grid, args.spec, "grid", file=True)
     data = load_data(args.spec, size=args.image_size, channels=args.channels, split=args.split,
                      per_class=args.per_class, imbalance=args.imbalance, seed=args.seed,
                      download=args.download)
