@@ -163,7 +163,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                 features=args.features, classifier_steps=args.classifier_steps,
                                 seed=args.seed, device=args.device)
     result["how"]["generator_file"] = str(args.file)
-    print(format_metrics(result))
+    warnings = [to_flags(w) for w in result.get("warnings") or []]  # the CLI's words
+    print(format_metrics({**result, "warnings": warnings}))
     if args.out:
         path = atomic_write_text(args.out, json.dumps(finite_json(result), indent=2) + "\n")
         print(f"wrote {path}")

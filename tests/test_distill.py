@@ -148,7 +148,7 @@ def test_drop_hardest_drops_the_synthetic_rows_the_teacher_disagrees_with(monkey
 def test_teacher_filter_runs_the_teacher_first_and_drops_synthetic_images(tmp_path):
     from ganaug.evaluation.experiment import ExperimentSettings, run_experiment
 
-    with pytest.raises(GanaugConfigError, match=r"--teacher-filter drops appended synthetic"):
+    with pytest.raises(GanaugConfigError, match=r"teacher_filter= drops appended synthetic"):
         ExperimentSettings(data="digits", teacher_filter=0.1, replace_p=0.5)
     assert ExperimentSettings(data="digits", arms="real+gan,real", teacher_filter=0.1,
                               device="cpu").arms == ["real+aug", "real+gan", "real"]
@@ -220,7 +220,7 @@ def test_teacher_backbone_trains_its_own_teacher_once_and_reuses_the_cells_it_ca
     assert [n for n, _ in teachers] == ["real+aug+gan+kd"]
     notes = {c["arm"]: c["train_data"] for c in again["cells"]}
     assert notes["real+aug+gan+kd"].endswith(", synthetic loss x0.25")
-    with pytest.raises(GanaugConfigError, match=r"--teacher-backbone is empty"):
+    with pytest.raises(GanaugConfigError, match=r"teacher_backbone must be a timm model name"):
         ExperimentSettings(data="digits", teacher_backbone=" ")
 
 
