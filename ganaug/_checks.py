@@ -220,14 +220,14 @@ def check_arch_kwargs(arch_kwargs: Any) -> dict[str, Any]:
     ``config.yaml`` and a model file's JSON metadata can hold."""
     accepted = "a mapping of argument names to values, such as {width: 32}"
     if not isinstance(arch_kwargs, dict) or not all(isinstance(k, str) for k in arch_kwargs):
-        raise GanaugConfigError(f"Invalid arch_kwargs={arch_kwargs!r}; accepted: {accepted}.")
+        raise GanaugConfigError(f"arch_kwargs must be {accepted}, got {arch_kwargs!r}.")
     out = {}
     for name, value in arch_kwargs.items():
         try:
             out[name] = plain_value(value)
         except TypeError:
-            raise GanaugConfigError(f"Invalid arch_kwargs[{name!r}]={value!r}; accepted: "
-                                    f"numbers, true/false, strings, or lists of them.") from None
+            raise GanaugConfigError(f"arch_kwargs[{name!r}] must be a number, True/False, a "
+                                    f"string or a list of them, got {value!r}.") from None
     return out
 
 

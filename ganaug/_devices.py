@@ -43,7 +43,7 @@ def resolve_device(device: DeviceLike, *, local_rank: int = 0) -> torch.device:
         if not torch.cuda.is_available():
             raise GanaugConfigError(
                 f"device {str(device)!r} asked for CUDA, but torch sees no CUDA GPU here. Use "
-                "cpu, or auto to pick the best available device (CLI: --device cpu).")
+                "device='cpu', or 'auto' to pick the best available device.")
         count = torch.cuda.device_count()
         if dev.index is None:
             dev = torch.device("cuda", local_rank % count)

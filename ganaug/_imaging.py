@@ -130,7 +130,7 @@ def check_memory(n: int, c: int, h: int, w: int, what: str) -> None:
         raise GanaugDataError(
             f"{what}: {n:,} images of {c}x{h}x{w} need {human_bytes(need // 2)} as uint8 (twice "
             f"that while loading), but only {human_bytes(have)} of memory is available. Lower "
-            f"size (CLI: --size), take fewer images (per_class=N), or split the data.")
+            f"size=, take fewer images (per_class=N), or split the data.")
 
 
 def check_batch_memory(batch_size: int, pixels: int) -> None:
@@ -148,7 +148,7 @@ def check_batch_memory(batch_size: int, pixels: int) -> None:
         raise GanaugConfigError(
             f"batch_size={int(batch_size):,}: one classifier batch of that many images needs "
             f"at least {human_bytes(need)} of memory, but {human_bytes(have)} is available. "
-            f"Use a batch of at most {fits:,} images, e.g. 128 (CLI: --batch 128).")
+            f"Use a batch of at most {fits:,} images, e.g. batch_size=128.")
 
 
 #: Copies of each image's pixels a sampling call holds at its peak, per output: the batch

@@ -135,8 +135,8 @@ def _decode_folder(samples: list[tuple[str, int]], size: int | None,
     if len(sizes) > 1 and size is None:
         (w1, h1), (w2, h2) = min(sizes), max(sizes)
         raise GanaugDataError(f"Images in {str(where)!r} have different sizes, e.g. {w1}x{h1} and "
-                              f"{w2}x{h2} ({len(sizes)} sizes in all). Pass size=N (CLI: --size N) "
-                              f"to resize them all to N x N.")
+                              f"{w2}x{h2} ({len(sizes)} sizes in all). Pass size=N to resize them "
+                              f"all to N x N.")
     if size is not None and len({t.shape[1:] for t in tensors}) > 1:
         tensors = [fit_images(t[None], size=size)[0] for t in tensors]
     if any_rgb:
@@ -199,7 +199,7 @@ def read_folder(arg: str, *, split: str | None = None, size: int | None = None,
     if len({tuple(x.shape[2:]) for x, _ in decoded}) > 1:
         sizes = sorted({tuple(x.shape[2:]) for x, _ in decoded})
         raise GanaugDataError(f"The splits of {str(path)!r} have different image sizes "
-                              f"({sizes[0]} and {sizes[-1]}). Pass size=N (CLI: --size N).")
+                              f"({sizes[0]} and {sizes[-1]}). Pass size=N.")
     images = torch.cat([x for x, _ in decoded]).contiguous()
     labels = torch.cat([y for _, y in decoded])
     kind = "RGB" if images.shape[1] == 3 else "grey"
@@ -346,7 +346,7 @@ def _tv_part(cls, name: str, root: Path, train: bool, download: bool):
         ds = cls(root=str(root), download=download, **split_kw)
     except RuntimeError as err:
         raise GanaugDataError(f"torchvision {name} is not in {str(root)!r} ({err}). Pass "
-                              f"download=True (CLI: --download, needs internet) or point root at an "
+                              f"download=True (needs internet) or point root at an "
                               f"existing copy: torchvision:{name}:ROOT.") from None
     except OSError as err:
         raise GanaugDataError(f"Downloading torchvision {name} to {str(root)!r} failed ({err}). "

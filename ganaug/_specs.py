@@ -117,7 +117,7 @@ def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
-def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "--out", *,
+def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "out", *,
                          file: bool = False) -> None:
     """Refuse an output inside the class folders that the ``folder:`` ``spec`` reads (``PATH``,
     or its ``train/`` and ``test/``), before anything is written there: an empty output folder
@@ -125,7 +125,8 @@ def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "
     in a class folder one more image of that class (beside the class folders it is not read).
 
     Raises:
-        GanaugDataError: naming ``flag``, the folder and the fix.
+        GanaugDataError: naming ``flag`` (the argument ``out`` was given as), the folder and
+            the fix.
     """
     if not isinstance(spec, str) or not spec.strip().lower().startswith("folder:"):
         return
@@ -137,17 +138,17 @@ def check_output_outside(out: str | os.PathLike, spec: str | None, flag: str = "
         inside = read.resolve() in target.parents
         if file and split and target.parent == read.resolve() and _is_image_name(target.name):
             raise GanaugDataError(
-                f"{flag} {str(out)!r} is in {str(read)!r}, a split of --data {spec}: a split "
+                f"{flag}={str(out)!r} is in {str(read)!r}, a split of data={spec!r}: a split "
                 f"folder holds class folders only, and an image of its own there would make "
                 f"{read.name}/ no split, and the data would no longer load. Write it beside the "
                 f"splits (in {str(root)!r}) or elsewhere.")
         if file and inside and target.parent != read.resolve():
             raise GanaugDataError(
-                f"{flag} {str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
-                f"--data {spec}: the file would be read as one more image of that class. Write "
+                f"{flag}={str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
+                f"data={spec!r}: the file would be read as one more image of that class. Write "
                 f"it outside the class folders (beside them in {str(read)!r} is fine).")
         if not file and (target == read.resolve() or inside):
             raise GanaugDataError(
-                f"{flag} {str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
-                f"--data {spec}: the output would be read as one more class (and, still empty, "
+                f"{flag}={str(out)!r} is inside {str(read)!r}, whose folders are the classes of "
+                f"data={spec!r}: the output would be read as one more class (and, still empty, "
                 f"as a class without images). Write it outside {str(read)!r}.")

@@ -1,7 +1,8 @@
 """The ``ganaug`` command: parse arguments, call the library, print the result.
 
 No logic lives here. Every :class:`ganaug.GanaugError` is printed as one paragraph (no
-traceback) and exits with status 2; Ctrl-C exits with 130.
+traceback), its Python argument names turned into flags (:func:`ganaug.cli_args.to_flags`),
+and exits with status 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ganaug.cli_args import (
     seed,
     set_threads,
     thread_count,
+    to_flags,
 )
 from ganaug.cli_experiment import add_experiment_parser, parse_model_kwargs  # noqa: F401
 from ganaug.errors import GanaugError
@@ -49,7 +51,7 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
     if args.grid:
         figure_format(args.grid)  # a name that is no picture is refused before the data loads
-        check_output_outside(args.grid, args.spec, "--grid", file=True)
+        check_output_outside(args.grid, args.spec, "grid", file=True)
     data = load_data(args.spec, size=args.image_size, channels=args.channels, split=args.split,
                      per_class=args.per_class, imbalance=args.imbalance, seed=args.seed,
                      download=args.download)
@@ -76,7 +78,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = Trainer(cfg).fit()
     except KeyboardInterrupt as err:
         # The trainer wrote a checkpoint and printed how to resume; exit like Ctrl-C does.
-        print(f"ganaug: {str(err) or 'interrupted'}", file=sys.stderr)
+        print(f"ganaug: {to_flags(str(err)) or 'interrupted'}", file=sys.stderr)
         return 130
     final = result.get("final") or {}
     losses = ", ".join(f"{k} {final[k]:.3f}" for k in ("loss_d", "loss_g") if final.get(k) is not None)
@@ -161,7 +163,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                 features=args.features, classifier_steps=args.classifier_steps,
                                 seed=args.seed, device=args.device)
     result["how"]["generator_file"] = str(args.file)
-    print(format_metrics(result))
+    warnings = [to_flags(w) for w in result.get("warnings") or []]  # the CLI's words
+    print(format_metrics({**result, "warnings": warnings}))
     if args.out:
         path = atomic_write_text(args.out, json.dumps(finite_json(result), indent=2) + "\n")
         print(f"wrote {path}")
@@ -392,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         set_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except GanaugError as err:
-        print(f"ganaug: error: {err}", file=sys.stderr)
+        print(f"ganaug: error: {to_flags(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `ganaug ... | head` closed the pipe: not an error of ours, and no traceback. Before

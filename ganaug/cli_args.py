@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 
 from ganaug._checks import MAX_SEED, most_threads
 
@@ -35,6 +36,56 @@ EXAMPLES = {
              "  ganaug bench sample runs/mnist/generator.safetensors\n"
              "  ganaug bench loader --data folder:data/cifar10-mini/train --threads 1",
 }
+
+
+#: The flag of each Python argument name a library message may mention as ``name=``: the
+#: library speaks Python, and :func:`to_flags` turns its messages into the CLI's words.
+FLAGS = {
+    "ada": "--ada", "amp": "--amp", "arch": "--arch", "arms": "--arms", "backbone": "--backbone",
+    "batch_size": "--batch", "channels": "--channels", "channels_last": "--channels-last",
+    "ckpt_every": "--ckpt-every", "classes": "--classes", "classifier_steps": "--classifier-steps",
+    "compile": "--compile", "cr_weight": "--cr-weight", "d_steps": "--d-steps", "data": "--data",
+    "device": "--device", "diffaug": "--diffaug", "download": "--download",
+    "ema_decay": "--ema-decay", "features": "--features", "first_seed": "--first-seed",
+    "fmt": "--format", "gan_config": "--gan-config", "gan_steps": "--gan-steps",
+    "generator": "--generator", "grid": "--grid", "image_size": "--size",
+    "imbalance": "--imbalance", "kd_alpha": "--kd-alpha", "kd_temperature": "--kd-temperature",
+    "loss": "--loss", "lr_d": "--lr-d", "lr_g": "--lr-g", "min_confidence": "--min-confidence",
+    "model_kwargs": "--model-kwargs", "n_per_class": "--n-per-class", "num_workers": "--workers",
+    "out": "--out", "per_class": "--per-class", "replace_p": "--replace-p", "resume": "--resume",
+    "sample_every": "--sample-every", "seed": "--seed", "seeds": "--seeds", "size": "--size",
+    "split": "--split", "stem": "--stem", "steps": "--steps",
+    "synthetic_loss_weight": "--synthetic-loss-weight", "synthetic_ratio": "--synthetic-ratio",
+    "teacher_backbone": "--teacher-backbone", "teacher_filter": "--teacher-filter",
+    "test": "--test", "threads": "--threads", "truncation": "--truncation",
+    "yaml_path": "--config", "z_dim": "--z-dim",
+}
+# ``name=`` and the value written after it: 'text', "text", [a, b], or a bare token (2e-4,
+# folder:PATH, N); not ``cfg.steps=``, ``--x=`` nor ``a==b``.
+_MENTION = re.compile(
+    r"(?<![\w.\-\[\]'\"=])(" + "|".join(sorted(FLAGS, key=len, reverse=True)) + r")=(?!=)"
+    r"('[^'\n]*'|\"[^\"\n]*\"|\[[^\]\n]*\]|[\w.:+-]*\w)?")
+
+
+def _flag(match: re.Match) -> str:
+    flag, value = FLAGS[match[1]], match[2]
+    if value is None or value == "True":
+        return flag
+    if value == "False":
+        return "--no-" + flag[2:]
+    if value[0] in "'\"" and value[1:-1] and not any(c.isspace() for c in value):
+        value = value[1:-1]  # kept quoted where a shell needs the quotes
+    elif value[0] == "[":
+        value = ",".join(v.strip().strip("'\"") for v in value[1:-1].split(","))
+    return f"{flag} {value}"
+
+
+def to_flags(message: str) -> str:
+    """A library message in the CLI's words: each ``name=value`` mention of an argument in
+    :data:`FLAGS` becomes its flag (``resume=True`` -> ``--resume``, ``amp=False`` ->
+    ``--no-amp``, ``size=32`` -> ``--size 32``, ``split='all'`` -> ``--split all``,
+    ``out='a b'`` -> ``--out 'a b'``, ``lr_g=`` -> ``--lr-g``); everything else is kept."""
+    return _MENTION.sub(_flag, message)
 
 
 def command_parser(sub, name: str, help: str, *, key: str | None = None,

@@ -109,7 +109,7 @@ def parse_gan_config(text: str | None) -> dict | None:
 
     if text and not text.lstrip().startswith(("{", "[")) and (
             Path(text).exists() or Path(text).suffix.lower() in (".yaml", ".yml", ".json")):
-        return read_yaml(text, flag="--gan-config")
+        return read_yaml(text, flag="gan_config")
     return parse_mapping(text, "--gan-config", "ganaug train settings (or a config.yaml path)",
                          "{arch: dcgan, lr_d: 0.0004}")
 

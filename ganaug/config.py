@@ -137,7 +137,7 @@ class TrainConfig:
                   "of them first (a huge count never ends it); WGAN-GP uses 5, others 1-4.")
         for name in ("ema_start", "num_workers"):
             self._int(name, minimum=0)
-        self._int("seed", minimum=0, maximum=MAX_SEED)  # as `--seed` takes it
+        self._int("seed", minimum=0, maximum=MAX_SEED)  # as `--seed` and torch take it
         if self.channels is not None and self.channels not in (1, 3):
             _bad("channels", self.channels, "1 (grey) or 3 (RGB)")
         for name in ("lr_g", "lr_d"):
@@ -151,7 +151,7 @@ class TrainConfig:
         for name in ("ada", "amp", "channels_last", "compile", "resume"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
-                _bad(name, value, "true or false")
+                _bad(name, value, "True or False")
         self._check_choices()
 
     # -- checks ---------------------------------------------------------------------------
@@ -191,9 +191,10 @@ class TrainConfig:
 
     def _check_choices(self) -> None:
         if self.loss is not None and self.loss not in LOSSES:
-            _bad("loss", self.loss, ", ".join(LOSSES), did_you_mean(self.loss, LOSSES))
+            _bad("loss", self.loss, "one of " + ", ".join(LOSSES), did_you_mean(self.loss, LOSSES))
         if self.arch is not None and self.arch not in list_archs():
-            _bad("arch", self.arch, ", ".join(list_archs()), did_you_mean(self.arch, list_archs()))
+            _bad("arch", self.arch, "one of " + ", ".join(list_archs()),
+                 did_you_mean(self.arch, list_archs()))
         if self.betas is not None:
             try:
                 betas = tuple(float(b) for b in self.betas)
@@ -208,8 +209,8 @@ class TrainConfig:
             self.diffaug = normalize_policy(self.diffaug)
         if self.ada and self.diffaug == "none":
             raise GanaugConfigError(
-                "ada=true adapts the probability of DiffAugment, but diffaug is 'none'. Give a "
-                "policy (e.g. --diffaug translation,cutout) or drop --ada.")
+                "ada=True adapts the probability of DiffAugment, but diffaug is 'none'. Give a "
+                "policy (e.g. diffaug='translation,cutout') or drop ada=True.")
         if self.device is not None and not _DEVICE_RE.match(str(self.device)):
             _bad("device", self.device, "cpu, cuda, cuda:N or mps")
         self.out = os.fspath(self.out) if isinstance(self.out, os.PathLike) else self.out
@@ -241,7 +242,7 @@ class TrainConfig:
 
 
 def _bad(name: str, value: Any, accepted: str, hint: str = "") -> None:
-    raise GanaugConfigError(f"Invalid {name}={value!r}; accepted: {accepted}.{hint}")
+    raise GanaugConfigError(f"{name} must be {accepted}, got {value!r}.{hint}")
 
 
 def normalize_policy(policy: Any) -> str:
@@ -265,8 +266,8 @@ def field_names() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
 
 
-def read_yaml(path: str | Path, flag: str = "--config") -> dict[str, Any]:
-    """The mapping of a TrainConfig YAML file (given as ``flag``), checked for unknown keys.
+def read_yaml(path: str | Path, flag: str = "path") -> dict[str, Any]:
+    """The mapping of a TrainConfig YAML file (the argument ``flag``), unknown keys refused.
 
     Raises:
         GanaugConfigError: missing file, not a mapping, or an unknown key.
@@ -278,7 +279,8 @@ def read_yaml(path: str | Path, flag: str = "--config") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():  # False for a FIFO or device too: never open one (it would block)
         what = "is not a regular file" if path.exists() else "does not exist"
-        raise GanaugConfigError(f"Config file {str(path)!r} {what}; check the {flag} path.")
+        raise GanaugConfigError(f"Config file {str(path)!r} {what}; check the path given as "
+                                f"{flag}=.")
     try:
         doc = safe_load(path.read_bytes()) or {}  # bytes: a UTF-16 BOM is read
     except yaml.YAMLError as err:
@@ -315,7 +317,7 @@ def train_config_from_sources(yaml_path: str | Path | None,
     Raises:
         GanaugConfigError: unknown keys or invalid values (the message names the field).
     """
-    values: dict[str, Any] = read_yaml(yaml_path) if yaml_path else {}
+    values: dict[str, Any] = read_yaml(yaml_path, "yaml_path") if yaml_path else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     check_keys(given, "the overrides")
     values.update(given)

@@ -155,7 +155,7 @@ def split_indices(labels: torch.Tensor, split: str, holdout: float = DEFAULT_HOL
         raise GanaugDataError(
             f"Cannot make a stratified {split} split: class {name} has 1 image ({len(small)} "
             f"such class(es)), and a held-out split needs at least 2 per class. Add images to it, "
-            f"or use every image: split='all' (CLI: --split all).")
+            f"or use every image: split='all'.")
     n, k = len(labels), int((counts > 0).sum())
     n_test = math.ceil(holdout * n)  # as sklearn counts; each part must hold every class
     for part, m in (("test", n_test), ("train", math.floor((1.0 - holdout) * n))):
@@ -175,7 +175,8 @@ def _check_holdout(holdout: Any) -> float:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise GanaugDataError(f"holdout must be a fraction in (0, 1); got {holdout}. Use e.g. 0.2.")
+        raise GanaugDataError(f"holdout must be a fraction in (0, 1), got {holdout!r}. Use e.g. "
+                              "holdout=0.2.")
     return float(holdout)
 
 
@@ -210,21 +211,21 @@ def regime_counts(data: LabeledImages, *, per_class: int | None = None,
     """
     if imbalance is None:
         n = check_int("per_class", per_class, error=GanaugDataError,
-                      hint="Use e.g. per_class=50 (CLI: --per-class 50).")
+                      hint="Use e.g. per_class=50.")
         counts = [n] * data.num_classes
         _check_enough(data, counts, f"per_class={n}")
         return counts
     ratio = imbalance
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 1.0 <= ratio < math.inf:
-        raise GanaugDataError(f"imbalance must be a finite ratio >= 1 (max/min images per class); "
+        raise GanaugDataError(f"imbalance must be a finite ratio >= 1 (max/min images per class), "
                               f"got {ratio!r}. Use e.g. imbalance=10.")
     head = "per_class" if per_class is not None else "the smallest class count"
     n_max = min(data.class_counts()) if per_class is None else per_class
     counts = long_tail_counts(n_max, data.num_classes, float(ratio))
     if n_max < ratio and data.num_classes > 1:  # the tail would need below 1 image: clipped
         largest = max(data.class_counts())
-        fix = (f"Use per_class >= {math.ceil(ratio)} (CLI: --per-class) on classes that large, "
-               f"or imbalance <= {n_max}." if ratio <= largest else
+        fix = (f"Use per_class={math.ceil(ratio)} or more on classes that large, "
+               f"or imbalance={n_max} or less." if ratio <= largest else
                f"No class has {ratio:g} images (the largest has {largest}). Use imbalance <= "
                f"{n_max}.")
         raise GanaugDataError(
@@ -275,9 +276,9 @@ def _check_pixels(size: Any, channels: Any) -> tuple[int | None, int | None]:
     """``(size, channels)`` as ints (or None), checked."""
     if size is not None:
         size = check_int("size (pixels per side)", size, minimum=1, maximum=4096,
-                         error=GanaugDataError, hint="Use e.g. size=32 (CLI: --size 32).")
+                         error=GanaugDataError, hint="Use e.g. size=32.")
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise GanaugDataError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}.")
+        raise GanaugDataError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}.")
     return size, None if channels is None else int(channels)
 
 
@@ -328,7 +329,7 @@ def load_data(spec: str, *, size: int | None = None, channels: int | None = None
     size, channels = _check_pixels(size, channels)
     seed = check_int("seed", seed, minimum=0, error=GanaugDataError, hint="Use e.g. seed=0.")
     if split not in (None, *SPLITS):
-        raise GanaugDataError(f"split must be 'train', 'test' or 'all'; got {split!r}. None "
+        raise GanaugDataError(f"split must be 'train', 'test' or 'all', got {split!r}. None "
                               f"means the source's own train split, or every image without one.")
 
     images, labels, classes, source, own_split = SOURCES[kind].read(
@@ -407,7 +408,7 @@ def spec_with_split(spec: str, split: str | None) -> str:
     scores the generator on images it was trained on.
     """
     if split is not None and split not in SPLITS:
-        raise GanaugDataError(f"split must be 'train', 'test' or 'all'; got {split!r}.")
+        raise GanaugDataError(f"split must be 'train', 'test' or 'all', got {split!r}.")
     return spec_with(spec, split=split or split_query(spec)[1].get("split", "train"))
 
 

@@ -41,7 +41,7 @@ from ganaug._folders import is_litter
 from ganaug._imaging import check_sample_memory, human_bytes
 from ganaug._seeding import image_seed
 from ganaug._specs import check_output_outside
-from ganaug.errors import GanaugConfigError
+from ganaug.errors import GanaugConfigError, did_you_mean
 from ganaug.generator import Generator, truncated_normal
 from ganaug.io import cpu_state_dict
 
@@ -166,13 +166,13 @@ def folder_name(name: str, label: int) -> str:
     except UnicodeEncodeError as err:
         raise GanaugConfigError(
             f"Class {label} is named {name!r:.80}, which cannot be a folder name ({err.reason} "
-            "in the file system's encoding). Export the other classes with classes=[...] "
-            "(CLI: --classes), or re-save the generator with other class names.") from None
+            "in the file system's encoding). Export the other classes with classes=[...], or "
+            "re-save the generator with other class names.") from None
     if len(encoded) > 255:
         raise GanaugConfigError(
             f"Class {label} is named {name[:40]!r}... ({len(encoded)} bytes), longer "
             "than the 255 bytes a folder name may have. Export the other classes with "
-            "classes=[...] (CLI: --classes), or re-save the generator with shorter class names.")
+            "classes=[...], or re-save the generator with shorter class names.")
     return safe
 
 
@@ -251,7 +251,7 @@ class ImageFolderLayout:
 
     def guard(self, spec: dict[str, Any], keys: Iterable[str] | None = None, *,
               write: bool = True, fix: str = "Rerun with the same arguments to resume it, or "
-                                             "export to a new --out folder (or delete this "
+                                             "export to a new out= folder (or delete this "
                                              "one).") -> dict[str, Any] | None:
         """Refuse a root holding other files or an export whose ``keys`` differ from ``spec``.
 
@@ -292,7 +292,7 @@ class ImageFolderLayout:
             raise GanaugConfigError(
                 f"An export of {n_images:,} images needs at least {human_bytes(need)}, but the "
                 f"disk of {self.root} has {human_bytes(free)} free. Export fewer images "
-                f"(n_per_class, CLI --n-per-class) or to a larger disk.")
+                f"(n_per_class=) or to a larger disk.")
 
     def write_manifest(self, items: Iterable[tuple[int, int]], seed: int) -> Path:
         """Write ``manifest.csv`` atomically: one row per ``(label, index)`` in ``items``."""
@@ -313,7 +313,7 @@ def _check_args(generator: Generator, n_per_class: Any, seed: Any, fmt: str,
     check_seed("seed", seed)
     if fmt not in FORMATS:
         raise GanaugConfigError(
-            f"Unknown image format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
+            f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}." + did_you_mean(fmt, FORMATS))
     check_truncation(truncation)
     labels = list(range(generator.num_classes)) if classes is None else [
         generator.class_index(c) for c in classes]

@@ -40,7 +40,7 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
 def _check_output(output: str) -> None:
     if output not in OUTPUTS:
         raise GanaugConfigError(
-            f"Unknown output '{output}'. Use one of: {', '.join(OUTPUTS)}."
+            f"output must be one of {', '.join(OUTPUTS)}, got {output!r}."
             + did_you_mean(output, OUTPUTS)
         )
 

@@ -190,6 +190,6 @@ def get_loss(name: str) -> tuple[LossFn, LossFn]:
     """
     if name not in LOSSES:
         raise GanaugConfigError(
-            f"Unknown loss '{name}'. Available: {', '.join(LOSSES)}." + did_you_mean(name, LOSSES)
+            f"loss must be one of {', '.join(LOSSES)}, got {name!r}." + did_you_mean(name, LOSSES)
         )
     return LOSSES[name]

@@ -102,8 +102,8 @@ def check_grid_size(rows: int, per_row: int, image_size: int) -> None:
         raise GanaugConfigError(
             f"A grid of {rows} classes x {per_row:,} images of {image_size}x{image_size} would "
             f"be {width:,} x {height:,} pixels, more than image viewers open "
-            f"({MAX_GRID_PIXELS:,} pixels). Ask for fewer images per class (--n-per-class) or "
-            f"fewer classes (--classes); to write many images, use ganaug export.")
+            f"({MAX_GRID_PIXELS:,} pixels). Ask for fewer images per class or fewer classes "
+            f"(classes=[...]); to write many images, use export_image_folder (ganaug export).")
 
 
 def plain_text(text: str) -> str:

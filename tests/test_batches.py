@@ -84,7 +84,7 @@ def test_check_data_needs_one_batch_per_process():
     data = ramp_data(10)
     check_data(data, 4, DistInfo())
     with pytest.raises(GanaugDataError, match=r"10 images, 5 per process \(2 processes\).*"
-                                              r"batch of 8.*--batch 2"):
+                                              r"batch of 8.*batch_size=2"):
         check_data(data, 8, DistInfo(rank=0, world=2))
 
 
@@ -103,7 +103,7 @@ def test_absurd_worker_counts_are_refused_before_any_process_starts(monkeypatch)
     data = ramp_data(20)
     RealBatchSource(data, cfg_for(data, num_workers=8), torch.device("cpu"))  # 4x the CPUs
     with pytest.raises(GanaugConfigError, match=r"num_workers=1000000 .*worker processes.*"
-                                                r"2 CPUs.*--workers 0"):
+                                                r"2 CPUs.*num_workers=0"):
         RealBatchSource(data, cfg_for(data, num_workers=10**6), torch.device("cpu"))
 
 

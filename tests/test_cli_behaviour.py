@@ -167,3 +167,51 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capsys, tmp_path):
         monkeypatch.setattr("sys.stdout", out)
         assert main(["data", "info", "digits"]) == 0
     assert "error" not in capsys.readouterr().err
+
+
+# -- library messages speak Python, the CLI prints flags (cli_args.to_flags) ---------------------
+@pytest.mark.parametrize("python, cli", [
+    ("Pass resume=True to continue it, or choose another out= for a new run.",
+     "Pass --resume to continue it, or choose another --out for a new run."),
+    ("a lower learning rate (lr_g=/lr_d=, e.g. half of 0.0004), amp=False",
+     "a lower learning rate (--lr-g/--lr-d, e.g. half of 0.0004), --no-amp"),
+    ("Use e.g. size=32, or split='all'.", "Use e.g. --size 32, or --split all."),
+    ("Use image_size=28, batch_size=24, num_workers=0, fmt='png'.",
+     "Use --size 28, --batch 24, --workers 0, --format png."),
+    ("classes=['a', 'b'] or classes=[...]; out='/tmp/x y' is a file, out='' too",
+     "--classes a,b or --classes ...; --out '/tmp/x y' is a file, --out '' too"),
+    ("policy (e.g. diffaug='translation,cutout'); lr_g=2e-4; data=folder:PATH.",
+     "policy (e.g. --diffaug translation,cutout); --lr-g 2e-4; --data folder:PATH."),
+    # kept: names outside the mapping, attributes, keys, comparisons, the template's subject
+    ("cache='x' r1_gamma=1 cfg.steps=3 first_seed=2 steps==3 kd_alpha must be",
+     "cache='x' r1_gamma=1 cfg.steps=3 --first-seed 2 steps==3 kd_alpha must be"),
+])
+def test_to_flags_turns_argument_mentions_into_flags(python, cli):
+    from ganaug.cli_args import to_flags
+
+    assert to_flags(python) == cli
+
+
+def test_every_flag_to_flags_names_is_an_option_of_a_command():
+    from ganaug.cli_args import FLAGS
+
+    options = {s for parser in COMMANDS.values() for a in parser._actions
+               for s in a.option_strings}
+    assert sorted(set(FLAGS.values()) - options) == []
+    assert "--no-amp" in options  # what amp=False becomes
+
+
+def test_one_refusal_names_the_flag_on_the_cli_and_the_argument_in_python(tmp_path, capsys):
+    from ganaug import TrainConfig, Trainer
+    from ganaug.errors import GanaugTrainingError
+
+    out = tmp_path / "empty"
+    out.mkdir()
+    with pytest.raises(GanaugTrainingError, match=r"Check out=, or drop resume=True") as err:
+        Trainer(TrainConfig(data="digits", steps=1, out=str(out), resume=True)).fit()
+    assert "--" not in str(err.value)
+    assert main(["train", "--data", "digits", "--steps", "1", "--out", str(out),
+                 "--resume"]) == 2
+    printed = capsys.readouterr().err
+    assert "Check --out, or drop --resume to start a new run." in printed
+    assert "resume=True" not in printed and "out=" not in printed

@@ -89,7 +89,7 @@ def test_data_info_refuses_a_grid_inside_a_class_folder_of_its_data(tmp_path, ca
     code = main(["data", "info", f"folder:{root}", "--grid", str(root / grid)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert re.search(r"^ganaug: error: --grid .*grid\.(png|jpg)' is inside .*data', whose "
+    assert re.search(r"^ganaug: error: --grid .*grid\.(png|jpg) is inside .*data', whose "
                      r"folders are the classes of --data folder:.*Write it outside", err,
                      re.MULTILINE)
     assert not (root / grid).exists()

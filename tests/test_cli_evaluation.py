@@ -268,8 +268,8 @@ def test_experiment_cli_reads_gan_config_from_a_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("text, message", [
     ("[1]", r"--gan-config must be a mapping of ganaug train settings"),
-    ("no/such/gan.yaml", (r"Config file 'no/such/gan.yaml' does not exist; check the "
-                          r"--gan-config path")),
+    ("no/such/gan.yaml", (r"Config file 'no/such/gan.yaml' does not exist; check the path "
+                          r"given as --gan-config\.")),
     ("{steps: 5}", r"gan_config sets 'steps', which the experiment sets itself"),
     ("{lr_dd: 1e-4}", r"lr_dd"),
 ])

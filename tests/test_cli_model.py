@@ -107,7 +107,7 @@ def test_sample_refuses_a_grid_too_large_to_view_before_drawing_it(n, model_file
     assert main(["sample", str(model_file), "--n-per-class", n, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"3 classes x {int(n):,} images" in err and "pixels" in err
-    assert "--n-per-class" in err and "ganaug export" in err and "Traceback" not in err
+    assert "fewer images per class" in err and "ganaug export" in err and "Traceback" not in err
     assert not out.exists()
 
 

@@ -36,9 +36,9 @@ def tiny_run(tmp_path_factory):
 def test_parse_regimes():
     assert parse_regimes("10, 50,all") == ["10", "50", "all"]
     assert parse_regimes([10, "all"]) == ["10", "all"]
-    with pytest.raises(GanaugConfigError, match=r"--per-class takes positive integers or 'all'"):
+    with pytest.raises(GanaugConfigError, match=r"per_class must be positive integers or 'all'"):
         parse_regimes("10,half")
-    with pytest.raises(GanaugConfigError, match=r"--per-class is empty"):
+    with pytest.raises(GanaugConfigError, match=r"per_class names no regime"):
         parse_regimes(" , ")
 
 
@@ -111,16 +111,16 @@ def test_every_regime_is_checked_before_the_first_trains(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("field, value, message", [
     ("seeds", 0, r"seeds must be an integer from 1 to \d+, got 0"),
     ("seeds", True, r"seeds must be an integer from 1 to \d+, got True"),
-    ("replace_p", 1.5, r"replace_p must be a finite number in \(0, 1\], got 1.5.*--replace-p"),
+    ("replace_p", 1.5, r"replace_p must be a finite number in \(0, 1\], got 1.5.*replace_p=0.5"),
     ("replace_p", 0.0, r"replace_p must be a finite number in \(0, 1\], got 0.0"),
     ("synthetic_ratio", -1.0, r"synthetic_ratio must be a finite number in \(0, inf\), got -1"),
     ("min_confidence", 2.0, r"min_confidence must be a finite number in \[0, 1\], got 2.0"),
     ("batch_size", 1, r"batch_size must be an integer >= 2, got 1"),
     ("kd_temperature", 0.0, (r"kd_temperature must be a finite number in \(0, inf\), got 0.0"
-                            r".*--kd-temperature")),
-    ("kd_alpha", 1.5, r"kd_alpha must be a finite number in \[0, 1\], got 1.5.*--kd-alpha"),
+                            r".*kd_temperature=4")),
+    ("kd_alpha", 1.5, r"kd_alpha must be a finite number in \[0, 1\], got 1.5.*kd_alpha=0.5"),
     ("teacher_filter", 1.5, (r"teacher_filter must be a finite number in \[0, 1\), got 1.5"
-                            r".*--teacher-filter")),
+                            r".*teacher_filter=0.2")),
     ("teacher_filter", 1.0, r"teacher_filter must be a finite number in \[0, 1\), got 1.0"),
     ("arms", "real,gann", r"Unknown arm 'gann'.*Did you mean 'gan'"),
     ("arms", " , ,", r"--arms names no arm \(got ' , ,'\); give one or more of real, "),
@@ -131,33 +131,50 @@ def test_every_regime_is_checked_before_the_first_trains(tmp_path, monkeypatch, 
     ("imbalance", "ten", r"imbalance must be a finite number in \[1, inf\), got the str 'ten': pass the number itself"),
     ("backbone", None, r"backbone must be a timm model name \(a string\), got None"),
     ("teacher_backbone", 5, r"teacher_backbone must be a timm model name \(a string\), got 5"),
-    ("stem", "bogus", r"Unknown stem 'bogus'"),
+    ("stem", "bogus", r"stem must be one of .*, got 'bogus'"),
     ("model_kwargs", [1, 2], r"model_kwargs must be a mapping of timm.create_model arguments"),
     ("gan_steps", 0, r"gan_steps must be an integer >= 1, got 0"),
     ("gan_steps", True, r"gan_steps must be an integer >= 1, got True"),
     ("image_size", True, r"image_size must be an integer >= 1, got True"),
     ("arms", 5, r"--arms takes arm names, comma-separated, or a list of them; got 5"),
-    ("regimes", 2.5, r"--per-class takes positive integers or 'all'.*got 2.5"),
+    ("regimes", 2.5, r"per_class must be positive integers or 'all'.*got 2.5"),
     ("teacher_backbone", "resnet1B", r"Unknown timm model 'resnet1B'"),
-    ("regimes", "0", r"--per-class takes positive integers or 'all'"),
+    ("regimes", "0", r"per_class must be positive integers or 'all'"),
     ("device", "cuda:99", r"device 'cuda:99'"),
     # classifier_steps 0 (or False) silently became the default 500
     ("classifier_steps", 0, r"classifier_steps must be an integer >= 1, got 0"),
     ("classifier_steps", False, r"classifier_steps must be an integer >= 1, got False"),
     # more seeds than there are: the error blamed first_seed ("from 0 to -2**63, got 0")
     ("seeds", 2**64, (r"seeds must be an integer from 1 to 9223372036854775808, got "
-                      r"18446744073709551616.*--seeds")),
+                      r"18446744073709551616.*seeds=3")),
 ])
 def test_settings_refuse_bad_values(field, value, message):
     with pytest.raises(GanaugConfigError, match=message):
         ExperimentSettings(data="digits", **{field: value})
 
 
+def test_a_settings_refusal_names_the_argument_in_python_and_the_flag_on_the_cli(tmp_path,
+                                                                                capsys):
+    from ganaug.cli import main
+
+    with pytest.raises(GanaugConfigError, match=r"teacher_filter= drops .*, but replace_p= "):
+        ExperimentSettings(data="digits", teacher_filter=0.2, replace_p=0.5)
+    with pytest.raises(GanaugConfigError, match=r"got 1\.5\. Use e\.g\. kd_alpha=0\.5\.$"):
+        ExperimentSettings(data="digits", kd_alpha=1.5)
+    out = str(tmp_path / "exp")
+    assert main(["experiment", "--data", "digits", "--out", out, "--teacher-filter", "0.2",
+                 "--replace-p", "0.5"]) == 2
+    assert "--teacher-filter drops appended synthetic images, but --replace-p draws" in (
+        capsys.readouterr().err)
+    assert main(["experiment", "--data", "digits", "--out", out, "--kd-alpha", "1.5"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("got 1.5. Use e.g. --kd-alpha 0.5.")
+
+
 @pytest.mark.parametrize("given", [{"gan_steps": 500}, {"gan_config": {"lr_d": 1e-4}}])
 def test_gan_settings_with_a_given_generator_are_refused(given):
     """With --generator no GAN is trained: --gan-steps and --gan-config would silently do
     nothing (and still split the cell cache)."""
-    with pytest.raises(GanaugConfigError, match=r"--generator .* no GAN is trained.*leave out"):
+    with pytest.raises(GanaugConfigError, match=r"generator=.* no GAN is trained.*leave out"):
         ExperimentSettings(data="digits", generator="g.safetensors", **given)
 
 
@@ -391,7 +408,7 @@ def test_a_gan_that_cannot_make_the_datas_size_is_refused_before_any_compute(tmp
     monkeypatch.setattr(experiment, "_run_cell", spy)
     tiny = {**TINY, "image_size": None}
     with pytest.raises(GanaugConfigError, match=r"The GAN arms \(real\+gan\) need a generator "
-                       r"of 8x8 images, but arch 'dcgan' makes sizes 16, 28, 32, 64.*--size 16"):
+                       r"of 8x8 images, but arch 'dcgan' makes sizes 16, 28, 32, 64.*image_size=16"):
         run_experiment("digits", out=tmp_path, **{**tiny, "arms": "real,real+gan"})
     with pytest.raises(GanaugConfigError, match=r"arch 'resnet' makes sizes"):
         run_experiment("digits", out=tmp_path, **{**tiny, "arms": "real,real+gan",
@@ -407,7 +424,7 @@ def test_an_out_that_is_a_file_or_holds_other_files_is_refused_before_any_comput
     got an experiment's files mixed into it."""
     model = tmp_path / "g.safetensors"
     model.write_bytes(b"weights")
-    with pytest.raises(GanaugConfigError, match=r"g.safetensors is a file, not a folder"):
+    with pytest.raises(GanaugConfigError, match=r"out='.*g.safetensors' is a file, not a folder"):
         run_experiment("digits", out=model, **TINY)
     run = tmp_path / "run"
     run.mkdir()
@@ -530,7 +547,7 @@ def test_gan_arms_on_non_square_images_are_refused_before_any_compute(tmp_path):
     # arms trained and the first GAN arm failed with a raw torch shape error.
     x = np.random.default_rng(0).integers(0, 256, (40, 16, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "wide.npz", x=x, y=np.arange(40) % 2)
-    with pytest.raises(GanaugDataError, match=r"32x16 \(width x height\), not square.*--size"):
+    with pytest.raises(GanaugDataError, match=r"32x16 \(width x height\), not square.*image_size="):
         run_experiment(f"npz:{tmp_path / 'wide.npz'}", out=tmp_path / "exp",
                        **{**TINY, "image_size": None, "per_class": "5", "arms": "real,real+gan"})
     assert not (tmp_path / "exp" / "cells").exists()

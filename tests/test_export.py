@@ -199,7 +199,7 @@ def test_imagefolder_reads_the_export(gen, tmp_path):
 @pytest.mark.parametrize("kwargs,match", [
     ({"n_per_class": 0}, "n_per_class must be an integer >= 1, got 0"),
     ({"n_per_class": 2, "seed": -1}, r"seed must be an integer from 0 to .*, got -1"),
-    ({"n_per_class": 2, "fmt": "gif"}, "Unknown image format 'gif'. Use one of: png, jpg"),
+    ({"n_per_class": 2, "fmt": "gif"}, "fmt must be one of png, jpg, got 'gif'."),
     ({"n_per_class": 2, "classes": ["a", "a"]}, "at most once"),
     ({"n_per_class": 2, "classes": ["dgo"]}, "Unknown class 'dgo'"),
     ({"n_per_class": 2, "batch_size": 0}, "batch_size must be an integer >= 1, got 0"),

@@ -32,7 +32,7 @@ def test_timm_features_from_a_local_weights_file(tmp_path):
 
 
 def test_timm_features_errors(tmp_path):
-    with pytest.raises(GanaugConfigError, match=r"--features must be NAME:WEIGHTS_FILE"):
+    with pytest.raises(GanaugConfigError, match=r"features must be NAME:WEIGHTS_FILE"):
         timm_feature_extractor("inception_v3")
     with pytest.raises(GanaugModelError, match=r"does not exist"):
         timm_feature_extractor(f"resnet10t:{tmp_path / 'missing.safetensors'}")

@@ -117,7 +117,7 @@ def test_different_sizes_without_size_stop_decoding_at_the_first_other_size(tmp_
     real = sources.read_image_file
     monkeypatch.setattr(sources, "read_image_file", lambda p, s: decoded.append(p) or real(p, s))
     with pytest.raises(GanaugDataError, match=r"different sizes, e\.g\. 4x4 and 6x9 \(5 sizes in "
-                                              r"all\).*--size"):
+                                              r"all\).*size=N"):
         load_data(f"folder:{root}")
     assert len(decoded) == 2
 
@@ -149,7 +149,7 @@ def test_an_output_inside_the_class_folders_of_the_data_is_refused(tmp_path):
 
     flat = _folder(tmp_path / "flat")
     for out in (flat / "run", flat / "a" / "deep" / "x", flat):
-        with pytest.raises(GanaugDataError, match=r"--out .* is inside .*flat'.*Write it outside"):
+        with pytest.raises(GanaugDataError, match=r"out='.*' is inside .*flat'.*Write it outside"):
             check_output_outside(out, f"folder:{flat}?split=train")
     split = tmp_path / "split"
     _folder(split / "train"), _folder(split / "test")
@@ -333,11 +333,11 @@ def test_a_picture_written_into_a_split_folder_is_refused(tmp_path, capsys):
     split = tmp_path / "split"
     _folder(split / "train"), _folder(split / "test")
     for name in ("train", "test"):
-        with pytest.raises(GanaugDataError, match=rf"--grid .*grid\.png' is in .*{name}', a split "
-                                                  rf"of --data.*Write it beside"):
-            check_output_outside(split / name / "grid.png", f"folder:{split}", "--grid", file=True)
+        with pytest.raises(GanaugDataError, match=rf"grid='.*grid\.png' is in .*{name}', a split "
+                                                  rf"of data=.*Write it beside"):
+            check_output_outside(split / name / "grid.png", f"folder:{split}", "grid", file=True)
     for ok in (split / "grid.png", split / "train" / "grid.pdf", tmp_path / "grid.png"):
-        check_output_outside(ok, f"folder:{split}", "--grid", file=True)
+        check_output_outside(ok, f"folder:{split}", "grid", file=True)
     assert main(["data", "info", f"folder:{split}", "--grid", str(split / "train" / "g.png")]) == 2
     assert "a split of --data" in capsys.readouterr().err
     assert not (split / "train" / "g.png").exists()

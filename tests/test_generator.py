@@ -157,7 +157,7 @@ def test_other_argument_errors(tiny_generator):
         tiny_generator.sample(seed=0)
     with pytest.raises(GanaugConfigError, match="n_per_class must be an integer >= 1, got 0"):
         tiny_generator.sample(n_per_class=0)
-    with pytest.raises(GanaugConfigError, match=r"Unknown output 'unit8'.*Did you mean 'uint8'"):
+    with pytest.raises(GanaugConfigError, match=r"output must be one of .*, got 'unit8'.*Did you mean 'uint8'"):
         tiny_generator.sample([0], output="unit8")
     with pytest.raises(GanaugConfigError, match="batch_size must be an integer >= 1, got 0"):
         tiny_generator.sample([0], batch_size=0)

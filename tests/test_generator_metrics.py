@@ -158,7 +158,7 @@ def test_too_few_fakes_for_the_neighbourhoods_are_refused_before_any_compute(dig
     train, test = first_three(train), first_three(test)
     monkeypatch.setattr(gm, "train_real_classifier", lambda *a, **k: pytest.fail("computed"))
     with pytest.raises(GanaugDataError, match=r"3 generated images \(n_per_class=1 x 3 "
-                                              r"classes\).*more than k_pr=3.*--n-per-class 2"):
+                                              r"classes\).*more than k_pr=3.*n_per_class=2 or more"):
         evaluate_generator(RealImagesGenerator(train), train, test, n_per_class=1,
                            classifier_steps=1, progress=False)
 
@@ -255,9 +255,9 @@ def test_a_weak_feature_classifier_is_reported_loudly(digits16):
     assert len(result["warnings"]) == 1
     assert re.match(r"WARNING: the feature classifier reaches only \d+\.\d% test accuracy "
                     r"\(chance 10\.0%, trusted from 55\.0%\): FID.*NOT trustworthy.*"
-                    r"--classifier-steps", result["warnings"][0])
+                    r"classifier_steps=1000", result["warnings"][0])
     text = format_metrics(result)
-    assert text.startswith("WARNING") and text.rstrip().endswith("--features NAME:WEIGHTS.")
+    assert text.startswith("WARNING") and text.rstrip().endswith("features='NAME:WEIGHTS'.")
     for label in ("precision (fakes that look real)", "CAS ratio (CAS / real accuracy)"):
         line = next(ln for ln in text.splitlines() if ln.startswith(label))
         assert line.endswith("(untrustworthy)"), line

@@ -376,7 +376,7 @@ def test_load_auto_and_none_take_the_best_device(model_file, monkeypatch, device
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_load_on_a_missing_device_is_a_config_error(model_file):
-    with pytest.raises(GanaugConfigError, match=r"device 'cuda' asked for CUDA.*Use cpu, or auto"):
+    with pytest.raises(GanaugConfigError, match=r"device 'cuda' asked for CUDA.*Use device='cpu', or 'auto'"):
         load(model_file, device="cuda")
 
 

@@ -119,7 +119,7 @@ def test_get_loss_names_and_errors():
     assert losses.get_loss("hinge") == (losses.hinge_d, losses.hinge_g)
     assert losses.get_loss("wgan-gp") == (losses.wgan_d, losses.wgan_g)
     with pytest.raises(GanaugConfigError,
-                       match=r"Unknown loss 'hing'\. Available: hinge, ns, wgan-gp\. Did you mean 'hinge'"):
+                       match=r"loss must be one of hinge, ns, wgan-gp, got 'hing'\. Did you mean 'hinge'"):
         losses.get_loss("hing")
 
 

@@ -97,7 +97,7 @@ def test_report_md_of_one_seed_says_untested(tmp_path):
     write_outputs(tmp_path, doc, {"10": None})
     report = (tmp_path / "report.md").read_text()
     assert "+0.0600 untested (1 seed) | untested |" in report
-    assert "run --seeds 3 or more" in report
+    assert "run 3 or more seeds" in report
 
 
 def test_three_seed_differences_are_tested_and_carry_no_note():

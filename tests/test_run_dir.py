@@ -75,7 +75,7 @@ def test_only_rank_0_writes(tmp_path):
 
 def test_load_checkpoint_errors(tmp_path):
     run = RunDir(tmp_path)
-    with pytest.raises(GanaugTrainingError, match=r"No checkpoint at .*drop --resume"):
+    with pytest.raises(GanaugTrainingError, match=r"No checkpoint at .*drop resume=True"):
         run.load_checkpoint()
     run.ckpt_path.parent.mkdir()
     run.ckpt_path.write_bytes(b"not a checkpoint")
@@ -91,7 +91,7 @@ def test_refuse_overwrite_only_when_a_checkpoint_exists(tmp_path):
     run.refuse_overwrite()
     run.register(Counter())
     run.save_checkpoint()
-    with pytest.raises(GanaugTrainingError, match=r"already holds a run.*--resume"):
+    with pytest.raises(GanaugTrainingError, match=r"already holds a run.*resume=True"):
         run.refuse_overwrite()
 
 
@@ -181,7 +181,7 @@ class Strict:
 def test_restore_of_a_checkpoint_that_does_not_fit_is_a_training_error(tmp_path, state):
     run = RunDir(tmp_path)
     run.register(Strict())
-    with pytest.raises(GanaugTrainingError, match=r"(?s)does not fit this run.*Strict.*another --out"):
+    with pytest.raises(GanaugTrainingError, match=r"(?s)does not fit this run.*Strict.*another out="):
         run.restore(state)
 
 

@@ -171,7 +171,7 @@ def test_resume_past_the_total_does_nothing(npz_data, tmp_path, capsys):
     before = {name: (out / name).read_bytes() for name in ("checkpoints/last.pt", "config.yaml")}
     for steps in (2, 1):  # --steps below the run's step rewrote config.yaml to "steps: 1"
         assert Trainer(make_cfg(npz_data, out, steps=steps, resume=True)).fit()["steps"] == 2
-        assert "raise --steps" in capsys.readouterr().out
+        assert "raise steps to train longer" in capsys.readouterr().out
         assert {name: (out / name).read_bytes() for name in before} == before
 
 
@@ -221,10 +221,10 @@ def test_resume_on_other_images_is_refused_and_changes_nothing(npz_data, tmp_pat
 
 def test_resume_without_checkpoint_and_overwrite_are_refused(npz_data, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(GanaugTrainingError, match=r"No checkpoint at .*drop --resume"):
+    with pytest.raises(GanaugTrainingError, match=r"No checkpoint at .*drop resume=True"):
         Trainer(make_cfg(npz_data, out, resume=True)).fit()
     Trainer(make_cfg(npz_data, out, steps=1)).fit()
-    with pytest.raises(GanaugTrainingError, match=r"already holds a run.*--resume"):
+    with pytest.raises(GanaugTrainingError, match=r"already holds a run.*resume=True"):
         Trainer(make_cfg(npz_data, out, steps=1)).fit()
 
 
@@ -237,7 +237,7 @@ def test_keyboard_interrupt_writes_a_checkpoint_and_resume_finishes_exactly(
         if step == 4:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt, match=r"step 4 of 6.*--resume"):
+    with pytest.raises(KeyboardInterrupt, match=r"step 4 of 6.*resume=True"):
         Trainer(make_cfg(npz_data, out, steps=6), hooks=[stop_at_4]).fit()
     assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 4
     Trainer(make_cfg(npz_data, out, steps=6, resume=True)).fit()
@@ -251,7 +251,7 @@ def test_keyboard_interrupt_from_a_callback_stops_like_a_hook(npz_data, tmp_path
                 raise KeyboardInterrupt
 
     out = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt, match=r"Interrupted at step 2 of 6.*--out"):
+    with pytest.raises(KeyboardInterrupt, match=r"Interrupted at step 2 of 6.*out="):
         Trainer(make_cfg(npz_data, out, steps=6), callbacks=[StopAt2()]).fit()
     assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 2
 
@@ -286,7 +286,7 @@ def test_cli_exits_130_with_resume_message(monkeypatch, capsys):
     from ganaug.training import Trainer as T
 
     def fit(self):
-        raise KeyboardInterrupt("Interrupted at step 4; resume with --resume")
+        raise KeyboardInterrupt("Interrupted at step 4; resume with resume=True")
 
     monkeypatch.setattr(T, "fit", fit)
     assert cli.main(["train", "--data", "digits", "--steps", "5"]) == 130
@@ -320,7 +320,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(npz_data, tmp
 
 
 def test_dataset_smaller_than_a_batch(npz_data, tmp_path):
-    with pytest.raises(GanaugDataError, match=r"48 images.*fewer than one batch of 64.*--batch 24"):
+    with pytest.raises(GanaugDataError, match=r"48 images.*fewer than one batch of 64.*batch_size=24"):
         Trainer(make_cfg(npz_data, tmp_path / "run", batch_size=64)).fit()
 
 
@@ -335,7 +335,7 @@ def test_out_of_range_label(npz_data, tmp_path):
 
 
 def test_image_size_the_arch_cannot_make(npz_data, tmp_path):
-    with pytest.raises(GanaugConfigError, match=r"cannot make 20x20.*nearest.*--size 28\b"):
+    with pytest.raises(GanaugConfigError, match=r"cannot make 20x20.*nearest.*image_size=28\b"):
         Trainer(make_cfg(npz_data, tmp_path / "run", image_size=20)).fit()
 
 
@@ -428,7 +428,7 @@ def test_new_run_refuses_a_folder_with_a_finished_model(npz_data, tmp_path):
     model = (out / "generator.safetensors").read_bytes()
     metrics = (out / "metrics.jsonl").read_text()
     with pytest.raises(GanaugTrainingError,
-                       match=r"already holds files \(.*generator.safetensors.*\).*another --out"):
+                       match=r"already holds files \(.*generator.safetensors.*\).*another out="):
         Trainer(make_cfg(npz_data, out, steps=2, seed=9)).fit()
     assert (out / "generator.safetensors").read_bytes() == model
     assert (out / "metrics.jsonl").read_text() == metrics
@@ -484,7 +484,7 @@ def test_unwritable_out_is_refused(npz_data, tmp_path):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        with pytest.raises(GanaugTrainingError, match=r"cannot write.*another --out"):
+        with pytest.raises(GanaugTrainingError, match=r"cannot write.*another out="):
             Trainer(make_cfg(npz_data, locked / "run")).fit()
     finally:
         locked.chmod(0o700)
@@ -549,7 +549,7 @@ def test_absurd_size_is_refused_before_loading_data(npz_data, tmp_path, monkeypa
 
     monkeypatch.setattr(trainer_module, "load_data", lambda *a, **k: pytest.fail("loaded data"))
     with pytest.raises(GanaugConfigError, match=r"Arch 'dcgan' cannot make 100000x100000 images "
-                                                r"\(image_size / --size 100000\); it supports "
+                                                r"\(image_size=100000\); it supports "
                                                 r"sizes 16, 28, 32, 64"):
         Trainer(make_cfg(npz_data, tmp_path / "run", image_size=100000)).fit()
 
@@ -807,7 +807,7 @@ def test_non_square_images_are_refused_before_anything_is_written(tmp_path, caps
     x = np.random.default_rng(0).integers(0, 256, (12, 16, 32, 3), dtype=np.uint8)
     path = tmp_path / "wide.npz"
     np.savez(path, x=x, y=np.arange(12) % 2)
-    with pytest.raises(GanaugDataError, match=r"32x16 \(width x height\), not square.*--size 32"):
+    with pytest.raises(GanaugDataError, match=r"32x16 \(width x height\), not square.*image_size=32"):
         Trainer(make_cfg(f"npz:{path}", tmp_path / "run")).fit()
     assert not (tmp_path / "run").exists()
     from ganaug.data import load_data

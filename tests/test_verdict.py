@@ -75,7 +75,7 @@ def test_one_seed_is_untested_even_with_a_large_gain():
     assert (v["status"], v["winner"], v["seeds"]) == ("untested", None, 1)
     assert v["comparisons"]["real+gan"]["tested"] is False
     assert v["line"] == ("regime 10: untested (1 seed): best GAN arm real+gan +0.2500 vs the "
-                         "best control real+aug; run --seeds 3 or more")
+                         "best control real+aug; run 3 or more seeds")
 
 
 def test_regimes_without_a_gan_arm_or_a_control_are_not_comparable():

@@ -32,15 +32,15 @@ def experiment_folder(out) -> Path:
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise GanaugConfigError(f"--out {out} is a file, not a folder. Pass a new or empty "
-                                f"folder for the experiment.")
+        raise GanaugConfigError(f"out={str(out)!r} is a file, not a folder. Pass a new or "
+                                f"empty folder for the experiment.")
     if not out.is_dir() or (out / "cells").is_dir() or (out / "results.json").is_file():
         return out
     other = sorted(p.name for p in out.iterdir() if not _OUTPUTS.fullmatch(p.name))
     if other:
         shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
         raise GanaugConfigError(
-            f"--out {out} holds other files ({shown}) and no experiment (no cells/ or "
+            f"out={str(out)!r} holds other files ({shown}) and no experiment (no cells/ or "
             f"results.json), so its results would be mixed in with them. Pass a new or empty "
             f"folder.")
     return out

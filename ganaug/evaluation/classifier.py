@@ -61,7 +61,7 @@ def _is_resnet_like(model: nn.Module) -> bool:
 def check_stem(stem: str) -> None:
     """Raise a :class:`GanaugConfigError` (with a suggestion) unless ``stem`` is in STEMS."""
     if stem not in STEMS:
-        raise GanaugConfigError(f"Unknown stem '{stem}'. Use one of: {', '.join(STEMS)}."
+        raise GanaugConfigError(f"stem must be one of {', '.join(STEMS)}, got {stem!r}."
                                 + did_you_mean(str(stem), STEMS))
 
 
@@ -111,7 +111,7 @@ def create_classifier(name: str = "resnet18", *, num_classes: int, in_chans: int
     num_classes = check_int("num_classes", num_classes)
     image_size = check_int("image_size", image_size)
     if in_chans not in (1, 3):
-        raise GanaugConfigError(f"in_chans must be 1 or 3; got {in_chans!r}.")
+        raise GanaugConfigError(f"in_chans must be 1 or 3, got {in_chans!r}.")
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(int(seed))

@@ -133,29 +133,31 @@ class ExperimentSettings:
     def __post_init__(self) -> None:
         self.regimes = parse_regimes(self.regimes)
         self.arms = parse_arms(self.arms, self.imbalance)
-        self.seeds = check_int("seeds", self.seeds, maximum=MAX_SEED + 1, hint="(CLI: --seeds.)")
+        self.seeds = check_int("seeds", self.seeds, maximum=MAX_SEED + 1, hint="Use e.g. seeds=3.")
         self.first_seed = check_int("first_seed", self.first_seed, minimum=0,
-                                    maximum=MAX_SEED + 1 - self.seeds, hint="(CLI: --first-seed.)")
+                                    maximum=MAX_SEED + 1 - self.seeds,
+                                    hint="Use e.g. first_seed=0.")
         if self.replace_p is not None:
             check_float("replace_p", self.replace_p, minimum=0.0, maximum=1.0, open_min=True,
-                        hint="(CLI: --replace-p.)")
+                        hint="Use e.g. replace_p=0.5.")
         if self.synthetic_ratio is not None:
             check_float("synthetic_ratio", self.synthetic_ratio, minimum=0.0, open_min=True,
-                        hint="(CLI: --synthetic-ratio.)")
+                        hint="Use e.g. synthetic_ratio=1.0.")
         if self.min_confidence is not None:
             check_probability("min_confidence", self.min_confidence)
             self.arms = filter_first(self.arms)  # the real arm's classifier filters
         self.kd_temperature = check_float("kd_temperature", self.kd_temperature, minimum=0.0,
-                                          open_min=True, hint="(CLI: --kd-temperature.)")
+                                          open_min=True, hint="Use e.g. kd_temperature=4.")
         self.kd_alpha = check_float("kd_alpha", self.kd_alpha, minimum=0.0, maximum=1.0,
-                                    hint="(CLI: --kd-alpha.)")
+                                    hint="Use e.g. kd_alpha=0.5.")
         self.synthetic_loss_weight = check_float(
             "synthetic_loss_weight", self.synthetic_loss_weight, minimum=0.0, open_min=True,
-            hint="(CLI: --synthetic-loss-weight.)")
+            hint="Use e.g. synthetic_loss_weight=0.1.")
         if isinstance(self.teacher_backbone, str) and not self.teacher_backbone.strip():
-            raise GanaugConfigError("--teacher-backbone is empty; give a timm model name (e.g. "
-                                    "resnet18) or leave it out to use each seed's own "
-                                    "classifiers (real+aug, real+weighted).")
+            raise GanaugConfigError(f"teacher_backbone must be a timm model name (e.g. "
+                                    f"teacher_backbone='resnet18'), got "
+                                    f"{self.teacher_backbone!r}. Leave it out to use each "
+                                    "seed's own classifiers (real+aug, real+weighted).")
         # Before any cell trains, not when the first classifier is built.
         check_timm_name(self.backbone)
         if self.teacher_backbone is not None:
@@ -163,7 +165,7 @@ class ExperimentSettings:
         check_stem(self.stem)
         if self.imbalance is not None:
             self.imbalance = check_float("imbalance", self.imbalance, minimum=1.0,
-                                         hint="(CLI: --imbalance.)")
+                                         hint="Use e.g. imbalance=10.")
         for name in ("gan_steps", "image_size", "classifier_steps"):  # None: the default
             if getattr(self, name) is not None:
                 setattr(self, name, check_int(name, getattr(self, name)))
@@ -172,10 +174,10 @@ class ExperimentSettings:
                                     f"arguments, got {self.model_kwargs!r}.")
         if self.teacher_filter is not None:
             check_float("teacher_filter", self.teacher_filter, minimum=0.0, maximum=1.0,
-                        open_max=True, hint="(CLI: --teacher-filter.)")
+                        open_max=True, hint="Use e.g. teacher_filter=0.2.")
             if self.replace_p is not None:
                 raise GanaugConfigError(
-                    "--teacher-filter drops appended synthetic images, but --replace-p draws "
+                    "teacher_filter= drops appended synthetic images, but replace_p= draws "
                     "them inside each batch; use one of the two.")
             self.arms = teachers_first(self.arms, self.needs_teacher)
         self.classifier_steps = self.classifier_steps or EXPERIMENT_CLASSIFIER_STEPS

@@ -148,8 +148,9 @@ def timm_feature_extractor(spec: str, *, device: DeviceLike = None) -> FeatureEx
     name, sep, weights = str(spec).partition(":")
     if not sep or not name or not weights:
         raise GanaugConfigError(
-            f"--features must be NAME:WEIGHTS_FILE (e.g. inception_v3:./inception.safetensors); "
-            f"got {spec!r}. Leave it out to train a feature classifier on your data.")
+            f"features must be NAME:WEIGHTS_FILE (e.g. "
+            f"features='inception_v3:./inception.safetensors'), got {spec!r}. Leave it out to "
+            "train a feature classifier on your data.")
     check_timm_name(name)
     path = Path(weights).expanduser()
     state = read_state_dict(path, name)

@@ -69,8 +69,8 @@ def _weak_classifier_warning(accuracy: float, num_classes: int, gives_features: 
            "the fakes-recognised rates and the CAS ratio")
     return (f"WARNING: the feature classifier reaches only {100 * accuracy:.1f}% test accuracy "
             f"(chance {100 / num_classes:.1f}%, trusted from {100 * useful:.1f}%): {hit} are "
-            "NOT trustworthy. Train it longer (--classifier-steps 1000), give it more real "
-            "training data, or pass --features NAME:WEIGHTS.")
+            "NOT trustworthy. Train it longer (classifier_steps=1000), give it more real "
+            "training data, or pass features='NAME:WEIGHTS'.")
 
 
 def per_class_rows(result: dict[str, Any], classes: list[str]) -> list[dict[str, Any]]:
@@ -178,7 +178,7 @@ def _check_fakes_fit(generator, n_per_class: int) -> None:
             f"n_per_class={n_per_class} asks for {total:,} generated images of "
             f"{generator.channels}x{generator.image_size}x{generator.image_size}; with their "
             f"features they need about {human_bytes(need)}, but {human_bytes(have)} of memory "
-            f"is available. Ask for fewer (--n-per-class "
+            f"is available. Ask for fewer (n_per_class="
             f"{min(max(1, fits // len(generator.classes)), 1000)}; the default is the "
             "largest real class, at most 1000).")
 
@@ -191,11 +191,11 @@ def _check_neighbourhoods(num_classes: int, n_per_class: int, n_test: int, k_pr:
         raise GanaugDataError(
             f"{n_per_class * num_classes} generated images (n_per_class={n_per_class} x "
             f"{num_classes} classes) are too few for precision/recall, which needs more than "
-            f"k_pr={k_pr}. Use --n-per-class {k_pr // num_classes + 1} or more.")
+            f"k_pr={k_pr}. Use n_per_class={k_pr // num_classes + 1} or more.")
     if n_test <= k:
         raise GanaugDataError(
             f"The real test data has {n_test} images; precision/recall and density/coverage "
-            f"need more than {k}. Use a larger --test set.")
+            f"need more than {k}. Use a larger test set (test=).")
 
 
 def _finite_mean(values) -> float:

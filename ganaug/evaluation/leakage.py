@@ -120,8 +120,8 @@ def check_unseen(train, test) -> None:
         f"{shared:,} of the {len(test):,} test images are also training images of "
         f"{train.spec or 'the training data'}: the classifiers would be tested on what they "
         "learned from, and a generator that copies its training images would score well. "
-        "Give a --test set disjoint from --data, or leave --test out (and --split train) to "
-        "use the data's own test split."))
+        "Pass test= a set disjoint from data=, or leave test= out (with split='train') to use "
+        "the data's own test split."))
 
 
 def refuse_shared(pool, test, message) -> None:
@@ -163,5 +163,4 @@ def check_generator_unseen(generator: Any, train, test) -> None:
         f"The generator was trained on {spec}, which holds {shared:,} of the {len(test):,} "
         f"test images ({test.spec or 'the test data'}): it would be scored on images it was "
         "trained on, and copying them would look like quality. Evaluate a generator trained "
-        "on the training split only (ganaug train --split train), or pass a --test set it "
-        "never saw."))
+        "on the training split only (split='train'), or pass test= a set it never saw."))

@@ -106,7 +106,7 @@ def _class_weight_tensor(class_weights, labels: torch.Tensor | None,
 def _check_synthetic(synthetic, synthetic_weight: float, n_rows: int | None) -> torch.Tensor | None:
     """The checked ``(N,)`` bool mask of synthetic rows (None when no row is weighted)."""
     check_float("synthetic_weight", synthetic_weight, minimum=0.0, open_min=True,
-                hint="(CLI: --synthetic-loss-weight.)")
+                hint="Use e.g. synthetic_weight=0.1.")
     if synthetic is None:
         return None
     if n_rows is None:
@@ -179,15 +179,15 @@ def _check_train_args(steps, batch_size, optimizer="sgd", sampler="uniform", aug
     check_int("steps", steps)
     check_int("batch_size", batch_size, minimum=2, hint="Batch norm needs two images per batch.")
     if optimizer not in ("sgd", "adamw"):
-        raise GanaugConfigError(f"optimizer must be 'sgd' or 'adamw'; got {optimizer!r}.")
+        raise GanaugConfigError(f"optimizer must be 'sgd' or 'adamw', got {optimizer!r}.")
     if sampler not in ("uniform", "balanced"):
-        raise GanaugConfigError(f"sampler must be 'uniform' or 'balanced' (oversampling); got "
+        raise GanaugConfigError(f"sampler must be 'uniform' or 'balanced' (oversampling), got "
                                 f"{sampler!r}.")
     if augment not in (None, "none", "standard"):
         raise GanaugConfigError(f"augment must be None or 'standard' (random crop with padding "
-                                f"+ flip where it suits); got {augment!r}.")
+                                f"+ flip where it suits), got {augment!r}.")
     if not 0.0 <= label_smoothing < 1.0:
-        raise GanaugConfigError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}.")
+        raise GanaugConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}.")
 
 
 def train_classifier(model: nn.Module, train_data, *, steps: int = 300, batch_size: int = 128,

@@ -27,27 +27,33 @@ __all__ = ["check_disjoint", "check_gan_config", "check_gan_size", "check_no_lea
            "settings_digest", "train_gan"]
 
 
+#: What ``per_class`` (the regimes) accepts, and an example.
+_REGIMES = ("positive integers or 'all', comma-separated or as a list",
+            "Use e.g. per_class='10,50,all'.")
+
+
 def parse_regimes(per_class: str | Sequence) -> list[str]:
     """``"10,50,all"`` -> ``["10", "50", "all"]`` (checked, spelled one way: ``010`` is ``10``,
     ``ALL`` is ``all``; a regime named twice is refused)."""
     if isinstance(per_class, int) and not isinstance(per_class, bool):
         per_class = [per_class]  # per_class=10: one regime
     if not isinstance(per_class, (str, Sequence)):
-        raise GanaugConfigError(f"--per-class takes positive integers or 'all', comma-separated "
-                                f"(e.g. 10,50,all) or as a list; got {per_class!r}.")
+        raise GanaugConfigError(f"per_class must be {_REGIMES[0]}, got {per_class!r}. "
+                                f"{_REGIMES[1]}")
     items = per_class.split(",") if isinstance(per_class, str) else [str(v) for v in per_class]
     regimes: list[str] = []
     for item in (i.strip().lower() for i in items if i.strip()):
         if item != "all" and not (item.isascii() and item.isdigit() and int(item) > 0):
-            raise GanaugConfigError(f"--per-class takes positive integers or 'all', comma-"
-                                    f"separated (e.g. 10,50,all); got {item!r}.")
+            raise GanaugConfigError(f"per_class must be {_REGIMES[0]}, got {item!r} in "
+                                    f"{per_class!r}. {_REGIMES[1]}")
         regime = item if item == "all" else str(int(item))
         if regime in regimes:
-            raise GanaugConfigError(f"--per-class names {regime} twice; name each regime once "
-                                    f"(e.g. 10,50,all).")
+            raise GanaugConfigError(f"per_class names {regime} twice, got {per_class!r}; name "
+                                    f"each regime once. {_REGIMES[1]}")
         regimes.append(regime)
     if not regimes:
-        raise GanaugConfigError("--per-class is empty; give e.g. 10,50,all.")
+        raise GanaugConfigError(f"per_class names no regime, got {per_class!r}. "
+                                f"{_REGIMES[1]}")
     return regimes
 
 
@@ -62,7 +68,7 @@ def load_regime(data: str, regime: str, *, seed: int, test: str | None, image_si
 def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
                    image_size: int | None, channels: int | None) -> LabeledImages:
     """Refuse a ``test`` set of which more than :data:`~ganaug.evaluation.leakage.MAX_SHARED` are images (pixel for pixel)
-    of the training pool the regimes draw from: for example ``--test`` naming ``--data`` itself.
+    of the training pool the regimes draw from: for example ``test`` naming ``data`` itself.
     Without ``test`` the data's own split is checked too: a held-out split is disjoint by
     index, but a folder's ``train/`` (or an npz's ``x_train``) can hold copies of its test images.
 
@@ -77,10 +83,10 @@ def check_disjoint(data: str, test: str | None, test_data: LabeledImages, *,
     if test is None:
         why = ("its own train split holds copies of its test split, so the accuracy would be "
                "measured on what the classifiers learned from. Remove the copies from the "
-               "training images, or pass a --test set disjoint from them.")
+               "training images, or pass test= a set disjoint from them.")
     else:
-        why = ("the accuracy would be measured on what the classifiers learned from. Give a "
-               "--test set disjoint from --data (or leave --test out to use the data's own "
+        why = ("the accuracy would be measured on what the classifiers learned from. Pass "
+               "test= a set disjoint from data= (or leave test= out to use the data's own "
                "test split).")
     refuse_shared(pool.images, test_data, lambda shared: (
         f"{shared:,} of the {len(test_data):,} test images are also training images of "
@@ -118,14 +124,14 @@ def check_no_leakage(generator, subset, test, *, path: str = "the generator") ->
         raise GanaugDataError(
             f"{path} records no training-data fingerprint, so ganaug cannot check that it never "
             f"saw the test split ({test.spec}). Use a generator trained by ganaug, or leave out "
-            "--generator to train one per regime.")
+            "generator= to train one per regime.")
     if recorded == subset.fingerprint():
         return
     raise GanaugDataError(
         f"{path} was trained on {spec} (fingerprint {recorded[:12]}), not on this regime's "
         f"training subset {subset.spec} ({subset.fingerprint()[:12]}). It may have seen images "
         f"outside the subset or from the test split {test.spec}, which would inflate the GAN "
-        "arms. Leave out --generator (a GAN is trained on each subset), or pass one trained on "
+        "arms. Leave out generator= (a GAN is trained on each subset), or pass one trained on "
         "exactly that subset.")
 
 
@@ -168,8 +174,8 @@ def check_gan_size(gan_arms: list[str], gan_config: dict[str, Any], image_size: 
         raise GanaugConfigError(
             f"The GAN arms ({', '.join(gan_arms)}) need a generator of {image_size}x{image_size} "
             f"images, but arch '{cfg.arch}' makes sizes {', '.join(map(str, sizes))}. Resize "
-            f"the data (--size {fit}), give a --generator of this size, or leave the GAN arms "
-            "out (--arms).")
+            f"the data (image_size={fit}), give a generator= of this size, or leave the GAN "
+            "arms out (arms=).")
 
 
 def settings_digest(settings: dict[str, Any]) -> str:
@@ -191,15 +197,15 @@ def check_gan_config(gan_config: dict[str, Any] | None, *, generator: str | None
     is trained, so ``gan_config`` and ``gan_steps`` are refused: they would do nothing."""
     if generator and (gan_config or gan_steps is not None):
         raise GanaugConfigError(
-            f"--generator {generator} is used as given, so no GAN is trained and --gan-steps / "
-            f"--gan-config would do nothing: leave out those two, or leave out --generator to "
-            f"train a GAN per regime and seed.")
+            f"generator={str(generator)!r} is used as given, so no GAN is trained and "
+            f"gan_steps= / gan_config= would do nothing: leave out those two, or leave out "
+            f"generator= to train a GAN per regime and seed.")
     fields = dict(gan_config or {})
     for key in _EXPERIMENT_GAN_FIELDS:
         if key in fields:
             raise GanaugConfigError(
                 f"gan_config sets {key!r}, which the experiment sets itself for every GAN "
-                "(the regime's subset, its seed, the folder; steps: gan_steps / --gan-steps); "
+                "(the regime's subset, its seed, the folder; steps: gan_steps=); "
                 "leave it out.")
     check_keys(fields, "gan_config")
     cfg = TrainConfig(**fields)  # the values, checked and normalised as `ganaug train` does

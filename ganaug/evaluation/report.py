@@ -74,7 +74,7 @@ def summarize(cells: list[dict[str, Any]], regimes: Sequence[str], arms: Sequenc
 
 #: Printed under a table with a single-seed difference.
 UNTESTED_NOTE = ("untested: a difference from one seed has no spread, interval or p-value and "
-                 "may be noise; run --seeds 3 or more before acting on it.")
+                 "may be noise; run 3 or more seeds before acting on it.")
 
 
 def _fmt_ci(stat: dict[str, Any]) -> str:

@@ -112,7 +112,7 @@ def regime_verdict(cells: list[dict[str, Any]], regime: str, arms: Sequence[str]
         out["status"] = "untested"
         c = out["comparisons"][top]
         out["line"] = (f"regime {regime}: untested (1 seed): best GAN arm {top} "
-                       f"{c['mean']:+.4f} vs the best control {best}; run --seeds 3 or more")
+                       f"{c['mean']:+.4f} vs the best control {best}; run 3 or more seeds")
     else:
         out["status"] = "no win"
         c = out["comparisons"][top]

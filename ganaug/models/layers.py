@@ -62,11 +62,11 @@ def check_image_size(arch: str, image_size: Any, sizes: tuple[int, ...] = SUPPOR
     """
     if isinstance(image_size, bool) or image_size not in sizes:
         near = (f"the nearest is {nearest_size(sizes, image_size)}: "
-                f"--size {nearest_size(sizes, image_size)}" if isinstance(image_size, int)
-                else "one of those")
+                f"image_size={nearest_size(sizes, image_size)}" if isinstance(image_size, int)
+                else "image_size= one of those")
         raise GanaugConfigError(
             f"Arch '{arch}' cannot make {image_size}x{image_size} images; it supports sizes "
-            f"{', '.join(map(str, sizes))}. Resize the data with --size ({near})."
+            f"{', '.join(map(str, sizes))}. Resize the data ({near})."
         )
     return int(image_size)
 
@@ -82,7 +82,7 @@ def check_square(height: int, width: int, sizes: tuple[int, ...] = SUPPORTED_SIZ
     real and fake batches would not fit together (torch failed inside D's first step).
 
     Raises:
-        GanaugDataError: ``height != width``, naming a ``--size`` among ``sizes``.
+        GanaugDataError: ``height != width``, naming an ``image_size`` among ``sizes``.
     """
     if int(height) != int(width):
         from ganaug.errors import GanaugDataError
@@ -90,8 +90,8 @@ def check_square(height: int, width: int, sizes: tuple[int, ...] = SUPPORTED_SIZ
         fit = nearest_size(sizes, max(int(height), int(width)))
         raise GanaugDataError(
             f"The images are {width}x{height} (width x height), not square, and a GAN makes "
-            f"square images. Resize them all with --size N (image_size=N; non-square images are "
-            f"stretched), e.g. --size {fit}.")
+            f"square images. Resize them all with image_size=N (non-square images are "
+            f"stretched), e.g. image_size={fit}.")
 
 
 def check_common(arch: str, num_classes: Any, channels: Any) -> None:

@@ -59,7 +59,7 @@ def _lookup(arch: str) -> tuple[type[nn.Module], type[nn.Module]]:
     _ensure_builtin()
     if arch not in _ARCHS:
         raise GanaugConfigError(
-            f"Unknown arch '{arch}'. Available: {', '.join(sorted(_ARCHS))}."
+            f"arch must be one of {', '.join(sorted(_ARCHS))}, got {arch!r}."
             + did_you_mean(arch, _ARCHS)
         )
     return _ARCHS[arch]

@@ -68,7 +68,7 @@ def check_data(data: LabeledImages, batch_size: int, dist: DistInfo) -> None:
         per = f", {n_rank} per process ({dist.world} processes)" if dist.enabled else ""
         raise GanaugDataError(
             f"The dataset has {len(data)} images{per} — fewer than one batch of "
-            f"{batch_size}. Use a smaller batch, e.g. --batch {max(1, n_rank // 2)}, "
+            f"{batch_size}. Use a smaller batch, e.g. batch_size={max(1, n_rank // 2)}, "
             "or more data.")
     labels = data.labels
     if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= data.num_classes):
@@ -89,7 +89,7 @@ def check_workers(num_workers: int) -> None:
     if num_workers > most:
         raise GanaugConfigError(
             f"num_workers={num_workers} would start {num_workers:,} worker processes; this "
-            f"machine has {cpus} CPUs, so ganaug allows at most {most}. Use --workers 0 (batches "
+            f"machine has {cpus} CPUs, so ganaug allows at most {most}. Use num_workers=0 (batches "
             "are slices of an in-memory tensor) or a few.")
 
 

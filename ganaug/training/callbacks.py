@@ -156,8 +156,8 @@ class DivergenceGuard(Callback):
                 else "No checkpoint was written yet; ")
         raise GanaugTrainingError(
             f"Training diverged: the {which} loss became NaN/Inf at generator step {at}. "
-            f"{kept}try a lower learning rate (--lr-g/--lr-d, e.g. half of {trainer.cfg.lr_d:g}), "
-            "an R1 penalty (r1_gamma: 0.1-10 in the YAML), --no-amp, and check the data "
+            f"{kept}try a lower learning rate (lr_g=/lr_d=, e.g. half of {trainer.cfg.lr_d:g}), "
+            "an R1 penalty (the TrainConfig field r1_gamma, 0.1-10), amp=False, and check the data "
             "(ganaug data info).")
 
 

@@ -152,14 +152,14 @@ class RunDir:
     def _damaged(self, why: str) -> GanaugTrainingError:
         return GanaugTrainingError(
             f"The checkpoint {str(self.ckpt_path)!r} is damaged or not a checkpoint of this "
-            f"run: {why}. Start a new run with another --out (or restore the run's files).")
+            f"run: {why}. Start a new run with another out= (or restore the run's files).")
 
     def refuse_overwrite(self) -> None:
         """Refuse a new run in a folder that is not new or empty (it would clobber a model,
         append to old metrics, or mix run files into a dataset); stale temp files don't count.
 
         Raises:
-            GanaugTrainingError: the folder holds a run (``--resume`` continues it), other
+            GanaugTrainingError: the folder holds a run (``resume=True`` continues it), other
                 files, is a file, or cannot be written.
         """
         # Rank 0 alone: the others would race with its own writes (the writability probe,
@@ -169,11 +169,11 @@ class RunDir:
             return
         if self.has_checkpoint():
             raise GanaugTrainingError(
-                f"{str(self.out)!r} already holds a run (checkpoints/last.pt). Pass --resume to "
-                "continue it, or choose another --out for a new run.")
+                f"{str(self.out)!r} already holds a run (checkpoints/last.pt). Pass resume=True to "
+                "continue it, or choose another out= for a new run.")
         if self.out.exists() and not self.out.is_dir():
             raise GanaugTrainingError(
-                f"--out {str(self.out)!r} is a file, not a folder. Pass a new or empty folder.")
+                f"out={str(self.out)!r} is a file, not a folder. Pass a new or empty folder.")
         litter = set(self.temp_files())  # a killed save's, deleted once the folder is free
         held = sorted(p.name for p in self.out.iterdir() if p not in litter
                       ) if self.out.is_dir() else []
@@ -182,7 +182,7 @@ class RunDir:
             raise GanaugTrainingError(
                 f"{str(self.out)!r} already holds files ({', '.join(held[:5])}{more}), so a new "
                 "run there could overwrite a model, mix its metrics with old ones or pollute a "
-                "dataset. Choose another --out (a new or empty folder), or delete this one if "
+                "dataset. Choose another out= (a new or empty folder), or delete this one if "
                 "nothing in it is needed.")
         self.remove_temp_files()
         self.check_writable()
@@ -204,7 +204,7 @@ class RunDir:
         except OSError as err:
             raise GanaugTrainingError(
                 f"cannot write the run folder {str(self.out)!r}: {os_problem(err)}. Choose "
-                "another --out.") from err
+                "another out=.") from err
 
     def remove_made_folders(self) -> None:
         """Remove the folders :meth:`check_writable` created while they are still empty: a run
@@ -256,7 +256,7 @@ class RunDir:
             raise GanaugTrainingError(
                 f"Cannot resume {str(self.out)!r}: the architecture changed.\n  "
                 + "\n  ".join(diffs)
-                + "\nResume with the original settings, or start a new run with another --out.")
+                + "\nResume with the original settings, or start a new run with another out=.")
         if ckpt.get("data_fingerprint") != fingerprint:
             # The model file records one training set: a run resumed on other images would
             # name only those, and one that began on the test images would pass as clean.
@@ -266,7 +266,7 @@ class RunDir:
                 f"checkpoint's (it began on {began!s:.200}; now {cfg.data!s:.200}, and the "
                 "images, labels or class names are not the same). A resumed run continues on "
                 "the images it began on. Resume with the original data, or start a new run "
-                "(another --out) to train on these.")
+                "(another out=) to train on these.")
         notes = []
         changed = [k for k, v in cfg.to_dict().items()
                    if k not in ("steps", "resume", "device", "out") and saved.get(k) != v]
@@ -309,14 +309,14 @@ class RunDir:
         path = self.ckpt_path
         if not path.is_file():
             raise GanaugTrainingError(
-                f"No checkpoint at {str(path)!r}, so there is nothing to resume. Check --out, or "
-                "drop --resume to start a new run.")
+                f"No checkpoint at {str(path)!r}, so there is nothing to resume. Check out=, or "
+                "drop resume=True to start a new run.")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for damaged / foreign files
             raise GanaugTrainingError(
                 f"Cannot read the checkpoint {str(path)!r} ({type(err).__name__}: {err}). It is "
-                "damaged or not a ganaug checkpoint; start a new run with another --out.") from err
+                "damaged or not a ganaug checkpoint; start a new run with another out=.") from err
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise GanaugTrainingError(
                 f"{str(path)!r} is not a ganaug checkpoint of format {CHECKPOINT_FORMAT}.")
@@ -339,7 +339,7 @@ class RunDir:
                     f"The checkpoint {str(self.ckpt_path)!r} does not fit this run: "
                     f"{type(obj).__name__} cannot load it ({type(err).__name__}: "
                     f"{problem[:300]}). It is damaged or comes from another network; resume "
-                    "with the run's own checkpoint, or start a new run with another --out."
+                    "with the run's own checkpoint, or start a new run with another out=."
                 ) from err
 
     # -- metrics ----------------------------------------------------------------------------

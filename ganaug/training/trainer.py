@@ -61,8 +61,8 @@ def check_image_size(cfg: TrainConfig) -> None:
         raise GanaugConfigError(
             (f"Arch {cfg.arch!r} cannot make" if cfg.arch else "No registered arch makes")
             + f" {n}x{n} images "
-            f"(image_size / --size {n}); it supports sizes {', '.join(map(str, sizes))}, the "
-            f"nearest is {nearest_size(sizes, n)}: --size {nearest_size(sizes, n)}. Images are "
+            f"(image_size={n}); it supports sizes {', '.join(map(str, sizes))}, the "
+            f"nearest is {nearest_size(sizes, n)}: image_size={nearest_size(sizes, n)}. Images are "
             "resized to it before training.")
 
 
@@ -263,8 +263,8 @@ class Trainer:
     def _loop(self) -> dict[str, Any]:
         cfg = self.cfg
         if self.step >= cfg.steps:
-            self.log(f"the run is already at step {self.step} >= --steps {cfg.steps}; raise "
-                     "--steps to train longer.")
+            self.log(f"the run is already at step {self.step}, at or past its {cfg.steps} steps; "
+                     "raise steps to train longer.")
             return self._summary()
         self.callbacks.on_fit_start(self)
         t0, wall0 = time.perf_counter(), self.wall_time
@@ -285,10 +285,10 @@ class Trainer:
             where = (f"the last checkpoint {str(path)!r}" if path.is_file()
                      else "nothing (no checkpoint was written yet)")
             return (f"Interrupted inside step {self.step + 1}; that step is lost. Resume from "
-                    f"{where} with the same command plus --resume.")
+                    f"{where} with the same arguments plus resume=True.")
         return (f"Interrupted at step {self.step} of {self.cfg.steps}; checkpoint written to "
-                f"{str(path)!r}. Resume with the same command plus --resume "
-                f"(--out {self.run.out}).")
+                f"{str(path)!r}. Resume with the same arguments plus resume=True "
+                f"(out={str(self.run.out)!r}).")
 
     def _summary(self) -> dict[str, Any]:
         return {"out": str(self.run.out), "generator": str(self.run.generator_path),
