@@ -186,23 +186,8 @@ def test_no_private_names_cross_modules(module):
     assert problems == [], f"{module} reaches into another module's private names: {problems}"
 
 
-#: Modules known to be over MAX_LINES, each with why (strict: the mark must go once it fits).
-OVER_SIZE = {
-    "ganaug/evaluation/experiment.py": (
-        "package: experiment.py grew from 443 to 453 lines in #31 (the Distiller of the +kd "
-        "arms, cell_distiller); split it"),
-}
-
-
-def _size_params():
-    for path in sorted(PACKAGE.rglob("*.py")):
-        name = str(path.relative_to(PACKAGE.parent))
-        marks = ([pytest.mark.xfail(reason=OVER_SIZE[name], strict=True)]
-                 if name in OVER_SIZE else [])
-        yield pytest.param(path, id=name, marks=marks)
-
-
-@pytest.mark.parametrize("path", list(_size_params()))
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(PACKAGE.parent)))
 def test_module_size(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it (STYLE: ~400 at most)"

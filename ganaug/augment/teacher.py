@@ -116,6 +116,7 @@ class Teacher:
                  temperature: float = TEMPERATURE, label_weight: float = LABEL_WEIGHT,
                  drop_hardest: float = DROP_HARDEST,
                  min_confidence: float | None = None) -> None:
+        """Wrap ``model``; the arguments are described in :class:`Teacher`."""
         if isinstance(model, Teacher):
             raise GanaugConfigError("model= is already a Teacher; pass it as teacher= directly.")
         if isinstance(model, (str, os.PathLike)):
