@@ -76,6 +76,15 @@ def normalize(images: torch.Tensor, mean: torch.Tensor | Sequence[float],
     return (images - mean_t.reshape(shape)) / std_t.reshape(shape)
 
 
+def unnormalize(images: torch.Tensor, mean: torch.Tensor | Sequence[float],
+                std: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    """The inverse of :func:`normalize`, clamped to [0, 1]: float32 ``images * std + mean``."""
+    images = images.float()
+    mean_t = torch.as_tensor(mean, dtype=images.dtype, device=images.device).reshape(-1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=images.dtype, device=images.device).reshape(-1, 1, 1)
+    return (images * std_t + mean_t).clamp(0, 1)
+
+
 # -- reading image files --------------------------------------------------------------------------
 #: Most pixels ganaug decodes from one file (PIL's own bomb limit, ~89 M: a 9,459 x 9,459 image).
 MAX_DECODED_PIXELS = 89_478_485

@@ -410,3 +410,9 @@ def test_cache_folders_that_look_like_modes_are_still_folders(tiny_generator, tm
     with pytest.raises(GanaugTypeError, match=r"cache must be None, 'memory' or a folder path, "
                                               r"got True \(bool\)"):
         SyntheticDataset(tiny_generator, 1, cache=True)
+
+
+def test_classes_with_labels_that_are_not_consecutive_are_refused(tiny_generator):
+    with pytest.raises(GanaugDataError, match=r"classes= must use the labels 0\.\.1, got "
+                                              r"\{'a': 0, 'c': 2\}"):
+        SyntheticDataset(tiny_generator, 2, classes={"a": 0, "c": 2})

@@ -231,7 +231,7 @@ def test_npz_missing_file_and_missing_arrays(tmp_path):
 # -- torchvision ----------------------------------------------------------------------------------
 def test_torchvision_missing_files_say_how_to_fix(tmp_path):
     with pytest.raises(GanaugDataError, match=r"CIFAR10 is not in .*download=True.*torchvision:CIFAR10:ROOT"):
-        load_data("torchvision:cifar10", root=str(tmp_path))
+        load_data("torchvision:cifar10", root=str(tmp_path), download=False)  # offline
     with pytest.raises(GanaugDataError, match=r"MNIST is not in"):
         load_data(f"torchvision:Mnist:{tmp_path}", split="train")
 

@@ -169,6 +169,16 @@ class ClassMap:
         labels are the generator's indices or the map is unbound."""
         return list(self._list) if self.mapping is not None else None
 
+    def ordered_names(self) -> list[str]:
+        """The dataset's class names by label, refusing labels that are not ``0..n-1`` (a
+        dataset of consecutive labels, as a label space for generated items needs)."""
+        n = len(self.mapping)
+        if sorted(self.mapping.values()) != list(range(n)):
+            raise GanaugDataError(
+                f"{self.what} must use the labels 0..{n - 1}, got {self.mapping}. Relabel the "
+                "dataset, or pass classes= with consecutive labels.")
+        return sorted(self.mapping, key=self.mapping.__getitem__)
+
     @property
     def num_labels(self) -> int:
         """How many labels there are: ``max(label) + 1`` (the generator's class count when

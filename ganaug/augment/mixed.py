@@ -145,10 +145,10 @@ class MixedDataset(Dataset):
         self.real_counts = np.bincount(np.asarray(self.real_targets, dtype=np.int64),
                                        minlength=len(self.classes)).tolist()
         self.synthetic = given
-        self.teacher = check_teacher(teacher, len(self.classes), where="MixedDataset")
         if given is not None and teacher is not None:
             raise GanaugConfigError("teacher= goes to the SyntheticDataset when one is given: "
                                     "SyntheticDataset(..., teacher=teacher).")
+        self.teacher = check_teacher(teacher, len(self.classes), where="MixedDataset")
         if self.teacher is not None:
             self._check_teacher(source)
         self._append(source, ratio, balance)
@@ -180,12 +180,8 @@ class MixedDataset(Dataset):
                     "fit. Pass the real dataset's class names as classes=.")
             return None
         class_map = ClassMap(gen_classes, mapping, where="MixedDataset", what=what)
-        if sorted(mapping.values()) != list(range(len(mapping))):
-            raise GanaugDataError(
-                f"The real dataset's class_to_idx must use the labels 0..{len(mapping) - 1}, "
-                f"got {mapping}. Relabel it, or pass classes= with consecutive labels.")
+        self.classes = class_map.ordered_names()
         self.class_to_idx = dict(mapping)
-        self.classes = sorted(mapping, key=mapping.__getitem__)
         class_map.to_generator(torch.as_tensor(self.real_targets, dtype=torch.int64))
         return class_map.table
 
@@ -257,12 +253,13 @@ class MixedDataset(Dataset):
         return needed
 
     def _nothing_added(self, ratio, balance) -> str:
-        counts = ", ".join(f"{n}" for n in self.real_counts[:10])
+        counts = ", ".join(str(n) for n in self.real_counts[:10])
+        if len(self.real_counts) > 10:
+            counts += ", ..."
         if balance is not None and ratio is None:
             return (f"balance={balance!r} adds no synthetic image: the real classes already "
-                    f"reach its targets (counts {counts}{', ...' if len(self.real_counts) > 10 else ''}"
-                    "). To add images to balanced data, give a budget: ratio=0.5 with "
-                    f"balance={balance!r}, or ratio= alone.")
+                    f"reach its targets (counts {counts}). To add images to balanced data, give "
+                    f"a budget: ratio=0.5 with balance={balance!r}, or ratio= alone.")
         return (f"ratio={ratio!r} adds no synthetic image to {len(self.real_targets)} real ones "
                 "(round(ratio * len(real)) is 0); use a larger ratio.")
 

@@ -25,6 +25,7 @@ from ganaug._checks import (
     check_truncation,
 )
 from ganaug._devices import check_device
+from ganaug._imaging import unnormalize
 from ganaug._seeding import WorkerStream, worker_stream_seed
 from ganaug.augment.batch import (
     check_params,
@@ -341,10 +342,7 @@ class BatchMixer:
         """Measure the teacher on the batch's real rows until it has seen ``CHECK_ROWS``."""
         if self.teacher.real_rows >= CHECK_ROWS:
             return
-        real = x
-        if self.mean is not None:  # back to [0, 1], what the teacher takes
-            mean, std = (v.to(x.device).view(-1, 1, 1) for v in (self.mean, self.std))
-            real = (x.float() * std + mean).clamp(0, 1)
+        real = x if self.mean is None else unnormalize(x, self.mean, self.std)  # [0, 1]
         labels = y.argmax(1) if soft else y
         self.teacher.check(real, labels.long(), min_rows=CHECK_ROWS)
 

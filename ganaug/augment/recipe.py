@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ganaug._checks import check_float
+from ganaug._imaging import unnormalize
 from ganaug.augment.batch import check_soft_targets
 from ganaug.augment.teacher import Teacher, check_teacher, parse_stats
 from ganaug.errors import GanaugConfigError, GanaugDataError
@@ -71,8 +72,7 @@ class Distiller:
         """``(N, K)`` float32 targets of uint8 or [0, 1] ``images`` with ``labels`` ((N,) int
         or (N, K) soft), on the images' device."""
         if self.mean is not None and images.is_floating_point():  # back to [0, 1]
-            mean, std = (v.to(images.device).view(-1, 1, 1) for v in (self.mean, self.std))
-            images = (images.float() * std + mean).clamp(0, 1)
+            images = unnormalize(images, self.mean, self.std)
         return self.teacher.targets(self.teacher.logits(images), labels)
 
     def weights(self, synthetic_mask: torch.Tensor | None, n: int,

@@ -151,10 +151,8 @@ class SyntheticDataset(FromSource, Dataset):
         if mapping is None or mapping == GENERATOR_ORDER:
             self.classes, self.class_to_idx = gen, {name: k for k, name in enumerate(gen)}
             return list(range(len(gen)))
-        ClassMap(gen, mapping, where="SyntheticDataset")  # refuses names the generator lacks
-        if sorted(mapping.values()) != list(range(len(mapping))):
-            raise GanaugConfigError(f"classes= must use the labels 0..{len(mapping) - 1}, "
-                                    f"got {mapping}.")
+        # refuses names the generator lacks and labels that are not 0..n-1
+        self.classes = ClassMap(gen, mapping, where="SyntheticDataset").ordered_names()
         if per_class:  # n images of each of the dataset's classes
             self.counts = [n if name in mapping else 0 for name, n in zip(gen, self.counts)]
         unlabelled = [name for name, n in zip(gen, self.counts) if n and name not in mapping]
@@ -163,7 +161,6 @@ class SyntheticDataset(FromSource, Dataset):
                 f"counts asks for class(es) {', '.join(unlabelled)}, which classes= does not "
                 f"name ({', '.join(mapping)}): their images would have no label.")
         self.class_to_idx = dict(mapping)
-        self.classes = sorted(mapping, key=mapping.__getitem__)
         return [mapping.get(name, -1) for name in gen]
 
     # -- indexing ---------------------------------------------------------------------------

@@ -138,7 +138,8 @@ class Teacher:
         self._setup_input(model, expects, mean, std)
         self._ran = False  # a first call that fails is reported with the images it got
         self._real = [0, 0]  # real rows checked, and those whose label is the top class
-        self._drawn: dict[int, list[int]] = {}  # intended class -> [candidates, agree, kept]
+        #: Per intended class: candidates, those whose top class it is, those kept (rows).
+        self._drawn = torch.zeros(3, 0, dtype=torch.int64)
 
     def _setup_input(self, model: Any, expects: str | None, mean, std) -> None:
         config = getattr(model, "ganaug_config", None)
@@ -329,13 +330,13 @@ class Teacher:
         n_drop = math.floor(self.drop_hardest * len(logits) + 0.5)
         if n_drop:  # highest loss = lowest log-probability; ties: the earlier candidate goes
             keep[torch.sort(logp, stable=True).indices[:n_drop]] = False
+        k = logits.shape[1]
         agree = logits.argmax(1) == intended
-        for cls in intended.unique().tolist():
-            rows = intended == cls
-            counts = self._drawn.setdefault(int(cls), [0, 0, 0])
-            counts[0] += int(rows.sum())
-            counts[1] += int((agree & rows).sum())
-            counts[2] += int((keep & rows).sum())
+        counts = torch.stack([torch.bincount(intended, weights, minlength=k).long().cpu()
+                              for weights in (None, agree.double(), keep.double())])
+        if self._drawn.shape[1] < k:
+            self._drawn = torch.nn.functional.pad(self._drawn, (0, k - self._drawn.shape[1]))
+        self._drawn[:, :k] += counts
         return keep
 
     def _labels(self, labels: Any, n: int, k: int, device: torch.device) -> torch.Tensor:
@@ -405,10 +406,10 @@ class Teacher:
         def name(c: int) -> str | int:
             return class_names[c] if class_names is not None and c < len(class_names) else c
 
-        drawn = sorted(self._drawn.items())
+        drawn = [(c, *self._drawn[:, c].tolist()) for c in range(self._drawn.shape[1])]
         return {"real_agreement": self.real_agreement, "real_rows": self._real[0],
-                "synthetic_agreement": {name(c): a / n for c, (n, a, _) in drawn if n},
-                "acceptance": {name(c): kept / n for c, (n, _, kept) in drawn if n}}
+                "synthetic_agreement": {name(c): a / n for c, n, a, _ in drawn if n},
+                "acceptance": {name(c): kept / n for c, n, _, kept in drawn if n}}
 
 
 def input_channels(model: Any) -> int | None:
